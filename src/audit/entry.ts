@@ -1,0 +1,97 @@
+// One audit line: its shape, its exact serialisation and the hash that chains it to the next.
+//
+// A line is the JSON below followed by '\n'; keys always in this order:
+//   {"seq":n,"time":ISO,"actor":…,"socket":…,"mailbox":…,"action":…,"result":…,"reason":…,
+//    "ip":…,"country":…,"details"?:{…},"prev":"<64 hex>"}
+// `prev` is the SHA-256 (hex) of the previous line's bytes, newline excluded, or 64 zeros for the
+// first line ever written. Hashing the exact bytes, not a re-serialisation, means verification
+// never depends on how a JSON library orders keys or escapes text.
+
+import { createHash } from 'node:crypto';
+
+export type AuditActor = 'admin' | 'self' | 'hook' | 'daemon' | `domain-admin:${string}`;
+export type AuditSocket = 'admin' | 'hook' | null;
+
+/** What a caller records; the log adds seq, time and prev. */
+export interface AuditEvent {
+  actor: AuditActor;
+  socket?: AuditSocket;
+  mailbox?: string | null;
+  action: string;
+  result: string;
+  reason?: string | null;
+  ip?: string | null;
+  country?: string | null;
+  details?: Record<string, unknown>;
+}
+
+/** A line as stored. */
+export interface AuditEntry {
+  seq: number;
+  time: string;
+  actor: AuditActor;
+  socket: AuditSocket;
+  mailbox: string | null;
+  action: string;
+  result: string;
+  reason: string | null;
+  ip: string | null;
+  country: string | null;
+  details?: Record<string, unknown>;
+  prev: string;
+}
+
+export const GENESIS_PREV = '0'.repeat(64);
+const HEX64 = /^[0-9a-f]{64}$/;
+const ACTOR = /^(admin|self|hook|daemon|domain-admin:.+)$/;
+
+export function lineHash(line: Buffer): string {
+  return createHash('sha256').update(line).digest('hex');
+}
+
+export function serialiseEntry(entry: AuditEntry): string {
+  const ordered: Record<string, unknown> = {
+    seq: entry.seq,
+    time: entry.time,
+    actor: entry.actor,
+    socket: entry.socket,
+    mailbox: entry.mailbox,
+    action: entry.action,
+    result: entry.result,
+    reason: entry.reason,
+    ip: entry.ip,
+    country: entry.country,
+  };
+  if (entry.details !== undefined) ordered.details = entry.details;
+  ordered.prev = entry.prev;
+  return JSON.stringify(ordered);
+}
+
+function isNullableString(value: unknown): value is string | null {
+  return value === null || typeof value === 'string';
+}
+
+/** The entry on `line`, or a description of what is wrong with it. */
+export function parseEntry(line: Buffer): AuditEntry | string {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line.toString('utf8'));
+  } catch {
+    return 'not valid JSON';
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'not a JSON object';
+  const e = raw as Record<string, unknown>;
+  if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1) return '"seq" is not a positive integer';
+  if (typeof e.time !== 'string' || Number.isNaN(Date.parse(e.time))) return '"time" is not an ISO date';
+  if (typeof e.actor !== 'string' || !ACTOR.test(e.actor)) return '"actor" is not a known actor';
+  if (e.socket !== null && e.socket !== 'admin' && e.socket !== 'hook') return '"socket" is not admin, hook or null';
+  if (typeof e.action !== 'string' || typeof e.result !== 'string') return '"action" or "result" is not a string';
+  for (const field of ['mailbox', 'reason', 'ip', 'country'] as const) {
+    if (!isNullableString(e[field])) return `"${field}" is not a string or null`;
+  }
+  if (e.details !== undefined && (typeof e.details !== 'object' || e.details === null || Array.isArray(e.details))) {
+    return '"details" is not an object';
+  }
+  if (typeof e.prev !== 'string' || !HEX64.test(e.prev)) return '"prev" is not 64 hex digits';
+  return e as unknown as AuditEntry;
+}

@@ -1,0 +1,59 @@
+// Printing and exiting for the command layer: data to stdout, errors to stderr with a hint,
+// distinct exit codes. The only place (with its siblings in cli/) that writes to the terminal.
+import { EXIT, MemfaError } from '../protocol/errors.js';
+import { loadConfig, type ConfigOverrides } from '../config/load.js';
+import type { MemfaConfig } from '../config/types.js';
+
+export interface GlobalOptions extends ConfigOverrides {
+  socket?: string | undefined;
+  json?: boolean | undefined;
+  color?: boolean | undefined;
+}
+
+export function useColor(opts: GlobalOptions, stream: NodeJS.WriteStream = process.stdout): boolean {
+  if (opts.color === false) return false;
+  if (process.env['NO_COLOR'] !== undefined && process.env['NO_COLOR'] !== '') return false;
+  return stream.isTTY === true;
+}
+
+export function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+export function toMemfaError(err: unknown): MemfaError {
+  if (err instanceof MemfaError) return err;
+  return new MemfaError('INTERNAL', (err as Error)?.message ?? String(err));
+}
+
+/** Reports an error and returns the exit code to leave with. */
+export function reportError(err: unknown, opts: GlobalOptions): number {
+  const e = toMemfaError(err);
+  if (opts.json) {
+    const doc: Record<string, unknown> = { result: 'error', error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.data ?? {}) } };
+    const reason = e.data?.['reason'];
+    if (typeof reason === 'string') doc['reason'] = reason;
+    printJson(doc);
+  }
+  process.stderr.write(`memfa: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+  return e.exitCode;
+}
+
+export function configFor(opts: GlobalOptions): MemfaConfig {
+  return loadConfig(opts);
+}
+
+/** The socket a command talks to: --socket, else the configured one for its kind. */
+export function socketFor(opts: GlobalOptions, kind: 'admin' | 'hook'): string {
+  if (opts.socket) return opts.socket;
+  return configFor(opts).sockets[kind].path;
+}
+
+export function usage(message: string): MemfaError {
+  return new MemfaError('USAGE', message, { hint: 'see memfa --help or man memfa' });
+}
+
+export { EXIT };

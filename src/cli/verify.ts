@@ -1,0 +1,103 @@
+// `memfa verify`: the login hook's command. It runs on every login, so it is parsed with
+// node:util instead of commander and touches no colour, prompt or QR module unless a terminal
+// needs one.
+import { parseArgs } from 'node:util';
+import { call } from '../client/call.js';
+import { EXIT } from '../protocol/errors.js';
+import type { VerifyResult } from '../protocol/results.js';
+import { out, printJson, reportError, socketFor, usage, type GlobalOptions } from './io.js';
+
+export const VERIFY_HELP = `Usage: memfa verify --user ADDRESS --ip IP [--code CODE | --code-stdin] [--json]
+
+Asks the daemon whether a login needs a second factor, or checks the factor.
+
+Options:
+  --user ADDRESS   the mailbox logging in
+  --ip IP          the client address of the login (IPv4-mapped IPv6 is read as IPv4)
+  --code CODE      a one-time code the user typed (visible in the process list: prefer --code-stdin)
+  --code-stdin     read the code from standard input (a trailing newline or NUL is ignored)
+  --json           print one JSON object: result, reason, provider, and where relevant
+                   otpauthUri, destination, expiresAt, retryAfter
+  --socket PATH    the hook socket (default: from the configuration)
+  --config FILE    configuration file (default: $MEMFA_CONFIG, /etc/memfa/memfa.json, shipped default)
+  --run-dir DIR    the daemon's socket directory (default: from the configuration)
+  --no-color       no colour (also NO_COLOR, and whenever stdout is not a terminal)
+
+Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon unavailable,
+75 temporary failure (e.g. delivery-failed). See man memfa for every reason.
+`;
+
+const EXIT_FOR: Record<VerifyResult['result'], number> = { allow: EXIT.ALLOW, deny: EXIT.DENY, challenge: EXIT.CHALLENGE, enroll: EXIT.ENROLL };
+const MAX_STDIN = 1024;
+
+async function readCodeFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_STDIN) throw usage('--code-stdin: more than 1024 bytes on standard input');
+    chunks.push(chunk);
+  }
+  // pam_exec with expose_authtok sends the token followed by a NUL; echo adds a newline.
+  return Buffer.concat(chunks).toString('utf8').replace(/[\r\n\0]+$/, '');
+}
+
+export async function runVerify(argv: string[]): Promise<number> {
+  let values: { user?: string; ip?: string; code?: string; 'code-stdin'?: boolean; json?: boolean; socket?: string; config?: string; 'data-dir'?: string; 'run-dir'?: string; 'no-color'?: boolean; help?: boolean };
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        user: { type: 'string' },
+        ip: { type: 'string' },
+        code: { type: 'string' },
+        'code-stdin': { type: 'boolean' },
+        json: { type: 'boolean' },
+        socket: { type: 'string' },
+        config: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'run-dir': { type: 'string' },
+        'no-color': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    return reportError(usage(`verify: ${(err as Error).message}`), { json: argv.includes('--json') });
+  }
+  const opts: GlobalOptions = { json: values.json, socket: values.socket, config: values.config, dataDir: values['data-dir'], runDir: values['run-dir'], color: values['no-color'] ? false : undefined };
+  if (values.help) {
+    out(VERIFY_HELP);
+    return 0;
+  }
+  try {
+    if (!values.user) throw usage('verify: --user ADDRESS is required');
+    if (!values.ip) throw usage('verify: --ip IP is required');
+    if (values.code !== undefined && values['code-stdin']) throw usage('verify: give --code or --code-stdin, not both');
+    const code = values['code-stdin'] ? await readCodeFromStdin() : values.code;
+    const params = code === undefined ? { user: values.user, ip: values.ip } : { user: values.user, ip: values.ip, code };
+    const result = (await call(socketFor(opts, 'hook'), 'verify', params)) as VerifyResult;
+    if (opts.json) printJson(result);
+    else await printHuman(result);
+    return EXIT_FOR[result.result];
+  } catch (err) {
+    return reportError(err, opts);
+  }
+}
+
+async function printHuman(r: VerifyResult): Promise<void> {
+  const parts = [`${r.result} (${r.reason})`, `provider ${r.provider}`];
+  if (r.destination) parts.push(`code sent to ${r.destination}`);
+  if (r.expiresAt) parts.push(`expires ${new Date(r.expiresAt).toISOString()}`);
+  if (r.retryAfter) parts.push(`retry in ${r.retryAfter} s`);
+  if (r.recoveryCodesLeft !== undefined) parts.push(`${r.recoveryCodesLeft} recovery codes left`);
+  out(parts.join('; '));
+  if (r.result === 'enroll' && r.otpauthUri) {
+    if (process.stdout.isTTY) {
+      const { printQr } = await import('./qr.js');
+      await printQr(r.otpauthUri);
+    }
+    out(r.otpauthUri);
+  }
+}

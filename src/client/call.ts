@@ -1,0 +1,59 @@
+// One request to the daemon over its socket: connect, send one line, read one answer. Kept to
+// node:net and the protocol modules, because `memfa verify` runs this on every login.
+import net from 'node:net';
+import { MemfaError } from '../protocol/errors.js';
+import { LineDecoder, encodeFrame } from '../protocol/framing.js';
+import { errorFromObject, type RpcResponse } from '../protocol/jsonrpc.js';
+import type { MethodName, ParamsOf } from '../protocol/methods.js';
+
+export interface CallOptions {
+  timeoutMs?: number;
+}
+
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+function unavailable(socketPath: string, err: NodeJS.ErrnoException): MemfaError {
+  const why =
+    err.code === 'ENOENT' ? 'no socket there' : err.code === 'ECONNREFUSED' ? 'nothing is listening' : err.code === 'EACCES' ? 'permission denied' : err.message;
+  const hint =
+    err.code === 'EACCES'
+      ? `run as a member of the socket's group, or as the daemon's user`
+      : `start the daemon with "memfa daemon" (or "systemctl start memfa"), or point at it with --socket or MEMFA_CONFIG`;
+  return new MemfaError('DAEMON_UNAVAILABLE', `cannot reach the memfa daemon at ${socketPath}: ${why}`, { hint, data: { socket: socketPath } });
+}
+
+export function call<M extends MethodName>(socketPath: string, method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<unknown> {
+  const timeoutMs = options.timeoutMs ?? 30000;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    const decoder = new LineDecoder(MAX_RESPONSE_BYTES);
+    let settled = false;
+    const finish = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      fn();
+    };
+    const timer = setTimeout(
+      () => finish(() => reject(new MemfaError('TIMEOUT', `the memfa daemon at ${socketPath} did not answer within ${timeoutMs} ms`, { hint: 'check the daemon log; retry later' }))),
+      timeoutMs,
+    );
+    socket.once('connect', () => socket.write(encodeFrame({ jsonrpc: '2.0', id: 1, method, params })));
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(() => reject(socket.connecting ? unavailable(socketPath, err) : new MemfaError('DAEMON_UNAVAILABLE', `connection to ${socketPath} failed: ${err.message}`))));
+    socket.on('close', () => finish(() => reject(new MemfaError('DAEMON_UNAVAILABLE', `the memfa daemon at ${socketPath} closed the connection without answering`, { hint: 'check the daemon log' }))));
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.kind === 'oversize') return finish(() => reject(new MemfaError('FRAME_TOO_LARGE', 'the answer is larger than the client accepts')));
+        let response: RpcResponse;
+        try {
+          response = JSON.parse(frame.line) as RpcResponse;
+        } catch {
+          return finish(() => reject(new MemfaError('PARSE_ERROR', 'the daemon sent an answer that is not JSON')));
+        }
+        if ('error' in response) return finish(() => reject(errorFromObject(response.error)));
+        return finish(() => resolve(response.result));
+      }
+    });
+  });
+}

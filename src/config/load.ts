@@ -1,0 +1,134 @@
+// Finds, reads and validates the configuration. Shared by the daemon and the CLI (which needs only
+// the socket paths), so it must stay light: node:fs and node:path only.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MemfaError } from '../protocol/errors.js';
+import { CONFIG_SPEC, type Node, type Section } from './spec.js';
+import type { MemfaConfig } from './types.js';
+
+export const SYSTEM_CONFIG = '/etc/memfa/memfa.json';
+export const SHIPPED_CONFIG = fileURLToPath(new URL('../../../config/memfa.json', import.meta.url));
+
+export interface ConfigOverrides {
+  config?: string | undefined;
+  dataDir?: string | undefined;
+  runDir?: string | undefined;
+  adminSocket?: string | undefined;
+  hookSocket?: string | undefined;
+}
+
+/** --config, then $MEMFA_CONFIG, then /etc/memfa/memfa.json, then the shipped default. */
+export function findConfigFile(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  if (explicit) return path.resolve(explicit);
+  if (env['MEMFA_CONFIG']) return path.resolve(env['MEMFA_CONFIG']);
+  if (existsSync(SYSTEM_CONFIG)) return SYSTEM_CONFIG;
+  return SHIPPED_CONFIG;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function defaultsOf(node: Section): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(node.fields)) {
+    out[key] = child.kind === 'leaf' ? child.default : child.nullable ? null : defaultsOf(child);
+  }
+  return out;
+}
+
+/** Validates `input` against `node`, appending every problem to `errors`; returns the merged value. */
+function walk(node: Node, input: unknown, key: string, errors: string[]): unknown {
+  if (node.kind === 'leaf') {
+    if (input === undefined) return node.default;
+    const problem = node.check(input);
+    if (problem) errors.push(`${key}: ${problem}`);
+    return input;
+  }
+  if (input === undefined) return node.nullable ? null : defaultsOf(node);
+  if (input === null && node.nullable) return null;
+  if (!isPlainObject(input)) {
+    errors.push(`${key || 'configuration'}: must be an object${node.nullable ? ' or null' : ''}`);
+    return node.nullable ? null : defaultsOf(node);
+  }
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(input)) {
+    if (!Object.prototype.hasOwnProperty.call(node.fields, k)) errors.push(`${key ? key + '.' : ''}${k}: unknown key`);
+  }
+  for (const [k, child] of Object.entries(node.fields)) {
+    const childKey = key ? `${key}.${k}` : k;
+    if (node.required?.includes(k) && input[k] === undefined) {
+      errors.push(`${childKey}: is required when ${key} is configured`);
+      continue;
+    }
+    out[k] = walk(child, input[k], childKey, errors);
+  }
+  return out;
+}
+
+export function validateConfig(raw: unknown, source: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): MemfaConfig {
+  const errors: string[] = [];
+  const merged = walk(CONFIG_SPEC, raw, '', errors) as Record<string, unknown>;
+  if (errors.length > 0) {
+    throw new MemfaError('CONFIG_INVALID', `invalid configuration in ${source}:\n  ${errors.join('\n  ')}`, {
+      data: { file: source, errors },
+      hint: 'fix the keys named above; man 5 memfa.conf lists every key',
+    });
+  }
+  const c = merged as unknown as Omit<MemfaConfig, 'sockets' | 'keyFile' | 'source'> & {
+    sockets: { admin: { path: string | null; mode: string; group: string | null }; hook: { path: string | null; mode: string; group: string | null } };
+    keyFile: string | null;
+  };
+  // Relative paths are relative to the configuration file, so a config can travel with its data.
+  const base = source.startsWith('/') || /^[A-Za-z]:[\\/]/.test(source) ? path.dirname(source) : process.cwd();
+  const abs = (p: string, from = base) => path.resolve(from, p);
+  const dataDir = abs(overrides.dataDir ?? env['MEMFA_DATA_DIR'] ?? c.dataDir, overrides.dataDir || env['MEMFA_DATA_DIR'] ? process.cwd() : base);
+  const runDir = abs(overrides.runDir ?? env['MEMFA_RUN_DIR'] ?? c.runDir, overrides.runDir || env['MEMFA_RUN_DIR'] ? process.cwd() : base);
+  const socketPath = (kind: 'admin' | 'hook', override: string | undefined, envName: string): string => {
+    const explicit = override ?? env[envName];
+    if (explicit) return defaultSocketPath(path.resolve(explicit));
+    const configured = c.sockets[kind].path;
+    return defaultSocketPath(configured ? abs(configured, runDir) : path.join(runDir, `${kind}.sock`));
+  };
+  return {
+    ...c,
+    source,
+    dataDir,
+    runDir,
+    sockets: {
+      admin: { path: socketPath('admin', overrides.adminSocket, 'MEMFA_ADMIN_SOCKET'), mode: parseInt(c.sockets.admin.mode, 8), group: c.sockets.admin.group },
+      hook: { path: socketPath('hook', overrides.hookSocket, 'MEMFA_HOOK_SOCKET'), mode: parseInt(c.sockets.hook.mode, 8), group: c.sockets.hook.group },
+    },
+    store: { ...c.store, file: abs(c.store.file, dataDir) },
+    keyFile: abs(c.keyFile ?? 'memfa.key', dataDir),
+    audit: { ...c.audit, file: abs(c.audit.file, dataDir) },
+    logTransport: { file: abs(c.logTransport.file, dataDir) },
+    smtp: c.smtp && { ...c.smtp, passwordFile: c.smtp.passwordFile && abs(c.smtp.passwordFile) },
+    smpp: c.smpp && { ...c.smpp, passwordFile: c.smpp.passwordFile && abs(c.smpp.passwordFile) },
+  };
+}
+
+/** On Windows a socket path becomes a named pipe in \\.\pipe\ derived from it. */
+export function defaultSocketPath(p: string): string {
+  if (process.platform !== 'win32' || p.startsWith('\\\\.\\pipe\\')) return p;
+  return '\\\\.\\pipe\\memfa-' + p.replace(/^[A-Za-z]:/, '').replace(/[\\/:]+/g, '-').replace(/^-+/, '');
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): MemfaConfig {
+  const file = findConfigFile(overrides.config, env);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message;
+    throw new MemfaError('CONFIG_INVALID', `cannot read configuration ${file}: ${reason}`, { data: { file }, hint: 'pass --config FILE or set MEMFA_CONFIG' });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new MemfaError('CONFIG_INVALID', `configuration ${file} is not valid JSON: ${(err as Error).message}`, { data: { file } });
+  }
+  return validateConfig(raw, file, overrides, env);
+}

@@ -1,0 +1,148 @@
+// The configuration schema: every key, its default and its check. The validator walks a file
+// against this tree, collects every error (each naming its key) and rejects unknown keys.
+
+export type Check = (value: unknown) => string | null;
+
+export interface Leaf {
+  kind: 'leaf';
+  default: unknown;
+  check: Check;
+}
+
+export interface Section {
+  kind: 'section';
+  fields: Record<string, Node>;
+  /** A section that is absent (null) unless configured, e.g. smtp. */
+  nullable?: boolean;
+  /** Keys of a nullable section that must be given when it is configured. */
+  required?: string[];
+}
+
+export type Node = Leaf | Section;
+
+export const leaf = (def: unknown, check: Check): Leaf => ({ kind: 'leaf', default: def, check });
+export const section = (fields: Record<string, Node>, opts: { nullable?: boolean; required?: string[] } = {}): Section => ({ kind: 'section', fields, ...opts });
+
+export const isInt = (min: number, max: number): Check => (v) =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? null : `must be an integer from ${min} to ${max}`;
+export const isBool: Check = (v) => (typeof v === 'boolean' ? null : 'must be true or false');
+export const isString = (opts: { min?: number; max?: number } = {}): Check => (v) =>
+  typeof v === 'string' && v.length >= (opts.min ?? 1) && v.length <= (opts.max ?? 4096) ? null : `must be a string of ${opts.min ?? 1} to ${opts.max ?? 4096} characters`;
+export const isOneOf = (values: readonly string[]): Check => (v) => (typeof v === 'string' && values.includes(v) ? null : `must be one of ${values.join(', ')}`);
+export const orNull = (check: Check): Check => (v) => (v === null ? null : check(v));
+export const isMode: Check = (v) => (typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? null : 'must be an octal file mode string such as "0660"');
+export const isStringList: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0 && s.length < 256) ? null : 'must be a list of strings');
+
+const providerSection = (enabled: boolean, transports: readonly string[], transport: string): Section =>
+  section({
+    enabled: leaf(enabled, isBool),
+    domainAdmins: leaf(true, isBool),
+    endUsers: leaf(true, isBool),
+    ...(transports.length > 0 ? { transport: leaf(transport, isOneOf(transports)) } : {}),
+  });
+
+export const CONFIG_SPEC: Section = section({
+  dataDir: leaf('/var/lib/memfa', isString()),
+  runDir: leaf('/run/memfa', isString()),
+  sockets: section({
+    admin: section({ path: leaf(null, orNull(isString({ max: 100 }))), mode: leaf('0660', isMode), group: leaf(null, orNull(isString({ max: 64 }))) }),
+    hook: section({ path: leaf(null, orNull(isString({ max: 100 }))), mode: leaf('0660', isMode), group: leaf(null, orNull(isString({ max: 64 }))) }),
+  }),
+  limits: section({
+    maxFrameBytes: leaf(65536, isInt(1024, 16 * 1024 * 1024)),
+    idleTimeoutMs: leaf(30000, isInt(100, 3600000)),
+    requestTimeoutMs: leaf(15000, isInt(100, 600000)),
+    maxConnections: leaf(512, isInt(1, 100000)),
+  }),
+  store: section({
+    file: leaf('memfa.json', isString()),
+    compactJournalBytes: leaf(16 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
+  }),
+  keyFile: leaf(null, orNull(isString())),
+  issuer: leaf('memfa', isString({ max: 64 })),
+  defaults: section({
+    challenge: leaf('never', isOneOf(['never', 'always', 'new-ip', 'new-country'])),
+    provider: leaf('totp', isOneOf(['totp', 'sms', 'email'])),
+    fallbackProvider: leaf('none', isOneOf(['none', 'totp', 'sms', 'email'])),
+    usersMayConfigure: leaf(true, isBool),
+  }),
+  totp: section({
+    algorithm: leaf('SHA1', isOneOf(['SHA1', 'SHA256', 'SHA512'])),
+    digits: leaf(6, isInt(6, 8)),
+    period: leaf(30, isInt(15, 120)),
+    window: leaf(1, isInt(0, 10)),
+    enrolmentTtlSeconds: leaf(86400, isInt(60, 30 * 86400)),
+  }),
+  locations: section({
+    maxEntries: leaf(20, isInt(1, 1000)),
+    maxAgeDays: leaf(180, isInt(1, 3650)),
+  }),
+  codes: section({
+    digits: leaf(6, isInt(6, 10)),
+    ttlSeconds: leaf(300, isInt(30, 600)),
+    maxTries: leaf(5, isInt(1, 20)),
+    cooldownSeconds: leaf(30, isInt(0, 3600)),
+    hourlyLimit: leaf(5, isInt(1, 1000)),
+  }),
+  lockout: section({
+    threshold: leaf(5, isInt(1, 1000)),
+    baseDelaySeconds: leaf(60, isInt(1, 86400)),
+    maxDelaySeconds: leaf(3600, isInt(1, 7 * 86400)),
+    hardLockAfter: leaf(100, isInt(2, 100000)),
+  }),
+  providers: section({
+    totp: providerSection(true, [], ''),
+    sms: providerSection(false, ['smpp', 'log'], 'smpp'),
+    email: providerSection(false, ['smtp', 'log'], 'smtp'),
+  }),
+  smtp: section(
+    {
+      host: leaf(null, isString({ max: 255 })),
+      port: leaf(587, isInt(1, 65535)),
+      secure: leaf('starttls', isOneOf(['tls', 'starttls', 'none'])),
+      rejectUnauthorized: leaf(true, isBool),
+      user: leaf(null, orNull(isString({ max: 255 }))),
+      passwordFile: leaf(null, orNull(isString())),
+      from: leaf(null, isString({ max: 255 })),
+      pool: leaf(true, isBool),
+      maxConnections: leaf(2, isInt(1, 100)),
+      timeoutMs: leaf(10000, isInt(100, 120000)),
+      subject: leaf(null, orNull(isString({ max: 255 }))),
+      text: leaf(null, orNull(isString({ max: 10000 }))),
+      html: leaf(null, orNull(isString({ max: 20000 }))),
+    },
+    { nullable: true, required: ['host', 'from'] },
+  ),
+  smpp: section(
+    {
+      host: leaf(null, isString({ max: 255 })),
+      port: leaf(2775, isInt(1, 65535)),
+      tls: leaf(false, isBool),
+      rejectUnauthorized: leaf(true, isBool),
+      systemId: leaf(null, isString({ max: 16 })),
+      passwordFile: leaf(null, orNull(isString())),
+      systemType: leaf('', (v) => (typeof v === 'string' && v.length <= 13 ? null : 'must be a string of at most 13 characters')),
+      bindMode: leaf('transmitter', isOneOf(['transmitter', 'transceiver'])),
+      sourceAddr: leaf('memfa', isString({ max: 21 })),
+      sourceTon: leaf(5, isInt(0, 6)),
+      sourceNpi: leaf(0, isInt(0, 18)),
+      destTon: leaf(1, isInt(0, 6)),
+      destNpi: leaf(1, isInt(0, 18)),
+      dataCoding: leaf(0, isInt(0, 255)),
+      enquireLinkMs: leaf(30000, isInt(1000, 600000)),
+      connectTimeoutMs: leaf(10000, isInt(100, 120000)),
+      submitTimeoutMs: leaf(10000, isInt(100, 120000)),
+      reconnectInitialMs: leaf(1000, isInt(10, 600000)),
+      reconnectMaxMs: leaf(60000, isInt(10, 3600000)),
+      template: leaf(null, orNull(isString({ max: 1000 }))),
+    },
+    { nullable: true, required: ['host', 'systemId'] },
+  ),
+  logTransport: section({ file: leaf('outbox.log', isString()) }),
+  audit: section({
+    file: leaf('audit.log', isString()),
+    maxBytes: leaf(10 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
+    keep: leaf(5, isInt(1, 1000)),
+  }),
+  log: section({ level: leaf('info', isOneOf(['debug', 'info', 'warn', 'error'])) }),
+});

@@ -1,0 +1,80 @@
+// The validated configuration, after defaults are applied and paths resolved (see spec.ts).
+import type { ChallengeMode, ProviderName } from '../core/model.js';
+
+export interface SocketConfig {
+  path: string;
+  mode: number;
+  group: string | null;
+}
+
+export interface ProviderPolicyConfig {
+  enabled: boolean;
+  domainAdmins: boolean;
+  endUsers: boolean;
+}
+
+export interface SmtpSettings {
+  host: string;
+  port: number;
+  secure: 'tls' | 'starttls' | 'none';
+  rejectUnauthorized: boolean;
+  user: string | null;
+  passwordFile: string | null;
+  from: string;
+  pool: boolean;
+  maxConnections: number;
+  timeoutMs: number;
+  subject: string | null;
+  text: string | null;
+  html: string | null;
+}
+
+export interface SmppSettings {
+  host: string;
+  port: number;
+  tls: boolean;
+  rejectUnauthorized: boolean;
+  systemId: string;
+  passwordFile: string | null;
+  systemType: string;
+  bindMode: 'transmitter' | 'transceiver';
+  sourceAddr: string;
+  sourceTon: number;
+  sourceNpi: number;
+  destTon: number;
+  destNpi: number;
+  dataCoding: number;
+  enquireLinkMs: number;
+  connectTimeoutMs: number;
+  submitTimeoutMs: number;
+  reconnectInitialMs: number;
+  reconnectMaxMs: number;
+  template: string | null;
+}
+
+export interface MemfaConfig {
+  /** The file this configuration came from, or 'built-in defaults'. */
+  source: string;
+  dataDir: string;
+  runDir: string;
+  sockets: { admin: SocketConfig; hook: SocketConfig };
+  limits: { maxFrameBytes: number; idleTimeoutMs: number; requestTimeoutMs: number; maxConnections: number };
+  store: { file: string; compactJournalBytes: number };
+  keyFile: string;
+  issuer: string;
+  defaults: { challenge: ChallengeMode; provider: ProviderName; fallbackProvider: ProviderName | 'none'; usersMayConfigure: boolean };
+  totp: { algorithm: 'SHA1' | 'SHA256' | 'SHA512'; digits: number; period: number; window: number; enrolmentTtlSeconds: number };
+  locations: { maxEntries: number; maxAgeDays: number };
+  codes: { digits: number; ttlSeconds: number; maxTries: number; cooldownSeconds: number; hourlyLimit: number };
+  lockout: { threshold: number; baseDelaySeconds: number; maxDelaySeconds: number; hardLockAfter: number };
+  providers: {
+    totp: ProviderPolicyConfig;
+    sms: ProviderPolicyConfig & { transport: 'smpp' | 'log' };
+    email: ProviderPolicyConfig & { transport: 'smtp' | 'log' };
+  };
+  smtp: SmtpSettings | null;
+  smpp: SmppSettings | null;
+  logTransport: { file: string };
+  audit: { file: string; maxBytes: number; keep: number };
+  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+}

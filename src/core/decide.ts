@@ -1,0 +1,182 @@
+// The challenge decision: given what applies to a mailbox, what it has seen before and where a
+// login comes from, is a second factor needed? Pure: `now` comes with the login context.
+
+import type { CountryRule, EffectiveSettings, ProviderName, RememberedCountry, RememberedIp } from './model.js';
+import { ipInNetworks, normaliseIp } from './validate.js';
+
+/**
+ * Every reason memfa gives for an outcome, with the sentence the man page and `--json` readers
+ * rely on. The first group comes from decide(); the second from the services that check codes
+ * and enrol. The union type below is derived from this list so the two cannot drift apart.
+ */
+export const DECISION_REASONS = [
+  { reason: 'country-blocked', description: 'the country of the address is refused by a country rule' },
+  { reason: 'trusted-network', description: 'the address is inside a trusted network; no second factor asked' },
+  { reason: 'mode-never', description: 'the challenge mode is never; no second factor asked' },
+  { reason: 'known-ip', description: 'mode new-ip and the address was seen recently for this mailbox' },
+  { reason: 'known-country', description: 'mode new-country and the country was seen recently for this mailbox' },
+  { reason: 'always', description: 'the challenge mode is always; a second factor is needed' },
+  { reason: 'new-ip', description: 'mode new-ip and the address is new or no longer remembered' },
+  { reason: 'new-country', description: 'mode new-country and the country is new or no longer remembered' },
+  { reason: 'country-unknown', description: 'mode new-country and the country of the address cannot be determined' },
+  { reason: 'enroll-required', description: 'a second factor is needed but the mailbox has no active TOTP secret yet' },
+  { reason: 'code-valid', description: 'the code was correct; the login may proceed' },
+  { reason: 'code-invalid', description: 'the code was wrong' },
+  { reason: 'code-reused', description: 'the TOTP code was already used (replay refused)' },
+  { reason: 'code-expired', description: 'the sent code is past its lifetime' },
+  { reason: 'no-open-code', description: 'a code was given but none was sent or is still open' },
+  { reason: 'locked', description: 'the mailbox or the client address is locked after too many failures' },
+  { reason: 'recovery-code-used', description: 'a recovery code was accepted and is now spent' },
+  { reason: 'delivery-failed', description: 'the code could not be sent by the provider or its fallback' },
+  { reason: 'enrolled', description: 'the TOTP enrolment was confirmed; the secret is now active' },
+] as const;
+
+export type DecisionReason = (typeof DECISION_REASONS)[number]['reason'];
+
+export interface LoginContext {
+  ip: string;
+  /** ISO 3166-1 alpha-2, or null when the address cannot be placed. */
+  country: string | null;
+  /** Epoch ms. */
+  now: number;
+}
+
+export interface MailboxHistory {
+  ips: RememberedIp[];
+  countries: RememberedCountry[];
+  hasActiveTotp: boolean;
+}
+
+export interface RememberPolicy {
+  maxEntries: number;
+  /** An entry last seen longer ago than this is forgotten (neither counts nor is kept). */
+  maxAgeMs: number;
+}
+
+export type DecisionAction = 'allow' | 'challenge' | 'enroll' | 'deny';
+
+export interface Decision {
+  action: DecisionAction;
+  reason: DecisionReason;
+  provider: ProviderName;
+  /** What matched: the remembered IP or country, the trusted network, or the refused country ('unknown' for null). */
+  matched?: string;
+  /** The country rule that refused the login, e.g. 'domain allow-only DE,AT'. */
+  rule?: string;
+}
+
+/** An entry counts while `now - lastSeen <= maxAgeMs` (a lastSeen in the future, from clock steps, counts). */
+function fresh(entry: { lastSeen: number }, now: number, policy: RememberPolicy): boolean {
+  return now - entry.lastSeen <= policy.maxAgeMs;
+}
+
+function refuses(rule: CountryRule, country: string | null): boolean {
+  if (rule.mode === 'block') return country !== null && rule.countries.includes(country);
+  // allow-only: an address we cannot place is not in the allowed list.
+  return country === null || !rule.countries.includes(country);
+}
+
+/**
+ * Decides a login. Order, first match wins:
+ *  1. country rules: any rule (of any level) that refuses login.country → deny 'country-blocked'.
+ *     An allow-only rule refuses an unknown (null) country; a block rule does not.
+ *  2. login.ip inside settings.trustedNetworks → allow 'trusted-network' (after 1: a blocked country
+ *     is refused even from a trusted network).
+ *  3. mode never → allow 'mode-never'.
+ *  4. mode always → factor needed ('always');
+ *     mode new-ip: ip remembered and fresh → allow 'known-ip', else factor needed ('new-ip');
+ *     mode new-country: country null → factor needed ('country-unknown'); country remembered and
+ *     fresh → allow 'known-country', else factor needed ('new-country').
+ *  5. factor needed: provider totp without an active secret → enroll 'enroll-required';
+ *     otherwise challenge with the reason from 4.
+ * Lockouts are not decided here: services check lockState() before calling decide().
+ */
+export function decide(settings: EffectiveSettings, history: MailboxHistory, login: LoginContext, remember: RememberPolicy): Decision {
+  const provider = settings.provider;
+  const ip = normaliseIp(login.ip);
+  const country = login.country === null ? null : login.country.toUpperCase();
+
+  for (const { level, rule } of settings.countryRules) {
+    if (refuses(rule, country)) {
+      return {
+        action: 'deny',
+        reason: 'country-blocked',
+        provider,
+        matched: country ?? 'unknown',
+        rule: `${level} ${rule.mode} ${rule.countries.join(',')}`,
+      };
+    }
+  }
+
+  const network = ipInNetworks(ip, settings.trustedNetworks);
+  if (network !== null) return { action: 'allow', reason: 'trusted-network', provider, matched: network };
+
+  let needed: 'always' | 'new-ip' | 'new-country' | 'country-unknown';
+  switch (settings.challenge) {
+    case 'never':
+      return { action: 'allow', reason: 'mode-never', provider };
+    case 'always':
+      needed = 'always';
+      break;
+    case 'new-ip': {
+      const known = history.ips.some((e) => e.ip === ip && fresh(e, login.now, remember));
+      if (known) return { action: 'allow', reason: 'known-ip', provider, matched: ip };
+      needed = 'new-ip';
+      break;
+    }
+    case 'new-country': {
+      if (country === null) {
+        needed = 'country-unknown';
+        break;
+      }
+      const known = history.countries.some((e) => e.country === country && fresh(e, login.now, remember));
+      if (known) return { action: 'allow', reason: 'known-country', provider, matched: country };
+      needed = 'new-country';
+      break;
+    }
+  }
+
+  if (provider === 'totp' && !history.hasActiveTotp) return { action: 'enroll', reason: 'enroll-required', provider };
+  return { action: 'challenge', reason: needed, provider };
+}
+
+/**
+ * The history after a login from (ip, country) at `now`, normally called once the login has been
+ * allowed or its factor checked. A known entry gets lastSeen = now; a new one is added with
+ * firstSeen = now. Entries past maxAgeMs are dropped first (an expired IP that returns starts
+ * afresh). At most maxEntries of each list remain, most recently seen first; the least recently
+ * seen are evicted. A null country leaves the country list as it is (apart from expiry).
+ * The inputs are not modified.
+ */
+export function rememberLocation(
+  history: { ips: readonly RememberedIp[]; countries: readonly RememberedCountry[] },
+  ip: string,
+  country: string | null,
+  now: number,
+  policy: RememberPolicy,
+): { ips: RememberedIp[]; countries: RememberedCountry[] } {
+  const addr = normaliseIp(ip);
+  const place = country === null ? null : country.toUpperCase();
+  return {
+    ips: upsert(history.ips, (e) => e.ip === addr, { ip: addr }, now, policy),
+    countries: upsert(history.countries, (e) => e.country === place, place === null ? null : { country: place }, now, policy),
+  };
+}
+
+function upsert<T extends { firstSeen: number; lastSeen: number }>(
+  entries: readonly T[],
+  isThis: (e: T) => boolean,
+  key: Omit<T, 'firstSeen' | 'lastSeen'> | null,
+  now: number,
+  policy: RememberPolicy,
+): T[] {
+  const kept = entries.filter((e) => fresh(e, now, policy)).map((e) => ({ ...e }));
+  if (key !== null) {
+    const existing = kept.find(isThis);
+    if (existing) existing.lastSeen = Math.max(existing.lastSeen, now);
+    else kept.push({ ...key, firstSeen: now, lastSeen: now } as T);
+  }
+  // Stable sort: equal lastSeen keeps the earlier order.
+  kept.sort((a, b) => b.lastSeen - a.lastSeen);
+  return kept.slice(0, Math.max(0, Math.floor(policy.maxEntries)));
+}

@@ -1,0 +1,223 @@
+// Settings inheritance (mailbox over domain over global over configuration defaults) and
+// validation of changes to one level. Pure.
+
+import { MemfaError } from '../protocol/errors.js';
+import {
+  CHALLENGE_MODES,
+  PROVIDERS,
+  type ChallengeMode,
+  type CountryRule,
+  type EffectiveSettings,
+  type LevelSettings,
+  type ProviderName,
+  type SettingSource,
+} from './model.js';
+import { normaliseCidr, normaliseCountry } from './validate.js';
+
+export type SettingsLevel = 'global' | 'domain' | 'mailbox';
+
+/** The configuration's `defaults` section: the bottom of the inheritance chain. */
+export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provider'>> & {
+  fallbackProvider?: ProviderName | 'none';
+  usersMayConfigure?: boolean;
+};
+
+type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure';
+
+function pick<K extends Inherited>(
+  key: K,
+  levels: readonly [SettingSource, LevelSettings | undefined][],
+  fallback: NonNullable<LevelSettings[K]>,
+): { value: NonNullable<LevelSettings[K]>; source: SettingSource } {
+  for (const [source, settings] of levels) {
+    const value = settings?.[key];
+    if (value !== undefined && value !== null) return { value: value as NonNullable<LevelSettings[K]>, source };
+  }
+  return { value: fallback, source: 'default' };
+}
+
+/**
+ * What applies to one mailbox.
+ * - challenge, provider, fallbackProvider: the most specific level that sets them, else defaults.
+ * - usersMayConfigure: domain over global over defaults; a mailbox cannot grant it to itself, so a
+ *   mailbox-level value is ignored. Without any value the answer is false.
+ * - countryRules: the rule of every level that has one, all enforced: a domain or mailbox can add
+ *   restrictions but never lift a global one (a null rule at a lower level adds nothing).
+ * - trustedNetworks: global ∪ domain. A mailbox cannot declare networks trusted for itself.
+ */
+export function resolveSettings(
+  defaults: SettingsDefaults,
+  global: LevelSettings,
+  domain: LevelSettings | undefined,
+  mailbox: LevelSettings | undefined,
+): EffectiveSettings {
+  const all: [SettingSource, LevelSettings | undefined][] = [
+    ['mailbox', mailbox],
+    ['domain', domain],
+    ['global', global],
+  ];
+  const challenge = pick('challenge', all, defaults.challenge);
+  const provider = pick('provider', all, defaults.provider);
+  const fallbackProvider = pick('fallbackProvider', all, defaults.fallbackProvider ?? 'none');
+  const usersMayConfigure = pick('usersMayConfigure', all.slice(1), defaults.usersMayConfigure ?? false);
+
+  const countryRules: EffectiveSettings['countryRules'] = [];
+  for (const [level, settings] of [...all].reverse()) {
+    const rule = settings?.countryRule;
+    if (rule) countryRules.push({ level, rule: { mode: rule.mode, countries: [...rule.countries] } });
+  }
+
+  const trustedNetworks = [...new Set([...(global.trustedNetworks ?? []), ...(domain?.trustedNetworks ?? [])])];
+
+  return {
+    challenge: challenge.value,
+    provider: provider.value,
+    fallbackProvider: fallbackProvider.value,
+    countryRules,
+    trustedNetworks,
+    usersMayConfigure: usersMayConfigure.value,
+    sources: {
+      challenge: challenge.source,
+      provider: provider.source,
+      fallbackProvider: fallbackProvider.source,
+      usersMayConfigure: usersMayConfigure.source,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patches
+
+/** The keys a patch may carry, and the levels each is honoured at. */
+export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly SettingsLevel[]>> = {
+  challenge: ['global', 'domain', 'mailbox'],
+  provider: ['global', 'domain', 'mailbox'],
+  fallbackProvider: ['global', 'domain', 'mailbox'],
+  countryRule: ['global', 'domain', 'mailbox'],
+  trustedNetworks: ['global', 'domain'],
+  usersMayConfigure: ['global', 'domain'],
+};
+
+/** A patch value that removes the key, so the level inherits from the one above. */
+export const INHERIT = 'inherit';
+
+const FALLBACKS = [...PROVIDERS, 'none'] as const;
+
+class PatchError extends Error {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function oneOf<T extends string>(key: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new PatchError(key, `${key}: expected one of ${allowed.join(', ')} or '${INHERIT}', got ${JSON.stringify(value)}`);
+}
+
+/** A list given as an array or, from a command line, as a comma-separated string. */
+function list(key: string, value: unknown): unknown[] {
+  if (Array.isArray(value)) return value;
+  if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  throw new PatchError(key, `${key}: expected a list (array or comma-separated string)`);
+}
+
+function rethrowAs<T>(key: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof MemfaError) throw new PatchError(key, err.message);
+    throw err;
+  }
+}
+
+function parseCountryRule(value: unknown): CountryRule {
+  const key = 'countryRule';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new PatchError(key, `${key}: expected { mode: 'block' | 'allow-only', countries: [...] } or '${INHERIT}'`);
+  }
+  const rec = value as Record<string, unknown>;
+  for (const k of Object.keys(rec)) {
+    if (k !== 'mode' && k !== 'countries') throw new PatchError(`${key}.${k}`, `${key}.${k}: unknown key (expected mode, countries)`);
+  }
+  const mode = oneOf(`${key}.mode`, rec.mode, ['block', 'allow-only'] as const);
+  const countries = [
+    ...new Set(list(`${key}.countries`, rec.countries).map((c) => rethrowAs(`${key}.countries`, () => normaliseCountry(c, `${key}.countries`)))),
+  ].sort();
+  if (countries.length === 0) {
+    // An empty allow-only list would refuse every login; an empty block list does nothing.
+    throw new PatchError(`${key}.countries`, `${key}.countries: list at least one country (or set ${key} to '${INHERIT}')`);
+  }
+  return { mode, countries };
+}
+
+function parseBoolean(key: string, value: unknown): boolean {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === 'yes') return true;
+  if (value === 'false' || value === 'no') return false;
+  throw new PatchError(key, `${key}: expected true or false, got ${JSON.stringify(value)}`);
+}
+
+function isSettingKey(key: string): key is keyof LevelSettings {
+  return Object.prototype.hasOwnProperty.call(SETTING_LEVELS, key);
+}
+
+/**
+ * The settings of one level after `patch`. A value of 'inherit' or null removes the key; any
+ * other value is validated and normalised. Every problem in the patch is collected into one
+ * INVALID_PARAMS error (data.param: the first offending key; data.errors: all of them), and
+ * nothing is applied unless the whole patch is valid. `current` is not modified.
+ */
+export function applySettingsPatch(current: LevelSettings, patch: Record<string, unknown>, level: SettingsLevel): LevelSettings {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
+    throw new MemfaError('INVALID_PARAMS', 'settings: expected an object of setting keys', { data: { param: 'settings' } });
+  }
+  const next: LevelSettings = { ...current };
+  const errors: PatchError[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    try {
+      if (!isSettingKey(key)) {
+        throw new PatchError(key, `${key}: unknown setting (expected one of ${Object.keys(SETTING_LEVELS).join(', ')})`);
+      }
+      if (!SETTING_LEVELS[key].includes(level)) {
+        throw new PatchError(key, `${key}: can only be set at ${SETTING_LEVELS[key].join(' or ')} level, not ${level}`);
+      }
+      if (value === INHERIT || value === null) {
+        delete next[key];
+        continue;
+      }
+      switch (key) {
+        case 'challenge':
+          next.challenge = oneOf<ChallengeMode>(key, value, CHALLENGE_MODES);
+          break;
+        case 'provider':
+          next.provider = oneOf<ProviderName>(key, value, PROVIDERS);
+          break;
+        case 'fallbackProvider':
+          next.fallbackProvider = oneOf<ProviderName | 'none'>(key, value, FALLBACKS);
+          break;
+        case 'countryRule':
+          next.countryRule = parseCountryRule(value);
+          break;
+        case 'trustedNetworks':
+          next.trustedNetworks = [...new Set(list(key, value).map((c) => rethrowAs(key, () => normaliseCidr(c, key))))];
+          break;
+        case 'usersMayConfigure':
+          next.usersMayConfigure = parseBoolean(key, value);
+          break;
+      }
+    } catch (err) {
+      if (!(err instanceof PatchError)) throw err;
+      errors.push(err);
+    }
+  }
+  const first = errors[0];
+  if (first !== undefined) {
+    throw new MemfaError('INVALID_PARAMS', errors.map((e) => e.message).join('; '), {
+      data: { param: first.param, errors: errors.map((e) => ({ param: e.param, message: e.message })) },
+    });
+  }
+  return next;
+}

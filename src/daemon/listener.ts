@@ -1,0 +1,176 @@
+// One JSON-RPC endpoint on a Unix socket (a named pipe on Windows): framing, limits, idle time-out,
+// stale-socket handling and graceful close. What a method does is the dispatcher's business.
+import { readFileSync } from 'node:fs';
+import { chmod, chown, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { LineDecoder, encodeFrame } from '../protocol/framing.js';
+import { classify, errorObject, type RpcResponse } from '../protocol/jsonrpc.js';
+import { MemfaError } from '../protocol/errors.js';
+import type { SocketKind } from '../protocol/methods.js';
+import type { SocketConfig } from '../config/types.js';
+import type { Logger } from './logger.js';
+
+export type Handler = (method: string, params: unknown, socket: SocketKind) => Promise<unknown>;
+
+export interface ListenerLimits {
+  maxFrameBytes: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
+}
+
+const MAX_IN_FLIGHT_PER_CONNECTION = 32;
+
+function groupId(name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name);
+  const gid = line?.split(':')[2];
+  if (gid === undefined) throw new MemfaError('CONFIG_INVALID', `sockets: group "${name}" does not exist`, { data: { key: 'sockets.*.group' } });
+  return Number(gid);
+}
+
+/** Resolves when something answers on `path`: a live daemon. */
+function probe(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export class Listener {
+  private server: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private accepting = true;
+
+  constructor(
+    readonly kind: SocketKind,
+    private readonly cfg: SocketConfig,
+    private readonly limits: ListenerLimits,
+    private readonly handle: Handler,
+    private readonly log: Logger,
+  ) {}
+
+  get path(): string {
+    return this.cfg.path;
+  }
+
+  async listen(): Promise<void> {
+    if (process.platform !== 'win32') {
+      if (await probe(this.cfg.path)) {
+        throw new MemfaError('CONFLICT', `another memfa daemon is already listening on ${this.cfg.path}`, {
+          hint: 'stop it first (systemctl stop memfa), or give this one other sockets with --run-dir',
+        });
+      }
+      // Nothing answers: a socket file left by a crash. Removing it is safe.
+      await unlink(this.cfg.path).then(
+        () => this.log.warn('stale-socket-removed', { socket: this.cfg.path }),
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        },
+      );
+    }
+    const server = net.createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
+    server.maxConnections = this.limits.maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new MemfaError('CONFLICT', `another memfa daemon is already listening on ${this.cfg.path}`)
+            : new MemfaError('CONFIG_INVALID', `cannot listen on ${this.cfg.path}: ${err.message}`, { data: { socket: this.cfg.path } }),
+        );
+      });
+      // Created with no access for others; the configured mode is applied before anyone can connect.
+      const oldMask = process.umask(0o177);
+      try {
+        server.listen(this.cfg.path, () => resolve());
+      } finally {
+        process.umask(oldMask);
+      }
+    });
+    if (process.platform !== 'win32') {
+      if (this.cfg.group !== null) await chown(this.cfg.path, process.getuid!(), groupId(this.cfg.group));
+      await chmod(this.cfg.path, this.cfg.mode);
+    }
+    server.on('error', (err) => this.log.error('listener-error', { socket: this.kind, error: err.message }));
+    this.server = server;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (!this.accepting) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    const decoder = new LineDecoder(this.limits.maxFrameBytes);
+    let pending = 0;
+    socket.setTimeout(this.limits.idleTimeoutMs, () => {
+      // Idle, or a half-received message that never completed: drop it.
+      if (pending === 0) socket.destroy();
+    });
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const send = (response: RpcResponse) => {
+      if (!socket.destroyed && socket.writable) socket.write(encodeFrame(response));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      for (const frame of decoder.push(chunk)) {
+        if (frame.kind === 'oversize') {
+          const err = new MemfaError('FRAME_TOO_LARGE', `message larger than ${this.limits.maxFrameBytes} bytes; closing the connection`);
+          if (!socket.destroyed) socket.end(encodeFrame({ jsonrpc: '2.0', id: null, error: errorObject(err) }));
+          this.log.warn('frame-too-large', { socket: this.kind, bytes: frame.bytes });
+          return;
+        }
+        const incoming = classify(frame.line);
+        if (incoming.kind === 'invalid') {
+          send({ jsonrpc: '2.0', id: incoming.id, error: errorObject(incoming.error) });
+          continue;
+        }
+        const { request, notification } = incoming;
+        if (!this.accepting) {
+          if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(new MemfaError('SHUTTING_DOWN', 'the daemon is stopping; retry shortly')) });
+          continue;
+        }
+        pending++;
+        this.inFlight++;
+        if (pending >= MAX_IN_FLIGHT_PER_CONNECTION) socket.pause();
+        this.handle(request.method, request.params, this.kind)
+          .then(
+            (result) => {
+              if (!notification) send({ jsonrpc: '2.0', id: request.id, result });
+            },
+            (err: unknown) => {
+              if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(err as MemfaError) });
+            },
+          )
+          .finally(() => {
+            pending--;
+            this.inFlight--;
+            if (pending < MAX_IN_FLIGHT_PER_CONNECTION && socket.isPaused()) socket.resume();
+            if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+          });
+      }
+    });
+  }
+
+  /** Stops accepting connections and requests; resolves once in-flight requests are answered. */
+  async stopAccepting(graceMs: number): Promise<void> {
+    this.accepting = false;
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (this.inFlight > 0) {
+      await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise<void>((r) => setTimeout(r, graceMs).unref())]);
+    }
+    for (const s of this.sockets) s.end();
+    setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+    }, 200).unref();
+    await closed;
+    if (process.platform !== 'win32') await unlink(this.cfg.path).catch(() => undefined);
+  }
+}

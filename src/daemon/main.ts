@@ -1,0 +1,141 @@
+// The daemon: wires real implementations into the services, starts in order (files, store, keys,
+// geo, senders, listeners) and stops in reverse on SIGTERM/SIGINT.
+import { randomBytes, randomInt } from 'node:crypto';
+import { chmod, mkdir, stat } from 'node:fs/promises';
+
+import { AuditLog } from '../audit/log.js';
+import type { MemfaConfig } from '../config/types.js';
+import { loadCountryLookup } from '../geo/country.js';
+import { MemfaError } from '../protocol/errors.js';
+import { loadOrCreateKeyring } from '../security/keyring.js';
+import { createHandlers } from '../services/handlers.js';
+import type { Ports } from '../services/ports.js';
+import { FileStore } from '../store/file-store.js';
+import { VERSION } from '../version.js';
+import { createDispatcher } from './dispatch.js';
+import { Listener } from './listener.js';
+import { acquireDataDirLock } from './lock.js';
+import { checkSenders, createSenders } from './senders.js';
+import { createLogger, type Logger } from './logger.js';
+
+async function ensureDir(dir: string, mode: number, log: Logger): Promise<void> {
+  const existing = await stat(dir).catch(() => null);
+  if (existing === null) {
+    await mkdir(dir, { recursive: true, mode });
+    await chmod(dir, mode); // mkdir's mode is filtered by the umask
+    return;
+  }
+  if (!existing.isDirectory()) throw new MemfaError('CONFIG_INVALID', `${dir} exists and is not a directory`, { data: { file: dir } });
+  if (process.platform !== 'win32' && (existing.mode & 0o777 & ~mode) !== 0) {
+    log.warn('directory-too-open', { dir, mode: (existing.mode & 0o777).toString(8), expected: mode.toString(8) });
+  }
+}
+
+export interface RunningDaemon {
+  stop(): Promise<void>;
+  done: Promise<void>;
+}
+
+export async function startDaemon(config: MemfaConfig, log: Logger = createLogger(config.log.level)): Promise<RunningDaemon> {
+  const started = Date.now();
+  const cleanups: (() => Promise<void>)[] = [];
+  const unwind = async () => {
+    for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => log.error('stop-step-failed', { error: err.message }));
+  };
+  try {
+    await ensureDir(config.dataDir, 0o700, log);
+    await ensureDir(config.runDir, 0o750, log);
+    const unlock = await acquireDataDirLock(config.dataDir);
+    cleanups.push(unlock);
+
+    const store = await FileStore.open(config.store.file, {
+      compactJournalBytes: config.store.compactJournalBytes,
+      onEvent: (event, fields) => log.info(event, fields),
+    });
+    cleanups.push(() => store.close());
+    const keyring = await loadOrCreateKeyring(config.keyFile, { create: store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined });
+    if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
+    const audit = await AuditLog.open(config.audit.file, { maxBytes: config.audit.maxBytes, keep: config.audit.keep });
+    cleanups.push(() => audit.close());
+    const country = await loadCountryLookup(config.dataDir);
+    const senders = createSenders(config, log);
+    cleanups.push(async () => {
+      await Promise.all(Object.values(senders).map((s) => s.close()));
+    });
+    checkSenders(senders, log);
+
+    const ports: Ports = {
+      config,
+      store,
+      clock: () => Date.now(),
+      random: { bytes: (n) => randomBytes(n), int: (min, max) => randomInt(min, max) },
+      country,
+      secrets: keyring,
+      audit,
+      log,
+      senders,
+      startedAt: started,
+      version: VERSION,
+    };
+    const dispatch = createDispatcher(createHandlers(ports), log, config.limits.requestTimeoutMs);
+    const listeners = [
+      new Listener('admin', config.sockets.admin, config.limits, dispatch, log),
+      new Listener('hook', config.sockets.hook, config.limits, dispatch, log),
+    ];
+    for (const l of listeners) {
+      await l.listen();
+      cleanups.push(() => l.stopAccepting(config.limits.requestTimeoutMs));
+    }
+
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    let stopping: Promise<void> | null = null;
+    const stop = () => {
+      stopping ??= (async () => {
+        log.info('stopping', {});
+        // Listeners first (stop accepting, answer what is in flight), then the store and the rest.
+        await unwind();
+        log.info('stopped', { uptimeMs: Date.now() - started });
+        resolveDone();
+      })();
+      return stopping;
+    };
+    log.info('ready', {
+      version: VERSION,
+      pid: process.pid,
+      config: config.source,
+      store: config.store.file,
+      adminSocket: config.sockets.admin.path,
+      hookSocket: config.sockets.hook.path,
+      mailboxes: store.countMailboxes(),
+      startMs: Date.now() - started,
+    });
+    return { stop, done };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+/** Runs in the foreground until SIGTERM or SIGINT; returns the process exit code. */
+export async function runDaemon(config: MemfaConfig): Promise<number> {
+  const log = createLogger(config.log.level);
+  let daemon: RunningDaemon;
+  try {
+    daemon = await startDaemon(config, log);
+  } catch (err) {
+    const e = err instanceof MemfaError ? err : new MemfaError('INTERNAL', (err as Error).message);
+    log.error('start-failed', { error: e.message, errorCode: e.code, hint: e.hint });
+    return e.exitCode;
+  }
+  const onSignal = (signal: string) => {
+    log.info('signal', { signal });
+    void daemon.stop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => log.info('signal-ignored', { signal: 'SIGHUP', why: 'restart the daemon to reload its configuration' }));
+  await daemon.done;
+  return 0;
+}
+

@@ -1,0 +1,189 @@
+// E-mail delivery over SMTP through nodemailer. The transporter is built on first use so that a
+// password file is read when it is needed and a missing one surfaces as a failed send or check,
+// not as a daemon that will not start.
+
+import nodemailer from 'nodemailer';
+import type { Mail, NodemailerError, SMTPSentMessageInfo, SMTPTransportOptions, SendMailOptions } from 'nodemailer';
+import { MemfaError } from '../protocol/errors.js';
+import { deliveryFailed, describeError, readSecretFile, redact } from './common.js';
+import { maskEmail } from './mask.js';
+import { renderTemplate, templateVars } from './template.js';
+import type { CheckResult, DeliveryLogger, OutgoingCode, Sender, SendResult, SmtpConfig } from './types.js';
+
+type SmtpTransporter = Mail<SMTPSentMessageInfo, SMTPTransportOptions>;
+
+/** A whole send (connect, greeting, AUTH, envelope, data) may take this many timeouts. */
+const SEND_DEADLINE_FACTOR = 2;
+
+export function createSmtpSender(cfg: SmtpConfig, logger: DeliveryLogger): Sender {
+  return new SmtpSender(cfg, logger);
+}
+
+class SmtpSender implements Sender {
+  readonly provider = 'email' as const;
+  readonly transport = 'smtp' as const;
+  private transporter: Promise<SmtpTransporter> | null = null;
+  private password: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly cfg: SmtpConfig,
+    private readonly logger: DeliveryLogger,
+  ) {}
+
+  async send(msg: OutgoingCode): Promise<SendResult> {
+    if (this.closed) throw deliveryFailed('email', 'SMTP sender is closed', { transport: 'smtp' });
+    if (msg.kind === 'code' && (msg.code === undefined || msg.code === '')) {
+      throw new MemfaError('INTERNAL', 'a code message without a code');
+    }
+    const transporter = await this.getTransporter();
+    const vars = templateVars(msg);
+    const subject = renderTemplate(this.cfg.subject, vars).replace(/\s+/g, ' ');
+    const mail: SendMailOptions = {
+      from: this.cfg.from,
+      to: msg.to,
+      subject: msg.kind === 'test' ? `[test] ${subject}` : subject,
+      text: renderTemplate(this.cfg.text, vars),
+      html: renderTemplate(this.cfg.html, vars, 'html'),
+      // RFC 3834: keeps vacation responders and list software from answering a code mail.
+      headers: { 'Auto-Submitted': 'auto-generated' },
+      signal: AbortSignal.timeout(this.cfg.timeoutMs * SEND_DEADLINE_FACTOR),
+    };
+    if (this.cfg.otpOrigin !== undefined && msg.kind === 'code' && msg.code !== undefined) {
+      mail.otp = { code: msg.code, origin: this.cfg.otpOrigin };
+    }
+    const started = Date.now();
+    try {
+      const info = await transporter.sendMail(mail);
+      this.logger.info('delivery.sent', {
+        provider: 'email',
+        transport: 'smtp',
+        kind: msg.kind,
+        to: maskEmail(msg.to),
+        mailbox: msg.mailbox,
+        messageId: info.messageId,
+        ms: Date.now() - started,
+      });
+      return { messageId: info.messageId };
+    } catch (err) {
+      const failure = this.toFailure(err, [msg.code]);
+      this.logger.warn('delivery.failed', {
+        provider: 'email',
+        transport: 'smtp',
+        kind: msg.kind,
+        to: maskEmail(msg.to),
+        mailbox: msg.mailbox,
+        error: failure.message,
+        ms: Date.now() - started,
+      });
+      throw failure;
+    }
+  }
+
+  async check(): Promise<CheckResult> {
+    if (this.closed) return { ok: false, error: 'SMTP sender is closed' };
+    try {
+      const transporter = await this.getTransporter();
+      await withDeadline(transporter.verify(), this.cfg.timeoutMs * SEND_DEADLINE_FACTOR);
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: err instanceof MemfaError ? err.message : this.toFailure(err, []).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const pending = this.transporter;
+    this.transporter = null;
+    if (pending === null) return;
+    try {
+      // force: a pooled connection stuck in a delivery would otherwise keep the process alive.
+      (await pending).close({ force: true });
+    } catch {
+      // The transporter was never built (unreadable password file): nothing to release.
+    }
+  }
+
+  private getTransporter(): Promise<SmtpTransporter> {
+    if (this.transporter === null) {
+      const building = this.build();
+      this.transporter = building;
+      // A failed build (password file missing) is retried by the next send, not remembered.
+      building.catch(() => {
+        if (this.transporter === building) this.transporter = null;
+      });
+    }
+    return this.transporter;
+  }
+
+  private async build(): Promise<SmtpTransporter> {
+    const { cfg } = this;
+    let auth: SMTPTransportOptions['auth'];
+    if (cfg.auth !== undefined) {
+      let pass = cfg.auth.pass;
+      if (cfg.auth.passFile !== undefined) {
+        try {
+          pass = await readSecretFile(cfg.auth.passFile, 'smtp.auth.passFile', this.logger);
+        } catch (err) {
+          throw deliveryFailed('email', describeError(err), { transport: 'smtp', key: 'smtp.auth.passFile' }, err);
+        }
+      }
+      this.password = pass;
+      auth = pass === undefined ? { user: cfg.auth.user } : { user: cfg.auth.user, pass };
+    }
+    const options: SMTPTransportOptions = {
+      host: cfg.host,
+      port: cfg.port,
+      secure: cfg.secure === 'tls',
+      requireTLS: cfg.secure === 'starttls',
+      ignoreTLS: cfg.secure === 'none',
+      tls: { rejectUnauthorized: cfg.rejectUnauthorized },
+      connectionTimeout: cfg.timeoutMs,
+      greetingTimeout: cfg.timeoutMs,
+      socketTimeout: cfg.timeoutMs,
+      dnsTimeout: cfg.timeoutMs,
+      // nodemailer's logger would write the message, code included, when debugging is on.
+      logger: false,
+      debug: false,
+      ...(auth === undefined ? {} : { auth }),
+    };
+    if (cfg.pool) {
+      return nodemailer.createTransport({ ...options, pool: true, maxConnections: cfg.maxConnections });
+    }
+    return nodemailer.createTransport(options);
+  }
+
+  /** A DELIVERY_FAILED that names what went wrong (reply code, nodemailer code), with no secret in it. */
+  private toFailure(err: unknown, secrets: Array<string | undefined>): MemfaError {
+    if (err instanceof MemfaError) return err;
+    const secretList = [...secrets, this.password];
+    const e = (err ?? {}) as NodemailerError;
+    const data: Record<string, unknown> = { transport: 'smtp' };
+    if (typeof e.code === 'string') data.smtpError = e.code;
+    if (typeof e.responseCode === 'number') data.smtpResponseCode = e.responseCode;
+    if (typeof e.command === 'string') data.smtpCommand = redact(e.command, secretList);
+    if (typeof e.permanent === 'boolean') data.permanent = e.permanent;
+    if (typeof e.originalCode === 'string') data.cause = e.originalCode;
+
+    let message: string;
+    if (e.code === 'EABORT') {
+      message = `SMTP delivery to ${this.cfg.host}:${this.cfg.port} timed out after ${this.cfg.timeoutMs * SEND_DEADLINE_FACTOR} ms`;
+    } else if (typeof e.response === 'string' && typeof e.responseCode === 'number') {
+      const reply = describeError(new Error(e.response), secretList);
+      const step = typeof e.command === 'string' ? redact(e.command, secretList) : 'the message';
+      message = `SMTP server refused ${step}: ${reply} (${e.code ?? 'SMTP'})`;
+    } else {
+      const reason = describeError(err, secretList);
+      message = `SMTP delivery to ${this.cfg.host}:${this.cfg.port} failed: ${e.code ?? 'error'} ${reason}`;
+    }
+    return deliveryFailed('email', message, data, err);
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'EABORT' })), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,48 @@
+// The method catalogue: every JSON-RPC method memfa speaks, which sockets expose it, the schema of
+// its parameters and the type of its result. Client and daemon both import this module.
+import { arr, bool, int, json, nullable, obj, optional, str, type Infer, type Schema } from './schema.js';
+
+export const SOCKET_KINDS = ['admin', 'hook'] as const;
+export type SocketKind = (typeof SOCKET_KINDS)[number];
+
+const address = str({ max: 254, min: 1 });
+const ip = str({ max: 64, min: 1 });
+const code = str({ max: 64, min: 1 });
+const domain = str({ max: 253, min: 1 });
+
+export const METHODS = {
+  ping: { sockets: ['admin', 'hook'], params: obj({}) },
+  status: { sockets: ['admin'], params: obj({}) },
+  verify: {
+    sockets: ['admin', 'hook'],
+    params: obj({ user: address, ip, code: optional(code) }),
+  },
+  explain: { sockets: ['admin'], params: obj({ address, ip }) },
+  'mailbox.set': {
+    sockets: ['admin'],
+    params: obj({ address, settings: optional(json()), phone: optional(nullable(str({ max: 32 }))), altEmail: optional(nullable(str({ max: 254 }))) }),
+  },
+  'mailbox.show': { sockets: ['admin'], params: obj({ address }) },
+  'mailbox.list': { sockets: ['admin'], params: obj({ domain: optional(domain), limit: optional(int({ min: 1, max: 100000 })), after: optional(address) }) },
+  'mailbox.remove': { sockets: ['admin'], params: obj({ address }) },
+  'domain.set': { sockets: ['admin'], params: obj({ domain, settings: json() }) },
+  'domain.show': { sockets: ['admin'], params: obj({ domain }) },
+  'domain.list': { sockets: ['admin'], params: obj({}) },
+  'domain.remove': { sockets: ['admin'], params: obj({ domain }) },
+  'global.set': { sockets: ['admin'], params: obj({ settings: json() }) },
+  'global.show': { sockets: ['admin'], params: obj({}) },
+  'enroll.start': { sockets: ['admin'], params: obj({ address, restart: optional(bool()) }) },
+  'enroll.confirm': { sockets: ['admin'], params: obj({ address, code: optional(code), force: optional(bool()) }) },
+  reset: { sockets: ['admin'], params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
+} as const satisfies Record<string, { sockets: readonly SocketKind[]; params: Schema<unknown> }>;
+
+export type MethodName = keyof typeof METHODS;
+export type ParamsOf<M extends MethodName> = Infer<(typeof METHODS)[M]['params']>;
+
+export function isMethodName(name: string): name is MethodName {
+  return Object.prototype.hasOwnProperty.call(METHODS, name);
+}
+
+export function methodAllowedOn(method: MethodName, socket: SocketKind): boolean {
+  return (METHODS[method].sockets as readonly SocketKind[]).includes(socket);
+}

@@ -1,0 +1,131 @@
+// Durable, private file writes shared by the key ring and the audit log.
+//
+// A rename is only durable once the directory entry is on disk, hence the directory fsync after
+// every create and rename. A key file that is half written after a power cut would leave every
+// sealed secret unreadable, so nothing here writes a key file in place.
+
+import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { link, open, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { MemfaError } from '../protocol/errors.js';
+
+const IS_WINDOWS = process.platform === 'win32';
+
+export function errnoCode(error: unknown): string {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return 'unknown error';
+}
+
+/**
+ * Makes the latest create/rename/unlink in `dir` durable. Windows cannot open a directory for
+ * fsync and some file systems (e.g. certain network mounts) refuse it; there is nothing more we
+ * can do on those, so those refusals are not errors.
+ */
+export async function fsyncDir(dir: string): Promise<void> {
+  if (IS_WINDOWS) return;
+  let handle;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EINVAL' || code === 'EPERM' || code === 'EISDIR' || code === 'EBADF' || code === 'ENOTSUP') return;
+    throw error;
+  } finally {
+    await handle?.close();
+  }
+}
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+async function writeTemp(path: string, data: string | Buffer): Promise<string> {
+  const temp = tempPathFor(path);
+  const handle = await open(temp, 'wx', 0o600);
+  try {
+    // open()'s mode is filtered by the umask; a strict umask could leave the daemon unable to read
+    // its own file, so set the intended mode explicitly.
+    if (!IS_WINDOWS) await handle.chmod(0o600);
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+  await handle.close();
+  return temp;
+}
+
+/** Replaces `path` atomically: readers see the old content or the new, never a mix. Mode 0600. */
+export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+  const temp = await writeTemp(path, data);
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+  await fsyncDir(dirname(path));
+}
+
+/**
+ * Creates `path` with `data`, failing with EEXIST if it exists. The content is written to a temp
+ * file first and hard-linked into place, so a crash never leaves a partial file under the real
+ * name (a plain O_EXCL create would). Where hard links are unsupported, falls back to O_EXCL.
+ */
+export async function createFileExclusive(path: string, data: string | Buffer): Promise<void> {
+  const temp = await writeTemp(path, data);
+  let linked = false;
+  try {
+    await link(temp, path);
+    linked = true;
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EXDEV') throw error;
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
+  if (!linked) {
+    const handle = await open(path, 'wx', 0o600);
+    try {
+      if (!IS_WINDOWS) await handle.chmod(0o600);
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+  await fsyncDir(dirname(path));
+}
+
+/**
+ * Refuses a file that others could read or that belongs to someone else: whoever can read the key
+ * file can read every secret, and whoever owns it can swap the keys. Windows has no POSIX modes;
+ * there the data directory's ACL is the guard.
+ */
+export function assertPrivateFile(path: string, stats: Stats, what: string, options: { checkOwner: boolean }): void {
+  if (!stats.isFile()) {
+    throw new MemfaError('CONFIG_INVALID', `${what} ${path} is not a regular file`, { data: { path } });
+  }
+  if (IS_WINDOWS) return;
+  if ((stats.mode & 0o077) !== 0) {
+    const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
+    throw new MemfaError('CONFIG_INVALID', `${what} ${path} is accessible by group or others (mode ${mode})`, {
+      data: { path, mode },
+      hint: `run: chmod 600 ${path}`,
+    });
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  if (options.checkOwner && uid !== undefined && stats.uid !== uid) {
+    throw new MemfaError('CONFIG_INVALID', `${what} ${path} is owned by uid ${stats.uid}, not by the daemon's uid ${uid}`, {
+      data: { path, owner: stats.uid, uid },
+      hint: `run: chown ${uid} ${path}`,
+    });
+  }
+}

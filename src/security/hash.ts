@@ -1,0 +1,52 @@
+// Keyed hashes for values that must be checked but never stored: one-time codes, recovery codes,
+// administrator tokens. Keys come from Keyring.macKey, which survives key rotation.
+
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+const PREFIX = 'h1:';
+const MIN_KEY_BYTES = 16;
+
+function checkPurpose(purpose: string): void {
+  // The purpose and the value are joined with a NUL; a NUL inside the purpose would make two
+  // different (purpose, value) pairs hash alike.
+  if (purpose.length === 0 || purpose.includes('\0')) throw new TypeError('keyedHash: purpose must be non-empty and contain no NUL');
+}
+
+function mac(key: Buffer, purpose: string, value: string): Buffer {
+  if (key.length < MIN_KEY_BYTES) throw new TypeError(`keyedHash: key must be at least ${MIN_KEY_BYTES} bytes`);
+  checkPurpose(purpose);
+  return createHmac('sha256', key).update(purpose, 'utf8').update('\0').update(value, 'utf8').digest();
+}
+
+/**
+ * HMAC-SHA256 of `value` for `purpose` (e.g. 'email-code:alice@example.org'), as 'h1:<base64url>'.
+ * The version prefix lets a later scheme live beside this one.
+ */
+export function keyedHash(key: Buffer, purpose: string, value: string): string {
+  return PREFIX + mac(key, purpose, value).toString('base64url');
+}
+
+/** Whether `stored` is keyedHash(key, purpose, value); constant time in the value. */
+export function verifyKeyedHash(key: Buffer, purpose: string, value: string, stored: string): boolean {
+  const expected = Buffer.from(keyedHash(key, purpose, value), 'utf8');
+  const actual = Buffer.from(stored, 'utf8');
+  // A hash's length is public (fixed by the scheme); only equal lengths reach timingSafeEqual.
+  if (actual.length !== expected.length) return false;
+  return timingSafeEqual(actual, expected);
+}
+
+/**
+ * Compares two strings without leaking where they differ or how long the secret one is: both are
+ * hashed first, so timingSafeEqual always sees 32-byte buffers.
+ */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a, 'utf8').digest();
+  const hb = createHash('sha256').update(b, 'utf8').digest();
+  return timingSafeEqual(ha, hb);
+}
+
+/** A random token of `bytes` bytes from the CSPRNG, base64url-encoded. */
+export function randomToken(bytes = 32): string {
+  if (!Number.isInteger(bytes) || bytes < 16 || bytes > 1024) throw new RangeError('randomToken: bytes must be an integer from 16 to 1024');
+  return randomBytes(bytes).toString('base64url');
+}

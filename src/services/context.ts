@@ -1,0 +1,58 @@
+// What several services derive from the configuration and the store for one mailbox.
+import { resolveSettings } from '../core/settings.js';
+import { lockState } from '../core/lockout.js';
+import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
+import type { RememberPolicy } from '../core/decide.js';
+import type { TotpOptions } from '../core/totp.js';
+import { domainOf } from '../core/validate.js';
+import type { MemfaConfig } from '../config/types.js';
+import type { EffectiveView, MailboxView } from '../protocol/results.js';
+import type { StoreReader } from '../store/types.js';
+
+export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
+  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, (mailbox ?? store.getMailbox(address))?.settings);
+}
+
+export function rememberPolicy(config: MemfaConfig): RememberPolicy {
+  return { maxEntries: config.locations.maxEntries, maxAgeMs: config.locations.maxAgeDays * 86_400_000 };
+}
+
+export function totpOptions(config: MemfaConfig): TotpOptions {
+  return { algorithm: config.totp.algorithm, digits: config.totp.digits, period: config.totp.period, window: config.totp.window };
+}
+
+/** The stored record, or a fresh one (not stored) for a mailbox that only inherits. */
+export function mailboxOrNew(store: StoreReader, address: string, now: number): MailboxRecord {
+  return store.getMailbox(address) ?? newMailbox(address, now);
+}
+
+export function effectiveView(e: EffectiveSettings): EffectiveView {
+  return {
+    challenge: { value: e.challenge, source: e.sources.challenge },
+    provider: { value: e.provider, source: e.sources.provider },
+    fallbackProvider: { value: e.fallbackProvider, source: e.sources.fallbackProvider },
+    usersMayConfigure: { value: e.usersMayConfigure, source: e.sources.usersMayConfigure },
+    countryRules: e.countryRules,
+    trustedNetworks: e.trustedNetworks,
+  };
+}
+
+export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number): MailboxView {
+  const stored = store.getMailbox(address);
+  const rec = stored ?? newMailbox(address, now);
+  const lock = lockState(rec.failures, now);
+  return {
+    address,
+    stored: stored !== undefined,
+    settings: { ...rec.settings },
+    effective: effectiveView(effectiveSettings(config, store, address, rec)),
+    phone: rec.phone,
+    altEmail: rec.altEmail,
+    totp: rec.totp !== null ? 'active' : rec.pendingTotp !== null && rec.pendingTotp.expiresAt > now ? 'pending' : 'none',
+    totpActivatedAt: rec.totp?.activatedAt ?? null,
+    ips: [...rec.ips],
+    countries: [...rec.countries],
+    lock: lock.locked ? { locked: true, until: lock.until, reason: lock.reason, failures: rec.failures.consecutive } : { locked: false, until: null, reason: null, failures: rec.failures.consecutive },
+    recoveryCodesLeft: rec.recoveryCodeHashes.length,
+  };
+}

@@ -1,0 +1,107 @@
+// TOTP enrolment: a pending secret is created, shown once, and activated only by a valid code
+// from the user's app (or at once, for scripted provisioning).
+import { checkTotp, generateTotpSecret, groupSecret, otpauthUri, toBase32 } from '../core/totp.js';
+import type { MailboxRecord, PendingTotp } from '../core/model.js';
+import { normaliseCode } from '../core/codes.js';
+import { normaliseAddress } from '../core/validate.js';
+import { MemfaError, invalidParams } from '../protocol/errors.js';
+import type { EnrolResult } from '../protocol/results.js';
+import { secretAad } from '../security/keyring.js';
+import type { StoreTx } from '../store/types.js';
+import { mailboxOrNew, totpOptions } from './context.js';
+import type { CallContext, Ports } from './ports.js';
+
+export const TOTP_PURPOSE = 'totp';
+
+export class Enrolment {
+  constructor(private readonly p: Ports) {}
+
+  uriFor(address: string, pending: PendingTotp): string {
+    return this.describe(address, pending).otpauthUri;
+  }
+
+  private describe(address: string, pending: PendingTotp): EnrolResult {
+    const key = this.p.secrets.open(pending.sealedSecret, secretAad(TOTP_PURPOSE, address));
+    const secret = toBase32(key);
+    const o = totpOptions(this.p.config);
+    return {
+      address,
+      secret,
+      secretGrouped: groupSecret(secret),
+      otpauthUri: otpauthUri({ issuer: this.p.config.issuer, account: address, secretBase32: secret, algorithm: o.algorithm, digits: o.digits, period: o.period }),
+      expiresAt: pending.expiresAt,
+      algorithm: o.algorithm,
+      digits: o.digits,
+      period: o.period,
+    };
+  }
+
+  /**
+   * Inside a transaction: the open pending secret of the mailbox, or a new one. The same pending
+   * secret is returned until it expires, so a user who reloads the login page scans one QR code.
+   */
+  pendingIn(tx: StoreTx, address: string, now: number, restart = false): PendingTotp {
+    const rec = tx.getMailbox(address) ?? mailboxOrNew(tx, address, now);
+    if (!restart && rec.pendingTotp !== null && rec.pendingTotp.expiresAt > now) return rec.pendingTotp;
+    const secret = generateTotpSecret((n) => this.p.random.bytes(n), 20);
+    const pending: PendingTotp = {
+      sealedSecret: this.p.secrets.seal(secret, secretAad(TOTP_PURPOSE, address)),
+      createdAt: now,
+      expiresAt: now + this.p.config.totp.enrolmentTtlSeconds * 1000,
+    };
+    tx.putMailbox({ ...rec, pendingTotp: pending, updatedAt: now });
+    return pending;
+  }
+
+  async start(params: { address: string; restart?: boolean | undefined }, ctx: CallContext): Promise<EnrolResult> {
+    const address = normaliseAddress(params.address, 'address');
+    const now = this.p.clock();
+    const pending = await this.p.store.transact((tx) => this.pendingIn(tx, address, now, params.restart ?? false));
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'pending' });
+    return this.describe(address, pending);
+  }
+
+  /**
+   * Activates the pending secret. With a code, only if the code is valid now (the step it matched
+   * is recorded, so the same code cannot then log in); with force, without one.
+   */
+  async confirm(params: { address: string; code?: string | undefined; force?: boolean | undefined }, ctx: CallContext) {
+    const address = normaliseAddress(params.address, 'address');
+    if (params.code === undefined && params.force !== true) throw invalidParams('give the code from the app, or force activation', { param: 'code' });
+    const code = params.code === undefined ? null : normaliseCode(params.code);
+    if (params.code !== undefined && code === null) throw invalidParams('code: expected digits', { param: 'code' });
+    const now = this.p.clock();
+    const outcome = await this.p.store.transact((tx) => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined || rec.pendingTotp === null || rec.pendingTotp.expiresAt <= now) {
+        throw new MemfaError('CONFLICT', `no pending TOTP enrolment for ${address}`, { hint: `start one with: memfa enroll ${address}` });
+      }
+      return this.activateIn(tx, rec, code, now);
+    });
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'code-invalid' });
+    if (!outcome.ok) throw new MemfaError('CONFLICT', 'the code does not match the pending secret; nothing was activated', { data: { reason: 'code-invalid' }, hint: 'check the phone clock and try the next code' });
+    return { address, activated: true, activatedAt: now };
+  }
+
+  /** Inside a transaction: checks `code` (null = forced) against the pending secret and activates it. */
+  activateIn(tx: StoreTx, rec: MailboxRecord, code: string | null, now: number): { ok: true; record: MailboxRecord } | { ok: false } {
+    const pending = rec.pendingTotp!;
+    const opts = totpOptions(this.p.config);
+    let lastAcceptedStep: number | null = null;
+    if (code !== null) {
+      const key = this.p.secrets.open(pending.sealedSecret, secretAad(TOTP_PURPOSE, rec.address));
+      const check = checkTotp(key, code, now, opts, null);
+      if (!check.ok) return { ok: false };
+      lastAcceptedStep = check.step;
+    }
+    const record: MailboxRecord = {
+      ...rec,
+      totp: { sealedSecret: pending.sealedSecret, activatedAt: now, lastAcceptedStep },
+      pendingTotp: null,
+      updatedAt: now,
+    };
+    tx.putMailbox(record);
+    return { ok: true, record };
+  }
+}
+

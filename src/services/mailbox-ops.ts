@@ -1,0 +1,65 @@
+// Support operations on one mailbox: reset (lost phone), explain (dry run).
+import { normaliseAddress, normaliseIp } from '../core/validate.js';
+import { lockState } from '../core/lockout.js';
+import { invalidParams, MemfaError } from '../protocol/errors.js';
+import type { ExplainResult } from '../protocol/results.js';
+import { effectiveSettings, mailboxOrNew, mailboxView } from './context.js';
+import type { CallContext, Ports } from './ports.js';
+import type { Verifier } from './verify.js';
+import type { OneTimeCodes } from './codes.js';
+
+export class MailboxOps {
+  constructor(
+    private readonly p: Ports,
+    private readonly verifier: Verifier,
+    private readonly codes: OneTimeCodes,
+  ) {}
+
+  async reset(params: { address: string; secret?: boolean | undefined; locations?: boolean | undefined }, ctx: CallContext) {
+    const address = normaliseAddress(params.address, 'address');
+    const secret = params.secret === true;
+    const locations = params.locations === true;
+    if (!secret && !locations) throw invalidParams('say what to reset: secret, locations, or both', { param: 'secret' });
+    const now = this.p.clock();
+    const changed = await this.p.store.transact((tx) => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return false;
+      tx.putMailbox({
+        ...rec,
+        ...(secret ? { totp: null, pendingTotp: null, openCode: null } : {}),
+        ...(locations ? { ips: [], countries: [] } : {}),
+        updatedAt: now,
+      });
+      return true;
+    });
+    if (!changed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}; nothing to reset`);
+    if (secret) this.codes.forget(address);
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'reset', result: 'ok', details: { secret, locations } });
+    return { address, secret, locations };
+  }
+
+  explain(params: { address: string; ip: string }): ExplainResult {
+    const address = normaliseAddress(params.address, 'address');
+    const ip = normaliseIp(params.ip, 'ip');
+    const now = this.p.clock();
+    const country = this.p.country(ip);
+    const rec = mailboxOrNew(this.p.store, address, now);
+    const eff = effectiveSettings(this.p.config, this.p.store, address, rec);
+    const decision = this.verifier.decision({ address, ip, country, now }, rec, eff);
+    const steps: string[] = [];
+    steps.push(`country of ${ip}: ${country ?? 'unknown'}`);
+    steps.push(eff.countryRules.length === 0 ? 'country rules: none' : `country rules: ${eff.countryRules.map((r) => `${r.level} ${r.rule.mode} ${r.rule.countries.join(',')}`).join('; ')}`);
+    steps.push(`trusted networks: ${eff.trustedNetworks.length === 0 ? 'none' : eff.trustedNetworks.join(', ')}`);
+    steps.push(`challenge mode: ${eff.challenge} (from ${eff.sources.challenge}); provider: ${eff.provider} (from ${eff.sources.provider})`);
+    let result: ExplainResult['decision'] = { result: decision.action, reason: decision.reason, provider: decision.provider };
+    if (decision.matched !== undefined) result.matched = decision.matched;
+    if (decision.rule !== undefined) result.rule = decision.rule;
+    const lock = lockState(rec.failures, now);
+    if ((decision.action === 'challenge' || decision.action === 'enroll') && lock.locked) {
+      steps.push(`decision would be ${decision.action} (${decision.reason}), but the mailbox is locked`);
+      result = { result: 'deny', reason: 'locked', provider: decision.provider };
+    }
+    steps.push(`verify would answer: ${result.result} (${result.reason})`);
+    return { address, ip, country, mailbox: mailboxView(this.p.config, this.p.store, address, now), decision: result, steps };
+  }
+}

@@ -1,0 +1,44 @@
+// The ports services depend on. The daemon wires real implementations in; tests may wire others.
+import type { MemfaConfig } from '../config/types.js';
+import type { CountryLookup } from '../geo/country.js';
+import type { Logger } from '../daemon/logger.js';
+import type { Store } from '../store/types.js';
+import type { AuditEvent } from '../audit/entry.js';
+import type { Sender } from '../delivery/types.js';
+
+export interface SecretBox {
+  seal(plaintext: Buffer, aad: string): string;
+  open(sealed: string, aad: string): Buffer;
+  /** A stable key for keyed hashes of `purpose` (codes, recovery codes, tokens). */
+  macKey(purpose: string): Buffer;
+}
+
+export interface Random {
+  bytes(n: number): Buffer;
+  int(min: number, max: number): number;
+}
+
+export interface AuditSink {
+  append(event: AuditEvent): Promise<unknown>;
+}
+
+export interface Ports {
+  config: MemfaConfig;
+  store: Store;
+  clock: () => number;
+  random: Random;
+  country: CountryLookup;
+  secrets: SecretBox;
+  audit: AuditSink;
+  log: Logger;
+  /** Configured code senders; a provider without one cannot deliver. */
+  senders: Partial<Record<'sms' | 'email', Sender>>;
+  startedAt: number;
+  version: string;
+}
+
+/** Who is calling and through which socket; services use it for rights and the audit trail. */
+export interface CallContext {
+  socket: 'admin' | 'hook';
+  actor: string;
+}

@@ -1,0 +1,130 @@
+// Administration of settings at the three levels: global, domain, mailbox.
+import { applySettingsPatch, resolveSettings } from '../core/settings.js';
+import { newMailbox, type DomainRecord, type LevelSettings } from '../core/model.js';
+import { normaliseAddress, normaliseAltEmail, normaliseDomain, normalisePhone } from '../core/validate.js';
+import { MemfaError, invalidParams } from '../protocol/errors.js';
+import type { MailboxView } from '../protocol/results.js';
+import { effectiveSettings, effectiveView, mailboxView } from './context.js';
+import type { CallContext, Ports } from './ports.js';
+
+function asPatch(settings: unknown): Record<string, unknown> {
+  if (settings === undefined) return {};
+  if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) throw invalidParams('settings: expected an object of setting keys', { param: 'settings' });
+  return settings as Record<string, unknown>;
+}
+
+export class SettingsAdmin {
+  constructor(private readonly p: Ports) {}
+
+  async setMailbox(
+    params: { address: string; settings?: unknown; phone?: string | null | undefined; altEmail?: string | null | undefined },
+    ctx: CallContext,
+  ): Promise<MailboxView> {
+    const address = normaliseAddress(params.address, 'address');
+    const patch = asPatch(params.settings);
+    const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
+    const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
+    const now = this.p.clock();
+    await this.p.store.transact((tx) => {
+      const current = tx.getMailbox(address) ?? newMailbox(address, now);
+      const settings = applySettingsPatch(current.settings, patch, 'mailbox');
+      const next = {
+        ...current,
+        settings,
+        phone: phone === undefined ? current.phone : phone,
+        altEmail: altEmail === undefined ? current.altEmail : altEmail,
+        updatedAt: now,
+      };
+      // A provider chosen for this very mailbox must be able to reach it.
+      if (settings.provider === 'sms' && next.phone === null) throw invalidParams('provider sms needs a phone number: add --phone +E164', { param: 'phone' });
+      if (settings.provider === 'email' && next.altEmail === null) throw invalidParams('provider email needs an alternate address: add --alt-email ADDRESS', { param: 'altEmail' });
+      tx.putMailbox(next);
+    });
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
+    return mailboxView(this.p.config, this.p.store, address, now);
+  }
+
+  showMailbox(params: { address: string }): MailboxView {
+    const address = normaliseAddress(params.address, 'address');
+    return mailboxView(this.p.config, this.p.store, address, this.p.clock());
+  }
+
+  listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined }) {
+    const domain = params.domain === undefined ? undefined : normaliseDomain(params.domain);
+    const now = this.p.clock();
+    const records = this.p.store.listMailboxes({ domain, after: params.after, limit: params.limit });
+    return {
+      total: this.p.store.countMailboxes(domain),
+      mailboxes: records.map((r) => {
+        const e = effectiveSettings(this.p.config, this.p.store, r.address, r);
+        return {
+          address: r.address,
+          challenge: e.challenge,
+          provider: e.provider,
+          totp: r.totp !== null ? 'active' : r.pendingTotp !== null && r.pendingTotp.expiresAt > now ? 'pending' : 'none',
+          locked: r.failures.hardLocked || (r.failures.lockedUntil !== null && r.failures.lockedUntil > now),
+        };
+      }),
+    };
+  }
+
+  async removeMailbox(params: { address: string }, ctx: CallContext) {
+    const address = normaliseAddress(params.address, 'address');
+    const removed = await this.p.store.transact((tx) => tx.deleteMailbox(address));
+    if (!removed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`, { hint: 'memfa mailbox list shows the stored mailboxes' });
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'mailbox.remove', result: 'ok' });
+    return { address, removed: true };
+  }
+
+  private domainView(domain: string) {
+    const rec = this.p.store.getDomain(domain);
+    return {
+      domain,
+      stored: rec !== undefined,
+      settings: { ...(rec?.settings ?? {}) },
+      // What a mailbox of this domain with no settings of its own gets.
+      effective: effectiveView(effectiveSettings(this.p.config, this.p.store, `postmaster@${domain}`, newMailbox(`postmaster@${domain}`, 0))),
+      mailboxes: this.p.store.countMailboxes(domain),
+    };
+  }
+
+  async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext) {
+    const domain = normaliseDomain(params.domain);
+    const patch = asPatch(params.settings);
+    const now = this.p.clock();
+    await this.p.store.transact((tx) => {
+      const current: DomainRecord = tx.getDomain(domain) ?? { domain, settings: {}, updatedAt: now };
+      tx.putDomain({ ...current, settings: applySettingsPatch(current.settings, patch, 'domain'), updatedAt: now });
+    });
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'domain.set', result: 'ok', details: { domain, settings: patch } });
+    return this.domainView(domain);
+  }
+
+  showDomain(params: { domain: string }) {
+    return this.domainView(normaliseDomain(params.domain));
+  }
+
+  listDomains() {
+    return { domains: this.p.store.listDomains().map((d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: this.p.store.countMailboxes(d.domain) })) };
+  }
+
+  async removeDomain(params: { domain: string }, ctx: CallContext) {
+    const domain = normaliseDomain(params.domain);
+    const removed = await this.p.store.transact((tx) => tx.deleteDomain(domain));
+    if (!removed) throw new MemfaError('NOT_FOUND', `no stored settings for domain ${domain}`);
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'domain.remove', result: 'ok', details: { domain } });
+    return { domain, removed: true };
+  }
+
+  async setGlobal(params: { settings?: unknown }, ctx: CallContext) {
+    const patch = asPatch(params.settings);
+    await this.p.store.transact((tx) => tx.putGlobal(applySettingsPatch(tx.getGlobal(), patch, 'global')));
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'global.set', result: 'ok', details: { settings: patch } });
+    return this.showGlobal();
+  }
+
+  showGlobal() {
+    const settings: LevelSettings = this.p.store.getGlobal();
+    return { settings: { ...settings }, defaults: { ...this.p.config.defaults }, effective: effectiveView(resolveSettings(this.p.config.defaults, settings, undefined, undefined)) };
+  }
+}

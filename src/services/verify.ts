@@ -1,0 +1,144 @@
+// `verify`: the question a login hook asks on every login. The fast path (no factor needed)
+// reads memory only; everything that changes state is one store transaction, so check-then-act
+// (replay, try counters, lockout) is atomic even under concurrent logins.
+import { decide, rememberLocation, type Decision } from '../core/decide.js';
+import { lockState, recordFailure, recordSuccess, type LockoutPolicy } from '../core/lockout.js';
+import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
+import { normaliseCode } from '../core/codes.js';
+import { checkTotp } from '../core/totp.js';
+import { normaliseAddress, normaliseIp } from '../core/validate.js';
+import { invalidParams } from '../protocol/errors.js';
+import type { VerifyResult } from '../protocol/results.js';
+import { secretAad } from '../security/keyring.js';
+import type { StoreTx } from '../store/types.js';
+import { OneTimeCodes, type CodeProvider } from './codes.js';
+import { effectiveSettings, rememberPolicy, totpOptions } from './context.js';
+import { Enrolment, TOTP_PURPOSE } from './enrol.js';
+import type { CallContext, Ports } from './ports.js';
+
+export interface VerifyInput {
+  user: string;
+  ip: string;
+  code?: string | undefined;
+}
+
+interface Login {
+  address: string;
+  ip: string;
+  country: string | null;
+  now: number;
+}
+
+export class Verifier {
+  constructor(
+    private readonly p: Ports,
+    private readonly enrolment: Enrolment,
+    private readonly codes: OneTimeCodes,
+  ) {}
+
+  lockoutPolicy(): LockoutPolicy {
+    const l = this.p.config.lockout;
+    return { threshold: l.threshold, baseDelayMs: l.baseDelaySeconds * 1000, maxDelayMs: l.maxDelaySeconds * 1000, hardLockAfter: l.hardLockAfter };
+  }
+
+  /** The pure decision for a login, as `explain` shows it. */
+  decision(login: Login, rec: MailboxRecord, eff: EffectiveSettings): Decision {
+    return decide(eff, { ips: rec.ips, countries: rec.countries, hasActiveTotp: rec.totp !== null }, { ip: login.ip, country: login.country, now: login.now }, rememberPolicy(this.p.config));
+  }
+
+  async verify(input: VerifyInput, ctx: CallContext): Promise<VerifyResult> {
+    const address = normaliseAddress(input.user, 'user');
+    const ip = normaliseIp(input.ip, 'ip');
+    let code: string | null = null;
+    if (input.code !== undefined) {
+      code = normaliseCode(input.code);
+      if (code === null) throw invalidParams('code: expected the digits of a one-time code', { param: 'code' });
+    }
+    const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
+    const result = await this.decideAndAct(login, code);
+    const base = { user: address, ip, country: login.country };
+    const full: VerifyResult = { ...result, ...base };
+    // The fast path (allow without a factor) is not audited line by line: it changes nothing and
+    // would double the cost of every login. Everything else is.
+    if (!(full.result === 'allow' && code === null)) {
+      await this.p.audit.append({ actor: ctx.actor as 'hook', socket: ctx.socket, mailbox: address, action: 'verify', result: full.result, reason: full.reason, ip, country: login.country });
+    }
+    return full;
+  }
+
+  private async decideAndAct(login: Login, code: string | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
+    const stored = this.p.store.getMailbox(login.address);
+    const rec = stored ?? newMailbox(login.address, login.now);
+    const eff = effectiveSettings(this.p.config, this.p.store, login.address, rec);
+    const decision = this.decision(login, rec, eff);
+    if (decision.action === 'deny' || decision.action === 'allow') {
+      return { result: decision.action, reason: decision.reason, provider: decision.provider };
+    }
+    const lock = lockState(rec.failures, login.now);
+    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
+
+    if (code === null) {
+      if (decision.action === 'enroll') {
+        const pending = await this.p.store.transact((tx) => this.enrolment.pendingIn(tx, login.address, login.now));
+        const shown = this.enrolmentShown(login.address, pending.sealedSecret, pending.expiresAt);
+        return { result: 'enroll', reason: 'enroll-required', provider: 'totp', otpauthUri: shown, expiresAt: pending.expiresAt };
+      }
+      if (decision.provider === 'totp') return { result: 'challenge', reason: decision.reason, provider: 'totp' };
+      const providers: CodeProvider[] = [decision.provider];
+      if (eff.fallbackProvider !== 'none' && eff.fallbackProvider !== 'totp' && eff.fallbackProvider !== decision.provider) providers.push(eff.fallbackProvider);
+      const issued = await this.codes.challenge(login.address, providers, login);
+      return { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt };
+    }
+
+    // A code was given: check it and record the outcome in one transaction.
+    return this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
+  }
+
+  private enrolmentShown(address: string, sealed: string, expiresAt: number): string {
+    return this.enrolment.uriFor(address, { sealedSecret: sealed, expiresAt, createdAt: 0 });
+  }
+
+  private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
+    const answer: Omit<VerifyResult, 'user' | 'ip' | 'country'> = { result: 'deny', reason: 'locked', provider };
+    if (until !== null) answer.retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
+    return answer;
+  }
+
+  private checkCode(tx: StoreTx, login: Login, decision: Decision, code: string): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
+    // Re-read inside the transaction: a concurrent verify may have changed the record since.
+    const rec = tx.getMailbox(login.address) ?? newMailbox(login.address, login.now);
+    const lock = lockState(rec.failures, login.now);
+    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
+    const policy = rememberPolicy(this.p.config);
+    const succeed = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
+      const places = rememberLocation(next, login.ip, login.country, login.now, policy);
+      tx.putMailbox({ ...next, ...places, failures: recordSuccess(next.failures), updatedAt: login.now });
+      return { result: 'allow' as const, reason, provider };
+    };
+    const fail = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
+      const failures = recordFailure(next.failures, login.now, this.lockoutPolicy());
+      tx.putMailbox({ ...next, failures, updatedAt: login.now });
+      return { result: 'deny' as const, reason, provider };
+    };
+
+    if (decision.action === 'enroll') {
+      if (rec.pendingTotp === null || rec.pendingTotp.expiresAt <= login.now) return fail(rec, 'no-open-code', 'totp');
+      const activated = this.enrolment.activateIn(tx, rec, code, login.now);
+      if (!activated.ok) return fail(rec, 'code-invalid', 'totp');
+      const r = succeed(activated.record, 'enrolled', 'totp');
+      return r;
+    }
+    if (decision.provider === 'totp') {
+      const totp = rec.totp!;
+      const key = this.p.secrets.open(totp.sealedSecret, secretAad(TOTP_PURPOSE, rec.address));
+      const check = checkTotp(key, code, login.now, totpOptions(this.p.config), totp.lastAcceptedStep);
+      if (!check.ok) return fail(rec, check.reason, 'totp');
+      return succeed({ ...rec, totp: { ...totp, lastAcceptedStep: check.step } }, 'code-valid', 'totp');
+    }
+    const { result, openCode } = this.codes.check(rec, code, login.now);
+    const provider = rec.openCode?.provider ?? decision.provider;
+    if (result.ok) return succeed({ ...rec, openCode }, 'code-valid', provider);
+    return fail({ ...rec, openCode }, result.reason, provider);
+  }
+}
+

@@ -1,0 +1,394 @@
+// The default store: a lowdb JSON snapshot plus an append-only journal beside it.
+//
+// Why a journal: rewriting the whole snapshot per change costs O(store) per login, which a host
+// with 100,000 mailboxes cannot afford. A change is one journal line, appended and fdatasync'd;
+// changes that arrive while a sync is running share the next one (group commit). When the journal
+// grows past a threshold, and on shutdown, it is folded into the snapshot through lowdb, written
+// durably (temp file, fsync, rename, fsync dir), and truncated.
+import { constants as fsc } from 'node:fs';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { Low, type Adapter } from 'lowdb';
+import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.js';
+import { MemfaError } from '../protocol/errors.js';
+import { fsyncDir, writeFileDurable } from './durable.js';
+import { CURRENT_SCHEMA, migrate, type Snapshot } from './schema.js';
+import type { ListOptions, Store, StoreTx } from './types.js';
+import path from 'node:path';
+
+type Collection = 'm' | 'd' | 'g' | 'x'; // mailboxes, domains, global, meta
+type Op = [Collection, string, unknown]; // value null = delete
+interface Pending {
+  seq: number;
+  line: string;
+  ops: Op[];
+  undo: Op[];
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export interface FileStoreOptions {
+  compactJournalBytes?: number;
+  /** Skip the permission and owner check (tests of other things on odd file systems). */
+  checkPermissions?: boolean;
+  onEvent?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+class DurableJsonFile implements Adapter<Snapshot> {
+  constructor(private readonly file: string) {}
+
+  async read(): Promise<Snapshot | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new MemfaError('STORE_CORRUPT', `cannot read store file ${this.file}: ${(err as Error).message}`, { data: { file: this.file } });
+    }
+    try {
+      return JSON.parse(text) as Snapshot;
+    } catch (err) {
+      throw new MemfaError('STORE_CORRUPT', `store file ${this.file} is not valid JSON (${(err as Error).message}); refusing to start, the file was left untouched`, {
+        data: { file: this.file },
+        hint: 'restore the file from a backup, or move it aside to start with an empty store',
+      });
+    }
+  }
+
+  async write(data: Snapshot): Promise<void> {
+    await writeFileDurable(this.file, JSON.stringify(data));
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value as Record<string, unknown>)) deepFreeze(v);
+  }
+  return value;
+}
+
+export async function checkPrivateFile(file: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  let st;
+  try {
+    st = await stat(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new MemfaError('CONFIG_INVALID', `${file} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); refusing to start`, {
+      data: { file },
+      hint: `chmod 600 ${file}`,
+    });
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw new MemfaError('CONFIG_INVALID', `${file} is owned by uid ${st.uid}, not by the daemon's uid ${uid}; refusing to start`, {
+      data: { file },
+      hint: `chown it to the user the daemon runs as`,
+    });
+  }
+}
+
+export class FileStore implements Store {
+  private readonly mailboxes = new Map<string, MailboxRecord>();
+  private readonly domains = new Map<string, DomainRecord>();
+  private readonly meta = new Map<string, unknown>();
+  private global: LevelSettings = {};
+  private seq = 0;
+  private journal: FileHandle | null = null;
+  private journalBytes = 0;
+  private journalSuspect = false;
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  private closed = false;
+  readonly journalFile: string;
+
+  private constructor(
+    readonly file: string,
+    private readonly db: Low<Snapshot>,
+    private readonly options: Required<Pick<FileStoreOptions, 'compactJournalBytes'>> & FileStoreOptions,
+  ) {
+    this.journalFile = file + '.journal';
+  }
+
+  static async open(file: string, options: FileStoreOptions = {}): Promise<FileStore> {
+    const opts = { compactJournalBytes: 16 * 1024 * 1024, checkPermissions: true, ...options };
+    if (opts.checkPermissions) {
+      await checkPrivateFile(file);
+      await checkPrivateFile(file + '.journal');
+    }
+    const db = new Low<Snapshot>(new DurableJsonFile(file), emptySnapshot());
+    const store = new FileStore(file, db, opts);
+    await db.read();
+    const fresh = (await stat(file).catch(() => null)) === null;
+    const snapshot = fresh ? emptySnapshot() : migrate(db.data, file);
+    store.load(snapshot);
+    await store.replayJournal();
+    if (fresh) {
+      db.data = store.snapshot();
+      await db.write();
+    }
+    store.journal = await open(store.journalFile, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
+    await fsyncDir(path.dirname(file));
+    return store;
+  }
+
+  private load(s: Snapshot): void {
+    this.seq = s.seq;
+    this.global = deepFreeze(s.global ?? {});
+    for (const [k, v] of Object.entries(s.mailboxes)) this.mailboxes.set(k, deepFreeze(v));
+    for (const [k, v] of Object.entries(s.domains)) this.domains.set(k, deepFreeze(v));
+    for (const [k, v] of Object.entries(s.meta)) this.meta.set(k, deepFreeze(v));
+  }
+
+  private async replayJournal(): Promise<void> {
+    let buf: Buffer;
+    try {
+      buf = await readFile(this.journalFile);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new MemfaError('STORE_CORRUPT', `cannot read store journal ${this.journalFile}: ${(err as Error).message}`, { data: { file: this.journalFile } });
+    }
+    let offset = 0;
+    let applied = 0;
+    while (offset < buf.length) {
+      const nl = buf.indexOf(0x0a, offset);
+      if (nl === -1) break; // a torn tail: written by a crash mid-append, never acknowledged
+      const line = buf.subarray(offset, nl).toString('utf8');
+      let entry: { s: number; o: Op[] };
+      try {
+        entry = JSON.parse(line) as { s: number; o: Op[] };
+        if (typeof entry.s !== 'number' || !Array.isArray(entry.o)) throw new Error('not a journal entry');
+      } catch (err) {
+        if (buf.indexOf(0x0a, nl + 1) === -1 && buf.subarray(nl + 1).every((b) => b === 0)) break; // garbage last line: torn
+        throw new MemfaError('STORE_CORRUPT', `store journal ${this.journalFile} is corrupt at byte ${offset} (${(err as Error).message}); refusing to start, the file was left untouched`, {
+          data: { file: this.journalFile, offset },
+        });
+      }
+      if (entry.s > this.seq) {
+        for (const op of entry.o) this.apply(op);
+        this.seq = entry.s;
+        applied++;
+      }
+      offset = nl + 1;
+    }
+    this.journalBytes = offset;
+    if (offset < buf.length) {
+      // Drop the torn tail so that the next append starts on a line boundary.
+      const h = await open(this.journalFile, 'r+');
+      try {
+        await h.truncate(offset);
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+      this.options.onEvent?.('store-journal-torn-tail', { file: this.journalFile, droppedBytes: buf.length - offset });
+    }
+    if (applied > 0) this.options.onEvent?.('store-journal-replayed', { entries: applied });
+  }
+
+  private apply([c, k, v]: Op): void {
+    switch (c) {
+      case 'm':
+        if (v === null) this.mailboxes.delete(k);
+        else this.mailboxes.set(k, deepFreeze(v as MailboxRecord));
+        break;
+      case 'd':
+        if (v === null) this.domains.delete(k);
+        else this.domains.set(k, deepFreeze(v as DomainRecord));
+        break;
+      case 'g':
+        this.global = deepFreeze((v ?? {}) as LevelSettings);
+        break;
+      case 'x':
+        if (v === null) this.meta.delete(k);
+        else this.meta.set(k, deepFreeze(v));
+        break;
+    }
+  }
+
+  private current(c: Collection, k: string): unknown {
+    switch (c) {
+      case 'm':
+        return this.mailboxes.get(k) ?? null;
+      case 'd':
+        return this.domains.get(k) ?? null;
+      case 'g':
+        return this.global;
+      case 'x':
+        return this.meta.get(k) ?? null;
+    }
+  }
+
+  getMailbox(address: string): MailboxRecord | undefined {
+    return this.mailboxes.get(address);
+  }
+  getDomain(domain: string): DomainRecord | undefined {
+    return this.domains.get(domain);
+  }
+  getGlobal(): LevelSettings {
+    return this.global;
+  }
+  getMeta<T>(key: string): T | undefined {
+    return this.meta.get(key) as T | undefined;
+  }
+
+  listMailboxes(options: ListOptions = {}): MailboxRecord[] {
+    const suffix = options.domain === undefined ? null : '@' + options.domain;
+    const keys = [...this.mailboxes.keys()].filter((k) => (suffix === null || k.endsWith(suffix)) && (options.after === undefined || k > options.after)).sort();
+    const limited = options.limit === undefined ? keys : keys.slice(0, options.limit);
+    return limited.map((k) => this.mailboxes.get(k)!);
+  }
+
+  listDomains(): DomainRecord[] {
+    return [...this.domains.keys()].sort().map((k) => this.domains.get(k)!);
+  }
+
+  countMailboxes(domain?: string): number {
+    if (domain === undefined) return this.mailboxes.size;
+    const suffix = '@' + domain;
+    let n = 0;
+    for (const k of this.mailboxes.keys()) if (k.endsWith(suffix)) n++;
+    return n;
+  }
+
+  transact<T>(change: (tx: StoreTx) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new MemfaError('SHUTTING_DOWN', 'the store is closed'));
+    const ops: Op[] = [];
+    const undo: Op[] = [];
+    const write = (op: Op) => {
+      undo.push([op[0], op[1], this.current(op[0], op[1])]);
+      this.apply(op);
+      ops.push(op);
+    };
+    const tx: StoreTx = {
+      getMailbox: (a) => this.getMailbox(a),
+      getDomain: (d) => this.getDomain(d),
+      getGlobal: () => this.getGlobal(),
+      getMeta: <M>(k: string) => this.getMeta<M>(k),
+      putMailbox: (r) => write(['m', r.address, r]),
+      deleteMailbox: (a) => {
+        if (!this.mailboxes.has(a)) return false;
+        write(['m', a, null]);
+        return true;
+      },
+      putDomain: (r) => write(['d', r.domain, r]),
+      deleteDomain: (d) => {
+        if (!this.domains.has(d)) return false;
+        write(['d', d, null]);
+        return true;
+      },
+      putGlobal: (s) => write(['g', '', s]),
+      putMeta: (k, v) => write(['x', k, v]),
+    };
+    let result: T;
+    try {
+      result = change(tx);
+    } catch (err) {
+      for (let i = undo.length - 1; i >= 0; i--) this.apply(undo[i]!);
+      return Promise.reject(err);
+    }
+    if (ops.length === 0) return Promise.resolve(result);
+    const seq = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ seq, line: JSON.stringify({ s: seq, o: ops }) + '\n', ops, undo, resolve: () => resolve(result), reject });
+      if (this.flushing === null) this.flushing = this.flushLoop().finally(() => (this.flushing = null));
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0);
+      try {
+        if (this.journal === null) throw new Error('journal is not open');
+        if (this.journalSuspect) {
+          await this.journal.truncate(this.journalBytes);
+          this.journalSuspect = false;
+        }
+        const data = Buffer.from(batch.map((p) => p.line).join(''), 'utf8');
+        await this.journal.write(data);
+        await this.journal.datasync();
+        this.journalBytes += data.length;
+      } catch (err) {
+        // Undo newest first: later transactions were applied on top of this batch.
+        const failed = [...batch, ...this.queue.splice(0)];
+        for (let i = failed.length - 1; i >= 0; i--) {
+          const undo = failed[i]!.undo;
+          for (let j = undo.length - 1; j >= 0; j--) this.apply(undo[j]!);
+        }
+        this.journalSuspect = true;
+        this.options.onEvent?.('store-write-failed', { file: this.journalFile, error: (err as Error).message });
+        const failure = new MemfaError('STORE_FAILED', `the store could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); nothing was changed`, {
+          data: { file: this.journalFile },
+          hint: 'check free disk space and the data directory; the daemon keeps serving reads',
+        });
+        for (const p of failed) p.reject(failure);
+        continue;
+      }
+      for (const p of batch) p.resolve();
+      if (this.journalBytes >= this.options.compactJournalBytes) await this.compact().catch((err: Error) => this.options.onEvent?.('store-compact-failed', { error: err.message }));
+    }
+  }
+
+  /** A plain snapshot of the durable state: the in-memory state minus transactions still queued. */
+  private snapshot(): Snapshot {
+    const mailboxes = new Map(this.mailboxes);
+    const domains = new Map(this.domains);
+    const meta = new Map(this.meta);
+    let global = this.global;
+    let seq = this.seq;
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const p = this.queue[i]!;
+      seq = p.seq - 1;
+      for (let j = p.undo.length - 1; j >= 0; j--) {
+        const [c, k, v] = p.undo[j]!;
+        const target = c === 'm' ? mailboxes : c === 'd' ? domains : c === 'x' ? meta : null;
+        if (target === null) global = (v ?? {}) as LevelSettings;
+        else if (v === null) target.delete(k);
+        else (target as Map<string, unknown>).set(k, v);
+      }
+    }
+    return {
+      schemaVersion: CURRENT_SCHEMA,
+      seq,
+      global,
+      domains: Object.fromEntries(domains),
+      mailboxes: Object.fromEntries(mailboxes),
+      meta: Object.fromEntries(meta),
+    };
+  }
+
+  private async compact(): Promise<void> {
+    this.db.data = this.snapshot();
+    await this.db.write();
+    if (this.journal !== null) {
+      await this.journal.truncate(0);
+      await this.journal.sync();
+      this.journalBytes = 0;
+    }
+    this.options.onEvent?.('store-compacted', { file: this.file, mailboxes: this.mailboxes.size });
+  }
+
+  /** Waits for queued writes; used by shutdown. */
+  async drain(): Promise<void> {
+    while (this.flushing !== null) await this.flushing;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.drain();
+    try {
+      if (this.journalBytes > 0 && !this.journalSuspect) await this.compact();
+    } finally {
+      await this.journal?.close();
+      this.journal = null;
+    }
+  }
+}
+
+function emptySnapshot(): Snapshot {
+  return { schemaVersion: CURRENT_SCHEMA, seq: 0, global: {}, domains: {}, mailboxes: {}, meta: {} };
+}

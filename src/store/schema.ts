@@ -1,0 +1,81 @@
+// The snapshot's schema version and the migrations that bring an older file up to date.
+import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.js';
+import { emptyFailures } from '../core/model.js';
+import { MemfaError } from '../protocol/errors.js';
+
+export const CURRENT_SCHEMA = 1;
+
+export interface Snapshot {
+  schemaVersion: number;
+  /** The last journal sequence number folded into this snapshot. */
+  seq: number;
+  global: LevelSettings;
+  domains: Record<string, DomainRecord>;
+  mailboxes: Record<string, MailboxRecord>;
+  meta: Record<string, unknown>;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Version 0 is a store written by hand or by an import script: no schemaVersion, mailboxes that
+ * carry only some fields. The step fills every field a version 1 record has.
+ */
+function migrate0to1(data: Record<string, unknown>): Record<string, unknown> {
+  const mailboxes: Record<string, unknown> = {};
+  for (const [address, raw] of Object.entries(isObject(data['mailboxes']) ? data['mailboxes'] : {})) {
+    const r = isObject(raw) ? raw : {};
+    const now = Date.now();
+    mailboxes[address] = {
+      address,
+      settings: isObject(r['settings']) ? r['settings'] : {},
+      phone: r['phone'] ?? null,
+      altEmail: r['altEmail'] ?? null,
+      totp: r['totp'] ?? null,
+      pendingTotp: r['pendingTotp'] ?? null,
+      openCode: r['openCode'] ?? null,
+      ips: Array.isArray(r['ips']) ? r['ips'] : [],
+      countries: Array.isArray(r['countries']) ? r['countries'] : [],
+      failures: isObject(r['failures']) ? r['failures'] : emptyFailures(),
+      recoveryCodeHashes: Array.isArray(r['recoveryCodeHashes']) ? r['recoveryCodeHashes'] : [],
+      createdAt: typeof r['createdAt'] === 'number' ? r['createdAt'] : now,
+      updatedAt: typeof r['updatedAt'] === 'number' ? r['updatedAt'] : now,
+    };
+  }
+  return {
+    schemaVersion: 1,
+    seq: 0,
+    global: isObject(data['global']) ? data['global'] : {},
+    domains: isObject(data['domains']) ? data['domains'] : {},
+    mailboxes,
+    meta: isObject(data['meta']) ? data['meta'] : {},
+  };
+}
+
+const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = { 0: migrate0to1 };
+
+export function migrate(data: unknown, file: string): Snapshot {
+  if (!isObject(data)) throw new MemfaError('STORE_CORRUPT', `store file ${file} does not hold a JSON object; refusing to start, the file was left untouched`, { data: { file } });
+  let current = data;
+  const declared = current['schemaVersion'] === undefined ? 0 : current['schemaVersion'];
+  if (typeof declared !== 'number' || !Number.isInteger(declared) || declared < 0) {
+    throw new MemfaError('STORE_CORRUPT', `store file ${file} has an invalid schemaVersion; refusing to start`, { data: { file } });
+  }
+  let version = declared;
+  if (version > CURRENT_SCHEMA) {
+    throw new MemfaError('STORE_CORRUPT', `store file ${file} has schema version ${version}, newer than this memfa understands (${CURRENT_SCHEMA}); upgrade memfa`, { data: { file } });
+  }
+  while (version < CURRENT_SCHEMA) {
+    const step = MIGRATIONS[version];
+    if (step === undefined) throw new MemfaError('STORE_CORRUPT', `no migration from store schema ${version} (${file})`, { data: { file } });
+    current = step(current);
+    version = current['schemaVersion'] as number;
+  }
+  for (const key of ['domains', 'mailboxes', 'meta']) {
+    if (!isObject(current[key])) throw new MemfaError('STORE_CORRUPT', `store file ${file}: "${key}" is not an object; refusing to start, the file was left untouched`, { data: { file } });
+  }
+  if (typeof current['seq'] !== 'number') current['seq'] = 0;
+  return current as unknown as Snapshot;
+}

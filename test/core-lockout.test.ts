@@ -1,0 +1,160 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { emptyFailures, type FailureState } from '../src/core/model.js';
+import {
+  DEFAULT_IP_THROTTLE,
+  DEFAULT_LOCKOUT,
+  adminUnlock,
+  ipThrottleState,
+  lockState,
+  newIpThrottle,
+  recordFailure,
+  recordIpFailure,
+  recordSuccess,
+  type IpThrottlePolicy,
+  type IpThrottleRecord,
+  type LockoutPolicy,
+} from '../src/core/lockout.js';
+
+const T0 = 1_700_000_000_000;
+const MIN = 60_000;
+
+test('DEFAULT_LOCKOUT matches the documented defaults', () => {
+  assert.deepEqual({ ...DEFAULT_LOCKOUT }, { threshold: 5, baseDelayMs: 60_000, maxDelayMs: 3_600_000, hardLockAfter: 100 });
+});
+
+test('lockout: timing sequence with the defaults', () => {
+  // Failure n at T0 + n seconds: the delay each one sets, in minutes (null: not locked).
+  const want: (number | null)[] = [null, null, null, null, 1, 2, 4, 8, 16, 32, 60, 60, 60];
+  let f: FailureState = emptyFailures();
+  want.forEach((minutes, i) => {
+    const now = T0 + i * 1000;
+    f = recordFailure(f, now, DEFAULT_LOCKOUT);
+    assert.equal(f.consecutive, i + 1);
+    assert.equal(f.lastFailureAt, now);
+    assert.equal(f.hardLocked, false);
+    if (minutes === null) {
+      assert.equal(f.lockedUntil, null, `failure ${i + 1}`);
+      assert.deepEqual(lockState(f, now), { locked: false });
+    } else {
+      assert.equal(f.lockedUntil, now + minutes * MIN, `failure ${i + 1}`);
+      assert.deepEqual(lockState(f, now), { locked: true, until: now + minutes * MIN, reason: 'lockout' });
+    }
+  });
+});
+
+test('lockout: the lock ends exactly at lockedUntil', () => {
+  let f = emptyFailures();
+  for (let i = 0; i < 5; i++) f = recordFailure(f, T0, DEFAULT_LOCKOUT);
+  assert.equal(f.lockedUntil, T0 + MIN);
+  assert.deepEqual(lockState(f, T0 + MIN - 1), { locked: true, until: T0 + MIN, reason: 'lockout' });
+  assert.deepEqual(lockState(f, T0 + MIN), { locked: false });
+  // The next failure after the lock doubles the delay.
+  f = recordFailure(f, T0 + MIN, DEFAULT_LOCKOUT);
+  assert.equal(f.lockedUntil, T0 + 3 * MIN);
+});
+
+test('lockout: a later failure never shortens an existing lock', () => {
+  const policy: LockoutPolicy = { threshold: 1, baseDelayMs: MIN, maxDelayMs: 10 * MIN, hardLockAfter: 1000 };
+  const f: FailureState = { consecutive: 0, lockedUntil: T0 + 60 * MIN, hardLocked: false, lastFailureAt: null };
+  assert.equal(recordFailure(f, T0, policy).lockedUntil, T0 + 60 * MIN);
+});
+
+test('lockout: hard lock at hardLockAfter, until an administrator unlocks', () => {
+  const policy: LockoutPolicy = { threshold: 3, baseDelayMs: 1000, maxDelayMs: 5000, hardLockAfter: 6 };
+  let f = emptyFailures();
+  for (let i = 1; i <= 5; i++) f = recordFailure(f, T0, policy);
+  assert.equal(f.hardLocked, false);
+  f = recordFailure(f, T0, policy);
+  assert.equal(f.hardLocked, true);
+  assert.deepEqual(lockState(f, T0 + 365 * 86_400_000), { locked: true, until: null, reason: 'hard-lock' });
+  // A success that slips through does not undo it; only adminUnlock does.
+  assert.deepEqual(recordSuccess(f), f);
+  assert.notEqual(recordSuccess(f), f);
+  assert.deepEqual(adminUnlock(), emptyFailures());
+  assert.deepEqual(lockState(adminUnlock(), T0), { locked: false });
+});
+
+test('lockout: exponent overflow is capped', () => {
+  const f: FailureState = { consecutive: 5000, lockedUntil: null, hardLocked: false, lastFailureAt: null };
+  const next = recordFailure(f, T0, { ...DEFAULT_LOCKOUT, hardLockAfter: 1e9 });
+  assert.equal(next.lockedUntil, T0 + DEFAULT_LOCKOUT.maxDelayMs);
+});
+
+test('lockout: success resets; inputs are not modified', () => {
+  let f = emptyFailures();
+  for (let i = 0; i < 7; i++) f = recordFailure(f, T0, DEFAULT_LOCKOUT);
+  const snapshot = structuredClone(f);
+  recordFailure(f, T0, DEFAULT_LOCKOUT);
+  assert.deepEqual(f, snapshot);
+  assert.deepEqual(recordSuccess(f), emptyFailures());
+  assert.deepEqual(f, snapshot);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const IP_POLICY: IpThrottlePolicy = { maxFailures: 5, windowMs: 10 * MIN, distinctMailboxes: 3, blockMs: 15 * MIN };
+
+test('DEFAULT_IP_THROTTLE: 20 failures or 10 mailboxes per 15 minutes, 15 minute block', () => {
+  assert.deepEqual({ ...DEFAULT_IP_THROTTLE }, { maxFailures: 20, windowMs: 15 * MIN, distinctMailboxes: 10, blockMs: 15 * MIN });
+});
+
+test('ip throttle: blocks at maxFailures within a window', () => {
+  let rec: IpThrottleRecord | null = null;
+  for (let i = 1; i <= 4; i++) {
+    rec = recordIpFailure(rec, 'a@example.com', T0 + i * 1000, IP_POLICY);
+    assert.equal(rec.failures, i);
+    assert.deepEqual(ipThrottleState(rec, T0 + i * 1000, IP_POLICY), { locked: false });
+  }
+  rec = recordIpFailure(rec, 'a@example.com', T0 + 5000, IP_POLICY);
+  assert.deepEqual(rec.mailboxes, ['a@example.com']);
+  assert.equal(rec.windowStart, T0 + 1000);
+  assert.deepEqual(ipThrottleState(rec, T0 + 5000, IP_POLICY), { locked: true, until: T0 + 5000 + 15 * MIN, reason: 'ip-failures' });
+  assert.deepEqual(ipThrottleState(rec, T0 + 5000 + 15 * MIN - 1, IP_POLICY).locked, true);
+  assert.deepEqual(ipThrottleState(rec, T0 + 5000 + 15 * MIN, IP_POLICY), { locked: false });
+
+  // After the block: a fresh budget, the block record kept only as history.
+  const after = recordIpFailure(rec, 'a@example.com', T0 + 5000 + 15 * MIN, IP_POLICY);
+  assert.deepEqual(after, { failures: 1, mailboxes: ['a@example.com'], windowStart: T0 + 5000 + 15 * MIN, lockedUntil: null });
+});
+
+test('ip throttle: blocks when failures span distinctMailboxes mailboxes (spraying)', () => {
+  let rec = recordIpFailure(undefined, 'a@example.com', T0, IP_POLICY);
+  rec = recordIpFailure(rec, 'a@example.com', T0 + 1, IP_POLICY);
+  rec = recordIpFailure(rec, 'b@example.com', T0 + 2, IP_POLICY);
+  assert.deepEqual(ipThrottleState(rec, T0 + 2, IP_POLICY), { locked: false });
+  rec = recordIpFailure(rec, 'c@example.com', T0 + 3, IP_POLICY);
+  assert.deepEqual(rec.mailboxes, ['a@example.com', 'b@example.com', 'c@example.com']);
+  assert.deepEqual(ipThrottleState(rec, T0 + 3, IP_POLICY), { locked: true, until: T0 + 3 + 15 * MIN, reason: 'ip-mailboxes' });
+});
+
+test('ip throttle: a new window starts after windowMs with empty counters', () => {
+  let rec = newIpThrottle(T0);
+  for (let i = 0; i < 4; i++) rec = recordIpFailure(rec, `m${i % 2}@example.com`, T0 + i, IP_POLICY);
+  assert.equal(rec.failures, 4);
+  rec = recordIpFailure(rec, 'x@example.com', T0 + 10 * MIN - 1, IP_POLICY);
+  assert.equal(ipThrottleState(rec, T0 + 10 * MIN - 1, IP_POLICY).locked, true, 'the 5th failure within the window');
+
+  let slow = newIpThrottle(T0);
+  for (let i = 0; i < 4; i++) slow = recordIpFailure(slow, 'a@example.com', T0 + i, IP_POLICY);
+  slow = recordIpFailure(slow, 'a@example.com', T0 + 10 * MIN, IP_POLICY);
+  assert.deepEqual(slow, { failures: 1, mailboxes: ['a@example.com'], windowStart: T0 + 10 * MIN, lockedUntil: null });
+});
+
+test('ip throttle: failures recorded during a block extend it; the mailbox list stays bounded', () => {
+  let rec: IpThrottleRecord | undefined;
+  for (let i = 0; i < 3; i++) rec = recordIpFailure(rec, `m${i}@example.com`, T0, IP_POLICY);
+  assert.equal(rec?.lockedUntil, T0 + 15 * MIN);
+  for (let i = 3; i < 50; i++) rec = recordIpFailure(rec, `m${i}@example.com`, T0 + i * 1000, IP_POLICY);
+  assert.equal(rec?.lockedUntil, T0 + 49_000 + 15 * MIN);
+  assert.equal(rec?.mailboxes.length, IP_POLICY.distinctMailboxes);
+});
+
+test('ip throttle: no record is not locked; inputs are not modified', () => {
+  assert.deepEqual(ipThrottleState(null, T0, IP_POLICY), { locked: false });
+  assert.deepEqual(ipThrottleState(undefined, T0, IP_POLICY), { locked: false });
+  const rec = recordIpFailure(null, 'a@example.com', T0, IP_POLICY);
+  const snapshot = structuredClone(rec);
+  recordIpFailure(rec, 'b@example.com', T0 + 1, IP_POLICY);
+  assert.deepEqual(rec, snapshot);
+});

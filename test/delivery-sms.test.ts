@@ -1,0 +1,258 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MemfaError } from '../src/protocol/errors.js';
+import { createSmppSender } from '../src/delivery/sms.js';
+import { DEFAULT_SMS_TEMPLATE, type DeliveryLogger, type Sender, type SmppConfig } from '../src/delivery/types.js';
+import { startSmppSink, type SmppSink } from './helpers/smpp-sink.js';
+import { waitUntil } from './helpers/smtp-sink.js';
+
+type LogLine = { level: string; event: string; fields: Record<string, unknown> };
+
+function captureLogger(): DeliveryLogger & { lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  return {
+    lines,
+    info: (event, fields) => lines.push({ level: 'info', event, fields }),
+    warn: (event, fields) => lines.push({ level: 'warn', event, fields }),
+    error: (event, fields) => lines.push({ level: 'error', event, fields }),
+  };
+}
+
+function smppConfig(port: number, overrides: Partial<SmppConfig> = {}): SmppConfig {
+  return {
+    host: '127.0.0.1',
+    port,
+    tls: false,
+    rejectUnauthorized: true,
+    systemId: 'memfa',
+    password: 'secret9',
+    systemType: '',
+    bindMode: 'transceiver',
+    sourceAddr: 'memfa',
+    sourceTon: 5,
+    sourceNpi: 0,
+    destTon: 1,
+    destNpi: 1,
+    dataCoding: 0,
+    enquireLinkMs: 5000,
+    connectTimeoutMs: 500,
+    submitTimeoutMs: 300,
+    reconnect: { initialMs: 50, maxMs: 200 },
+    template: DEFAULT_SMS_TEMPLATE,
+    ...overrides,
+  };
+}
+
+const CODE = '5550123';
+const MSG = {
+  kind: 'code' as const,
+  to: '+447700900789',
+  code: CODE,
+  mailbox: 'john@example.org',
+  expiresAt: Date.UTC(2030, 0, 1, 8, 5),
+};
+
+async function rejection(promise: Promise<unknown>): Promise<MemfaError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof MemfaError, `expected a MemfaError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+async function sinkAndSender(
+  t: { after(fn: () => Promise<void> | void): void },
+  overrides: Partial<SmppConfig> = {},
+  sinkOptions: Parameters<typeof startSmppSink>[0] = {},
+): Promise<{ sink: SmppSink; sender: Sender; logger: ReturnType<typeof captureLogger> }> {
+  const sink = await startSmppSink(sinkOptions);
+  t.after(() => sink.stop());
+  const logger = captureLogger();
+  const sender = createSmppSender(smppConfig(sink.port, overrides), logger);
+  // Registered after the sink's: t.after hooks run in reverse, so the sender closes first.
+  t.after(() => sender.close());
+  return { sink, sender, logger };
+}
+
+test('submits the code as one GSM message with the configured addressing', async (t) => {
+  const { sink, sender, logger } = await sinkAndSender(t);
+  assert.deepEqual(await sender.check(), { ok: true });
+  const result = await sender.send(MSG);
+  assert.equal(result.messageId, 'sink-1');
+  assert.equal(sink.submitted.length, 1);
+  const sms = sink.submitted[0]!;
+  assert.equal(sms.text, 'memfa code 5550123 for john@example.org. Valid until 08:05 UTC. Never share it.');
+  assert.equal(sms.destinationAddr, '447700900789');
+  assert.deepEqual([sms.destTon, sms.destNpi, sms.sourceTon, sms.sourceNpi], [1, 1, 5, 0]);
+  assert.equal(sms.sourceAddr, 'memfa');
+  assert.equal(sms.dataCoding, 0);
+  assert.equal(sms.field, 'short_message');
+  assert.deepEqual(sink.binds, [{ command: 'bind_transceiver', systemId: 'memfa', interfaceVersion: 0x34 }]);
+
+  const logged = JSON.stringify(logger.lines);
+  assert.ok(!logged.includes(CODE), 'the code must not be logged');
+  assert.ok(!logged.includes('secret9'), 'the password must not be logged');
+  assert.match(logged, /\+44\*\*\*\*\*\*\*789/);
+});
+
+test('transmitter bind, UCS-2 fallback and long texts in message_payload', async (t) => {
+  const { sink, sender, logger } = await sinkAndSender(t, { bindMode: 'transmitter', template: '{code} für {mailbox}' });
+  await sender.send({ ...MSG, mailbox: 'иван@example.org' });
+  await sender.send({ ...MSG, mailbox: `${'ж'.repeat(140)}@example.org` });
+  assert.equal(sink.binds[0]?.command, 'bind_transmitter');
+  assert.equal(sink.submitted[0]?.dataCoding, 8);
+  assert.equal(sink.submitted[0]?.text, '5550123 für иван@example.org');
+  assert.equal(sink.submitted[1]?.field, 'message_payload');
+  assert.match(sink.submitted[1]?.text ?? '', /^5550123 für ж+@example\.org$/);
+  assert.ok(logger.lines.some((l) => l.event === 'smpp.data_coding_switched'));
+});
+
+test('a submit_sm error status fails with DELIVERY_FAILED naming the ESME status', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  sink.submitStatus = 0x58;
+  const err = await rejection(sender.send(MSG));
+  assert.equal(err.code, 'DELIVERY_FAILED');
+  assert.equal(err.message, 'SMPP submit_sm refused: ESME_RTHROTTLED (0x58)');
+  assert.deepEqual(err.data, { provider: 'sms', transport: 'smpp', smppStatus: 0x58, smppError: 'ESME_RTHROTTLED' });
+
+  sink.submitStatus = 0x45;
+  assert.match((await rejection(sender.send(MSG))).message, /ESME_RSUBMITFAIL \(0x45\)/);
+  sink.submitStatus = 0;
+  await sender.send(MSG);
+});
+
+test('a submit_sm without an answer fails after submitTimeoutMs', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  await sender.check();
+  sink.answerSubmits = false;
+  const started = Date.now();
+  const err = await rejection(sender.send(MSG));
+  assert.equal(err.code, 'DELIVERY_FAILED');
+  assert.match(err.message, /did not answer submit_sm within 300 ms/);
+  assert.ok(Date.now() - started < 600);
+});
+
+test('a refused bind is reported by check() and by sends', async (t) => {
+  const { sink, sender } = await sinkAndSender(t, {}, { password: 'other' });
+  const check = await sender.check();
+  assert.equal(check.ok, false);
+  assert.match(check.ok ? '' : check.error, /^SMPP gateway not bound: bind refused: ESME_RINVPASWD \(0x0E\)$/);
+  const err = await rejection(sender.send(MSG));
+  assert.match(err.message, /SMPP gateway not bound: bind refused: ESME_RINVPASWD/);
+  assert.ok(!err.message.includes('secret9'));
+  assert.equal(sink.submitted.length, 0);
+});
+
+test('the gateway restarting on the same port: the sender re-binds and the next send works', async (t) => {
+  const { sink, sender, logger } = await sinkAndSender(t);
+  await sender.send(MSG);
+  await sink.stop();
+
+  // While the gateway is down a send waits for the bind at most connectTimeoutMs, then fails.
+  const started = Date.now();
+  const down = await rejection(sender.send(MSG));
+  const waited = Date.now() - started;
+  assert.equal(down.code, 'DELIVERY_FAILED');
+  assert.match(down.message, /^SMPP gateway not bound: /);
+  assert.match(down.message, /ECONNREFUSED|closed by the gateway/);
+  assert.ok(waited >= 450 && waited < 900, `waited ${waited} ms`);
+  const check = await sender.check();
+  assert.equal(check.ok, false);
+
+  await sink.start();
+  await waitUntil(() => sink.binds.length === 2, 2000, 're-bind');
+  await sender.send(MSG);
+  assert.equal(sink.submitted.length, 2);
+  assert.deepEqual(await sender.check(), { ok: true });
+
+  const reconnects = logger.lines.filter((l) => l.event === 'smpp.reconnect_scheduled').map((l) => l.fields.inMs);
+  assert.deepEqual(reconnects.slice(0, 4), [50, 100, 200, 200], 'backoff doubles up to maxMs');
+});
+
+test('a send waiting for the first bind goes through once bound', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  // No check() first: the bind is still in flight when send() is called.
+  await sender.send(MSG);
+  assert.equal(sink.submitted.length, 1);
+});
+
+test('enquire_link keeps the session alive, and one left unanswered drops it', async (t) => {
+  const { sink, sender } = await sinkAndSender(t, { enquireLinkMs: 50 });
+  await sender.check();
+  await waitUntil(() => sink.enquireLinks >= 3, 1000, 'three enquire_link');
+  assert.equal(sink.binds.length, 1);
+
+  // A gateway that stops answering (a half-open connection) is noticed and re-bound.
+  const silent = createServer(() => {});
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+  const logger = captureLogger();
+  const stuck = createSmppSender(smppConfig((silent.address() as AddressInfo).port, { connectTimeoutMs: 150 }), logger);
+  t.after(() => stuck.close());
+  const check = await stuck.check();
+  assert.equal(check.ok, false);
+  assert.match(check.ok ? '' : check.error, /did not complete within 150 ms/);
+});
+
+test('the sender answers the gateway\'s enquire_link and deliver_sm', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  await sender.check();
+  const [session] = sink.sessions;
+  assert.ok(session !== undefined);
+  const answer = await new Promise<number>((resolve) => {
+    session.enquire_link({}, (pdu) => resolve(pdu.command_status));
+  });
+  assert.equal(answer, 0);
+  const receipt = await new Promise<string>((resolve) => {
+    session.deliver_sm({ source_addr: '447700900789', destination_addr: 'memfa', short_message: 'id:1 stat:DELIVRD' }, (pdu) =>
+      resolve(pdu.command),
+    );
+  });
+  assert.equal(receipt, 'deliver_sm_resp');
+});
+
+test('close() unbinds, stops reconnecting and fails later sends', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  await sender.check();
+  await sender.close();
+  assert.equal(sink.unbinds, 1);
+  await waitUntil(() => sink.sessionCount === 0, 1000, 'the session to end');
+  const err = await rejection(sender.send(MSG));
+  assert.match(err.message, /closed/);
+
+  // Closing while the gateway is down must also stop the retry timer (the process would hang).
+  const port = sink.port;
+  await sink.stop();
+  const orphan = createSmppSender(smppConfig(port), captureLogger());
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  await orphan.close();
+  const binds = sink.binds.length;
+  await sink.start();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(sink.binds.length, binds, 'no bind after close()');
+});
+
+test('a password file is read at bind time', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'memfa-smpp-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const passwordFile = join(dir, 'smpp.pass');
+  await writeFile(passwordFile, 'fromfile\n', { mode: 0o600 });
+  const { sink, sender } = await sinkAndSender(t, { password: undefined, passwordFile }, { password: 'fromfile' });
+  assert.deepEqual(await sender.check(), { ok: true });
+  await sender.send(MSG);
+  assert.equal(sink.submitted.length, 1);
+});
+
+test('a malformed phone number is refused before anything is sent', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  const err = await rejection(sender.send({ ...MSG, to: '07700900789' }));
+  assert.equal(err.code, 'INVALID_PARAMS');
+  assert.ok(!err.message.includes('07700900789'));
+  assert.equal(sink.submitted.length, 0);
+});
