@@ -72,11 +72,12 @@ async function sinkAndSender(
   sinkOptions: Parameters<typeof startSmppSink>[0] = {},
 ): Promise<{ sink: SmppSink; sender: Sender; logger: ReturnType<typeof captureLogger> }> {
   const sink = await startSmppSink(sinkOptions);
-  t.after(() => sink.stop());
   const logger = captureLogger();
   const sender = createSmppSender(smppConfig(sink.port, overrides), logger);
-  // Registered after the sink's: t.after hooks run in reverse, so the sender closes first.
-  t.after(() => sender.close());
+  t.after(async () => {
+    await sender.close();
+    await sink.stop();
+  });
   return { sink, sender, logger };
 }
 
@@ -153,6 +154,7 @@ test('the gateway restarting on the same port: the sender re-binds and the next 
   const { sink, sender, logger } = await sinkAndSender(t);
   await sender.send(MSG);
   await sink.stop();
+  await waitUntil(() => logger.lines.some((l) => l.event === 'smpp.unbound'), 1000, 'the sender to notice');
 
   // While the gateway is down a send waits for the bind at most connectTimeoutMs, then fails.
   const started = Date.now();
@@ -189,7 +191,7 @@ test('enquire_link keeps the session alive, and one left unanswered drops it', a
   assert.equal(sink.binds.length, 1);
 
   // A gateway that stops answering (a half-open connection) is noticed and re-bound.
-  const silent = createServer(() => {});
+  const silent = createServer((socket) => socket.resume());
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => silent.close(() => resolve())));
   const logger = captureLogger();
@@ -247,6 +249,19 @@ test('a password file is read at bind time', async (t) => {
   assert.deepEqual(await sender.check(), { ok: true });
   await sender.send(MSG);
   assert.equal(sink.submitted.length, 1);
+});
+
+test('tls: binds with rejectUnauthorized false, refuses a self-signed certificate otherwise', async (t) => {
+  const { sink, sender } = await sinkAndSender(t, { tls: true, rejectUnauthorized: false }, { tls: true });
+  assert.deepEqual(await sender.check(), { ok: true });
+  await sender.send(MSG);
+  assert.equal(sink.submitted.length, 1);
+
+  const strict = createSmppSender(smppConfig(sink.port, { tls: true }), captureLogger());
+  t.after(() => strict.close());
+  const check = await strict.check();
+  assert.equal(check.ok, false);
+  assert.match(check.ok ? '' : check.error, /certificate/i);
 });
 
 test('a malformed phone number is refused before anything is sent', async (t) => {

@@ -133,12 +133,9 @@ test('server down: DELIVERY_FAILED quickly, naming the connection error', async 
 });
 
 test('a server that never greets: DELIVERY_FAILED after the timeout', async (t) => {
-  const silent = createServer(() => {});
+  const silent = createServer((socket) => socket.resume());
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    silent.close();
-    silent.unref();
-  });
+  t.after(() => new Promise<void>((resolve) => silent.close(() => resolve())));
   const { port } = silent.address() as AddressInfo;
   const sender = createSmtpSender(smtpConfig(port, { timeoutMs: 200 }), captureLogger());
   t.after(() => sender.close());
@@ -232,6 +229,20 @@ test('starttls: required upgrade works with rejectUnauthorized false and fails o
   const noTls = await rejection(required.send(MSG));
   assert.equal(noTls.code, 'DELIVERY_FAILED');
   assert.equal(plain.messages.length, 0);
+});
+
+test('tls: implicit TLS delivers with rejectUnauthorized false', async (t) => {
+  const sink = await startSmtpSink({ tls: 'implicit' });
+  t.after(() => sink.close());
+  const sender = createSmtpSender(smtpConfig(sink.port, { secure: 'tls', rejectUnauthorized: false }), captureLogger());
+  t.after(() => sender.close());
+  await sender.send(MSG);
+  assert.match(sink.messages[0]?.text ?? '', /918273/);
+  const strict = createSmtpSender(smtpConfig(sink.port, { secure: 'tls' }), captureLogger());
+  t.after(() => strict.close());
+  const check = await strict.check();
+  assert.equal(check.ok, false);
+  assert.match(check.ok ? '' : check.error, /certificate/i);
 });
 
 test('a closed sender refuses to send', async (t) => {

@@ -39,8 +39,13 @@ export function call<M extends MethodName>(socketPath: string, method: M, params
       () => finish(() => reject(new MemfaError('TIMEOUT', `the memfa daemon at ${socketPath} did not answer within ${timeoutMs} ms`, { hint: 'check the daemon log; retry later' }))),
       timeoutMs,
     );
-    socket.once('connect', () => socket.write(encodeFrame({ jsonrpc: '2.0', id: 1, method, params })));
-    socket.on('error', (err: NodeJS.ErrnoException) => finish(() => reject(socket.connecting ? unavailable(socketPath, err) : new MemfaError('DAEMON_UNAVAILABLE', `connection to ${socketPath} failed: ${err.message}`))));
+    // Tracked here because socket.connecting is already false when a failed connect emits 'error'.
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(encodeFrame({ jsonrpc: '2.0', id: 1, method, params }));
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(() => reject(!connected ? unavailable(socketPath, err) : new MemfaError('DAEMON_UNAVAILABLE', `connection to ${socketPath} failed: ${err.message}`, { data: { socket: socketPath } }))));
     socket.on('close', () => finish(() => reject(new MemfaError('DAEMON_UNAVAILABLE', `the memfa daemon at ${socketPath} closed the connection without answering`, { hint: 'check the daemon log' }))));
     socket.on('data', (chunk: Buffer) => {
       for (const frame of decoder.push(chunk)) {

@@ -110,6 +110,9 @@ export class Listener {
     this.sockets.add(socket);
     const decoder = new LineDecoder(this.limits.maxFrameBytes);
     let pending = 0;
+    // Set once the connection is refused (oversize frame): whatever the peer still sends is ignored,
+    // so that a request after the refused frame can never run on a connection being closed.
+    let refused = false;
     socket.setTimeout(this.limits.idleTimeoutMs, () => {
       // Idle, or a half-received message that never completed: drop it.
       if (pending === 0) socket.destroy();
@@ -120,8 +123,10 @@ export class Listener {
       if (!socket.destroyed && socket.writable) socket.write(encodeFrame(response));
     };
     socket.on('data', (chunk: Buffer) => {
+      if (refused) return;
       for (const frame of decoder.push(chunk)) {
         if (frame.kind === 'oversize') {
+          refused = true;
           const err = new MemfaError('FRAME_TOO_LARGE', `message larger than ${this.limits.maxFrameBytes} bytes; closing the connection`);
           if (!socket.destroyed) socket.end(encodeFrame({ jsonrpc: '2.0', id: null, error: errorObject(err) }));
           this.log.warn('frame-too-large', { socket: this.kind, bytes: frame.bytes });

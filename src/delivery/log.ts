@@ -77,12 +77,18 @@ export function createLogSender(provider: Provider, cfg: LogTransportConfig, tem
 
     async check(): Promise<CheckResult> {
       if (closed) return { ok: false, error: 'log sender is closed' };
+      const denied = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? describeError(err);
       try {
         await access(dirname(cfg.file), constants.W_OK | constants.X_OK);
-        return { ok: true };
       } catch (err) {
-        return { ok: false, error: `directory of ${cfg.file} is not writable: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}` };
+        return { ok: false, error: `directory of ${cfg.file} is not writable: ${denied(err)}` };
       }
+      try {
+        await access(cfg.file, constants.W_OK);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { ok: false, error: `${cfg.file} is not writable: ${denied(err)}` };
+      }
+      return { ok: true };
     },
 
     async close(): Promise<void> {

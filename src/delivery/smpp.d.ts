@@ -54,6 +54,7 @@ declare module 'smpp' {
       bind_transmitter(params: PduParams, responseCallback?: ResponseCallback): boolean;
       bind_transceiver(params: PduParams, responseCallback?: ResponseCallback): boolean;
       submit_sm(params: PduParams, responseCallback?: ResponseCallback): boolean;
+      deliver_sm(params: PduParams, responseCallback?: ResponseCallback): boolean;
       enquire_link(params: PduParams, responseCallback?: ResponseCallback): boolean;
       unbind(params: PduParams, responseCallback?: ResponseCallback): boolean;
       pause(): void;

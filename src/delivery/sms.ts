@@ -75,6 +75,8 @@ class SmppSender implements Sender {
   private enquireTimer: NodeJS.Timeout | null = null;
   private enquireUnanswered = false;
   private readonly waiters = new Set<BindWaiter>();
+  /** Told when the current connect attempt ends, bound or not (check() waits for that). */
+  private readonly attemptListeners = new Set<() => void>();
   /** Fails the submits still waiting for a submit_sm_resp when the connection drops. */
   private readonly inflight = new Set<(err: MemfaError) => void>();
   private closing: Promise<void> | null = null;
@@ -101,7 +103,7 @@ class SmppSender implements Sender {
     const segments = smsSegments(text);
     const logFields = { provider: 'sms', transport: 'smpp', kind: msg.kind, to: maskPhone(msg.to), mailbox: msg.mailbox };
     if (encoded.dataCoding !== this.cfg.dataCoding) {
-      this.logger.warn('smpp.data_coding_switched', { ...logFields, configured: this.cfg.dataCoding, used: encoded.dataCoding });
+      this.logger.info('smpp.data_coding_switched', { ...logFields, configured: this.cfg.dataCoding, used: encoded.dataCoding });
     }
     const started = Date.now();
     try {
@@ -125,9 +127,18 @@ class SmppSender implements Sender {
 
   async check(): Promise<CheckResult> {
     if (this.closing !== null) return { ok: false, error: 'SMPP sender is closed' };
-    // At start-up the first bind is usually still in flight: give it its chance.
+    // At start-up the first bind is usually still in flight: report its outcome, not 'connecting'.
     if (this.state === 'connecting') {
-      await this.waitForBind(this.cfg.connectTimeoutMs).catch(() => undefined);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.attemptListeners.delete(done);
+          resolve();
+        };
+        // The attempt has its own connectTimeoutMs deadline; this margin only guards against a hang.
+        const timer = setTimeout(done, this.cfg.connectTimeoutMs + 1000);
+        this.attemptListeners.add(done);
+      });
     }
     return this.state === 'bound' ? { ok: true } : { ok: false, error: `SMPP gateway not bound: ${this.lastError}` };
   }
@@ -147,15 +158,15 @@ class SmppSender implements Sender {
       if (this.state === 'bound') {
         // Polite unbind so the gateway frees the bind slot now rather than at its idle timeout.
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, CLOSE_GRACE_MS);
-          const sent = session.unbind({}, () => {
+          const done = (): void => {
             clearTimeout(timer);
+            session.socket.off('close', done);
             resolve();
-          });
-          if (!sent) {
-            clearTimeout(timer);
-            resolve();
-          }
+          };
+          const timer = setTimeout(done, CLOSE_GRACE_MS);
+          // The gateway may already be gone; its unbind_resp will then never come.
+          session.socket.once('close', done);
+          if (!session.unbind({}, done)) done();
         });
       }
       await new Promise<void>((resolve) => {
@@ -185,10 +196,20 @@ class SmppSender implements Sender {
           this.state = 'closed';
           return;
         }
-        this.open(password);
+        try {
+          this.open(password);
+        } catch (err) {
+          // net.connect throws synchronously on options it cannot use (a bad port, say).
+          this.session = null;
+          this.clearSessionTimers();
+          this.lastError = describeError(err, [password]);
+          this.attemptEnded();
+          this.scheduleReconnect();
+        }
       },
       (err: unknown) => {
         this.lastError = describeError(err);
+        this.attemptEnded();
         this.scheduleReconnect();
       },
     );
@@ -218,6 +239,9 @@ class SmppSender implements Sender {
 
     session.on('error', (err: unknown) => {
       if (this.session === session && this.attemptError === null) this.attemptError = describeError(err, [password]);
+      // A socket error is followed by 'close', but a malformed PDU leaves the library's reader
+      // stuck with the socket open: destroy it either way so that 'close' comes.
+      if (!session.socket.destroyed) session.destroy();
     });
     session.on('close', () => this.onClosed(session));
     session.on(cfg.tls ? 'secureConnect' : 'connect', () => this.bind(session, password));
@@ -261,6 +285,7 @@ class SmppSender implements Sender {
       this.logger.info('smpp.bound', { host: cfg.host, port: cfg.port, systemId: cfg.systemId, mode: cfg.bindMode });
       for (const waiter of this.waiters) waiter.resolve(session);
       this.waiters.clear();
+      this.attemptEnded();
     };
     if (cfg.bindMode === 'transceiver') session.bind_transceiver(params, onResponse);
     else session.bind_transmitter(params, onResponse);
@@ -298,6 +323,7 @@ class SmppSender implements Sender {
       fail(deliveryFailed('sms', `SMPP connection lost before submit_sm_resp: ${this.lastError}`, { transport: 'smpp' }));
     }
     this.inflight.clear();
+    if (!wasBound) this.attemptEnded();
     if (this.closing !== null) {
       this.state = 'closed';
       return;
@@ -316,6 +342,10 @@ class SmppSender implements Sender {
     this.backoffMs = Math.min(this.backoffMs * 2, this.cfg.reconnect.maxMs);
     this.logger.info('smpp.reconnect_scheduled', { host: this.cfg.host, port: this.cfg.port, inMs: delay, error: this.lastError });
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private attemptEnded(): void {
+    for (const listener of [...this.attemptListeners]) listener();
   }
 
   private clearSessionTimers(): void {
@@ -379,7 +409,28 @@ class SmppSender implements Sender {
       const fail = (err: MemfaError): void => finish(err);
       this.inflight.add(fail);
 
-      const sent = session.submit_sm(params, (pdu) => {
+      let sent: boolean;
+      try {
+        sent = session.submit_sm(params, onResponse);
+      } catch (err) {
+        // The library encodes while building the PDU; a value it cannot encode throws here.
+        finish(deliveryFailed('sms', `SMPP submit_sm could not be built: ${describeError(err)}`, { transport: 'smpp' }, err));
+        return;
+      }
+      if (!sent) {
+        finish(deliveryFailed('sms', 'SMPP connection is not writable', { transport: 'smpp' }));
+        return;
+      }
+      timer = setTimeout(() => {
+        finish(
+          deliveryFailed('sms', `SMPP gateway did not answer submit_sm within ${cfg.submitTimeoutMs} ms`, {
+            transport: 'smpp',
+            timeoutMs: cfg.submitTimeoutMs,
+          }),
+        );
+      }, cfg.submitTimeoutMs);
+
+      function onResponse(pdu: smpp.PDU): void {
         if (pdu.command_status === 0) {
           finish(null, typeof pdu.message_id === 'string' ? pdu.message_id : '');
           return;
@@ -393,19 +444,7 @@ class SmppSender implements Sender {
             smppError: name,
           }),
         );
-      });
-      if (!sent) {
-        finish(deliveryFailed('sms', 'SMPP connection is not writable', { transport: 'smpp' }));
-        return;
       }
-      timer = setTimeout(() => {
-        finish(
-          deliveryFailed('sms', `SMPP gateway did not answer submit_sm within ${cfg.submitTimeoutMs} ms`, {
-            transport: 'smpp',
-            timeoutMs: cfg.submitTimeoutMs,
-          }),
-        );
-      }, cfg.submitTimeoutMs);
     });
   }
 }

@@ -2,6 +2,7 @@
 // pair around a bare identifier is a placeholder, so CSS such as `p { margin: 0 }` in an HTML
 // template stays literal text.
 
+import { MemfaError } from '../protocol/errors.js';
 import type { OutgoingCode } from './types.js';
 
 export const TEMPLATE_PLACEHOLDERS = ['code', 'mailbox', 'ip', 'country', 'expiry'] as const;
@@ -56,7 +57,7 @@ export function escapeHtml(value: string): string {
 export function renderTemplate(tpl: string, vars: TemplateVars, mode: 'text' | 'html' = 'text'): string {
   return tpl.replace(PLACEHOLDER, (_whole, name: string) => {
     if (!Object.prototype.hasOwnProperty.call(vars, name)) {
-      throw new Error(`template placeholder {${name}} is not known`);
+      throw new MemfaError('CONFIG_INVALID', `template placeholder {${name}} is not known`, { data: { placeholder: name } });
     }
     const value = vars[name as TemplatePlaceholder];
     return mode === 'html' ? escapeHtml(value) : value;

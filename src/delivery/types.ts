@@ -26,7 +26,8 @@ export type CheckResult = { ok: true } | { ok: false; error: string };
 
 export interface Sender {
   readonly provider: Provider;
-  readonly transport: 'smtp' | 'smpp' | 'log';
+  /** 'smtp', 'smpp' or 'log' for the senders here; a test double may name itself. */
+  readonly transport: string;
   /** Resolves once the server or gateway accepted the message; otherwise rejects with DELIVERY_FAILED. */
   send(msg: OutgoingCode): Promise<SendResult>;
   /** A start-up / health check: can a message be handed over right now? Never rejects. */

@@ -31,6 +31,11 @@ export interface FileStoreOptions {
   /** Skip the permission and owner check (tests of other things on odd file systems). */
   checkPermissions?: boolean;
   onEvent?: (event: string, fields: Record<string, unknown>) => void;
+  /**
+   * Test seam: opens the journal for appending. The default is fs.open(O_WRONLY|O_APPEND|O_CREAT,
+   * 0600); tests pass a wrapper whose write/datasync fail on demand to exercise STORE_FAILED.
+   */
+  openJournal?: (file: string) => Promise<FileHandle>;
 }
 
 class DurableJsonFile implements Adapter<Snapshot> {
@@ -130,7 +135,7 @@ export class FileStore implements Store {
       db.data = store.snapshot();
       await db.write();
     }
-    store.journal = await open(store.journalFile, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
+    store.journal = await (opts.openJournal ?? ((f: string) => open(f, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600)))(store.journalFile);
     await fsyncDir(path.dirname(file));
     return store;
   }
@@ -294,7 +299,18 @@ export class FileStore implements Store {
     const seq = ++this.seq;
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ seq, line: JSON.stringify({ s: seq, o: ops }) + '\n', ops, undo, resolve: () => resolve(result), reject });
-      if (this.flushing === null) this.flushing = this.flushLoop().finally(() => (this.flushing = null));
+      this.kick();
+    });
+  }
+
+  /** Starts the flush loop unless it runs. */
+  private kick(): void {
+    if (this.flushing !== null || this.queue.length === 0) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = null;
+      // A transaction queued after the loop's last look at the queue but before this callback
+      // (e.g. by code resuming from the loop's last resolve) would otherwise wait forever.
+      this.kick();
     });
   }
 
@@ -303,10 +319,7 @@ export class FileStore implements Store {
       const batch = this.queue.splice(0);
       try {
         if (this.journal === null) throw new Error('journal is not open');
-        if (this.journalSuspect) {
-          await this.journal.truncate(this.journalBytes);
-          this.journalSuspect = false;
-        }
+        await this.cutSuspectTail();
         const data = Buffer.from(batch.map((p) => p.line).join(''), 'utf8');
         await this.journal.write(data);
         await this.journal.datasync();
@@ -319,6 +332,7 @@ export class FileStore implements Store {
           for (let j = undo.length - 1; j >= 0; j--) this.apply(undo[j]!);
         }
         this.journalSuspect = true;
+        await this.cutSuspectTail().catch(() => undefined); // best effort now; retried before the next append
         this.options.onEvent?.('store-write-failed', { file: this.journalFile, error: (err as Error).message });
         const failure = new MemfaError('STORE_FAILED', `the store could not be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); nothing was changed`, {
           data: { file: this.journalFile },
@@ -330,6 +344,18 @@ export class FileStore implements Store {
       for (const p of batch) p.resolve();
       if (this.journalBytes >= this.options.compactJournalBytes) await this.compact().catch((err: Error) => this.options.onEvent?.('store-compact-failed', { error: err.message }));
     }
+  }
+
+  /**
+   * After a failed append the journal may hold some or all of the failed batch (a short write, or
+   * a write whose fsync failed). Those changes were reported as failed and undone in memory, so
+   * they must not be replayed at the next start: cut the journal back to its last good length.
+   */
+  private async cutSuspectTail(): Promise<void> {
+    if (!this.journalSuspect || this.journal === null) return;
+    await this.journal.truncate(this.journalBytes);
+    await this.journal.datasync();
+    this.journalSuspect = false;
   }
 
   /** A plain snapshot of the durable state: the in-memory state minus transactions still queued. */
@@ -381,6 +407,7 @@ export class FileStore implements Store {
     this.closed = true;
     await this.drain();
     try {
+      await this.cutSuspectTail().catch(() => undefined);
       if (this.journalBytes > 0 && !this.journalSuspect) await this.compact();
     } finally {
       await this.journal?.close();

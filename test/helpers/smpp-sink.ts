@@ -3,6 +3,7 @@
 
 import type { AddressInfo } from 'node:net';
 import smpp from 'smpp';
+import getTLSOptions from 'smtp-server/lib/tls-options.js';
 
 export interface SubmittedSms {
   systemId: string;
@@ -23,6 +24,8 @@ export interface SmppSinkOptions {
   /** Credentials a bind must present; any bind succeeds when unset. */
   systemId?: string;
   password?: string;
+  /** Serve TLS with smtp-server's built-in self-signed test certificate. */
+  tls?: boolean;
 }
 
 export class SmppSink {
@@ -53,7 +56,14 @@ export class SmppSink {
 
   async start(): Promise<void> {
     if (this.server !== null) return;
-    const server = smpp.createServer((session) => this.handle(session));
+    const listener = (session: smpp.Session): void => this.handle(session);
+    let server: smpp.Server;
+    if (this.options.tls === true) {
+      const { key, cert } = getTLSOptions();
+      server = smpp.createServer({ key: key as string | Buffer, cert: cert as string | Buffer }, listener);
+    } else {
+      server = smpp.createServer(listener);
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, '127.0.0.1', () => {

@@ -16,8 +16,11 @@ export interface ReceivedMail {
 export interface SmtpSinkOptions {
   /** When set, AUTH is required and only these credentials pass. */
   auth?: { user: string; pass: string };
-  /** 'starttls' offers STARTTLS with smtp-server's built-in self-signed certificate. */
-  tls?: 'none' | 'starttls';
+  /**
+   * 'starttls' offers STARTTLS, 'implicit' speaks TLS from the first byte; both with smtp-server's
+   * built-in self-signed certificate.
+   */
+  tls?: 'none' | 'starttls' | 'implicit';
   /** Reply to RCPT TO with this error instead of accepting. */
   rejectRcpt?: { code: number; message: string };
 }
@@ -36,9 +39,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const authAttempts: SmtpSink['authAttempts'] = [];
   const server = new SMTPServer({
     logger: false,
+    secure: options.tls === 'implicit',
     authOptional: options.auth === undefined,
     allowInsecureAuth: true,
-    disabledCommands: options.tls === 'starttls' ? [] : ['STARTTLS'],
+    disabledCommands: options.tls === 'starttls' || options.tls === 'implicit' ? [] : ['STARTTLS'],
     closeTimeout: 100,
     onAuth(auth, _session, callback) {
       authAttempts.push({ user: auth.username, method: auth.method });

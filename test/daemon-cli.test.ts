@@ -1,0 +1,89 @@
+// The memfa command as users and scripts meet it: exit codes, messages with hints, --json, --version.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { REPO, makeTempDir, runCli, startDaemon } from './helpers/daemon.js';
+import { writeJson } from './helpers/protocol-tools.js';
+
+test('daemon not running: memfa status exits 69 naming the socket, with a hint to run memfa daemon', async (t) => {
+  const dir = await makeTempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const cfg = path.join(dir, 'memfa.json');
+  await writeJson(cfg, { dataDir: 'data', runDir: 'run' });
+  const admin = path.join(dir, 'run', 'admin.sock');
+
+  const r = await runCli(['--config', cfg, 'status']);
+  assert.equal(r.code, 69, r.stderr);
+  assert.ok(r.stderr.includes(admin), `stderr names ${admin}:\n${r.stderr}`);
+  assert.match(r.stderr, /hint: .*memfa daemon/);
+  assert.equal(r.stdout, '', 'nothing on stdout');
+  assert.ok(r.stderr.trim().split('\n').length <= 3, `short: ${r.stderr}`);
+
+  // --json: one JSON document on stdout describing the error, the same exit code.
+  const j = await runCli(['--config', cfg, '--json', 'status']);
+  assert.equal(j.code, 69);
+  const doc = JSON.parse(j.stdout);
+  assert.equal(doc.result, 'error');
+  assert.equal(doc.error.code, 'DAEMON_UNAVAILABLE');
+  assert.equal(doc.error.socket, admin);
+
+  // An explicit --socket is the one named.
+  const s = await runCli(['--config', cfg, '--socket', path.join(dir, 'nowhere.sock'), 'status']);
+  assert.equal(s.code, 69);
+  assert.ok(s.stderr.includes(path.join(dir, 'nowhere.sock')), s.stderr);
+});
+
+test('memfa --version prints the package.json version', async () => {
+  const pkg = JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const r = await runCli([flag]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, pkg.version + '\n');
+    assert.equal(r.stderr, '');
+  }
+});
+
+test('usage errors exit 64: unknown command, unknown option, missing argument', async () => {
+  for (const args of [['bogus-command'], ['--bogus-option', 'status'], ['mailbox', 'show'], ['reset', 'a@example.com']]) {
+    const r = await runCli(args, { env: { MEMFA_CONFIG: '/nonexistent/memfa.json' } });
+    assert.equal(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
+    assert.notEqual(r.stderr, '', 'says what is wrong');
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('memfa --json status prints exactly one JSON document; plain status is for people', async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const r = await d.cli(['--json', 'status']);
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as Record<string, any>; // throws if there is more than one document
+  assert.equal(typeof doc['version'], 'string');
+  assert.equal(typeof doc['uptimeSeconds'], 'number');
+  assert.equal(doc['store'], path.join(d.dataDir, 'memfa.json'));
+  assert.equal(doc['mailboxes'], 0);
+  assert.deepEqual(doc['sockets'], { admin: d.adminSocket, hook: d.hookSocket });
+  assert.ok(Array.isArray(doc['providers']) && doc['providers'].length > 0);
+  assert.equal(r.stderr, '');
+
+  const plain = await d.cli(['status']);
+  assert.equal(plain.code, 0);
+  assert.throws(() => JSON.parse(plain.stdout));
+  assert.match(plain.stdout, /mailboxes\s+0/);
+  assert.doesNotMatch(plain.stdout, /\u001b\[/, 'no colour when stdout is not a terminal');
+
+  // The mailbox count follows the store.
+  assert.equal((await d.cli(['mailbox', 'set', 'one@example.com', '--challenge', 'always'])).code, 0);
+  assert.equal((await d.json<{ mailboxes: number }>(['status'])).mailboxes, 1);
+});
+
+test('daemon errors map to documented exit codes through the CLI', async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const bad = await d.cli(['mailbox', 'set', 'not-an-address', '--challenge', 'always']);
+  assert.equal(bad.code, 64, bad.stderr);
+  assert.match(bad.stderr, /^memfa: /);
+  const missing = await d.cli(['mailbox', 'remove', 'nobody@example.com']);
+  assert.equal(missing.code, 67, missing.stderr);
+});

@@ -1,0 +1,361 @@
+// Unit tests of the default store (snapshot + journal) on temporary directories: durability of
+// concurrent transactions, rollback on a throwing change or a failed write, compaction, migration,
+// and refusal of files it cannot trust.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, open, readFile, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
+import path from 'node:path';
+import { FileStore, type FileStoreOptions } from '../src/store/file-store.js';
+import { CURRENT_SCHEMA } from '../src/store/schema.js';
+import { newMailbox, type MailboxRecord } from '../src/core/model.js';
+import { MemfaError } from '../src/protocol/errors.js';
+import { makeTempDir } from './helpers/daemon.js';
+
+/** Stores opened by the running test, closed before its directory is removed. */
+let opened: FileStore[] = [];
+async function openStore(file: string, options?: FileStoreOptions): Promise<FileStore> {
+  const s = await FileStore.open(file, options);
+  opened.push(s);
+  return s;
+}
+
+async function tempStore(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await makeTempDir('memfa-store-');
+  opened = [];
+  t.after(async () => {
+    for (const s of opened.splice(0)) await s.close().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+  return path.join(dir, 'memfa.json');
+}
+
+const mb = (address: string, extra: Partial<MailboxRecord> = {}): MailboxRecord => ({ ...newMailbox(address, 1_700_000_000_000), ...extra });
+
+/** A journal handle whose write/datasync can be made to fail, counting what reaches the file. */
+class FaultyJournal {
+  writes = 0;
+  failWrites = 0;
+  failSyncs = 0;
+  /** Write this many bytes of the next failing write before failing (a short write). */
+  partialBytes = 0;
+  handle!: FileHandle;
+
+  readonly open: NonNullable<FileStoreOptions['openJournal']> = async (file) => {
+    const real = await open(file, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
+    this.handle = real;
+    const self = this;
+    return new Proxy(real, {
+      get(target, prop) {
+        if (prop === 'write') {
+          return async (data: Buffer) => {
+            if (self.failWrites > 0) {
+              self.failWrites--;
+              if (self.partialBytes > 0) await target.write(data.subarray(0, self.partialBytes));
+              throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+            }
+            self.writes++;
+            return target.write(data);
+          };
+        }
+        if (prop === 'datasync') {
+          return async () => {
+            if (self.failSyncs > 0) {
+              self.failSyncs--;
+              throw Object.assign(new Error('input/output error'), { code: 'EIO' });
+            }
+            return target.datasync();
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  };
+}
+
+function isStoreError(code: string) {
+  return (err: unknown) => err instanceof MemfaError && err.code === code;
+}
+
+test('100 concurrent transactions are all durable, with far fewer journal writes (group commit)', async (t) => {
+  const file = await tempStore(t);
+  const j = new FaultyJournal();
+  const s = await openStore(file, { openJournal: j.open });
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) => s.transact((tx) => (tx.putMailbox(mb(`u${i}@example.com`, { phone: `+1555000${i}` })), i))));
+  assert.deepEqual(results, Array.from({ length: 100 }, (_, i) => i), 'each resolves with its own result');
+  assert.equal(s.countMailboxes(), 100);
+  assert.ok(j.writes < 10, `${j.writes} journal writes for 100 transactions`);
+  // Reopen without close(): what was acknowledged is in the journal.
+  const again = await openStore(file);
+  assert.equal(again.countMailboxes(), 100);
+  for (let i = 0; i < 100; i++) assert.equal(again.getMailbox(`u${i}@example.com`)?.phone, `+1555000${i}`);
+  await s.close();
+});
+
+test('a transaction issued the moment the previous one resolves is written (no lost wake-up)', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  // Each await resumes inside the flush loop's last resolve; the next transact must still be flushed.
+  const chain = (async () => {
+    for (let i = 0; i < 20; i++) await s.transact((tx) => tx.putMeta('n', i));
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('a transaction was never flushed')), 2000)));
+  await Promise.race([chain, stuck]);
+  clearTimeout(timer);
+  assert.equal(s.getMeta('n'), 19);
+  const again = await openStore(file);
+  assert.equal(again.getMeta('n'), 19);
+});
+
+test('while the disk keeps failing, every write is refused and reads serve the last durable state', async (t) => {
+  const file = await tempStore(t);
+  const j = new FaultyJournal();
+  const s = await openStore(file, { openJournal: j.open });
+  await s.transact((tx) => tx.putMailbox(mb('a@example.com')));
+  j.failWrites = 5;
+  for (let i = 0; i < 5; i++) {
+    await assert.rejects(
+      s.transact((tx) => tx.putMailbox(mb(`x${i}@example.com`))),
+      isStoreError('STORE_FAILED'),
+    );
+    assert.equal(s.countMailboxes(), 1);
+    assert.equal(s.getMailbox('a@example.com')?.address, 'a@example.com');
+  }
+  await s.transact((tx) => tx.putMailbox(mb('b@example.com')));
+  assert.deepEqual(
+    s.listMailboxes().map((m) => m.address),
+    ['a@example.com', 'b@example.com'],
+  );
+});
+
+test('a change that throws leaves nothing changed, in memory or on disk', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  await s.transact((tx) => {
+    tx.putMailbox(mb('keep@example.com', { phone: '+15550001' }));
+    tx.putDomain({ domain: 'example.com', settings: { challenge: 'always' }, updatedAt: 1 });
+    tx.putGlobal({ challenge: 'new-ip' });
+    tx.putMeta('k', 1);
+  });
+  const journalBefore = await readFile(file + '.journal');
+  await assert.rejects(
+    s.transact((tx) => {
+      tx.putMailbox(mb('keep@example.com', { phone: '+15559999' }));
+      tx.putMailbox(mb('new@example.com'));
+      assert.equal(tx.deleteDomain('example.com'), true);
+      tx.putGlobal({ challenge: 'always' });
+      tx.putMeta('k', 2);
+      assert.equal(tx.getMailbox('new@example.com')?.address, 'new@example.com', 'reads see own writes');
+      throw new Error('changed my mind');
+    }),
+    /changed my mind/,
+  );
+  assert.equal(s.getMailbox('keep@example.com')?.phone, '+15550001');
+  assert.equal(s.getMailbox('new@example.com'), undefined);
+  assert.equal(s.getDomain('example.com')?.settings.challenge, 'always');
+  assert.deepEqual(s.getGlobal(), { challenge: 'new-ip' });
+  assert.equal(s.getMeta('k'), 1);
+  assert.equal(s.countMailboxes(), 1);
+  assert.deepEqual(await readFile(file + '.journal'), journalBefore, 'nothing journalled');
+  // Records handed out are frozen: nobody can change the state behind the store's back.
+  assert.throws(() => {
+    (s.getMailbox('keep@example.com') as { phone: string }).phone = 'x';
+  });
+  await s.close();
+});
+
+test('a failed journal write rejects with STORE_FAILED, rolls memory back, reads keep working, later writes succeed', async (t) => {
+  const file = await tempStore(t);
+  const j = new FaultyJournal();
+  const events: string[] = [];
+  const s = await openStore(file, { openJournal: j.open, onEvent: (e) => events.push(e) });
+  await s.transact((tx) => tx.putMailbox(mb('a@example.com', { phone: '+15550001' })));
+
+  j.failWrites = 1;
+  j.partialBytes = 7; // a short write leaves half a line in the file
+  const first = s.transact((tx) => tx.putMailbox(mb('a@example.com', { phone: '+15550002' })));
+  // Queued behind the failing batch, and built on top of its change: must be undone too.
+  const second = s.transact((tx) => {
+    tx.putMailbox({ ...tx.getMailbox('a@example.com')!, altEmail: 'alt@example.org' });
+    tx.putMailbox(mb('b@example.com'));
+  });
+  await assert.rejects(first, isStoreError('STORE_FAILED'));
+  await assert.rejects(second, (err: unknown) => err instanceof MemfaError && (err.code === 'STORE_FAILED' || err.code === 'SHUTTING_DOWN'));
+  assert.ok(events.includes('store-write-failed'));
+  // Rolled back to the last durable state; reads keep working.
+  assert.equal(s.getMailbox('a@example.com')?.phone, '+15550001');
+  assert.equal(s.getMailbox('a@example.com')?.altEmail, null);
+  assert.equal(s.getMailbox('b@example.com'), undefined);
+  assert.equal(s.countMailboxes(), 1);
+  assert.equal(s.listMailboxes().length, 1);
+
+  // The disk recovers: the next change is written after the torn bytes are cut off.
+  await s.transact((tx) => tx.putMailbox(mb('c@example.com')));
+  assert.equal(s.getMailbox('c@example.com')?.address, 'c@example.com');
+  const journal = await readFile(file + '.journal', 'utf8');
+  for (const line of journal.split('\n').filter(Boolean)) assert.doesNotThrow(() => JSON.parse(line), `journal line is whole: ${line}`);
+
+  const again = await openStore(file);
+  assert.equal(again.getMailbox('a@example.com')?.phone, '+15550001', 'the failed change is not resurrected');
+  assert.equal(again.getMailbox('b@example.com'), undefined);
+  assert.equal(again.getMailbox('c@example.com')?.address, 'c@example.com');
+  await s.close();
+});
+
+test('a failed fsync rejects with STORE_FAILED, and the rejected change does not come back after close and reopen', async (t) => {
+  const file = await tempStore(t);
+  const j = new FaultyJournal();
+  const s = await openStore(file, { openJournal: j.open });
+  await s.transact((tx) => tx.putMailbox(mb('a@example.com', { phone: '+15550001' })));
+  j.failSyncs = 1;
+  await assert.rejects(
+    s.transact((tx) => tx.putMailbox(mb('a@example.com', { phone: '+15550002' }))),
+    (err: unknown) => isStoreError('STORE_FAILED')(err) && /EIO/.test((err as Error).message),
+  );
+  assert.equal(s.getMailbox('a@example.com')?.phone, '+15550001');
+  await s.close();
+  const again = await openStore(file);
+  assert.equal(again.getMailbox('a@example.com')?.phone, '+15550001', 'a change reported as failed must stay failed');
+});
+
+test('compaction folds the journal into the snapshot; reopening (with or without close) gives the same data', async (t) => {
+  const file = await tempStore(t);
+  const events: string[] = [];
+  const s = await openStore(file, { compactJournalBytes: 2048, onEvent: (e) => events.push(e) });
+  for (let i = 0; i < 40; i++) await s.transact((tx) => tx.putMailbox(mb(`c${i}@example.com`, { phone: `+1555100${i}` })));
+  await s.transact((tx) => {
+    tx.deleteMailbox('c0@example.com');
+    tx.putDomain({ domain: 'example.com', settings: { provider: 'totp' }, updatedAt: 2 });
+    tx.putMeta('m', { nested: [1, 2] });
+  });
+  assert.ok(events.includes('store-compacted'), events.join(','));
+  assert.ok((await stat(file + '.journal')).size < 2048 + 512, 'journal stays near the threshold');
+  const snap = JSON.parse(await readFile(file, 'utf8'));
+  assert.equal(snap.schemaVersion, CURRENT_SCHEMA);
+  assert.ok(Object.keys(snap.mailboxes).length >= 30, 'most changes are in the snapshot now');
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
+
+  const snapshotOf = (x: FileStore) => ({
+    mailboxes: x.listMailboxes().map((m) => [m.address, m.phone]),
+    domains: x.listDomains(),
+    meta: x.getMeta('m'),
+  });
+  const before = snapshotOf(s);
+  assert.equal(before.mailboxes.length, 39);
+  const crashed = await openStore(file); // as after a crash: snapshot + journal replay
+  assert.deepEqual(snapshotOf(crashed), before);
+  await crashed.close();
+  await s.close();
+  assert.equal((await stat(file + '.journal')).size, 0, 'close folds the journal in');
+  const reopened = await openStore(file);
+  assert.deepEqual(snapshotOf(reopened), before);
+});
+
+test('migration: a store without schemaVersion is brought up to date', async (t) => {
+  const file = await tempStore(t);
+  const v0 = { mailboxes: { 'old@example.com': { phone: '+15550001', settings: { challenge: 'always' } }, 'bare@example.com': {} }, domains: { 'example.com': { domain: 'example.com', settings: {}, updatedAt: 1 } } };
+  await writeFile(file, JSON.stringify(v0), { mode: 0o600 });
+  const s = await openStore(file);
+  const old = s.getMailbox('old@example.com')!;
+  assert.equal(old.address, 'old@example.com');
+  assert.equal(old.phone, '+15550001');
+  assert.deepEqual(old.settings, { challenge: 'always' });
+  assert.deepEqual(old.ips, []);
+  assert.deepEqual(old.failures, { consecutive: 0, lockedUntil: null, hardLocked: false, lastFailureAt: null });
+  assert.equal(old.totp, null);
+  assert.equal(typeof old.createdAt, 'number');
+  assert.equal(s.getMailbox('bare@example.com')?.altEmail, null);
+  assert.equal(s.getDomain('example.com')?.domain, 'example.com');
+  assert.deepEqual(s.getGlobal(), {});
+  await s.transact((tx) => tx.putMeta('touched', true));
+  await s.close();
+  const written = JSON.parse(await readFile(file, 'utf8'));
+  assert.equal(written.schemaVersion, CURRENT_SCHEMA, 'the next compaction writes the current schema');
+  assert.equal(written.mailboxes['bare@example.com'].address, 'bare@example.com');
+  const again = await openStore(file);
+  assert.equal(again.getMailbox('old@example.com')?.phone, '+15550001');
+});
+
+test('a newer schemaVersion, invalid JSON or a wrong shape is STORE_CORRUPT naming the file, which is left untouched', async (t) => {
+  const file = await tempStore(t);
+  for (const text of ['{"schemaVersion":2,"seq":0,"global":{},"domains":{},"mailboxes":{},"meta":{}}', '{"schemaVersion":1,', '"just a string"', '{"schemaVersion":1,"mailboxes":null}', '{"schemaVersion":-1}']) {
+    await writeFile(file, text, { mode: 0o600 });
+    await assert.rejects(FileStore.open(file), (err: unknown) => {
+      assert.ok(err instanceof MemfaError, String(err));
+      assert.equal(err.code, 'STORE_CORRUPT', `${text}: ${err.message}`);
+      assert.ok(err.message.includes(file), err.message);
+      assert.equal(err.data?.['file'], file);
+      return true;
+    });
+    assert.equal(await readFile(file, 'utf8'), text, 'untouched');
+  }
+  await writeFile(file, '{"schemaVersion":2}', { mode: 0o600 });
+  await assert.rejects(FileStore.open(file), /newer than this memfa understands/);
+});
+
+test('journal: a torn tail is dropped, a corrupt middle line is refused, entries already in the snapshot are skipped', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  await s.transact((tx) => tx.putMailbox(mb('a@example.com', { phone: '+15550001' })));
+  await s.close(); // snapshot seq 1, empty journal
+  const entry = (seq: number, phone: string) => JSON.stringify({ s: seq, o: [['m', 'a@example.com', mb('a@example.com', { phone })]] }) + '\n';
+  const journal = file + '.journal';
+
+  // An entry the snapshot already holds (seq 1) is skipped; seq 2 applies; the torn seq 3 is dropped.
+  const torn = entry(3, '+15550003');
+  await writeFile(journal, entry(1, '+15550000') + entry(2, '+15550002') + torn.slice(0, 20), { mode: 0o600 });
+  const events: string[] = [];
+  const s2 = await openStore(file, { onEvent: (e) => events.push(e) });
+  assert.equal(s2.getMailbox('a@example.com')?.phone, '+15550002');
+  assert.ok(events.includes('store-journal-torn-tail'));
+  await s2.transact((tx) => tx.putMeta('after', 1));
+  // Crash (no close): the new entry must start on a clean line.
+  const s3 = await openStore(file);
+  assert.equal(s3.getMeta('after'), 1);
+  assert.equal(s3.getMailbox('a@example.com')?.phone, '+15550002');
+  await s3.close();
+  await s2.close().catch(() => undefined);
+
+  const corrupt = Buffer.from(entry(5, '+15550005') + 'this is not json\n' + entry(6, '+15550006'));
+  await writeFile(journal, corrupt, { mode: 0o600 });
+  await assert.rejects(FileStore.open(file), (err: unknown) => err instanceof MemfaError && err.code === 'STORE_CORRUPT' && err.message.includes(journal));
+  assert.deepEqual(await readFile(journal), corrupt, 'journal untouched');
+});
+
+test('files readable by group or others are refused (CONFIG_INVALID naming the file)', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  await s.close();
+  assert.equal((await stat(file)).mode & 0o777, 0o600, 'a new store is created 0600');
+  assert.equal((await stat(file + '.journal')).mode & 0o777, 0o600, 'and its journal 0600');
+  await chmod(file, 0o644);
+  await assert.rejects(FileStore.open(file), (err: unknown) => err instanceof MemfaError && err.code === 'CONFIG_INVALID' && err.message.includes(file) && err.hint === `chmod 600 ${file}`);
+  await chmod(file, 0o600);
+  await chmod(file + '.journal', 0o640);
+  await assert.rejects(FileStore.open(file), (err: unknown) => err instanceof MemfaError && err.message.includes(file + '.journal'));
+  await chmod(file + '.journal', 0o600);
+  const ok = await openStore(file);
+  await ok.close();
+});
+
+test('close drains queued writes; transact after close is refused', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  const pending = Array.from({ length: 20 }, (_, i) => s.transact((tx) => tx.putMailbox(mb(`d${i}@example.com`))));
+  await s.close();
+  await Promise.all(pending);
+  await assert.rejects(
+    s.transact((tx) => tx.putMeta('late', 1)),
+    isStoreError('SHUTTING_DOWN'),
+  );
+  const again = await openStore(file);
+  assert.equal(again.countMailboxes(), 20);
+  assert.deepEqual(
+    again.listMailboxes({ limit: 3, after: 'd1@example.com' }).map((m) => m.address),
+    ['d2@example.com', 'd3@example.com', 'd4@example.com'], // plain string order: 'd10@' sorts before 'd1@'
+  );
+  assert.equal(again.countMailboxes('example.com'), 20);
+  assert.equal(again.countMailboxes('other.example'), 0);
+});
