@@ -257,6 +257,18 @@ export function buildProgram(): { program: Command; cli: Cli } {
       cli.print(r, (c) => formatExplain(r, c));
     });
 
+  const provider = program.command('provider').description('code delivery gateways');
+  provider
+    .command('test')
+    .argument('<provider>', 'sms or email')
+    .requiredOption('--to <destination>', 'E.164 number (sms) or address (email) to send a test message to')
+    .description('send a test message through the configured gateway and report success or the exact error')
+    .action(async (name: string, f: { to: string }) => {
+      if (name !== 'sms' && name !== 'email') throw usage('provider test: the provider is sms or email');
+      const r = (await cli.call('provider.test', { provider: name, to: f.to })) as { transport: string; to: string; messageId: string | null; ms: number };
+      cli.print(r, (c) => c.green(`sent a test message to ${r.to} through ${r.transport} in ${r.ms} ms${r.messageId ? ` (id ${r.messageId})` : ''}`));
+    });
+
   return { program, cli };
 }
 

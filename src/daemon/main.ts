@@ -1,6 +1,7 @@
 // The daemon: wires real implementations into the services, starts in order (files, store, keys,
 // geo, senders, listeners) and stops in reverse on SIGTERM/SIGINT.
 import { randomBytes, randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 
 import { AuditLog } from '../audit/log.js';
@@ -29,6 +30,26 @@ async function ensureDir(dir: string, mode: number, log: Logger): Promise<void> 
   if (process.platform !== 'win32' && (existing.mode & 0o777 & ~mode) !== 0) {
     log.warn('directory-too-open', { dir, mode: (existing.mode & 0o777).toString(8), expected: mode.toString(8) });
   }
+}
+
+/**
+ * The daemon's clock. Tests of expiry and lockout timing set MEMFA_UNSAFE_TEST_CLOCK to a file
+ * holding an offset in milliseconds, read at every tick; production never sets it, and the daemon
+ * warns loudly when it is set.
+ */
+function makeClock(log: Logger): () => number {
+  const file = process.env['MEMFA_UNSAFE_TEST_CLOCK'];
+  if (!file) return () => Date.now();
+  log.warn('unsafe-test-clock', { file, why: 'MEMFA_UNSAFE_TEST_CLOCK is set: time can be shifted by whoever writes this file; never set it in production' });
+  return () => {
+    let offset = 0;
+    try {
+      offset = Number(readFileSync(file, 'utf8').trim()) || 0;
+    } catch {
+      offset = 0;
+    }
+    return Date.now() + offset;
+  };
 }
 
 export interface RunningDaemon {
@@ -67,7 +88,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const ports: Ports = {
       config,
       store,
-      clock: () => Date.now(),
+      clock: makeClock(log),
       random: { bytes: (n) => randomBytes(n), int: (min, max) => randomInt(min, max) },
       country,
       secrets: keyring,

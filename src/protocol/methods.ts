@@ -34,6 +34,7 @@ export const METHODS = {
   'enroll.start': { sockets: ['admin'], params: obj({ address, restart: optional(bool()) }) },
   'enroll.confirm': { sockets: ['admin'], params: obj({ address, code: optional(code), force: optional(bool()) }) },
   reset: { sockets: ['admin'], params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
+  'provider.test': { sockets: ['admin'], params: obj({ provider: str({ oneOf: ['sms', 'email'] }), to: str({ max: 254, min: 1 }) }) },
 } as const satisfies Record<string, { sockets: readonly SocketKind[]; params: Schema<unknown> }>;
 
 export type MethodName = keyof typeof METHODS;

@@ -6,6 +6,7 @@ import { MailboxOps } from './mailbox-ops.js';
 import type { Ports } from './ports.js';
 import { SettingsAdmin } from './settings-admin.js';
 import { daemonStatus } from './status.js';
+import { testProvider } from './provider-test.js';
 import { Verifier } from './verify.js';
 
 export function createHandlers(p: Ports): Handlers {
@@ -32,5 +33,6 @@ export function createHandlers(p: Ports): Handlers {
     'enroll.start': (params, ctx) => enrolment.start(params, ctx),
     'enroll.confirm': (params, ctx) => enrolment.confirm(params, ctx),
     reset: (params, ctx) => ops.reset(params, ctx),
+    'provider.test': (params, ctx) => testProvider(p, params, ctx),
   };
 }

@@ -7,7 +7,7 @@ import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/
 import { normaliseCode } from '../core/codes.js';
 import { checkTotp } from '../core/totp.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
-import { invalidParams } from '../protocol/errors.js';
+import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
@@ -55,7 +55,16 @@ export class Verifier {
       if (code === null) throw invalidParams('code: expected the digits of a one-time code', { param: 'code' });
     }
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
-    const result = await this.decideAndAct(login, code);
+    let result: Omit<VerifyResult, 'user' | 'ip' | 'country'>;
+    try {
+      result = await this.decideAndAct(login, code);
+    } catch (err) {
+      if (err instanceof MemfaError && (err.code === 'DELIVERY_FAILED' || err.code === 'RATE_LIMITED')) {
+        const reason = err.code === 'DELIVERY_FAILED' ? 'delivery-failed' : 'rate-limited';
+        await this.p.audit.append({ actor: ctx.actor as 'hook', socket: ctx.socket, mailbox: address, action: 'verify', result: 'error', reason, ip, country: login.country });
+      }
+      throw err;
+    }
     const base = { user: address, ip, country: login.country };
     const full: VerifyResult = { ...result, ...base };
     // The fast path (allow without a factor) is not audited line by line: it changes nothing and

@@ -1,0 +1,20 @@
+// `provider test`: sends a test message through a configured gateway, for administrators.
+import { maskRecipient } from '../delivery/mask.js';
+import { normaliseAddress, normalisePhone } from '../core/validate.js';
+import { MemfaError } from '../protocol/errors.js';
+import type { CallContext, Ports } from './ports.js';
+
+export async function testProvider(p: Ports, params: { provider: string; to: string }, ctx: CallContext) {
+  const provider = params.provider as 'sms' | 'email';
+  const to = provider === 'sms' ? normalisePhone(params.to, 'to') : normaliseAddress(params.to, 'to');
+  const sender = p.senders[provider];
+  if (sender === undefined) {
+    throw new MemfaError('PROVIDER_DISABLED', `no ${provider} gateway is configured`, {
+      hint: provider === 'sms' ? 'configure the "smpp" section (or providers.sms.transport "log")' : 'configure the "smtp" section (or providers.email.transport "log")',
+    });
+  }
+  const started = p.clock();
+  const sent = await sender.send({ kind: 'test', to, mailbox: to, expiresAt: started + 60_000 });
+  await p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'provider.test', result: 'ok', details: { provider, to: maskRecipient(provider, to) } });
+  return { provider, transport: sender.transport, to: maskRecipient(provider, to), ok: true, messageId: sent.messageId ?? null, ms: p.clock() - started };
+}
