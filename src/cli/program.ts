@@ -257,6 +257,63 @@ export function buildProgram(): { program: Command; cli: Cli } {
       cli.print(r, (c) => formatExplain(r, c));
     });
 
+  program
+    .command('unlock')
+    .argument('<address>')
+    .description('clear a mailbox\'s failure counter and lock (including the lock after too many failures)')
+    .action(async (address: string) => {
+      const r = (await cli.call('unlock', { address })) as { failuresCleared: number };
+      cli.print(r, () => `unlocked ${address} (${r.failuresCleared} failures cleared)`);
+    });
+
+  program
+    .command('recovery-codes')
+    .argument('<address>')
+    .description('generate 10 single-use recovery codes (shown once; the previous set stops working)')
+    .action(async (address: string) => {
+      const r = (await cli.call('recovery.generate', { address })) as { codes: string[] };
+      cli.print(r, (c) => [`recovery codes for ${address} (each works once; store them offline):`, ...r.codes.map((x) => '  ' + c.bold(x))].join('\n'));
+    });
+
+  const key = program.command('key').description('the key that encrypts secrets at rest');
+  key
+    .command('rotate')
+    .description('create a new key, re-encrypt every secret under it, retire the old key (no downtime)')
+    .action(async () => {
+      const r = (await cli.call('key.rotate', {})) as { kid: string; resealed: number; retired: string[] };
+      cli.print(r, () => `new key ${r.kid}; ${r.resealed} mailboxes re-encrypted; retired ${r.retired.length === 0 ? 'nothing' : r.retired.join(', ')}`);
+    });
+
+  const audit = program
+    .command('audit')
+    .description('query the audit log')
+    .option('--mailbox <address>', 'only this mailbox')
+    .option('--since <time>', 'from this time (ISO 8601, or 15m, 2h, 7d ago)')
+    .option('--until <time>', 'before this time')
+    .option('--result <result>', 'only this result (allow, deny, challenge, enroll, error, ok, ...)')
+    .option('--action <action>', 'only this action (verify, mailbox.set, reset, ...)')
+    .option('--limit <n>', 'the most recent n entries (default 1000)', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw usage('--limit: expected a positive integer');
+      return n;
+    })
+    .action(async (f: { mailbox?: string; since?: string; until?: string; result?: string; action?: string; limit?: number }) => {
+      const r = (await cli.call('audit.query', f)) as { entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null }[] };
+      cli.print(r, () =>
+        r.entries.length === 0
+          ? 'no matching entries'
+          : r.entries.map((e) => [e.time, e.actor, e.mailbox ?? '-', e.action, e.result, e.reason ?? '-', e.ip ?? '-', e.country ?? '-'].join('\t')).join('\n'),
+      );
+    });
+  audit
+    .command('verify')
+    .description('check the hash chain of the audit log (tampering, deleted lines)')
+    .action(async () => {
+      const r = (await cli.call('audit.verify', {})) as { ok: boolean; lines?: number; files?: number; file?: string; line?: number; problem?: string };
+      cli.print(r, (c) => (r.ok ? c.green(`audit log intact: ${r.lines} lines in ${r.files} files`) : c.red(`audit log broken at ${r.file} line ${r.line}: ${r.problem}`)));
+      if (!r.ok) process.exitCode = EXIT.DATAERR;
+    });
+
   const provider = program.command('provider').description('code delivery gateways');
   provider
     .command('test')

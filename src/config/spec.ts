@@ -89,6 +89,10 @@ export const CONFIG_SPEC: Section = section({
     baseDelaySeconds: leaf(60, isInt(1, 86400)),
     maxDelaySeconds: leaf(3600, isInt(1, 7 * 86400)),
     hardLockAfter: leaf(100, isInt(2, 100000)),
+    ipMaxFailures: leaf(20, isInt(1, 100000)),
+    ipDistinctMailboxes: leaf(10, isInt(1, 100000)),
+    ipWindowSeconds: leaf(900, isInt(1, 86400)),
+    ipBlockSeconds: leaf(900, isInt(1, 86400)),
   }),
   providers: section({
     totp: providerSection(true, [], ''),

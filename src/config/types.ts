@@ -66,7 +66,16 @@ export interface MemfaConfig {
   totp: { algorithm: 'SHA1' | 'SHA256' | 'SHA512'; digits: number; period: number; window: number; enrolmentTtlSeconds: number };
   locations: { maxEntries: number; maxAgeDays: number };
   codes: { digits: number; ttlSeconds: number; maxTries: number; cooldownSeconds: number; hourlyLimit: number };
-  lockout: { threshold: number; baseDelaySeconds: number; maxDelaySeconds: number; hardLockAfter: number };
+  lockout: {
+    threshold: number;
+    baseDelaySeconds: number;
+    maxDelaySeconds: number;
+    hardLockAfter: number;
+    ipMaxFailures: number;
+    ipDistinctMailboxes: number;
+    ipWindowSeconds: number;
+    ipBlockSeconds: number;
+  };
   providers: {
     totp: ProviderPolicyConfig;
     sms: ProviderPolicyConfig & { transport: 'smpp' | 'log' };

@@ -8,7 +8,8 @@ import { AuditLog } from '../audit/log.js';
 import type { MemfaConfig } from '../config/types.js';
 import { loadCountryLookup } from '../geo/country.js';
 import { MemfaError } from '../protocol/errors.js';
-import { loadOrCreateKeyring } from '../security/keyring.js';
+import { loadOrCreateKeyring, secretAad } from '../security/keyring.js';
+import { TOTP_PURPOSE } from '../services/enrol.js';
 import { createHandlers } from '../services/handlers.js';
 import type { Ports } from '../services/ports.js';
 import { FileStore } from '../store/file-store.js';
@@ -52,6 +53,30 @@ function makeClock(log: Logger): () => number {
   };
 }
 
+/**
+ * Opens one stored secret per key id with the key file, so that a wrong or stale key file stops
+ * the daemon at start instead of failing every login later. Never resets anything.
+ */
+function checkSecretsOpen(store: FileStore, keyring: { open(sealed: string, aad: string): Buffer }, keyFile: string): void {
+  const tried = new Set<string>();
+  for (const rec of store.listMailboxes()) {
+    for (const sealed of [rec.totp?.sealedSecret, rec.pendingTotp?.sealedSecret]) {
+      if (sealed === undefined) continue;
+      const kid = sealed.split('.')[1] ?? '';
+      if (tried.has(kid)) continue;
+      tried.add(kid);
+      try {
+        keyring.open(sealed, secretAad(TOTP_PURPOSE, rec.address));
+      } catch {
+        throw new MemfaError('CONFIG_INVALID', `the key file ${keyFile} cannot open the secrets in the store (key ${kid}); refusing to start`, {
+          data: { file: keyFile },
+          hint: 'restore the key file that belongs to this store; secrets are never reset automatically',
+        });
+      }
+    }
+  }
+}
+
 export interface RunningDaemon {
   stop(): Promise<void>;
   done: Promise<void>;
@@ -75,6 +100,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     });
     cleanups.push(() => store.close());
     const keyring = await loadOrCreateKeyring(config.keyFile, { create: store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined });
+    checkSecretsOpen(store, keyring, config.keyFile);
     if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
     const audit = await AuditLog.open(config.audit.file, { maxBytes: config.audit.maxBytes, keep: config.audit.keep });
     cleanups.push(() => audit.close());
@@ -92,6 +118,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       random: { bytes: (n) => randomBytes(n), int: (min, max) => randomInt(min, max) },
       country,
       secrets: keyring,
+      keys: keyring,
       audit,
       log,
       senders,

@@ -34,6 +34,21 @@ export const METHODS = {
   'enroll.start': { sockets: ['admin'], params: obj({ address, restart: optional(bool()) }) },
   'enroll.confirm': { sockets: ['admin'], params: obj({ address, code: optional(code), force: optional(bool()) }) },
   reset: { sockets: ['admin'], params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
+  unlock: { sockets: ['admin'], params: obj({ address }) },
+  'recovery.generate': { sockets: ['admin'], params: obj({ address }) },
+  'key.rotate': { sockets: ['admin'], params: obj({}) },
+  'audit.query': {
+    sockets: ['admin'],
+    params: obj({
+      mailbox: optional(address),
+      since: optional(str({ max: 64 })),
+      until: optional(str({ max: 64 })),
+      result: optional(str({ max: 32 })),
+      action: optional(str({ max: 64 })),
+      limit: optional(int({ min: 1, max: 100000 })),
+    }),
+  },
+  'audit.verify': { sockets: ['admin'], params: obj({}) },
   'provider.test': { sockets: ['admin'], params: obj({ provider: str({ oneOf: ['sms', 'email'] }), to: str({ max: 254, min: 1 }) }) },
 } as const satisfies Record<string, { sockets: readonly SocketKind[]; params: Schema<unknown> }>;
 

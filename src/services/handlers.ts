@@ -8,12 +8,16 @@ import { SettingsAdmin } from './settings-admin.js';
 import { daemonStatus } from './status.js';
 import { testProvider } from './provider-test.js';
 import { Verifier } from './verify.js';
+import { RecoveryCodes } from './recovery.js';
+import { SecurityAdmin } from './security-admin.js';
 
 export function createHandlers(p: Ports): Handlers {
   const settings = new SettingsAdmin(p);
   const enrolment = new Enrolment(p);
   const codes = new OneTimeCodes(p);
-  const verifier = new Verifier(p, enrolment, codes);
+  const recovery = new RecoveryCodes(p);
+  const security = new SecurityAdmin(p);
+  const verifier = new Verifier(p, enrolment, codes, recovery);
   const ops = new MailboxOps(p, verifier, codes);
   return {
     ping: () => ({ pong: true }),
@@ -34,5 +38,10 @@ export function createHandlers(p: Ports): Handlers {
     'enroll.confirm': (params, ctx) => enrolment.confirm(params, ctx),
     reset: (params, ctx) => ops.reset(params, ctx),
     'provider.test': (params, ctx) => testProvider(p, params, ctx),
+    unlock: (params, ctx) => security.unlock(params, ctx),
+    'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
+    'key.rotate': (_params, ctx) => security.rotateKey(ctx),
+    'audit.query': (params) => security.auditQuery(params),
+    'audit.verify': () => security.auditVerify(),
   };
 }

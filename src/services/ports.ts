@@ -13,6 +13,21 @@ export interface SecretBox {
   macKey(purpose: string): Buffer;
 }
 
+/** Key administration: rotation without downtime (see security/keyring.ts). */
+export interface KeyAdmin {
+  readonly currentKid: string;
+  kids(): string[];
+  rotate(): Promise<string>;
+  retire(kid: string): Promise<void>;
+  needsReseal(sealed: string): boolean;
+  reseal(sealed: string, aad: string): string;
+}
+
+export interface AuditReader {
+  query(filter: { mailbox?: string; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
+  verify(): Promise<{ ok: true; lines: number; files: number } | { ok: false; file: string; line: number; problem: string }>;
+}
+
 export interface Random {
   bytes(n: number): Buffer;
   int(min: number, max: number): number;
@@ -29,7 +44,8 @@ export interface Ports {
   random: Random;
   country: CountryLookup;
   secrets: SecretBox;
-  audit: AuditSink;
+  audit: AuditSink & AuditReader;
+  keys: KeyAdmin;
   log: Logger;
   /** Configured code senders; a provider without one cannot deliver. */
   senders: Partial<Record<'sms' | 'email', Sender>>;

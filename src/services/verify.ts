@@ -2,7 +2,7 @@
 // reads memory only; everything that changes state is one store transaction, so check-then-act
 // (replay, try counters, lockout) is atomic even under concurrent logins.
 import { decide, rememberLocation, type Decision } from '../core/decide.js';
-import { lockState, recordFailure, recordSuccess, type LockoutPolicy } from '../core/lockout.js';
+import { ipThrottleState, lockState, recordFailure, recordIpFailure, recordSuccess, type IpThrottlePolicy, type IpThrottleRecord, type LockoutPolicy } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { checkTotp } from '../core/totp.js';
@@ -15,6 +15,7 @@ import { OneTimeCodes, type CodeProvider } from './codes.js';
 import { effectiveSettings, rememberPolicy, totpOptions } from './context.js';
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
+import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
 
 export interface VerifyInput {
   user: string;
@@ -29,12 +30,40 @@ interface Login {
   now: number;
 }
 
+/** A given factor: digits (TOTP or a sent code) or a recovery code. */
+type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
+
+const MAX_TRACKED_IPS = 100_000;
+
 export class Verifier {
+  /**
+   * Failures per client address, in memory: a restart forgets them (the per-mailbox counters,
+   * which are stored, still hold). Bounded: past MAX_TRACKED_IPS, records whose window and block
+   * have ended are dropped.
+   */
+  private readonly ipFailures = new Map<string, IpThrottleRecord>();
+
   constructor(
     private readonly p: Ports,
     private readonly enrolment: Enrolment,
     private readonly codes: OneTimeCodes,
+    private readonly recovery: RecoveryCodes,
   ) {}
+
+  private ipPolicy(): IpThrottlePolicy {
+    const l = this.p.config.lockout;
+    return { maxFailures: l.ipMaxFailures, windowMs: l.ipWindowSeconds * 1000, distinctMailboxes: l.ipDistinctMailboxes, blockMs: l.ipBlockSeconds * 1000 };
+  }
+
+  private noteIpFailure(ip: string, mailbox: string, now: number): void {
+    const policy = this.ipPolicy();
+    this.ipFailures.set(ip, recordIpFailure(this.ipFailures.get(ip), mailbox, now, policy));
+    if (this.ipFailures.size > MAX_TRACKED_IPS) {
+      for (const [k, r] of this.ipFailures) {
+        if ((r.lockedUntil === null || r.lockedUntil <= now) && now - r.windowStart >= policy.windowMs) this.ipFailures.delete(k);
+      }
+    }
+  }
 
   lockoutPolicy(): LockoutPolicy {
     const l = this.p.config.lockout;
@@ -49,10 +78,13 @@ export class Verifier {
   async verify(input: VerifyInput, ctx: CallContext): Promise<VerifyResult> {
     const address = normaliseAddress(input.user, 'user');
     const ip = normaliseIp(input.ip, 'ip');
-    let code: string | null = null;
+    let code: Factor | null = null;
     if (input.code !== undefined) {
-      code = normaliseCode(input.code);
-      if (code === null) throw invalidParams('code: expected the digits of a one-time code', { param: 'code' });
+      const recovery = asRecoveryCode(input.code);
+      const digits = recovery === null ? normaliseCode(input.code) : null;
+      if (recovery !== null) code = { kind: 'recovery', value: recovery };
+      else if (digits !== null) code = { kind: 'otp', value: digits };
+      else throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
     }
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
     let result: Omit<VerifyResult, 'user' | 'ip' | 'country'>;
@@ -75,7 +107,7 @@ export class Verifier {
     return full;
   }
 
-  private async decideAndAct(login: Login, code: string | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
+  private async decideAndAct(login: Login, code: Factor | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
     const stored = this.p.store.getMailbox(login.address);
     const rec = stored ?? newMailbox(login.address, login.now);
     const eff = effectiveSettings(this.p.config, this.p.store, login.address, rec);
@@ -99,8 +131,14 @@ export class Verifier {
       return { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt };
     }
 
+    // An address that failed too often is refused before any mailbox is touched, so that one
+    // attacker cannot lock out every mailbox; its answer is the same as a locked mailbox's.
+    const ipLock = ipThrottleState(this.ipFailures.get(login.ip), login.now, this.ipPolicy());
+    if (ipLock.locked) return this.lockedAnswer(decision.provider, ipLock.until, login.now);
     // A code was given: check it and record the outcome in one transaction.
-    return this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
+    const answer = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
+    if (answer.result === 'deny' && answer.reason !== 'locked') this.noteIpFailure(login.ip, login.address, login.now);
+    return answer;
   }
 
   private enrolmentShown(address: string, sealed: string, expiresAt: number): string {
@@ -113,7 +151,7 @@ export class Verifier {
     return answer;
   }
 
-  private checkCode(tx: StoreTx, login: Login, decision: Decision, code: string): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
+  private checkCode(tx: StoreTx, login: Login, decision: Decision, factor: Factor): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
     // Re-read inside the transaction: a concurrent verify may have changed the record since.
     const rec = tx.getMailbox(login.address) ?? newMailbox(login.address, login.now);
     const lock = lockState(rec.failures, login.now);
@@ -130,6 +168,13 @@ export class Verifier {
       return { result: 'deny' as const, reason, provider };
     };
 
+    if (factor.kind === 'recovery') {
+      const i = this.recovery.match(rec.recoveryCodeHashes, factor.value);
+      if (i === -1) return fail(rec, 'code-invalid', decision.provider);
+      const left = rec.recoveryCodeHashes.filter((_, j) => j !== i);
+      return { ...succeed({ ...rec, recoveryCodeHashes: left }, 'recovery-code-used', decision.provider), recoveryCodesLeft: left.length };
+    }
+    const code = factor.value;
     if (decision.action === 'enroll') {
       if (rec.pendingTotp === null || rec.pendingTotp.expiresAt <= login.now) return fail(rec, 'no-open-code', 'totp');
       const activated = this.enrolment.activateIn(tx, rec, code, login.now);

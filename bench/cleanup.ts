@@ -1,0 +1,67 @@
+// Everything the benchmark starts (daemons, baseline servers, temporary directories) is registered
+// here and torn down at the end, after a failure, or on SIGINT/SIGTERM of the benchmark itself.
+import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+const children = new Set<ChildProcess>();
+const dirs = new Set<string>();
+let keepDirs = false;
+
+export function keepTempDirs(keep: boolean): void {
+  keepDirs = keep;
+}
+
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** A fresh directory under the system temp dir; short, because Unix socket paths must fit ~100 bytes. */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  dirs.add(dir);
+  return dir;
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  if (keepDirs) return;
+  await rm(dir, { recursive: true, force: true });
+  dirs.delete(dir);
+}
+
+function killChildren(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** Kills every child still running (each by its own pid) and removes every temporary directory. */
+export async function cleanupAll(): Promise<void> {
+  const running = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+  killChildren();
+  await Promise.all(running.map((c) => new Promise<void>((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve() : c.once('exit', () => resolve())))));
+  if (!keepDirs) await Promise.all([...dirs].map((d) => rm(d, { recursive: true, force: true }).catch(() => undefined)));
+  dirs.clear();
+}
+
+/** Last-resort synchronous cleanup for signals and process exit. */
+function cleanupSync(): void {
+  killChildren();
+  if (!keepDirs) for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}
+
+export function installSignalCleanup(): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`bench: ${signal}, cleaning up\n`);
+      cleanupSync();
+      process.exit(130);
+    });
+  }
+  process.once('exit', cleanupSync);
+}

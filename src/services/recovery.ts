@@ -1,0 +1,60 @@
+// Recovery codes: ten single-use codes a user keeps on paper, accepted by verify in place of any
+// second factor. Stored only as keyed hashes; shown once when generated.
+import { normaliseAddress } from '../core/validate.js';
+import { keyedHash, verifyKeyedHash } from '../security/hash.js';
+import { mailboxOrNew } from './context.js';
+import type { CallContext, Ports } from './ports.js';
+
+export const RECOVERY_PURPOSE = 'recovery-code';
+export const RECOVERY_CODE_COUNT = 10;
+// Letters only, none that read like another (no i, l, o): a recovery code can never be mistaken
+// for a numeric one-time code, and is easy to copy from paper. 10 of 23 letters: about 45 bits.
+const ALPHABET = 'abcdefghjkmnpqrstuvwxyz';
+const LENGTH = 10;
+const PATTERN = /^[a-z]{5}-?[a-z]{5}$/;
+
+/** The canonical form of something that looks like a recovery code, or null. */
+export function asRecoveryCode(input: string): string | null {
+  const s = input.trim().toLowerCase().replace(/\s+/g, '');
+  if (!PATTERN.test(s)) return null;
+  const plain = s.replace('-', '');
+  return [...plain].every((ch) => ALPHABET.includes(ch)) ? plain : null;
+}
+
+export class RecoveryCodes {
+  constructor(private readonly p: Ports) {}
+
+  private key(): Buffer {
+    return this.p.secrets.macKey(RECOVERY_PURPOSE);
+  }
+
+  private generateOne(): string {
+    let s = '';
+    for (let i = 0; i < LENGTH; i++) s += ALPHABET[this.p.random.int(0, ALPHABET.length)];
+    return s;
+  }
+
+  async generate(params: { address: string }, ctx: CallContext) {
+    const address = normaliseAddress(params.address, 'address');
+    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
+    const hashes = codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c));
+    const now = this.p.clock();
+    await this.p.store.transact((tx) => {
+      const rec = mailboxOrNew(tx, address, now);
+      // A new set voids the old one.
+      tx.putMailbox({ ...rec, recoveryCodeHashes: hashes, updatedAt: now });
+    });
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
+    return { address, codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`) };
+  }
+
+  /** Index of the stored hash `code` matches, or -1. Every hash is compared (no early exit). */
+  match(hashes: readonly string[], code: string): number {
+    let found = -1;
+    hashes.forEach((h, i) => {
+      if (verifyKeyedHash(this.key(), RECOVERY_PURPOSE, code, h) && found === -1) found = i;
+    });
+    return found;
+  }
+}
+

@@ -1,0 +1,102 @@
+// Administration of the security state: unlocking mailboxes, rotating the key, reading the audit log.
+import { adminUnlock } from '../core/lockout.js';
+import type { MailboxRecord } from '../core/model.js';
+import { normaliseAddress } from '../core/validate.js';
+import { invalidParams, MemfaError } from '../protocol/errors.js';
+import { secretAad } from '../security/keyring.js';
+import { TOTP_PURPOSE } from './enrol.js';
+import type { CallContext, Ports } from './ports.js';
+
+const RESEAL_BATCH = 500;
+
+function parseTime(value: string | undefined, param: string): Date | undefined {
+  if (value === undefined) return undefined;
+  // Relative: 15m, 2h, 7d; absolute: anything Date parses (ISO 8601 recommended).
+  const rel = /^(\d+)([smhd])$/.exec(value);
+  if (rel) return new Date(Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as 's' | 'm' | 'h' | 'd']);
+  const t = Date.parse(value);
+  if (Number.isNaN(t)) throw invalidParams(`${param}: expected an ISO 8601 time or a duration such as 15m, 2h, 7d`, { param });
+  return new Date(t);
+}
+
+export class SecurityAdmin {
+  private rotating = false;
+
+  constructor(private readonly p: Ports) {}
+
+  async unlock(params: { address: string }, ctx: CallContext) {
+    const address = normaliseAddress(params.address, 'address');
+    const was = await this.p.store.transact((tx) => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return null;
+      tx.putMailbox({ ...rec, failures: adminUnlock(), updatedAt: this.p.clock() });
+      return rec.failures;
+    });
+    if (was === null) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`);
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'unlock', result: 'ok', details: { failures: was.consecutive, hardLocked: was.hardLocked } });
+    return { address, unlocked: true, failuresCleared: was.consecutive };
+  }
+
+  private resealed(rec: MailboxRecord): MailboxRecord | null {
+    const aad = secretAad(TOTP_PURPOSE, rec.address);
+    const totp = rec.totp !== null && this.p.keys.needsReseal(rec.totp.sealedSecret) ? { ...rec.totp, sealedSecret: this.p.keys.reseal(rec.totp.sealedSecret, aad) } : rec.totp;
+    const pending = rec.pendingTotp !== null && this.p.keys.needsReseal(rec.pendingTotp.sealedSecret) ? { ...rec.pendingTotp, sealedSecret: this.p.keys.reseal(rec.pendingTotp.sealedSecret, aad) } : rec.pendingTotp;
+    return totp === rec.totp && pending === rec.pendingTotp ? null : { ...rec, totp, pendingTotp: pending };
+  }
+
+  /**
+   * A new key becomes current; every secret is re-sealed under it in batches (logins go on
+   * meanwhile); then the old keys are retired. A crash midway leaves old keys in the key file,
+   * still able to open what was not re-sealed; running rotate again finishes the job.
+   */
+  async rotateKey(ctx: CallContext) {
+    if (this.rotating) throw new MemfaError('CONFLICT', 'a key rotation is already running');
+    this.rotating = true;
+    try {
+      const old = this.p.keys.kids().filter((k) => k !== this.p.keys.currentKid);
+      const kid = await this.p.keys.rotate();
+      let resealed = 0;
+      let after: string | undefined;
+      for (;;) {
+        const batch = this.p.store.listMailboxes({ after, limit: RESEAL_BATCH });
+        if (batch.length === 0) break;
+        after = batch[batch.length - 1]!.address;
+        resealed += await this.p.store.transact((tx) => {
+          let n = 0;
+          for (const r of batch) {
+            const current = tx.getMailbox(r.address);
+            const next = current && this.resealed(current);
+            if (next) {
+              tx.putMailbox(next);
+              n++;
+            }
+          }
+          return n;
+        });
+      }
+      const retired = [...old, ...this.p.keys.kids().filter((k) => k !== kid && !old.includes(k))];
+      for (const k of retired) await this.p.keys.retire(k);
+      await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'key.rotate', result: 'ok', details: { kid, resealed, retired: retired.length } });
+      return { kid, resealed, retired };
+    } finally {
+      this.rotating = false;
+    }
+  }
+
+  async auditQuery(params: { mailbox?: string | undefined; since?: string | undefined; until?: string | undefined; result?: string | undefined; action?: string | undefined; limit?: number | undefined }) {
+    const filter: Parameters<Ports['audit']['query']>[0] = {};
+    if (params.mailbox !== undefined) filter.mailbox = normaliseAddress(params.mailbox, 'mailbox');
+    const since = parseTime(params.since, 'since');
+    const until = parseTime(params.until, 'until');
+    if (since) filter.since = since;
+    if (until) filter.until = until;
+    if (params.result !== undefined) filter.result = params.result;
+    if (params.action !== undefined) filter.action = params.action;
+    filter.limit = params.limit ?? 1000;
+    return { entries: await this.p.audit.query(filter) };
+  }
+
+  auditVerify() {
+    return this.p.audit.verify();
+  }
+}
