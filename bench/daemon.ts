@@ -37,10 +37,11 @@ export async function writeDaemonConfig(dir: string, extra: Record<string, unkno
   return configFile;
 }
 
-export async function startBenchDaemon(dir: string, timeoutMs = 60_000): Promise<BenchDaemon> {
+export async function startBenchDaemon(dir: string, options: { timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<BenchDaemon> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
   const configFile = path.join(dir, 'memfa.json');
   const t0 = performance.now();
-  const proc: ChildProcess = track(spawn(process.execPath, [BIN, '--config', configFile, 'daemon'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+  const proc: ChildProcess = track(spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, '--config', configFile, 'daemon'], { stdio: ['ignore', 'ignore', 'pipe'] }));
   let text = '';
   let peak = 0;
   let readyAt = 0;

@@ -6,6 +6,7 @@ import type { MemfaConfig } from '../config/types.js';
 
 export interface GlobalOptions extends ConfigOverrides {
   socket?: string | undefined;
+  tokenFile?: string | undefined;
   json?: boolean | undefined;
   color?: boolean | undefined;
 }

@@ -4,7 +4,7 @@ import { EXIT } from '../protocol/errors.js';
 
 const argv = process.argv.slice(2);
 /** Global options that take a value (see program.ts); needed to find the command word. */
-const VALUE_OPTIONS = new Set(['--config', '--socket', '--data-dir', '--run-dir']);
+const VALUE_OPTIONS = new Set(['--config', '--socket', '--data-dir', '--run-dir', '--token-file']);
 
 function commandIndex(args: string[]): number {
   for (let i = 0; i < args.length; i++) {

@@ -1,4 +1,5 @@
 // The administrative commands, built with commander. Loaded for everything except the fast paths.
+import { readFileSync } from 'node:fs';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { Command, CommanderError, Option } from 'commander';
 import { call } from '../client/call.js';
@@ -69,8 +70,30 @@ class Cli {
     return new Chalk({ level: useColor(this.opts()) ? 1 : 0 });
   }
 
+  /** A domain administrator's token, from --token-file or $MEMFA_TOKEN (never from argv). */
+  token(): string | undefined {
+    const file = this.opts().tokenFile;
+    if (file !== undefined) {
+      try {
+        return readFileSync(file, 'utf8').trim();
+      } catch (err) {
+        throw usage(`--token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    }
+    const env = process.env['MEMFA_TOKEN'];
+    return env === undefined || env === '' ? undefined : env.trim();
+  }
+
+  /** Administration: the admin socket, or with a token the hook socket, scoped to the token's domains. */
   async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
-    return call(socketFor(this.opts(), 'admin'), method, params);
+    const token = this.token();
+    if (token === undefined) return call(socketFor(this.opts(), 'admin'), method, params);
+    return call(socketFor(this.opts(), 'hook'), method, { ...params, auth: token } as ParamsOf<M>);
+  }
+
+  /** Self-service: always the hook socket. */
+  async callSelf<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
+    return call(socketFor(this.opts(), 'hook'), method, params);
   }
 
   print(value: unknown, human: (c: ChalkInstance) => string): void {
@@ -90,6 +113,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .option('--socket <path>', 'talk to this socket instead of the configured one')
     .option('--data-dir <dir>', 'data directory (overrides the configuration; also $MEMFA_DATA_DIR)')
     .option('--run-dir <dir>', 'socket directory (overrides the configuration; also $MEMFA_RUN_DIR)')
+    .option('--token-file <file>', 'act as a domain administrator with the token in this file (also $MEMFA_TOKEN)')
     .option('--json', 'print one JSON document on stdout')
     .option('--no-color', 'no colour (also NO_COLOR, and when stdout is not a terminal)')
     .showHelpAfterError('(memfa --help lists the commands)')
@@ -314,6 +338,121 @@ export function buildProgram(): { program: Command; cli: Cli } {
       if (!r.ok) process.exitCode = EXIT.DATAERR;
     });
 
+  const providers = program.command('providers').description('the platform\'s provider policy: which providers exist and who may assign them');
+  const printRights = (r: ProviderRow, c: ChalkInstance) =>
+    `${r.name.padEnd(6)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}  mailboxes: ${r.mailboxes}`;
+  providers.command('list').action(async () => {
+    const r = (await cli.call('providers.list', {})) as { providers: ProviderRow[] };
+    cli.print(r, (c) => r.providers.map((p) => printRights(p, c)).join('\n'));
+  });
+  const changeProvider = async (name: string, change: { enabled?: boolean; domainAdmins?: boolean; endUsers?: boolean }) => {
+    if (!['totp', 'sms', 'email'].includes(name)) throw usage('the provider is totp, sms or email');
+    const r = (await cli.call('providers.set', { provider: name, ...change })) as ProviderRow & { effect: string };
+    cli.print(r, (c) => `${printRights({ ...r, name, transport: '', gatewayConfigured: true }, c)}\n${r.effect}`);
+  };
+  providers.command('enable').argument('<provider>').action((name: string) => changeProvider(name, { enabled: true }));
+  providers
+    .command('disable')
+    .argument('<provider>')
+    .description('disable a provider; says how many mailboxes use it and what verify does for them')
+    .action((name: string) => changeProvider(name, { enabled: false }));
+  const yesNo = (v: string) => {
+    if (v !== 'yes' && v !== 'no') throw usage('expected yes or no');
+    return v === 'yes';
+  };
+  providers
+    .command('set')
+    .argument('<provider>')
+    .option('--domain-admins <yes|no>', 'whether domain administrators may assign it', yesNo)
+    .option('--end-users <yes|no>', 'whether end users may choose it', yesNo)
+    .action((name: string, f: { domainAdmins?: boolean; endUsers?: boolean }) => {
+      if (f.domainAdmins === undefined && f.endUsers === undefined) throw usage('providers set: give --domain-admins and/or --end-users');
+      return changeProvider(name, f);
+    });
+
+  const admin = program.command('admin').description('domain administrators and their tokens');
+  admin
+    .command('add')
+    .argument('<name>')
+    .requiredOption('--domain <domain>', 'a domain this administrator manages (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .description('issue a token (shown once) that lets NAME manage the mailboxes of the given domains')
+    .action(async (name: string, f: { domain: string[] }) => {
+      const r = (await cli.call('admin.add', { name, domains: f.domain })) as { name: string; domains: string[]; token: string };
+      cli.print(r, (c) => `${c.bold(r.token)}\nthe token for ${r.name} (${r.domains.join(', ')}); it is shown only now: give it to them through a safe channel`);
+    });
+  admin.command('list').action(async () => {
+    const r = (await cli.call('admin.list', {})) as { admins: { name: string; domains: string[]; createdAt: number }[] };
+    cli.print(r, () => (r.admins.length === 0 ? 'no domain administrators' : r.admins.map((a) => `${a.name}\t${a.domains.join(',')}\t${new Date(a.createdAt).toISOString()}`).join('\n')));
+  });
+  admin
+    .command('remove')
+    .argument('<name>')
+    .description('revoke an administrator\'s token')
+    .action(async (name: string) => {
+      const r = await cli.call('admin.remove', { name });
+      cli.print(r, () => `removed ${name}; the token no longer works`);
+    });
+
+  const self = program
+    .command('self')
+    .description('end-user self-service for one mailbox (for webmail back ends; uses the hook socket)')
+    .requiredOption('--user <address>', 'the mailbox, already authenticated by the caller');
+  const selfUser = () => self.opts<{ user: string }>().user;
+  type SelfView = { address: string; challenge: string; provider: string; phone: string | null; altEmail: string | null; totp: string; mayConfigure: boolean; allowedChallenges: string[]; allowedProviders: string[] };
+  const printSelf = (v: SelfView) =>
+    rows([
+      ['mailbox', v.address],
+      ['challenge', `${v.challenge} (may choose: ${v.allowedChallenges.join(', ')})`],
+      ['provider', `${v.provider} (may choose: ${v.allowedProviders.join(', ')})`],
+      ['phone', v.phone ?? '-'],
+      ['alternate email', v.altEmail ?? '-'],
+      ['totp', v.totp],
+      ['may configure', v.mayConfigure ? 'yes' : 'no'],
+    ]);
+  self.command('show').action(async () => {
+    const v = (await cli.callSelf('self.show', { user: selfUser() })) as SelfView;
+    cli.print(v, () => printSelf(v));
+  });
+  self
+    .command('set')
+    .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than the domain\'s)').choices(CHALLENGE))
+    .addOption(new Option('--provider <provider>', 'own provider (among those the platform allows users)').choices(PROVIDER))
+    .option('--phone <E164|none>', 'own phone number')
+    .option('--alt-email <address|none>', 'own alternate address')
+    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string }) => {
+      const params: ParamsOf<'self.set'> = { user: selfUser() };
+      if (f.challenge !== undefined) params.challenge = f.challenge;
+      if (f.provider !== undefined) params.provider = f.provider;
+      if (f.phone !== undefined) params.phone = f.phone === 'none' ? null : f.phone;
+      if (f.altEmail !== undefined) params.altEmail = f.altEmail === 'none' ? null : f.altEmail;
+      const v = (await cli.callSelf('self.set', params)) as SelfView;
+      cli.print(v, () => printSelf(v));
+    });
+  self
+    .command('enroll')
+    .option('--restart', 'discard a pending secret and create a new one')
+    .description('start own TOTP enrolment (prints the otpauth URI; confirm with self confirm)')
+    .action(async (f: { restart?: boolean }) => {
+      const e = (await cli.callSelf('self.enroll.start', { user: selfUser(), restart: f.restart === true })) as EnrolResult;
+      if (cli.opts().json) printJson(e);
+      else await showEnrolment(e, cli.chalk());
+    });
+  self
+    .command('confirm')
+    .description('confirm own TOTP enrolment with a code from the app, read from standard input')
+    .action(async () => {
+      const code = await askCode();
+      const r = await cli.callSelf('self.enroll.confirm', { user: selfUser(), code });
+      cli.print(r, (c) => c.green('activated'));
+    });
+  self
+    .command('forget-locations')
+    .description('forget own remembered IP addresses and countries')
+    .action(async () => {
+      const r = await cli.callSelf('self.forget-locations', { user: selfUser() });
+      cli.print(r, () => 'remembered locations forgotten');
+    });
+
   const provider = program.command('provider').description('code delivery gateways');
   provider
     .command('test')
@@ -327,6 +466,16 @@ export function buildProgram(): { program: Command; cli: Cli } {
     });
 
   return { program, cli };
+}
+
+interface ProviderRow {
+  name: string;
+  enabled: boolean;
+  domainAdmins: boolean;
+  endUsers: boolean;
+  transport: string;
+  gatewayConfigured: boolean;
+  mailboxes: number;
 }
 
 interface DomainView {

@@ -28,6 +28,8 @@ export const DECISION_REASONS = [
   { reason: 'locked', description: 'the mailbox or the client address is locked after too many failures' },
   { reason: 'recovery-code-used', description: 'a recovery code was accepted and is now spent' },
   { reason: 'delivery-failed', description: 'the code could not be sent by the provider or its fallback' },
+  { reason: 'provider-disabled', description: 'a second factor is needed but the platform has disabled the provider (and any fallback); the login is refused' },
+  { reason: 'rate-limited', description: 'no code was sent: the mailbox or destination had too many sends recently (exit 75, retryAfter)' },
   { reason: 'enrolled', description: 'the TOTP enrolment was confirmed; the secret is now active' },
 ] as const;
 

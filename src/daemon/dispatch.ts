@@ -1,24 +1,42 @@
 // Routes a request to its handler: method allow-list per socket, parameter validation, time-out,
 // and conversion of every failure into a typed error (never a crash, never a raw stack).
 import { MemfaError } from '../protocol/errors.js';
-import { METHODS, isMethodName, methodAllowedOn, type MethodName, type ParamsOf, type SocketKind } from '../protocol/methods.js';
+import { METHODS, isDelegable, isMethodName, methodAllowedOn, type MethodName, type ParamsOf, type SocketKind } from '../protocol/methods.js';
 import type { CallContext } from '../services/ports.js';
 import type { Logger } from './logger.js';
 
 export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => Promise<unknown> | unknown };
 
-export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: number) {
+export type Authenticate = (token: string) => { admin: string; domains: string[] };
+
+export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: number, authenticate: Authenticate) {
   return async (method: string, rawParams: unknown, socket: SocketKind): Promise<unknown> => {
     if (!isMethodName(method)) {
       throw new MemfaError('METHOD_NOT_FOUND', `unknown method "${method.slice(0, 64)}"`);
     }
-    if (!methodAllowedOn(method, socket)) {
+    // A domain administrator's token travels as params.auth; it is taken off before validation.
+    let token: unknown;
+    let rest: unknown = rawParams;
+    if (rawParams !== null && typeof rawParams === 'object' && !Array.isArray(rawParams) && Object.prototype.hasOwnProperty.call(rawParams, 'auth')) {
+      const { auth, ...others } = rawParams as Record<string, unknown>;
+      token = auth;
+      rest = others;
+    }
+    if (token !== undefined && (typeof token !== 'string' || token.length > 256)) throw new MemfaError('UNAUTHENTICATED', 'auth: expected an administrator token');
+    if (token !== undefined && !isDelegable(method)) {
+      throw new MemfaError('FORBIDDEN', `domain administrators may not call "${method}"`, { data: { right: method } });
+    }
+    if (!methodAllowedOn(method, socket) && !(token !== undefined && socket === 'hook')) {
       throw new MemfaError('METHOD_NOT_ALLOWED', `method "${method}" is not available on the ${socket} socket`, {
-        hint: 'administration methods need the admin socket (see memfa(1), SOCKETS)',
+        hint: isDelegable(method) ? 'use the admin socket, or pass a domain administrator token' : 'administration methods need the admin socket (see memfa(1), SOCKETS)',
       });
     }
-    const params = METHODS[method].params.parse(rawParams ?? {}, 'params');
+    const params = METHODS[method].params.parse(rest ?? {}, 'params');
     const ctx: CallContext = { socket, actor: socket === 'admin' ? 'admin' : 'hook' };
+    if (token !== undefined) {
+      ctx.scope = authenticate(token as string);
+      ctx.actor = `domain-admin:${ctx.scope.admin}`;
+    } else if (method.startsWith('self.')) ctx.actor = 'self';
     const handler = handlers[method] as (p: unknown, c: CallContext) => Promise<unknown> | unknown;
     let timer: NodeJS.Timeout | undefined;
     try {

@@ -10,7 +10,7 @@ import { loadCountryLookup } from '../geo/country.js';
 import { MemfaError } from '../protocol/errors.js';
 import { loadOrCreateKeyring, secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from '../services/enrol.js';
-import { createHandlers } from '../services/handlers.js';
+import { createServices } from '../services/handlers.js';
 import type { Ports } from '../services/ports.js';
 import { FileStore } from '../store/file-store.js';
 import { VERSION } from '../version.js';
@@ -125,7 +125,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       startedAt: started,
       version: VERSION,
     };
-    const dispatch = createDispatcher(createHandlers(ports), log, config.limits.requestTimeoutMs);
+    const services = createServices(ports);
+    const dispatch = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
     const listeners = [
       new Listener('admin', config.sockets.admin, config.limits, dispatch, log),
       new Listener('hook', config.sockets.hook, config.limits, dispatch, log),

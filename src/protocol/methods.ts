@@ -10,6 +10,10 @@ const ip = str({ max: 64, min: 1 });
 const code = str({ max: 64, min: 1 });
 const domain = str({ max: 253, min: 1 });
 
+/**
+ * `delegable`: a domain administrator may call the method on the hook socket by adding
+ * `"auth": "<token>"` to the parameters; the daemon then limits it to the token's domains.
+ */
 export const METHODS = {
   ping: { sockets: ['admin', 'hook'], params: obj({}) },
   status: { sockets: ['admin'], params: obj({}) },
@@ -17,23 +21,24 @@ export const METHODS = {
     sockets: ['admin', 'hook'],
     params: obj({ user: address, ip, code: optional(code) }),
   },
-  explain: { sockets: ['admin'], params: obj({ address, ip }) },
+  explain: { sockets: ['admin'], delegable: true, params: obj({ address, ip }) },
   'mailbox.set': {
     sockets: ['admin'],
+    delegable: true,
     params: obj({ address, settings: optional(json()), phone: optional(nullable(str({ max: 32 }))), altEmail: optional(nullable(str({ max: 254 }))) }),
   },
-  'mailbox.show': { sockets: ['admin'], params: obj({ address }) },
-  'mailbox.list': { sockets: ['admin'], params: obj({ domain: optional(domain), limit: optional(int({ min: 1, max: 100000 })), after: optional(address) }) },
-  'mailbox.remove': { sockets: ['admin'], params: obj({ address }) },
-  'domain.set': { sockets: ['admin'], params: obj({ domain, settings: json() }) },
-  'domain.show': { sockets: ['admin'], params: obj({ domain }) },
-  'domain.list': { sockets: ['admin'], params: obj({}) },
-  'domain.remove': { sockets: ['admin'], params: obj({ domain }) },
+  'mailbox.show': { sockets: ['admin'], delegable: true, params: obj({ address }) },
+  'mailbox.list': { sockets: ['admin'], delegable: true, params: obj({ domain: optional(domain), limit: optional(int({ min: 1, max: 100000 })), after: optional(address) }) },
+  'mailbox.remove': { sockets: ['admin'], delegable: true, params: obj({ address }) },
+  'domain.set': { sockets: ['admin'], delegable: true, params: obj({ domain, settings: json() }) },
+  'domain.show': { sockets: ['admin'], delegable: true, params: obj({ domain }) },
+  'domain.list': { sockets: ['admin'], delegable: true, params: obj({}) },
+  'domain.remove': { sockets: ['admin'], delegable: true, params: obj({ domain }) },
   'global.set': { sockets: ['admin'], params: obj({ settings: json() }) },
   'global.show': { sockets: ['admin'], params: obj({}) },
-  'enroll.start': { sockets: ['admin'], params: obj({ address, restart: optional(bool()) }) },
-  'enroll.confirm': { sockets: ['admin'], params: obj({ address, code: optional(code), force: optional(bool()) }) },
-  reset: { sockets: ['admin'], params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
+  'enroll.start': { sockets: ['admin'], delegable: true, params: obj({ address, restart: optional(bool()) }) },
+  'enroll.confirm': { sockets: ['admin'], delegable: true, params: obj({ address, code: optional(code), force: optional(bool()) }) },
+  reset: { sockets: ['admin'], delegable: true, params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
   unlock: { sockets: ['admin'], params: obj({ address }) },
   'recovery.generate': { sockets: ['admin'], params: obj({ address }) },
   'key.rotate': { sockets: ['admin'], params: obj({}) },
@@ -50,13 +55,39 @@ export const METHODS = {
   },
   'audit.verify': { sockets: ['admin'], params: obj({}) },
   'provider.test': { sockets: ['admin'], params: obj({ provider: str({ oneOf: ['sms', 'email'] }), to: str({ max: 254, min: 1 }) }) },
-} as const satisfies Record<string, { sockets: readonly SocketKind[]; params: Schema<unknown> }>;
+  'providers.list': { sockets: ['admin'], params: obj({}) },
+  'providers.set': {
+    sockets: ['admin'],
+    params: obj({ provider: str({ oneOf: ['totp', 'sms', 'email'] }), enabled: optional(bool()), domainAdmins: optional(bool()), endUsers: optional(bool()) }),
+  },
+  'admin.add': { sockets: ['admin'], params: obj({ name: str({ max: 64, min: 1 }), domains: arr(domain, { max: 1000 }) }) },
+  'admin.list': { sockets: ['admin'], params: obj({}) },
+  'admin.remove': { sockets: ['admin'], params: obj({ name: str({ max: 64, min: 1 }) }) },
+  'self.show': { sockets: ['admin', 'hook'], params: obj({ user: address }) },
+  'self.set': {
+    sockets: ['admin', 'hook'],
+    params: obj({
+      user: address,
+      challenge: optional(str({ oneOf: ['never', 'always', 'new-ip', 'new-country', 'inherit'] })),
+      provider: optional(str({ oneOf: ['totp', 'sms', 'email', 'inherit'] })),
+      phone: optional(nullable(str({ max: 32 }))),
+      altEmail: optional(nullable(str({ max: 254 }))),
+    }),
+  },
+  'self.enroll.start': { sockets: ['admin', 'hook'], params: obj({ user: address, restart: optional(bool()) }) },
+  'self.enroll.confirm': { sockets: ['admin', 'hook'], params: obj({ user: address, code }) },
+  'self.forget-locations': { sockets: ['admin', 'hook'], params: obj({ user: address }) },
+} as const satisfies Record<string, { sockets: readonly SocketKind[]; delegable?: true; params: Schema<unknown> }>;
 
 export type MethodName = keyof typeof METHODS;
 export type ParamsOf<M extends MethodName> = Infer<(typeof METHODS)[M]['params']>;
 
 export function isMethodName(name: string): name is MethodName {
   return Object.prototype.hasOwnProperty.call(METHODS, name);
+}
+
+export function isDelegable(method: MethodName): boolean {
+  return (METHODS[method] as { delegable?: true }).delegable === true;
 }
 
 export function methodAllowedOn(method: MethodName, socket: SocketKind): boolean {

@@ -35,7 +35,10 @@ export class OneTimeCodes {
   /** Serialises challenges per mailbox so two at once cannot send two different codes. */
   private readonly busy = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly p: Ports) {}
+  constructor(
+    private readonly p: Ports,
+    private readonly isEnabled: (provider: CodeProvider) => boolean,
+  ) {}
 
   destinationOf(rec: MailboxRecord, provider: CodeProvider): string | null {
     return provider === 'sms' ? rec.phone : rec.altEmail;
@@ -85,7 +88,7 @@ export class OneTimeCodes {
         failures.push(`${provider}: the mailbox has no ${provider === 'sms' ? 'phone number' : 'alternate address'}`);
         continue;
       }
-      if (sender === undefined || !this.p.config.providers[provider].enabled) {
+      if (sender === undefined || !this.isEnabled(provider)) {
         failures.push(`${provider}: the provider is not enabled or has no gateway configured`);
         continue;
       }

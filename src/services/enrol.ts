@@ -10,6 +10,7 @@ import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
 import { mailboxOrNew, totpOptions } from './context.js';
 import type { CallContext, Ports } from './ports.js';
+import { assertMailbox } from './scope.js';
 
 export const TOTP_PURPOSE = 'totp';
 
@@ -55,6 +56,7 @@ export class Enrolment {
 
   async start(params: { address: string; restart?: boolean | undefined }, ctx: CallContext): Promise<EnrolResult> {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     const now = this.p.clock();
     const pending = await this.p.store.transact((tx) => this.pendingIn(tx, address, now, params.restart ?? false));
     await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'pending' });
@@ -67,6 +69,7 @@ export class Enrolment {
    */
   async confirm(params: { address: string; code?: string | undefined; force?: boolean | undefined }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     if (params.code === undefined && params.force !== true) throw invalidParams('give the code from the app, or force activation', { param: 'code' });
     const code = params.code === undefined ? null : normaliseCode(params.code);
     if (params.code !== undefined && code === null) throw invalidParams('code: expected digits', { param: 'code' });

@@ -1,36 +1,47 @@
 // Binds every protocol method to the service that answers it.
 import type { Handlers } from '../daemon/dispatch.js';
+import { DomainAdmins } from './admins.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { MailboxOps } from './mailbox-ops.js';
+import { ProviderPolicy } from './policy.js';
 import type { Ports } from './ports.js';
-import { SettingsAdmin } from './settings-admin.js';
-import { daemonStatus } from './status.js';
 import { testProvider } from './provider-test.js';
-import { Verifier } from './verify.js';
 import { RecoveryCodes } from './recovery.js';
 import { SecurityAdmin } from './security-admin.js';
+import { SelfService } from './self.js';
+import { SettingsAdmin } from './settings-admin.js';
+import { daemonStatus } from './status.js';
+import { Verifier } from './verify.js';
 
-export function createHandlers(p: Ports): Handlers {
-  const settings = new SettingsAdmin(p);
+export interface Services {
+  handlers: Handlers;
+  authenticate: DomainAdmins['authenticate'];
+}
+
+export function createServices(p: Ports): Services {
+  const policy = new ProviderPolicy(p);
+  const settings = new SettingsAdmin(p, policy);
   const enrolment = new Enrolment(p);
-  const codes = new OneTimeCodes(p);
+  const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
   const recovery = new RecoveryCodes(p);
   const security = new SecurityAdmin(p);
-  const verifier = new Verifier(p, enrolment, codes, recovery);
+  const admins = new DomainAdmins(p);
+  const verifier = new Verifier(p, enrolment, codes, recovery, policy);
   const ops = new MailboxOps(p, verifier, codes);
-  return {
+  const self = new SelfService(p, settings, enrolment, ops, policy);
+  const handlers: Handlers = {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p),
     verify: (params, ctx) => verifier.verify(params, ctx),
-    explain: (params) => ops.explain(params),
+    explain: (params, ctx) => ops.explain(params, ctx),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
-    'mailbox.show': (params) => settings.showMailbox(params),
-    'mailbox.list': (params) => settings.listMailboxes(params),
+    'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
+    'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),
     'mailbox.remove': (params, ctx) => settings.removeMailbox(params, ctx),
     'domain.set': (params, ctx) => settings.setDomain(params, ctx),
-    'domain.show': (params) => settings.showDomain(params),
-    'domain.list': () => settings.listDomains(),
+    'domain.show': (params, ctx) => settings.showDomain(params, ctx),
+    'domain.list': (_params, ctx) => settings.listDomains(ctx),
     'domain.remove': (params, ctx) => settings.removeDomain(params, ctx),
     'global.set': (params, ctx) => settings.setGlobal(params, ctx),
     'global.show': () => settings.showGlobal(),
@@ -43,5 +54,16 @@ export function createHandlers(p: Ports): Handlers {
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params) => security.auditQuery(params),
     'audit.verify': () => security.auditVerify(),
+    'providers.list': () => policy.list(),
+    'providers.set': (params, ctx) => policy.change(params, ctx),
+    'admin.add': (params, ctx) => admins.add(params, ctx),
+    'admin.list': () => admins.list(),
+    'admin.remove': (params, ctx) => admins.remove(params, ctx),
+    'self.show': (params) => self.show(params),
+    'self.set': (params, ctx) => self.set(params, ctx),
+    'self.enroll.start': (params, ctx) => self.enrollStart(params, ctx),
+    'self.enroll.confirm': (params, ctx) => self.enrollConfirm(params, ctx),
+    'self.forget-locations': (params, ctx) => self.forgetLocations(params, ctx),
   };
+  return { handlers, authenticate: (token) => admins.authenticate(token) };
 }

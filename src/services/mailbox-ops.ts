@@ -5,6 +5,7 @@ import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { ExplainResult } from '../protocol/results.js';
 import { effectiveSettings, mailboxOrNew, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
+import { assertMailbox } from './scope.js';
 import type { Verifier } from './verify.js';
 import type { OneTimeCodes } from './codes.js';
 
@@ -17,6 +18,7 @@ export class MailboxOps {
 
   async reset(params: { address: string; secret?: boolean | undefined; locations?: boolean | undefined }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     const secret = params.secret === true;
     const locations = params.locations === true;
     if (!secret && !locations) throw invalidParams('say what to reset: secret, locations, or both', { param: 'secret' });
@@ -38,13 +40,14 @@ export class MailboxOps {
     return { address, secret, locations };
   }
 
-  explain(params: { address: string; ip: string }): ExplainResult {
+  explain(params: { address: string; ip: string }, ctx: CallContext): ExplainResult {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     const ip = normaliseIp(params.ip, 'ip');
     const now = this.p.clock();
     const country = this.p.country(ip);
     const rec = mailboxOrNew(this.p.store, address, now);
-    const eff = effectiveSettings(this.p.config, this.p.store, address, rec);
+    const { settings: eff, disabled } = this.verifier.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec));
     const decision = this.verifier.decision({ address, ip, country, now }, rec, eff);
     const steps: string[] = [];
     steps.push(`country of ${ip}: ${country ?? 'unknown'}`);
@@ -55,7 +58,11 @@ export class MailboxOps {
     if (decision.matched !== undefined) result.matched = decision.matched;
     if (decision.rule !== undefined) result.rule = decision.rule;
     const lock = lockState(rec.failures, now);
-    if ((decision.action === 'challenge' || decision.action === 'enroll') && lock.locked) {
+    const needsFactor = decision.action === 'challenge' || decision.action === 'enroll';
+    if (needsFactor && disabled) {
+      steps.push(`provider ${eff.provider} is disabled on this platform and no enabled fallback is set`);
+      result = { result: 'deny', reason: 'provider-disabled', provider: decision.provider };
+    } else if (needsFactor && lock.locked) {
       steps.push(`decision would be ${decision.action} (${decision.reason}), but the mailbox is locked`);
       result = { result: 'deny', reason: 'locked', provider: decision.provider };
     }

@@ -57,4 +57,6 @@ export interface Ports {
 export interface CallContext {
   socket: 'admin' | 'hook';
   actor: string;
+  /** Set for a domain administrator: the domains the token grants. Absent: the platform administrator. */
+  scope?: { admin: string; domains: string[] };
 }

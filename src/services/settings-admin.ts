@@ -6,6 +6,8 @@ import { MemfaError, invalidParams } from '../protocol/errors.js';
 import type { MailboxView } from '../protocol/results.js';
 import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
+import type { ProviderPolicy } from './policy.js';
+import { assertDomain, assertMailbox, roleOf } from './scope.js';
 
 function asPatch(settings: unknown): Record<string, unknown> {
   if (settings === undefined) return {};
@@ -14,14 +16,27 @@ function asPatch(settings: unknown): Record<string, unknown> {
 }
 
 export class SettingsAdmin {
-  constructor(private readonly p: Ports) {}
+  constructor(
+    private readonly p: Ports,
+    private readonly policy: ProviderPolicy,
+  ) {}
+
+  /** A provider a domain administrator assigns must be one the platform lets them assign. */
+  private assertProviders(patch: Record<string, unknown>, ctx: CallContext): void {
+    for (const key of ['provider', 'fallbackProvider']) {
+      const v = patch[key];
+      if (v === 'totp' || v === 'sms' || v === 'email') this.policy.assertAssignable(v, roleOf(ctx));
+    }
+  }
 
   async setMailbox(
     params: { address: string; settings?: unknown; phone?: string | null | undefined; altEmail?: string | null | undefined },
     ctx: CallContext,
   ): Promise<MailboxView> {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     const patch = asPatch(params.settings);
+    this.assertProviders(patch, ctx);
     const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
     const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
     const now = this.p.clock();
@@ -44,13 +59,19 @@ export class SettingsAdmin {
     return mailboxView(this.p.config, this.p.store, address, now);
   }
 
-  showMailbox(params: { address: string }): MailboxView {
+  showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     return mailboxView(this.p.config, this.p.store, address, this.p.clock());
   }
 
-  listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined }) {
+  listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined }, ctx: CallContext): { total: number; mailboxes: { address: string; challenge: string; provider: string; totp: string; locked: boolean }[] } {
     const domain = params.domain === undefined ? undefined : normaliseDomain(params.domain);
+    if (domain !== undefined) assertDomain(ctx, domain);
+    else if (ctx.scope) {
+      if (ctx.scope.domains.length !== 1) throw invalidParams('domain: give one of your domains with --domain', { param: 'domain' });
+      return this.listMailboxes({ ...params, domain: ctx.scope.domains[0] }, ctx);
+    }
     const now = this.p.clock();
     const records = this.p.store.listMailboxes({ domain, after: params.after, limit: params.limit });
     return {
@@ -70,6 +91,7 @@ export class SettingsAdmin {
 
   async removeMailbox(params: { address: string }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     const removed = await this.p.store.transact((tx) => tx.deleteMailbox(address));
     if (!removed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`, { hint: 'memfa mailbox list shows the stored mailboxes' });
     await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'mailbox.remove', result: 'ok' });
@@ -90,7 +112,12 @@ export class SettingsAdmin {
 
   async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext) {
     const domain = normaliseDomain(params.domain);
+    assertDomain(ctx, domain);
     const patch = asPatch(params.settings);
+    this.assertProviders(patch, ctx);
+    if (ctx.scope && (patch['trustedNetworks'] !== undefined || patch['usersMayConfigure'] !== undefined)) {
+      throw new MemfaError('FORBIDDEN', 'trusted networks and the end-user switch are set by the platform administrator', { data: { right: 'platform' } });
+    }
     const now = this.p.clock();
     await this.p.store.transact((tx) => {
       const current: DomainRecord = tx.getDomain(domain) ?? { domain, settings: {}, updatedAt: now };
@@ -100,16 +127,20 @@ export class SettingsAdmin {
     return this.domainView(domain);
   }
 
-  showDomain(params: { domain: string }) {
-    return this.domainView(normaliseDomain(params.domain));
+  showDomain(params: { domain: string }, ctx: CallContext) {
+    const domain = normaliseDomain(params.domain);
+    assertDomain(ctx, domain);
+    return this.domainView(domain);
   }
 
-  listDomains() {
-    return { domains: this.p.store.listDomains().map((d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: this.p.store.countMailboxes(d.domain) })) };
+  listDomains(ctx: CallContext) {
+    const visible = (d: string) => ctx.scope === undefined || ctx.scope.domains.includes(d);
+    return { domains: this.p.store.listDomains().filter((d) => visible(d.domain)).map((d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: this.p.store.countMailboxes(d.domain) })) };
   }
 
   async removeDomain(params: { domain: string }, ctx: CallContext) {
     const domain = normaliseDomain(params.domain);
+    assertDomain(ctx, domain);
     const removed = await this.p.store.transact((tx) => tx.deleteDomain(domain));
     if (!removed) throw new MemfaError('NOT_FOUND', `no stored settings for domain ${domain}`);
     await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'domain.remove', result: 'ok', details: { domain } });

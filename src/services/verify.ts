@@ -16,6 +16,7 @@ import { effectiveSettings, rememberPolicy, totpOptions } from './context.js';
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
 import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
+import type { ProviderPolicy } from './policy.js';
 
 export interface VerifyInput {
   user: string;
@@ -48,6 +49,7 @@ export class Verifier {
     private readonly enrolment: Enrolment,
     private readonly codes: OneTimeCodes,
     private readonly recovery: RecoveryCodes,
+    private readonly policy: ProviderPolicy,
   ) {}
 
   private ipPolicy(): IpThrottlePolicy {
@@ -68,6 +70,17 @@ export class Verifier {
   lockoutPolicy(): LockoutPolicy {
     const l = this.p.config.lockout;
     return { threshold: l.threshold, baseDelayMs: l.baseDelaySeconds * 1000, maxDelayMs: l.maxDelaySeconds * 1000, hardLockAfter: l.hardLockAfter };
+  }
+
+  /**
+   * The settings verify acts on: a provider the platform disabled is replaced by the mailbox's
+   * fallback when that one is enabled; otherwise `disabled` is set.
+   */
+  usableSettings(eff: EffectiveSettings): { settings: EffectiveSettings; disabled: boolean } {
+    if (this.policy.rights(eff.provider).enabled) return { settings: eff, disabled: false };
+    const fallback = eff.fallbackProvider;
+    if (fallback !== 'none' && this.policy.rights(fallback).enabled) return { settings: { ...eff, provider: fallback, fallbackProvider: 'none' }, disabled: false };
+    return { settings: eff, disabled: true };
   }
 
   /** The pure decision for a login, as `explain` shows it. */
@@ -110,13 +123,16 @@ export class Verifier {
   private async decideAndAct(login: Login, code: Factor | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
     const stored = this.p.store.getMailbox(login.address);
     const rec = stored ?? newMailbox(login.address, login.now);
-    const eff = effectiveSettings(this.p.config, this.p.store, login.address, rec);
+    const { settings: eff, disabled } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, login.address, rec));
     const decision = this.decision(login, rec, eff);
     if (decision.action === 'deny' || decision.action === 'allow') {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
     const lock = lockState(rec.failures, login.now);
     if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
+    // Never a silent pass: a factor is needed and the platform disabled the way to give it. Only
+    // a recovery code can still get this user in.
+    if (disabled && code?.kind !== 'recovery') return { result: 'deny', reason: 'provider-disabled', provider: decision.provider };
 
     if (code === null) {
       if (decision.action === 'enroll') {
@@ -126,7 +142,8 @@ export class Verifier {
       }
       if (decision.provider === 'totp') return { result: 'challenge', reason: decision.reason, provider: 'totp' };
       const providers: CodeProvider[] = [decision.provider];
-      if (eff.fallbackProvider !== 'none' && eff.fallbackProvider !== 'totp' && eff.fallbackProvider !== decision.provider) providers.push(eff.fallbackProvider);
+      const fb = eff.fallbackProvider;
+      if (fb !== 'none' && fb !== 'totp' && fb !== decision.provider && this.policy.rights(fb).enabled) providers.push(fb);
       const issued = await this.codes.challenge(login.address, providers, login);
       return { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt };
     }

@@ -1,0 +1,181 @@
+// The load client: N connections to a Unix socket, each sending one request line and awaiting its
+// answer in a loop (a closed loop, like login hooks that each wait for their answer). The same
+// client drives the echo baseline and the daemon. A warm-up runs first and is not counted; then
+// every answer that arrives inside the measured window counts, with its latency.
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { quantile, Samples } from './stats.js';
+
+export interface BenchRequest {
+  line: string;
+  /** null when the answer is what the workload expects, else a short description of the problem. */
+  check(result: unknown): string | null;
+  /** Called once the answer (or an error answer) arrived. */
+  done?(): void;
+}
+
+export interface Workload {
+  /** The next request for connection `conn`; null when the workload cannot go on (pool used up). */
+  next(conn: number): BenchRequest | null;
+}
+
+export interface LoadOptions {
+  connections: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  firstError: string | null;
+  seconds: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** True when the workload ran out of requests before the window ended (the window was cut short). */
+  exhausted: boolean;
+  latencies: Samples;
+}
+
+function connect(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+export async function runLoad(socketPath: string, workload: Workload, opts: LoadOptions): Promise<LoadResult> {
+  const sockets = await Promise.all(Array.from({ length: opts.connections }, () => connect(socketPath)));
+  const latencies = new Samples();
+  let requests = 0;
+  let errors = 0;
+  let firstError: string | null = null;
+  let measuring = false;
+  let stopping = false;
+  let exhausted = false;
+  let windowStart = 0;
+  let windowEnd = 0;
+  let failure: Error | null = null;
+
+  const endWindow = () => {
+    if (stopping) return;
+    stopping = true;
+    windowEnd = performance.now();
+  };
+
+  const finished = sockets.map(
+    (socket, conn) =>
+      new Promise<void>((resolve) => {
+        let buffered = '';
+        let current: BenchRequest | null = null;
+        let t0 = 0;
+        const send = () => {
+          if (stopping || failure !== null) {
+            current = null;
+            socket.end();
+            return resolve();
+          }
+          current = workload.next(conn);
+          if (current === null) {
+            exhausted = true;
+            endWindow();
+            socket.end();
+            return resolve();
+          }
+          t0 = performance.now();
+          socket.write(current.line + '\n');
+        };
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => {
+          buffered += chunk;
+          let nl: number;
+          while ((nl = buffered.indexOf('\n')) !== -1) {
+            const line = buffered.slice(0, nl);
+            buffered = buffered.slice(nl + 1);
+            const t1 = performance.now();
+            const req = current;
+            if (req === null) continue;
+            let problem: string | null;
+            try {
+              const msg = JSON.parse(line) as { result?: unknown; error?: { code?: unknown; message?: unknown } };
+              problem = msg.error ? `error ${String(msg.error.code)}: ${String(msg.error.message)}` : req.check(msg.result);
+            } catch {
+              problem = `unparsable answer ${line.slice(0, 80)}`;
+            }
+            req.done?.();
+            if (measuring && !stopping) {
+              requests++;
+              latencies.push(t1 - t0);
+              if (problem !== null) {
+                errors++;
+                firstError ??= problem;
+              }
+            }
+            send();
+          }
+        });
+        socket.on('error', (err) => {
+          failure ??= new Error(`load client connection ${conn}: ${err.message}`);
+          resolve();
+        });
+        socket.on('close', () => {
+          if (!stopping && failure === null) failure = new Error(`load client connection ${conn}: closed by the server`);
+          resolve();
+        });
+        send();
+      }),
+  );
+
+  const warm = setTimeout(() => {
+    measuring = true;
+    windowStart = performance.now();
+  }, opts.warmupMs);
+  const stop = setTimeout(() => endWindow(), opts.warmupMs + opts.durationMs);
+  await Promise.all(finished);
+  clearTimeout(warm);
+  clearTimeout(stop);
+  for (const s of sockets) s.destroy();
+  if (failure !== null) throw failure;
+  if (!measuring) throw new Error('the workload ran out of requests during the warm-up; give it more mailboxes');
+  const seconds = (windowEnd - windowStart) / 1000;
+  const v = latencies.view();
+  return {
+    requests,
+    errors,
+    firstError,
+    seconds,
+    rps: requests / seconds,
+    p50Ms: quantile(v, 0.5),
+    p99Ms: quantile(v, 0.99),
+    maxMs: quantile(v, 1),
+    exhausted,
+    latencies,
+  };
+}
+
+/** Several runs of one kind (interleaved with other kinds) combined: total requests over total time. */
+export function combine(runs: LoadResult[]): LoadResult {
+  const latencies = new Samples();
+  for (const r of runs) latencies.pushAll(r.latencies);
+  const requests = runs.reduce((a, r) => a + r.requests, 0);
+  const seconds = runs.reduce((a, r) => a + r.seconds, 0);
+  const v = latencies.view();
+  return {
+    requests,
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    firstError: runs.find((r) => r.firstError !== null)?.firstError ?? null,
+    seconds,
+    rps: requests / seconds,
+    p50Ms: quantile(v, 0.5),
+    p99Ms: quantile(v, 0.99),
+    maxMs: quantile(v, 1),
+    exhausted: runs.some((r) => r.exhausted),
+    latencies,
+  };
+}

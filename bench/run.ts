@@ -1,0 +1,521 @@
+// `npm run bench`: memfa's performance against baselines measured in the same run.
+//
+//   node dist/bench/run.js [--quick] [--json] [--keep] [--duration S] [--runs N]
+//                          [--connections N] [--sizes A,B]
+//
+// Every figure that has a target is a ratio against a baseline run on the same machine, in the same
+// run (bare Node process, `node -e 0`, an NDJSON echo server, a raw fdatasync loop), because the
+// machines this runs on are shared and noisy. See bench/README.md for what each field means.
+import { performance } from 'node:perf_hooks';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { cleanupAll, installSignalCleanup, keepTempDirs, removeDir, tempDir, track } from './cleanup.js';
+import { BIN, startBenchDaemon, writeDaemonConfig, type BenchDaemon } from './daemon.js';
+import { fsyncLatency } from './disk.js';
+import { combine, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
+import { peakRssMb, rssMethod, timeProcess } from './procs.js';
+import { median, round } from './stats.js';
+import { generateStore, type GenMailbox, type GeneratedStore } from './store-gen.js';
+import { allowWorkload, totpWorkload } from './workloads.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BARE_CLIENT = path.join(HERE, 'bare-client.js');
+const ECHO_SERVER = path.join(HERE, 'echo-server.js');
+
+interface Settings {
+  mode: 'full' | 'quick';
+  connections: number;
+  /** CLI timing: measured runs of each command (interleaved), after unmeasured warm-up runs. */
+  cliRuns: number;
+  cliWarmupRuns: number;
+  rssRuns: number;
+  warmupMs: number;
+  /** Measured window of each load phase. */
+  durationMs: number;
+  /** Echo and allow phases alternate this many times (each round lasts durationMs). */
+  rounds: number;
+  mainAllowMailboxes: number;
+  mainCodeMailboxes: number;
+  mainWriteMailboxes: number;
+  scaleSizes: [number, number];
+  scaleDurationMs: number;
+  fsyncProbeMs: number;
+}
+
+function settingsFor(argv: string[]): { s: Settings; json: boolean; keep: boolean } {
+  const quick = argv.includes('--quick');
+  const s: Settings = quick
+    ? {
+        mode: 'quick',
+        connections: 64,
+        cliRuns: 5,
+        cliWarmupRuns: 1,
+        rssRuns: 1,
+        warmupMs: 200,
+        durationMs: 1000,
+        rounds: 1,
+        mainAllowMailboxes: 500,
+        mainCodeMailboxes: 3000,
+        mainWriteMailboxes: 3000,
+        scaleSizes: [1000, 5000],
+        scaleDurationMs: 1000,
+        fsyncProbeMs: 300,
+      }
+    : {
+        mode: 'full',
+        connections: 64,
+        cliRuns: 30,
+        cliWarmupRuns: 3,
+        rssRuns: 5,
+        warmupMs: 1000,
+        durationMs: 10_000,
+        rounds: 2,
+        mainAllowMailboxes: 2000,
+        mainCodeMailboxes: 25_000,
+        mainWriteMailboxes: 25_000,
+        scaleSizes: [10_000, 100_000],
+        scaleDurationMs: 10_000,
+        fsyncProbeMs: 2000,
+      };
+  const value = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    return i === -1 ? undefined : argv[i + 1];
+  };
+  const num = (name: string): number | undefined => {
+    const v = value(name);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: expected a positive number, got ${v}`);
+    return n;
+  };
+  const d = num('--duration');
+  if (d !== undefined) s.durationMs = s.scaleDurationMs = d * 1000;
+  s.cliRuns = num('--runs') ?? s.cliRuns;
+  s.connections = num('--connections') ?? s.connections;
+  const sizes = value('--sizes');
+  if (sizes !== undefined) {
+    const [a, b] = sizes.split(',').map(Number);
+    if (!a || !b) throw new Error(`--sizes: expected two sizes like 10000,100000, got ${sizes}`);
+    s.scaleSizes = [a, b];
+  }
+  return { s, json: argv.includes('--json'), keep: argv.includes('--keep') };
+}
+
+const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+/** One request on a fresh connection; the parsed answer. */
+function rpcOnce(socketPath: string, line: string): Promise<{ result?: unknown; error?: unknown }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socketPath);
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('connect', () => s.write(line + '\n'));
+    s.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl === -1) return;
+      s.destroy();
+      resolve(JSON.parse(buf.slice(0, nl)) as { result?: unknown });
+    });
+    s.on('error', reject);
+  });
+}
+
+async function expectVerify(socketPath: string, params: Record<string, string>, reason: string): Promise<void> {
+  const answer = await rpcOnce(socketPath, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'verify', params }));
+  const r = answer.result as { result?: string; reason?: string } | undefined;
+  if (r?.result !== 'allow' || r.reason !== reason) throw new Error(`sanity check failed: verify ${JSON.stringify(params)} answered ${JSON.stringify(answer)} (wanted allow/${reason})`);
+}
+
+/** Times two commands alternately (A B, B A, A B …) so that drift in machine load hits both alike. */
+async function timePair(a: { cmd: string; args: string[]; ok: (r: { code: number | null; stdout: string }) => boolean }, b: typeof a, runs: number, warmup: number): Promise<{ a: number[]; b: number[] }> {
+  const out = { a: [] as number[], b: [] as number[] };
+  for (let i = 0; i < warmup + runs; i++) {
+    const order = i % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const);
+    for (const which of order) {
+      const c = which === 'a' ? a : b;
+      const r = await timeProcess(c.cmd, c.args);
+      if (!c.ok(r)) throw new Error(`${c.cmd} ${c.args.join(' ')} failed (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+      if (i >= warmup) out[which].push(r.ms);
+    }
+  }
+  return out;
+}
+
+async function medianRss(nodeArgs: string[], scratch: string, runs: number, ok: (code: number | null) => boolean): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await peakRssMb(nodeArgs, scratch);
+    if (!ok(r.code)) throw new Error(`node ${nodeArgs.join(' ')} exited ${r.code} while measuring memory`);
+    values.push(r.mb);
+  }
+  return median(values);
+}
+
+function startEcho(socketPath: string): Promise<{ stop(): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(process.execPath, [ECHO_SERVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`echo server exited ${code} before ready`)));
+    child.stdout!.setEncoding('utf8').once('data', () =>
+      resolve({
+        stop: () =>
+          new Promise<void>((r) => {
+            if (child.exitCode !== null || child.signalCode !== null) return r();
+            child.once('exit', () => r());
+            child.kill('SIGTERM');
+          }),
+      }),
+    );
+  });
+}
+
+type Results = Record<string, number>;
+
+function loadFields(prefix: string, r: LoadResult, out: Results): void {
+  out[`${prefix}_rps`] = round(r.rps, 1);
+  out[`${prefix}_p50_ms`] = round(r.p50Ms);
+  out[`${prefix}_p99_ms`] = round(r.p99Ms);
+  out[`${prefix}_max_ms`] = round(r.maxMs);
+  out[`${prefix}_requests`] = r.requests;
+  out[`${prefix}_errors`] = r.errors;
+  out[`${prefix}_seconds`] = round(r.seconds);
+}
+
+function describe(label: string, r: LoadResult): string {
+  const parts = [`${label}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(1)} ms, ${r.requests} requests in ${r.seconds.toFixed(1)} s`];
+  if (r.errors > 0) parts.push(`${r.errors} unexpected answers (first: ${r.firstError})`);
+  if (r.exhausted) parts.push('mailbox pool used up: window cut short');
+  return parts.join('; ');
+}
+
+async function measureLoad(label: string, socketPath: string, workload: Workload, opts: LoadOptions): Promise<LoadResult> {
+  const r = await runLoad(socketPath, workload, opts);
+  say(describe(label, r));
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function cliPhase(s: Settings, d: BenchDaemon, m: GenMailbox, scratch: string, out: Results, notes: Record<string, unknown>): Promise<void> {
+  const ip = m.ips[0]!;
+  const memfaVerify = [BIN, '--config', d.configFile, 'verify', '--user', m.address, '--ip', ip];
+  const bareArgs = [BARE_CLIENT, d.hookSocket, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'verify', params: { user: m.address, ip } })];
+  notes['cli_verify_command'] = `node ${memfaVerify.map((a) => path.relative(process.cwd(), a) || a).join(' ')}`;
+  notes['cli_verify_baseline'] = `node ${path.relative(process.cwd(), BARE_CLIENT)} HOOK_SOCKET '{"jsonrpc":"2.0","id":1,"method":"verify",…}'`;
+
+  say(`CLI: memfa --version vs node -e 0, ${s.cliRuns} runs each (+${s.cliWarmupRuns} warm-up)`);
+  const version = await timePair(
+    { cmd: process.execPath, args: [BIN, '--version'], ok: (r) => r.code === 0 },
+    { cmd: process.execPath, args: ['-e', '0'], ok: (r) => r.code === 0 },
+    s.cliRuns,
+    s.cliWarmupRuns,
+  );
+  out['cli_version_ms'] = round(median(version.a));
+  out['cli_node_e0_ms'] = round(median(version.b));
+  out['cli_version_ratio'] = round(median(version.a) / median(version.b));
+
+  say(`CLI: memfa verify vs bare client, ${s.cliRuns} runs each (+${s.cliWarmupRuns} warm-up)`);
+  const verify = await timePair(
+    { cmd: process.execPath, args: memfaVerify, ok: (r) => r.code === 0 && r.stdout.startsWith('allow') },
+    { cmd: process.execPath, args: bareArgs, ok: (r) => r.code === 0 && r.stdout.includes('"allow"') },
+    s.cliRuns,
+    s.cliWarmupRuns,
+  );
+  out['cli_verify_ms'] = round(median(verify.a));
+  out['cli_verify_bare_ms'] = round(median(verify.b));
+  out['cli_verify_ratio'] = round(median(verify.a) / median(verify.b));
+
+  say(`CLI: peak RSS (${rssMethod()}), median of ${s.rssRuns} runs each`);
+  const rss = await medianRss(memfaVerify, scratch, s.rssRuns, (c) => c === 0);
+  const bareRss = await medianRss(bareArgs, scratch, s.rssRuns, (c) => c === 0);
+  out['cli_verify_rss_mb'] = round(rss, 1);
+  out['cli_verify_bare_rss_mb'] = round(bareRss, 1);
+  out['cli_verify_rss_ratio'] = round(rss / bareRss);
+  say(`CLI: verify ${out['cli_verify_ms']} ms vs bare ${out['cli_verify_bare_ms']} ms; --version ${out['cli_version_ms']} ms vs node -e 0 ${out['cli_node_e0_ms']} ms; RSS ${out['cli_verify_rss_mb']} MB vs ${out['cli_verify_bare_rss_mb']} MB`);
+}
+
+async function daemonPhase(s: Settings, out: Results, notes: Record<string, unknown>): Promise<void> {
+  const dir = await tempDir('mfb-');
+  await writeDaemonConfig(dir);
+  say(`main store: ${s.mainAllowMailboxes} + ${s.mainCodeMailboxes} + ${s.mainWriteMailboxes} mailboxes`);
+  const store = await generateStore(path.join(dir, 'data'), [
+    { prefix: 'allow', count: s.mainAllowMailboxes, settings: { challenge: 'new-ip', provider: 'totp' } },
+    { prefix: 'code', count: s.mainCodeMailboxes, settings: { challenge: 'always', provider: 'totp' } },
+    { prefix: 'write', count: s.mainWriteMailboxes, settings: { challenge: 'new-ip', provider: 'totp' } },
+  ]);
+  notes['main_store_mailboxes'] = store.mailboxes;
+  const fsync = await fsyncLatency(path.join(dir, 'data'), s.fsyncProbeMs);
+  out['disk_fsync_p50_ms'] = round(fsync.p50Ms);
+  out['disk_fsync_p99_ms'] = round(fsync.p99Ms);
+  say(`disk: append+fdatasync p50 ${fsync.p50Ms.toFixed(2)} ms, p99 ${fsync.p99Ms.toFixed(2)} ms (${fsync.count} samples)`);
+
+  const d = await startBenchDaemon(dir);
+  const allowPool = store.groups['allow']!;
+  const codePool = store.groups['code']!;
+  const writePool = store.groups['write']!;
+  await expectVerify(d.hookSocket, { user: allowPool[0]!.address, ip: allowPool[0]!.ips[0]! }, 'known-ip');
+
+  await cliPhase(s, d, allowPool[0]!, dir, out, notes);
+
+  const opts: LoadOptions = { connections: s.connections, warmupMs: s.warmupMs, durationMs: s.durationMs };
+  const echoSocket = path.join(dir, 'echo.sock');
+  const echoRuns: LoadResult[] = [];
+  const allowRuns: LoadResult[] = [];
+  for (let round_ = 0; round_ < s.rounds; round_++) {
+    const echo = await startEcho(echoSocket);
+    try {
+      echoRuns.push(await measureLoad(`echo baseline (round ${round_ + 1}/${s.rounds})`, echoSocket, allowWorkload(allowPool, null), opts));
+    } finally {
+      await echo.stop();
+    }
+    allowRuns.push(await measureLoad(`daemon allow (round ${round_ + 1}/${s.rounds})`, d.hookSocket, allowWorkload(allowPool, 'known-ip'), opts));
+  }
+  const echo = combine(echoRuns);
+  const allow = combine(allowRuns);
+  loadFields('echo', echo, out);
+  loadFields('daemon_allow', allow, out);
+  out['daemon_allow_ratio'] = round(allow.rps / echo.rps);
+
+  const compactionsBefore = d.count('store-compacted');
+  const code = await measureLoad('daemon code (mode always, known IP, TOTP)', d.hookSocket, totpWorkload(codePool, false), opts);
+  loadFields('daemon_code', code, out);
+  const compactionsMid = d.count('store-compacted');
+  const write = await measureLoad('daemon write (mode new-ip, new IP, TOTP)', d.hookSocket, totpWorkload(writePool, true), opts);
+  loadFields('daemon_write', write, out);
+  out['daemon_code_compactions'] = compactionsMid - compactionsBefore;
+  out['daemon_write_compactions'] = d.count('store-compacted') - compactionsMid;
+  out['daemon_rss_mb'] = round(d.peakRssMb(), 1);
+  await d.stop();
+  await removeDir(dir);
+}
+
+interface ScaleRun {
+  mailboxes: number;
+  startS: number;
+  readyMs: number;
+  rssMb: number;
+  storeMb: number;
+  generateS: number;
+  verify: LoadResult;
+  write: LoadResult;
+  stopS: number;
+  compactions: number;
+}
+
+async function scaleRun(s: Settings, size: number): Promise<ScaleRun> {
+  const dir = await tempDir('mfs-');
+  await writeDaemonConfig(dir);
+  say(`scale ${size}: generating the store`);
+  const store: GeneratedStore = await generateStore(path.join(dir, 'data'), [{ prefix: 'u', count: size, settings: { challenge: 'new-ip', provider: 'totp' } }]);
+  say(`scale ${size}: store ${(store.bytes / 1048576).toFixed(1)} MB generated in ${(store.generateMs / 1000).toFixed(1)} s; starting the daemon`);
+  const d = await startBenchDaemon(dir);
+  say(`scale ${size}: ready in ${d.startS.toFixed(2)} s (daemon reports ${d.reportedStartMs} ms)`);
+  const pool = store.groups['u']!;
+  await expectVerify(d.hookSocket, { user: pool[size - 1]!.address, ip: pool[size - 1]!.ips[1]! }, 'known-ip');
+  const opts: LoadOptions = { connections: s.connections, warmupMs: s.warmupMs, durationMs: s.scaleDurationMs };
+  const verify = await measureLoad(`scale ${size} verify (allow)`, d.hookSocket, allowWorkload(pool, 'known-ip'), opts);
+  const write = await measureLoad(`scale ${size} write (new IP, TOTP)`, d.hookSocket, totpWorkload(pool, true, 1 << 20), opts);
+  const compactions = d.count('store-compacted');
+  const stopS = await d.stop();
+  const run: ScaleRun = {
+    mailboxes: size,
+    startS: d.startS,
+    readyMs: d.reportedStartMs,
+    rssMb: d.peakRssMb(),
+    storeMb: store.bytes / 1048576,
+    generateS: store.generateMs / 1000,
+    verify,
+    write,
+    stopS,
+    compactions,
+  };
+  say(`scale ${size}: peak RSS ${run.rssMb.toFixed(1)} MB, stop ${stopS.toFixed(2)} s, ${compactions} journal compactions`);
+  await removeDir(dir);
+  return run;
+}
+
+function scaleFields(prefix: string, r: ScaleRun, out: Results): void {
+  out[`${prefix}_mailboxes`] = r.mailboxes;
+  out[`${prefix}_start_s`] = round(r.startS);
+  out[`${prefix}_ready_ms`] = round(r.readyMs, 1);
+  out[`${prefix}_rss_mb`] = round(r.rssMb, 1);
+  out[`${prefix}_store_mb`] = round(r.storeMb, 2);
+  out[`${prefix}_verify_rps`] = round(r.verify.rps, 1);
+  out[`${prefix}_verify_p50_ms`] = round(r.verify.p50Ms);
+  out[`${prefix}_verify_p99_ms`] = round(r.verify.p99Ms);
+  out[`${prefix}_verify_errors`] = r.verify.errors;
+  out[`${prefix}_write_rps`] = round(r.write.rps, 1);
+  out[`${prefix}_write_p50_ms`] = round(r.write.p50Ms);
+  out[`${prefix}_write_p99_ms`] = round(r.write.p99Ms);
+  out[`${prefix}_write_max_ms`] = round(r.write.maxMs);
+  out[`${prefix}_write_errors`] = r.write.errors;
+  out[`${prefix}_write_seconds`] = round(r.write.seconds);
+  out[`${prefix}_stop_s`] = round(r.stopS);
+  out[`${prefix}_compactions`] = r.compactions;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Target {
+  field: string;
+  op: '<=' | '>=';
+  limit: number;
+}
+
+const TARGETS: Target[] = [
+  { field: 'cli_verify_ratio', op: '<=', limit: 1.25 },
+  { field: 'cli_verify_rss_ratio', op: '<=', limit: 1.2 },
+  { field: 'cli_version_ratio', op: '<=', limit: 1.15 },
+  { field: 'daemon_allow_ratio', op: '>=', limit: 0.5 },
+  { field: 'daemon_allow_p99_ms', op: '<=', limit: 5 },
+  { field: 'daemon_write_p99_ms', op: '<=', limit: 20 },
+  { field: 'scale_start_s', op: '<=', limit: 2 },
+  { field: 'scale_rss_mb', op: '<=', limit: 300 },
+  { field: 'scale_verify_p99_ms', op: '<=', limit: 5 },
+  { field: 'scale_write_p99_ms', op: '<=', limit: 25 },
+];
+
+function passes(t: Target, v: number): boolean {
+  return Number.isFinite(v) && (t.op === '<=' ? v <= t.limit : v >= t.limit);
+}
+
+/** [label, field, unit, baseline/comment] rows of the human table. */
+const ROWS: [string, string, string, string][] = [
+  ['memfa verify (median)', 'cli_verify_ms', 'ms', ''],
+  ['bare Node client (median)', 'cli_verify_bare_ms', 'ms', ''],
+  ['  ratio', 'cli_verify_ratio', '', 'verify / bare'],
+  ['memfa verify peak RSS', 'cli_verify_rss_mb', 'MB', ''],
+  ['bare Node client peak RSS', 'cli_verify_bare_rss_mb', 'MB', ''],
+  ['  ratio', 'cli_verify_rss_ratio', '', 'verify / bare'],
+  ['memfa --version (median)', 'cli_version_ms', 'ms', ''],
+  ['node -e 0 (median)', 'cli_node_e0_ms', 'ms', ''],
+  ['  ratio', 'cli_version_ratio', '', '--version / node -e 0'],
+  ['echo server', 'echo_rps', 'req/s', ''],
+  ['  p99', 'echo_p99_ms', 'ms', ''],
+  ['daemon allow (fast path)', 'daemon_allow_rps', 'req/s', ''],
+  ['  ratio', 'daemon_allow_ratio', '', 'allow / echo'],
+  ['  p50', 'daemon_allow_p50_ms', 'ms', ''],
+  ['  p99', 'daemon_allow_p99_ms', 'ms', ''],
+  ['daemon TOTP code check', 'daemon_code_rps', 'req/s', ''],
+  ['  p50', 'daemon_code_p50_ms', 'ms', ''],
+  ['  p99', 'daemon_code_p99_ms', 'ms', ''],
+  ['daemon write (new IP remembered)', 'daemon_write_rps', 'req/s', ''],
+  ['  p50', 'daemon_write_p50_ms', 'ms', ''],
+  ['  p99', 'daemon_write_p99_ms', 'ms', ''],
+  ['disk append+fdatasync p50', 'disk_fsync_p50_ms', 'ms', 'baseline for writes'],
+  ['disk append+fdatasync p99', 'disk_fsync_p99_ms', 'ms', ''],
+  ['daemon peak RSS (main run)', 'daemon_rss_mb', 'MB', ''],
+];
+
+const SCALE_ROWS: [string, string, string, string][] = [
+  ['mailboxes', 'mailboxes', '', ''],
+  ['store file', 'store_mb', 'MB', 'growth'],
+  ['start to ready', 'start_s', 's', 'growth'],
+  ['  (daemon-reported startMs)', 'ready_ms', 'ms', ''],
+  ['peak RSS', 'rss_mb', 'MB', 'growth'],
+  ['verify (allow)', 'verify_rps', 'req/s', ''],
+  ['  p99', 'verify_p99_ms', 'ms', 'growth'],
+  ['write (new IP)', 'write_rps', 'req/s', ''],
+  ['  p99', 'write_p99_ms', 'ms', 'growth'],
+  ['  max', 'write_max_ms', 'ms', ''],
+  ['journal compactions', 'compactions', '', ''],
+  ['stop (folds journal)', 'stop_s', 's', ''],
+];
+
+function fmt(v: number | undefined): string {
+  if (v === undefined) return '-';
+  if (!Number.isFinite(v)) return String(v);
+  if (Math.abs(v) >= 1000) return v.toFixed(0);
+  if (Math.abs(v) >= 100) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function table(out: Results, machine: Record<string, unknown>, s: Settings): string {
+  const lines: string[] = [];
+  const targetOf = (field: string) => TARGETS.find((t) => t.field === field);
+  const mark = (field: string) => {
+    const t = targetOf(field);
+    if (!t) return '';
+    return `${t.op} ${t.limit}  ${passes(t, out[field]!) ? 'PASS' : 'FAIL'}`;
+  };
+  lines.push(`memfa benchmark (${s.mode}) — node ${String(machine['node'])}, ${String(machine['cores'])} cores (${String(machine['cpu'])}), ${String(machine['date'])}`);
+  lines.push('');
+  lines.push(`${'metric'.padEnd(36)}${'value'.padStart(11)}  ${'unit'.padEnd(6)}${'target'.padEnd(16)}note`);
+  lines.push('-'.repeat(86));
+  for (const [label, field, unit, note] of ROWS) lines.push(`${label.padEnd(36)}${fmt(out[field]).padStart(11)}  ${unit.padEnd(6)}${mark(field).padEnd(16)}${note}`);
+  lines.push('');
+  lines.push(`${'scale'.padEnd(30)}${'small'.padStart(11)}${'large'.padStart(11)}  ${'unit'.padEnd(6)}${'growth'.padStart(7)}  target`);
+  lines.push('-'.repeat(86));
+  for (const [label, field, unit, note] of SCALE_ROWS) {
+    const g = note === 'growth' ? fmt(out[`scale_growth_${field.replace(/_(s|ms|mb)$/, '')}`]) + 'x' : '';
+    lines.push(`${label.padEnd(30)}${fmt(out[`scale_small_${field}`]).padStart(11)}${fmt(out[`scale_${field}`]).padStart(11)}  ${unit.padEnd(6)}${g.padStart(7)}  ${mark(`scale_${field}`)}`);
+  }
+  lines.push('');
+  const failed = TARGETS.filter((t) => !passes(t, out[t.field]!)).map((t) => t.field);
+  lines.push(failed.length === 0 ? 'all targets met' : `targets missed: ${failed.join(', ')}`);
+  if (s.mode === 'quick') lines.push('(quick mode: small sizes and short phases; the targets apply to the full run only)');
+  const errorFields = Object.keys(out).filter((k) => k.endsWith('_errors') && out[k]! > 0);
+  if (errorFields.length > 0) lines.push(`unexpected answers: ${errorFields.map((k) => `${k}=${out[k]}`).join(', ')}`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  const { s, json, keep } = settingsFor(process.argv.slice(2));
+  keepTempDirs(keep);
+  installSignalCleanup();
+  const t0 = performance.now();
+  const machine: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    node: process.version,
+    v8: process.versions.v8,
+    cores: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memory_mb: Math.round(os.totalmem() / 1048576),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    loadavg_start: os.loadavg().map((x) => round(x, 2)),
+    tmpdir: os.tmpdir(),
+  };
+  const notes: Record<string, unknown> = {};
+  const out: Results = {};
+  try {
+    await daemonPhase(s, out, notes);
+    const [small, large] = s.scaleSizes;
+    const a = await scaleRun(s, small);
+    const b = await scaleRun(s, large);
+    scaleFields('scale_small', a, out);
+    scaleFields('scale', b, out);
+    out['scale_growth_start'] = round(b.startS / a.startS);
+    out['scale_growth_rss'] = round(b.rssMb / a.rssMb);
+    out['scale_growth_store'] = round(b.storeMb / a.storeMb);
+    out['scale_growth_verify_p99'] = round(b.verify.p99Ms / a.verify.p99Ms);
+    out['scale_growth_write_p99'] = round(b.write.p99Ms / a.write.p99Ms);
+    out['scale_growth_mailboxes'] = round(b.mailboxes / a.mailboxes);
+  } finally {
+    await cleanupAll();
+  }
+  machine['loadavg_end'] = os.loadavg().map((x) => round(x, 2));
+  out['bench_seconds'] = round((performance.now() - t0) / 1000, 1);
+  const targets = Object.fromEntries(TARGETS.map((t) => [t.field, { value: out[t.field], op: t.op, limit: t.limit, pass: passes(t, out[t.field]!) }]));
+  const settings = { ...s, rssMethod: rssMethod(), daemonConfig: { dataDir: 'data', runDir: 'run', log: { level: 'info' } }, ...notes };
+  if (json) {
+    process.stdout.write(JSON.stringify({ ...out, machine, settings, targets }, null, 2) + '\n');
+  } else {
+    process.stdout.write(table(out, machine, s) + '\n');
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    await cleanupAll().catch(() => undefined);
+    process.stderr.write(`bench: failed: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

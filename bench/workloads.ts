@@ -1,0 +1,89 @@
+// What the load client sends: the login fast path, TOTP code checks, and logins that record a new
+// remembered address (durable writes).
+import { totpCode, type TotpOptions } from '../src/core/totp.js';
+import type { BenchRequest, Workload } from './load.js';
+import { ipFromCounter, NEW_IP_BASE, type GenMailbox } from './store-gen.js';
+
+const TOTP: TotpOptions = { algorithm: 'SHA1', digits: 6, period: 30, window: 1 };
+const PERIOD_MS = TOTP.period * 1000;
+
+function verifyLine(params: Record<string, string>): string {
+  return JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'verify', params });
+}
+
+function isAllow(result: unknown, reason?: string): string | null {
+  const r = result as { result?: string; reason?: string } | null;
+  if (r?.result === 'allow' && (reason === undefined || r.reason === reason)) return null;
+  return `unexpected answer ${r?.result}/${r?.reason}`;
+}
+
+/**
+ * The fast path: a known mailbox logging in from one of its remembered addresses (mode new-ip,
+ * reason known-ip). Mailboxes are taken in a fixed pseudo-random order so that the whole store is
+ * touched, not a hot few. `expect` null accepts any non-error answer (the echo baseline).
+ */
+export function allowWorkload(mailboxes: GenMailbox[], expect: 'known-ip' | null): Workload {
+  const lines = mailboxes.map((m, i) => verifyLine({ user: m.address, ip: m.ips[i % m.ips.length]! }));
+  const check = expect === null ? (r: unknown) => (r === null || r === undefined ? 'empty answer' : null) : (r: unknown) => isAllow(r, expect);
+  let i = 0;
+  const stride = 7919; // a prime: visits every index when lines.length is not a multiple of it
+  const n = lines.length;
+  const step = n % stride === 0 ? 1 : stride;
+  return {
+    next(): BenchRequest {
+      i = (i + step) % n;
+      return { line: lines[i]!, check };
+    },
+  };
+}
+
+export interface TotpWorkloadStats {
+  /** Requests issued, and how many used a code of the previous, current or next time step. */
+  issued: number;
+}
+
+/**
+ * Verifies with a valid TOTP code. Each mailbox accepts a code only for a time step later than the
+ * last one it accepted (replay protection), so the workload walks a pool of mailboxes and gives
+ * each one the earliest step still acceptable: the previous step (only in the first 25 s of the
+ * current one, far from the edge of the ±1 window), the current step, then the next. A mailbox is
+ * never in flight twice. `newIp`: log in from an address never seen before, so that the daemon
+ * records a new remembered address; otherwise from a known one (mode always).
+ */
+export function totpWorkload(pool: GenMailbox[], newIp: boolean, ipOffset = 0): Workload & { stats: TotpWorkloadStats } {
+  const n = pool.length;
+  const nextStep = new Float64Array(n);
+  const busy = new Uint8Array(n);
+  let cursor = 0;
+  let ipCounter = ipOffset;
+  const stats = { issued: 0 };
+  return {
+    stats,
+    next(): BenchRequest | null {
+      const now = Date.now();
+      const current = Math.floor(now / PERIOD_MS);
+      const lowest = now % PERIOD_MS <= 25_000 ? current - 1 : current;
+      for (let tries = 0; tries < n; tries++) {
+        const i = cursor;
+        cursor = (cursor + 1) % n;
+        if (busy[i] === 1) continue;
+        const step = Math.max(nextStep[i]!, lowest);
+        if (step > current + 1) continue;
+        busy[i] = 1;
+        nextStep[i] = step + 1;
+        const m = pool[i]!;
+        const ip = newIp ? ipFromCounter(NEW_IP_BASE, ipCounter++) : m.ips[0]!;
+        const code = totpCode(m.key, step * PERIOD_MS, TOTP);
+        stats.issued++;
+        return {
+          line: verifyLine({ user: m.address, ip, code }),
+          check: (r) => isAllow(r, 'code-valid'),
+          done: () => {
+            busy[i] = 0;
+          },
+        };
+      }
+      return null;
+    },
+  };
+}

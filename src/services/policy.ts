@@ -1,0 +1,91 @@
+// The platform's provider policy: which providers exist, and who may assign them. Starts from the
+// configuration; `memfa providers` changes are stored and override it.
+import type { ProviderName } from '../core/model.js';
+import { PROVIDERS } from '../core/model.js';
+import { effectiveSettings } from './context.js';
+import type { CallContext, Ports } from './ports.js';
+import { MemfaError } from '../protocol/errors.js';
+
+export interface ProviderRights {
+  enabled: boolean;
+  domainAdmins: boolean;
+  endUsers: boolean;
+}
+
+export type PolicyOverrides = Partial<Record<ProviderName, Partial<ProviderRights>>>;
+const META_KEY = 'providerPolicy';
+
+export type Role = 'platform' | 'domain-admin' | 'end-user';
+
+export class ProviderPolicy {
+  constructor(private readonly p: Ports) {}
+
+  rights(provider: ProviderName): ProviderRights {
+    const base = this.p.config.providers[provider];
+    const over = this.p.store.getMeta<PolicyOverrides>(META_KEY)?.[provider] ?? {};
+    return {
+      enabled: over.enabled ?? base.enabled,
+      domainAdmins: over.domainAdmins ?? base.domainAdmins,
+      endUsers: over.endUsers ?? base.endUsers,
+    };
+  }
+
+  /** Throws FORBIDDEN / PROVIDER_DISABLED when `role` may not assign `provider`. */
+  assertAssignable(provider: ProviderName, role: Role): void {
+    if (role === 'platform') return;
+    const r = this.rights(provider);
+    if (!r.enabled) throw new MemfaError('PROVIDER_DISABLED', `provider ${provider} is disabled on this platform`, { data: { provider } });
+    if (role === 'domain-admin' && !r.domainAdmins) throw new MemfaError('FORBIDDEN', `domain administrators may not assign provider ${provider} (platform policy)`, { data: { provider, right: 'domainAdmins' } });
+    if (role === 'end-user' && !r.endUsers) throw new MemfaError('FORBIDDEN', `end users may not choose provider ${provider} (platform policy)`, { data: { provider, right: 'endUsers' } });
+  }
+
+  /** Stored mailboxes whose effective provider is `provider`. */
+  mailboxesUsing(provider: ProviderName): number {
+    let n = 0;
+    for (const rec of this.p.store.listMailboxes()) if (effectiveSettings(this.p.config, this.p.store, rec.address, rec).provider === provider) n++;
+    return n;
+  }
+
+  list() {
+    return {
+      providers: PROVIDERS.map((name) => {
+        const r = this.rights(name);
+        const transport = name === 'totp' ? 'none' : this.p.config.providers[name].transport;
+        return {
+          name,
+          ...r,
+          transport,
+          gatewayConfigured: name === 'totp' || this.p.senders[name] !== undefined,
+          mailboxes: this.mailboxesUsing(name),
+        };
+      }),
+    };
+  }
+
+  async change(params: { provider: string; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext) {
+    const provider = params.provider as ProviderName;
+    const change: Partial<ProviderRights> = {};
+    if (params.enabled !== undefined) change.enabled = params.enabled;
+    if (params.domainAdmins !== undefined) change.domainAdmins = params.domainAdmins;
+    if (params.endUsers !== undefined) change.endUsers = params.endUsers;
+    if (change.enabled === true && provider !== 'totp' && this.p.senders[provider] === undefined) {
+      throw new MemfaError('CONFLICT', `provider ${provider} has no gateway configured; configure ${provider === 'sms' ? 'smpp' : 'smtp'} first`);
+    }
+    await this.p.store.transact((tx) => {
+      const current = tx.getMeta<PolicyOverrides>(META_KEY) ?? {};
+      tx.putMeta(META_KEY, { ...current, [provider]: { ...(current[provider] ?? {}), ...change } });
+    });
+    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'providers.set', result: 'ok', details: { provider, ...change } });
+    const affected = this.mailboxesUsing(provider);
+    const rights = this.rights(provider);
+    return {
+      provider,
+      ...rights,
+      mailboxes: affected,
+      // Never a silent pass: what verify does for the mailboxes that use a disabled provider.
+      effect: rights.enabled
+        ? `${affected} mailboxes use ${provider}`
+        : `${affected} mailboxes use ${provider}: verify now tries their fallback provider if one is enabled, and otherwise denies their logins with reason provider-disabled (recovery codes still work)`,
+    };
+  }
+}
