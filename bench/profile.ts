@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     const challenge = kind === 'code' ? 'always' : 'new-ip';
     const store = await generateStore(path.join(dir, 'data'), [{ prefix: 'u', count: mailboxes, settings: { challenge, provider: 'totp' } }]);
     const profDir = path.join(dir, 'prof');
-    const d = await startBenchDaemon(dir, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] });
+    const d = await startBenchDaemon(dir, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...(process.env['MEMFA_PROFILE_NODE_ARGS'] ?? '').split(' ').filter(Boolean)] });
     const pool = store.groups['u']!;
     const workload = kind === 'allow' ? allowWorkload(pool, 'known-ip') : totpWorkload(pool, kind === 'write');
     const r = await runLoad(d.hookSocket, workload, { connections: 64, warmupMs: 1000, durationMs: seconds * 1000 });

@@ -141,6 +141,17 @@ describe('memfa verify end to end', () => {
     assert.equal(shown.totp, 'active');
   });
 
+  it('enroll --json prints a pending secret that the first login with a code activates', async () => {
+    await d.json(['mailbox', 'set', 'kim@corp.example', '--challenge', 'always']);
+    const e = await d.json<{ secret: string; otpauthUri: string; activated: boolean; secretGrouped: string }>(['enroll', 'kim@corp.example']);
+    assert.equal(e.activated, false);
+    assert.equal(e.secretGrouped.replaceAll(' ', ''), e.secret);
+    assert.equal((await d.json<{ totp: string }>(['mailbox', 'show', 'kim@corp.example'])).totp, 'pending');
+    const v = await verify('kim@corp.example', GB, undefined, 3);
+    assert.equal(v.otpauthUri, e.otpauthUri, 'the login offers the same pending secret');
+    assert.equal((await verify('kim@corp.example', GB, codeAt(fromBase32(e.secret)), 0)).reason, 'enrolled');
+  });
+
   it('new-ip: known IP allowed, new IP challenged; reset --locations forgets them', async () => {
     await d.json(['mailbox', 'set', 'erin@corp.example', '--challenge', 'new-ip', '--provider', 'totp']);
     const e = await d.json<{ secret: string }>(['enroll', 'erin@corp.example', '--no-confirm']);

@@ -236,6 +236,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .argument('<address>')
     .description('create a TOTP secret, show it as a QR code, and activate it with a code from the app')
     .option('--no-confirm', 'activate at once, without asking for a code (scripted provisioning)')
+    .addHelpText('after', '\nWith --json (and without --no-confirm) the pending secret and URI are printed and the\nsecret is activated by the first verify with a valid code from the app.')
     .option('--restart', 'discard a pending secret and create a new one')
     .action(async (address: string, f: { confirm: boolean; restart?: boolean }) => {
       const e = (await cli.call('enroll.start', { address, restart: f.restart === true })) as EnrolResult;
@@ -249,7 +250,12 @@ export function buildProgram(): { program: Command; cli: Cli } {
         }
         return;
       }
-      if (json) throw usage('enroll --json prints the secret for scripts; add --no-confirm (the code cannot be asked for in JSON mode)');
+      if (json) {
+        // Scripts get the pending secret; the user's first login with a code from the app
+        // (memfa verify --code) confirms it.
+        printJson({ ...e, activated: false });
+        return;
+      }
       await showEnrolment(e, cli.chalk());
       const code = await askCode();
       await cli.call('enroll.confirm', { address, code });
