@@ -59,7 +59,7 @@ function makeClock(log: Logger): () => number {
  */
 function checkSecretsOpen(store: FileStore, keyring: { open(sealed: string, aad: string): Buffer }, keyFile: string): void {
   const tried = new Set<string>();
-  for (const rec of store.listMailboxes()) {
+  for (const rec of store.allMailboxes()) {
     for (const sealed of [rec.totp?.sealedSecret, rec.pendingTotp?.sealedSecret]) {
       if (sealed === undefined) continue;
       const kid = sealed.split('.')[1] ?? '';

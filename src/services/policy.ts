@@ -42,7 +42,7 @@ export class ProviderPolicy {
   /** Stored mailboxes whose effective provider is `provider`. */
   mailboxesUsing(provider: ProviderName): number {
     let n = 0;
-    for (const rec of this.p.store.listMailboxes()) if (effectiveSettings(this.p.config, this.p.store, rec.address, rec).provider === provider) n++;
+    for (const rec of this.p.store.allMailboxes()) if (effectiveSettings(this.p.config, this.p.store, rec.address, rec).provider === provider) n++;
     return n;
   }
 

@@ -100,6 +100,10 @@ export class FileStore implements Store {
   private readonly mailboxes = new Map<string, MailboxRecord>();
   private readonly domains = new Map<string, DomainRecord>();
   private readonly meta = new Map<string, unknown>();
+  /** Mailboxes per domain, kept in step with `mailboxes` so counting is O(1). */
+  private readonly perDomain = new Map<string, number>();
+  /** Sorted addresses for listing and paging; rebuilt only after an insert or delete. */
+  private sortedAddresses: string[] | null = null;
   private global: LevelSettings = {};
   private seq = 0;
   private journal: FileHandle | null = null;
@@ -143,7 +147,7 @@ export class FileStore implements Store {
   private load(s: Snapshot): void {
     this.seq = s.seq;
     this.global = deepFreeze(s.global ?? {});
-    for (const [k, v] of Object.entries(s.mailboxes)) this.mailboxes.set(k, deepFreeze(v));
+    for (const [k, v] of Object.entries(s.mailboxes)) this.setMailbox(k, deepFreeze(v));
     for (const [k, v] of Object.entries(s.domains)) this.domains.set(k, deepFreeze(v));
     for (const [k, v] of Object.entries(s.meta)) this.meta.set(k, deepFreeze(v));
   }
@@ -197,8 +201,8 @@ export class FileStore implements Store {
   private apply([c, k, v]: Op): void {
     switch (c) {
       case 'm':
-        if (v === null) this.mailboxes.delete(k);
-        else this.mailboxes.set(k, deepFreeze(v as MailboxRecord));
+        if (v === null) this.deleteMailbox(k);
+        else this.setMailbox(k, deepFreeze(v as MailboxRecord));
         break;
       case 'd':
         if (v === null) this.domains.delete(k);
@@ -212,6 +216,24 @@ export class FileStore implements Store {
         else this.meta.set(k, deepFreeze(v));
         break;
     }
+  }
+
+  private setMailbox(address: string, record: MailboxRecord): void {
+    if (!this.mailboxes.has(address)) {
+      const domain = address.slice(address.lastIndexOf('@') + 1);
+      this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
+      this.sortedAddresses = null;
+    }
+    this.mailboxes.set(address, record);
+  }
+
+  private deleteMailbox(address: string): void {
+    if (!this.mailboxes.delete(address)) return;
+    const domain = address.slice(address.lastIndexOf('@') + 1);
+    const n = (this.perDomain.get(domain) ?? 1) - 1;
+    if (n === 0) this.perDomain.delete(domain);
+    else this.perDomain.set(domain, n);
+    this.sortedAddresses = null;
   }
 
   private current(c: Collection, k: string): unknown {
@@ -241,10 +263,30 @@ export class FileStore implements Store {
   }
 
   listMailboxes(options: ListOptions = {}): MailboxRecord[] {
+    this.sortedAddresses ??= [...this.mailboxes.keys()].sort();
+    const sorted = this.sortedAddresses;
     const suffix = options.domain === undefined ? null : '@' + options.domain;
-    const keys = [...this.mailboxes.keys()].filter((k) => (suffix === null || k.endsWith(suffix)) && (options.after === undefined || k > options.after)).sort();
-    const limited = options.limit === undefined ? keys : keys.slice(0, options.limit);
-    return limited.map((k) => this.mailboxes.get(k)!);
+    const limit = options.limit ?? Infinity;
+    // Binary search for the first address after `after`, so that paging costs O(page), not O(store).
+    let lo = 0;
+    if (options.after !== undefined) {
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (sorted[mid]! <= options.after) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    const out: MailboxRecord[] = [];
+    for (let i = lo; i < sorted.length && out.length < limit; i++) {
+      const k = sorted[i]!;
+      if (suffix === null || k.endsWith(suffix)) out.push(this.mailboxes.get(k)!);
+    }
+    return out;
+  }
+
+  allMailboxes(): Iterable<MailboxRecord> {
+    return this.mailboxes.values();
   }
 
   listDomains(): DomainRecord[] {
@@ -252,11 +294,7 @@ export class FileStore implements Store {
   }
 
   countMailboxes(domain?: string): number {
-    if (domain === undefined) return this.mailboxes.size;
-    const suffix = '@' + domain;
-    let n = 0;
-    for (const k of this.mailboxes.keys()) if (k.endsWith(suffix)) n++;
-    return n;
+    return domain === undefined ? this.mailboxes.size : (this.perDomain.get(domain) ?? 0);
   }
 
   transact<T>(change: (tx: StoreTx) => T): Promise<T> {

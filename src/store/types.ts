@@ -29,6 +29,8 @@ export interface ListOptions {
 export interface Store extends StoreReader {
   readonly file: string;
   listMailboxes(options?: ListOptions): MailboxRecord[];
+  /** Every stored mailbox, in no particular order (cheaper than listMailboxes for a full scan). */
+  allMailboxes(): Iterable<MailboxRecord>;
   listDomains(): DomainRecord[];
   countMailboxes(domain?: string): number;
   /**
