@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir, rpcLine, startDaemon, waitExit } from './helpers/daemon.js';
 import { LineClient, assertStatusOk, logEvents, rpc, runDaemonExpectingExit, writeJson, type Json } from './helpers/protocol-tools.js';
@@ -153,4 +153,19 @@ test('pre-existing data and run dirs are reused; SIGINT stops the daemon cleanly
   await assertStatusOk(d);
   assert.equal(await d.stop('SIGINT'), 0, 'SIGINT stops it cleanly too');
   assert.equal(existsSync(d.adminSocket), false);
+});
+
+test('a socket path that names a regular file is refused, and the file is left alone', async (t) => {
+  const dir = await makeTempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const precious = path.join(dir, 'precious.txt');
+  await writeFile(precious, 'do not delete me');
+  const cfg = path.join(dir, 'memfa.json');
+  await writeJson(cfg, { dataDir: 'data', runDir: 'run', sockets: { hook: { path: precious } } });
+  const r = await runDaemonExpectingExit(cfg);
+  assert.equal(r.code, 78, r.stderr);
+  assert.ok(r.stderr.includes(precious), r.stderr);
+  assert.equal(await readFile(precious, 'utf8'), 'do not delete me');
+  assert.equal(existsSync(path.join(dir, 'run', 'admin.sock')), false, 'the admin socket it had opened was removed again');
+  assert.equal(existsSync(path.join(dir, 'data', 'memfa.pid')), false, 'and the lock released');
 });

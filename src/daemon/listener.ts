@@ -1,7 +1,7 @@
 // One JSON-RPC endpoint on a Unix socket (a named pipe on Windows): framing, limits, idle time-out,
 // stale-socket handling and graceful close. What a method does is the dispatcher's business.
 import { readFileSync } from 'node:fs';
-import { chmod, chown, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { LineDecoder, encodeFrame } from '../protocol/framing.js';
 import { classify, errorObject, type RpcResponse } from '../protocol/jsonrpc.js';
@@ -68,7 +68,15 @@ export class Listener {
           hint: 'stop it first (systemctl stop memfa), or give this one other sockets with --run-dir',
         });
       }
-      // Nothing answers: a socket file left by a crash. Removing it is safe.
+      // Nothing answers: a socket file left by a crash. Removing it is safe; removing anything else
+      // (a mistyped path pointing at a regular file, the store say) is not.
+      const existing = await lstat(this.cfg.path).catch(() => null);
+      if (existing !== null && !existing.isSocket()) {
+        throw new MemfaError('CONFIG_INVALID', `${this.cfg.path} exists and is not a socket; refusing to replace it`, {
+          data: { socket: this.cfg.path, key: `sockets.${this.kind}.path` },
+          hint: `check sockets.${this.kind}.path, or move the file away`,
+        });
+      }
       await unlink(this.cfg.path).then(
         () => this.log.warn('stale-socket-removed', { socket: this.cfg.path }),
         (err: NodeJS.ErrnoException) => {
