@@ -19,6 +19,7 @@ export interface ListenerLimits {
 }
 
 const MAX_IN_FLIGHT_PER_CONNECTION = 32;
+const QUIET_PERIOD_MS = 100;
 
 function groupId(name: string): number {
   if (/^\d+$/.test(name)) return Number(name);
@@ -111,10 +112,8 @@ export class Listener {
   }
 
   private accept(socket: net.Socket): void {
-    if (!this.accepting) {
-      socket.destroy();
-      return;
-    }
+    // While stopping, a new connection is still served, with SHUTTING_DOWN answers: the client
+    // connected before the stop and deserves a reply it can act on (retry), not a reset.
     this.sockets.add(socket);
     const decoder = new LineDecoder(this.limits.maxFrameBytes);
     let pending = 0;
@@ -172,18 +171,33 @@ export class Listener {
     });
   }
 
-  /** Stops accepting connections and requests; resolves once in-flight requests are answered. */
-  async stopAccepting(graceMs: number): Promise<void> {
+  /**
+   * First half of a graceful stop: no new connections; requests that still arrive on open ones are
+   * answered SHUTTING_DOWN (a temporary failure the client may retry) instead of being dropped.
+   */
+  pause(): void {
     this.accepting = false;
-    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /**
+   * Second half: waits for in-flight requests, keeps answering stragglers SHUTTING_DOWN for a
+   * moment (connections still queued in the kernel would otherwise be reset), then closes.
+   */
+  async drain(graceMs: number): Promise<void> {
+    const server = this.server;
+    if (server === null) return;
     if (this.inFlight > 0) {
       await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise<void>((r) => setTimeout(r, graceMs).unref())]);
     }
+    await new Promise((r) => setTimeout(r, QUIET_PERIOD_MS));
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.sockets) s.end();
     setTimeout(() => {
       for (const s of this.sockets) s.destroy();
     }, 200).unref();
     await closed;
-    if (process.platform !== 'win32') await unlink(this.cfg.path).catch(() => undefined);
+    // Only a socket this listener created: a failed start must not remove another daemon's.
+    if (this.server !== null && process.platform !== 'win32') await unlink(this.cfg.path).catch(() => undefined);
   }
+
 }

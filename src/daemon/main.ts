@@ -131,10 +131,12 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       new Listener('admin', config.sockets.admin, config.limits, dispatch, log),
       new Listener('hook', config.sockets.hook, config.limits, dispatch, log),
     ];
-    for (const l of listeners) {
-      await l.listen();
-      cleanups.push(() => l.stopAccepting(config.limits.requestTimeoutMs));
-    }
+    // Both sockets stop accepting at once, then both drain; only then do the store and the rest close.
+    cleanups.push(async () => {
+      for (const l of listeners) l.pause();
+      await Promise.all(listeners.map((l) => l.drain(config.limits.requestTimeoutMs)));
+    });
+    for (const l of listeners) await l.listen();
 
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
