@@ -354,7 +354,9 @@ export function buildProgram(): { program: Command; cli: Cli } {
   const changeProvider = async (name: string, change: { enabled?: boolean; domainAdmins?: boolean; endUsers?: boolean }) => {
     if (!['totp', 'sms', 'email'].includes(name)) throw usage('the provider is totp, sms or email');
     const r = (await cli.call('providers.set', { provider: name, ...change })) as ProviderRow & { effect: string };
-    cli.print(r, (c) => `${printRights({ ...r, name, transport: '', gatewayConfigured: true }, c)}\n${r.effect}`);
+    const all = (await cli.call('providers.list', {})) as { providers: ProviderRow[] };
+    const row = all.providers.find((p) => p.name === name)!;
+    cli.print(r, (c) => `${printRights(row, c)}\n${r.effect}`);
   };
   providers.command('enable').argument('<provider>').action((name: string) => changeProvider(name, { enabled: true }));
   providers

@@ -1,6 +1,6 @@
 // The one catalogue of memfa errors. Each has a stable string code (for scripts and logs), the
 // JSON-RPC error code it travels as, and the CLI exit code it becomes (sysexits where one fits).
-// man/memfa.1 documents every entry; test/errors.test.ts checks that it does.
+// man/memfa.1 documents every entry; test/docs.test.ts checks that it does.
 
 export const EXIT = {
   ALLOW: 0,
@@ -12,7 +12,6 @@ export const EXIT = {
   NOUSER: 67, // EX_NOUSER
   UNAVAILABLE: 69, // EX_UNAVAILABLE: daemon not running / not reachable
   SOFTWARE: 70, // EX_SOFTWARE: internal error
-  CANTCREAT: 73, // EX_CANTCREAT
   TEMPFAIL: 75, // EX_TEMPFAIL: try again later
   NOPERM: 77, // EX_NOPERM
   CONFIG: 78, // EX_CONFIG

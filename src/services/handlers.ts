@@ -32,7 +32,7 @@ export function createServices(p: Ports): Services {
   const self = new SelfService(p, settings, enrolment, ops, policy);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
-    status: () => daemonStatus(p),
+    status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
     explain: (params, ctx) => ops.explain(params, ctx),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),

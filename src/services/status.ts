@@ -1,19 +1,20 @@
 // `status`: what an administrator checks first.
 import type { StatusResult } from '../protocol/results.js';
 import type { Ports } from './ports.js';
+import type { ProviderPolicy } from './policy.js';
 
-export async function daemonStatus(p: Ports): Promise<StatusResult> {
+export async function daemonStatus(p: Ports, policy: ProviderPolicy): Promise<StatusResult> {
   const providers: StatusResult['providers'] = [];
-  providers.push({ name: 'totp', enabled: p.config.providers.totp.enabled, transport: 'none', gateway: 'not-needed' });
+  providers.push({ name: 'totp', enabled: policy.rights('totp').enabled, transport: 'none', gateway: 'not-needed' });
   for (const name of ['sms', 'email'] as const) {
-    const cfg = p.config.providers[name];
+    const enabled = policy.rights(name).enabled;
     const sender = p.senders[name];
     if (sender === undefined) {
-      providers.push({ name, enabled: cfg.enabled, transport: cfg.transport, gateway: 'unconfigured' });
+      providers.push({ name, enabled, transport: p.config.providers[name].transport, gateway: 'unconfigured' });
       continue;
     }
     const check = await sender.check();
-    const entry: StatusResult['providers'][number] = { name, enabled: cfg.enabled, transport: sender.transport, gateway: check.ok ? 'ok' : 'down' };
+    const entry: StatusResult['providers'][number] = { name, enabled, transport: sender.transport, gateway: check.ok ? 'ok' : 'down' };
     if (!check.ok) entry.detail = check.error;
     providers.push(entry);
   }

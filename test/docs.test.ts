@@ -1,0 +1,210 @@
+// The documentation must follow the code: every error code, verify reason, configuration key,
+// command, option, protocol method and environment variable the code knows of must be in the man
+// pages, and the README must carry the set-up commands. A new one added without docs fails here.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { buildProgram } from '../src/cli/program.js';
+import { VERIFY_HELP } from '../src/cli/verify.js';
+import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
+import { DECISION_REASONS } from '../src/core/decide.js';
+import { ERRORS, EXIT } from '../src/protocol/errors.js';
+import { METHODS, isDelegable, type MethodName } from '../src/protocol/methods.js';
+
+// Compiled to dist/test/docs.test.js: the repository is two levels up.
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const read = (rel: string) => readFileSync(path.join(ROOT, rel), 'utf8');
+
+/** roff source as a reader sees it: escapes for hyphens, quotes and fonts resolved. */
+function plain(roff: string): string {
+  return roff
+    .replace(/\\f(\[[^\]]*\]|\(..|.)/g, '') // font changes
+    .replace(/\\-/g, '-')
+    .replace(/\\\(dq/g, '"')
+    .replace(/\\\(aq/g, "'")
+    .replace(/\\\(en/g, '-')
+    .replace(/\\\(em/g, '--')
+    .replace(/\\&/g, '')
+    .replace(/\\e/g, '\\')
+    .replace(/\\ /g, ' ');
+}
+
+/** The roff source split into sections by .SH, keyed by the (plain) heading. */
+function sections(roff: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let name = '';
+  let body: string[] = [];
+  for (const line of roff.split('\n')) {
+    const m = /^\.SH\s+(.*)$/.exec(line);
+    if (m) {
+      out.set(name, body.join('\n'));
+      name = plain(m[1]!).replace(/^"|"$/g, '').trim();
+      body = [];
+    } else body.push(line);
+  }
+  out.set(name, body.join('\n'));
+  return out;
+}
+
+const collapse = (s: string) => s.replace(/\s+/g, ' ');
+/** Words of a line: runs of letters, digits, '_', '-' and (with dots) '.'. */
+const tokens = (line: string, dots = false) => line.split(dots ? /[^A-Za-z0-9_.\-]+/ : /[^A-Za-z0-9_\-]+/).filter(Boolean);
+
+const man1Source = read('man/memfa.1');
+const man1 = plain(man1Source);
+const man1Sections = sections(man1Source);
+const man5Source = read('man/memfa.conf.5');
+
+function section(name: string): string {
+  const s = man1Sections.get(name);
+  assert.ok(s !== undefined, `man/memfa.1 has no section ${name}`);
+  return plain(s);
+}
+
+test('package.json names man pages that exist, and the man pages render as roff', () => {
+  const pkg = JSON.parse(read('package.json')) as { man?: string[] };
+  assert.ok(Array.isArray(pkg.man) && pkg.man.length >= 2, 'package.json "man" lists the pages');
+  for (const page of pkg.man) assert.ok(existsSync(path.join(ROOT, page)), `${page} exists`);
+  for (const src of [man1Source, man5Source]) {
+    assert.match(src, /^\.TH /m);
+    assert.match(src, /^\.SH NAME$/m);
+    // A text line starting with a dot or quote would be swallowed as an unknown request.
+    for (const line of src.split('\n')) {
+      if (/^[.']/.test(line)) assert.match(line, /^(\.\\"|'\\"|\.[A-Za-z]{1,3}\b|\.$|\.T[SE]\b)/, `roff request line: ${line}`);
+    }
+  }
+});
+
+test('every error code is in memfa(1) ERRORS with its JSON-RPC code and exit status', () => {
+  const lines = section('ERRORS').split('\n');
+  for (const [code, spec] of Object.entries(ERRORS)) {
+    const row = lines.find((l) => {
+      const t = tokens(l);
+      return t.includes(code) && t.includes(String(spec.rpc)) && t.includes(String(spec.exit));
+    });
+    assert.ok(row !== undefined, `memfa.1 ERRORS: no line with ${code}, ${spec.rpc} and exit ${spec.exit}`);
+    assert.ok(collapse(section('ERRORS')).includes(spec.summary), `memfa.1 ERRORS: ${code}'s summary "${spec.summary}"`);
+  }
+});
+
+test('every verify reason is in memfa(1) VERIFY REASONS with its description', () => {
+  const text = collapse(section('VERIFY REASONS'));
+  for (const { reason, description } of DECISION_REASONS) {
+    assert.ok(tokens(text).includes(reason), `memfa.1 VERIFY REASONS: missing ${reason}`);
+    assert.ok(text.includes(description), `memfa.1 VERIFY REASONS: ${reason}'s description "${description}"`);
+  }
+});
+
+test('every exit status is in memfa(1) EXIT STATUS', () => {
+  const t = tokens(section('EXIT STATUS'));
+  for (const [name, value] of Object.entries(EXIT)) assert.ok(t.includes(String(value)), `memfa.1 EXIT STATUS: ${name} (${value})`);
+});
+
+function leafKeys(node: Section, prefix = ''): { key: string; def: unknown; required: boolean }[] {
+  const out: { key: string; def: unknown; required: boolean }[] = [];
+  for (const [name, child] of Object.entries(node.fields)) {
+    const key = prefix ? `${prefix}.${name}` : name;
+    if (child.kind === 'leaf') out.push({ key, def: child.default, required: node.required?.includes(name) === true });
+    else out.push(...leafKeys(child, key));
+  }
+  return out;
+}
+
+test('every configuration key is in memfa.conf(5) with its default', () => {
+  const keys = leafKeys(CONFIG_SPEC);
+  assert.ok(keys.length > 50, 'the walk found the keys');
+  const lines = man5Source.split('\n');
+  for (const { key, def, required } of keys) {
+    const at = lines.findIndex((l, i) => l === `.B ${key}` && lines[i - 1] === '.TP');
+    assert.ok(at !== -1, `memfa.conf.5: no entry ".TP" ".B ${key}"`);
+    const end = lines.findIndex((l, i) => i > at && /^\.(TP|SH|SS|PP)\b/.test(l));
+    const body = collapse(plain(lines.slice(at + 1, end === -1 ? undefined : end).join('\n')));
+    if (required) assert.match(body, /Required when/, `memfa.conf.5: ${key} is required`);
+    else assert.ok(body.includes(`Default: ${JSON.stringify(def)}`), `memfa.conf.5: ${key} says Default: ${JSON.stringify(def)} (got: ${body})`);
+  }
+});
+
+function commands(cmd: Command, prefix = ''): { name: string; cmd: Command }[] {
+  const out: { name: string; cmd: Command }[] = [];
+  for (const sub of cmd.commands) {
+    const name = prefix ? `${prefix} ${sub.name()}` : sub.name();
+    out.push({ name, cmd: sub }, ...commands(sub, name));
+  }
+  return out;
+}
+
+test('every command and option is in memfa(1) COMMANDS', () => {
+  const { program } = buildProgram();
+  const all = commands(program);
+  assert.ok(all.length > 30, 'the walk found the commands');
+  const text = collapse(section('COMMANDS'));
+  for (const { name, cmd } of all) {
+    // "self show" is documented as "memfa self --user ADDRESS show".
+    const parts = name.split(' ');
+    const written = parts[0] === 'self' && parts.length > 1 ? `self --user address ${parts.slice(1).join(' ')}` : name;
+    assert.ok(text.includes(`memfa ${written}`), `memfa.1 COMMANDS: "memfa ${written}"`);
+    for (const opt of cmd.options) {
+      const flag = opt.long ?? opt.short;
+      assert.ok(flag && text.includes(flag), `memfa.1 COMMANDS: option ${flag} of "${name}"`);
+    }
+  }
+});
+
+test('every global option is in memfa(1) GLOBAL OPTIONS, and every verify option in VERIFY', () => {
+  const { program } = buildProgram();
+  const global = section('GLOBAL OPTIONS');
+  for (const opt of program.options) {
+    for (const flag of [opt.long, opt.short]) if (flag) assert.ok(global.includes(flag), `memfa.1 GLOBAL OPTIONS: ${flag}`);
+  }
+  const verify = section('VERIFY');
+  for (const flag of VERIFY_HELP.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(verify.includes(flag), `memfa.1 VERIFY: ${flag}`);
+});
+
+test('every protocol method is in memfa(1) SOCKETS AND PROTOCOL with its sockets', () => {
+  const lines = section('SOCKETS AND PROTOCOL').split('\n');
+  for (const name of Object.keys(METHODS) as MethodName[]) {
+    const row = lines.find((l) => tokens(l, true)[0] === name);
+    assert.ok(row !== undefined, `memfa.1 methods table: no row for ${name}`);
+    const t = tokens(row, true);
+    for (const socket of METHODS[name].sockets) assert.ok(t.includes(socket), `memfa.1 methods table: ${name} on ${socket}`);
+    assert.equal(t.includes('token'), isDelegable(name), `memfa.1 methods table: ${name} is ${isDelegable(name) ? '' : 'not '}delegable`);
+  }
+  const text = collapse(section('SOCKETS AND PROTOCOL'));
+  assert.ok(text.includes('65536'), 'the default frame limit');
+  for (const m of ['self.show', 'self.set', 'self.enroll.start', 'self.enroll.confirm']) {
+    assert.ok(text.includes(`"method":"${m}"`), `an example exchange with ${m}`);
+  }
+});
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : [],
+  );
+}
+
+test('every environment variable the code reads is in memfa(1) ENVIRONMENT', () => {
+  const names = new Set<string>();
+  for (const file of sourceFiles(path.join(ROOT, 'src'))) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/env\[['"]([A-Z][A-Z0-9_]*)['"]\]/g)) names.add(m[1]!);
+  }
+  assert.ok(names.has('MEMFA_CONFIG') && names.has('MEMFA_UNSAFE_TEST_CLOCK'), `found the variables: ${[...names].join(', ')}`);
+  const env = tokens(section('ENVIRONMENT'));
+  for (const name of names) assert.ok(env.includes(name), `memfa.1 ENVIRONMENT: ${name}`);
+  assert.match(collapse(section('ENVIRONMENT')), /MEMFA_UNSAFE_TEST_CLOCK For the test suite only; it must never be set in production/);
+});
+
+test('the README has the two set-up commands and links the man pages', () => {
+  const readme = read('README.md');
+  assert.match(readme, /^npm ci && npm start$/m, 'README: the daemon command');
+  const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+  assert.match(scripts['start'] ?? '', /npm run build && node bin\/memfa --config config\/local\.json daemon/, 'npm start builds and runs the daemon on the local store');
+  assert.match(readme, /^npm test$/m, 'README: npm test on its own line');
+  assert.ok(existsSync(path.join(ROOT, 'config/local.json')), 'config/local.json exists');
+  for (const link of ['man/memfa.1', 'man/memfa.conf.5', 'examples/memfa.service', 'examples/pam-memfa-hook.sh']) {
+    assert.ok(readme.includes(link), `README links ${link}`);
+    assert.ok(existsSync(path.join(ROOT, link)), `${link} exists`);
+  }
+});
