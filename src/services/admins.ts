@@ -44,7 +44,7 @@ export class DomainAdmins {
       if (Object.values(all).some((a) => a.name === name)) throw new MemfaError('CONFLICT', `an administrator named ${name} exists; remove it first to issue a new token`);
       tx.putMeta(META_KEY, { ...all, [id]: record });
     });
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'admin.add', result: 'ok', details: { name, domains } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'admin.add', result: 'ok', details: { name, domains } });
     return { name, domains, token };
   }
 
@@ -63,7 +63,7 @@ export class DomainAdmins {
       return true;
     });
     if (!removed) throw new MemfaError('NOT_FOUND', `no administrator named ${name}`);
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'admin.remove', result: 'ok', details: { name } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'admin.remove', result: 'ok', details: { name } });
     return { name, removed: true };
   }
 

@@ -59,7 +59,7 @@ export class Enrolment {
     assertMailbox(ctx, address);
     const now = this.p.clock();
     const pending = await this.p.store.transact((tx) => this.pendingIn(tx, address, now, params.restart ?? false));
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'pending' });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'pending' });
     return this.describe(address, pending);
   }
 
@@ -81,7 +81,7 @@ export class Enrolment {
       }
       return this.activateIn(tx, rec, code, now);
     });
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'code-invalid' });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'code-invalid' });
     if (!outcome.ok) throw new MemfaError('CONFLICT', 'the code does not match the pending secret; nothing was activated', { data: { reason: 'code-invalid' }, hint: 'check the phone clock and try the next code' });
     return { address, activated: true, activatedAt: now };
   }

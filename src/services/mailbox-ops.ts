@@ -36,7 +36,7 @@ export class MailboxOps {
     });
     if (!changed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}; nothing to reset`);
     if (secret) this.codes.forget(address);
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'reset', result: 'ok', details: { secret, locations } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'reset', result: 'ok', details: { secret, locations } });
     return { address, secret, locations };
   }
 

@@ -75,7 +75,7 @@ export class ProviderPolicy {
       const current = tx.getMeta<PolicyOverrides>(META_KEY) ?? {};
       tx.putMeta(META_KEY, { ...current, [provider]: { ...(current[provider] ?? {}), ...change } });
     });
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'providers.set', result: 'ok', details: { provider, ...change } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'providers.set', result: 'ok', details: { provider, ...change } });
     const affected = this.mailboxesUsing(provider);
     const rights = this.rights(provider);
     return {

@@ -3,7 +3,7 @@ import type { MemfaConfig } from '../config/types.js';
 import type { CountryLookup } from '../geo/country.js';
 import type { Logger } from '../daemon/logger.js';
 import type { Store } from '../store/types.js';
-import type { AuditEvent } from '../audit/entry.js';
+import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { Sender } from '../delivery/types.js';
 
 export interface SecretBox {
@@ -56,7 +56,7 @@ export interface Ports {
 /** Who is calling and through which socket; services use it for rights and the audit trail. */
 export interface CallContext {
   socket: 'admin' | 'hook';
-  actor: string;
+  actor: AuditActor;
   /** Set for a domain administrator: the domains the token grants. Absent: the platform administrator. */
   scope?: { admin: string; domains: string[] };
 }

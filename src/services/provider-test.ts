@@ -15,6 +15,6 @@ export async function testProvider(p: Ports, params: { provider: string; to: str
   }
   const started = p.clock();
   const sent = await sender.send({ kind: 'test', to, mailbox: to, expiresAt: started + 60_000 });
-  await p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'provider.test', result: 'ok', details: { provider, to: maskRecipient(provider, to) } });
+  await p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'provider.test', result: 'ok', details: { provider, to: maskRecipient(provider, to) } });
   return { provider, transport: sender.transport, to: maskRecipient(provider, to), ok: true, messageId: sent.messageId ?? null, ms: p.clock() - started };
 }

@@ -44,7 +44,7 @@ export class RecoveryCodes {
       // A new set voids the old one.
       tx.putMailbox({ ...rec, recoveryCodeHashes: hashes, updatedAt: now });
     });
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
     return { address, codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`) };
   }
 

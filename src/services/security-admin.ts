@@ -33,7 +33,7 @@ export class SecurityAdmin {
       return rec.failures;
     });
     if (was === null) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`);
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'unlock', result: 'ok', details: { failures: was.consecutive, hardLocked: was.hardLocked } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'unlock', result: 'ok', details: { failures: was.consecutive, hardLocked: was.hardLocked } });
     return { address, unlocked: true, failuresCleared: was.consecutive };
   }
 
@@ -76,7 +76,7 @@ export class SecurityAdmin {
       }
       const retired = [...old, ...this.p.keys.kids().filter((k) => k !== kid && !old.includes(k))];
       for (const k of retired) await this.p.keys.retire(k);
-      await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'key.rotate', result: 'ok', details: { kid, resealed, retired: retired.length } });
+      await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'key.rotate', result: 'ok', details: { kid, resealed, retired: retired.length } });
       return { kid, resealed, retired };
     } finally {
       this.rotating = false;

@@ -55,7 +55,7 @@ export class SettingsAdmin {
       if (settings.provider === 'email' && next.altEmail === null) throw invalidParams('provider email needs an alternate address: add --alt-email ADDRESS', { param: 'altEmail' });
       tx.putMailbox(next);
     });
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
     return mailboxView(this.p.config, this.p.store, address, now);
   }
 
@@ -94,7 +94,7 @@ export class SettingsAdmin {
     assertMailbox(ctx, address);
     const removed = await this.p.store.transact((tx) => tx.deleteMailbox(address));
     if (!removed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`, { hint: 'memfa mailbox list shows the stored mailboxes' });
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: address, action: 'mailbox.remove', result: 'ok' });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'mailbox.remove', result: 'ok' });
     return { address, removed: true };
   }
 
@@ -123,7 +123,7 @@ export class SettingsAdmin {
       const current: DomainRecord = tx.getDomain(domain) ?? { domain, settings: {}, updatedAt: now };
       tx.putDomain({ ...current, settings: applySettingsPatch(current.settings, patch, 'domain'), updatedAt: now });
     });
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'domain.set', result: 'ok', details: { domain, settings: patch } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.set', result: 'ok', details: { domain, settings: patch } });
     return this.domainView(domain);
   }
 
@@ -143,14 +143,14 @@ export class SettingsAdmin {
     assertDomain(ctx, domain);
     const removed = await this.p.store.transact((tx) => tx.deleteDomain(domain));
     if (!removed) throw new MemfaError('NOT_FOUND', `no stored settings for domain ${domain}`);
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'domain.remove', result: 'ok', details: { domain } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.remove', result: 'ok', details: { domain } });
     return { domain, removed: true };
   }
 
   async setGlobal(params: { settings?: unknown }, ctx: CallContext) {
     const patch = asPatch(params.settings);
     await this.p.store.transact((tx) => tx.putGlobal(applySettingsPatch(tx.getGlobal(), patch, 'global')));
-    await this.p.audit.append({ actor: ctx.actor as 'admin', socket: ctx.socket, mailbox: null, action: 'global.set', result: 'ok', details: { settings: patch } });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'global.set', result: 'ok', details: { settings: patch } });
     return this.showGlobal();
   }
 

@@ -106,7 +106,7 @@ export class Verifier {
     } catch (err) {
       if (err instanceof MemfaError && (err.code === 'DELIVERY_FAILED' || err.code === 'RATE_LIMITED')) {
         const reason = err.code === 'DELIVERY_FAILED' ? 'delivery-failed' : 'rate-limited';
-        await this.p.audit.append({ actor: ctx.actor as 'hook', socket: ctx.socket, mailbox: address, action: 'verify', result: 'error', reason, ip, country: login.country });
+        await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: 'error', reason, ip, country: login.country });
       }
       throw err;
     }
@@ -115,7 +115,7 @@ export class Verifier {
     // The fast path (allow without a factor) is not audited line by line: it changes nothing and
     // would double the cost of every login. Everything else is.
     if (!(full.result === 'allow' && code === null)) {
-      await this.p.audit.append({ actor: ctx.actor as 'hook', socket: ctx.socket, mailbox: address, action: 'verify', result: full.result, reason: full.reason, ip, country: login.country });
+      await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: full.result, reason: full.reason, ip, country: login.country });
     }
     return full;
   }
@@ -137,8 +137,7 @@ export class Verifier {
     if (code === null) {
       if (decision.action === 'enroll') {
         const pending = await this.p.store.transact((tx) => this.enrolment.pendingIn(tx, login.address, login.now));
-        const shown = this.enrolmentShown(login.address, pending.sealedSecret, pending.expiresAt);
-        return { result: 'enroll', reason: 'enroll-required', provider: 'totp', otpauthUri: shown, expiresAt: pending.expiresAt };
+        return { result: 'enroll', reason: 'enroll-required', provider: 'totp', otpauthUri: this.enrolment.uriFor(login.address, pending), expiresAt: pending.expiresAt };
       }
       if (decision.provider === 'totp') return { result: 'challenge', reason: decision.reason, provider: 'totp' };
       const providers: CodeProvider[] = [decision.provider];
@@ -156,10 +155,6 @@ export class Verifier {
     const answer = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
     if (answer.result === 'deny' && answer.reason !== 'locked') this.noteIpFailure(login.ip, login.address, login.now);
     return answer;
-  }
-
-  private enrolmentShown(address: string, sealed: string, expiresAt: number): string {
-    return this.enrolment.uriFor(address, { sealedSecret: sealed, expiresAt, createdAt: 0 });
   }
 
   private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
@@ -196,8 +191,7 @@ export class Verifier {
       if (rec.pendingTotp === null || rec.pendingTotp.expiresAt <= login.now) return fail(rec, 'no-open-code', 'totp');
       const activated = this.enrolment.activateIn(tx, rec, code, login.now);
       if (!activated.ok) return fail(rec, 'code-invalid', 'totp');
-      const r = succeed(activated.record, 'enrolled', 'totp');
-      return r;
+      return succeed(activated.record, 'enrolled', 'totp');
     }
     if (decision.provider === 'totp') {
       const totp = rec.totp!;
