@@ -112,6 +112,8 @@ describe('security end to end', () => {
       assert.equal(hard.retryAfter, undefined, 'no retry time: an administrator must unlock');
       const human = await d.cli(['mailbox', 'show', 'lock@sec.example']);
       assert.match(human.stdout, /locked \(hard-lock\) until an administrator unlocks it/);
+      const status = await d.cli(['status', 'lock@sec.example']);
+      assert.match(status.stdout, /^lock@sec\.example: locked \(hard-lock\) until an administrator unlocks it, 6 consecutive failures$/m);
       const un = await d.cli(['unlock', 'lock@sec.example']);
       assert.equal(un.code, 0, un.stderr);
       const ok = await verifyRpc(d, 'lock@sec.example', GB, totpCode(key, now() + 30_000, TOTP));
@@ -170,6 +172,11 @@ describe('security end to end', () => {
       assert.deepEqual(actions, ['mailbox.set:ok', 'enroll.start:pending', 'enroll.confirm:enrolled', 'verify:allow', 'verify:deny']);
       const denied = await d.json<{ entries: { reason: string; ip: string; country: string }[] }>(['audit', '--result', 'deny', '--since', '1h']);
       assert.deepEqual([denied.entries.at(-1)!.reason, denied.entries.at(-1)!.ip, denied.entries.at(-1)!.country], ['code-invalid', GB, 'GB']);
+      // The fast path (no factor needed) is audited too.
+      await verifyRpc(d, 'fast@sec.example', GB);
+      await new Promise((r) => setTimeout(r, 100)); // its line is written without delaying the answer
+      const fast = await d.json<{ entries: { result: string; reason: string }[] }>(['audit', '--mailbox', 'fast@sec.example']);
+      assert.deepEqual(fast.entries.map((e) => `${e.result}:${e.reason}`), ['allow:mode-never']);
       const ok = await d.cli(['audit', 'verify']);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /intact/);

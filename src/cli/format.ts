@@ -21,8 +21,16 @@ export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, st
   ];
 }
 
+function lockText(m: MailboxView, c: ChalkInstance): string {
+  const state = m.lock.locked ? c.red(`locked (${m.lock.reason}) until ${m.lock.until === null ? 'an administrator unlocks it' : iso(m.lock.until)}`) : c.green('not locked');
+  return `${state}, ${m.lock.failures} consecutive failures`;
+}
+
+export function formatLock(m: MailboxView, c: ChalkInstance): string {
+  return `${m.address}: ${lockText(m, c)}`;
+}
+
 export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
-  const lock = m.lock.locked ? c.red(`locked (${m.lock.reason}) until ${m.lock.until === null ? 'an administrator unlocks it' : iso(m.lock.until)}`) : c.green('not locked');
   return rows([
     ['mailbox', `${c.bold(m.address)}${m.stored ? '' : c.dim(' (not stored: inherits everything)')}`],
     ...formatEffective(m.effective, c),
@@ -31,7 +39,7 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
     ['totp', m.totp === 'active' ? `active since ${iso(m.totpActivatedAt)}` : m.totp],
     ['remembered IPs', m.ips.length === 0 ? 'none' : m.ips.map((i) => `${i.ip} (last ${iso(i.lastSeen)})`).join(', ')],
     ['remembered countries', m.countries.length === 0 ? 'none' : m.countries.map((i) => `${i.country} (last ${iso(i.lastSeen)})`).join(', ')],
-    ['lock', `${lock}, ${m.lock.failures} consecutive failures`],
+    ['lock', lockText(m, c)],
     ['recovery codes left', String(m.recoveryCodesLeft)],
   ]);
 }

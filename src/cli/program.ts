@@ -6,7 +6,7 @@ import { call } from '../client/call.js';
 import { EXIT } from '../protocol/errors.js';
 import type { MethodName, ParamsOf } from '../protocol/methods.js';
 import type { EnrolResult, ExplainResult, MailboxView, StatusResult } from '../protocol/results.js';
-import { formatEffective, formatExplain, formatMailbox, formatStatus, rows } from './format.js';
+import { formatEffective, formatExplain, formatLock, formatMailbox, formatStatus, rows } from './format.js';
 import { configFor, out, printJson, reportError, socketFor, usage, useColor, type GlobalOptions } from './io.js';
 import { VERIFY_HELP } from './verify.js';
 import { VERSION } from '../version.js';
@@ -129,8 +129,14 @@ export function buildProgram(): { program: Command; cli: Cli } {
 
   program
     .command('status')
-    .description('daemon version, uptime, store, mailbox count and provider status')
-    .action(async () => {
+    .argument('[address]', 'a mailbox: whether and why it is locked, and until when')
+    .description('daemon version, uptime, store, mailbox count and provider status; or one mailbox\'s lock')
+    .action(async (address: string | undefined) => {
+      if (address !== undefined) {
+        const m = (await cli.call('mailbox.show', { address })) as MailboxView;
+        cli.print({ address: m.address, lock: m.lock }, (c) => formatLock(m, c));
+        return;
+      }
       const s = (await cli.call('status', {})) as StatusResult;
       cli.print(s, (c) => formatStatus(s, c));
     });
