@@ -4,6 +4,7 @@
 // every answer that arrives inside the measured window counts, with its latency.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { cpuMs } from './procs.js';
 import { quantile, Samples } from './stats.js';
 
 export interface BenchRequest {
@@ -23,6 +24,8 @@ export interface LoadOptions {
   connections: number;
   warmupMs: number;
   durationMs: number;
+  /** The server's pid: its CPU time over the measured window is reported. */
+  serverPid?: number;
 }
 
 export interface LoadResult {
@@ -36,6 +39,11 @@ export interface LoadResult {
   maxMs: number;
   /** True when the workload ran out of requests before the window ended (the window was cut short). */
   exhausted: boolean;
+  /** Server CPU (user + system, all threads) over the window: per answered request, and as % of one core. */
+  serverCpuUsPerRequest: number;
+  serverCpuPct: number;
+  /** This load client's CPU over the window, % of one core (near 100: the client is the limit). */
+  clientCpuPct: number;
   latencies: Samples;
 }
 
@@ -62,11 +70,18 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
   let windowStart = 0;
   let windowEnd = 0;
   let failure: Error | null = null;
+  const serverCpu = () => (opts.serverPid === undefined ? null : cpuMs(opts.serverPid));
+  let serverCpuStart: number | null = null;
+  let serverCpuEnd: number | null = null;
+  let clientCpuStart = process.cpuUsage();
+  let clientCpu = { user: 0, system: 0 };
 
   const endWindow = () => {
     if (stopping) return;
     stopping = true;
     windowEnd = performance.now();
+    serverCpuEnd = serverCpu();
+    clientCpu = process.cpuUsage(clientCpuStart);
   };
 
   const finished = sockets.map(
@@ -135,6 +150,8 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
   const warm = setTimeout(() => {
     measuring = true;
     windowStart = performance.now();
+    serverCpuStart = serverCpu();
+    clientCpuStart = process.cpuUsage();
   }, opts.warmupMs);
   const stop = setTimeout(() => endWindow(), opts.warmupMs + opts.durationMs);
   await Promise.all(finished);
@@ -145,6 +162,7 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
   if (!measuring) throw new Error('the workload ran out of requests during the warm-up; give it more mailboxes');
   const seconds = (windowEnd - windowStart) / 1000;
   const v = latencies.view();
+  const serverMs = serverCpuStart !== null && serverCpuEnd !== null ? serverCpuEnd - serverCpuStart : Number.NaN;
   return {
     requests,
     errors,
@@ -155,6 +173,9 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
     p99Ms: quantile(v, 0.99),
     maxMs: quantile(v, 1),
     exhausted,
+    serverCpuUsPerRequest: (serverMs * 1000) / requests,
+    serverCpuPct: serverMs / (seconds * 10),
+    clientCpuPct: (clientCpu.user + clientCpu.system) / 1000 / (seconds * 10),
     latencies,
   };
 }
@@ -165,6 +186,8 @@ export function combine(runs: LoadResult[]): LoadResult {
   for (const r of runs) latencies.pushAll(r.latencies);
   const requests = runs.reduce((a, r) => a + r.requests, 0);
   const seconds = runs.reduce((a, r) => a + r.seconds, 0);
+  const serverMs = runs.reduce((a, r) => a + (r.serverCpuUsPerRequest * r.requests) / 1000, 0);
+  const clientMs = runs.reduce((a, r) => a + r.clientCpuPct * r.seconds * 10, 0);
   const v = latencies.view();
   return {
     requests,
@@ -176,6 +199,9 @@ export function combine(runs: LoadResult[]): LoadResult {
     p99Ms: quantile(v, 0.99),
     maxMs: quantile(v, 1),
     exhausted: runs.some((r) => r.exhausted),
+    serverCpuUsPerRequest: (serverMs * 1000) / requests,
+    serverCpuPct: serverMs / (seconds * 10),
+    clientCpuPct: clientMs / (seconds * 10),
     latencies,
   };
 }

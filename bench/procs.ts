@@ -1,6 +1,6 @@
 // Short-lived processes: wall time from spawn to exit, and peak resident memory.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -69,6 +69,22 @@ export async function vmHwmMb(pid: number): Promise<number | null> {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
     return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU time (user + system, all threads) a process has used so far, in ms, from /proc/PID/stat;
+ * null when unavailable. Clock ticks are taken as 100 Hz, the value on every Linux build Node
+ * supports (getconf CLK_TCK).
+ */
+export function cpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; fields after its closing parenthesis are fixed.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
   } catch {
     return null;
   }

@@ -1,11 +1,15 @@
 // `npm run bench`: memfa's performance against baselines measured in the same run.
 //
 //   node dist/bench/run.js [--quick] [--json] [--keep] [--duration S] [--runs N]
-//                          [--connections N] [--sizes A,B]
+//                          [--connections N] [--sizes A,B] [--pool N] [--out FILE]
+//
+// --out FILE also writes the JSON document to FILE (whatever is printed); --render FILE prints the
+// table of such a document again, without running anything.
 //
 // Every figure that has a target is a ratio against a baseline run on the same machine, in the same
 // run (bare Node process, `node -e 0`, an NDJSON echo server, a raw fdatasync loop), because the
 // machines this runs on are shared and noisy. See bench/README.md for what each field means.
+import { readFile, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,7 +17,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cleanupAll, installSignalCleanup, keepTempDirs, removeDir, tempDir, track } from './cleanup.js';
-import { BIN, startBenchDaemon, writeDaemonConfig, type BenchDaemon } from './daemon.js';
+import { BIN, REPO, startBenchDaemon, writeDaemonConfig, type BenchDaemon } from './daemon.js';
 import { fsyncLatency } from './disk.js';
 import { combine, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
 import { peakRssMb, rssMethod, timeProcess } from './procs.js';
@@ -42,7 +46,14 @@ interface Settings {
   mainWriteMailboxes: number;
   scaleSizes: [number, number];
   scaleDurationMs: number;
+  /** The scale write phase is shorter: its mailboxes can each accept only a few codes per 30 s. */
+  scaleWriteDurationMs: number;
   fsyncProbeMs: number;
+}
+
+function valueOf(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i === -1 ? undefined : argv[i + 1];
 }
 
 function settingsFor(argv: string[]): { s: Settings; json: boolean; keep: boolean } {
@@ -62,6 +73,7 @@ function settingsFor(argv: string[]): { s: Settings; json: boolean; keep: boolea
         mainWriteMailboxes: 3000,
         scaleSizes: [1000, 5000],
         scaleDurationMs: 1000,
+        scaleWriteDurationMs: 1000,
         fsyncProbeMs: 300,
       }
     : {
@@ -74,16 +86,14 @@ function settingsFor(argv: string[]): { s: Settings; json: boolean; keep: boolea
         durationMs: 10_000,
         rounds: 2,
         mainAllowMailboxes: 2000,
-        mainCodeMailboxes: 25_000,
-        mainWriteMailboxes: 25_000,
+        mainCodeMailboxes: 30_000,
+        mainWriteMailboxes: 30_000,
         scaleSizes: [10_000, 100_000],
         scaleDurationMs: 10_000,
+        scaleWriteDurationMs: 5000,
         fsyncProbeMs: 2000,
       };
-  const value = (name: string): string | undefined => {
-    const i = argv.indexOf(name);
-    return i === -1 ? undefined : argv[i + 1];
-  };
+  const value = (name: string) => valueOf(argv, name);
   const num = (name: string): number | undefined => {
     const v = value(name);
     if (v === undefined) return undefined;
@@ -92,8 +102,10 @@ function settingsFor(argv: string[]): { s: Settings; json: boolean; keep: boolea
     return n;
   };
   const d = num('--duration');
-  if (d !== undefined) s.durationMs = s.scaleDurationMs = d * 1000;
+  if (d !== undefined) s.durationMs = s.scaleDurationMs = s.scaleWriteDurationMs = d * 1000;
   s.cliRuns = num('--runs') ?? s.cliRuns;
+  const pool = num('--pool');
+  if (pool !== undefined) s.mainCodeMailboxes = s.mainWriteMailboxes = pool;
   s.connections = num('--connections') ?? s.connections;
   const sizes = value('--sizes');
   if (sizes !== undefined) {
@@ -155,13 +167,14 @@ async function medianRss(nodeArgs: string[], scratch: string, runs: number, ok: 
   return median(values);
 }
 
-function startEcho(socketPath: string): Promise<{ stop(): Promise<void> }> {
+function startEcho(socketPath: string): Promise<{ pid: number; stop(): Promise<void> }> {
   return new Promise((resolve, reject) => {
     const child = track(spawn(process.execPath, [ECHO_SERVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] }));
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`echo server exited ${code} before ready`)));
     child.stdout!.setEncoding('utf8').once('data', () =>
       resolve({
+        pid: child.pid!,
         stop: () =>
           new Promise<void>((r) => {
             if (child.exitCode !== null || child.signalCode !== null) return r();
@@ -183,10 +196,14 @@ function loadFields(prefix: string, r: LoadResult, out: Results): void {
   out[`${prefix}_requests`] = r.requests;
   out[`${prefix}_errors`] = r.errors;
   out[`${prefix}_seconds`] = round(r.seconds);
+  out[`${prefix}_pool_used_up`] = r.exhausted ? 1 : 0;
+  out[`${prefix}_server_cpu_us`] = round(r.serverCpuUsPerRequest, 1);
+  out[`${prefix}_server_cpu_pct`] = round(r.serverCpuPct, 1);
+  out[`${prefix}_client_cpu_pct`] = round(r.clientCpuPct, 1);
 }
 
 function describe(label: string, r: LoadResult): string {
-  const parts = [`${label}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(1)} ms, ${r.requests} requests in ${r.seconds.toFixed(1)} s`];
+  const parts = [`${label}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(1)} ms, ${r.requests} requests in ${r.seconds.toFixed(1)} s, server ${r.serverCpuUsPerRequest.toFixed(1)} µs CPU/request (${r.serverCpuPct.toFixed(0)}% of a core), client ${r.clientCpuPct.toFixed(0)}%`];
   if (r.errors > 0) parts.push(`${r.errors} unexpected answers (first: ${r.firstError})`);
   if (r.exhausted) parts.push('mailbox pool used up: window cut short');
   return parts.join('; ');
@@ -204,8 +221,8 @@ async function cliPhase(s: Settings, d: BenchDaemon, m: GenMailbox, scratch: str
   const ip = m.ips[0]!;
   const memfaVerify = [BIN, '--config', d.configFile, 'verify', '--user', m.address, '--ip', ip];
   const bareArgs = [BARE_CLIENT, d.hookSocket, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'verify', params: { user: m.address, ip } })];
-  notes['cli_verify_command'] = `node ${memfaVerify.map((a) => path.relative(process.cwd(), a) || a).join(' ')}`;
-  notes['cli_verify_baseline'] = `node ${path.relative(process.cwd(), BARE_CLIENT)} HOOK_SOCKET '{"jsonrpc":"2.0","id":1,"method":"verify",…}'`;
+  notes['cli_verify_command'] = `node ${[path.relative(REPO, BIN), ...memfaVerify.slice(1)].join(' ')}`;
+  notes['cli_verify_baseline'] = `node ${path.relative(REPO, BARE_CLIENT)} ${d.hookSocket} '${bareArgs[2]}'`;
 
   say(`CLI: memfa --version vs node -e 0, ${s.cliRuns} runs each (+${s.cliWarmupRuns} warm-up)`);
   const version = await timePair(
@@ -261,14 +278,14 @@ async function daemonPhase(s: Settings, out: Results, notes: Record<string, unkn
 
   await cliPhase(s, d, allowPool[0]!, dir, out, notes);
 
-  const opts: LoadOptions = { connections: s.connections, warmupMs: s.warmupMs, durationMs: s.durationMs };
+  const opts: LoadOptions = { connections: s.connections, warmupMs: s.warmupMs, durationMs: s.durationMs, serverPid: d.pid };
   const echoSocket = path.join(dir, 'echo.sock');
   const echoRuns: LoadResult[] = [];
   const allowRuns: LoadResult[] = [];
   for (let round_ = 0; round_ < s.rounds; round_++) {
     const echo = await startEcho(echoSocket);
     try {
-      echoRuns.push(await measureLoad(`echo baseline (round ${round_ + 1}/${s.rounds})`, echoSocket, allowWorkload(allowPool, null), opts));
+      echoRuns.push(await measureLoad(`echo baseline (round ${round_ + 1}/${s.rounds})`, echoSocket, allowWorkload(allowPool, null), { ...opts, serverPid: echo.pid }));
     } finally {
       await echo.stop();
     }
@@ -279,6 +296,8 @@ async function daemonPhase(s: Settings, out: Results, notes: Record<string, unkn
   loadFields('echo', echo, out);
   loadFields('daemon_allow', allow, out);
   out['daemon_allow_ratio'] = round(allow.rps / echo.rps);
+  // The same comparison by CPU cost, less sensitive to what else runs on the machine.
+  out['daemon_allow_cpu_ratio'] = round(echo.serverCpuUsPerRequest / allow.serverCpuUsPerRequest);
 
   const compactionsBefore = d.count('store-compacted');
   const code = await measureLoad('daemon code (mode always, known IP, TOTP)', d.hookSocket, totpWorkload(codePool, false), opts);
@@ -316,9 +335,9 @@ async function scaleRun(s: Settings, size: number): Promise<ScaleRun> {
   say(`scale ${size}: ready in ${d.startS.toFixed(2)} s (daemon reports ${d.reportedStartMs} ms)`);
   const pool = store.groups['u']!;
   await expectVerify(d.hookSocket, { user: pool[size - 1]!.address, ip: pool[size - 1]!.ips[1]! }, 'known-ip');
-  const opts: LoadOptions = { connections: s.connections, warmupMs: s.warmupMs, durationMs: s.scaleDurationMs };
+  const opts: LoadOptions = { connections: s.connections, warmupMs: s.warmupMs, durationMs: s.scaleDurationMs, serverPid: d.pid };
   const verify = await measureLoad(`scale ${size} verify (allow)`, d.hookSocket, allowWorkload(pool, 'known-ip'), opts);
-  const write = await measureLoad(`scale ${size} write (new IP, TOTP)`, d.hookSocket, totpWorkload(pool, true, 1 << 20), opts);
+  const write = await measureLoad(`scale ${size} write (new IP, TOTP)`, d.hookSocket, totpWorkload(pool, true, 1 << 20), { ...opts, durationMs: s.scaleWriteDurationMs });
   const compactions = d.count('store-compacted');
   const stopS = await d.stop();
   const run: ScaleRun = {
@@ -348,12 +367,15 @@ function scaleFields(prefix: string, r: ScaleRun, out: Results): void {
   out[`${prefix}_verify_p50_ms`] = round(r.verify.p50Ms);
   out[`${prefix}_verify_p99_ms`] = round(r.verify.p99Ms);
   out[`${prefix}_verify_errors`] = r.verify.errors;
+  out[`${prefix}_verify_server_cpu_us`] = round(r.verify.serverCpuUsPerRequest, 1);
   out[`${prefix}_write_rps`] = round(r.write.rps, 1);
   out[`${prefix}_write_p50_ms`] = round(r.write.p50Ms);
   out[`${prefix}_write_p99_ms`] = round(r.write.p99Ms);
   out[`${prefix}_write_max_ms`] = round(r.write.maxMs);
   out[`${prefix}_write_errors`] = r.write.errors;
+  out[`${prefix}_write_server_cpu_us`] = round(r.write.serverCpuUsPerRequest, 1);
   out[`${prefix}_write_seconds`] = round(r.write.seconds);
+  out[`${prefix}_write_pool_used_up`] = r.write.exhausted ? 1 : 0;
   out[`${prefix}_stop_s`] = round(r.stopS);
   out[`${prefix}_compactions`] = r.compactions;
 }
@@ -396,16 +418,27 @@ const ROWS: [string, string, string, string][] = [
   ['  ratio', 'cli_version_ratio', '', '--version / node -e 0'],
   ['echo server', 'echo_rps', 'req/s', ''],
   ['  p99', 'echo_p99_ms', 'ms', ''],
+  ['  server CPU per request', 'echo_server_cpu_us', 'µs', ''],
+  ['  server / client CPU', 'echo_server_cpu_pct', '%', 'of one core; client: see JSON'],
   ['daemon allow (fast path)', 'daemon_allow_rps', 'req/s', ''],
   ['  ratio', 'daemon_allow_ratio', '', 'allow / echo'],
   ['  p50', 'daemon_allow_p50_ms', 'ms', ''],
   ['  p99', 'daemon_allow_p99_ms', 'ms', ''],
+  ['  daemon CPU per request', 'daemon_allow_server_cpu_us', 'µs', ''],
+  ['  daemon CPU', 'daemon_allow_server_cpu_pct', '%', 'of one core'],
+  ['  CPU ratio', 'daemon_allow_cpu_ratio', '', 'echo CPU / daemon CPU per request'],
   ['daemon TOTP code check', 'daemon_code_rps', 'req/s', ''],
   ['  p50', 'daemon_code_p50_ms', 'ms', ''],
   ['  p99', 'daemon_code_p99_ms', 'ms', ''],
+  ['  max', 'daemon_code_max_ms', 'ms', ''],
+  ['  daemon CPU per request', 'daemon_code_server_cpu_us', 'µs', ''],
+  ['  journal compactions', 'daemon_code_compactions', '', ''],
   ['daemon write (new IP remembered)', 'daemon_write_rps', 'req/s', ''],
   ['  p50', 'daemon_write_p50_ms', 'ms', ''],
   ['  p99', 'daemon_write_p99_ms', 'ms', ''],
+  ['  max', 'daemon_write_max_ms', 'ms', ''],
+  ['  daemon CPU per request', 'daemon_write_server_cpu_us', 'µs', ''],
+  ['  journal compactions', 'daemon_write_compactions', '', ''],
   ['disk append+fdatasync p50', 'disk_fsync_p50_ms', 'ms', 'baseline for writes'],
   ['disk append+fdatasync p99', 'disk_fsync_p99_ms', 'ms', ''],
   ['daemon peak RSS (main run)', 'daemon_rss_mb', 'MB', ''],
@@ -419,9 +452,12 @@ const SCALE_ROWS: [string, string, string, string][] = [
   ['peak RSS', 'rss_mb', 'MB', 'growth'],
   ['verify (allow)', 'verify_rps', 'req/s', ''],
   ['  p99', 'verify_p99_ms', 'ms', 'growth'],
+  ['  daemon CPU per request', 'verify_server_cpu_us', 'µs', ''],
   ['write (new IP)', 'write_rps', 'req/s', ''],
   ['  p99', 'write_p99_ms', 'ms', 'growth'],
   ['  max', 'write_max_ms', 'ms', ''],
+  ['  daemon CPU per request', 'write_server_cpu_us', 'µs', ''],
+  ['  measured seconds', 'write_seconds', 's', ''],
   ['journal compactions', 'compactions', '', ''],
   ['stop (folds journal)', 'stop_s', 's', ''],
 ];
@@ -429,9 +465,11 @@ const SCALE_ROWS: [string, string, string, string][] = [
 function fmt(v: number | undefined): string {
   if (v === undefined) return '-';
   if (!Number.isFinite(v)) return String(v);
+  if (Number.isInteger(v)) return String(v);
   if (Math.abs(v) >= 1000) return v.toFixed(0);
   if (Math.abs(v) >= 100) return v.toFixed(1);
-  return v.toFixed(2);
+  if (Math.abs(v) >= 10) return v.toFixed(2);
+  return v.toFixed(3);
 }
 
 function table(out: Results, machine: Record<string, unknown>, s: Settings): string {
@@ -463,7 +501,18 @@ function table(out: Results, machine: Record<string, unknown>, s: Settings): str
   return lines.join('\n');
 }
 
+/** --render FILE: prints the table of a JSON document written earlier by --json or --out. */
+async function render(file: string): Promise<number> {
+  const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  const out: Results = {};
+  for (const [k, v] of Object.entries(doc)) if (typeof v === 'number') out[k] = v;
+  process.stdout.write(table(out, doc['machine'] as Record<string, unknown>, doc['settings'] as Settings) + '\n');
+  return 0;
+}
+
 async function main(): Promise<number> {
+  const renderFile = valueOf(process.argv.slice(2), '--render');
+  if (renderFile !== undefined) return render(renderFile);
   const { s, json, keep } = settingsFor(process.argv.slice(2));
   keepTempDirs(keep);
   installSignalCleanup();
@@ -501,8 +550,11 @@ async function main(): Promise<number> {
   out['bench_seconds'] = round((performance.now() - t0) / 1000, 1);
   const targets = Object.fromEntries(TARGETS.map((t) => [t.field, { value: out[t.field], op: t.op, limit: t.limit, pass: passes(t, out[t.field]!) }]));
   const settings = { ...s, rssMethod: rssMethod(), daemonConfig: { dataDir: 'data', runDir: 'run', log: { level: 'info' } }, ...notes };
+  const doc = JSON.stringify({ ...out, machine, settings, targets }, null, 2) + '\n';
+  const outFile = valueOf(process.argv.slice(2), '--out');
+  if (outFile !== undefined) await writeFile(outFile, doc);
   if (json) {
-    process.stdout.write(JSON.stringify({ ...out, machine, settings, targets }, null, 2) + '\n');
+    process.stdout.write(doc);
   } else {
     process.stdout.write(table(out, machine, s) + '\n');
   }
