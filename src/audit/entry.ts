@@ -49,6 +49,11 @@ export function lineHash(line: Buffer): string {
   return createHash('sha256').update(line).digest('hex');
 }
 
+/** lineHash of the UTF-8 encoding of `text`, without building the buffer. */
+export function lineHashOfText(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
 export function serialiseEntry(entry: AuditEntry): string {
   const ordered: Record<string, unknown> = {
     seq: entry.seq,

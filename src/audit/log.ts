@@ -26,7 +26,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MemfaError } from '../protocol/errors.js';
 import { assertPrivateFile, errnoCode, fsyncDir } from '../security/files.js';
-import { GENESIS_PREV, lineHash, parseEntry, serialiseEntry, type AuditEntry, type AuditEvent } from './entry.js';
+import { GENESIS_PREV, lineHash, lineHashOfText, parseEntry, serialiseEntry, type AuditEntry, type AuditEvent } from './entry.js';
 import { redact } from './redact.js';
 
 export type { AuditActor, AuditEntry, AuditEvent, AuditSocket } from './entry.js';
@@ -72,7 +72,9 @@ interface Pending {
 interface Prepared {
   pending: Pending;
   entry: AuditEntry;
-  bytes: Buffer;
+  /** The line without its newline, and its size in bytes with it. */
+  text: string;
+  size: number;
   hash: string;
 }
 
@@ -314,13 +316,15 @@ export class AuditLog {
       seq += 1;
       const entry: AuditEntry = { seq, ...pending.event, prev };
       let text = serialiseEntry(entry);
-      if (Buffer.byteLength(text) > MAX_LINE_BYTES && entry.details !== undefined) {
+      let size = Buffer.byteLength(text);
+      if (size > MAX_LINE_BYTES && entry.details !== undefined) {
         entry.details = { omitted: 'details too large' };
         text = serialiseEntry(entry);
+        size = Buffer.byteLength(text);
       }
-      const line = Buffer.from(text, 'utf8');
-      prev = lineHash(line);
-      return { pending, entry, bytes: Buffer.concat([line, Buffer.from('\n')]), hash: prev };
+      // Hashing the string hashes its UTF-8 bytes: the same digest as lineHash() of the line read back.
+      prev = lineHashOfText(text);
+      return { pending, entry, text, size: size + 1, hash: prev };
     });
   }
 
@@ -334,14 +338,14 @@ export class AuditLog {
       let chunkBytes = 0;
       for (const line of lines) {
         const pendingSize = this.#size + chunkBytes;
-        if (pendingSize > 0 && pendingSize + line.bytes.length > this.#maxBytes) {
+        if (pendingSize > 0 && pendingSize + line.size > this.#maxBytes) {
           await this.#writeChunk(chunk);
           chunk = [];
           chunkBytes = 0;
           await this.#rotate();
         }
         chunk.push(line);
-        chunkBytes += line.bytes.length;
+        chunkBytes += line.size;
       }
       await this.#writeChunk(chunk);
     } catch (error) {
@@ -357,7 +361,7 @@ export class AuditLog {
     if (last === undefined) return;
     const handle = this.#handle;
     if (handle === null) throw new MemfaError('STORE_FAILED', `${WHAT} ${this.path} is not open`);
-    const data = Buffer.concat(chunk.map((line) => line.bytes));
+    const data = Buffer.from(chunk.map((line) => line.text).join('\n') + '\n', 'utf8');
     try {
       let written = 0;
       while (written < data.length) {

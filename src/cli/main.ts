@@ -1,6 +1,5 @@
 // Entry point of the memfa command. `--version` and `verify` take fast paths that load neither
 // commander nor anything else they do not need: verify runs on every login.
-import { EXIT } from '../protocol/errors.js';
 
 const argv = process.argv.slice(2);
 /** Global options that take a value (see program.ts); needed to find the command word. */
@@ -36,6 +35,6 @@ main().then(
   },
   (err: unknown) => {
     process.stderr.write(`memfa: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = EXIT.SOFTWARE;
+    process.exitCode = 70; // EX_SOFTWARE (not importing the error catalogue keeps --version light)
   },
 );

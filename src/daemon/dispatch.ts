@@ -9,8 +9,22 @@ export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallConte
 
 export type Authenticate = (token: string) => { admin: string; domains: string[] };
 
+function isPromise(value: unknown): value is Promise<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * Returns a plain value when the handler answered synchronously (the login fast path does), and a
+ * promise otherwise: a promise, a timer and a race per request cost as much as the fast path
+ * itself. Throws (or rejects with) a MemfaError only.
+ */
 export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: number, authenticate: Authenticate) {
-  return async (method: string, rawParams: unknown, socket: SocketKind): Promise<unknown> => {
+  const wrap = (method: string, err: unknown): MemfaError => {
+    if (err instanceof MemfaError) return err;
+    log.error('handler-crashed', { method, error: (err as Error)?.message, stack: (err as Error)?.stack });
+    return new MemfaError('INTERNAL', `internal error in "${method}"; see the daemon log`);
+  };
+  return (method: string, rawParams: unknown, socket: SocketKind): unknown => {
     if (!isMethodName(method)) {
       throw new MemfaError('METHOD_NOT_FOUND', `unknown method "${method.slice(0, 64)}"`);
     }
@@ -37,21 +51,27 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
       ctx.scope = authenticate(token as string);
       ctx.actor = `domain-admin:${ctx.scope.admin}`;
     } else if (method.startsWith('self.')) ctx.actor = 'self';
-    const handler = handlers[method] as (p: unknown, c: CallContext) => Promise<unknown> | unknown;
-    let timer: NodeJS.Timeout | undefined;
+    const handler = handlers[method] as (p: unknown, c: CallContext) => unknown;
+    let result: unknown;
     try {
-      return await Promise.race([
-        Promise.resolve().then(() => handler(params, ctx)),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
+      result = handler(params, ctx);
     } catch (err) {
-      if (err instanceof MemfaError) throw err;
-      log.error('handler-crashed', { method, error: (err as Error)?.message, stack: (err as Error)?.stack });
-      throw new MemfaError('INTERNAL', `internal error in "${method}"; see the daemon log`);
-    } finally {
-      clearTimeout(timer);
+      throw wrap(method, err);
     }
+    if (!isPromise(result)) return result;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms`)), timeoutMs);
+    });
+    return Promise.race([result, timeout]).then(
+      (value) => {
+        clearTimeout(timer);
+        return value;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        throw wrap(method, err);
+      },
+    );
   };
 }

@@ -10,7 +10,8 @@ import type { SocketKind } from '../protocol/methods.js';
 import type { SocketConfig } from '../config/types.js';
 import type { Logger } from './logger.js';
 
-export type Handler = (method: string, params: unknown, socket: SocketKind) => Promise<unknown>;
+/** Answers a request: a value at once, or a promise of one; throws or rejects with a MemfaError. */
+export type Handler = (method: string, params: unknown, socket: SocketKind) => unknown;
 
 export interface ListenerLimits {
   maxFrameBytes: number;
@@ -149,10 +150,21 @@ export class Listener {
           if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(new MemfaError('SHUTTING_DOWN', 'the daemon is stopping; retry shortly')) });
           continue;
         }
+        let answer: unknown;
+        try {
+          answer = this.handle(request.method, request.params, this.kind);
+        } catch (err) {
+          if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(err as MemfaError) });
+          continue;
+        }
+        if (!(answer instanceof Promise)) {
+          if (!notification) send({ jsonrpc: '2.0', id: request.id, result: answer });
+          continue;
+        }
         pending++;
         this.inFlight++;
         if (pending >= MAX_IN_FLIGHT_PER_CONNECTION) socket.pause();
-        this.handle(request.method, request.params, this.kind)
+        answer
           .then(
             (result) => {
               if (!notification) send({ jsonrpc: '2.0', id: request.id, result });

@@ -88,6 +88,26 @@ export class Verifier {
     return decide(eff, { ips: rec.ips, countries: rec.countries, hasActiveTotp: rec.totp !== null }, { ip: login.ip, country: login.country, now: login.now }, rememberPolicy(this.p.config));
   }
 
+  /**
+   * The login fast path, answered synchronously from memory: no code given and no factor needed.
+   * Returns null when the full path (which may write, send or wait) must run instead.
+   */
+  tryFastPath(input: VerifyInput, ctx: CallContext): VerifyResult | null {
+    if (input.code !== undefined) return null;
+    const address = normaliseAddress(input.user, 'user');
+    const ip = normaliseIp(input.ip, 'ip');
+    const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
+    const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
+    const decision = this.decision(login, rec, this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec)).settings);
+    if (decision.action !== 'allow') return null;
+    // The answer does not wait for the audit line to be durable: the log's group commit writes
+    // it with the next batch, and a failure is logged.
+    this.p.audit
+      .append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: 'allow', reason: decision.reason, ip, country: login.country })
+      .catch((err: Error) => this.p.log.error('audit-write-failed', { error: err.message }));
+    return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
+  }
+
   async verify(input: VerifyInput, ctx: CallContext): Promise<VerifyResult> {
     const address = normaliseAddress(input.user, 'user');
     const ip = normaliseIp(input.ip, 'ip');
@@ -112,14 +132,7 @@ export class Verifier {
     }
     const base = { user: address, ip, country: login.country };
     const full: VerifyResult = { ...result, ...base };
-    const entry = { actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: full.result, reason: full.reason, ip, country: login.country };
-    if (full.result === 'allow' && code === null) {
-      // The fast path changed nothing, so its answer does not wait for the audit line to be
-      // durable (the log's group commit writes it with the next batch); a failure is logged.
-      this.p.audit.append(entry).catch((err: Error) => this.p.log.error('audit-write-failed', { error: err.message }));
-    } else {
-      await this.p.audit.append(entry);
-    }
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: full.result, reason: full.reason, ip, country: login.country });
     return full;
   }
 
