@@ -359,3 +359,42 @@ test('close drains queued writes; transact after close is refused', async (t) =>
   assert.equal(again.countMailboxes('example.com'), 20);
   assert.equal(again.countMailboxes('other.example'), 0);
 });
+
+test('a compaction cut short by a crash: the old journal is replayed, then folded in at the next start', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  await s.transact((tx) => tx.putMailbox(mb('a1@example.com')));
+  await s.transact((tx) => tx.putMailbox(mb('a2@example.com')));
+  // As if the daemon died right after setting the journal aside and appending one more change to
+  // the fresh one, before the snapshot was written.
+  const entries = await readFile(file + '.journal', 'utf8');
+  await writeFile(file + '.journal.old', entries, { mode: 0o600 });
+  const third = { s: 3, o: [['m', 'a3@example.com', mb('a3@example.com')]] };
+  await writeFile(file + '.journal', JSON.stringify(third) + '\n', { mode: 0o600 });
+  const events: string[] = [];
+  const reopened = await openStore(file, { onEvent: (e) => events.push(e) });
+  assert.deepEqual(reopened.listMailboxes().map((m) => m.address), ['a1@example.com', 'a2@example.com', 'a3@example.com']);
+  assert.ok(events.includes('store-compacted'), 'the unfinished compaction is finished at start');
+  await assert.rejects(stat(file + '.journal.old'), 'the old journal is gone once the snapshot holds it');
+  assert.equal((await stat(file + '.journal')).size, 0);
+  const snap = JSON.parse(await readFile(file, 'utf8')) as { seq: number; mailboxes: Record<string, unknown> };
+  assert.deepEqual(Object.keys(snap.mailboxes).sort(), ['a1@example.com', 'a2@example.com', 'a3@example.com']);
+  assert.equal(snap.seq, 3);
+  await reopened.close();
+});
+
+test('compaction runs beside writes: appends continue into a fresh journal while the snapshot is written', async (t) => {
+  const file = await tempStore(t);
+  const events: string[] = [];
+  const s = await openStore(file, { compactJournalBytes: 4096, onEvent: (e) => events.push(e) });
+  t.after(() => s.close());
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < 300; i++) writes.push(s.transact((tx) => tx.putMailbox(mb(`w${i}@example.com`))));
+  await Promise.all(writes);
+  await s.drain();
+  assert.ok(events.filter((e) => e === 'store-compacted').length >= 2, events.join(','));
+  await assert.rejects(stat(file + '.journal.old'), 'no old journal left once compactions finished');
+  const copy = await openStore(file);
+  assert.equal(copy.countMailboxes(), 300);
+  await copy.close();
+});

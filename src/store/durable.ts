@@ -13,13 +13,18 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-export async function writeFileDurable(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+/**
+ * `data` may be an iterable of pieces: each is written in turn, and the event loop runs between
+ * writes, so a large file (the store snapshot) never needs one giant string nor blocks requests.
+ */
+export async function writeFileDurable(file: string, data: string | Buffer | Iterable<string>, mode = 0o600): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   const handle = await open(tmp, 'wx', mode);
   try {
     try {
-      await handle.writeFile(data);
+      if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
+      else for (const piece of data) await handle.write(piece);
       await handle.sync();
     } finally {
       await handle.close();

@@ -4,14 +4,21 @@
 // with 100,000 mailboxes cannot afford. A change is one journal line, appended and fdatasync'd;
 // changes that arrive while a sync is running share the next one (group commit). When the journal
 // grows past a threshold, and on shutdown, it is folded into the snapshot through lowdb, written
-// durably (temp file, fsync, rename, fsync dir), and truncated.
+// durably (temp file, fsync, rename, fsync dir), and dropped.
+//
+// Compaction must not stall logins: at 100,000 mailboxes the snapshot is ~70 MB. So the journal is
+// first set aside as memfa.json.journal.old (appends go on into a fresh journal at once), the
+// snapshot of the durable state is written in the background in pieces, and only once it is
+// durable is the old journal deleted. At every instant the files on disk replay to the state that
+// was acknowledged: snapshot, then the old journal, then the journal, skipping entries whose
+// sequence number the snapshot already holds.
 import { constants as fsc } from 'node:fs';
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { Low, type Adapter } from 'lowdb';
 import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
 import { fsyncDir, writeFileDurable } from './durable.js';
-import { CURRENT_SCHEMA, migrate, type Snapshot } from './schema.js';
+import { CURRENT_SCHEMA, migrate, snapshotJson, type Snapshot, type SnapshotOut } from './schema.js';
 import type { ListOptions, Store, StoreTx } from './types.js';
 import path from 'node:path';
 
@@ -38,10 +45,10 @@ export interface FileStoreOptions {
   openJournal?: (file: string) => Promise<FileHandle>;
 }
 
-class DurableJsonFile implements Adapter<Snapshot> {
+class DurableJsonFile implements Adapter<SnapshotOut> {
   constructor(private readonly file: string) {}
 
-  async read(): Promise<Snapshot | null> {
+  async read(): Promise<SnapshotOut | null> {
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -50,7 +57,7 @@ class DurableJsonFile implements Adapter<Snapshot> {
       throw new MemfaError('STORE_CORRUPT', `cannot read store file ${this.file}: ${(err as Error).message}`, { data: { file: this.file } });
     }
     try {
-      return JSON.parse(text) as Snapshot;
+      return JSON.parse(text) as SnapshotOut;
     } catch (err) {
       throw new MemfaError('STORE_CORRUPT', `store file ${this.file} is not valid JSON (${(err as Error).message}); refusing to start, the file was left untouched`, {
         data: { file: this.file },
@@ -59,8 +66,8 @@ class DurableJsonFile implements Adapter<Snapshot> {
     }
   }
 
-  async write(data: Snapshot): Promise<void> {
-    await writeFileDurable(this.file, JSON.stringify(data));
+  async write(data: SnapshotOut): Promise<void> {
+    await writeFileDurable(this.file, snapshotJson(data));
   }
 }
 
@@ -112,36 +119,46 @@ export class FileStore implements Store {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private closed = false;
+  /** The background snapshot write, while one runs. */
+  private compacting: Promise<void> | null = null;
+  /** memfa.json.journal.old exists: set aside by a compaction whose snapshot is not durable yet. */
+  private oldJournal = false;
   readonly journalFile: string;
+  readonly oldJournalFile: string;
 
   private constructor(
     readonly file: string,
-    private readonly db: Low<Snapshot>,
+    private readonly db: Low<SnapshotOut>,
     private readonly options: Required<Pick<FileStoreOptions, 'compactJournalBytes'>> & FileStoreOptions,
   ) {
     this.journalFile = file + '.journal';
+    this.oldJournalFile = file + '.journal.old';
   }
 
   static async open(file: string, options: FileStoreOptions = {}): Promise<FileStore> {
     const opts = { compactJournalBytes: 16 * 1024 * 1024, checkPermissions: true, ...options };
     if (opts.checkPermissions) {
       await checkPrivateFile(file);
+      await checkPrivateFile(file + '.journal.old');
       await checkPrivateFile(file + '.journal');
     }
-    const db = new Low<Snapshot>(new DurableJsonFile(file), emptySnapshot());
+    const db = new Low<SnapshotOut>(new DurableJsonFile(file), emptySnapshot());
     const store = new FileStore(file, db, opts);
     await db.read();
     const fresh = (await stat(file).catch(() => null)) === null;
     const snapshot = fresh ? emptySnapshot() : migrate(db.data, file);
     store.load(snapshot);
-    await store.replayJournal();
-    if (fresh) {
-      db.data = store.snapshot();
-      await db.write();
-    }
-    store.journal = await (opts.openJournal ?? ((f: string) => open(f, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600)))(store.journalFile);
+    store.oldJournal = await store.replayJournal(store.oldJournalFile, false);
+    await store.replayJournal(store.journalFile, true);
+    store.journal = await store.openJournal();
     await fsyncDir(path.dirname(file));
+    // A new store gets its snapshot now; one whose last compaction did not finish finishes it.
+    if (fresh || store.oldJournal) await store.compactNow();
     return store;
+  }
+
+  private openJournal(): Promise<FileHandle> {
+    return (this.options.openJournal ?? ((f: string) => open(f, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600)))(this.journalFile);
   }
 
   private load(s: Snapshot): void {
@@ -152,13 +169,14 @@ export class FileStore implements Store {
     for (const [k, v] of Object.entries(s.meta)) this.meta.set(k, deepFreeze(v));
   }
 
-  private async replayJournal(): Promise<void> {
+  /** Applies the entries of `file` newer than the state; returns whether the file exists. */
+  private async replayJournal(file: string, current: boolean): Promise<boolean> {
     let buf: Buffer;
     try {
-      buf = await readFile(this.journalFile);
+      buf = await readFile(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new MemfaError('STORE_CORRUPT', `cannot read store journal ${this.journalFile}: ${(err as Error).message}`, { data: { file: this.journalFile } });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw new MemfaError('STORE_CORRUPT', `cannot read store journal ${file}: ${(err as Error).message}`, { data: { file } });
     }
     let offset = 0;
     let applied = 0;
@@ -172,8 +190,8 @@ export class FileStore implements Store {
         if (typeof entry.s !== 'number' || !Array.isArray(entry.o)) throw new Error('not a journal entry');
       } catch (err) {
         if (buf.indexOf(0x0a, nl + 1) === -1 && buf.subarray(nl + 1).every((b) => b === 0)) break; // garbage last line: torn
-        throw new MemfaError('STORE_CORRUPT', `store journal ${this.journalFile} is corrupt at byte ${offset} (${(err as Error).message}); refusing to start, the file was left untouched`, {
-          data: { file: this.journalFile, offset },
+        throw new MemfaError('STORE_CORRUPT', `store journal ${file} is corrupt at byte ${offset} (${(err as Error).message}); refusing to start, the file was left untouched`, {
+          data: { file: file, offset },
         });
       }
       if (entry.s > this.seq) {
@@ -183,19 +201,24 @@ export class FileStore implements Store {
       }
       offset = nl + 1;
     }
+    if (!current) {
+      if (applied > 0) this.options.onEvent?.('store-journal-replayed', { file, entries: applied });
+      return true; // the old journal is deleted, not mended, once the snapshot holds it
+    }
     this.journalBytes = offset;
     if (offset < buf.length) {
       // Drop the torn tail so that the next append starts on a line boundary.
-      const h = await open(this.journalFile, 'r+');
+      const h = await open(file, 'r+');
       try {
         await h.truncate(offset);
         await h.sync();
       } finally {
         await h.close();
       }
-      this.options.onEvent?.('store-journal-torn-tail', { file: this.journalFile, droppedBytes: buf.length - offset });
+      this.options.onEvent?.('store-journal-torn-tail', { file: file, droppedBytes: buf.length - offset });
     }
-    if (applied > 0) this.options.onEvent?.('store-journal-replayed', { entries: applied });
+    if (applied > 0) this.options.onEvent?.('store-journal-replayed', { file, entries: applied });
+    return true;
   }
 
   private apply([c, k, v]: Op): void {
@@ -380,8 +403,44 @@ export class FileStore implements Store {
         continue;
       }
       for (const p of batch) p.resolve();
-      if (this.journalBytes >= this.options.compactJournalBytes) await this.compact().catch((err: Error) => this.options.onEvent?.('store-compact-failed', { error: err.message }));
+      if (this.journalBytes >= this.options.compactJournalBytes && this.compacting === null) {
+        await this.startCompaction().catch((err: Error) => this.options.onEvent?.('store-compact-failed', { error: err.message }));
+      }
     }
+  }
+
+  /**
+   * Sets the journal aside and writes the snapshot in the background. Runs between two batches of
+   * the flush loop, so no append is in progress.
+   */
+  private async startCompaction(): Promise<void> {
+    const view = this.snapshot();
+    if (!this.oldJournal) {
+      await rename(this.journalFile, this.oldJournalFile);
+      this.oldJournal = true;
+      const previous = this.journal;
+      this.journal = await this.openJournal();
+      this.journalBytes = 0;
+      await fsyncDir(path.dirname(this.file));
+      await previous?.close();
+    }
+    // If a snapshot failed before, the old journal is still there: this one covers it too.
+    this.compacting = this.writeSnapshot(view)
+      .catch((err: Error) => this.options.onEvent?.('store-compact-failed', { error: err.message }))
+      .finally(() => (this.compacting = null));
+  }
+
+  private async writeSnapshot(view: SnapshotOut): Promise<void> {
+    this.db.data = view;
+    await this.db.write();
+    if (this.oldJournal) {
+      await unlink(this.oldJournalFile).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      this.oldJournal = false;
+      await fsyncDir(path.dirname(this.file));
+    }
+    this.options.onEvent?.('store-compacted', { file: this.file, mailboxes: view.mailboxes instanceof Map ? view.mailboxes.size : Object.keys(view.mailboxes).length });
   }
 
   /**
@@ -396,8 +455,11 @@ export class FileStore implements Store {
     this.journalSuspect = false;
   }
 
-  /** A plain snapshot of the durable state: the in-memory state minus transactions still queued. */
-  private snapshot(): Snapshot {
+  /**
+   * The durable state, captured now: the in-memory state minus transactions still queued. Records
+   * are frozen and replaced, never changed, so copying the maps is enough.
+   */
+  private snapshot(): SnapshotOut {
     const mailboxes = new Map(this.mailboxes);
     const domains = new Map(this.domains);
     const meta = new Map(this.meta);
@@ -414,30 +476,22 @@ export class FileStore implements Store {
         else (target as Map<string, unknown>).set(k, v);
       }
     }
-    return {
-      schemaVersion: CURRENT_SCHEMA,
-      seq,
-      global,
-      domains: Object.fromEntries(domains),
-      mailboxes: Object.fromEntries(mailboxes),
-      meta: Object.fromEntries(meta),
-    };
+    return { schemaVersion: CURRENT_SCHEMA, seq, global, domains, mailboxes, meta };
   }
 
-  private async compact(): Promise<void> {
-    this.db.data = this.snapshot();
-    await this.db.write();
+  /** Folds everything into the snapshot and empties the journal; only with no append running. */
+  private async compactNow(): Promise<void> {
+    await this.writeSnapshot(this.snapshot());
     if (this.journal !== null) {
       await this.journal.truncate(0);
       await this.journal.sync();
       this.journalBytes = 0;
     }
-    this.options.onEvent?.('store-compacted', { file: this.file, mailboxes: this.mailboxes.size });
   }
 
   /** Waits for queued writes; used by shutdown. */
   async drain(): Promise<void> {
-    while (this.flushing !== null) await this.flushing;
+    while (this.flushing !== null || this.compacting !== null) await (this.flushing ?? this.compacting);
   }
 
   async close(): Promise<void> {
@@ -446,7 +500,7 @@ export class FileStore implements Store {
     await this.drain();
     try {
       await this.cutSuspectTail().catch(() => undefined);
-      if (this.journalBytes > 0 && !this.journalSuspect) await this.compact();
+      if ((this.journalBytes > 0 || this.oldJournal) && !this.journalSuspect) await this.compactNow();
     } finally {
       await this.journal?.close();
       this.journal = null;

@@ -15,6 +15,42 @@ export interface Snapshot {
   meta: Record<string, unknown>;
 }
 
+/** What the store writes: maps are accepted so that a snapshot needs no copy into plain objects. */
+export type Entries<T> = Record<string, T> | ReadonlyMap<string, T>;
+
+export interface SnapshotOut {
+  schemaVersion: number;
+  seq: number;
+  global: LevelSettings;
+  domains: Entries<DomainRecord>;
+  mailboxes: Entries<MailboxRecord>;
+  meta: Entries<unknown>;
+}
+
+function entriesOf<T>(e: Entries<T>): Iterable<[string, T]> {
+  return e instanceof Map ? e.entries() : Object.entries(e as Record<string, T>);
+}
+
+/**
+ * The snapshot as JSON, in pieces of a few hundred records: the same document JSON.stringify would
+ * give (mailboxes last), without building it as one string.
+ */
+export function* snapshotJson(d: SnapshotOut, recordsPerPiece = 500): Generator<string> {
+  const plain = (e: Entries<unknown>) => JSON.stringify(e instanceof Map ? Object.fromEntries(e) : e);
+  yield `{"schemaVersion":${d.schemaVersion},"seq":${d.seq},"global":${JSON.stringify(d.global)},"domains":${plain(d.domains)},"meta":${plain(d.meta)},"mailboxes":{`;
+  let piece: string[] = [];
+  let first = true;
+  for (const [k, v] of entriesOf(d.mailboxes)) {
+    piece.push(`${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(v)}`);
+    first = false;
+    if (piece.length >= recordsPerPiece) {
+      yield piece.join('');
+      piece = [];
+    }
+  }
+  yield piece.join('') + '}}';
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
