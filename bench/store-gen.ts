@@ -9,7 +9,7 @@ import type { LevelSettings, MailboxRecord } from '../src/core/model.js';
 import { newMailbox } from '../src/core/model.js';
 import { loadOrCreateKeyring, secretAad } from '../src/security/keyring.js';
 import { TOTP_PURPOSE } from '../src/services/enrol.js';
-import { CURRENT_SCHEMA, type Snapshot } from '../src/store/schema.js';
+import { CURRENT_SCHEMA, snapshotJson, type Snapshot } from '../src/store/schema.js';
 
 export interface GenMailbox {
   address: string;
@@ -71,7 +71,7 @@ export async function generateStore(dataDir: string, groups: MailboxGroup[]): Pr
   }
   const snapshot: Snapshot = { schemaVersion: CURRENT_SCHEMA, seq: 0, global: {}, domains: {}, mailboxes, meta: { keyringCreated: now } };
   const file = path.join(dataDir, 'memfa.json');
-  await writeFile(file, JSON.stringify(snapshot), { mode: 0o600 });
+  await writeFile(file, [...snapshotJson(snapshot)].join(''), { mode: 0o600 });
   await chmod(file, 0o600);
   const bytes = (await stat(file)).size;
   return { file, bytes, mailboxes: n, groups: out, generateMs: Date.now() - t0 };

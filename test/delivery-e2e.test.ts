@@ -172,6 +172,8 @@ describe('code delivery end to end', () => {
       const guess = await down.cli(['--json', 'verify', '--user', 'eve@mail.example', '--ip', GB, '--code', '123456']);
       assert.equal((JSON.parse(guess.stdout) as { reason: string }).reason, 'no-open-code');
       assert.match(down.log(), /delivery-failed/);
+      // The start-up check reported the unreachable SMTP server, and the daemon started anyway.
+      assert.match(down.log(), /"event":"gateway-unreachable","provider":"email"/);
       assert.equal((await down.cli(['status'])).code, 0, 'the daemon is still up');
 
       // With a fallback, the SMS gateway delivers instead.

@@ -230,11 +230,22 @@ test('compaction folds the journal into the snapshot; reopening (with or without
     tx.putDomain({ domain: 'example.com', settings: { provider: 'totp' }, updatedAt: 2 });
     tx.putMeta('m', { nested: [1, 2] });
   });
+  await s.drain(); // background snapshot writes finish
   assert.ok(events.includes('store-compacted'), events.join(','));
-  assert.ok((await stat(file + '.journal')).size < 2048 + 512, 'journal stays near the threshold');
+  // Compaction waits until the journal reaches the threshold or the snapshot's size, whichever is larger.
+  const limit = Math.max(2048, (await stat(file)).size) + 512;
+  assert.ok((await stat(file + '.journal')).size < limit, 'journal stays near the threshold');
   const snap = JSON.parse(await readFile(file, 'utf8'));
   assert.equal(snap.schemaVersion, CURRENT_SCHEMA);
-  assert.ok(Object.keys(snap.mailboxes).length >= 30, 'most changes are in the snapshot now');
+  assert.ok(Object.keys(snap.mailboxes).length >= 10, 'compaction moved changes into the snapshot');
+  // Every change is in the snapshot or in the journal after it: nothing fell between the two.
+  const journalled = new Set(
+    (await readFile(file + '.journal', 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((l) => (JSON.parse(l) as { o: [string, string, unknown][] }).o.map((op) => op[1])),
+  );
+  for (let i = 1; i < 40; i++) assert.ok(`c${i}@example.com` in snap.mailboxes || journalled.has(`c${i}@example.com`), `c${i} lost between snapshot and journal`);
   assert.equal((await stat(file)).mode & 0o777, 0o600);
 
   const snapshotOf = (x: FileStore) => ({
@@ -397,4 +408,22 @@ test('compaction runs beside writes: appends continue into a fresh journal while
   const copy = await openStore(file);
   assert.equal(copy.countMailboxes(), 300);
   await copy.close();
+});
+
+test('the snapshot is one JSON document read back a record at a time; a truncated one is refused untouched', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  for (let i = 0; i < 5; i++) await s.transact((tx) => tx.putMailbox(mb(`r${i}@example.com`, { phone: `+1555200000${i}` })));
+  await s.close();
+  const text = await readFile(file, 'utf8');
+  const doc = JSON.parse(text) as { mailboxes: Record<string, MailboxRecord> };
+  assert.equal(Object.keys(doc.mailboxes).length, 5, 'valid JSON as a whole');
+  assert.equal(text.split('\n').length, 5 + 3, 'a header line, one line per mailbox, the closing line');
+  const again = await openStore(file);
+  assert.deepEqual(again.listMailboxes().map((m) => m.phone), ['+15552000000', '+15552000001', '+15552000002', '+15552000003', '+15552000004']);
+  await again.close();
+  const cut = text.slice(0, text.lastIndexOf('\n"r4'));
+  await writeFile(file, cut, { mode: 0o600 });
+  await assert.rejects(FileStore.open(file), (err: unknown) => err instanceof MemfaError && err.code === 'STORE_CORRUPT' && err.message.includes(file));
+  assert.equal(await readFile(file, 'utf8'), cut, 'left untouched');
 });

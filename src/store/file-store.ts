@@ -18,9 +18,10 @@ import { Low, type Adapter } from 'lowdb';
 import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
 import { fsyncDir, writeFileDurable } from './durable.js';
-import { CURRENT_SCHEMA, migrate, snapshotJson, type Snapshot, type SnapshotOut } from './schema.js';
+import { CURRENT_SCHEMA, migrate, readSnapshotLines, snapshotJson, type Snapshot, type SnapshotOut } from './schema.js';
 import type { ListOptions, Store, StoreTx } from './types.js';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 
 type Collection = 'm' | 'd' | 'g' | 'x'; // mailboxes, domains, global, meta
 type Op = [Collection, string, unknown]; // value null = delete
@@ -49,20 +50,38 @@ class DurableJsonFile implements Adapter<SnapshotOut> {
   constructor(private readonly file: string) {}
 
   async read(): Promise<SnapshotOut | null> {
-    let text: string;
+    const corrupt = (why: string) =>
+      new MemfaError('STORE_CORRUPT', `store file ${this.file} is not valid JSON (${why}); refusing to start, the file was left untouched`, {
+        data: { file: this.file },
+        hint: 'restore the file from a backup, or move it aside to start with an empty store',
+      });
+    let handle: FileHandle;
     try {
-      text = await readFile(this.file, 'utf8');
+      handle = await open(this.file, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new MemfaError('STORE_CORRUPT', `cannot read store file ${this.file}: ${(err as Error).message}`, { data: { file: this.file } });
     }
     try {
-      return JSON.parse(text) as SnapshotOut;
-    } catch (err) {
-      throw new MemfaError('STORE_CORRUPT', `store file ${this.file} is not valid JSON (${(err as Error).message}); refusing to start, the file was left untouched`, {
-        data: { file: this.file },
-        hint: 'restore the file from a backup, or move it aside to start with an empty store',
-      });
+      // The layout memfa writes is read a record at a time; anything else is parsed whole.
+      const lines = createInterface({ input: handle.createReadStream({ encoding: 'utf8', autoClose: false }), crlfDelay: Infinity });
+      let streamed: Record<string, unknown> | null;
+      try {
+        streamed = await readSnapshotLines(lines);
+      } catch (err) {
+        throw corrupt((err as Error).message);
+      } finally {
+        lines.close();
+      }
+      if (streamed !== null) return streamed as unknown as SnapshotOut;
+      const text = await readFile(this.file, 'utf8');
+      try {
+        return JSON.parse(text) as SnapshotOut;
+      } catch (err) {
+        throw corrupt((err as Error).message);
+      }
+    } finally {
+      await handle.close();
     }
   }
 
@@ -121,6 +140,8 @@ export class FileStore implements Store {
   private closed = false;
   /** The background snapshot write, while one runs. */
   private compacting: Promise<void> | null = null;
+  /** Size of the snapshot file as last written or read. */
+  private snapshotBytes = 0;
   /** memfa.json.journal.old exists: set aside by a compaction whose snapshot is not durable yet. */
   private oldJournal = false;
   readonly journalFile: string;
@@ -145,7 +166,9 @@ export class FileStore implements Store {
     const db = new Low<SnapshotOut>(new DurableJsonFile(file), emptySnapshot());
     const store = new FileStore(file, db, opts);
     await db.read();
-    const fresh = (await stat(file).catch(() => null)) === null;
+    const existing = await stat(file).catch(() => null);
+    const fresh = existing === null;
+    store.snapshotBytes = existing?.size ?? 0;
     const snapshot = fresh ? emptySnapshot() : migrate(db.data, file);
     store.load(snapshot);
     store.oldJournal = await store.replayJournal(store.oldJournalFile, false);
@@ -164,7 +187,8 @@ export class FileStore implements Store {
   private load(s: Snapshot): void {
     this.seq = s.seq;
     this.global = deepFreeze(s.global ?? {});
-    for (const [k, v] of Object.entries(s.mailboxes)) this.setMailbox(k, deepFreeze(v));
+    const mailboxes = s.mailboxes instanceof Map ? s.mailboxes.entries() : Object.entries(s.mailboxes);
+    for (const [k, v] of mailboxes) this.setMailbox(k, deepFreeze(v));
     for (const [k, v] of Object.entries(s.domains)) this.domains.set(k, deepFreeze(v));
     for (const [k, v] of Object.entries(s.meta)) this.meta.set(k, deepFreeze(v));
   }
@@ -403,7 +427,9 @@ export class FileStore implements Store {
         continue;
       }
       for (const p of batch) p.resolve();
-      if (this.journalBytes >= this.options.compactJournalBytes && this.compacting === null) {
+      // Compacting costs the size of the snapshot; waiting until the journal is at least that large
+      // keeps the cost per write constant however large the store grows.
+      if (this.journalBytes >= Math.max(this.options.compactJournalBytes, this.snapshotBytes) && this.compacting === null) {
         await this.startCompaction().catch((err: Error) => this.options.onEvent?.('store-compact-failed', { error: err.message }));
       }
     }
@@ -433,6 +459,7 @@ export class FileStore implements Store {
   private async writeSnapshot(view: SnapshotOut): Promise<void> {
     this.db.data = view;
     await this.db.write();
+    this.snapshotBytes = (await stat(this.file)).size;
     if (this.oldJournal) {
       await unlink(this.oldJournalFile).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;

@@ -11,7 +11,7 @@ export interface Snapshot {
   seq: number;
   global: LevelSettings;
   domains: Record<string, DomainRecord>;
-  mailboxes: Record<string, MailboxRecord>;
+  mailboxes: Record<string, MailboxRecord> | Map<string, MailboxRecord>;
   meta: Record<string, unknown>;
 }
 
@@ -33,22 +33,57 @@ function entriesOf<T>(e: Entries<T>): Iterable<[string, T]> {
 
 /**
  * The snapshot as JSON, in pieces of a few hundred records: the same document JSON.stringify would
- * give (mailboxes last), without building it as one string.
+ * give, except that each mailbox stands on a line of its own (mailboxes last). It stays one valid
+ * JSON document, and it can be read back a record at a time (see readSnapshotLines).
  */
 export function* snapshotJson(d: SnapshotOut, recordsPerPiece = 500): Generator<string> {
   const plain = (e: Entries<unknown>) => JSON.stringify(e instanceof Map ? Object.fromEntries(e) : e);
-  yield `{"schemaVersion":${d.schemaVersion},"seq":${d.seq},"global":${JSON.stringify(d.global)},"domains":${plain(d.domains)},"meta":${plain(d.meta)},"mailboxes":{`;
+  yield `${SNAPSHOT_HEAD}${d.schemaVersion},"seq":${d.seq},"global":${JSON.stringify(d.global)},"domains":${plain(d.domains)},"meta":${plain(d.meta)},"mailboxes":{`;
   let piece: string[] = [];
   let first = true;
   for (const [k, v] of entriesOf(d.mailboxes)) {
-    piece.push(`${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(v)}`);
+    piece.push(`${first ? '' : ','}\n${JSON.stringify(k)}:${JSON.stringify(v)}`);
     first = false;
     if (piece.length >= recordsPerPiece) {
       yield piece.join('');
       piece = [];
     }
   }
-  yield piece.join('') + '}}';
+  yield piece.join('') + '\n}}\n';
+}
+
+const SNAPSHOT_HEAD = '{"schemaVersion":';
+
+/**
+ * Reads a snapshot written by snapshotJson one line at a time, so that loading a large store never
+ * holds the whole file as one string. Returns null when the file has another layout (written by
+ * hand or by an older memfa); the caller then parses it whole.
+ */
+export async function readSnapshotLines(lines: AsyncIterable<string>): Promise<Record<string, unknown> | null> {
+  let header: Record<string, unknown> | null = null;
+  const mailboxes = new Map<string, unknown>();
+  let closed = false;
+  for await (const raw of lines) {
+    if (header === null) {
+      if (!raw.startsWith(SNAPSHOT_HEAD) || !raw.endsWith('"mailboxes":{')) return null;
+      header = JSON.parse(raw + '}}') as Record<string, unknown>;
+      continue;
+    }
+    if (closed) {
+      if (raw.trim() !== '') throw new Error('content after the end of the document');
+      continue;
+    }
+    if (raw === '}}') {
+      closed = true;
+      continue;
+    }
+    const entry = JSON.parse(`{${raw.endsWith(',') ? raw.slice(0, -1) : raw}}`) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(entry)) mailboxes.set(k, v);
+  }
+  if (header === null) return null;
+  if (!closed) throw new Error('the document ends early (truncated file)');
+  header['mailboxes'] = mailboxes;
+  return header;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -61,7 +96,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
  */
 function migrate0to1(data: Record<string, unknown>): Record<string, unknown> {
   const mailboxes: Record<string, unknown> = {};
-  for (const [address, raw] of Object.entries(isObject(data['mailboxes']) ? data['mailboxes'] : {})) {
+  const source = data['mailboxes'] instanceof Map ? Object.fromEntries(data['mailboxes'] as Map<string, unknown>) : isObject(data['mailboxes']) ? data['mailboxes'] : {};
+  for (const [address, raw] of Object.entries(source)) {
     const r = isObject(raw) ? raw : {};
     const now = Date.now();
     mailboxes[address] = {
@@ -110,7 +146,7 @@ export function migrate(data: unknown, file: string): Snapshot {
     version = current['schemaVersion'] as number;
   }
   for (const key of ['domains', 'mailboxes', 'meta']) {
-    if (!isObject(current[key])) throw new MemfaError('STORE_CORRUPT', `store file ${file}: "${key}" is not an object; refusing to start, the file was left untouched`, { data: { file } });
+    if (!isObject(current[key]) && !(current[key] instanceof Map)) throw new MemfaError('STORE_CORRUPT', `store file ${file}: "${key}" is not an object; refusing to start, the file was left untouched`, { data: { file } });
   }
   if (typeof current['seq'] !== 'number') current['seq'] = 0;
   return current as unknown as Snapshot;
