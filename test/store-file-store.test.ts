@@ -427,3 +427,22 @@ test('the snapshot is one JSON document read back a record at a time; a truncate
   await assert.rejects(FileStore.open(file), (err: unknown) => err instanceof MemfaError && err.code === 'STORE_CORRUPT' && err.message.includes(file));
   assert.equal(await readFile(file, 'utf8'), cut, 'left untouched');
 });
+
+test('a compaction that cannot open a fresh journal puts the old one back: no acknowledged write is lost', async (t) => {
+  const file = await tempStore(t);
+  let opens = 0;
+  const openJournal = async (f: string): Promise<FileHandle> => {
+    opens++;
+    if (opens === 2) throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+    return open(f, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT, 0o600);
+  };
+  const events: string[] = [];
+  const s = await openStore(file, { compactJournalBytes: 4096, openJournal, onEvent: (e) => events.push(e) });
+  for (let i = 0; i < 40; i++) await s.transact((tx) => tx.putMailbox(mb(`k${i}@example.com`)));
+  await s.drain();
+  assert.ok(events.includes('store-compact-failed'), 'the failed attempt was reported');
+  assert.ok(opens >= 3, 'a later compaction tried again');
+  // Reopen as after a crash, without close(): every acknowledged mailbox is there.
+  const copy = await openStore(file);
+  assert.equal(copy.countMailboxes(), 40);
+});

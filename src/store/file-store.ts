@@ -135,6 +135,8 @@ export class FileStore implements Store {
   private journal: FileHandle | null = null;
   private journalBytes = 0;
   private journalSuspect = false;
+  /** Set when the store can no longer promise durability; every write then fails. */
+  private broken: MemfaError | null = null;
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private closed = false;
@@ -403,6 +405,7 @@ export class FileStore implements Store {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0);
       try {
+        if (this.broken !== null) throw this.broken;
         if (this.journal === null) throw new Error('journal is not open');
         await this.cutSuspectTail();
         const data = Buffer.from(batch.map((p) => p.line).join(''), 'utf8');
@@ -443,12 +446,29 @@ export class FileStore implements Store {
     const view = this.snapshot();
     if (!this.oldJournal) {
       await rename(this.journalFile, this.oldJournalFile);
-      this.oldJournal = true;
+      let next: FileHandle;
+      try {
+        next = await this.openJournal();
+      } catch (err) {
+        // Without a fresh journal, appends must go on into the one just set aside: put it back.
+        await rename(this.oldJournalFile, this.journalFile);
+        throw err;
+      }
       const previous = this.journal;
-      this.journal = await this.openJournal();
+      this.journal = next;
       this.journalBytes = 0;
-      await fsyncDir(path.dirname(this.file));
-      await previous?.close();
+      this.oldJournal = true;
+      await previous?.close().catch(() => undefined);
+      try {
+        await fsyncDir(path.dirname(this.file));
+      } catch (err) {
+        // The new journal's name may not survive a crash: take no more writes until a restart
+        // (everything acknowledged so far is in the journal set aside, whichever name it has).
+        this.broken = new MemfaError('STORE_FAILED', `the store directory could not be synced (${(err as Error).message}); restart the daemon`, {
+          data: { file: this.file },
+        });
+        throw err;
+      }
     }
     // If a snapshot failed before, the old journal is still there: this one covers it too.
     this.compacting = this.writeSnapshot(view)
