@@ -121,6 +121,34 @@ describe('security end to end', () => {
     });
   });
 
+  it('wrong codes for a pending enrolment count as failures and lock the mailbox', async () => {
+    await withDaemon({ lockout: { threshold: 3 } }, async (d) => {
+      const started = await d.cli(['--json', 'self', '--user', 'pend@sec.example', 'enroll']);
+      assert.equal(started.code, 0, started.stderr);
+      const key = fromBase32((JSON.parse(started.stdout) as { secret: string }).secret);
+      const bad = wrongCode(key);
+      for (let i = 0; i < 3; i++) {
+        const r = await d.cli(['self', '--user', 'pend@sec.example', 'confirm'], { stdin: bad + '\n' });
+        assert.equal(r.code, 65, r.stderr);
+      }
+      const locked = await d.cli(['--json', 'self', '--user', 'pend@sec.example', 'confirm'], { stdin: totpCode(key, Date.now(), TOTP) + '\n' });
+      assert.equal(locked.code, 75, 'locked: even the right code is refused');
+      assert.match(locked.stderr, /locked after too many failures; retry in \d+ s/);
+      const shown = await d.json<{ totp: string; lock: { failures: number; locked: boolean } }>(['mailbox', 'show', 'pend@sec.example']);
+      assert.deepEqual([shown.totp, shown.lock.failures, shown.lock.locked], ['pending', 3, true]);
+    });
+  });
+
+  it('audits error answers of verify too', async () => {
+    await withDaemon({}, async (d) => {
+      await enrolled(d, 'err@sec.example');
+      const r = await d.cli(['verify', '--user', 'err@sec.example', '--ip', GB, '--code', 'not-a-code!']);
+      assert.equal(r.code, 64);
+      const q = await d.json<{ entries: { result: string; reason: string }[] }>(['audit', '--mailbox', 'err@sec.example', '--action', 'verify']);
+      assert.deepEqual(q.entries.map((e) => `${e.result}:${e.reason}`), ['error:invalid-code']);
+    });
+  });
+
   it('throttles an address that fails across many mailboxes without locking those mailboxes', async () => {
     await withDaemon({ lockout: { threshold: 5, ipMaxFailures: 100, ipDistinctMailboxes: 3, ipBlockSeconds: 600 } }, async (d) => {
       const keys = [];

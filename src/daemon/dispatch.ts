@@ -61,7 +61,8 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
     if (!isPromise(result)) return result;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms`)), timeoutMs);
+      // The handler is not cancelled: what it does may still complete, so the answer says so.
+      timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms; its outcome is unknown (it may still complete)`)), timeoutMs);
     });
     return Promise.race([result, timeout]).then(
       (value) => {

@@ -119,7 +119,15 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       country,
       secrets: keyring,
       keys: keyring,
-      audit,
+      audit: {
+        // Services audit what has already happened (a committed change, an answer): a failed audit
+        // write must not turn that into an error answer, which would claim nothing changed. It is
+        // logged loudly instead, and `memfa audit verify` shows the gap.
+        append: (event) =>
+          audit.append(event).catch((err: Error) => log.error('audit-write-failed', { action: event.action, mailbox: event.mailbox ?? null, error: err.message })),
+        query: (filter) => audit.query(filter),
+        verify: () => audit.verify(),
+      },
       log,
       senders,
       startedAt: started,

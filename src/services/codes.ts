@@ -54,7 +54,8 @@ export class OneTimeCodes {
     let wait = 0;
     for (const key of keys) {
       const times = (this.sends.get(key) ?? []).filter((t) => now - t < 3_600_000);
-      this.sends.set(key, times);
+      if (times.length === 0) this.sends.delete(key);
+      else this.sends.set(key, times);
       const last = times[times.length - 1];
       if (last !== undefined && now - last < cooldownSeconds * 1000) wait = Math.max(wait, Math.ceil((last + cooldownSeconds * 1000 - now) / 1000));
       if (times.length >= hourlyLimit) wait = Math.max(wait, Math.ceil((times[0]! + 3_600_000 - now) / 1000));
@@ -163,7 +164,9 @@ export class OneTimeCodes {
     this.plain.delete(address);
   }
 
+  /** Drops what can no longer matter: expired codes, and send times older than an hour. */
   private sweep(now: number): void {
     for (const [k, v] of this.plain) if (v.expiresAt <= now) this.plain.delete(k);
+    for (const [k, times] of this.sends) if (now - times[times.length - 1]! >= 3_600_000) this.sends.delete(k);
   }
 }

@@ -1,6 +1,6 @@
 // What several services derive from the configuration and the store for one mailbox.
 import { resolveSettings } from '../core/settings.js';
-import { lockState } from '../core/lockout.js';
+import { lockState, type LockoutPolicy } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import type { RememberPolicy } from '../core/decide.js';
 import type { TotpOptions } from '../core/totp.js';
@@ -15,6 +15,11 @@ export function effectiveSettings(config: MemfaConfig, store: StoreReader, addre
 
 export function rememberPolicy(config: MemfaConfig): RememberPolicy {
   return { maxEntries: config.locations.maxEntries, maxAgeMs: config.locations.maxAgeDays * 86_400_000 };
+}
+
+export function lockoutPolicy(config: MemfaConfig): LockoutPolicy {
+  const l = config.lockout;
+  return { threshold: l.threshold, baseDelayMs: l.baseDelaySeconds * 1000, maxDelayMs: l.maxDelaySeconds * 1000, hardLockAfter: l.hardLockAfter };
 }
 
 export function totpOptions(config: MemfaConfig): TotpOptions {

@@ -8,7 +8,8 @@ import { MemfaError, invalidParams } from '../protocol/errors.js';
 import type { EnrolResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
-import { mailboxOrNew, totpOptions } from './context.js';
+import { lockoutPolicy, mailboxOrNew, totpOptions } from './context.js';
+import { lockState, recordFailure, recordSuccess } from '../core/lockout.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 
@@ -74,37 +75,48 @@ export class Enrolment {
     const code = params.code === undefined ? null : normaliseCode(params.code);
     if (params.code !== undefined && code === null) throw invalidParams('code: expected digits', { param: 'code' });
     const now = this.p.clock();
-    const outcome = await this.p.store.transact((tx) => {
+    const outcome = await this.p.store.transact((tx): { ok: true } | { ok: false; lockedUntil?: number | null } => {
       const rec = tx.getMailbox(address);
       if (rec === undefined || rec.pendingTotp === null || rec.pendingTotp.expiresAt <= now) {
         throw new MemfaError('CONFLICT', `no pending TOTP enrolment for ${address}`, { hint: `start one with: memfa enroll ${address}` });
       }
-      return this.activateIn(tx, rec, code, now);
+      // Guessing the pending secret's code counts like any wrong factor (the self-service variant
+      // of this method is on the hook socket).
+      const lock = lockState(rec.failures, now);
+      if (code !== null && lock.locked) return { ok: false, lockedUntil: lock.until };
+      const record = this.activated(rec, code, now);
+      if (record === null) {
+        tx.putMailbox({ ...rec, failures: recordFailure(rec.failures, now, lockoutPolicy(this.p.config)), updatedAt: now });
+        return { ok: false };
+      }
+      tx.putMailbox({ ...record, failures: recordSuccess(record.failures) });
+      return { ok: true };
     });
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'code-invalid' });
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'lockedUntil' in outcome ? 'locked' : 'code-invalid' });
+    if (!outcome.ok && 'lockedUntil' in outcome) {
+      const retryAfter = outcome.lockedUntil == null ? undefined : Math.max(1, Math.ceil((outcome.lockedUntil - now) / 1000));
+      throw new MemfaError('RATE_LIMITED', `${address} is locked after too many failures${retryAfter === undefined ? ' until an administrator unlocks it' : `; retry in ${retryAfter} s`}`, {
+        data: { reason: 'locked', ...(retryAfter === undefined ? {} : { retryAfter }) },
+      });
+    }
     if (!outcome.ok) throw new MemfaError('CONFLICT', 'the code does not match the pending secret; nothing was activated', { data: { reason: 'code-invalid' }, hint: 'check the phone clock and try the next code' });
     return { address, activated: true, activatedAt: now };
   }
 
-  /** Inside a transaction: checks `code` (null = forced) against the pending secret and activates it. */
-  activateIn(tx: StoreTx, rec: MailboxRecord, code: string | null, now: number): { ok: true; record: MailboxRecord } | { ok: false } {
+  /**
+   * The record with its pending secret made active, if `code` (null = forced) is valid for it now;
+   * null otherwise. The caller stores it.
+   */
+  activated(rec: MailboxRecord, code: string | null, now: number): MailboxRecord | null {
     const pending = rec.pendingTotp!;
-    const opts = totpOptions(this.p.config);
     let lastAcceptedStep: number | null = null;
     if (code !== null) {
       const key = this.p.secrets.open(pending.sealedSecret, secretAad(TOTP_PURPOSE, rec.address));
-      const check = checkTotp(key, code, now, opts, null);
-      if (!check.ok) return { ok: false };
+      const check = checkTotp(key, code, now, totpOptions(this.p.config), null);
+      if (!check.ok) return null;
+      // The code that confirmed the secret cannot then log in.
       lastAcceptedStep = check.step;
     }
-    const record: MailboxRecord = {
-      ...rec,
-      totp: { sealedSecret: pending.sealedSecret, activatedAt: now, lastAcceptedStep },
-      pendingTotp: null,
-      updatedAt: now,
-    };
-    tx.putMailbox(record);
-    return { ok: true, record };
+    return { ...rec, totp: { sealedSecret: pending.sealedSecret, activatedAt: now, lastAcceptedStep }, pendingTotp: null, updatedAt: now };
   }
 }
-

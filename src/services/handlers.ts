@@ -33,7 +33,7 @@ export function createServices(p: Ports): Services {
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p, policy),
-    verify: (params, ctx) => verifier.tryFastPath(params, ctx) ?? verifier.verify(params, ctx),
+    verify: (params, ctx) => verifier.verify(params, ctx),
     explain: (params, ctx) => ops.explain(params, ctx),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),

@@ -34,6 +34,7 @@ export interface Random {
 }
 
 export interface AuditSink {
+  /** Records an event; resolves once it is written. Never rejects: a failure is logged. */
   append(event: AuditEvent): Promise<unknown>;
 }
 

@@ -2,7 +2,7 @@
 // reads memory only; everything that changes state is one store transaction, so check-then-act
 // (replay, try counters, lockout) is atomic even under concurrent logins.
 import { decide, rememberLocation, type Decision } from '../core/decide.js';
-import { ipThrottleState, lockState, recordFailure, recordIpFailure, recordSuccess, type IpThrottlePolicy, type IpThrottleRecord, type LockoutPolicy } from '../core/lockout.js';
+import { ipThrottleState, lockState, recordFailure, recordIpFailure, recordSuccess, type IpThrottlePolicy, type IpThrottleRecord } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { checkTotp } from '../core/totp.js';
@@ -12,7 +12,7 @@ import type { VerifyResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
 import { OneTimeCodes, type CodeProvider } from './codes.js';
-import { effectiveSettings, rememberPolicy, totpOptions } from './context.js';
+import { effectiveSettings, lockoutPolicy, rememberPolicy, totpOptions } from './context.js';
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
 import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
@@ -36,11 +36,13 @@ type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string
 
 const MAX_TRACKED_IPS = 100_000;
 
+/** The audit reason of an error answer, where it has a name of its own. */
+const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited' };
+
 export class Verifier {
   /**
    * Failures per client address, in memory: a restart forgets them (the per-mailbox counters,
-   * which are stored, still hold). Bounded: past MAX_TRACKED_IPS, records whose window and block
-   * have ended are dropped.
+   * which are stored, still hold). At most MAX_TRACKED_IPS, least recently failed dropped first.
    */
   private readonly ipFailures = new Map<string, IpThrottleRecord>();
 
@@ -58,18 +60,12 @@ export class Verifier {
   }
 
   private noteIpFailure(ip: string, mailbox: string, now: number): void {
-    const policy = this.ipPolicy();
-    this.ipFailures.set(ip, recordIpFailure(this.ipFailures.get(ip), mailbox, now, policy));
-    if (this.ipFailures.size > MAX_TRACKED_IPS) {
-      for (const [k, r] of this.ipFailures) {
-        if ((r.lockedUntil === null || r.lockedUntil <= now) && now - r.windowStart >= policy.windowMs) this.ipFailures.delete(k);
-      }
-    }
-  }
-
-  lockoutPolicy(): LockoutPolicy {
-    const l = this.p.config.lockout;
-    return { threshold: l.threshold, baseDelayMs: l.baseDelaySeconds * 1000, maxDelayMs: l.maxDelaySeconds * 1000, hardLockAfter: l.hardLockAfter };
+    const record = recordIpFailure(this.ipFailures.get(ip), mailbox, now, this.ipPolicy());
+    // Re-inserted so that the map's order is least recently failed first; past the cap the oldest
+    // record goes, in O(1), so that a flood of source addresses costs neither memory nor scans.
+    this.ipFailures.delete(ip);
+    this.ipFailures.set(ip, record);
+    if (this.ipFailures.size > MAX_TRACKED_IPS) this.ipFailures.delete(this.ipFailures.keys().next().value!);
   }
 
   /**
@@ -89,51 +85,49 @@ export class Verifier {
   }
 
   /**
-   * The login fast path, answered synchronously from memory: no code given and no factor needed.
-   * Returns null when the full path (which may write, send or wait) must run instead.
+   * Answers a login. The fast path (no code given, no factor needed) is answered synchronously
+   * from memory, without a promise: it is most logins. Everything else goes through
+   * decideAndAct. Every outcome, errors included, gets an audit line.
    */
-  tryFastPath(input: VerifyInput, ctx: CallContext): VerifyResult | null {
-    if (input.code !== undefined) return null;
+  verify(input: VerifyInput, ctx: CallContext): VerifyResult | Promise<VerifyResult> {
     const address = normaliseAddress(input.user, 'user');
     const ip = normaliseIp(input.ip, 'ip');
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
-    const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
-    const decision = this.decision(login, rec, this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec)).settings);
-    if (decision.action !== 'allow') return null;
-    // The answer does not wait for the audit line to be durable: the log's group commit writes
-    // it with the next batch, and a failure is logged.
-    this.p.audit
-      .append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: 'allow', reason: decision.reason, ip, country: login.country })
-      .catch((err: Error) => this.p.log.error('audit-write-failed', { error: err.message }));
-    return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
-  }
+    const audit = (result: string, reason: string) =>
+      this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
+    const base = { user: address, ip, country: login.country };
 
-  async verify(input: VerifyInput, ctx: CallContext): Promise<VerifyResult> {
-    const address = normaliseAddress(input.user, 'user');
-    const ip = normaliseIp(input.ip, 'ip');
     let code: Factor | null = null;
     if (input.code !== undefined) {
       const recovery = asRecoveryCode(input.code);
       const digits = recovery === null ? normaliseCode(input.code) : null;
       if (recovery !== null) code = { kind: 'recovery', value: recovery };
       else if (digits !== null) code = { kind: 'otp', value: digits };
-      else throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
-    }
-    const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
-    let result: Omit<VerifyResult, 'user' | 'ip' | 'country'>;
-    try {
-      result = await this.decideAndAct(login, code);
-    } catch (err) {
-      if (err instanceof MemfaError && (err.code === 'DELIVERY_FAILED' || err.code === 'RATE_LIMITED')) {
-        const reason = err.code === 'DELIVERY_FAILED' ? 'delivery-failed' : 'rate-limited';
-        await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: 'error', reason, ip, country: login.country });
+      else {
+        void audit('error', 'invalid-code');
+        throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
       }
-      throw err;
+    } else {
+      const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
+      const decision = this.decision(login, rec, this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec)).settings);
+      if (decision.action === 'allow') {
+        // The answer does not wait for this audit line to be durable: the log's group commit
+        // writes it with its next batch.
+        void audit('allow', decision.reason);
+        return { result: 'allow', reason: decision.reason, provider: decision.provider, ...base };
+      }
     }
-    const base = { user: address, ip, country: login.country };
-    const full: VerifyResult = { ...result, ...base };
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: full.result, reason: full.reason, ip, country: login.country });
-    return full;
+    return this.decideAndAct(login, code).then(
+      async (result) => {
+        await audit(result.result, result.reason);
+        return { ...result, ...base };
+      },
+      async (err: unknown) => {
+        const reason = err instanceof MemfaError ? ERROR_REASONS[err.code] ?? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
+        await audit('error', reason);
+        throw err;
+      },
+    );
   }
 
   private async decideAndAct(login: Login, code: Factor | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
@@ -191,7 +185,7 @@ export class Verifier {
       return { result: 'allow' as const, reason, provider };
     };
     const fail = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
-      const failures = recordFailure(next.failures, login.now, this.lockoutPolicy());
+      const failures = recordFailure(next.failures, login.now, lockoutPolicy(this.p.config));
       tx.putMailbox({ ...next, failures, updatedAt: login.now });
       return { result: 'deny' as const, reason, provider };
     };
@@ -205,9 +199,9 @@ export class Verifier {
     const code = factor.value;
     if (decision.action === 'enroll') {
       if (rec.pendingTotp === null || rec.pendingTotp.expiresAt <= login.now) return fail(rec, 'no-open-code', 'totp');
-      const activated = this.enrolment.activateIn(tx, rec, code, login.now);
-      if (!activated.ok) return fail(rec, 'code-invalid', 'totp');
-      return succeed(activated.record, 'enrolled', 'totp');
+      const activated = this.enrolment.activated(rec, code, login.now);
+      if (activated === null) return fail(rec, 'code-invalid', 'totp');
+      return succeed(activated, 'enrolled', 'totp');
     }
     if (decision.provider === 'totp') {
       const totp = rec.totp!;
