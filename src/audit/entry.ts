@@ -54,22 +54,19 @@ export function lineHashOfText(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+const str = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
+
+/**
+ * One line, keys in a fixed order. Built as a template rather than through an ordered object and
+ * JSON.stringify: the same text, for half the work, and it runs for every login.
+ */
 export function serialiseEntry(entry: AuditEntry): string {
-  const ordered: Record<string, unknown> = {
-    seq: entry.seq,
-    time: entry.time,
-    actor: entry.actor,
-    socket: entry.socket,
-    mailbox: entry.mailbox,
-    action: entry.action,
-    result: entry.result,
-    reason: entry.reason,
-    ip: entry.ip,
-    country: entry.country,
-  };
-  if (entry.details !== undefined) ordered.details = entry.details;
-  ordered.prev = entry.prev;
-  return JSON.stringify(ordered);
+  const details = entry.details === undefined ? '' : `,"details":${JSON.stringify(entry.details)}`;
+  return (
+    `{"seq":${entry.seq},"time":${str(entry.time)},"actor":${str(entry.actor)},"socket":${str(entry.socket)},` +
+    `"mailbox":${str(entry.mailbox)},"action":${str(entry.action)},"result":${str(entry.result)},"reason":${str(entry.reason)},` +
+    `"ip":${str(entry.ip)},"country":${str(entry.country)}${details},"prev":${str(entry.prev)}}`
+  );
 }
 
 function isNullableString(value: unknown): value is string | null {

@@ -33,7 +33,24 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
  * A DNS domain with at least two labels, in lower-case ASCII. Internationalised names are
  * converted to their xn-- form so that one domain has one spelling in the store.
  */
+// Domains repeat across logins (many mailboxes, few domains): valid ones are remembered. Pure, so
+// a cache cannot change an answer; bounded, so hostile input cannot grow it.
+const domainCache = new Map<string, string>();
+const DOMAIN_CACHE_MAX = 10_000;
+
 export function normaliseDomain(s: unknown, param = 'domain'): string {
+  if (typeof s === 'string') {
+    const hit = domainCache.get(s);
+    if (hit !== undefined) return hit;
+    const d = checkDomain(s, param);
+    if (domainCache.size >= DOMAIN_CACHE_MAX) domainCache.delete(domainCache.keys().next().value!);
+    domainCache.set(s, d);
+    return d;
+  }
+  return checkDomain(s, param);
+}
+
+function checkDomain(s: unknown, param: string): string {
   let d = requireString(s, param).toLowerCase();
   if (d === '') throw invalid(param, 'must not be empty');
   if (CONTROL_OR_SPACE.test(d)) throw invalid(param, 'must not contain spaces or control characters');
