@@ -141,7 +141,9 @@ export function buildProgram(): { program: Command; cli: Cli } {
       cli.print(s, (c) => formatStatus(s, c));
     });
 
-  program
+  // verify runs through its own light parser (cli/verify.ts, see main.ts); it is listed here so
+  // that `memfa --help` and `memfa help verify` show it.
+  const verify = program
     .command('verify')
     .description('ask whether a login needs a second factor, or check one (for login hooks)')
     .helpOption(false)
@@ -150,6 +152,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .action(() => {
       out(VERIFY_HELP);
     });
+  verify.helpInformation = () => VERIFY_HELP;
 
   // mailbox
   const mailbox = program.command('mailbox').description('per-mailbox settings');

@@ -21,6 +21,7 @@ Options:
   --socket PATH    the hook socket (default: from the configuration)
   --config FILE    configuration file (default: $MEMFA_CONFIG, /etc/memfa/memfa.json, shipped default)
   --run-dir DIR    the daemon's socket directory (default: from the configuration)
+  --data-dir DIR   accepted like the other commands' global option; verify does not use it
   --no-color       no colour (also NO_COLOR, and whenever stdout is not a terminal)
 
 Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon unavailable,
