@@ -25,7 +25,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MemfaError } from '../protocol/errors.js';
-import { assertPrivateFile, errnoCode, fsyncDir } from '../security/files.js';
+import { assertPrivateFile, errnoCode, fsyncDir } from '../files/durable.js';
 import { GENESIS_PREV, lineHash, lineHashOfText, parseEntry, serialiseEntry, type AuditEntry, type AuditEvent } from './entry.js';
 import { redact } from './redact.js';
 

@@ -17,7 +17,7 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:cr
 import { open as openFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MemfaError } from '../protocol/errors.js';
-import { assertPrivateFile, createFileExclusive, errnoCode, writeFileAtomic } from './files.js';
+import { assertPrivateFile, createFileExclusive, errnoCode, writeFileAtomic } from '../files/durable.js';
 
 const FORMAT = 'v1';
 const KEY_BYTES = 32;

@@ -17,7 +17,7 @@ import { open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/p
 import { Low, type Adapter } from 'lowdb';
 import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
-import { fsyncDir, writeFileDurable } from './durable.js';
+import { assertPrivateFileIfPresent, fsyncDir, writeFileAtomic } from '../files/durable.js';
 import { CURRENT_SCHEMA, migrate, readSnapshotLines, snapshotJson, type Snapshot, type SnapshotOut } from './schema.js';
 import type { ListOptions, Store, StoreTx } from './types.js';
 import path from 'node:path';
@@ -86,7 +86,7 @@ class DurableJsonFile implements Adapter<SnapshotOut> {
   }
 
   async write(data: SnapshotOut): Promise<void> {
-    await writeFileDurable(this.file, snapshotJson(data));
+    await writeFileAtomic(this.file, snapshotJson(data));
   }
 }
 
@@ -98,29 +98,6 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export async function checkPrivateFile(file: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  let st;
-  try {
-    st = await stat(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if ((st.mode & 0o077) !== 0) {
-    throw new MemfaError('CONFIG_INVALID', `${file} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); refusing to start`, {
-      data: { file },
-      hint: `chmod 600 ${file}`,
-    });
-  }
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) {
-    throw new MemfaError('CONFIG_INVALID', `${file} is owned by uid ${st.uid}, not by the daemon's uid ${uid}; refusing to start`, {
-      data: { file },
-      hint: `chown it to the user the daemon runs as`,
-    });
-  }
-}
 
 export class FileStore implements Store {
   private readonly mailboxes = new Map<string, MailboxRecord>();
@@ -161,9 +138,7 @@ export class FileStore implements Store {
   static async open(file: string, options: FileStoreOptions = {}): Promise<FileStore> {
     const opts = { compactJournalBytes: 16 * 1024 * 1024, checkPermissions: true, ...options };
     if (opts.checkPermissions) {
-      await checkPrivateFile(file);
-      await checkPrivateFile(file + '.journal.old');
-      await checkPrivateFile(file + '.journal');
+      for (const f of [file, file + '.journal.old', file + '.journal']) await assertPrivateFileIfPresent(f, 'store file');
     }
     const db = new Low<SnapshotOut>(new DurableJsonFile(file), emptySnapshot());
     const store = new FileStore(file, db, opts);

@@ -1,4 +1,4 @@
-// Durable, private file writes shared by the key ring and the audit log.
+// Durable, private file writes shared by the store, the key ring and the audit log.
 //
 // A rename is only durable once the directory entry is on disk, hence the directory fsync after
 // every create and rename. A key file that is half written after a power cut would leave every
@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { link, open, rename, unlink } from 'node:fs/promises';
+import { link, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MemfaError } from '../protocol/errors.js';
 
@@ -44,14 +44,20 @@ function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
-async function writeTemp(path: string, data: string | Buffer): Promise<string> {
+/** A whole content, or pieces written in turn (the event loop runs between them). */
+export type FileContent = string | Buffer | Iterable<string>;
+
+async function writeTemp(path: string, data: FileContent): Promise<string> {
   const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', 0o600);
   try {
     // open()'s mode is filtered by the umask; a strict umask could leave the daemon unable to read
     // its own file, so set the intended mode explicitly.
     if (!IS_WINDOWS) await handle.chmod(0o600);
-    await handle.writeFile(data);
+    // Pieces let a large file (the store snapshot) be written without one giant string and
+    // without blocking requests while it is built.
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
+    else for (const piece of data) await handle.write(piece);
     await handle.sync();
   } catch (error) {
     await handle.close().catch(() => undefined);
@@ -63,7 +69,7 @@ async function writeTemp(path: string, data: string | Buffer): Promise<string> {
 }
 
 /** Replaces `path` atomically: readers see the old content or the new, never a mix. Mode 0600. */
-export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+export async function writeFileAtomic(path: string, data: FileContent): Promise<void> {
   const temp = await writeTemp(path, data);
   try {
     await rename(temp, path);
@@ -118,14 +124,26 @@ export function assertPrivateFile(path: string, stats: Stats, what: string, opti
     const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
     throw new MemfaError('CONFIG_INVALID', `${what} ${path} is accessible by group or others (mode ${mode})`, {
       data: { path, mode },
-      hint: `run: chmod 600 ${path}`,
+      hint: `chmod 600 ${path}`,
     });
   }
   const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
   if (options.checkOwner && uid !== undefined && stats.uid !== uid) {
     throw new MemfaError('CONFIG_INVALID', `${what} ${path} is owned by uid ${stats.uid}, not by the daemon's uid ${uid}`, {
       data: { path, owner: stats.uid, uid },
-      hint: `run: chown ${uid} ${path}`,
+      hint: `chown ${uid} ${path}`,
     });
   }
+}
+
+/** assertPrivateFile for a file that may not exist yet (a missing file passes). */
+export async function assertPrivateFileIfPresent(path: string, what: string): Promise<void> {
+  let stats: Stats;
+  try {
+    stats = await stat(path);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return;
+    throw error;
+  }
+  assertPrivateFile(path, stats, what, { checkOwner: true });
 }
