@@ -54,7 +54,6 @@ const collapse = (s: string) => s.replace(/\s+/g, ' ');
 const tokens = (line: string, dots = false) => line.split(dots ? /[^A-Za-z0-9_.\-]+/ : /[^A-Za-z0-9_\-]+/).filter(Boolean);
 
 const man1Source = read('man/memfa.1');
-const man1 = plain(man1Source);
 const man1Sections = sections(man1Source);
 const man5Source = read('man/memfa.conf.5');
 

@@ -26,6 +26,12 @@ interface SettingFlags {
   usersMayConfigure?: string;
 }
 
+function parseLimit(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw usage('--limit: expected a positive integer');
+  return n;
+}
+
 function settingsPatch(f: SettingFlags): Record<string, unknown> {
   const patch: Record<string, unknown> = {};
   if (f.challenge !== undefined) patch['challenge'] = f.challenge;
@@ -178,11 +184,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .command('list')
     .description('stored mailboxes')
     .option('--domain <domain>', 'only this domain')
-    .option('--limit <n>', 'at most n', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw usage('--limit: expected a positive integer');
-      return n;
-    })
+    .option('--limit <n>', 'at most n', parseLimit)
     .option('--after <address>', 'start after this address (paging)')
     .action(async (f: { domain?: string; limit?: number; after?: string }) => {
       const r = (await cli.call('mailbox.list', f)) as { total: number; mailboxes: { address: string; challenge: string; provider: string; totp: string; locked: boolean }[] };
@@ -331,11 +333,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .option('--until <time>', 'before this time')
     .option('--result <result>', 'only this result (allow, deny, challenge, enroll, error, ok, ...)')
     .option('--action <action>', 'only this action (verify, mailbox.set, reset, ...)')
-    .option('--limit <n>', 'the most recent n entries (default 1000)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw usage('--limit: expected a positive integer');
-      return n;
-    })
+    .option('--limit <n>', 'the most recent n entries (default 1000)', parseLimit)
     .action(async (f: { mailbox?: string; since?: string; until?: string; result?: string; action?: string; limit?: number }) => {
       const r = (await cli.call('audit.query', f)) as { entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null }[] };
       cli.print(r, () =>

@@ -81,7 +81,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     keyFile: string | null;
   };
   // Relative paths are relative to the configuration file, so a config can travel with its data.
-  const base = source.startsWith('/') || /^[A-Za-z]:[\\/]/.test(source) ? path.dirname(source) : process.cwd();
+  const base = path.isAbsolute(source) ? path.dirname(source) : process.cwd();
   const abs = (p: string, from = base) => path.resolve(from, p);
   const dataDir = abs(overrides.dataDir ?? env['MEMFA_DATA_DIR'] ?? c.dataDir, overrides.dataDir || env['MEMFA_DATA_DIR'] ? process.cwd() : base);
   const runDir = abs(overrides.runDir ?? env['MEMFA_RUN_DIR'] ?? c.runDir, overrides.runDir || env['MEMFA_RUN_DIR'] ? process.cwd() : base);

@@ -43,7 +43,7 @@ export class Enrolment {
    * secret is returned until it expires, so a user who reloads the login page scans one QR code.
    */
   pendingIn(tx: StoreTx, address: string, now: number, restart = false): PendingTotp {
-    const rec = tx.getMailbox(address) ?? mailboxOrNew(tx, address, now);
+    const rec = mailboxOrNew(tx, address, now);
     if (!restart && rec.pendingTotp !== null && rec.pendingTotp.expiresAt > now) return rec.pendingTotp;
     const secret = generateTotpSecret((n) => this.p.random.bytes(n), 20);
     const pending: PendingTotp = {

@@ -105,7 +105,7 @@ export class SettingsAdmin {
       stored: rec !== undefined,
       settings: { ...(rec?.settings ?? {}) },
       // What a mailbox of this domain with no settings of its own gets.
-      effective: effectiveView(effectiveSettings(this.p.config, this.p.store, `postmaster@${domain}`, newMailbox(`postmaster@${domain}`, 0))),
+      effective: effectiveView(resolveSettings(this.p.config.defaults, this.p.store.getGlobal(), rec?.settings, undefined)),
       mailboxes: this.p.store.countMailboxes(domain),
     };
   }

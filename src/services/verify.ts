@@ -31,6 +31,16 @@ interface Login {
   now: number;
 }
 
+/** What verify knows of a login before it acts: read once, from memory. */
+interface Assessment {
+  login: Login;
+  rec: MailboxRecord;
+  settings: EffectiveSettings;
+  /** The provider is disabled on the platform and no enabled fallback replaces it. */
+  disabled: boolean;
+  decision: Decision;
+}
+
 /** A given factor: digits (TOTP or a sent code) or a recovery code. */
 type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
 
@@ -107,17 +117,17 @@ export class Verifier {
         void audit('error', 'invalid-code');
         throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
       }
-    } else {
-      const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
-      const decision = this.decision(login, rec, this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec)).settings);
-      if (decision.action === 'allow') {
-        // The answer does not wait for this audit line to be durable: the log's group commit
-        // writes it with its next batch.
-        void audit('allow', decision.reason);
-        return { result: 'allow', reason: decision.reason, provider: decision.provider, ...base };
-      }
     }
-    return this.decideAndAct(login, code).then(
+    const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
+    const { settings, disabled } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec));
+    const decision = this.decision(login, rec, settings);
+    if (code === null && decision.action === 'allow') {
+      // The answer does not wait for this audit line to be durable: the log's group commit
+      // writes it with its next batch.
+      void audit('allow', decision.reason);
+      return { result: 'allow', reason: decision.reason, provider: decision.provider, ...base };
+    }
+    return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(
       async (result) => {
         await audit(result.result, result.reason);
         return { ...result, ...base };
@@ -130,11 +140,8 @@ export class Verifier {
     );
   }
 
-  private async decideAndAct(login: Login, code: Factor | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
-    const stored = this.p.store.getMailbox(login.address);
-    const rec = stored ?? newMailbox(login.address, login.now);
-    const { settings: eff, disabled } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, login.address, rec));
-    const decision = this.decision(login, rec, eff);
+  private async decideAndAct(assessed: Assessment, code: Factor | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
+    const { login, rec, settings: eff, disabled, decision } = assessed;
     if (decision.action === 'deny' || decision.action === 'allow') {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
