@@ -3,7 +3,7 @@ import { appendFile, chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { lineHash } from '../src/audit/entry.js';
+import { lineHash, serialiseEntry } from '../src/audit/entry.js';
 import { AuditLog, type AuditEvent, type AuditLogOptions } from '../src/audit/log.js';
 import { redact } from '../src/audit/redact.js';
 import { MemfaError } from '../src/protocol/errors.js';
@@ -391,4 +391,61 @@ test('a failed rotation rejects with STORE_FAILED, keeps what was written, and a
   t.after(() => reopened.close());
   assert.equal((await reopened.append(event(11))).seq, written + 1);
   assert.ok((await reopened.verify()).ok);
+});
+
+test('record() writes lines nobody awaits, in issue order with awaited ones, and a query sees them', async (t) => {
+  const { log, path } = await openLog(t);
+  log.record(event(0));
+  const awaited = log.append(event(1));
+  log.record(event(2));
+  assert.equal((await awaited).seq, 2);
+  const entries = await log.query({});
+  assert.deepEqual(
+    entries.map((e) => [e.seq, e.details]),
+    [
+      [1, { i: 0 }],
+      [2, { i: 1 }],
+      [3, { i: 2 }],
+    ],
+  );
+  assert.equal((await fileLines(path)).length, 3);
+  assert.deepEqual(await log.verify(), { ok: true, lines: 3, files: 1 });
+});
+
+test('close() writes recorded lines still queued; record() after close goes to onUnawaitedFailure', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'memfa-audit.log');
+  const failures: [string, unknown][] = [];
+  const log = await AuditLog.open(path, { clock: steppingClock(), onUnawaitedFailure: (e, error) => failures.push([e.action, error]) });
+  for (let i = 0; i < 50; i++) log.record(event(i));
+  await log.close();
+  assert.equal((await fileLines(path)).length, 50);
+  log.record(event(50, { action: 'late' }));
+  assert.equal(failures.length, 1);
+  assert.equal(failures[0]![0], 'late');
+  assert.ok(failures[0]![1] instanceof MemfaError && failures[0]![1].code === 'SHUTTING_DOWN');
+});
+
+test('a recorded line that cannot be written reaches onUnawaitedFailure, never an unhandled rejection', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'memfa-audit.log');
+  const failures: unknown[] = [];
+  const log = await AuditLog.open(path, { maxBytes: 1024, keep: 1, clock: steppingClock(), onUnawaitedFailure: (_e, error) => failures.push(error) });
+  t.after(() => log.close());
+  // The rotation fails (see the test above): lines past the first file cannot be written.
+  await mkdir(join(`${path}.1`, 'blocker'), { recursive: true });
+  for (let i = 0; i < 20; i++) log.record(event(i));
+  await assert.rejects(log.append(event(20)), (error: unknown) => error instanceof MemfaError && error.code === 'STORE_FAILED');
+  const written = (await fileLines(path)).length;
+  assert.ok(written > 0 && written < 20);
+  assert.equal(failures.length, 20 - written);
+  for (const error of failures) assert.ok(error instanceof MemfaError && error.code === 'STORE_FAILED');
+});
+
+test('a line is the same text JSON.stringify gives, whatever the strings hold', () => {
+  const awkward = ['plain', 'quote"d', 'back\\slash', 'tab\there', 'nl\nx', '\u0000\u001f', 'é ü 漢字', 'emoji 😀', 'lone \ud800 high', 'lone \udc00 low', '\u2028\u2029', 'del\u007f', ''];
+  for (const s of awkward) {
+    const entry = { seq: 7, time: '2025-03-01T12:00:00.000Z', actor: 'hook' as const, socket: 'hook' as const, mailbox: s, action: s, result: 'allow', reason: s, ip: null, country: s, details: { note: s }, prev: '0'.repeat(64) };
+    assert.equal(serialiseEntry(entry), JSON.stringify(entry), JSON.stringify(s));
+  }
 });

@@ -8,7 +8,8 @@
 //
 // Durability: append resolves once its line is on disk (fdatasync). Appends issued while a write
 // is in flight are queued and written together with one write and one fdatasync (group commit),
-// in the order they were issued.
+// in the order they were issued. record() queues an event the same way without a promise (the
+// login fast path); nobody waits for its line, which goes out with the next batch.
 //
 // Crash recovery: a line is written with its newline in one write, so a crash can leave only a
 // torn last line (no trailing newline). Open truncates that tail (its caller was never told the
@@ -45,6 +46,8 @@ export interface AuditLogOptions {
   keep?: number;
   /** Milliseconds since the epoch; injected so tests control time. */
   clock?: () => number;
+  /** Told when an event given to record() (nobody awaits it) could not be written. */
+  onUnawaitedFailure?: (event: AuditEvent, error: unknown) => void;
 }
 
 export interface AuditQuery {
@@ -65,8 +68,9 @@ export type AuditVerifyResult =
 
 interface Pending {
   event: Omit<AuditEntry, 'seq' | 'prev'>;
-  resolve: (entry: AuditEntry) => void;
-  reject: (error: unknown) => void;
+  /** Absent for an event recorded without waiting (record()): a failure goes to onUnawaitedFailure. */
+  resolve?: (entry: AuditEntry) => void;
+  reject?: (error: unknown) => void;
 }
 
 interface Prepared {
@@ -132,12 +136,14 @@ async function* readLines(handle: FileHandle, size: number): AsyncGenerator<{ by
   if (carry.length > 0) yield { bytes: carry, terminated: false };
 }
 
-function checkOptions(options: AuditLogOptions): { maxBytes: number; keep: number; clock: () => number } {
+type CheckedOptions = { maxBytes: number; keep: number; clock: () => number; onUnawaitedFailure: (event: AuditEvent, error: unknown) => void };
+
+function checkOptions(options: AuditLogOptions): CheckedOptions {
   const maxBytes = options.maxBytes ?? 10 * 1024 * 1024;
   const keep = options.keep ?? 5;
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024) throw new RangeError('AuditLog: maxBytes must be an integer of at least 1024');
   if (!Number.isSafeInteger(keep) || keep < 0) throw new RangeError('AuditLog: keep must be a non-negative integer');
-  return { maxBytes, keep, clock: options.clock ?? Date.now };
+  return { maxBytes, keep, clock: options.clock ?? Date.now, onUnawaitedFailure: options.onUnawaitedFailure ?? (() => undefined) };
 }
 
 function storeFailed(path: string, error: unknown): MemfaError {
@@ -157,6 +163,10 @@ export class AuditLog {
   readonly #maxBytes: number;
   readonly #keep: number;
   readonly #clock: () => number;
+  readonly #onUnawaitedFailure: CheckedOptions['onUnawaitedFailure'];
+  /** The last timestamp formatted, and its text: most events share their millisecond with another. */
+  #timeMs = NaN;
+  #timeText = '';
   #handle: FileHandle | null;
   #size: number;
   /** seq and hash of the last line on disk: the head the next line chains to. */
@@ -170,11 +180,12 @@ export class AuditLog {
   #broken: MemfaError | null = null;
   #closed = false;
 
-  private constructor(path: string, options: ReturnType<typeof checkOptions>, handle: FileHandle, size: number, seq: number, prev: string) {
+  private constructor(path: string, options: CheckedOptions, handle: FileHandle, size: number, seq: number, prev: string) {
     this.path = path;
     this.#maxBytes = options.maxBytes;
     this.#keep = options.keep;
     this.#clock = options.clock;
+    this.#onUnawaitedFailure = options.onUnawaitedFailure;
     this.#handle = handle;
     this.#size = size;
     this.#seq = seq;
@@ -280,8 +291,30 @@ export class AuditLog {
    */
   append(event: AuditEvent): Promise<AuditEntry> {
     if (this.#closed) return Promise.reject(new MemfaError('SHUTTING_DOWN', `${WHAT} ${this.path} is closed`));
-    const prepared: Omit<AuditEntry, 'seq' | 'prev'> = {
-      time: new Date(this.#clock()).toISOString(),
+    return new Promise<AuditEntry>((resolve, reject) => this.#enqueue({ event: this.#prepared(event), resolve, reject }));
+  }
+
+  /**
+   * Records an event without waiting for it: it goes out with the next batch, written and synced
+   * like any other. For the login fast path, where a promise per event is a measurable part of
+   * the answer. A failure (or a closed log) goes to the onUnawaitedFailure option.
+   */
+  record(event: AuditEvent): void {
+    if (this.#closed) {
+      this.#onUnawaitedFailure(event, new MemfaError('SHUTTING_DOWN', `${WHAT} ${this.path} is closed`));
+      return;
+    }
+    this.#enqueue({ event: this.#prepared(event) });
+  }
+
+  #prepared(event: AuditEvent): Pending['event'] {
+    const now = this.#clock();
+    if (now !== this.#timeMs) {
+      this.#timeMs = now;
+      this.#timeText = new Date(now).toISOString();
+    }
+    const prepared: Pending['event'] = {
+      time: this.#timeText,
       actor: event.actor,
       socket: event.socket ?? null,
       mailbox: event.mailbox ?? null,
@@ -292,10 +325,18 @@ export class AuditLog {
       country: event.country ?? null,
     };
     if (event.details !== undefined) prepared.details = redact(event.details) as Record<string, unknown>;
-    return new Promise<AuditEntry>((resolve, reject) => {
-      this.#queue.push({ event: prepared, resolve, reject });
-      this.#draining ??= this.#drain();
-    });
+    return prepared;
+  }
+
+  #enqueue(pending: Pending): void {
+    this.#queue.push(pending);
+    this.#draining ??= this.#drain();
+  }
+
+  #settle(pending: Pending, outcome: { entry: AuditEntry } | { error: unknown }): void {
+    if ('entry' in outcome) pending.resolve?.(outcome.entry);
+    else if (pending.reject !== undefined) pending.reject(outcome.error);
+    else this.#onUnawaitedFailure(pending.event, outcome.error);
   }
 
   async #drain(): Promise<void> {
@@ -330,16 +371,18 @@ export class AuditLog {
 
   /** Writes a batch, rotating as needed. Never throws: settles every pending append instead. */
   async #writeBatch(batch: Pending[]): Promise<void> {
-    let lines: Prepared[] = [];
+    // How many of the batch are on disk (and settled): #writeChunk settles its lines in order.
+    let written = 0;
     try {
       if (this.#broken !== null) throw this.#broken;
-      lines = this.#prepare(batch);
+      const lines = this.#prepare(batch);
       let chunk: Prepared[] = [];
       let chunkBytes = 0;
       for (const line of lines) {
         const pendingSize = this.#size + chunkBytes;
         if (pendingSize > 0 && pendingSize + line.size > this.#maxBytes) {
           await this.#writeChunk(chunk);
+          written += chunk.length;
           chunk = [];
           chunkBytes = 0;
           await this.#rotate();
@@ -350,8 +393,7 @@ export class AuditLog {
       await this.#writeChunk(chunk);
     } catch (error) {
       const failure = storeFailed(this.path, error);
-      // Lines already on disk were resolved by #writeChunk; settling again is a no-op.
-      for (const pending of batch) pending.reject(failure);
+      for (const pending of batch.slice(written)) this.#settle(pending, { error: failure });
     }
   }
 
@@ -383,7 +425,7 @@ export class AuditLog {
     this.#size += data.length;
     this.#seq = last.entry.seq;
     this.#prev = last.hash;
-    for (const line of chunk) line.pending.resolve(line.entry);
+    for (const line of chunk) this.#settle(line.pending, { entry: line.entry });
   }
 
   async #rotate(): Promise<void> {

@@ -4,7 +4,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 
-import { AuditLog } from '../audit/log.js';
+import { AuditLog, type AuditEvent } from '../audit/log.js';
 import type { MemfaConfig } from '../config/types.js';
 import { loadCountryLookup } from '../geo/country.js';
 import { MemfaError } from '../protocol/errors.js';
@@ -102,7 +102,9 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const keyring = await loadOrCreateKeyring(config.keyFile, { create: store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined });
     checkSecretsOpen(store, keyring, config.keyFile);
     if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
-    const audit = await AuditLog.open(config.audit.file, { maxBytes: config.audit.maxBytes, keep: config.audit.keep });
+    const auditFailed = (event: AuditEvent, err: unknown) =>
+      log.error('audit-write-failed', { action: event.action, mailbox: event.mailbox ?? null, error: (err as Error).message });
+    const audit = await AuditLog.open(config.audit.file, { maxBytes: config.audit.maxBytes, keep: config.audit.keep, onUnawaitedFailure: auditFailed });
     cleanups.push(() => audit.close());
     const country = await loadCountryLookup(config.dataDir);
     const senders = createSenders(config, log);
@@ -123,8 +125,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
         // Services audit what has already happened (a committed change, an answer): a failed audit
         // write must not turn that into an error answer, which would claim nothing changed. It is
         // logged loudly instead, and `memfa audit verify` shows the gap.
-        append: (event) =>
-          audit.append(event).catch((err: Error) => log.error('audit-write-failed', { action: event.action, mailbox: event.mailbox ?? null, error: err.message })),
+        append: (event) => audit.append(event).catch((err: unknown) => auditFailed(event, err)),
+        record: (event) => audit.record(event),
         query: (filter) => audit.query(filter),
         verify: () => audit.verify(),
       },

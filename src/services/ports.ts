@@ -36,6 +36,8 @@ export interface Random {
 export interface AuditSink {
   /** Records an event; resolves once it is written. Never rejects: a failure is logged. */
   append(event: AuditEvent): Promise<unknown>;
+  /** Records an event without waiting for the disk (the login fast path); a failure is logged. */
+  record(event: AuditEvent): void;
 }
 
 export interface Ports {

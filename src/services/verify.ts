@@ -124,8 +124,8 @@ export class Verifier {
     if (code === null && decision.action === 'allow') {
       // The answer does not wait for this audit line to be durable: the log's group commit
       // writes it with its next batch.
-      void audit('allow', decision.reason);
-      return { result: 'allow', reason: decision.reason, provider: decision.provider, ...base };
+      this.p.audit.record({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: 'allow', reason: decision.reason, ip, country: login.country });
+      return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
     return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(
       async (result) => {
