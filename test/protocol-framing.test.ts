@@ -31,6 +31,33 @@ test('LineDecoder: a line split into 1-byte chunks is assembled once its newline
   assert.equal(d.hasPartial, false);
 });
 
+test('LineDecoder: any split of a stream into chunks gives the same frames as one chunk', () => {
+  // Whole lines inside a chunk take a fast path; lines across chunks are assembled: both must agree,
+  // oversize lines included (maxBytes 16 here).
+  const stream = ['{"id":1}', 'short', 'x'.repeat(16), 'y'.repeat(17), 'é漢字😀', '  ', 'last\r', 'z'.repeat(40), 'ok'].join('\n') + '\n';
+  const bytes = Buffer.from(stream);
+  const expected = new LineDecoder(16).push(bytes);
+  assert.deepEqual(
+    expected.map((e) => (e.kind === 'line' ? e.line : `oversize ${e.bytes}`)),
+    ['{"id":1}', 'short', 'x'.repeat(16), 'oversize 17', 'é漢字😀', 'last', 'oversize 40', 'ok'],
+  );
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) % 1000) / 1000;
+  for (let run = 0; run < 300; run++) {
+    const d = new LineDecoder(16);
+    const got: ReturnType<LineDecoder['push']> = [];
+    for (let at = 0; at < bytes.length; ) {
+      const size = 1 + Math.floor(rand() * 12);
+      got.push(...d.push(bytes.subarray(at, at + size)));
+      at += size;
+    }
+    // An oversize line's size is reported when it crosses the limit, so only its presence is compared.
+    const shape = (events: typeof got) => events.map((e) => (e.kind === 'line' ? e.line : 'oversize'));
+    assert.deepEqual(shape(got), shape(expected), `run ${run}`);
+    assert.equal(d.hasPartial, false);
+  }
+});
+
 test('LineDecoder: a multi-byte UTF-8 character split across chunks is decoded intact', () => {
   const d = new LineDecoder(1024);
   const bytes = Buffer.from('é€😀\n', 'utf8');

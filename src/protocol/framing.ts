@@ -20,29 +20,37 @@ export class LineDecoder {
     while (start < chunk.length) {
       const nl = chunk.indexOf(0x0a, start);
       const end = nl === -1 ? chunk.length : nl;
-      const piece = chunk.subarray(start, end);
+      const size = end - start;
+      if (nl !== -1 && !this.discarding && this.pending === 0 && size <= this.maxBytes) {
+        // The usual case, a whole line inside one chunk: decoded in place, no copy.
+        this.emitLine(chunk.toString('utf8', start, end), events);
+        start = nl + 1;
+        continue;
+      }
       if (!this.discarding) {
-        if (this.pending + piece.length > this.maxBytes) {
-          events.push({ kind: 'oversize', bytes: this.pending + piece.length });
+        if (this.pending + size > this.maxBytes) {
+          events.push({ kind: 'oversize', bytes: this.pending + size });
           this.discarding = true;
           this.parts.length = 0;
           this.pending = 0;
-        } else if (piece.length > 0) {
-          this.parts.push(piece);
-          this.pending += piece.length;
+        } else if (size > 0) {
+          this.parts.push(chunk.subarray(start, end));
+          this.pending += size;
         }
       }
       if (nl === -1) break;
-      if (!this.discarding) {
-        const line = Buffer.concat(this.parts, this.pending).toString('utf8').replace(/\r$/, '');
-        if (line.trim().length > 0) events.push({ kind: 'line', line });
-      }
+      if (!this.discarding) this.emitLine(Buffer.concat(this.parts, this.pending).toString('utf8'), events);
       this.parts.length = 0;
       this.pending = 0;
       this.discarding = false;
       start = nl + 1;
     }
     return events;
+  }
+
+  private emitLine(text: string, events: FrameEvent[]): void {
+    const line = text.endsWith('\r') ? text.slice(0, -1) : text;
+    if (line.trim().length > 0) events.push({ kind: 'line', line });
   }
 
   /** True when a partial frame is buffered (a half-received message). */

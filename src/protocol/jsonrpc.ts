@@ -26,16 +26,12 @@ export type Incoming =
 
 const MAX_DEPTH = 32;
 
-function depthExceeds(value: unknown, limit: number): boolean {
-  // Iterative so that hostile nesting cannot blow the stack of the checker itself.
-  const stack: [unknown, number][] = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (d > limit) return true;
-    if (v !== null && typeof v === 'object') {
-      for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, d + 1]);
-    }
-  }
+/** True when a value (the root at depth 0) is nested deeper than `limit`. The recursion is bounded by the limit. */
+function depthExceeds(value: unknown, limit: number, depth = 0): boolean {
+  if (depth > limit) return true;
+  if (value === null || typeof value !== 'object') return false;
+  const obj = value as Record<string, unknown>;
+  for (const key in obj) if (depthExceeds(obj[key], limit, depth + 1)) return true;
   return false;
 }
 
