@@ -3,7 +3,7 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import { hotp } from 'otplib';
-import { HashAlgorithms, KeyEncodings } from 'otplib/core.js';
+import { HashAlgorithms, KeyEncodings, hotpToken, type HOTPOptions } from 'otplib/core.js';
 import { MemfaError } from '../protocol/errors.js';
 
 export const TOTP_ALGORITHMS = ['SHA1', 'SHA256', 'SHA512'] as const;
@@ -127,22 +127,26 @@ const HASHES: Record<TotpAlgorithm, HashAlgorithms> = {
   SHA512: HashAlgorithms.SHA512,
 };
 
-// otplib instances are immutable option sets; one per (algorithm, digits) is enough.
-const generators = new Map<string, typeof hotp>();
+// otplib's HOTP merges, validates and freezes its options on every generate() call, which cost
+// more than the HMAC itself: they are resolved once per (algorithm, digits) and handed to otplib's
+// hotpToken. The key travels as hex and is used as given (otplib's default createHmacKey decodes
+// and re-encodes it on every call).
+const resolvedOptions = new Map<string, Readonly<HOTPOptions>>();
+const keyAsGiven: HOTPOptions['createHmacKey'] = (_algorithm, secret) => secret;
 
-function generator(digits: number, algorithm: TotpAlgorithm): typeof hotp {
+function optionsFor(digits: number, algorithm: TotpAlgorithm): Readonly<HOTPOptions> {
   const id = `${algorithm}/${digits}`;
-  let gen = generators.get(id);
-  if (gen === undefined) {
+  let options = resolvedOptions.get(id);
+  if (options === undefined) {
     // HOTP with the key as raw bytes (hex), never otplib's TOTP class: that one reads the system
     // clock and pads short keys for SHA256/512, which authenticator apps do not do.
-    gen = hotp.clone({ algorithm: HASHES[algorithm], digits, encoding: KeyEncodings.HEX });
-    generators.set(id, gen);
+    options = hotp.clone({ algorithm: HASHES[algorithm], digits, encoding: KeyEncodings.HEX, createHmacKey: keyAsGiven }).allOptions();
+    resolvedOptions.set(id, options);
   }
-  return gen;
+  return options;
 }
 
-export function hotpCode(key: Buffer, counter: number, digits: number, algorithm: TotpAlgorithm): string {
+function checkHotpInput(key: Buffer, counter: number, digits: number, algorithm: TotpAlgorithm): void {
   if (!Buffer.isBuffer(key) || key.length === 0) throw invalid('secret', 'secret: the key is empty');
   if (!Number.isSafeInteger(counter) || counter < 0) {
     throw invalid('counter', `counter: expected a non-negative integer, got ${String(counter)}`);
@@ -151,7 +155,11 @@ export function hotpCode(key: Buffer, counter: number, digits: number, algorithm
   if (!TOTP_ALGORITHMS.includes(algorithm)) {
     throw invalid('algorithm', `algorithm: expected one of ${TOTP_ALGORITHMS.join(', ')}, got ${String(algorithm)}`);
   }
-  return generator(digits, algorithm).generate(key.toString('hex'), counter);
+}
+
+export function hotpCode(key: Buffer, counter: number, digits: number, algorithm: TotpAlgorithm): string {
+  checkHotpInput(key, counter, digits, algorithm);
+  return hotpToken(key.toString('hex'), counter, optionsFor(digits, algorithm));
 }
 
 /** The RFC 6238 time step (T0 = 0) that `timeMs` falls in. */
@@ -186,11 +194,14 @@ export function checkTotp(key: Buffer, code: string, nowMs: number, opts: TotpOp
   }
   const given = Buffer.from(code, 'ascii');
   const current = timeStep(nowMs, opts.period);
+  checkHotpInput(key, Math.max(0, current - opts.window), opts.digits, opts.algorithm);
+  const keyHex = key.toString('hex');
+  const options = optionsFor(opts.digits, opts.algorithm);
   let accepted: number | null = null;
   let reused = false;
   for (let step = current - opts.window; step <= current + opts.window; step++) {
     if (step < 0) continue;
-    const expected = Buffer.from(hotpCode(key, step, opts.digits, opts.algorithm), 'ascii');
+    const expected = Buffer.from(hotpToken(keyHex, step, options), 'ascii');
     const match = timingSafeEqual(expected, given);
     const fresh = lastAcceptedStep === null || step > lastAcceptedStep;
     if (match && fresh) accepted = step;
