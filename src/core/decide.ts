@@ -121,8 +121,9 @@ export function decide(settings: EffectiveSettings, history: MailboxHistory, log
       needed = 'always';
       break;
     case 'new-ip': {
-      const known = history.ips.some((e) => e.ip === ip && fresh(e, login.now, remember));
-      if (known) return { action: 'allow', reason: 'known-ip', provider, matched: ip };
+      for (const e of history.ips) {
+        if (e.ip === ip && fresh(e, login.now, remember)) return { action: 'allow', reason: 'known-ip', provider, matched: ip };
+      }
       needed = 'new-ip';
       break;
     }

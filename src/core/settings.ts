@@ -24,16 +24,27 @@ export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provi
 
 type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure';
 
+/** The most specific level that sets `key` (mailbox, domain, global), else the default. */
 function pick<K extends Inherited>(
   key: K,
-  levels: readonly [SettingSource, LevelSettings | undefined][],
+  mailbox: LevelSettings | undefined,
+  domain: LevelSettings | undefined,
+  global: LevelSettings,
   fallback: NonNullable<LevelSettings[K]>,
 ): { value: NonNullable<LevelSettings[K]>; source: SettingSource } {
-  for (const [source, settings] of levels) {
-    const value = settings?.[key];
-    if (value !== undefined && value !== null) return { value: value as NonNullable<LevelSettings[K]>, source };
-  }
+  // Written out rather than looped over [level, settings] pairs: this runs for every login.
+  const m = mailbox?.[key];
+  if (m !== undefined && m !== null) return { value: m as NonNullable<LevelSettings[K]>, source: 'mailbox' };
+  const d = domain?.[key];
+  if (d !== undefined && d !== null) return { value: d as NonNullable<LevelSettings[K]>, source: 'domain' };
+  const g = global[key];
+  if (g !== undefined && g !== null) return { value: g as NonNullable<LevelSettings[K]>, source: 'global' };
   return { value: fallback, source: 'default' };
+}
+
+function addRule(rules: EffectiveSettings['countryRules'], level: SettingSource, settings: LevelSettings | undefined): void {
+  const rule = settings?.countryRule;
+  if (rule) rules.push({ level, rule: { mode: rule.mode, countries: [...rule.countries] } });
 }
 
 /**
@@ -51,23 +62,20 @@ export function resolveSettings(
   domain: LevelSettings | undefined,
   mailbox: LevelSettings | undefined,
 ): EffectiveSettings {
-  const all: [SettingSource, LevelSettings | undefined][] = [
-    ['mailbox', mailbox],
-    ['domain', domain],
-    ['global', global],
-  ];
-  const challenge = pick('challenge', all, defaults.challenge);
-  const provider = pick('provider', all, defaults.provider);
-  const fallbackProvider = pick('fallbackProvider', all, defaults.fallbackProvider ?? 'none');
-  const usersMayConfigure = pick('usersMayConfigure', all.slice(1), defaults.usersMayConfigure ?? false);
+  const challenge = pick('challenge', mailbox, domain, global, defaults.challenge);
+  const provider = pick('provider', mailbox, domain, global, defaults.provider);
+  const fallbackProvider = pick('fallbackProvider', mailbox, domain, global, defaults.fallbackProvider ?? 'none');
+  const usersMayConfigure = pick('usersMayConfigure', undefined, domain, global, defaults.usersMayConfigure ?? false);
 
+  // Global first, then domain, then mailbox.
   const countryRules: EffectiveSettings['countryRules'] = [];
-  for (const [level, settings] of [...all].reverse()) {
-    const rule = settings?.countryRule;
-    if (rule) countryRules.push({ level, rule: { mode: rule.mode, countries: [...rule.countries] } });
-  }
+  addRule(countryRules, 'global', global);
+  addRule(countryRules, 'domain', domain);
+  addRule(countryRules, 'mailbox', mailbox);
 
-  const trustedNetworks = [...new Set([...(global.trustedNetworks ?? []), ...(domain?.trustedNetworks ?? [])])];
+  const globalNets = global.trustedNetworks ?? [];
+  const domainNets = domain?.trustedNetworks ?? [];
+  const trustedNetworks = globalNets.length + domainNets.length === 0 ? [] : [...new Set([...globalNets, ...domainNets])];
 
   return {
     challenge: challenge.value,

@@ -85,8 +85,10 @@ export function normaliseAddress(s: unknown, param = 'user'): string {
   if (!LOCAL_PART.test(local)) {
     throw invalid(param, `'${local}' is not a valid local part (letters, digits, dots and !#$%&'*+/=?^_\`{|}~- only; no leading, trailing or double dot)`);
   }
-  const domain = normaliseDomain(a.slice(at + 1), param);
-  const address = `${local}@${domain}`;
+  const given = a.slice(at + 1);
+  const domain = normaliseDomain(given, param);
+  // Most addresses arrive normalised: keep the string rather than build an equal one.
+  const address = domain === given ? a : `${local}@${domain}`;
   if (address.length > MAX_ADDRESS) throw invalid(param, `longer than ${MAX_ADDRESS} characters`);
   return address;
 }
@@ -236,6 +238,7 @@ function blockListFor(cidr: string): BlockList {
  * against IPv4-mapped IPv6 networks (::ffff:0:0/96) and the other way round.
  */
 export function ipInNetworks(ip: string, cidrs: readonly string[]): string | null {
+  if (cidrs.length === 0) return null;
   const addr = normaliseIp(ip);
   const family = isIP(addr) === 4 ? 'ipv4' : 'ipv6';
   for (const cidr of cidrs) {

@@ -97,10 +97,13 @@ type RequiredKeys<S extends Shape> = Exclude<keyof S, OptionalKeys<S>>;
 export type ObjectOf<S extends Shape> = { [K in RequiredKeys<S>]: Infer<S[K]> } & { [K in OptionalKeys<S>]?: Infer<S[K]> };
 
 export function obj<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
+  // Worked out once: parse runs for every request.
+  const fields = Object.entries(shape);
+  const allOptional = fields.every(([, s]) => s.optional);
   return {
     describe: 'object',
     parse(value, path) {
-      if (value === undefined && Object.values(shape).every((s) => s.optional)) value = {};
+      if (value === undefined && allOptional) value = {};
       if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidParams(`${path}: expected an object`, { param: path });
       const input = value as Record<string, unknown>;
       for (const key of Object.keys(input)) {
@@ -111,7 +114,7 @@ export function obj<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
       }
       // A null-prototype result so that nothing a client sends can reach Object.prototype.
       const out = Object.create(null) as Record<string, unknown>;
-      for (const [key, schema] of Object.entries(shape)) {
+      for (const [key, schema] of fields) {
         const v = input[key];
         if (v === undefined) {
           if (!schema.optional) throw invalidParams(`missing parameter "${key}"`, { param: key });
