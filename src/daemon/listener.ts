@@ -21,6 +21,16 @@ export interface ListenerLimits {
 
 const MAX_IN_FLIGHT_PER_CONNECTION = 32;
 const QUIET_PERIOD_MS = 100;
+/** Idle sweeps per idle time-out: a connection goes after 1 to 1.25 times limits.idleTimeoutMs. */
+const SWEEPS_PER_IDLE_TIMEOUT = 4;
+
+/** What the idle sweep needs of a connection. */
+interface Connection {
+  /** The sweep count at its last read or write. */
+  lastActive: number;
+  /** Requests being answered (asynchronously): a connection waiting for its answer is not idle. */
+  pending: number;
+}
 
 function groupId(name: string): number {
   if (/^\d+$/.test(name)) return Number(name);
@@ -46,7 +56,13 @@ function probe(path: string): Promise<boolean> {
 
 export class Listener {
   private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Map<net.Socket, Connection>();
+  /**
+   * Idle connections are found by a periodic sweep, not a timer per connection: Node re-arms a
+   * socket's timer on every read and write, a measurable share of a fast-path login's cost.
+   */
+  private sweeps = 0;
+  private sweeper: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private accepting = true;
@@ -110,27 +126,36 @@ export class Listener {
     }
     server.on('error', (err) => this.log.error('listener-error', { socket: this.kind, error: err.message }));
     this.server = server;
+    this.sweeper = setInterval(() => this.sweepIdle(), Math.max(10, Math.floor(this.limits.idleTimeoutMs / SWEEPS_PER_IDLE_TIMEOUT)));
+    this.sweeper.unref();
+  }
+
+  /** Closes connections idle for more than SWEEPS_PER_IDLE_TIMEOUT whole sweep intervals. */
+  private sweepIdle(): void {
+    this.sweeps++;
+    for (const [socket, conn] of this.sockets) {
+      // Idle, or a half-received message that never completed: drop it.
+      if (conn.pending === 0 && this.sweeps - conn.lastActive > SWEEPS_PER_IDLE_TIMEOUT) socket.destroy();
+    }
   }
 
   private accept(socket: net.Socket): void {
     // While stopping, a new connection is still served, with SHUTTING_DOWN answers: the client
     // connected before the stop and deserves a reply it can act on (retry), not a reset.
-    this.sockets.add(socket);
+    const conn: Connection = { lastActive: this.sweeps, pending: 0 };
+    this.sockets.set(socket, conn);
     const decoder = new LineDecoder(this.limits.maxFrameBytes);
-    let pending = 0;
     // Set once the connection is refused (oversize frame): whatever the peer still sends is ignored,
     // so that a request after the refused frame can never run on a connection being closed.
     let refused = false;
-    socket.setTimeout(this.limits.idleTimeoutMs, () => {
-      // Idle, or a half-received message that never completed: drop it.
-      if (pending === 0) socket.destroy();
-    });
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     const send = (response: RpcResponse) => {
+      conn.lastActive = this.sweeps;
       if (!socket.destroyed && socket.writable) socket.write(encodeFrame(response));
     };
     socket.on('data', (chunk: Buffer) => {
+      conn.lastActive = this.sweeps;
       if (refused) return;
       for (const frame of decoder.push(chunk)) {
         if (frame.kind === 'oversize') {
@@ -161,9 +186,9 @@ export class Listener {
           if (!notification) send({ jsonrpc: '2.0', id: request.id, result: answer });
           continue;
         }
-        pending++;
+        conn.pending++;
         this.inFlight++;
-        if (pending >= MAX_IN_FLIGHT_PER_CONNECTION) socket.pause();
+        if (conn.pending >= MAX_IN_FLIGHT_PER_CONNECTION) socket.pause();
         answer
           .then(
             (result) => {
@@ -174,9 +199,9 @@ export class Listener {
             },
           )
           .finally(() => {
-            pending--;
+            conn.pending--;
             this.inFlight--;
-            if (pending < MAX_IN_FLIGHT_PER_CONNECTION && socket.isPaused()) socket.resume();
+            if (conn.pending < MAX_IN_FLIGHT_PER_CONNECTION && socket.isPaused()) socket.resume();
             if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
           });
       }
@@ -202,10 +227,11 @@ export class Listener {
       await Promise.race([new Promise<void>((r) => this.idleWaiters.push(r)), new Promise<void>((r) => setTimeout(r, graceMs).unref())]);
     }
     await new Promise((r) => setTimeout(r, QUIET_PERIOD_MS));
+    if (this.sweeper !== null) clearInterval(this.sweeper);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets) s.end();
+    for (const s of this.sockets.keys()) s.end();
     setTimeout(() => {
-      for (const s of this.sockets) s.destroy();
+      for (const s of this.sockets.keys()) s.destroy();
     }, 200).unref();
     await closed;
     // Only a socket this listener created: a failed start must not remove another daemon's.
