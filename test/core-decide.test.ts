@@ -347,3 +347,28 @@ test('rememberLocation then decide: a remembered login is known next time', () =
   assert.equal(decide(s, { ...h, hasActiveTotp: true }, { ip: IP, country: 'DE', now: NOW + DAY }, POLICY).reason, 'known-ip');
   assert.equal(decide(s, { ...h, hasActiveTotp: true }, { ip: IP, country: 'DE', now: NOW + POLICY.maxAgeMs + 1 }, POLICY).reason, 'new-ip');
 });
+
+test('rememberLocation: the same result as a plain copy-and-sort, on random histories with ties and disorder', () => {
+  // The reference: copy every fresh entry, update or add, stable-sort by lastSeen (latest first), cut.
+  const reference = (entries: readonly { ip: string; firstSeen: number; lastSeen: number }[], ip: string, now: number, policy: RememberPolicy) => {
+    const kept = entries.filter((e) => now - e.lastSeen <= policy.maxAgeMs).map((e) => ({ ...e }));
+    const existing = kept.find((e) => e.ip === ip);
+    if (existing) existing.lastSeen = Math.max(existing.lastSeen, now);
+    else kept.push({ ip, firstSeen: now, lastSeen: now });
+    kept.sort((a, b) => b.lastSeen - a.lastSeen);
+    return kept.slice(0, policy.maxEntries);
+  };
+  let seed = 11;
+  const rand = (n: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % n;
+  for (let run = 0; run < 2000; run++) {
+    const policy: RememberPolicy = { maxEntries: 1 + rand(6), maxAgeMs: 10 * DAY };
+    // Few distinct times, so that ties are common; some entries expired, some in the future.
+    const times = [NOW - 11 * DAY, NOW - 2 * DAY, NOW - DAY, NOW, NOW + DAY];
+    const ips = Array.from({ length: rand(8) }, (_, i) => ({ ip: `192.0.2.${i}`, firstSeen: NOW - 20 * DAY, lastSeen: times[rand(times.length)]! }));
+    const ip = `192.0.2.${rand(10)}`;
+    const before = structuredClone(ips);
+    const got = rememberLocation({ ips, countries: [] }, ip, null, NOW, policy).ips;
+    assert.deepEqual(got, reference(ips, ip, NOW, policy), `run ${run}`);
+    assert.deepEqual(ips, before, 'the input is not modified');
+  }
+});

@@ -173,13 +173,36 @@ function upsert<T extends { firstSeen: number; lastSeen: number }>(
   now: number,
   policy: RememberPolicy,
 ): T[] {
-  const kept = entries.filter((e) => fresh(e, now, policy)).map((e) => ({ ...e }));
-  if (key !== null) {
-    const existing = kept.find(isThis);
-    if (existing) existing.lastSeen = Math.max(existing.lastSeen, now);
-    else kept.push({ ...key, firstSeen: now, lastSeen: now } as T);
+  // Entries that do not change are shared with the input, not copied: this runs on every login
+  // that records a location, and a mailbox keeps up to maxEntries of each.
+  const kept: T[] = [];
+  let found = false;
+  for (const e of entries) {
+    if (!fresh(e, now, policy)) continue;
+    if (key !== null && !found && isThis(e)) {
+      found = true;
+      kept.push({ ...e, lastSeen: Math.max(e.lastSeen, now) });
+    } else kept.push(e);
   }
-  // Stable sort: equal lastSeen keeps the earlier order.
-  kept.sort((a, b) => b.lastSeen - a.lastSeen);
-  return kept.slice(0, Math.max(0, Math.floor(policy.maxEntries)));
+  if (key !== null && !found) kept.push({ ...key, firstSeen: now, lastSeen: now } as T);
+  mostRecentFirst(kept);
+  const limit = Math.max(0, Math.floor(policy.maxEntries));
+  return kept.length > limit ? kept.slice(0, limit) : kept;
+}
+
+/**
+ * Sorts by lastSeen, latest first; equal lastSeen keeps the earlier order (a stable sort). An
+ * insertion sort, in place: the list is sorted but for the one entry just seen, so this is one
+ * pass, where Array.prototype.sort would copy the list first.
+ */
+function mostRecentFirst(list: { lastSeen: number }[]): void {
+  for (let i = 1; i < list.length; i++) {
+    const item = list[i]!;
+    let j = i - 1;
+    while (j >= 0 && list[j]!.lastSeen < item.lastSeen) {
+      list[j + 1] = list[j]!;
+      j--;
+    }
+    list[j + 1] = item;
+  }
 }
