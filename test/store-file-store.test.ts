@@ -446,3 +446,116 @@ test('a compaction that cannot open a fresh journal puts the old one back: no ac
   const copy = await openStore(file);
   assert.equal(copy.countMailboxes(), 40);
 });
+
+test("the store keeps its own frozen copy of a record: the caller's object stays the caller's, shared values are held once, the files hold the record as given", async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  const ips = [{ ip: '192.0.2.1', firstSeen: 1_700_000_000_001, lastSeen: 1_700_000_000_002 }];
+  const countries = [{ country: 'DE', firstSeen: 1_700_000_000_001, lastSeen: 1_700_000_000_002 }];
+  const totp = { sealedSecret: 'v1.k.iv.tag.ct', activatedAt: 1_700_000_000_000, lastAcceptedStep: 56_666_666 };
+  const a = mb('a@example.com', { settings: { challenge: 'always', provider: 'totp' }, ips, countries, totp });
+  const b = mb('b@example.com', { settings: { challenge: 'always', provider: 'totp' }, phone: '+15550001' });
+  const expectA = structuredClone(a);
+  await s.transact((tx) => {
+    tx.putMailbox(a);
+    tx.putMailbox(b);
+  });
+  const storedA = s.getMailbox('a@example.com')!;
+  assert.deepEqual(storedA, expectA);
+  assert.notEqual(storedA, a, 'a copy');
+  a.phone = '+15559999'; // the caller's object is still the caller's to change
+  a.ips.push({ ip: '192.0.2.9', firstSeen: 1, lastSeen: 1 });
+  assert.deepEqual(s.getMailbox('a@example.com'), expectA, 'the store did not change with it');
+  const frozenThroughout = (v: unknown): boolean =>
+    v === null || typeof v !== 'object' || (Object.isFrozen(v) && Object.values(v as object).every(frozenThroughout));
+  assert.ok(frozenThroughout(storedA));
+  const storedB = s.getMailbox('b@example.com')!;
+  assert.equal(storedA.settings, storedB.settings, 'equal settings are held once');
+  assert.equal(storedA.failures, storedB.failures, 'the failure state of a mailbox that never failed is held once');
+  assert.equal(storedA.recoveryCodeHashes, storedB.recoveryCodeHashes, 'empty lists are held once');
+  // A record handed out unchanged goes back as it is.
+  await s.transact((tx) => tx.putMailbox(tx.getMailbox('b@example.com')!));
+  assert.equal(s.getMailbox('b@example.com'), storedB);
+
+  const journalled = (await readFile(file + '.journal', 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => (JSON.parse(l) as { o: [string, string, unknown][] }).o);
+  assert.deepEqual(journalled[0], ['m', 'a@example.com', expectA], 'the journal holds the record as given');
+  const replayed = await openStore(file); // as after a crash: journal replay
+  assert.deepEqual(replayed.getMailbox('a@example.com'), expectA);
+  assert.ok(frozenThroughout(replayed.getMailbox('a@example.com')));
+  await replayed.close();
+  await s.close();
+  const reopened = await openStore(file); // from the snapshot
+  assert.deepEqual(reopened.getMailbox('a@example.com'), expectA);
+  assert.deepEqual(reopened.getMailbox('b@example.com'), structuredClone(b));
+  assert.equal(reopened.getMailbox('a@example.com')!.settings, reopened.getMailbox('b@example.com')!.settings);
+  assert.ok(frozenThroughout(reopened.getMailbox('b@example.com')));
+});
+
+test('a record with fields or values the model does not have is kept whole, through the journal and the snapshot', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  const odd = {
+    ...mb('odd@example.com'),
+    ips: [{ ip: '192.0.2.1', firstSeen: 1, lastSeen: 2, note: 'kept' }],
+    failures: { consecutive: 0, lockedUntil: null, hardLocked: false, lastFailureAt: null, extra: true },
+    settings: { challenge: 'always', countryRule: { mode: 'block', countries: ['XX'] } },
+  } as unknown as MailboxRecord;
+  const extra = { ...mb('extra@example.com'), future: { list: [1, { x: 'y' }] } } as unknown as MailboxRecord;
+  const expected = structuredClone([odd, extra]);
+  await s.transact((tx) => {
+    tx.putMailbox(odd);
+    tx.putMailbox(extra);
+  });
+  const read = (x: FileStore) => [x.getMailbox('odd@example.com'), x.getMailbox('extra@example.com')];
+  assert.deepEqual(read(s), expected);
+  assert.ok(read(s).every((r) => Object.isFrozen(r) && Object.isFrozen(r!.ips) && Object.isFrozen(r!.settings)));
+  const replayed = await openStore(file);
+  assert.deepEqual(read(replayed), expected);
+  await replayed.close();
+  await s.close();
+  const reopened = await openStore(file);
+  assert.deepEqual(read(reopened), expected);
+});
+
+test('content written in pieces is the pieces joined, whatever their sizes and characters', async (t) => {
+  const file = await tempStore(t);
+  const { writeFileAtomic } = await import('../src/files/durable.js');
+  // Pieces around and beyond the write buffer (256 KiB), with multi-byte characters at its edges.
+  const pieces = ['{"a":"', 'é'.repeat(131_000), '€'.repeat(1), 'x'.repeat(300_000), '😀'.repeat(40_000), '"}', '', 'ü'.repeat(70_000)];
+  await writeFileAtomic(file, pieces);
+  assert.equal(await readFile(file, 'utf8'), pieces.join(''));
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
+});
+
+test('journal larger than a read piece: lines across piece edges apply, a garbage last line over zeros is torn, a corrupt line names its byte', async (t) => {
+  const file = await tempStore(t);
+  const s = await openStore(file);
+  await s.close(); // an empty snapshot at seq 0
+  const journal = file + '.journal';
+  const lines: string[] = [];
+  // ~2.5 MiB of entries of uneven length, so that lines straddle the 1 MiB pieces.
+  for (let i = 1; i <= 3000; i++) lines.push(JSON.stringify({ s: i, o: [['m', `j${i % 700}@example.com`, mb(`j${i % 700}@example.com`, { phone: `+1555${i}`, altEmail: `${'x'.repeat(i % 997)}@example.org` })]] }) + '\n');
+  const good = Buffer.from(lines.join(''));
+  assert.ok(good.length > 2 * 1024 * 1024);
+  const tail = Buffer.concat([Buffer.from('{"s":3001,"o":[["m"\n'), Buffer.alloc(3000)]);
+  await writeFile(journal, Buffer.concat([good, tail]), { mode: 0o600 });
+  const events: { e: string; f: Record<string, unknown> }[] = [];
+  const s2 = await openStore(file, { onEvent: (e, f) => events.push({ e, f }) });
+  assert.equal(s2.countMailboxes(), 700);
+  assert.equal(s2.getMailbox('j100@example.com')?.phone, '+15552900');
+  assert.equal(s2.getMailbox('j99@example.com')?.altEmail, `${'x'.repeat(2899 % 997)}@example.org`);
+  assert.deepEqual(events.find((x) => x.e === 'store-journal-torn-tail')?.f, { file: journal, droppedBytes: tail.length });
+  assert.equal((await stat(journal)).size, good.length, 'cut back to the last good line');
+  await s2.close();
+
+  // A corrupt line in the middle of the second piece is refused, naming its byte offset.
+  const at = lines.slice(0, 2000).join('').length;
+  assert.ok(at > 1024 * 1024);
+  const corrupt = Buffer.from(lines.slice(0, 2000).join('') + 'not json\n' + lines.slice(2000).join(''));
+  await writeFile(file + '.journal', corrupt, { mode: 0o600 });
+  await assert.rejects(FileStore.open(file), (err: unknown) => err instanceof MemfaError && err.code === 'STORE_CORRUPT' && err.message.includes(`at byte ${at} `));
+  assert.deepEqual(await readFile(journal), corrupt, 'journal untouched');
+});

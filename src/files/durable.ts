@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { MemfaError } from '../protocol/errors.js';
 
@@ -47,6 +47,40 @@ function tempPathFor(path: string): string {
 /** A whole content, or pieces written in turn (the event loop runs between them). */
 export type FileContent = string | Buffer | Iterable<string>;
 
+/** Pieces are gathered into a buffer of this size, written each time it is full. */
+const PIECES_BUFFER_BYTES = 256 * 1024;
+
+async function writeFully(handle: FileHandle, buf: Buffer, length: number): Promise<void> {
+  let done = 0;
+  while (done < length) done += (await handle.write(buf, done, length - done)).bytesWritten;
+}
+
+/**
+ * Writes pieces through one reused buffer: the content (a 70 MB snapshot) never exists whole, and
+ * no large string or buffer is made per piece, which would be garbage at the daemon's peak memory
+ * (it stops by writing its snapshot).
+ */
+async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promise<void> {
+  const buf = Buffer.allocUnsafe(PIECES_BUFFER_BYTES);
+  let used = 0;
+  for (const piece of pieces) {
+    // At most 3 UTF-8 bytes per UTF-16 unit: the exact length is only needed near the end.
+    const room = buf.length - used;
+    const need = piece.length * 3 <= room ? 0 : Buffer.byteLength(piece, 'utf8');
+    if (need > room) {
+      await writeFully(handle, buf, used);
+      used = 0;
+      if (need > buf.length) {
+        const whole = Buffer.from(piece, 'utf8');
+        await writeFully(handle, whole, whole.length);
+        continue;
+      }
+    }
+    used += buf.write(piece, used, 'utf8');
+  }
+  await writeFully(handle, buf, used);
+}
+
 async function writeTemp(path: string, data: FileContent): Promise<string> {
   const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', 0o600);
@@ -57,7 +91,7 @@ async function writeTemp(path: string, data: FileContent): Promise<string> {
     // Pieces let a large file (the store snapshot) be written without one giant string and
     // without blocking requests while it is built.
     if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
-    else for (const piece of data) await handle.write(piece);
+    else await writePieces(handle, data);
     await handle.sync();
   } catch (error) {
     await handle.close().catch(() => undefined);

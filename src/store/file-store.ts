@@ -19,6 +19,7 @@ import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.j
 import { MemfaError } from '../protocol/errors.js';
 import { assertPrivateFileIfPresent, fsyncDir, writeFileAtomic } from '../files/durable.js';
 import { CURRENT_SCHEMA, migrate, readSnapshotLines, snapshotJson, type Snapshot, type SnapshotOut } from './schema.js';
+import { deepFreeze, RecordPool } from './records.js';
 import type { ListOptions, Store, StoreTx } from './types.js';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -90,19 +91,12 @@ class DurableJsonFile implements Adapter<SnapshotOut> {
   }
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value as Record<string, unknown>)) deepFreeze(v);
-  }
-  return value;
-}
-
-
 export class FileStore implements Store {
   private readonly mailboxes = new Map<string, MailboxRecord>();
   private readonly domains = new Map<string, DomainRecord>();
   private readonly meta = new Map<string, unknown>();
+  /** Values mailbox records share in memory (see records.ts). */
+  private readonly pool = new RecordPool();
   /** Mailboxes per domain, kept in step with `mailboxes` so counting is O(1). */
   private readonly perDomain = new Map<string, number>();
   /** Sorted addresses for listing and paging; rebuilt only after an insert or delete. */
@@ -148,6 +142,8 @@ export class FileStore implements Store {
     store.snapshotBytes = existing?.size ?? 0;
     const snapshot = fresh ? emptySnapshot() : migrate(db.data, file);
     store.load(snapshot);
+    // The store holds its own copies of the records now; let the parsed file go.
+    db.data = emptySnapshot();
     store.oldJournal = await store.replayJournal(store.oldJournalFile, false);
     await store.replayJournal(store.journalFile, true);
     store.journal = await store.openJournal();
@@ -165,49 +161,83 @@ export class FileStore implements Store {
     this.seq = s.seq;
     this.global = deepFreeze(s.global ?? {});
     const mailboxes = s.mailboxes instanceof Map ? s.mailboxes.entries() : Object.entries(s.mailboxes);
-    for (const [k, v] of mailboxes) this.setMailbox(k, deepFreeze(v));
+    for (const [k, v] of mailboxes) this.setMailbox(k, this.pool.parsedMailbox(v));
     for (const [k, v] of Object.entries(s.domains)) this.domains.set(k, deepFreeze(v));
     for (const [k, v] of Object.entries(s.meta)) this.meta.set(k, deepFreeze(v));
   }
 
-  /** Applies the entries of `file` newer than the state; returns whether the file exists. */
+  /**
+   * Applies the entries of `file` newer than the state; returns whether the file exists. The file
+   * is read a piece at a time: a journal may be as large as the snapshot (~70 MB at 100,000
+   * mailboxes) when a crash leaves it, and holding it whole would add that much to the start.
+   */
   private async replayJournal(file: string, current: boolean): Promise<boolean> {
-    let buf: Buffer;
+    const unreadable = (err: unknown) =>
+      new MemfaError('STORE_CORRUPT', `cannot read store journal ${file}: ${(err as Error).message}`, { data: { file } });
+    let handle: FileHandle;
     try {
-      buf = await readFile(file);
+      handle = await open(file, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw new MemfaError('STORE_CORRUPT', `cannot read store journal ${file}: ${(err as Error).message}`, { data: { file } });
+      throw unreadable(err);
     }
+    let size = 0;
+    /** Where the first line not yet applied starts; at the end, the length of the good journal. */
     let offset = 0;
     let applied = 0;
-    while (offset < buf.length) {
-      const nl = buf.indexOf(0x0a, offset);
-      if (nl === -1) break; // a torn tail: written by a crash mid-append, never acknowledged
-      const line = buf.subarray(offset, nl).toString('utf8');
-      let entry: { s: number; o: Op[] };
+    try {
+      const chunk = Buffer.allocUnsafe(JOURNAL_READ_BYTES);
+      let carry: Buffer = Buffer.alloc(0); // the start of a line whose end is in the next piece
+      let pos = 0;
       try {
-        entry = JSON.parse(line) as { s: number; o: Op[] };
-        if (typeof entry.s !== 'number' || !Array.isArray(entry.o)) throw new Error('not a journal entry');
+        size = (await handle.stat()).size;
       } catch (err) {
-        if (buf.indexOf(0x0a, nl + 1) === -1 && buf.subarray(nl + 1).every((b) => b === 0)) break; // garbage last line: torn
-        throw new MemfaError('STORE_CORRUPT', `store journal ${file} is corrupt at byte ${offset} (${(err as Error).message}); refusing to start, the file was left untouched`, {
-          data: { file: file, offset },
-        });
+        throw unreadable(err);
       }
-      if (entry.s > this.seq) {
-        for (const op of entry.o) this.apply(op);
-        this.seq = entry.s;
-        applied++;
+      reading: while (pos < size) {
+        let n: number;
+        try {
+          n = (await handle.read(chunk, 0, Math.min(chunk.length, size - pos), pos)).bytesRead;
+        } catch (err) {
+          throw unreadable(err);
+        }
+        if (n === 0) break;
+        pos += n;
+        const buf = carry.length === 0 ? chunk.subarray(0, n) : Buffer.concat([carry, chunk.subarray(0, n)]);
+        let start = 0;
+        for (;;) {
+          const nl = buf.indexOf(0x0a, start);
+          if (nl === -1) break; // the line goes on in the next piece, or is a torn tail
+          const line = buf.subarray(start, nl).toString('utf8');
+          let entry: { s: number; o: Op[] };
+          try {
+            entry = JSON.parse(line) as { s: number; o: Op[] };
+            if (typeof entry.s !== 'number' || !Array.isArray(entry.o)) throw new Error('not a journal entry');
+          } catch (err) {
+            if (await zerosFrom(handle, offset + (nl - start) + 1, size)) break reading; // garbage last line: torn
+            throw new MemfaError('STORE_CORRUPT', `store journal ${file} is corrupt at byte ${offset} (${(err as Error).message}); refusing to start, the file was left untouched`, {
+              data: { file: file, offset },
+            });
+          }
+          if (entry.s > this.seq) {
+            for (const op of entry.o) this.apply(op, true);
+            this.seq = entry.s;
+            applied++;
+          }
+          offset += nl + 1 - start;
+          start = nl + 1;
+        }
+        carry = Buffer.from(buf.subarray(start)); // a copy: the piece's buffer is read into again
       }
-      offset = nl + 1;
+    } finally {
+      await handle.close();
     }
     if (!current) {
       if (applied > 0) this.options.onEvent?.('store-journal-replayed', { file, entries: applied });
       return true; // the old journal is deleted, not mended, once the snapshot holds it
     }
     this.journalBytes = offset;
-    if (offset < buf.length) {
+    if (offset < size) {
       // Drop the torn tail so that the next append starts on a line boundary.
       const h = await open(file, 'r+');
       try {
@@ -216,33 +246,45 @@ export class FileStore implements Store {
       } finally {
         await h.close();
       }
-      this.options.onEvent?.('store-journal-torn-tail', { file: file, droppedBytes: buf.length - offset });
+      this.options.onEvent?.('store-journal-torn-tail', { file: file, droppedBytes: size - offset });
     }
     if (applied > 0) this.options.onEvent?.('store-journal-replayed', { file, entries: applied });
     return true;
   }
 
-  private apply([c, k, v]: Op): void {
+  /**
+   * Applies one change to memory; returns the value as stored (the journal records that).
+   * `parsed`: the value was parsed from the journal by the store, and nobody else holds it.
+   */
+  private apply([c, k, v]: Op, parsed = false): unknown {
     switch (c) {
-      case 'm':
-        if (v === null) this.deleteMailbox(k);
-        else this.setMailbox(k, deepFreeze(v as MailboxRecord));
-        break;
+      case 'm': {
+        if (v === null) {
+          this.deleteMailbox(k);
+          return null;
+        }
+        const record = parsed ? this.pool.parsedMailbox(v as MailboxRecord) : this.pool.mailbox(v as MailboxRecord);
+        this.setMailbox(k, record);
+        return record;
+      }
       case 'd':
         if (v === null) this.domains.delete(k);
         else this.domains.set(k, deepFreeze(v as DomainRecord));
-        break;
+        return v;
       case 'g':
         this.global = deepFreeze((v ?? {}) as LevelSettings);
-        break;
+        return v;
       case 'x':
         if (v === null) this.meta.delete(k);
         else this.meta.set(k, deepFreeze(v));
-        break;
+        return v;
     }
   }
 
-  private setMailbox(address: string, record: MailboxRecord): void {
+  private setMailbox(key: string, record: MailboxRecord): void {
+    // The key and the record's address are the same text: hold it once.
+    const own = (record as Partial<MailboxRecord> | null)?.address;
+    const address = own === key ? own : key;
     if (!this.mailboxes.has(address)) {
       const domain = address.slice(address.lastIndexOf('@') + 1);
       this.perDomain.set(domain, (this.perDomain.get(domain) ?? 0) + 1);
@@ -327,8 +369,8 @@ export class FileStore implements Store {
     const undo: Op[] = [];
     const write = (op: Op) => {
       undo.push([op[0], op[1], this.current(op[0], op[1])]);
-      this.apply(op);
-      ops.push(op);
+      // The journal gets the value as stored, so that it says exactly what memory holds.
+      ops.push([op[0], op[1], this.apply(op)]);
     };
     const tx: StoreTx = {
       getMailbox: (a) => this.getMailbox(a),
@@ -479,9 +521,14 @@ export class FileStore implements Store {
 
   /**
    * The durable state, captured now: the in-memory state minus transactions still queued. Records
-   * are frozen and replaced, never changed, so copying the maps is enough.
+   * are frozen and replaced, never changed, so copying the maps is enough. `copy` false: the maps
+   * themselves, for a caller that knows nothing can change them while the snapshot is written
+   * (a copy of 100,000 entries is a few MB at the daemon's peak, on shutdown).
    */
-  private snapshot(): SnapshotOut {
+  private snapshot(copy = true): SnapshotOut {
+    if (!copy && this.queue.length === 0) {
+      return { schemaVersion: CURRENT_SCHEMA, seq: this.seq, global: this.global, domains: this.domains, mailboxes: this.mailboxes, meta: this.meta };
+    }
     const mailboxes = new Map(this.mailboxes);
     const domains = new Map(this.domains);
     const meta = new Map(this.meta);
@@ -501,9 +548,13 @@ export class FileStore implements Store {
     return { schemaVersion: CURRENT_SCHEMA, seq, global, domains, mailboxes, meta };
   }
 
-  /** Folds everything into the snapshot and empties the journal; only with no append running. */
+  /**
+   * Folds everything into the snapshot and empties the journal; only with no append running, and
+   * only where no transaction can start meanwhile (in open, before the store is handed out, and
+   * in close, once it refuses them), so the live maps are written without a copy.
+   */
   private async compactNow(): Promise<void> {
-    await this.writeSnapshot(this.snapshot());
+    await this.writeSnapshot(this.snapshot(false));
     if (this.journal !== null) {
       await this.journal.truncate(0);
       await this.journal.sync();
@@ -528,6 +579,25 @@ export class FileStore implements Store {
       this.journal = null;
     }
   }
+}
+
+/** The journal is read in pieces of this size at start. */
+const JOURNAL_READ_BYTES = 1024 * 1024;
+
+/**
+ * Whether the bytes of `handle` from `from` to `size` are all zero (or none): what is left after
+ * a crash mid-append on file systems that extend the file before writing it. A newline is not
+ * zero, so such a rest holds no further line.
+ */
+async function zerosFrom(handle: FileHandle, from: number, size: number): Promise<boolean> {
+  const buf = Buffer.allocUnsafe(Math.min(JOURNAL_READ_BYTES, Math.max(1, size - from)));
+  for (let pos = from; pos < size; ) {
+    const n = (await handle.read(buf, 0, Math.min(buf.length, size - pos), pos)).bytesRead;
+    if (n === 0) break;
+    if (!buf.subarray(0, n).every((b) => b === 0)) return false;
+    pos += n;
+  }
+  return true;
 }
 
 function emptySnapshot(): Snapshot {

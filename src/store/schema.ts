@@ -32,11 +32,13 @@ function entriesOf<T>(e: Entries<T>): Iterable<[string, T]> {
 }
 
 /**
- * The snapshot as JSON, in pieces of a few hundred records: the same document JSON.stringify would
+ * The snapshot as JSON, in pieces of a few dozen records: the same document JSON.stringify would
  * give, except that each mailbox stands on a line of its own (mailboxes last). It stays one valid
- * JSON document, and it can be read back a record at a time (see readSnapshotLines).
+ * JSON document, and it can be read back a record at a time (see readSnapshotLines). Pieces stay
+ * well under V8's large-object size (128 KB), so that those alive when a GC runs are not kept
+ * until the next full one.
  */
-export function* snapshotJson(d: SnapshotOut, recordsPerPiece = 500): Generator<string> {
+export function* snapshotJson(d: SnapshotOut, recordsPerPiece = 64): Generator<string> {
   const plain = (e: Entries<unknown>) => JSON.stringify(e instanceof Map ? Object.fromEntries(e) : e);
   yield `${SNAPSHOT_HEAD}${d.schemaVersion},"seq":${d.seq},"global":${JSON.stringify(d.global)},"domains":${plain(d.domains)},"meta":${plain(d.meta)},"mailboxes":{`;
   let piece: string[] = [];
