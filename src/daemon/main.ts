@@ -15,6 +15,7 @@ import type { Ports } from '../services/ports.js';
 import { FileStore } from '../store/file-store.js';
 import { VERSION } from '../version.js';
 import { createDispatcher } from './dispatch.js';
+import { applyHeapPolicy } from './heap.js';
 import { Listener } from './listener.js';
 import { acquireDataDirLock } from './lock.js';
 import { checkSenders, createSenders } from './senders.js';
@@ -181,6 +182,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
 /** Runs in the foreground until SIGTERM or SIGINT; returns the process exit code. */
 export async function runDaemon(config: MemfaConfig): Promise<number> {
   const log = createLogger(config.log.level);
+  applyHeapPolicy(log);
   let daemon: RunningDaemon;
   try {
     daemon = await startDaemon(config, log);
