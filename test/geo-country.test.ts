@@ -21,8 +21,9 @@ test('the country lookup answers as geoip-lite does, for IPv4 and IPv6, cached o
   const geoip = createRequire(import.meta.url)('geoip-lite') as { lookup(ip: string): { country: string } | null };
   const expected = (ip: string) => geoip.lookup(ip)?.country || null;
   const addresses: string[] = ['8.8.8.8', '81.2.69.142', '10.1.2.3', '127.0.0.1', '192.168.0.1', '2001:4860:4860::8888', '::1'];
-  // A spread over the whole IPv4 space, more addresses than the cache keeps.
-  for (let i = 0; i < 12_000; i++) {
+  // A spread over the whole IPv4 space: more addresses than the cache has slots, so that slots are
+  // shared and answers replaced.
+  for (let i = 0; i < 20_000; i++) {
     const n = (i * 2654435761) >>> 0;
     addresses.push(`${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`);
   }

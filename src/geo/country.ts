@@ -12,8 +12,8 @@ import path from 'node:path';
 export type CountryLookup = (ip: string) => string | null;
 
 const COUNTRY_FILES = ['geoip-country.dat', 'geoip-country6.dat'];
-/** About 1 MB at most. */
-const CACHED_ADDRESSES = 10_000;
+/** A power of two; two arrays of this many entries and the addresses they hold, about 1 MB. */
+const CACHE_SLOTS = 16_384;
 
 async function prepareCountryDir(dataDir: string): Promise<string> {
   const require = createRequire(import.meta.url);
@@ -58,16 +58,26 @@ export async function loadCountryLookup(dataDir: string): Promise<CountryLookup>
     return typeof country === 'string' && /^[A-Z]{2}$/.test(country) ? country : null;
   };
   // The same addresses log in again and again (a user's home, an office behind one NAT), and a
-  // lookup is a binary search that builds a result object: answers are kept for the most recent
-  // CACHED_ADDRESSES addresses. The data does not change while the daemon runs, so a kept answer
-  // is always the one a lookup would give.
-  const cache = new Map<string, string | null>();
+  // lookup is a binary search that builds a result object: answers are kept in a direct-mapped
+  // cache of CACHE_SLOTS entries (an address goes in the slot its hash picks, replacing what was
+  // there). Fixed arrays make no garbage when addresses churn, where a Map used as an LRU
+  // rehashes its table (half a megabyte at 10,000 entries) every few thousand replacements. The
+  // data does not change while the daemon runs, so a kept answer is the one a lookup would give.
+  const keys = new Array<string>(CACHE_SLOTS).fill('');
+  const answers = new Array<string | null>(CACHE_SLOTS).fill(null);
   return (ip: string) => {
-    const kept = cache.get(ip);
-    if (kept !== undefined) return kept;
+    const slot = slotOf(ip);
+    if (keys[slot] === ip) return answers[slot] ?? null;
     const country = lookup(ip);
-    if (cache.size >= CACHED_ADDRESSES) cache.delete(cache.keys().next().value!);
-    cache.set(ip, country);
+    keys[slot] = ip;
+    answers[slot] = country;
     return country;
   };
+}
+
+/** FNV-1a of the address's UTF-16 units, folded to a slot. */
+function slotOf(ip: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < ip.length; i++) h = Math.imul(h ^ ip.charCodeAt(i), 0x01000193);
+  return (h >>> 0) & (CACHE_SLOTS - 1);
 }
