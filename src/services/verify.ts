@@ -1,7 +1,7 @@
 // `verify`: the question a login hook asks on every login. The fast path (no factor needed)
 // reads memory only; everything that changes state is one store transaction, so check-then-act
 // (replay, try counters, lockout) is atomic even under concurrent logins.
-import { decide, rememberLocation, type Decision } from '../core/decide.js';
+import { decide, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
 import { ipThrottleState, lockState, recordFailure, recordIpFailure, recordSuccess, type IpThrottlePolicy, type IpThrottleRecord } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
@@ -55,6 +55,8 @@ export class Verifier {
    * which are stored, still hold). At most MAX_TRACKED_IPS, least recently failed dropped first.
    */
   private readonly ipFailures = new Map<string, IpThrottleRecord>();
+  /** From the configuration, which does not change while the daemon runs. */
+  private readonly remember: RememberPolicy;
 
   constructor(
     private readonly p: Ports,
@@ -62,7 +64,9 @@ export class Verifier {
     private readonly codes: OneTimeCodes,
     private readonly recovery: RecoveryCodes,
     private readonly policy: ProviderPolicy,
-  ) {}
+  ) {
+    this.remember = rememberPolicy(p.config);
+  }
 
   private ipPolicy(): IpThrottlePolicy {
     const l = this.p.config.lockout;
@@ -91,7 +95,7 @@ export class Verifier {
 
   /** The pure decision for a login, as `explain` shows it. */
   decision(login: Login, rec: MailboxRecord, eff: EffectiveSettings): Decision {
-    return decide(eff, { ips: rec.ips, countries: rec.countries, hasActiveTotp: rec.totp !== null }, { ip: login.ip, country: login.country, now: login.now }, rememberPolicy(this.p.config));
+    return decide(eff, { ips: rec.ips, countries: rec.countries, hasActiveTotp: rec.totp !== null }, { ip: login.ip, country: login.country, now: login.now }, this.remember);
   }
 
   /**
@@ -105,7 +109,6 @@ export class Verifier {
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
     const audit = (result: string, reason: string) =>
       this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
-    const base = { user: address, ip, country: login.country };
 
     let code: Factor | null = null;
     if (input.code !== undefined) {
@@ -130,7 +133,7 @@ export class Verifier {
     return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(
       async (result) => {
         await audit(result.result, result.reason);
-        return { ...result, ...base };
+        return { ...result, user: address, ip, country: login.country };
       },
       async (err: unknown) => {
         const reason = err instanceof MemfaError ? ERROR_REASONS[err.code] ?? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
@@ -185,7 +188,7 @@ export class Verifier {
     const rec = tx.getMailbox(login.address) ?? newMailbox(login.address, login.now);
     const lock = lockState(rec.failures, login.now);
     if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
-    const policy = rememberPolicy(this.p.config);
+    const policy = this.remember;
     const succeed = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
       const places = rememberLocation(next, login.ip, login.country, login.now, policy);
       tx.putMailbox({ ...next, ...places, failures: recordSuccess(next.failures), updatedAt: login.now });
