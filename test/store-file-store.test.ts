@@ -530,6 +530,33 @@ test('content written in pieces is the pieces joined, whatever their sizes and c
   assert.equal((await stat(file)).mode & 0o777, 0o600);
 });
 
+test('a paced write (cpuShare) writes the same content and leaves the event loop the rest of the time', async (t) => {
+  const file = await tempStore(t);
+  const { writeFileAtomic } = await import('../src/files/durable.js');
+  // Eight pieces that each fill the 256 KiB buffer and take 20 ms of busy work to make.
+  let busyMs = 0;
+  function* slowPieces() {
+    for (let i = 0; i < 8; i++) {
+      const start = performance.now();
+      while (performance.now() - start < 20);
+      busyMs += performance.now() - start;
+      yield String.fromCharCode(97 + i).repeat(256 * 1024);
+    }
+  }
+  // A timer that should fire every 5 ms: while pieces are made flat out it is late by 20 ms each
+  // time; paced at a quarter, it gets its turns between buffers.
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  t.after(() => clearInterval(timer));
+  const started = performance.now();
+  await writeFileAtomic(file, slowPieces(), { cpuShare: 0.25 });
+  const elapsed = performance.now() - started;
+  clearInterval(timer);
+  assert.equal(await readFile(file, 'utf8'), [...'abcdefgh'].map((c) => c.repeat(256 * 1024)).join(''));
+  assert.ok(elapsed >= busyMs * 3, `paced: ${elapsed.toFixed(0)} ms for ${busyMs.toFixed(0)} ms of busy work`);
+  assert.ok(ticks >= 20, `the event loop ran in between (${ticks} ticks)`);
+});
+
 test('journal larger than a read piece: lines across piece edges apply, a garbage last line over zeros is torn, a corrupt line names its byte', async (t) => {
   const file = await tempStore(t);
   const s = await openStore(file);

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MemfaError } from '../protocol/errors.js';
 
 const IS_WINDOWS = process.platform === 'win32';
@@ -50,6 +52,15 @@ export type FileContent = string | Buffer | Iterable<string>;
 /** Pieces are gathered into a buffer of this size, written each time it is full. */
 const PIECES_BUFFER_BYTES = 256 * 1024;
 
+export interface WriteOptions {
+  /**
+   * For a write in the background of a busy process: the share of the time (0 to 1] that making
+   * the pieces may take. After each buffer, the writer waits long enough for the time spent making
+   * it to be that share of the whole. Without it, pieces are made as fast as they are written.
+   */
+  cpuShare?: number;
+}
+
 async function writeFully(handle: FileHandle, buf: Buffer, length: number): Promise<void> {
   let done = 0;
   while (done < length) done += (await handle.write(buf, done, length - done)).bytesWritten;
@@ -60,15 +71,24 @@ async function writeFully(handle: FileHandle, buf: Buffer, length: number): Prom
  * no large string or buffer is made per piece, which would be garbage at the daemon's peak memory
  * (it stops by writing its snapshot).
  */
-async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promise<void> {
+async function writePieces(handle: FileHandle, pieces: Iterable<string>, options: WriteOptions): Promise<void> {
   const buf = Buffer.allocUnsafe(PIECES_BUFFER_BYTES);
+  const share = options.cpuShare;
+  const pauseFactor = share !== undefined && share > 0 && share < 1 ? 1 / share - 1 : 0;
   let used = 0;
+  let busySince = performance.now();
+  const flush = async (length: number) => {
+    const busy = performance.now() - busySince;
+    await writeFully(handle, buf, length);
+    if (pauseFactor > 0) await sleep(busy * pauseFactor);
+    busySince = performance.now();
+  };
   for (const piece of pieces) {
     // At most 3 UTF-8 bytes per UTF-16 unit: the exact length is only needed near the end.
     const room = buf.length - used;
     const need = piece.length * 3 <= room ? 0 : Buffer.byteLength(piece, 'utf8');
     if (need > room) {
-      await writeFully(handle, buf, used);
+      await flush(used);
       used = 0;
       if (need > buf.length) {
         const whole = Buffer.from(piece, 'utf8');
@@ -81,7 +101,7 @@ async function writePieces(handle: FileHandle, pieces: Iterable<string>): Promis
   await writeFully(handle, buf, used);
 }
 
-async function writeTemp(path: string, data: FileContent): Promise<string> {
+async function writeTemp(path: string, data: FileContent, options: WriteOptions = {}): Promise<string> {
   const temp = tempPathFor(path);
   const handle = await open(temp, 'wx', 0o600);
   try {
@@ -91,7 +111,7 @@ async function writeTemp(path: string, data: FileContent): Promise<string> {
     // Pieces let a large file (the store snapshot) be written without one giant string and
     // without blocking requests while it is built.
     if (typeof data === 'string' || Buffer.isBuffer(data)) await handle.writeFile(data);
-    else await writePieces(handle, data);
+    else await writePieces(handle, data, options);
     await handle.sync();
   } catch (error) {
     await handle.close().catch(() => undefined);
@@ -103,8 +123,8 @@ async function writeTemp(path: string, data: FileContent): Promise<string> {
 }
 
 /** Replaces `path` atomically: readers see the old content or the new, never a mix. Mode 0600. */
-export async function writeFileAtomic(path: string, data: FileContent): Promise<void> {
-  const temp = await writeTemp(path, data);
+export async function writeFileAtomic(path: string, data: FileContent, options: WriteOptions = {}): Promise<void> {
+  const temp = await writeTemp(path, data, options);
   try {
     await rename(temp, path);
   } catch (error) {
