@@ -146,8 +146,12 @@ function optionsFor(digits: number, algorithm: TotpAlgorithm): Readonly<HOTPOpti
   return options;
 }
 
-function checkHotpInput(key: Buffer, counter: number, digits: number, algorithm: TotpAlgorithm): void {
+function checkKey(key: Buffer): void {
   if (!Buffer.isBuffer(key) || key.length === 0) throw invalid('secret', 'secret: the key is empty');
+}
+
+export function hotpCode(key: Buffer, counter: number, digits: number, algorithm: TotpAlgorithm): string {
+  checkKey(key);
   if (!Number.isSafeInteger(counter) || counter < 0) {
     throw invalid('counter', `counter: expected a non-negative integer, got ${String(counter)}`);
   }
@@ -155,10 +159,6 @@ function checkHotpInput(key: Buffer, counter: number, digits: number, algorithm:
   if (!TOTP_ALGORITHMS.includes(algorithm)) {
     throw invalid('algorithm', `algorithm: expected one of ${TOTP_ALGORITHMS.join(', ')}, got ${String(algorithm)}`);
   }
-}
-
-export function hotpCode(key: Buffer, counter: number, digits: number, algorithm: TotpAlgorithm): string {
-  checkHotpInput(key, counter, digits, algorithm);
   return hotpToken(key.toString('hex'), counter, optionsFor(digits, algorithm));
 }
 
@@ -194,7 +194,7 @@ export function checkTotp(key: Buffer, code: string, nowMs: number, opts: TotpOp
   }
   const given = Buffer.from(code, 'ascii');
   const current = timeStep(nowMs, opts.period);
-  checkHotpInput(key, Math.max(0, current - opts.window), opts.digits, opts.algorithm);
+  checkKey(key);
   const keyHex = key.toString('hex');
   const options = optionsFor(opts.digits, opts.algorithm);
   let accepted: number | null = null;
