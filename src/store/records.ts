@@ -51,13 +51,17 @@ function hasKeys(o: Record<string, unknown>, n: number, a: string, b: string, c:
   return count === n;
 }
 
+// A frozen entry of the right shape is kept as it is: it is one the store handed out, shared by
+// rememberLocation with the record it came from, and copying it on every write would undo that.
 function storedIp(e: unknown): RememberedIp | undefined {
   if (!isPlainObject(e) || !hasKeys(e, 3, 'ip', 'firstSeen', 'lastSeen')) return undefined;
+  if (Object.isFrozen(e)) return e as unknown as RememberedIp;
   return Object.freeze({ ip: e['ip'] as string, firstSeen: e['firstSeen'] as number, lastSeen: e['lastSeen'] as number });
 }
 
 function storedCountry(e: unknown): RememberedCountry | undefined {
   if (!isPlainObject(e) || !hasKeys(e, 3, 'country', 'firstSeen', 'lastSeen')) return undefined;
+  if (Object.isFrozen(e)) return e as unknown as RememberedCountry;
   return Object.freeze({ country: e['country'] as string, firstSeen: e['firstSeen'] as number, lastSeen: e['lastSeen'] as number });
 }
 
