@@ -56,7 +56,7 @@ export const CONFIG_SPEC: Section = section({
   }),
   store: section({
     file: leaf('memfa.json', isString()),
-    compactJournalBytes: leaf(16 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
+    compactJournalBytes: leaf(64 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
   }),
   keyFile: leaf(null, orNull(isString())),
   issuer: leaf('memfa', isString({ max: 64 })),
