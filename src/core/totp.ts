@@ -184,8 +184,12 @@ export type TotpCheck = { ok: true; step: number } | { ok: false; reason: 'code-
  * 1-in-10^digits coincidence), the latest acceptable step is taken, so that the same code cannot
  * be accepted twice.
  *
- * Every step in the window is computed and compared in constant time; the loop does not stop at the
- * first match. `code` must already be normalised (see normaliseCode): exactly `digits` ASCII digits.
+ * Steps are tried latest first, each compared in constant time, and the first match decides: the
+ * latest matching step is the one to accept, or, if it was accepted before, every earlier one was
+ * too. A wrong code is compared with every step, so a failure takes the same time whatever the
+ * code; only a right code (whose sender knows it is right) returns sooner, saving the HMACs of the
+ * earlier steps on most logins. `code` must already be normalised (see normaliseCode): exactly
+ * `digits` ASCII digits.
  */
 export function checkTotp(key: Buffer, code: string, nowMs: number, opts: TotpOptions, lastAcceptedStep: number | null): TotpCheck {
   checkOptions(opts);
@@ -197,18 +201,13 @@ export function checkTotp(key: Buffer, code: string, nowMs: number, opts: TotpOp
   checkKey(key);
   const keyHex = key.toString('hex');
   const options = optionsFor(opts.digits, opts.algorithm);
-  let accepted: number | null = null;
-  let reused = false;
-  for (let step = current - opts.window; step <= current + opts.window; step++) {
-    if (step < 0) continue;
+  for (let step = current + opts.window; step >= Math.max(0, current - opts.window); step--) {
     const expected = Buffer.from(hotpToken(keyHex, step, options), 'ascii');
-    const match = timingSafeEqual(expected, given);
-    const fresh = lastAcceptedStep === null || step > lastAcceptedStep;
-    if (match && fresh) accepted = step;
-    if (match && !fresh) reused = true;
+    if (!timingSafeEqual(expected, given)) continue;
+    if (lastAcceptedStep === null || step > lastAcceptedStep) return { ok: true, step };
+    return { ok: false, reason: 'code-reused' };
   }
-  if (accepted !== null) return { ok: true, step: accepted };
-  return { ok: false, reason: reused ? 'code-reused' : 'code-invalid' };
+  return { ok: false, reason: 'code-invalid' };
 }
 
 // ---------------------------------------------------------------------------------------------
