@@ -4,13 +4,35 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ipv4Number, loadCountryLookup } from '../src/geo/country.js';
+import { isIPv4 } from 'node:net';
+import { dottedQuad, loadCountryLookup } from '../src/geo/country.js';
 
-test('ipv4Number gives the 32-bit value of a dotted quad', () => {
-  assert.equal(ipv4Number('0.0.0.0'), 0);
-  assert.equal(ipv4Number('1.2.3.4'), 0x01020304);
-  assert.equal(ipv4Number('81.2.69.142'), ((81 << 24) >>> 0) + (2 << 16) + (69 << 8) + 142);
-  assert.equal(ipv4Number('255.255.255.255'), 4294967295);
+test('dottedQuad gives the 32-bit value of what net.isIPv4 accepts, and -1 for anything else', () => {
+  assert.equal(dottedQuad('0.0.0.0'), 0);
+  assert.equal(dottedQuad('1.2.3.4'), 0x01020304);
+  assert.equal(dottedQuad('81.2.69.142'), ((81 << 24) >>> 0) + (2 << 16) + (69 << 8) + 142);
+  assert.equal(dottedQuad('255.255.255.255'), 4294967295);
+  const texts = ['', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '256.1.1.1', '1.2.3.256', '01.2.3.4', '1.2.3.00', '1.2.3.4 ', ' 1.2.3.4',
+    '1.2.3.a', '1.2.3.-4', '::1', '::ffff:1.2.3.4', '2001:db8::1', '1234.1.1.1', '0.0.0.09', '10.0.0.0', '100.200.250.199', '1.2.3.4\n', '１.2.3.4'];
+  // And a seeded spread of near-misses: digits and dots in every arrangement.
+  let x = 12345;
+  for (let i = 0; i < 20_000; i++) {
+    let t = '';
+    const len = 1 + (i % 16);
+    for (let j = 0; j < len; j++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      t += '0123456789...'[x % 13];
+    }
+    texts.push(t);
+  }
+  assert.ok(texts.filter((t) => isIPv4(t)).length >= 50, 'the spread holds valid addresses too');
+  for (const t of texts) {
+    const n = dottedQuad(t);
+    if (isIPv4(t)) {
+      const parts = t.split('.').map(Number);
+      assert.equal(n, ((parts[0]! * 256 + parts[1]!) * 256 + parts[2]!) * 256 + parts[3]!, t);
+    } else assert.equal(n, -1, JSON.stringify(t));
+  }
 });
 
 test('the country lookup answers as geoip-lite does, for IPv4 and IPv6, cached or not', async (t) => {
