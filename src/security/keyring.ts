@@ -246,7 +246,9 @@ export class Keyring {
     decipher.setAAD(Buffer.from(aad, 'utf8'));
     decipher.setAuthTag(parts.tag);
     try {
-      return Buffer.concat([decipher.update(parts.ciphertext), decipher.final()]);
+      const plaintext = decipher.update(parts.ciphertext);
+      decipher.final(); // checks the tag; GCM gives no further bytes
+      return plaintext;
     } catch {
       throw cannotOpen(parts.kid);
     }

@@ -96,6 +96,8 @@ function storedFailures(f: unknown): FailureState | undefined {
 /** Holds the values records share; one per store. */
 export class RecordPool {
   private readonly settings = new Map<string, LevelSettings>();
+  /** The shared objects themselves: a record copied from a stored one carries one of them. */
+  private readonly sharedSet = new Set<LevelSettings>();
 
   /**
    * The shared object for settings made only of strings, numbers, booleans and null (their JSON
@@ -103,6 +105,8 @@ export class RecordPool {
    * `s` itself becomes the shared one, frozen, when its value is new.
    */
   private sharedSettings(s: Record<string, unknown>): LevelSettings | undefined {
+    // Most writes pass on the settings of the record they replace: already the shared object.
+    if (this.sharedSet.has(s as LevelSettings)) return s as LevelSettings;
     for (const k in s) {
       const v = s[k];
       if (v !== null && typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return undefined;
@@ -113,6 +117,7 @@ export class RecordPool {
     if (this.settings.size >= MAX_SHARED_SETTINGS) return undefined;
     const own = Object.isFrozen(s) ? (s as LevelSettings) : frozenCopy(s as LevelSettings);
     this.settings.set(key, own);
+    this.sharedSet.add(own);
     return own;
   }
 
