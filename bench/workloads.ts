@@ -40,7 +40,7 @@ export function allowWorkload(mailboxes: GenMailbox[], expect: 'known-ip' | null
 export interface TotpWorkloadStats {
   /** Requests issued. */
   issued: number;
-  /** Codes that also matched a later step of the window (a 6-digit collision): see totpWorkload. */
+  /** Steps skipped because their code was the one last sent to the mailbox (see totpWorkload). */
   collisions: number;
 }
 

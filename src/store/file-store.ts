@@ -29,8 +29,9 @@ import { createInterface } from 'node:readline';
  * compaction re-serialises the whole store, so this sets the cost per write: at 16 MiB a store of
  * 60,000 mailboxes under 8,000 writes/s compacted every 2-3 s, and writes took a quarter more CPU
  * and had a p99 of 24-33 ms, against 16-19 ms at 64 MiB. The price is a longer journal to replay
- * at start after a crash (95 MB took 1.4 s on the benchmark machine) and the disk it takes. Redis rewrites its
- * append-only file on the same rule (auto-aof-rewrite-min-size 64mb, -percentage 100).
+ * at start after a crash (95 MB took 1.4 s on the benchmark machine) and the disk it takes.
+ * Redis rewrites its append-only file on the same rule (auto-aof-rewrite-min-size 64mb,
+ * -percentage 100). The configuration's default (store.compactJournalBytes) is the same value.
  */
 export const DEFAULT_COMPACT_JOURNAL_BYTES = 64 * 1024 * 1024;
 
