@@ -1,7 +1,8 @@
 // The memfa command as users and scripts meet it: exit codes, messages with hints, --json, --version.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO, makeTempDir, runCli, startDaemon } from './helpers/daemon.js';
 import { writeJson } from './helpers/protocol-tools.js';
@@ -42,6 +43,23 @@ test('memfa --version prints the package.json version', async () => {
     assert.equal(r.stdout, pkg.version + '\n');
     assert.equal(r.stderr, '');
   }
+});
+
+test('a launcher whose program was never built says to build it and exits 70', async (t) => {
+  // A copy of bin/ and package.json without dist/: what a checkout looks like before npm run build.
+  const dir = await makeTempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'bin'));
+  for (const f of ['bin/memfa', 'bin/package.json', 'package.json']) await copyFile(path.join(REPO, f), path.join(dir, f));
+  const run = (args: string[]) => spawnSync(process.execPath, [path.join(dir, 'bin', 'memfa'), ...args], { encoding: 'utf8' });
+  const r = run(['status']);
+  assert.equal(r.status, 70, r.stderr);
+  assert.match(r.stderr, /^memfa: cannot load the program \(run `npm run build` first\)/);
+  assert.equal(r.stdout, '');
+  // --version needs no build: it is answered by the launcher.
+  const v = run(['--version']);
+  assert.equal(v.status, 0, v.stderr);
+  assert.equal(v.stdout, (JSON.parse(await readFile(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version + '\n');
 });
 
 test('usage errors exit 64: unknown command, unknown option, missing argument', async () => {
