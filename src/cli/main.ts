@@ -1,5 +1,6 @@
-// Entry point of the memfa command. `--version` and `verify` take fast paths that load neither
-// commander nor anything else they do not need: verify runs on every login.
+// Entry point of the memfa command, loaded by bin/memfa (which answers `--version` itself).
+// `verify` takes a fast path that loads neither commander nor anything else it does not need: it
+// runs on every login.
 
 const argv = process.argv.slice(2);
 /** Global options that take a value (see program.ts); needed to find the command word. */
@@ -15,11 +16,6 @@ function commandIndex(args: string[]): number {
 }
 
 async function main(): Promise<number> {
-  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
-    const { VERSION } = await import('../version.js');
-    process.stdout.write(VERSION + '\n');
-    return 0;
-  }
   const first = commandIndex(argv);
   if (first !== -1 && argv[first] === 'verify') {
     const { runVerify } = await import('./verify.js');
@@ -35,6 +31,6 @@ main().then(
   },
   (err: unknown) => {
     process.stderr.write(`memfa: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exitCode = 70; // EX_SOFTWARE (not importing the error catalogue keeps --version light)
+    process.exitCode = 70; // EX_SOFTWARE (not importing the error catalogue keeps verify light)
   },
 );
