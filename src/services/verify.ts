@@ -107,8 +107,8 @@ export class Verifier {
     const address = normaliseAddress(input.user, 'user');
     const ip = normaliseIp(input.ip, 'ip');
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
-    const audit = (result: string, reason: string) =>
-      this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
+    const entry = (result: string, reason: string) => ({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
+    const audit = (result: string, reason: string) => this.p.audit.append(entry(result, reason));
 
     let code: Factor | null = null;
     if (input.code !== undefined) {
@@ -117,7 +117,9 @@ export class Verifier {
       if (recovery !== null) code = { kind: 'recovery', value: recovery };
       else if (digits !== null) code = { kind: 'otp', value: digits };
       else {
-        void audit('error', 'invalid-code');
+        // Not awaited: record() sends a failure to the daemon's log, where an unawaited append's
+        // rejection would be unhandled.
+        this.p.audit.record(entry('error', 'invalid-code'));
         throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
       }
     }
@@ -127,7 +129,7 @@ export class Verifier {
     if (code === null && decision.action === 'allow') {
       // The answer does not wait for this audit line to be durable: the log's group commit
       // writes it with its next batch.
-      this.p.audit.record({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result: 'allow', reason: decision.reason, ip, country: login.country });
+      this.p.audit.record(entry('allow', decision.reason));
       return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
     return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(
