@@ -367,6 +367,32 @@ test('oversized details are replaced by a marker', async (t) => {
   assert.ok((await log.verify()).ok);
 });
 
+test('one batch of multi-byte lines, larger than the encoding buffer, is written as serialised and chains', async (t) => {
+  const { log, path } = await openLog(t);
+  const awkward = ['é ü 漢字', 'emoji 😀', 'lone \ud800 high', 'quote" back\\slash', '\u2028\u2029', 'x'.repeat(5000) + '漢'];
+  // Issued in one turn, so that they are one batch: 400 lines of 1.5-15 KB, 3 MB in all.
+  const entries = Promise.all(
+    Array.from({ length: 400 }, (_, i) => {
+      const s = awkward[i % awkward.length]!;
+      // Lines of mostly 3-byte characters, of varied lengths, so that some end past where their
+      // UTF-16 length alone would put them: encoding must never cut one at the buffer's end.
+      return log.append(event(i, { mailbox: s, reason: s, details: { note: '漢'.repeat(500 + ((i * 389) % 4500)), i } }));
+    }),
+  );
+  log.record(event(400, { details: { blob: '漢'.repeat(6000) } }));
+  const written = await entries;
+  const lines = await fileLines(path);
+  assert.equal(lines.length, 401);
+  written.forEach((entry, i) => {
+    assert.equal(entry.seq, i + 1);
+    assert.equal(lines[i], serialiseEntry(entry));
+    assert.equal(entry.prev, i === 0 ? '0'.repeat(64) : lineHash(Buffer.from(lines[i - 1]!, 'utf8')));
+  });
+  // 18,000 bytes of UTF-8 is over the line limit, though only 6,000 UTF-16 units.
+  assert.deepEqual(JSON.parse(lines[400]!).details, { omitted: 'details too large' });
+  assert.deepEqual(await log.verify(), { ok: true, lines: 401, files: 1 });
+});
+
 test('a failed rotation rejects with STORE_FAILED, keeps what was written, and a reopen recovers', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'memfa-audit.log');

@@ -54,28 +54,31 @@ export function lineHash(line: Buffer): string {
   return sha256Hex(line);
 }
 
-/** lineHash of the UTF-8 encoding of `text`, without building the buffer. */
-export function lineHashOfText(text: string): string {
-  return sha256Hex(text);
-}
-
 // A string that needs no escaping is quoted as it is: JSON.stringify per field was most of the
 // cost of a line. Anything with a quote, a backslash, a control character or a surrogate (which
 // JSON.stringify would escape when unpaired) goes through JSON.stringify, so the text is the same.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 const str = (v: string | null) => (v === null ? 'null' : NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`);
 
+/** An entry before the log numbers and chains it. */
+export type AuditBody = Omit<AuditEntry, 'seq' | 'prev'>;
+
 /**
  * One line, keys in a fixed order. Built as a template rather than through an ordered object and
- * JSON.stringify: the same text, for half the work, and it runs for every login.
+ * JSON.stringify: the same text, for half the work, and it runs for every login. Takes seq and
+ * prev apart from the body so that the log need not build an entry object per line.
  */
-export function serialiseEntry(entry: AuditEntry): string {
-  const details = entry.details === undefined ? '' : `,"details":${JSON.stringify(entry.details)}`;
+export function serialiseLine(seq: number, body: AuditBody, prev: string): string {
+  const details = body.details === undefined ? '' : `,"details":${JSON.stringify(body.details)}`;
   return (
-    `{"seq":${entry.seq},"time":${str(entry.time)},"actor":${str(entry.actor)},"socket":${str(entry.socket)},` +
-    `"mailbox":${str(entry.mailbox)},"action":${str(entry.action)},"result":${str(entry.result)},"reason":${str(entry.reason)},` +
-    `"ip":${str(entry.ip)},"country":${str(entry.country)}${details},"prev":${str(entry.prev)}}`
+    `{"seq":${seq},"time":${str(body.time)},"actor":${str(body.actor)},"socket":${str(body.socket)},` +
+    `"mailbox":${str(body.mailbox)},"action":${str(body.action)},"result":${str(body.result)},"reason":${str(body.reason)},` +
+    `"ip":${str(body.ip)},"country":${str(body.country)}${details},"prev":${str(prev)}}`
   );
+}
+
+export function serialiseEntry(entry: AuditEntry): string {
+  return serialiseLine(entry.seq, entry, entry.prev);
 }
 
 function isNullableString(value: unknown): value is string | null {

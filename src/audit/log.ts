@@ -27,7 +27,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MemfaError } from '../protocol/errors.js';
 import { assertPrivateFile, errnoCode, fsyncDir } from '../files/durable.js';
-import { GENESIS_PREV, lineHash, lineHashOfText, parseEntry, serialiseEntry, type AuditEntry, type AuditEvent } from './entry.js';
+import { GENESIS_PREV, lineHash, parseEntry, serialiseLine, type AuditBody, type AuditEntry, type AuditEvent } from './entry.js';
 import { redact } from './redact.js';
 
 export type { AuditActor, AuditEntry, AuditEvent, AuditSocket } from './entry.js';
@@ -38,6 +38,8 @@ const CHUNK_BYTES = 64 * 1024;
 /** Larger details are replaced by a marker, so that one event cannot swamp the log. */
 const MAX_LINE_BYTES = 16 * 1024;
 const NEWLINE = 0x0a;
+/** The buffer batches are encoded into is kept for the next batch up to this size. */
+const KEPT_BUFFER_BYTES = 1024 * 1024;
 
 export interface AuditLogOptions {
   /** Rotate before a write would take the current file past this size. Default 10 MiB. */
@@ -67,19 +69,20 @@ export type AuditVerifyResult =
   | { ok: false; file: string; line: number; problem: string };
 
 interface Pending {
-  event: Omit<AuditEntry, 'seq' | 'prev'>;
+  event: AuditBody;
   /** Absent for an event recorded without waiting (record()): a failure goes to onUnawaitedFailure. */
   resolve?: (entry: AuditEntry) => void;
   reject?: (error: unknown) => void;
 }
 
-interface Prepared {
+/** A line of a batch, encoded: its bytes end at `end` in the batch's buffer, newline included. */
+interface Encoded {
   pending: Pending;
-  entry: AuditEntry;
-  /** The line without its newline, and its size in bytes with it. */
-  text: string;
-  size: number;
+  seq: number;
+  /** The hash this line names (of the line before) and its own. */
+  prev: string;
   hash: string;
+  end: number;
 }
 
 interface Snapshot {
@@ -154,6 +157,14 @@ function storeFailed(path: string, error: unknown): MemfaError {
   });
 }
 
+/** `buffer`, or a copy of its first `used` bytes in a larger one, with at least `needed` bytes free past `used`. */
+function room(buffer: Buffer, used: number, needed: number): Buffer {
+  if (used + needed <= buffer.length) return buffer;
+  const larger = Buffer.allocUnsafe(Math.max(used + needed, buffer.length * 2));
+  buffer.copy(larger, 0, 0, used);
+  return larger;
+}
+
 async function closeAll(files: Snapshot['files']): Promise<void> {
   await Promise.all(files.map((file) => file.handle.close().catch(() => undefined)));
 }
@@ -174,6 +185,8 @@ export class AuditLog {
   #prev: string;
   #queue: Pending[] = [];
   #draining: Promise<void> | null = null;
+  /** Reused by every batch: batches are written one at a time (#drain), never two at once. */
+  #buffer: Buffer | null = null;
   /** Orders writes, rotations and snapshots: a reader never sees files mid-rename. */
   #lock: Promise<unknown> = Promise.resolve();
   /** Set when the file is in an unknown state (a failed write could not be undone); fixed by reopening. */
@@ -333,10 +346,9 @@ export class AuditLog {
     this.#draining ??= this.#drain();
   }
 
-  #settle(pending: Pending, outcome: { entry: AuditEntry } | { error: unknown }): void {
-    if ('entry' in outcome) pending.resolve?.(outcome.entry);
-    else if (pending.reject !== undefined) pending.reject(outcome.error);
-    else this.#onUnawaitedFailure(pending.event, outcome.error);
+  #fail(pending: Pending, error: unknown): void {
+    if (pending.reject !== undefined) pending.reject(error);
+    else this.#onUnawaitedFailure(pending.event, error);
   }
 
   async #drain(): Promise<void> {
@@ -350,60 +362,71 @@ export class AuditLog {
     }
   }
 
-  #prepare(batch: Pending[]): Prepared[] {
+  /**
+   * Numbers, chains and encodes a batch into one buffer. Each line is encoded once, and its hash
+   * is taken of the very bytes that will be written: the digest lineHash() gives when reading back.
+   */
+  #encode(batch: Pending[]): { data: Buffer; lines: Encoded[] } {
+    let buffer = this.#buffer ?? Buffer.allocUnsafe(64 * 1024);
+    let offset = 0;
     let seq = this.#seq;
     let prev = this.#prev;
-    return batch.map((pending) => {
+    const lines: Encoded[] = [];
+    for (const pending of batch) {
       seq += 1;
-      const entry: AuditEntry = { seq, ...pending.event, prev };
-      let text = serialiseEntry(entry);
-      let size = Buffer.byteLength(text);
-      if (size > MAX_LINE_BYTES && entry.details !== undefined) {
-        entry.details = { omitted: 'details too large' };
-        text = serialiseEntry(entry);
-        size = Buffer.byteLength(text);
+      let text = serialiseLine(seq, pending.event, prev);
+      // UTF-8 takes at most 3 bytes per UTF-16 unit: with this much room, write() never cuts a line.
+      buffer = room(buffer, offset, text.length * 3 + 1);
+      let size = buffer.write(text, offset);
+      if (size > MAX_LINE_BYTES && pending.event.details !== undefined) {
+        pending.event.details = { omitted: 'details too large' };
+        text = serialiseLine(seq, pending.event, prev);
+        size = buffer.write(text, offset);
       }
-      // Hashing the string hashes its UTF-8 bytes: the same digest as lineHash() of the line read back.
-      prev = lineHashOfText(text);
-      return { pending, entry, text, size: size + 1, hash: prev };
-    });
+      const hash = lineHash(buffer.subarray(offset, offset + size));
+      buffer[offset + size] = NEWLINE;
+      offset += size + 1;
+      lines.push({ pending, seq, prev, hash, end: offset });
+      prev = hash;
+    }
+    this.#buffer = buffer.length <= KEPT_BUFFER_BYTES ? buffer : null;
+    return { data: buffer.subarray(0, offset), lines };
   }
 
   /** Writes a batch, rotating as needed. Never throws: settles every pending append instead. */
   async #writeBatch(batch: Pending[]): Promise<void> {
-    // How many of the batch are on disk (and settled): #writeChunk settles its lines in order.
+    // How many of the batch are on disk (and settled): #writeChunk resolves its lines in order.
     let written = 0;
     try {
       if (this.#broken !== null) throw this.#broken;
-      const lines = this.#prepare(batch);
-      let chunk: Prepared[] = [];
-      let chunkBytes = 0;
-      for (const line of lines) {
-        const pendingSize = this.#size + chunkBytes;
-        if (pendingSize > 0 && pendingSize + line.size > this.#maxBytes) {
-          await this.#writeChunk(chunk);
-          written += chunk.length;
-          chunk = [];
-          chunkBytes = 0;
+      const { data, lines } = this.#encode(batch);
+      // The chunk being gathered: lines [first, i), bytes [chunkStart, lineStart).
+      let first = 0;
+      let chunkStart = 0;
+      for (let i = 0; i < lines.length; i++) {
+        const lineStart = i === 0 ? 0 : lines[i - 1]!.end;
+        const pendingSize = this.#size + (lineStart - chunkStart);
+        if (pendingSize > 0 && pendingSize + (lines[i]!.end - lineStart) > this.#maxBytes) {
+          await this.#writeChunk(data.subarray(chunkStart, lineStart), lines.slice(first, i));
+          written = i;
+          first = i;
+          chunkStart = lineStart;
           await this.#rotate();
         }
-        chunk.push(line);
-        chunkBytes += line.size;
       }
-      await this.#writeChunk(chunk);
+      await this.#writeChunk(data.subarray(chunkStart), lines.slice(first));
     } catch (error) {
       const failure = storeFailed(this.path, error);
-      for (const pending of batch.slice(written)) this.#settle(pending, { error: failure });
+      for (const pending of batch.slice(written)) this.#fail(pending, failure);
     }
   }
 
   /** One write and one fdatasync for consecutive lines; on failure the file is cut back. */
-  async #writeChunk(chunk: Prepared[]): Promise<void> {
+  async #writeChunk(data: Buffer, chunk: Encoded[]): Promise<void> {
     const last = chunk.at(-1);
     if (last === undefined) return;
     const handle = this.#handle;
     if (handle === null) throw new MemfaError('STORE_FAILED', `${WHAT} ${this.path} is not open`);
-    const data = Buffer.from(chunk.map((line) => line.text).join('\n') + '\n', 'utf8');
     try {
       let written = 0;
       while (written < data.length) {
@@ -423,9 +446,10 @@ export class AuditLog {
       throw storeFailed(this.path, error);
     }
     this.#size += data.length;
-    this.#seq = last.entry.seq;
+    this.#seq = last.seq;
     this.#prev = last.hash;
-    for (const line of chunk) this.#settle(line.pending, { entry: line.entry });
+    // Only an awaited line needs its entry as an object; a recorded one has nobody to tell.
+    for (const { pending, seq, prev } of chunk) pending.resolve?.({ seq, ...pending.event, prev });
   }
 
   async #rotate(): Promise<void> {
