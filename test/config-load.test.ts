@@ -10,6 +10,7 @@ import { BIN, REPO, makeTempDir, rawExchange, rpcLine, runCli, startDaemon } fro
 import { assertStatusOk, runDaemonExpectingExit, writeJson } from './helpers/protocol-tools.js';
 import { SHIPPED_CONFIG, findConfigFile, loadConfig, validateConfig } from '../src/config/load.js';
 import { MemfaError } from '../src/protocol/errors.js';
+import { DEFAULT_COMPACT_JOURNAL_BYTES } from '../src/store/file-store.js';
 
 function configError(fn: () => unknown): MemfaError {
   try {
@@ -56,6 +57,12 @@ test('the shipped default configuration is valid', () => {
   assert.equal(c.limits.maxFrameBytes, 65536);
   assert.equal(c.sockets.admin.mode, 0o660);
   assert.equal(SHIPPED_CONFIG, path.join(REPO, 'config', 'memfa.json'));
+});
+
+test("the configuration's default compaction threshold is the store's own", () => {
+  // Two literals, since the configuration must not load the store (and lowdb) on every CLI start.
+  const c = validateConfig({}, 'test.json', {}, {});
+  assert.equal(c.store.compactJournalBytes, DEFAULT_COMPACT_JOURNAL_BYTES);
 });
 
 test('relative paths are resolved against the configuration file, not the working directory', () => {
