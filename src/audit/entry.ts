@@ -47,7 +47,7 @@ const ACTOR = /^(admin|self|hook|daemon|domain-admin:.+)$/;
 
 // crypto.hash (Node 20.12+) is the one-shot form: half the cost of a Hash object, and this runs
 // for every login. Older Node 20 releases fall back to createHash; the digest is the same.
-const sha256Hex: (data: string | Buffer) => string =
+const sha256Hex: (data: Buffer) => string =
   typeof crypto.hash === 'function' ? (data) => crypto.hash('sha256', data, 'hex') : (data) => crypto.createHash('sha256').update(data).digest('hex');
 
 export function lineHash(line: Buffer): string {

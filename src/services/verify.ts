@@ -108,7 +108,6 @@ export class Verifier {
     const ip = normaliseIp(input.ip, 'ip');
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
     const entry = (result: string, reason: string) => ({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
-    const audit = (result: string, reason: string) => this.p.audit.append(entry(result, reason));
 
     let code: Factor | null = null;
     if (input.code !== undefined) {
@@ -134,12 +133,12 @@ export class Verifier {
     }
     return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(
       async (result) => {
-        await audit(result.result, result.reason);
+        await this.p.audit.append(entry(result.result, result.reason));
         return { ...result, user: address, ip, country: login.country };
       },
       async (err: unknown) => {
         const reason = err instanceof MemfaError ? ERROR_REASONS[err.code] ?? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
-        await audit('error', reason);
+        await this.p.audit.append(entry('error', reason));
         throw err;
       },
     );
