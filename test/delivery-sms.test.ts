@@ -151,21 +151,24 @@ test('a refused bind is reported by check() and by sends', async (t) => {
 });
 
 test('the gateway restarting on the same port: the sender re-binds and the next send works', async (t) => {
-  const { sink, sender, logger } = await sinkAndSender(t);
+  const { sink, sender, logger } = await sinkAndSender(t, { connectTimeoutMs: 5000 });
   await sender.send(MSG);
   await sink.stop();
   await waitUntil(() => logger.lines.some((l) => l.event === 'smpp.unbound'), 1000, 'the sender to notice');
 
-  // While the gateway is down a send waits for the bind at most connectTimeoutMs, then fails.
+  // While the gateway is known down a send fails at once, not after connectTimeoutMs.
   const started = Date.now();
   const down = await rejection(sender.send(MSG));
   const waited = Date.now() - started;
   assert.equal(down.code, 'DELIVERY_FAILED');
   assert.match(down.message, /^SMPP gateway not bound: /);
   assert.match(down.message, /ECONNREFUSED|closed by the gateway/);
-  assert.ok(waited >= 450 && waited < 900, `waited ${waited} ms`);
+  assert.ok(waited < 1000, `waited ${waited} ms`);
   const check = await sender.check();
   assert.equal(check.ok, false);
+  // The send no longer waits, so let the backoff run through a few failures before the restart.
+  const scheduled = (): number => logger.lines.filter((l) => l.event === 'smpp.reconnect_scheduled').length;
+  await waitUntil(() => scheduled() >= 4, 2000, 'four reconnects scheduled');
 
   await sink.start();
   await waitUntil(() => sink.binds.length === 2, 2000, 're-bind');
@@ -270,4 +273,107 @@ test('a malformed phone number is refused before anything is sent', async (t) =>
   assert.equal(err.code, 'INVALID_PARAMS');
   assert.ok(!err.message.includes('07700900789'));
   assert.equal(sink.submitted.length, 0);
+});
+
+/** A TCP server that accepts connections and never answers (a hung gateway), counting them. */
+async function silentGateway(t: { after(fn: () => Promise<void> | void): void }): Promise<{ port: number; connections: () => number }> {
+  let count = 0;
+  const server = createServer((socket) => {
+    count += 1;
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { port: (server.address() as AddressInfo).port, connections: () => count };
+}
+
+const DOWN_SINCE = /; down since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z, next attempt in (\d+) s$/;
+
+test('while the gateway is known down, sends fail at once and start no attempt of their own', async (t) => {
+  const long = { initialMs: 60_000, maxMs: 60_000 };
+  const { sink, sender, logger } = await sinkAndSender(t, { connectTimeoutMs: 5000, submitTimeoutMs: 5000, reconnect: long });
+  await sender.send(MSG);
+  await sink.stop();
+  await waitUntil(() => logger.lines.some((l) => l.event === 'smpp.unbound'), 1000, 'the sender to notice');
+
+  const started = Date.now();
+  for (let i = 0; i < 5; i++) {
+    const err = await rejection(sender.send(MSG));
+    assert.equal(err.code, 'DELIVERY_FAILED');
+    assert.match(err.message, /^SMPP gateway not bound: connection closed by the gateway; down since /);
+    const inS = Number(DOWN_SINCE.exec(err.message)?.[1]);
+    assert.ok(inS > 50 && inS <= 60, err.message);
+    assert.equal(err.data?.smppState, 'down');
+  }
+  const took = Date.now() - started;
+  assert.ok(took < 2000, `five sends took ${took} ms (each would wait 5000 ms for a bind)`);
+
+  // The gateway is back, but nothing asked for a check: the sends did not reconnect by themselves.
+  await sink.start();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(sink.binds.length, 1, 'a send while down must not start an attempt');
+});
+
+test('a check while down binds now when the gateway is back; a failed one keeps the backoff schedule', async (t) => {
+  const { sink, sender, logger } = await sinkAndSender(t, { connectTimeoutMs: 5000, reconnect: { initialMs: 20_000, maxMs: 60_000 } });
+  await sender.send(MSG);
+  await sink.stop();
+  await waitUntil(() => logger.lines.some((l) => l.event === 'smpp.unbound'), 1000, 'the sender to notice');
+  const scheduled = (): unknown[] => logger.lines.filter((l) => l.event === 'smpp.reconnect_scheduled').map((l) => l.fields.inMs);
+  assert.deepEqual(scheduled(), [20_000]);
+
+  // Each check tries now and reports the fresh failure; none moves or doubles the automatic retry.
+  for (let i = 0; i < 3; i++) {
+    const check = await sender.check();
+    assert.equal(check.ok, false);
+    assert.match(check.ok ? '' : check.error, /^SMPP gateway not bound: .*ECONNREFUSED/);
+  }
+  assert.deepEqual(scheduled(), [20_000], 'failed checks leave the schedule alone');
+  const err = await rejection(sender.send(MSG));
+  const inS = Number(DOWN_SINCE.exec(err.message)?.[1]);
+  assert.ok(inS > 15 && inS <= 20, err.message);
+
+  await sink.start();
+  assert.deepEqual(await sender.check(), { ok: true });
+  assert.equal(sink.binds.length, 2, 'the check bound at once');
+  await sender.send(MSG);
+  assert.equal(sink.submitted.length, 2);
+
+  // The check's bind reset the backoff: the next drop waits initialMs again, not 40 s.
+  await sink.stop();
+  await waitUntil(() => scheduled().length === 2, 1000, 'the second drop');
+  assert.deepEqual(scheduled(), [20_000, 20_000]);
+});
+
+test('concurrent checks share one attempt; sends while it runs wait for it, then fail with it', async (t) => {
+  const gateway = await silentGateway(t);
+  const sender = createSmppSender(smppConfig(gateway.port, { connectTimeoutMs: 300, reconnect: { initialMs: 60_000, maxMs: 60_000 } }), captureLogger());
+  t.after(() => sender.close());
+  const first = await sender.check();
+  assert.match(first.ok ? '' : first.error, /did not complete within 300 ms/);
+  assert.equal(gateway.connections(), 1);
+
+  const checks = Array.from({ length: 20 }, () => sender.check());
+  const send = rejection(sender.send(MSG));
+  const results = await Promise.all(checks);
+  assert.ok(results.every((r) => !r.ok && /did not complete within 300 ms/.test(r.error)), JSON.stringify(results[0]));
+  assert.equal(gateway.connections(), 2, 'twenty checks at once made one attempt');
+  assert.match((await send).message, /did not complete within 300 ms/);
+  assert.equal(gateway.connections(), 2);
+});
+
+test('a check on a bound session asks the gateway, and drops a session that does not answer', async (t) => {
+  const { sink, sender, logger } = await sinkAndSender(t, { connectTimeoutMs: 300 });
+  assert.deepEqual(await sender.check(), { ok: true });
+  const before = sink.enquireLinks;
+  assert.deepEqual(await sender.check(), { ok: true });
+  assert.equal(sink.enquireLinks, before + 1, 'one enquire_link per check');
+
+  sink.answerEnquireLinks = false;
+  const hung = await sender.check();
+  assert.deepEqual(hung, { ok: false, error: 'SMPP gateway not bound: enquire_link not answered within 300 ms' });
+  await waitUntil(() => logger.lines.some((l) => l.event === 'smpp.unbound'), 1000, 'the hung session to be dropped');
+  sink.answerEnquireLinks = true;
+  await waitUntil(() => sink.binds.length === 2, 2000, 're-bind');
+  await sender.send(MSG);
 });

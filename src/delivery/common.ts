@@ -1,5 +1,5 @@
-// Pieces every transport shares: the failure it reports, secrets read from files, and keeping
-// secrets out of text that came back from a server.
+// Pieces every transport shares: the failure it reports, secrets read from files, keeping
+// secrets out of text that came back from a server, and sharing a check in flight.
 
 import { readFile, stat } from 'node:fs/promises';
 import { MemfaError } from '../protocol/errors.js';
@@ -60,4 +60,21 @@ export function describeError(err: unknown, secrets: ReadonlyArray<string | unde
   const line = raw.split(/\r?\n/).filter((l) => l.trim() !== '')[0] ?? 'unknown error';
   const clipped = line.length > 200 ? `${line.slice(0, 200)}…` : line;
   return redact(clipped, secrets);
+}
+
+/**
+ * Wraps `run` so that callers arriving while a call is in flight share it instead of starting
+ * another: a storm of health checks then costs the gateway one connection at a time.
+ */
+export function sharedInFlight<T>(run: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | null = null;
+  return () => {
+    if (inFlight === null) {
+      const started: Promise<T> = run().finally(() => {
+        if (inFlight === started) inFlight = null;
+      });
+      inFlight = started;
+    }
+    return inFlight;
+  };
 }

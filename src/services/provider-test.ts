@@ -14,6 +14,10 @@ export async function testProvider(p: Ports, params: { provider: string; to: str
     });
   }
   const started = p.clock();
+  // An administrator's test means "try it now": the check brings a gateway known to be down back
+  // up if it can (so that the send is not refused from a remembered state) and names why if not.
+  const check = await sender.check();
+  if (!check.ok) throw new MemfaError('DELIVERY_FAILED', check.error, { data: { provider, transport: sender.transport } });
   const sent = await sender.send({ kind: 'test', to, mailbox: to, expiresAt: started + 60_000 });
   await p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'provider.test', result: 'ok', details: { provider, to: maskRecipient(provider, to) } });
   return { provider, transport: sender.transport, to: maskRecipient(provider, to), ok: true, messageId: sent.messageId ?? null, ms: p.clock() - started };

@@ -1,23 +1,28 @@
-// `status`: what an administrator checks first.
+// `status`: what an administrator checks first. Each configured gateway is checked now (the
+// senders' check() asks the server or gateway, never a remembered state), both at once, so the
+// answer takes as long as the slower check, not their sum.
 import type { StatusResult } from '../protocol/results.js';
 import type { Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 
+type ProviderEntry = StatusResult['providers'][number];
+
+async function gatewayEntry(p: Ports, policy: ProviderPolicy, name: 'sms' | 'email'): Promise<ProviderEntry> {
+  const enabled = policy.rights(name).enabled;
+  const sender = p.senders[name];
+  if (sender === undefined) return { name, enabled, transport: p.config.providers[name].transport, gateway: 'unconfigured' };
+  const check = await sender.check();
+  const entry: ProviderEntry = { name, enabled, transport: sender.transport, gateway: check.ok ? 'ok' : 'down' };
+  if (!check.ok) entry.detail = check.error;
+  return entry;
+}
+
 export async function daemonStatus(p: Ports, policy: ProviderPolicy): Promise<StatusResult> {
-  const providers: StatusResult['providers'] = [];
-  providers.push({ name: 'totp', enabled: policy.rights('totp').enabled, transport: 'none', gateway: 'not-needed' });
-  for (const name of ['sms', 'email'] as const) {
-    const enabled = policy.rights(name).enabled;
-    const sender = p.senders[name];
-    if (sender === undefined) {
-      providers.push({ name, enabled, transport: p.config.providers[name].transport, gateway: 'unconfigured' });
-      continue;
-    }
-    const check = await sender.check();
-    const entry: StatusResult['providers'][number] = { name, enabled, transport: sender.transport, gateway: check.ok ? 'ok' : 'down' };
-    if (!check.ok) entry.detail = check.error;
-    providers.push(entry);
-  }
+  const gateways = await Promise.all([gatewayEntry(p, policy, 'sms'), gatewayEntry(p, policy, 'email')]);
+  const providers: StatusResult['providers'] = [
+    { name: 'totp', enabled: policy.rights('totp').enabled, transport: 'none', gateway: 'not-needed' },
+    ...gateways,
+  ];
   return {
     version: p.version,
     pid: process.pid,

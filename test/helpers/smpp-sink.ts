@@ -38,6 +38,8 @@ export class SmppSink {
   submitStatus = 0;
   /** false: swallow submit_sm without answering, to test the submit timeout. */
   answerSubmits = true;
+  /** false: swallow enquire_link without answering, as a gateway that hangs would. */
+  answerEnquireLinks = true;
   private server: smpp.Server | null = null;
   private nextId = 1;
 
@@ -101,7 +103,7 @@ export class SmppSink {
     session.on('bind_transceiver', onBind);
     session.on('enquire_link', (pdu: smpp.PDU) => {
       this.enquireLinks += 1;
-      session.send(pdu.response());
+      if (this.answerEnquireLinks) session.send(pdu.response());
     });
     session.on('unbind', (pdu: smpp.PDU) => {
       this.unbinds += 1;
