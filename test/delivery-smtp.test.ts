@@ -255,3 +255,32 @@ test('a closed sender refuses to send', async (t) => {
   assert.equal(err.code, 'DELIVERY_FAILED');
   assert.deepEqual(await sender.check(), { ok: false, error: 'SMTP sender is closed' });
 });
+
+test('checks ask the server now; concurrent ones share one connection, each bounded by timeoutMs', async (t) => {
+  let connections = 0;
+  const silent = createServer((socket) => {
+    connections += 1;
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+  const { port } = silent.address() as AddressInfo;
+  const sender = createSmtpSender(smtpConfig(port, { timeoutMs: 300 }), captureLogger());
+  t.after(() => sender.close());
+
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: 10 }, () => sender.check()));
+  const took = Date.now() - started;
+  for (const r of results) {
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? '' : r.error, new RegExp(`^SMTP check of 127\\.0\\.0\\.1:${port} (timed out after 300 ms|failed: ETIMEDOUT)`));
+  }
+  assert.equal(connections, 1, 'ten checks at once opened one connection');
+  assert.ok(took < 2000, `took ${took} ms`);
+
+  // Once that connection has ended (nodemailer's greeting timeout), a later check is a new one:
+  // it does not reuse the last answer.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await sender.check();
+  assert.equal(connections, 2);
+});

@@ -1,12 +1,15 @@
 // E-mail delivery over SMTP through nodemailer. The transporter is built on first use so that a
 // password file is read when it is needed and a missing one surfaces as a failed send or check,
-// not as a daemon that will not start.
+// not as a daemon that will not start. A check (`status`, `provider test`) asks the server now
+// (nodemailer's verify: connect, greeting, TLS, AUTH), bounded by timeoutMs; concurrent checks
+// share the one in flight.
 
 import nodemailer from 'nodemailer';
-import type { Mail, NodemailerError, SMTPSentMessageInfo, SMTPTransportOptions, SendMailOptions } from 'nodemailer';
+import type { Mail, SMTPSentMessageInfo, SMTPTransportOptions, SendMailOptions } from 'nodemailer';
 import { MemfaError } from '../protocol/errors.js';
-import { deliveryFailed, describeError, readSecretFile, redact } from './common.js';
+import { deliveryFailed, describeError, readSecretFile, sharedInFlight } from './common.js';
 import { maskEmail } from './mask.js';
+import { smtpFailure } from './smtp-failure.js';
 import { renderTemplate, templateVars } from './template.js';
 import type { CheckResult, DeliveryLogger, OutgoingCode, Sender, SendResult, SmtpConfig } from './types.js';
 
@@ -66,7 +69,7 @@ class SmtpSender implements Sender {
       });
       return { messageId: info.messageId };
     } catch (err) {
-      const failure = this.toFailure(err, [msg.code]);
+      const failure = smtpFailure(err, this.failureContext('delivery'), [msg.code, this.password]);
       this.logger.warn('delivery.failed', {
         provider: 'email',
         transport: 'smtp',
@@ -83,13 +86,19 @@ class SmtpSender implements Sender {
   async check(): Promise<CheckResult> {
     if (this.closed) return { ok: false, error: 'SMTP sender is closed' };
     try {
-      const transporter = await this.getTransporter();
-      await withDeadline(transporter.verify(), this.cfg.timeoutMs * SEND_DEADLINE_FACTOR);
+      // Each caller waits at most timeoutMs; a verify that hangs past that is still shared (and
+      // ended by nodemailer's own socket timeouts), so a storm does not open a connection each.
+      await withDeadline(this.sharedVerify(), this.cfg.timeoutMs);
       return { ok: true };
     } catch (err) {
-      return { ok: false, error: err instanceof MemfaError ? err.message : this.toFailure(err, []).message };
+      return { ok: false, error: smtpFailure(err, this.failureContext('check'), [this.password]).message };
     }
   }
+
+  private readonly sharedVerify = sharedInFlight(async () => {
+    const transporter = await this.getTransporter();
+    await transporter.verify();
+  });
 
   async close(): Promise<void> {
     this.closed = true;
@@ -102,6 +111,11 @@ class SmtpSender implements Sender {
     } catch {
       // The transporter was never built (unreadable password file): nothing to release.
     }
+  }
+
+  private failureContext(operation: 'delivery' | 'check') {
+    const deadlineMs = operation === 'check' ? this.cfg.timeoutMs : this.cfg.timeoutMs * SEND_DEADLINE_FACTOR;
+    return { host: this.cfg.host, port: this.cfg.port, operation, deadlineMs };
   }
 
   private getTransporter(): Promise<SmtpTransporter> {
@@ -152,34 +166,9 @@ class SmtpSender implements Sender {
     }
     return nodemailer.createTransport(options);
   }
-
-  /** A DELIVERY_FAILED that names what went wrong (reply code, nodemailer code), with no secret in it. */
-  private toFailure(err: unknown, secrets: Array<string | undefined>): MemfaError {
-    if (err instanceof MemfaError) return err;
-    const secretList = [...secrets, this.password];
-    const e = (err ?? {}) as NodemailerError;
-    const data: Record<string, unknown> = { transport: 'smtp' };
-    if (typeof e.code === 'string') data.smtpError = e.code;
-    if (typeof e.responseCode === 'number') data.smtpResponseCode = e.responseCode;
-    if (typeof e.command === 'string') data.smtpCommand = redact(e.command, secretList);
-    if (typeof e.permanent === 'boolean') data.permanent = e.permanent;
-    if (typeof e.originalCode === 'string') data.cause = e.originalCode;
-
-    let message: string;
-    if (e.code === 'EABORT') {
-      message = `SMTP delivery to ${this.cfg.host}:${this.cfg.port} timed out after ${this.cfg.timeoutMs * SEND_DEADLINE_FACTOR} ms`;
-    } else if (typeof e.response === 'string' && typeof e.responseCode === 'number') {
-      const reply = describeError(new Error(e.response), secretList);
-      const step = typeof e.command === 'string' ? redact(e.command, secretList) : 'the message';
-      message = `SMTP server refused ${step}: ${reply} (${e.code ?? 'SMTP'})`;
-    } else {
-      const reason = describeError(err, secretList);
-      message = `SMTP delivery to ${this.cfg.host}:${this.cfg.port} failed: ${e.code ?? 'error'} ${reason}`;
-    }
-    return deliveryFailed('email', message, data, err);
-  }
 }
 
+/** Rejects with nodemailer's EABORT when `promise` takes longer than `ms`; the promise runs on. */
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_resolve, reject) => {
