@@ -377,3 +377,15 @@ test('a check on a bound session asks the gateway, and drops a session that does
   await waitUntil(() => sink.binds.length === 2, 2000, 're-bind');
   await sender.send(MSG);
 });
+
+test('phone numbers follow the one E.164 rule of core/validate.ts', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  // Seven digits passed the sender's own, looser pattern; the shared rule wants eight or more.
+  const short = await rejection(sender.send({ ...MSG, to: '+4477009' }));
+  assert.equal(short.code, 'INVALID_PARAMS');
+  assert.equal(short.data?.param, 'to');
+  assert.ok(!short.message.includes('4477009'));
+  // What the rule accepts it normalises; the gateway gets its digits.
+  await sender.send({ ...MSG, to: '+44 7700 900-789' });
+  assert.equal(sink.submitted.at(-1)?.destinationAddr, '447700900789');
+});
