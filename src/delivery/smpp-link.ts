@@ -2,8 +2,9 @@
 // and a bind, so the link binds as soon as it is created and stays bound: kept alive with
 // enquire_link, bound again with exponential backoff when it drops.
 //
-// While the link is known down (an attempt failed or the session dropped, and no bind has
-// succeeded since), a send fails at once, naming since when and when the next attempt is due,
+// While the link is known down (an attempt to bind failed, and no bind has succeeded since; a
+// session that drops after serving a while is bound again at once, not counted as down), a send
+// fails at once, naming since when and when the next attempt is due,
 // rather than waiting for time-outs: the login then goes to the mailbox's fallback provider at
 // once. A send does wait (up to connectTimeoutMs) for an attempt in flight: the first one, whose
 // outcome is not known yet, or a reconnect that is due. Sends never start an attempt, so a down
@@ -55,6 +56,8 @@ export class SmppLink {
   private attemptTimer: NodeJS.Timeout | null = null;
   private enquireTimer: NodeJS.Timeout | null = null;
   private enquireUnanswered = false;
+  /** Epoch ms of the current session's bind. */
+  private boundAt = 0;
   /** Sends and checks waiting for the outcome of the attempt in flight. */
   private readonly attemptWaiters = new Set<(attempt: Attempt) => void>();
   /** Told when the bound session drops (submits waiting for their answer, a check's enquire_link). */
@@ -250,6 +253,7 @@ export class SmppLink {
       if (this.attemptTimer !== null) clearTimeout(this.attemptTimer);
       this.attemptTimer = null;
       this.state = 'bound';
+      this.boundAt = Date.now();
       this.lastError = '';
       this.downSince = null;
       this.preemptedAttemptAt = null;
@@ -301,7 +305,12 @@ export class SmppLink {
       return;
     }
     this.logger.warn('smpp.unbound', { host: this.cfg.host, port: this.cfg.port, error: reason });
-    this.scheduleReconnect();
+    // A session that served a while and then dropped (a gateway closing idle sessions, a
+    // restart) is not known down yet: bind again at once, and sends wait for that attempt. One
+    // that drops right after its bind goes through the backoff, so a flapping gateway is not
+    // hammered.
+    if (Date.now() - this.boundAt >= this.cfg.reconnect.initialMs) this.connect();
+    else this.scheduleReconnect();
   }
 
   /** An attempt ended without a bind: the link is known down until one succeeds. */
