@@ -180,6 +180,19 @@ test('the gateway restarting on the same port: the sender re-binds and the next 
   assert.deepEqual(reconnects.slice(0, 4), [50, 100, 200, 200], 'backoff doubles up to maxMs');
 });
 
+test('a session the gateway drops after serving a while is bound again at once; sends wait for it', async (t) => {
+  const { sink, sender, logger } = await sinkAndSender(t, { connectTimeoutMs: 5000, reconnect: { initialMs: 50, maxMs: 200 } });
+  await sender.send(MSG);
+  await new Promise((r) => setTimeout(r, 100)); // bound for longer than reconnect.initialMs
+  for (const session of sink.sessions) session.destroy(); // e.g. the gateway's idle time-out
+  await waitUntil(() => logger.lines.some((l) => l.event === 'smpp.unbound'), 1000, 'the sender to notice');
+  // Not known down: this send waits for the re-bind instead of failing over to the fallback.
+  await sender.send(MSG);
+  assert.equal(sink.submitted.length, 2);
+  assert.equal(sink.binds.length, 2);
+  assert.equal(logger.lines.filter((l) => l.event === 'smpp.reconnect_scheduled').length, 0, 'no backoff for a drop after service');
+});
+
 test('a send waiting for the first bind goes through once bound', async (t) => {
   const { sink, sender } = await sinkAndSender(t);
   // No check() first: the bind is still in flight when send() is called.
