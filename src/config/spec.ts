@@ -1,5 +1,6 @@
 // The configuration schema: every key, its default and its check. The validator walks a file
 // against this tree, collects every error (each naming its key) and rejects unknown keys.
+import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PROVIDERS } from '../protocol/vocabulary.js';
 
 export type Check = (value: unknown) => string | null;
 
@@ -61,9 +62,9 @@ export const CONFIG_SPEC: Section = section({
   keyFile: leaf(null, orNull(isString())),
   issuer: leaf('memfa', isString({ max: 64 })),
   defaults: section({
-    challenge: leaf('never', isOneOf(['never', 'always', 'new-ip', 'new-country'])),
-    provider: leaf('totp', isOneOf(['totp', 'sms', 'email'])),
-    fallbackProvider: leaf('none', isOneOf(['none', 'totp', 'sms', 'email'])),
+    challenge: leaf('never', isOneOf(CHALLENGE_MODES)),
+    provider: leaf('totp', isOneOf(PROVIDERS)),
+    fallbackProvider: leaf('none', isOneOf(FALLBACK_PROVIDERS)),
     usersMayConfigure: leaf(true, isBool),
   }),
   totp: section({

@@ -1,5 +1,6 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
-import type { ChallengeMode, CountryRule, ProviderName, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { CountryRule, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
 
 export interface StatusResult {
   version: string;
@@ -36,7 +37,7 @@ export interface VerifyResult {
 export interface EffectiveView {
   challenge: { value: ChallengeMode; source: SettingSource };
   provider: { value: ProviderName; source: SettingSource };
-  fallbackProvider: { value: ProviderName | 'none'; source: SettingSource };
+  fallbackProvider: { value: FallbackProvider; source: SettingSource };
   usersMayConfigure: { value: boolean; source: SettingSource };
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
