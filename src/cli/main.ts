@@ -30,7 +30,10 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`memfa: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    const message = (err as Error)?.message ?? String(err);
+    // --json promises one error document for every failure (memfa(1), ERRORS).
+    if (argv.includes('--json')) process.stdout.write(JSON.stringify({ result: 'error', error: { code: 'INTERNAL', message } }, null, 2) + '\n');
+    process.stderr.write(`memfa: internal error: ${(err as Error)?.stack ?? message}\n`);
     process.exitCode = 70; // EX_SOFTWARE (not importing the error catalogue keeps verify light)
   },
 );

@@ -15,12 +15,20 @@ import { registerProviders } from './commands/providers.js';
 import { registerSelf } from './commands/self.js';
 import { registerSupport } from './commands/support.js';
 import { Cli } from './context.js';
-import { reportError } from './io.js';
+import { printErrorDocument, reportError } from './io.js';
+import { everyCommand, fromCommander, jsonRequested } from './usage.js';
 
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
 
-export function buildProgram(): { program: Command; cli: Cli } {
+export interface Program {
+  program: Command;
+  cli: Cli;
+  /** The command whose parsing commander refused, once it has. */
+  refusedBy(): Command | undefined;
+}
+
+export function buildProgram(): Program {
   const program = new Command();
   const cli = new Cli(program);
   program
@@ -37,21 +45,32 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .showHelpAfterError('(memfa --help lists the commands)')
     .exitOverride();
   for (const register of GROUPS) register(program, cli);
-  return { program, cli };
+  let refused: Command | undefined;
+  for (const cmd of everyCommand(program)) {
+    cmd.exitOverride((err) => {
+      refused = cmd;
+      throw err;
+    });
+  }
+  return { program, cli, refusedBy: () => refused };
 }
 
 export async function runProgram(argv: string[]): Promise<number> {
-  const { program, cli } = buildProgram();
+  const { program, cli, refusedBy } = buildProgram();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
+    // A refused command line may have stopped before --json was parsed.
+    const opts = { ...cli.opts(), json: cli.opts().json === true || jsonRequested(argv) };
     if (err instanceof CommanderError) {
-      // Help and version are not errors; everything else commander refuses is a usage error.
+      // Help and version are not errors; everything else commander refuses is a usage error,
+      // which commander has already described on stderr.
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (opts.json) printErrorDocument(fromCommander(err, refusedBy() ?? program));
       return EXIT.USAGE;
     }
-    return reportError(err, cli.opts());
+    return reportError(err, opts);
   }
 }

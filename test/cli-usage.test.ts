@@ -1,0 +1,46 @@
+// The memfa command line without a daemon: usage errors, --json on every failure, help, and a
+// standard output closed early.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runCli } from './helpers/daemon.js';
+
+// No daemon and no configuration: every command here fails or answers before it would call one.
+const env = { MEMFA_CONFIG: '/nonexistent/memfa.json' };
+
+test('--json: a refused command line prints one JSON error document, wherever --json is', async () => {
+  const cases: { args: string[]; message: RegExp; hint: string }[] = [
+    { args: ['--json', 'mailbox', 'set'], message: /missing required argument 'address'/, hint: 'memfa mailbox set --help' },
+    { args: ['--json', 'bogus'], message: /unknown command 'bogus'/, hint: 'memfa --help' },
+    { args: ['--json', 'mailbox', 'set', 'a@example.com', '--challenge', 'sometimes'], message: /'sometimes' is invalid/, hint: 'memfa mailbox set --help' },
+    { args: ['--json', 'explain', 'a@example.com'], message: /required option '--ip <ip>'/, hint: 'memfa explain --help' },
+    { args: ['mailbox', 'show', '--json'], message: /missing required argument 'address'/, hint: 'memfa mailbox show --help' },
+    { args: ['domain', 'set', 'example.com', '--bogus', '--json'], message: /unknown option '--bogus'/, hint: 'memfa domain set --help' },
+    { args: ['--json', 'mailbox'], message: /memfa mailbox: give a command \(set, show, list, remove\)/, hint: 'memfa mailbox --help' },
+    { args: ['--json', 'verify', '--user', 'a@example.com'], message: /--ip IP is required/, hint: 'memfa --help' },
+    { args: ['verify', '--bogus', '--json'], message: /bogus/, hint: 'memfa --help' },
+  ];
+  for (const { args, message, hint } of cases) {
+    const r = await runCli(args, { env });
+    const what = `memfa ${args.join(' ')}`;
+    assert.equal(r.code, 64, `${what}: ${r.stderr}`);
+    let doc: { result: string; error: { code: string; message: string; hint?: string } };
+    assert.doesNotThrow(() => (doc = JSON.parse(r.stdout)), `${what}: one JSON document on stdout, got ${JSON.stringify(r.stdout)}`);
+    assert.equal(doc!.result, 'error', what);
+    assert.equal(doc!.error.code, 'USAGE', what);
+    assert.match(doc!.error.message, message, what);
+    assert.ok(doc!.error.hint?.includes(hint), `${what}: hint names ${hint}: ${doc!.error.hint}`);
+    assert.notEqual(r.stderr, '', `${what}: the error also goes to stderr`);
+  }
+});
+
+test('--json: a usage error raised by a command, and a configuration error, are JSON documents too', async () => {
+  const reset = await runCli(['--json', 'reset', 'a@example.com'], { env });
+  assert.equal(reset.code, 64, reset.stderr);
+  assert.equal(JSON.parse(reset.stdout).error.code, 'USAGE');
+  const limit = await runCli(['--json', 'mailbox', 'list', '--limit', '0'], { env });
+  assert.equal(limit.code, 64, limit.stderr);
+  assert.equal(JSON.parse(limit.stdout).error.code, 'USAGE');
+  const config = await runCli(['--json', 'status'], { env });
+  assert.equal(config.code, 78, config.stderr);
+  assert.equal(JSON.parse(config.stdout).error.code, 'CONFIG_INVALID');
+});
