@@ -2,7 +2,7 @@
 // standard output closed early.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runCli } from './helpers/daemon.js';
+import { runCli, runCliClosedStdout } from './helpers/daemon.js';
 
 // No daemon and no configuration: every command here fails or answers before it would call one.
 const env = { MEMFA_CONFIG: '/nonexistent/memfa.json' };
@@ -43,4 +43,19 @@ test('--json: a usage error raised by a command, and a configuration error, are 
   const config = await runCli(['--json', 'status'], { env });
   assert.equal(config.code, 78, config.stderr);
   assert.equal(JSON.parse(config.stdout).error.code, 'CONFIG_INVALID');
+});
+
+test('a standard output closed early ends the command quietly, with its own exit status', async () => {
+  for (const { args, code } of [
+    { args: ['--help'], code: 0 },
+    { args: ['--version'], code: 0 },
+    { args: ['mailbox', 'set', '--help'], code: 0 },
+    { args: ['verify', '--help'], code: 0 },
+    { args: ['--json', 'bogus'], code: 64 },
+    { args: ['--json', 'status'], code: 78 },
+  ]) {
+    const r = await runCliClosedStdout(args, { env });
+    assert.equal(r.code, code, `memfa ${args.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|at .*\(/, `memfa ${args.join(' ')}: no stack trace`);
+  }
 });
