@@ -2,6 +2,8 @@
 // standard output closed early.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Command } from 'commander';
+import { buildProgram } from '../src/cli/program.js';
 import { runCli, runCliClosedStdout } from './helpers/daemon.js';
 
 // No daemon and no configuration: every command here fails or answers before it would call one.
@@ -57,5 +59,45 @@ test('a standard output closed early ends the command quietly, with its own exit
     const r = await runCliClosedStdout(args, { env });
     assert.equal(r.code, code, `memfa ${args.join(' ')}: ${r.stderr}`);
     assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|at .*\(/, `memfa ${args.join(' ')}: no stack trace`);
+  }
+});
+
+function commandPaths(cmd: Command, prefix: string[] = []): string[][] {
+  return cmd.commands.flatMap((sub) => [[...prefix, sub.name()], ...commandPaths(sub, [...prefix, sub.name()])]);
+}
+
+test('help: every command\'s help fits 80 columns; memfa help COMMAND and --help exit 0', async () => {
+  const { program } = buildProgram();
+  const paths = commandPaths(program);
+  assert.ok(paths.length > 30, 'the walk found the commands');
+  // The text each --help prints where standard output is not a terminal (80 columns).
+  const byPath = (p: string[]) => p.reduce((cmd, name) => cmd.commands.find((c) => c.name() === name)!, program);
+  for (const p of [[], ...paths]) {
+    const cmd = byPath(p).configureOutput({ getOutHelpWidth: () => 80 });
+    for (const line of cmd.helpInformation().split('\n')) assert.ok(line.length <= 80, `memfa ${p.join(' ')} --help: a line of ${line.length} columns: ${line}`);
+  }
+  // The exit status, through the real command: help is not an error.
+  const helps = [['--help'], ['mailbox', 'set', '--help'], ['verify', '--help'], ['help'], ['help', '--help'], ...paths.filter((p) => p.length === 1).map((p) => ['help', p[0]!])];
+  for (const args of helps) {
+    const r = await runCli(args, { env });
+    const what = `memfa ${args.join(' ')}`;
+    assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+    assert.match(r.stdout, /^Usage: memfa/m, `${what} prints the usage`);
+    assert.equal(r.stderr, '', what);
+  }
+});
+
+test('a refused command line points at that command\'s help, not only at memfa --help', async () => {
+  for (const [args, help] of [
+    [['mailbox', 'set'], 'memfa mailbox set --help'],
+    [['mailbox', 'list', '--limit', '0'], 'memfa mailbox list --help'],
+    [['providers', 'set', 'sms', '--end-users', 'maybe'], 'memfa providers set --help'],
+    [['domain', 'bogus'], 'memfa domain --help'],
+    [['reset', 'a@example.com'], 'memfa reset --help'],
+    [['bogus'], 'memfa --help'],
+  ] as const) {
+    const r = await runCli([...args], { env });
+    assert.equal(r.code, 64, `memfa ${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(help), `memfa ${args.join(' ')} names ${help}:\n${r.stderr}`);
   }
 });

@@ -152,6 +152,12 @@ test('every command and option is in memfa(1) COMMANDS', () => {
   }
 });
 
+test('every command has a description for its --help', () => {
+  for (const { name, cmd } of commands(buildProgram().program)) {
+    assert.ok(cmd.description().trim().length > 10, `"memfa ${name}" has a description`);
+  }
+});
+
 test('every global option is in memfa(1) GLOBAL OPTIONS, and every verify option in VERIFY', () => {
   const { program } = buildProgram();
   const global = section('GLOBAL OPTIONS');

@@ -1,6 +1,6 @@
 // Option parsing shared by several command groups: the settings flags of global, domain and
 // mailbox set, and the small value parsers.
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PROVIDERS, orInherit } from '../protocol/vocabulary.js';
 import { usage } from './io.js';
 
@@ -19,14 +19,16 @@ export interface SettingFlags {
   usersMayConfigure?: string;
 }
 
+// Value parsers throw commander's error, which names the option and reaches the usage handling
+// of the command being parsed.
 export function parseLimit(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw usage('--limit: expected a positive integer');
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
 }
 
 export function yesNo(v: string): boolean {
-  if (v !== 'yes' && v !== 'no') throw usage('expected yes or no');
+  if (v !== 'yes' && v !== 'no') throw new InvalidArgumentError('expected yes or no');
   return v === 'yes';
 }
 

@@ -16,7 +16,7 @@ import { registerSelf } from './commands/self.js';
 import { registerSupport } from './commands/support.js';
 import { Cli } from './context.js';
 import { printErrorDocument, reportError } from './io.js';
-import { everyCommand, fromCommander, jsonRequested } from './usage.js';
+import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp } from './usage.js';
 
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
@@ -42,11 +42,14 @@ export function buildProgram(): Program {
     .option('--token-file <file>', 'act as a domain administrator with the token in this file (also $MEMFA_TOKEN)')
     .option('--json', 'print one JSON document on stdout')
     .option('--no-color', 'no colour (also NO_COLOR, and when stdout is not a terminal)')
-    .showHelpAfterError('(memfa --help lists the commands)')
+    // Commander leaves descriptions unwrapped when fewer than 40 columns remain beside the option
+    // names, as for the settings options of domain set and global set.
+    .configureHelp({ minWidthToWrap: 24 })
     .exitOverride();
   for (const register of GROUPS) register(program, cli);
   let refused: Command | undefined;
   for (const cmd of everyCommand(program)) {
+    cmd.showHelpAfterError(afterErrorText(cmd));
     cmd.exitOverride((err) => {
       refused = cmd;
       throw err;
@@ -58,6 +61,10 @@ export function buildProgram(): Program {
 export async function runProgram(argv: string[]): Promise<number> {
   const { program, cli, refusedBy } = buildProgram();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  let running = program;
+  program.hook('preAction', (_root, action) => {
+    running = action;
+  });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -67,10 +74,12 @@ export async function runProgram(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // Help and version are not errors; everything else commander refuses is a usage error,
       // which commander has already described on stderr.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // `memfa help X` ends with 'commander.help' and status 0; a group run without one of its
+      // commands shows its help as an error, status 1.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || (err.code === 'commander.help' && err.exitCode === 0)) return 0;
       if (opts.json) printErrorDocument(fromCommander(err, refusedBy() ?? program));
       return EXIT.USAGE;
     }
-    return reportError(err, opts);
+    return reportError(pointToHelp(err, running), opts);
   }
 }

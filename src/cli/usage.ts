@@ -19,6 +19,12 @@ export function helpHint(cmd: Command): string {
   return cmd.parent === null ? GENERIC_USAGE_HINT : `see ${commandPath(cmd)} --help or man memfa`;
 }
 
+/** What commander prints after a refused command line: where to read the usage. */
+export function afterErrorText(cmd: Command): string {
+  if (cmd.parent === null) return '(memfa --help lists the commands)';
+  return cmd.commands.length > 0 ? `(${commandPath(cmd)} --help lists its commands)` : `(${commandPath(cmd)} --help shows its usage)`;
+}
+
 /** True when --json was asked for, even if the command line failed before it was parsed. */
 export function jsonRequested(argv: string[]): boolean {
   const end = argv.indexOf('--');

@@ -13,19 +13,27 @@ Asks the daemon whether a login needs a second factor, or checks the factor.
 
 Options:
   --user ADDRESS   the mailbox logging in
-  --ip IP          the client address of the login (IPv4-mapped IPv6 is read as IPv4)
-  --code CODE      a one-time code the user typed (visible in the process list: prefer --code-stdin)
-  --code-stdin     read the code from standard input (a trailing newline or NUL is ignored)
-  --json           print one JSON object: result, reason, provider, and where relevant
-                   otpauthUri, destination, expiresAt, retryAfter
+  --ip IP          the client address of the login (IPv4-mapped IPv6 is read as
+                   IPv4)
+  --code CODE      a one-time code the user typed (visible in the process list:
+                   prefer --code-stdin)
+  --code-stdin     read the code from standard input (a trailing newline or NUL
+                   is ignored)
+  --json           print one JSON object: result, reason, provider, and where
+                   relevant otpauthUri, destination, expiresAt, retryAfter
   --socket PATH    the hook socket (default: from the configuration)
-  --config FILE    configuration file (default: $MEMFA_CONFIG, /etc/memfa/memfa.json, shipped default)
-  --run-dir DIR    the daemon's socket directory (default: from the configuration)
-  --data-dir DIR   accepted like the other commands' global option; verify does not use it
-  --no-color       no colour (also NO_COLOR, and whenever stdout is not a terminal)
+  --config FILE    configuration file (default: $MEMFA_CONFIG,
+                   /etc/memfa/memfa.json, shipped default)
+  --run-dir DIR    the daemon's socket directory (default: from the
+                   configuration)
+  --data-dir DIR   accepted like the other commands' global option; verify does
+                   not use it
+  --no-color       no colour (also NO_COLOR, and whenever stdout is not a
+                   terminal)
 
-Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon unavailable,
-75 temporary failure (e.g. delivery-failed). See man memfa for every reason.
+Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon
+unavailable, 75 temporary failure (e.g. delivery-failed). See man memfa for
+every reason.
 `;
 
 const EXIT_FOR: Record<VerifyResult['result'], number> = { allow: EXIT.ALLOW, deny: EXIT.DENY, challenge: EXIT.CHALLENGE, enroll: EXIT.ENROLL };

@@ -15,10 +15,13 @@ export function registerAdmins(program: Command, cli: Cli): void {
       const r = (await cli.call('admin.add', { name, domains: f.domain })) as AdminAddResult;
       cli.print(r, (c) => formatAdminAdded(r, c));
     });
-  admin.command('list').action(async () => {
-    const r = (await cli.call('admin.list', {})) as AdminListResult;
-    cli.print(r, () => formatAdminList(r));
-  });
+  admin
+    .command('list')
+    .description('the domain administrators: names, domains and when their tokens were issued')
+    .action(async () => {
+      const r = (await cli.call('admin.list', {})) as AdminListResult;
+      cli.print(r, () => formatAdminList(r));
+    });
   admin
     .command('remove')
     .argument('<name>')

@@ -16,14 +16,18 @@ export function registerDomain(program: Command, cli: Cli): void {
   domain
     .command('show')
     .argument('<domain>')
+    .description("a domain's own settings, and what its mailboxes inherit")
     .action(async (d: string) => {
       const r = (await cli.call('domain.show', { domain: d })) as DomainView;
       cli.print(r, (c) => formatDomain(r, c));
     });
-  domain.command('list').action(async () => {
-    const r = (await cli.call('domain.list', {})) as DomainListResult;
-    cli.print(r, () => formatDomainList(r));
-  });
+  domain
+    .command('list')
+    .description('the domains that have settings, with their numbers of stored mailboxes')
+    .action(async () => {
+      const r = (await cli.call('domain.list', {})) as DomainListResult;
+      cli.print(r, () => formatDomainList(r));
+    });
   domain
     .command('remove')
     .argument('<domain>')

@@ -11,8 +11,11 @@ export function registerGlobal(program: Command, cli: Cli): void {
     const r = (await cli.call('global.set', { settings: settingsPatch(f) })) as GlobalView;
     cli.print(r, (c) => formatGlobal(r, c));
   });
-  global.command('show').action(async () => {
-    const r = (await cli.call('global.show', {})) as GlobalView;
-    cli.print(r, (c) => formatGlobal(r, c));
-  });
+  global
+    .command('show')
+    .description('the global settings in effect, and where each comes from')
+    .action(async () => {
+      const r = (await cli.call('global.show', {})) as GlobalView;
+      cli.print(r, (c) => formatGlobal(r, c));
+    });
 }

@@ -15,12 +15,16 @@ export function registerSelf(program: Command, cli: Cli): void {
     .description('end-user self-service for one mailbox (for webmail back ends; uses the hook socket)')
     .requiredOption('--user <address>', 'the mailbox, already authenticated by the caller');
   const selfUser = () => self.opts<{ user: string }>().user;
-  self.command('show').action(async () => {
-    const v = (await cli.callSelf('self.show', { user: selfUser() })) as SelfView;
-    cli.print(v, () => formatSelf(v));
-  });
+  self
+    .command('show')
+    .description('own challenge mode and provider, what may be chosen, phone, address, TOTP state')
+    .action(async () => {
+      const v = (await cli.callSelf('self.show', { user: selfUser() })) as SelfView;
+      cli.print(v, () => formatSelf(v));
+    });
   self
     .command('set')
+    .description('change own challenge mode, provider, phone or alternate address')
     .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than the domain\'s)').choices(CHALLENGE_CHOICES))
     .addOption(new Option('--provider <provider>', 'own provider (among those the platform allows users)').choices(PROVIDER_CHOICES))
     .option('--phone <E164|none>', 'own phone number')

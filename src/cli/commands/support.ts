@@ -12,7 +12,7 @@ export function registerSupport(program: Command, cli: Cli): void {
     .argument('<address>')
     .description('create a TOTP secret, show it as a QR code, and activate it with a code from the app')
     .option('--no-confirm', 'activate at once, without asking for a code (scripted provisioning)')
-    .addHelpText('after', '\nWith --json (and without --no-confirm) the pending secret and URI are printed and the\nsecret is activated by the first verify with a valid code from the app.')
+    .addHelpText('after', '\nWith --json (and without --no-confirm) the pending secret and URI are printed,\nand the secret is activated by the first verify with a valid code from the app.')
     .option('--restart', 'discard a pending secret and create a new one')
     .action(async (address: string, f: { confirm: boolean; restart?: boolean }) => {
       const e = (await cli.call('enroll.start', { address, restart: f.restart === true })) as EnrolResult;
