@@ -5,12 +5,13 @@ import type { EnrolResult } from '../protocol/results.js';
 import { formatEnrolment } from './format.js';
 import { out, usage } from './io.js';
 
-export async function showEnrolment(e: EnrolResult, c: ChalkInstance): Promise<void> {
+/** `pending`: false when the secret is activated at once, so it has no pending period to show. */
+export async function showEnrolment(e: EnrolResult, c: ChalkInstance, pending = true): Promise<void> {
   if (process.stdout.isTTY) {
     const { printQr } = await import('./qr.js');
     await printQr(e.otpauthUri);
   }
-  out(formatEnrolment(e, c));
+  out(formatEnrolment(e, c, pending));
 }
 
 export async function askCode(): Promise<string> {

@@ -21,6 +21,7 @@ import type {
   StatusResult,
   UnlockResult,
 } from '../protocol/results.js';
+import { count } from '../core/wording.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
 
@@ -43,7 +44,7 @@ export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, st
 
 function lockText(m: MailboxView, c: ChalkInstance): string {
   const state = m.lock.locked ? c.red(`locked (${m.lock.reason}) until ${m.lock.until === null ? 'an administrator unlocks it' : iso(m.lock.until)}`) : c.green('not locked');
-  return `${state}, ${m.lock.failures} consecutive failures`;
+  return `${state}, ${count(m.lock.failures, 'consecutive failure', 'consecutive failures')}`;
 }
 
 export function formatLock(m: MailboxView, c: ChalkInstance): string {
@@ -106,12 +107,12 @@ export function formatMailboxRemoved(address: string): string {
 }
 
 export function formatDomain(d: DomainView, c: ChalkInstance): string {
-  return rows([['domain', `${c.bold(d.domain)} (${d.mailboxes} stored mailboxes)`], ...formatEffective(d.effective, c)]);
+  return rows([['domain', `${c.bold(d.domain)} (${count(d.mailboxes, 'stored mailbox', 'stored mailboxes')})`], ...formatEffective(d.effective, c)]);
 }
 
 export function formatDomainList(r: DomainListResult): string {
   if (r.domains.length === 0) return 'no domain settings';
-  return r.domains.map((d) => `${d.domain}\t${d.mailboxes} mailboxes\t${JSON.stringify(d.settings)}`).join('\n');
+  return r.domains.map((d) => `${d.domain}\t${count(d.mailboxes, 'mailbox', 'mailboxes')}\t${JSON.stringify(d.settings)}`).join('\n');
 }
 
 export function formatDomainRemoved(domain: string): string {
@@ -122,15 +123,26 @@ export function formatGlobal(g: GlobalView, c: ChalkInstance): string {
   return rows(formatEffective(g.effective, c));
 }
 
-/** The pending secret as an authenticator app takes it (the QR code is printed apart). */
-export function formatEnrolment(e: EnrolResult, c: ChalkInstance): string {
+/**
+ * The secret as an authenticator app takes it (the QR code is printed apart), with how long it
+ * stays pending unless it is being activated at once.
+ */
+export function formatEnrolment(e: EnrolResult, c: ChalkInstance, pending = true): string {
   return rows([
     ['account', e.address],
     ['secret', c.bold(e.secretGrouped)],
     ['uri', e.otpauthUri],
     ['settings', `${e.algorithm}, ${e.digits} digits, ${e.period} s`],
-    ['pending until', new Date(e.expiresAt).toISOString()],
+    ...(pending ? [['pending until', new Date(e.expiresAt).toISOString()] as [string, string]] : []),
   ]);
+}
+
+/** A TOTP secret is only asked for when TOTP is the mailbox's provider: say so when it is not. */
+export function formatProviderNote(address: string, provider: EffectiveView['provider'], c: ChalkInstance): string | null {
+  if (provider.value === 'totp') return null;
+  return c.yellow(
+    `note: the provider of ${address} is ${provider.value} (from ${provider.source}): its logins are asked for ${provider.value} codes, not for this TOTP secret, until its provider is totp (memfa mailbox set ${address} --provider totp)`,
+  );
 }
 
 export function formatActivated(address: string, how: 'forced' | 'confirmed', c: ChalkInstance): string {
@@ -142,7 +154,7 @@ export function formatReset(address: string, secret: boolean, locations: boolean
 }
 
 export function formatUnlock(address: string, r: UnlockResult): string {
-  return `unlocked ${address} (${r.failuresCleared} failures cleared)`;
+  return `unlocked ${address} (${count(r.failuresCleared, 'failure', 'failures')} cleared)`;
 }
 
 export function formatRecoveryCodes(address: string, codes: string[], c: ChalkInstance): string {
@@ -150,7 +162,7 @@ export function formatRecoveryCodes(address: string, codes: string[], c: ChalkIn
 }
 
 export function formatKeyRotate(r: KeyRotateResult): string {
-  return `new key ${r.kid}; ${r.resealed} mailboxes re-encrypted; retired ${r.retired.length === 0 ? 'nothing' : r.retired.join(', ')}`;
+  return `new key ${r.kid}; ${count(r.resealed, 'mailbox', 'mailboxes')} re-encrypted; retired ${r.retired.length === 0 ? 'nothing' : r.retired.join(', ')}`;
 }
 
 export function formatAudit(r: AuditQueryResult): string {
@@ -159,7 +171,7 @@ export function formatAudit(r: AuditQueryResult): string {
 }
 
 export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
-  return r.ok ? c.green(`audit log intact: ${r.lines} lines in ${r.files} files`) : c.red(`audit log broken at ${r.file} line ${r.line}: ${r.problem}`);
+  return r.ok ? c.green(`audit log intact: ${count(r.lines ?? 0, 'line', 'lines')} in ${count(r.files ?? 0, 'file', 'files')}`) : c.red(`audit log broken at ${r.file} line ${r.line}: ${r.problem}`);
 }
 
 export function formatProviderRow(r: ProviderRow, c: ChalkInstance): string {

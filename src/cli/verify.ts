@@ -3,6 +3,7 @@
 // needs one.
 import { parseArgs } from 'node:util';
 import { call } from '../client/call.js';
+import { count } from '../core/wording.js';
 import { EXIT } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
 import { out, printJson, reportError, socketFor, usage, type GlobalOptions } from './io.js';
@@ -100,7 +101,7 @@ async function printHuman(r: VerifyResult): Promise<void> {
   if (r.destination) parts.push(`code sent to ${r.destination}`);
   if (r.expiresAt) parts.push(`expires ${new Date(r.expiresAt).toISOString()}`);
   if (r.retryAfter) parts.push(`retry in ${r.retryAfter} s`);
-  if (r.recoveryCodesLeft !== undefined) parts.push(`${r.recoveryCodesLeft} recovery codes left`);
+  if (r.recoveryCodesLeft !== undefined) parts.push(`${count(r.recoveryCodesLeft, 'recovery code', 'recovery codes')} left`);
   out(parts.join('; '));
   if (r.result === 'enroll' && r.otpauthUri) {
     if (process.stdout.isTTY) {

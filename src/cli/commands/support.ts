@@ -1,9 +1,9 @@
 // Support of one mailbox: memfa enroll, reset, explain, unlock, recovery-codes.
 import type { Command } from 'commander';
-import type { EnrolResult, ExplainResult, RecoveryCodesResult, UnlockResult } from '../../protocol/results.js';
+import type { EnrolResult, ExplainResult, MailboxView, RecoveryCodesResult, UnlockResult } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { askCode, showEnrolment } from '../enrolment.js';
-import { formatActivated, formatExplain, formatRecoveryCodes, formatReset, formatUnlock } from '../format.js';
+import { formatActivated, formatExplain, formatProviderNote, formatRecoveryCodes, formatReset, formatUnlock } from '../format.js';
 import { out, printJson, usage } from '../io.js';
 
 export function registerSupport(program: Command, cli: Cli): void {
@@ -17,12 +17,19 @@ export function registerSupport(program: Command, cli: Cli): void {
     .action(async (address: string, f: { confirm: boolean; restart?: boolean }) => {
       const e = (await cli.call('enroll.start', { address, restart: f.restart === true })) as EnrolResult;
       const json = cli.opts().json === true;
+      const c = cli.chalk();
+      const providerNote = async () => {
+        const m = (await cli.call('mailbox.show', { address })) as MailboxView;
+        const note = formatProviderNote(m.address, m.effective.provider, c);
+        if (note !== null) out(note);
+      };
       if (!f.confirm) {
         const done = await cli.call('enroll.confirm', { address, force: true });
         if (json) printJson({ ...e, ...(done as object) });
         else {
-          await showEnrolment(e, cli.chalk());
-          out(formatActivated(address, 'forced', cli.chalk()));
+          await showEnrolment(e, c, false);
+          out(formatActivated(address, 'forced', c));
+          await providerNote();
         }
         return;
       }
@@ -32,10 +39,11 @@ export function registerSupport(program: Command, cli: Cli): void {
         printJson({ ...e, activated: false });
         return;
       }
-      await showEnrolment(e, cli.chalk());
+      await showEnrolment(e, c);
+      await providerNote();
       const code = await askCode();
       await cli.call('enroll.confirm', { address, code });
-      out(formatActivated(address, 'confirmed', cli.chalk()));
+      out(formatActivated(address, 'confirmed', c));
     });
 
   program
