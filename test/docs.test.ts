@@ -258,6 +258,15 @@ test('every environment variable the code reads is in memfa(1) ENVIRONMENT', () 
   assert.match(collapse(section('ENVIRONMENT')), /MEMFA_UNSAFE_TEST_CLOCK For the test suite only; it must never be set in production/);
 });
 
+test('every log level the configuration accepts is one the daemon logs at', () => {
+  const level = (CONFIG_SPEC.fields['log'] as Section).fields['level'];
+  assert.ok(level?.kind === 'leaf');
+  const levels = /must be one of (.*)$/.exec(level.check('?') ?? '')?.[1]?.split(', ') ?? [];
+  assert.ok(levels.length >= 4, `the levels: ${levels.join(', ')}`);
+  const daemon = sourceFiles(path.join(ROOT, 'src')).map((f) => readFileSync(f, 'utf8')).join('\n');
+  for (const l of levels) assert.match(daemon, new RegExp(`\\blog\\.${l}\\(`), `something logs at level ${l}`);
+});
+
 test('the README has the two set-up commands and links the man pages', () => {
   const readme = read('README.md');
   assert.match(readme, /^npm ci && npm start$/m, 'README: the daemon command');
