@@ -9,6 +9,7 @@ import path from 'node:path';
 import { BIN, REPO, makeTempDir, rawExchange, rpcLine, runCli, startDaemon } from './helpers/daemon.js';
 import { assertStatusOk, runDaemonExpectingExit, writeJson } from './helpers/protocol-tools.js';
 import { SHIPPED_CONFIG, findConfigFile, loadConfig, validateConfig } from '../src/config/load.js';
+import { URI as IndependentUri } from 'otpauth';
 import { MemfaError } from '../src/protocol/errors.js';
 import { DEFAULT_COMPACT_JOURNAL_BYTES } from '../src/store/file-store.js';
 
@@ -50,6 +51,22 @@ test('validateConfig: a non-object top level, and null/array sections, are error
   assert.deepEqual((e.data?.['errors'] as string[]).map((l) => l.split(':')[0]).sort(), ['limits', 'totp']);
   const proto = configError(() => validateConfig(JSON.parse('{"__proto__":{"dataDir":"/evil"}}'), '/x/memfa.json'));
   assert.match(proto.message, /__proto__: unknown key/);
+});
+
+test('issuer: a colon is refused, naming the key (it would split the otpauth:// label)', () => {
+  for (const issuer of ['Acme: Mail', 'a:b', ':']) {
+    const e = configError(() => validateConfig({ issuer }, '/x/memfa.json'));
+    assert.deepEqual(e.data?.['errors'], ['issuer: must not contain a colon (it separates the issuer from the account in the otpauth:// label)']);
+  }
+  assert.equal(validateConfig({ issuer: 'Acme Mail & Co.' }, '/x/memfa.json', {}, {}).issuer, 'Acme Mail & Co.');
+});
+
+test('an enrolment URI, parsed by an independent parser, names the configured issuer and the mailbox', async (t) => {
+  const d = await startDaemon({ config: { issuer: 'Acme Mail' } });
+  t.after(() => d.cleanup());
+  const e = await d.json<{ otpauthUri: string; secret: string }>(['enroll', 'jo@acme.example', '--no-confirm']);
+  const parsed = IndependentUri.parse(e.otpauthUri);
+  assert.deepEqual([parsed.issuer, parsed.label, parsed.secret.base32], ['Acme Mail', 'jo@acme.example', e.secret]);
 });
 
 test('the shipped default configuration is valid', () => {

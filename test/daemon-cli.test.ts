@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO, makeTempDir, runCli, startDaemon } from './helpers/daemon.js';
+import { REPO, makeTempDir, runCli, runCliClosedStdout, startDaemon } from './helpers/daemon.js';
 import { writeJson } from './helpers/protocol-tools.js';
 
 test('daemon not running: memfa status exits 69 naming the socket, with a hint to run memfa daemon', async (t) => {
@@ -104,4 +104,20 @@ test('daemon errors map to documented exit codes through the CLI', async (t) => 
   assert.match(bad.stderr, /^memfa: /);
   const missing = await d.cli(['mailbox', 'remove', 'nobody@example.com']);
   assert.equal(missing.code, 67, missing.stderr);
+});
+
+test('a closed standard output keeps the exit status: mailbox show exits 0, verify its verdict', async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  assert.equal((await d.cli(['mailbox', 'set', 'pipe@example.com', '--challenge', 'always'])).code, 0);
+  const env = { MEMFA_CONFIG: d.configFile };
+  const show = await runCliClosedStdout(['mailbox', 'show', 'pipe@example.com'], { env });
+  assert.equal(show.code, 0, show.stderr);
+  assert.equal(show.stderr, '');
+  // No TOTP secret yet: the verdict is enroll (3), whether or not anyone reads the answer.
+  for (const json of [[], ['--json']]) {
+    const verify = await runCliClosedStdout(['verify', ...json, '--user', 'pipe@example.com', '--ip', '192.0.2.7'], { env });
+    assert.equal(verify.code, 3, verify.stderr);
+    assert.equal(verify.stderr, '');
+  }
 });

@@ -13,6 +13,8 @@ import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
 import { METHODS, isDelegable, type MethodName } from '../src/protocol/methods.js';
+import { VERSION } from '../src/version.js';
+import { runCli } from './helpers/daemon.js';
 
 // Compiled to dist/test/docs.test.js: the repository is two levels up.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -126,6 +128,25 @@ test('every configuration key is in memfa.conf(5) with its default', () => {
   }
 });
 
+test('config/memfa.json, which memfa.conf(5) says holds the defaults, holds exactly the defaults', () => {
+  const shipped = JSON.parse(read('config/memfa.json')) as Record<string, unknown>;
+  let checked = 0;
+  const walk = (value: Record<string, unknown>, node: Section, prefix: string) => {
+    for (const [name, v] of Object.entries(value)) {
+      const key = prefix ? `${prefix}.${name}` : name;
+      const child = node.fields[name];
+      assert.ok(child !== undefined, `config/memfa.json: ${key} is not a configuration key`);
+      if (child.kind === 'leaf') {
+        assert.deepEqual(v, child.default, `config/memfa.json: ${key} is ${JSON.stringify(v)}, its default is ${JSON.stringify(child.default)}`);
+        checked++;
+      } else if (v === null) assert.ok(child.nullable, `config/memfa.json: ${key} is null but is not a nullable section`);
+      else walk(v as Record<string, unknown>, child, key);
+    }
+  };
+  walk(shipped, CONFIG_SPEC, '');
+  assert.ok(checked > 40, `the walk compared the keys (${checked})`);
+});
+
 function commands(cmd: Command, prefix = ''): { name: string; cmd: Command }[] {
   const out: { name: string; cmd: Command }[] = [];
   for (const sub of cmd.commands) {
@@ -152,6 +173,12 @@ test('every command and option is in memfa(1) COMMANDS', () => {
   }
 });
 
+test('every command has a description for its --help', () => {
+  for (const { name, cmd } of commands(buildProgram().program)) {
+    assert.ok(cmd.description().trim().length > 10, `"memfa ${name}" has a description`);
+  }
+});
+
 test('every global option is in memfa(1) GLOBAL OPTIONS, and every verify option in VERIFY', () => {
   const { program } = buildProgram();
   const global = section('GLOBAL OPTIONS');
@@ -160,6 +187,40 @@ test('every global option is in memfa(1) GLOBAL OPTIONS, and every verify option
   }
   const verify = section('VERIFY');
   for (const flag of VERIFY_HELP.match(/--[a-z][a-z-]*/g) ?? []) assert.ok(verify.includes(flag), `memfa.1 VERIFY: ${flag}`);
+});
+
+test('every member of the verify answer is named in verify --help and in memfa(1) JSON answer', () => {
+  // The members of VerifyResult, read from its declaration (a type has no runtime form).
+  const results = read('src/protocol/results.ts');
+  const body = /export interface VerifyResult \{([\s\S]*?)\n\}/.exec(results)?.[1];
+  assert.ok(body !== undefined, 'found interface VerifyResult');
+  const fields = [...body.matchAll(/^\s+([A-Za-z]+)\??:/gm)].map((m) => m[1]!);
+  assert.ok(fields.includes('result') && fields.includes('recoveryCodesLeft'), `the members: ${fields.join(', ')}`);
+  const help = collapse(VERIFY_HELP);
+  const answer = tokens(plain(man1Source.split(/^\.SS JSON answer$/m)[1]!.split(/^\.SS /m)[0]!));
+  for (const f of fields) {
+    assert.ok(new RegExp(`\\b${f}\\b`).test(help), `verify --help: --json names ${f}`);
+    assert.ok(answer.includes(f), `memfa.1 JSON answer: ${f}`);
+  }
+});
+
+test('verify accepts every global option, before and after the word verify', async () => {
+  const { program } = buildProgram();
+  const env = { MEMFA_CONFIG: '/nonexistent/memfa.json' };
+  let checked = 0;
+  for (const opt of program.options) {
+    for (const flag of [opt.long, opt.short]) {
+      if (!flag) continue;
+      const given = opt.required || opt.optional ? [flag, '/nonexistent/value'] : [flag];
+      for (const args of [[...given, 'verify', '--help'], ['verify', ...given, '--help']]) {
+        const r = await runCli(args, { env });
+        assert.equal(r.code, 0, `memfa ${args.join(' ')}: ${r.stderr}`);
+        assert.ok(r.stdout.startsWith('Usage: memfa verify') || r.stdout === `${VERSION}\n`, `memfa ${args.join(' ')}: ${r.stdout}`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked >= 18, `checked ${checked} command lines`);
 });
 
 test('every protocol method is in memfa(1) SOCKETS AND PROTOCOL with its sockets', () => {
@@ -173,6 +234,8 @@ test('every protocol method is in memfa(1) SOCKETS AND PROTOCOL with its sockets
   }
   const text = collapse(section('SOCKETS AND PROTOCOL'));
   assert.ok(text.includes('65536'), 'the default frame limit');
+  // The token goes in "auth" as it is: an example shows one, not a placeholder read as a word.
+  assert.match(text, /"auth":"memfa_[0-9a-f]{16}_/, 'an example request with a domain administrator token in "auth"');
   for (const m of ['self.show', 'self.set', 'self.enroll.start', 'self.enroll.confirm']) {
     assert.ok(text.includes(`"method":"${m}"`), `an example exchange with ${m}`);
   }
@@ -193,6 +256,15 @@ test('every environment variable the code reads is in memfa(1) ENVIRONMENT', () 
   const env = tokens(section('ENVIRONMENT'));
   for (const name of names) assert.ok(env.includes(name), `memfa.1 ENVIRONMENT: ${name}`);
   assert.match(collapse(section('ENVIRONMENT')), /MEMFA_UNSAFE_TEST_CLOCK For the test suite only; it must never be set in production/);
+});
+
+test('every log level the configuration accepts is one the daemon logs at', () => {
+  const level = (CONFIG_SPEC.fields['log'] as Section).fields['level'];
+  assert.ok(level?.kind === 'leaf');
+  const levels = /must be one of (.*)$/.exec(level.check('?') ?? '')?.[1]?.split(', ') ?? [];
+  assert.ok(levels.length >= 4, `the levels: ${levels.join(', ')}`);
+  const daemon = sourceFiles(path.join(ROOT, 'src')).map((f) => readFileSync(f, 'utf8')).join('\n');
+  for (const l of levels) assert.match(daemon, new RegExp(`\\blog\\.${l}\\(`), `something logs at level ${l}`);
 });
 
 test('the README has the two set-up commands and links the man pages', () => {

@@ -1,6 +1,27 @@
-// Human-readable rendering of results. --json bypasses all of this.
+// Human-readable rendering of results: every text a command prints for people is made here.
+// --json bypasses all of this.
 import type { ChalkInstance } from 'chalk';
-import type { EffectiveView, ExplainResult, MailboxView, StatusResult } from '../protocol/results.js';
+import type {
+  AdminAddResult,
+  AdminListResult,
+  AuditQueryResult,
+  AuditVerifyResult,
+  DomainListResult,
+  DomainView,
+  EffectiveView,
+  EnrolResult,
+  ExplainResult,
+  GlobalView,
+  KeyRotateResult,
+  MailboxListResult,
+  MailboxView,
+  ProviderRow,
+  ProviderTestResult,
+  SelfView,
+  StatusResult,
+  UnlockResult,
+} from '../protocol/results.js';
+import { count } from '../core/wording.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
 
@@ -23,7 +44,7 @@ export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, st
 
 function lockText(m: MailboxView, c: ChalkInstance): string {
   const state = m.lock.locked ? c.red(`locked (${m.lock.reason}) until ${m.lock.until === null ? 'an administrator unlocks it' : iso(m.lock.until)}`) : c.green('not locked');
-  return `${state}, ${m.lock.failures} consecutive failures`;
+  return `${state}, ${count(m.lock.failures, 'consecutive failure', 'consecutive failures')}`;
 }
 
 export function formatLock(m: MailboxView, c: ChalkInstance): string {
@@ -74,6 +95,124 @@ export function formatExplain(x: ExplainResult, c: ChalkInstance): string {
     '',
     `${c.bold('decision')}: ${colour(d.result)} (${d.reason})${d.matched ? `, matched ${d.matched}` : ''}${d.rule ? `, rule ${d.rule}` : ''}`,
   ].join('\n');
+}
+
+export function formatMailboxList(r: MailboxListResult, c: ChalkInstance): string {
+  if (r.mailboxes.length === 0) return 'no stored mailboxes';
+  return r.mailboxes.map((m) => `${m.address}\t${m.challenge}\t${m.provider}\ttotp:${m.totp}${m.locked ? '\t' + c.red('locked') : ''}`).join('\n');
+}
+
+export function formatMailboxRemoved(address: string): string {
+  return `removed ${address}`;
+}
+
+export function formatDomain(d: DomainView, c: ChalkInstance): string {
+  return rows([['domain', `${c.bold(d.domain)} (${count(d.mailboxes, 'stored mailbox', 'stored mailboxes')})`], ...formatEffective(d.effective, c)]);
+}
+
+export function formatDomainList(r: DomainListResult): string {
+  if (r.domains.length === 0) return 'no domain settings';
+  return r.domains.map((d) => `${d.domain}\t${count(d.mailboxes, 'mailbox', 'mailboxes')}\t${JSON.stringify(d.settings)}`).join('\n');
+}
+
+export function formatDomainRemoved(domain: string): string {
+  return `removed the settings of ${domain}`;
+}
+
+export function formatGlobal(g: GlobalView, c: ChalkInstance): string {
+  return rows(formatEffective(g.effective, c));
+}
+
+/**
+ * The secret as an authenticator app takes it (the QR code is printed apart), with how long it
+ * stays pending unless it is being activated at once.
+ */
+export function formatEnrolment(e: EnrolResult, c: ChalkInstance, pending = true): string {
+  return rows([
+    ['account', e.address],
+    ['secret', c.bold(e.secretGrouped)],
+    ['uri', e.otpauthUri],
+    ['settings', `${e.algorithm}, ${e.digits} digits, ${e.period} s`],
+    ...(pending ? [['pending until', new Date(e.expiresAt).toISOString()] as [string, string]] : []),
+  ]);
+}
+
+/** A TOTP secret is only asked for when TOTP is the mailbox's provider: say so when it is not. */
+export function formatProviderNote(address: string, provider: EffectiveView['provider'], c: ChalkInstance): string | null {
+  if (provider.value === 'totp') return null;
+  return c.yellow(
+    `note: the provider of ${address} is ${provider.value} (from ${provider.source}): its logins are asked for ${provider.value} codes, not for this TOTP secret, until its provider is totp (memfa mailbox set ${address} --provider totp)`,
+  );
+}
+
+export function formatActivated(address: string, how: 'forced' | 'confirmed', c: ChalkInstance): string {
+  return how === 'forced' ? `activated ${address} without confirmation` : c.green(`activated: ${address} now uses TOTP`);
+}
+
+export function formatReset(address: string, secret: boolean, locations: boolean): string {
+  return `reset ${address}: ${[secret ? 'TOTP secret removed' : '', locations ? 'locations forgotten' : ''].filter(Boolean).join(', ')}`;
+}
+
+export function formatUnlock(address: string, r: UnlockResult): string {
+  return `unlocked ${address} (${count(r.failuresCleared, 'failure', 'failures')} cleared)`;
+}
+
+export function formatRecoveryCodes(address: string, codes: string[], c: ChalkInstance): string {
+  return [`recovery codes for ${address} (each works once; store them offline):`, ...codes.map((x) => '  ' + c.bold(x))].join('\n');
+}
+
+export function formatKeyRotate(r: KeyRotateResult): string {
+  return `new key ${r.kid}; ${count(r.resealed, 'mailbox', 'mailboxes')} re-encrypted; retired ${r.retired.length === 0 ? 'nothing' : r.retired.join(', ')}`;
+}
+
+export function formatAudit(r: AuditQueryResult): string {
+  if (r.entries.length === 0) return 'no matching entries';
+  return r.entries.map((e) => [e.time, e.actor, e.mailbox ?? '-', e.action, e.result, e.reason ?? '-', e.ip ?? '-', e.country ?? '-'].join('\t')).join('\n');
+}
+
+export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
+  return r.ok ? c.green(`audit log intact: ${count(r.lines ?? 0, 'line', 'lines')} in ${count(r.files ?? 0, 'file', 'files')}`) : c.red(`audit log broken at ${r.file} line ${r.line}: ${r.problem}`);
+}
+
+export function formatProviderRow(r: ProviderRow, c: ChalkInstance): string {
+  return `${r.name.padEnd(6)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}  mailboxes: ${r.mailboxes}`;
+}
+
+export function formatAdminAdded(r: AdminAddResult, c: ChalkInstance): string {
+  return `${c.bold(r.token)}\nthe token for ${r.name} (${r.domains.join(', ')}); it is shown only now: give it to them through a safe channel`;
+}
+
+export function formatAdminRemoved(name: string): string {
+  return `removed ${name}; the token no longer works`;
+}
+
+export function formatAdminList(r: AdminListResult): string {
+  if (r.admins.length === 0) return 'no domain administrators';
+  return r.admins.map((a) => `${a.name}\t${a.domains.join(',')}\t${new Date(a.createdAt).toISOString()}`).join('\n');
+}
+
+export function formatSelf(v: SelfView): string {
+  return rows([
+    ['mailbox', v.address],
+    ['challenge', `${v.challenge} (may choose: ${v.allowedChallenges.join(', ')})`],
+    ['provider', `${v.provider} (may choose: ${v.allowedProviders.join(', ')})`],
+    ['phone', v.phone ?? '-'],
+    ['alternate email', v.altEmail ?? '-'],
+    ['totp', v.totp],
+    ['may configure', v.mayConfigure ? 'yes' : 'no'],
+  ]);
+}
+
+export function formatSelfActivated(c: ChalkInstance): string {
+  return c.green('activated');
+}
+
+export function formatLocationsForgotten(): string {
+  return 'remembered locations forgotten';
+}
+
+export function formatProviderTest(r: ProviderTestResult, c: ChalkInstance): string {
+  return c.green(`sent a test message to ${r.to} through ${r.transport} in ${r.ms} ms${r.messageId ? ` (id ${r.messageId})` : ''}`);
 }
 
 export { rows, iso };

@@ -30,15 +30,18 @@ export function toMemfaError(err: unknown): MemfaError {
   return new MemfaError('INTERNAL', (err as Error)?.message ?? String(err));
 }
 
+/** The one JSON document a failing command prints under --json (memfa(1), ERRORS). */
+export function printErrorDocument(e: MemfaError): void {
+  const doc: Record<string, unknown> = { result: 'error', error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.data ?? {}) } };
+  const reason = e.data?.['reason'];
+  if (typeof reason === 'string') doc['reason'] = reason;
+  printJson(doc);
+}
+
 /** Reports an error and returns the exit code to leave with. */
 export function reportError(err: unknown, opts: GlobalOptions): number {
   const e = toMemfaError(err);
-  if (opts.json) {
-    const doc: Record<string, unknown> = { result: 'error', error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.data ?? {}) } };
-    const reason = e.data?.['reason'];
-    if (typeof reason === 'string') doc['reason'] = reason;
-    printJson(doc);
-  }
+  if (opts.json) printErrorDocument(e);
   process.stderr.write(`memfa: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
   return e.exitCode;
 }
@@ -53,8 +56,10 @@ export function socketFor(opts: GlobalOptions, kind: 'admin' | 'hook'): string {
   return configFor(opts).sockets[kind].path;
 }
 
+export const GENERIC_USAGE_HINT = 'see memfa --help or man memfa';
+
 export function usage(message: string): MemfaError {
-  return new MemfaError('USAGE', message, { hint: 'see memfa --help or man memfa' });
+  return new MemfaError('USAGE', message, { hint: GENERIC_USAGE_HINT });
 }
 
 export { EXIT };

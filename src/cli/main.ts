@@ -15,8 +15,24 @@ function commandIndex(args: string[]): number {
   return -1;
 }
 
+/**
+ * A reader that stops early (`memfa audit | head`, `memfa --help | true`) closes the pipe: the rest
+ * of the output is dropped quietly, as other Unix tools do, and the exit status stays the
+ * command's own (for verify, the verdict). Other write errors still surface.
+ */
+function dropOutputOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  });
+}
+
 async function main(): Promise<number> {
   const first = commandIndex(argv);
+  // Not for the daemon: its standard error is its log, and a lost log is not to be ignored.
+  if (first === -1 || argv[first] !== 'daemon') {
+    dropOutputOnClosedPipe(process.stdout);
+    dropOutputOnClosedPipe(process.stderr);
+  }
   if (first !== -1 && argv[first] === 'verify') {
     const { runVerify } = await import('./verify.js');
     return runVerify([...argv.slice(0, first), ...argv.slice(first + 1)]);
@@ -30,7 +46,10 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`memfa: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    const message = (err as Error)?.message ?? String(err);
+    // --json promises one error document for every failure (memfa(1), ERRORS).
+    if (argv.includes('--json')) process.stdout.write(JSON.stringify({ result: 'error', error: { code: 'INTERNAL', message } }, null, 2) + '\n');
+    process.stderr.write(`memfa: internal error: ${(err as Error)?.stack ?? message}\n`);
     process.exitCode = 70; // EX_SOFTWARE (not importing the error catalogue keeps verify light)
   },
 );

@@ -3,6 +3,7 @@
 // needs one.
 import { parseArgs } from 'node:util';
 import { call } from '../client/call.js';
+import { count } from '../core/wording.js';
 import { EXIT } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
 import { out, printJson, reportError, socketFor, usage, type GlobalOptions } from './io.js';
@@ -12,20 +13,35 @@ export const VERIFY_HELP = `Usage: memfa verify --user ADDRESS --ip IP [--code C
 Asks the daemon whether a login needs a second factor, or checks the factor.
 
 Options:
-  --user ADDRESS   the mailbox logging in
-  --ip IP          the client address of the login (IPv4-mapped IPv6 is read as IPv4)
-  --code CODE      a one-time code the user typed (visible in the process list: prefer --code-stdin)
-  --code-stdin     read the code from standard input (a trailing newline or NUL is ignored)
-  --json           print one JSON object: result, reason, provider, and where relevant
-                   otpauthUri, destination, expiresAt, retryAfter
-  --socket PATH    the hook socket (default: from the configuration)
-  --config FILE    configuration file (default: $MEMFA_CONFIG, /etc/memfa/memfa.json, shipped default)
-  --run-dir DIR    the daemon's socket directory (default: from the configuration)
-  --data-dir DIR   accepted like the other commands' global option; verify does not use it
-  --no-color       no colour (also NO_COLOR, and whenever stdout is not a terminal)
+  --user ADDRESS     the mailbox logging in
+  --ip IP            the client address of the login (IPv4-mapped IPv6 is read
+                     as IPv4)
+  --code CODE        a one-time code the user typed (visible in the process
+                     list: prefer --code-stdin)
+  --code-stdin       read the code from standard input (a trailing newline or
+                     NUL is ignored)
+  --json             print one JSON object: result, reason, provider, user, ip,
+                     country, and where relevant otpauthUri, destination,
+                     expiresAt, retryAfter, recoveryCodesLeft
+  --socket PATH      the hook socket (default: from the configuration)
+  --config FILE      configuration file (default: $MEMFA_CONFIG,
+                     /etc/memfa/memfa.json, shipped default)
+  --run-dir DIR      the daemon's socket directory (default: from the
+                     configuration)
+  --data-dir DIR     accepted like the other commands' global option; verify
+                     does not use it
+  --token-file FILE  accepted like the other commands' global option; verify
+                     needs no token and does not read it
+  --no-color         no colour (also NO_COLOR, and whenever stdout is not a
+                     terminal)
+  -V, --version      print the version
+  -h, --help         print this help
 
-Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon unavailable,
-75 temporary failure (e.g. delivery-failed). See man memfa for every reason.
+These options may come before or after the word verify.
+
+Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon
+unavailable, 75 temporary failure (e.g. delivery-failed). See man memfa for
+every reason.
 `;
 
 const EXIT_FOR: Record<VerifyResult['result'], number> = { allow: EXIT.ALLOW, deny: EXIT.DENY, challenge: EXIT.CHALLENGE, enroll: EXIT.ENROLL };
@@ -44,7 +60,21 @@ async function readCodeFromStdin(): Promise<string> {
 }
 
 export async function runVerify(argv: string[]): Promise<number> {
-  let values: { user?: string; ip?: string; code?: string; 'code-stdin'?: boolean; json?: boolean; socket?: string; config?: string; 'data-dir'?: string; 'run-dir'?: string; 'no-color'?: boolean; help?: boolean };
+  let values: {
+    user?: string;
+    ip?: string;
+    code?: string;
+    'code-stdin'?: boolean;
+    json?: boolean;
+    socket?: string;
+    config?: string;
+    'data-dir'?: string;
+    'run-dir'?: string;
+    'token-file'?: string;
+    'no-color'?: boolean;
+    version?: boolean;
+    help?: boolean;
+  };
   try {
     values = parseArgs({
       args: argv,
@@ -58,7 +88,11 @@ export async function runVerify(argv: string[]): Promise<number> {
         config: { type: 'string' },
         'data-dir': { type: 'string' },
         'run-dir': { type: 'string' },
+        // Every global option of memfa(1) is accepted, before or after the word verify (main.ts
+        // moves those before it here); test/docs.test.ts holds the two lists together.
+        'token-file': { type: 'string' },
         'no-color': { type: 'boolean' },
+        version: { type: 'boolean', short: 'V' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -70,6 +104,11 @@ export async function runVerify(argv: string[]): Promise<number> {
   const opts: GlobalOptions = { json: values.json, socket: values.socket, config: values.config, dataDir: values['data-dir'], runDir: values['run-dir'], color: values['no-color'] ? false : undefined };
   if (values.help) {
     out(VERIFY_HELP);
+    return 0;
+  }
+  if (values.version) {
+    const { VERSION } = await import('../version.js');
+    out(VERSION);
     return 0;
   }
   try {
@@ -92,7 +131,7 @@ async function printHuman(r: VerifyResult): Promise<void> {
   if (r.destination) parts.push(`code sent to ${r.destination}`);
   if (r.expiresAt) parts.push(`expires ${new Date(r.expiresAt).toISOString()}`);
   if (r.retryAfter) parts.push(`retry in ${r.retryAfter} s`);
-  if (r.recoveryCodesLeft !== undefined) parts.push(`${r.recoveryCodesLeft} recovery codes left`);
+  if (r.recoveryCodesLeft !== undefined) parts.push(`${count(r.recoveryCodesLeft, 'recovery code', 'recovery codes')} left`);
   out(parts.join('; '));
   if (r.result === 'enroll' && r.otpauthUri) {
     if (process.stdout.isTTY) {

@@ -1,5 +1,6 @@
 // The configuration schema: every key, its default and its check. The validator walks a file
 // against this tree, collects every error (each naming its key) and rejects unknown keys.
+import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PROVIDERS } from '../protocol/vocabulary.js';
 
 export type Check = (value: unknown) => string | null;
 
@@ -31,6 +32,8 @@ export const isString = (opts: { min?: number; max?: number } = {}): Check => (v
 export const isOneOf = (values: readonly string[]): Check => (v) => (typeof v === 'string' && values.includes(v) ? null : `must be one of ${values.join(', ')}`);
 export const orNull = (check: Check): Check => (v) => (v === null ? null : check(v));
 export const isMode: Check = (v) => (typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? null : 'must be an octal file mode string such as "0660"');
+/** The otpauth:// label is ISSUER:ACCOUNT; authenticator apps split it at the first colon. */
+export const isIssuer: Check = (v) => isString({ max: 64 })(v) ?? ((v as string).includes(':') ? 'must not contain a colon (it separates the issuer from the account in the otpauth:// label)' : null);
 export const isStringList: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0 && s.length < 256) ? null : 'must be a list of strings');
 
 const providerSection = (enabled: boolean, transports: readonly string[], transport: string): Section =>
@@ -59,11 +62,11 @@ export const CONFIG_SPEC: Section = section({
     compactJournalBytes: leaf(64 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
   }),
   keyFile: leaf(null, orNull(isString())),
-  issuer: leaf('memfa', isString({ max: 64 })),
+  issuer: leaf('memfa', isIssuer),
   defaults: section({
-    challenge: leaf('never', isOneOf(['never', 'always', 'new-ip', 'new-country'])),
-    provider: leaf('totp', isOneOf(['totp', 'sms', 'email'])),
-    fallbackProvider: leaf('none', isOneOf(['none', 'totp', 'sms', 'email'])),
+    challenge: leaf('never', isOneOf(CHALLENGE_MODES)),
+    provider: leaf('totp', isOneOf(PROVIDERS)),
+    fallbackProvider: leaf('none', isOneOf(FALLBACK_PROVIDERS)),
     usersMayConfigure: leaf(true, isBool),
   }),
   totp: section({

@@ -1,11 +1,10 @@
 // The data model shared by the pure core, the services and the store.
 // Plain JSON-compatible shapes only: the store serialises them as they are.
 
-export const CHALLENGE_MODES = ['never', 'always', 'new-ip', 'new-country'] as const;
-export type ChallengeMode = (typeof CHALLENGE_MODES)[number];
+import type { ChallengeMode, CodeProvider, FallbackProvider, ProviderName } from '../protocol/vocabulary.js';
 
-export const PROVIDERS = ['totp', 'sms', 'email'] as const;
-export type ProviderName = (typeof PROVIDERS)[number];
+// The lists live with the protocol, which must not import the core; the core re-exports them.
+export { CHALLENGE_MODES, CODE_PROVIDERS, FALLBACK_PROVIDERS, PROVIDERS, type ChallengeMode, type CodeProvider, type FallbackProvider, type ProviderName } from '../protocol/vocabulary.js';
 
 /** ISO 3166-1 alpha-2 country rule. `block`: refuse the listed countries; `allow-only`: refuse all others. */
 export interface CountryRule {
@@ -21,7 +20,7 @@ export interface LevelSettings {
   challenge?: ChallengeMode;
   provider?: ProviderName;
   /** Tried when delivery through `provider` fails; 'none' disables an inherited fallback. */
-  fallbackProvider?: ProviderName | 'none';
+  fallbackProvider?: FallbackProvider;
   countryRule?: CountryRule | null;
   /** CIDR list; honoured at global and domain level. */
   trustedNetworks?: string[];
@@ -36,7 +35,7 @@ export type SettingSource = 'global' | 'domain' | 'mailbox' | 'default';
 export interface EffectiveSettings {
   challenge: ChallengeMode;
   provider: ProviderName;
-  fallbackProvider: ProviderName | 'none';
+  fallbackProvider: FallbackProvider;
   /** Country rules of every level that has one; all of them apply. */
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
@@ -73,7 +72,7 @@ export interface PendingTotp {
 /** A one-time code sent by SMS or email, stored only as a keyed hash. */
 export interface OpenCode {
   hash: string;
-  provider: 'sms' | 'email';
+  provider: CodeProvider;
   destination: string;
   createdAt: number;
   expiresAt: number;

@@ -2,10 +2,13 @@
 // validation of changes to one level. Pure.
 
 import { MemfaError } from '../protocol/errors.js';
+import { INHERIT } from '../protocol/vocabulary.js';
 import {
   CHALLENGE_MODES,
+  FALLBACK_PROVIDERS,
   PROVIDERS,
   type ChallengeMode,
+  type FallbackProvider,
   type CountryRule,
   type EffectiveSettings,
   type LevelSettings,
@@ -18,7 +21,7 @@ export type SettingsLevel = 'global' | 'domain' | 'mailbox';
 
 /** The configuration's `defaults` section: the bottom of the inheritance chain. */
 export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provider'>> & {
-  fallbackProvider?: ProviderName | 'none';
+  fallbackProvider?: FallbackProvider;
   usersMayConfigure?: boolean;
 };
 
@@ -105,11 +108,6 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
   trustedNetworks: ['global', 'domain'],
   usersMayConfigure: ['global', 'domain'],
 };
-
-/** A patch value that removes the key, so the level inherits from the one above. */
-export const INHERIT = 'inherit';
-
-const FALLBACKS = [...PROVIDERS, 'none'] as const;
 
 class PatchError extends Error {
   constructor(
@@ -204,7 +202,7 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
           next.provider = oneOf<ProviderName>(key, value, PROVIDERS);
           break;
         case 'fallbackProvider':
-          next.fallbackProvider = oneOf<ProviderName | 'none'>(key, value, FALLBACKS);
+          next.fallbackProvider = oneOf<FallbackProvider>(key, value, FALLBACK_PROVIDERS);
           break;
         case 'countryRule':
           next.countryRule = parseCountryRule(value);

@@ -225,12 +225,16 @@ export interface OtpauthParams {
 /**
  * `otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=ISSUER&algorithm=SHA1&digits=6&period=30`.
  * Label parts and the issuer parameter go through encodeURIComponent: spaces become %20 (a '+'
- * would be shown literally by several apps), and a ':' inside the issuer or account becomes %3A so
- * that it cannot be taken for the label separator.
+ * would be shown literally by several apps). The Key URI Format forbids a colon in the issuer and
+ * the account: parsers split the label at the first colon, encoded (%3A) or not, so an issuer
+ * "Acme: Mail" would come back as issuer "Acme" and account " Mail:user@...". It is refused.
  */
 export function otpauthUri(p: OtpauthParams): string {
   if (typeof p.issuer !== 'string' || p.issuer.trim() === '') throw invalid('issuer', 'issuer: must not be empty');
   if (typeof p.account !== 'string' || p.account.trim() === '') throw invalid('account', 'account: must not be empty');
+  for (const [param, value] of [['issuer', p.issuer], ['account', p.account]] as const) {
+    if (value.includes(':')) throw invalid(param, `${param}: must not contain a colon, which separates the issuer from the account in an otpauth:// label`);
+  }
   const secret = toBase32(fromBase32(p.secretBase32));
   checkOptions({ algorithm: p.algorithm, digits: p.digits, period: p.period, window: 0 });
   const issuer = encodeURIComponent(p.issuer);

@@ -18,6 +18,7 @@ import { createDispatcher } from './dispatch.js';
 import { applyHeapPolicy } from './heap.js';
 import { Listener } from './listener.js';
 import { acquireDataDirLock } from './lock.js';
+import { logRequests } from './request-log.js';
 import { checkSenders, createSenders } from './senders.js';
 import { createLogger, type Logger } from './logger.js';
 
@@ -137,7 +138,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       version: VERSION,
     };
     const services = createServices(ports);
-    const dispatch = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
+    const dispatcher = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
+    const dispatch = config.log.level === 'debug' ? logRequests(dispatcher, log) : dispatcher;
     const listeners = [
       new Listener('admin', config.sockets.admin, config.limits, dispatch, log),
       new Listener('hook', config.sockets.hook, config.limits, dispatch, log),

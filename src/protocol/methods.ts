@@ -1,6 +1,7 @@
 // The method catalogue: every JSON-RPC method memfa speaks, which sockets expose it, the schema of
 // its parameters and the type of its result. Client and daemon both import this module.
 import { arr, bool, int, json, nullable, obj, optional, str, type Infer, type Schema } from './schema.js';
+import { CHALLENGE_MODES, CODE_PROVIDERS, PROVIDERS, orInherit } from './vocabulary.js';
 
 export const SOCKET_KINDS = ['admin', 'hook'] as const;
 export type SocketKind = (typeof SOCKET_KINDS)[number];
@@ -54,11 +55,11 @@ export const METHODS = {
     }),
   },
   'audit.verify': { sockets: ['admin'], params: obj({}) },
-  'provider.test': { sockets: ['admin'], params: obj({ provider: str({ oneOf: ['sms', 'email'] }), to: str({ max: 254, min: 1 }) }) },
+  'provider.test': { sockets: ['admin'], params: obj({ provider: str({ oneOf: CODE_PROVIDERS }), to: str({ max: 254, min: 1 }) }) },
   'providers.list': { sockets: ['admin'], params: obj({}) },
   'providers.set': {
     sockets: ['admin'],
-    params: obj({ provider: str({ oneOf: ['totp', 'sms', 'email'] }), enabled: optional(bool()), domainAdmins: optional(bool()), endUsers: optional(bool()) }),
+    params: obj({ provider: str({ oneOf: PROVIDERS }), enabled: optional(bool()), domainAdmins: optional(bool()), endUsers: optional(bool()) }),
   },
   'admin.add': { sockets: ['admin'], params: obj({ name: str({ max: 64, min: 1 }), domains: arr(domain, { max: 1000 }) }) },
   'admin.list': { sockets: ['admin'], params: obj({}) },
@@ -68,8 +69,8 @@ export const METHODS = {
     sockets: ['admin', 'hook'],
     params: obj({
       user: address,
-      challenge: optional(str({ oneOf: ['never', 'always', 'new-ip', 'new-country', 'inherit'] })),
-      provider: optional(str({ oneOf: ['totp', 'sms', 'email', 'inherit'] })),
+      challenge: optional(str({ oneOf: orInherit(CHALLENGE_MODES) })),
+      provider: optional(str({ oneOf: orInherit(PROVIDERS) })),
       phone: optional(nullable(str({ max: 32 }))),
       altEmail: optional(nullable(str({ max: 254 }))),
     }),

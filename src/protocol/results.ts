@@ -1,5 +1,6 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
-import type { ChallengeMode, CountryRule, ProviderName, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { CountryRule, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
 
 export interface StatusResult {
   version: string;
@@ -36,7 +37,7 @@ export interface VerifyResult {
 export interface EffectiveView {
   challenge: { value: ChallengeMode; source: SettingSource };
   provider: { value: ProviderName; source: SettingSource };
-  fallbackProvider: { value: ProviderName | 'none'; source: SettingSource };
+  fallbackProvider: { value: FallbackProvider; source: SettingSource };
   usersMayConfigure: { value: boolean; source: SettingSource };
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
@@ -75,4 +76,109 @@ export interface ExplainResult {
   mailbox: MailboxView;
   decision: { result: VerifyOutcome; reason: string; provider: ProviderName; matched?: string; rule?: string };
   steps: string[];
+}
+
+export interface MailboxListResult {
+  total: number;
+  mailboxes: { address: string; challenge: ChallengeMode; provider: ProviderName; totp: 'active' | 'pending' | 'none'; locked: boolean }[];
+}
+
+/** domain.set, domain.show: the domain's own settings and what its mailboxes inherit. */
+export interface DomainView {
+  domain: string;
+  stored: boolean;
+  settings: Record<string, unknown>;
+  effective: EffectiveView;
+  mailboxes: number;
+}
+
+export interface DomainListResult {
+  domains: { domain: string; settings: Record<string, unknown>; mailboxes: number }[];
+}
+
+/** global.set, global.show. */
+export interface GlobalView {
+  settings: Record<string, unknown>;
+  effective: EffectiveView;
+}
+
+export interface ProviderRow {
+  name: ProviderName;
+  enabled: boolean;
+  domainAdmins: boolean;
+  endUsers: boolean;
+  transport: string;
+  gatewayConfigured: boolean;
+  mailboxes: number;
+}
+
+export interface ProvidersListResult {
+  providers: ProviderRow[];
+}
+
+export interface ProvidersSetResult {
+  provider: ProviderName;
+  enabled: boolean;
+  domainAdmins: boolean;
+  endUsers: boolean;
+  mailboxes: number;
+  /** What the change means for the mailboxes that use the provider, for people. */
+  effect: string;
+}
+
+/** self.show, self.set. */
+export interface SelfView {
+  address: string;
+  challenge: string;
+  provider: string;
+  phone: string | null;
+  altEmail: string | null;
+  totp: string;
+  mayConfigure: boolean;
+  allowedChallenges: string[];
+  allowedProviders: string[];
+}
+
+export interface AdminAddResult {
+  name: string;
+  domains: string[];
+  token: string;
+}
+
+export interface AdminListResult {
+  admins: { name: string; domains: string[]; createdAt: number }[];
+}
+
+export interface AuditQueryResult {
+  entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null }[];
+}
+
+export interface AuditVerifyResult {
+  ok: boolean;
+  lines?: number;
+  files?: number;
+  file?: string;
+  line?: number;
+  problem?: string;
+}
+
+export interface KeyRotateResult {
+  kid: string;
+  resealed: number;
+  retired: string[];
+}
+
+export interface UnlockResult {
+  failuresCleared: number;
+}
+
+export interface RecoveryCodesResult {
+  codes: string[];
+}
+
+export interface ProviderTestResult {
+  transport: string;
+  to: string;
+  messageId: string | null;
+  ms: number;
 }

@@ -2,6 +2,7 @@
 // configuration; `memfa providers` changes are stored and override it.
 import type { ProviderName } from '../core/model.js';
 import { PROVIDERS } from '../core/model.js';
+import { agree, count } from '../core/wording.js';
 import { effectiveSettings } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import { MemfaError } from '../protocol/errors.js';
@@ -84,8 +85,8 @@ export class ProviderPolicy {
       mailboxes: affected,
       // Never a silent pass: what verify does for the mailboxes that use a disabled provider.
       effect: rights.enabled
-        ? `${affected} mailboxes use ${provider}`
-        : `${affected} mailboxes use ${provider}: verify now tries their fallback provider if one is enabled, and otherwise denies their logins with reason provider-disabled (recovery codes still work)`,
+        ? `${count(affected, 'mailbox uses', 'mailboxes use')} ${provider}`
+        : `${count(affected, 'mailbox uses', 'mailboxes use')} ${provider}: verify now tries ${agree(affected, 'its', 'their')} fallback provider if one is enabled, and otherwise denies ${agree(affected, 'its', 'their')} logins with reason provider-disabled (recovery codes still work)`,
     };
   }
 }

@@ -49,6 +49,19 @@ export function runCli(args: string[], options: { stdin?: string | Buffer; env?:
   });
 }
 
+/** Runs memfa with its standard output closed before it writes, as `memfa ... | true` may. */
+export function runCliClosedStdout(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The read end goes away before the program has even started: its first write meets EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
 export interface StartOptions {
   config?: Record<string, unknown>;
   dir?: string;

@@ -1,0 +1,69 @@
+// Option parsing shared by several command groups: the settings flags of global, domain and
+// mailbox set, and the small value parsers.
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PROVIDERS, orInherit } from '../protocol/vocabulary.js';
+import { usage } from './io.js';
+
+export const CHALLENGE_CHOICES = orInherit(CHALLENGE_MODES);
+export const PROVIDER_CHOICES = orInherit(PROVIDERS);
+export const FALLBACK_CHOICES = orInherit(FALLBACK_PROVIDERS);
+
+export interface SettingFlags {
+  challenge?: string;
+  provider?: string;
+  fallback?: string;
+  countryBlock?: string;
+  countryAllow?: string;
+  countryRule?: string;
+  trustedNetworks?: string;
+  usersMayConfigure?: string;
+}
+
+// Value parsers throw commander's error, which names the option and reaches the usage handling
+// of the command being parsed.
+export function parseLimit(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function yesNo(v: string): boolean {
+  if (v !== 'yes' && v !== 'no') throw new InvalidArgumentError('expected yes or no');
+  return v === 'yes';
+}
+
+/** A comma-separated list from the command line, blanks dropped. */
+const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+export function settingsPatch(f: SettingFlags): Record<string, unknown> {
+  const patch: Record<string, unknown> = {};
+  if (f.challenge !== undefined) patch['challenge'] = f.challenge;
+  if (f.provider !== undefined) patch['provider'] = f.provider;
+  if (f.fallback !== undefined) patch['fallbackProvider'] = f.fallback;
+  const rules = [f.countryBlock, f.countryAllow, f.countryRule].filter((v) => v !== undefined);
+  if (rules.length > 1) throw usage('give one of --country-block, --country-allow and --country-rule inherit');
+  if (f.countryBlock !== undefined) patch['countryRule'] = { mode: 'block', countries: list(f.countryBlock) };
+  if (f.countryAllow !== undefined) patch['countryRule'] = { mode: 'allow-only', countries: list(f.countryAllow) };
+  if (f.countryRule !== undefined) {
+    if (f.countryRule !== 'inherit') throw usage('--country-rule takes only "inherit" (to remove this level\'s rule)');
+    patch['countryRule'] = 'inherit';
+  }
+  if (f.trustedNetworks !== undefined) patch['trustedNetworks'] = f.trustedNetworks === 'inherit' ? 'inherit' : list(f.trustedNetworks);
+  if (f.usersMayConfigure !== undefined) patch['usersMayConfigure'] = f.usersMayConfigure;
+  return patch;
+}
+
+export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'mailbox'): Command {
+  cmd
+    .addOption(new Option('--challenge <mode>', 'when to ask for a second factor').choices(CHALLENGE_CHOICES))
+    .addOption(new Option('--provider <provider>', 'how the second factor is given').choices(PROVIDER_CHOICES))
+    .addOption(new Option('--fallback <provider>', 'provider tried when sending through the first fails').choices(FALLBACK_CHOICES))
+    .option('--country-block <CC,..>', 'refuse logins from these countries (ISO 3166 codes)')
+    .option('--country-allow <CC,..>', 'refuse logins from every country but these')
+    .option('--country-rule <inherit>', 'remove the country rule of this level');
+  if (level !== 'mailbox') {
+    cmd.option('--trusted-networks <CIDR,..|inherit>', 'networks whose logins need no second factor');
+    cmd.addOption(new Option('--users-may-configure <yes|no|inherit>', 'whether end users may change their own MFA settings').choices(['yes', 'no', 'inherit']));
+  }
+  return cmd;
+}

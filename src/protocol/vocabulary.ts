@@ -1,0 +1,26 @@
+// The words of the settings, defined once: the challenge modes and providers that the protocol's
+// parameter schemas accept, the core decides with, the configuration validates and the CLI offers
+// as choices. Here, in protocol/, so that the wire contract needs nothing from the rest of src/.
+
+export const CHALLENGE_MODES = ['never', 'always', 'new-ip', 'new-country'] as const;
+export type ChallengeMode = (typeof CHALLENGE_MODES)[number];
+
+export const PROVIDERS = ['totp', 'sms', 'email'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+/** The providers that deliver a one-time code through a gateway. */
+export const CODE_PROVIDERS = ['sms', 'email'] as const satisfies readonly ProviderName[];
+export type CodeProvider = (typeof CODE_PROVIDERS)[number];
+
+/** The fallback provider value that disables an inherited fallback. */
+export const NO_FALLBACK = 'none';
+export const FALLBACK_PROVIDERS = [NO_FALLBACK, ...PROVIDERS] as const;
+export type FallbackProvider = (typeof FALLBACK_PROVIDERS)[number];
+
+/** A settings patch value that removes the key, so the level inherits from the one above. */
+export const INHERIT = 'inherit';
+
+/** `values` plus INHERIT: what a command or method that changes one level accepts. */
+export function orInherit<T extends string>(values: readonly T[]): readonly (T | typeof INHERIT)[] {
+  return [...values, INHERIT];
+}
