@@ -1,17 +1,14 @@
-// One JSON-RPC endpoint on a Unix socket (a named pipe on Windows): framing, limits, idle time-out,
-// stale-socket handling and graceful close. What a method does is the dispatcher's business.
+// One JSON-RPC endpoint on a Unix socket (a named pipe on Windows): limits, idle time-out,
+// stale-socket handling and graceful close. What one connection does with its bytes is
+// connection.ts; what a method does is the dispatcher's business.
 import { readFileSync } from 'node:fs';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
-import { LineDecoder, encodeFrame } from '../protocol/framing.js';
-import { classify, errorObject, type RpcResponse } from '../protocol/jsonrpc.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { SocketKind } from '../protocol/methods.js';
 import type { SocketConfig } from '../config/types.js';
+import { Connection, type ConnectionHost, type Handler, type ListenerState } from './connection.js';
 import type { Logger } from './logger.js';
-
-/** Answers a request: a value at once, or a promise of one; throws or rejects with a MemfaError. */
-export type Handler = (method: string, params: unknown, socket: SocketKind) => unknown;
 
 export interface ListenerLimits {
   maxFrameBytes: number;
@@ -19,18 +16,15 @@ export interface ListenerLimits {
   maxConnections: number;
 }
 
-const MAX_IN_FLIGHT_PER_CONNECTION = 32;
 const QUIET_PERIOD_MS = 100;
 /** Idle sweeps per idle time-out: a connection goes after 1 to 1.25 times limits.idleTimeoutMs. */
 const SWEEPS_PER_IDLE_TIMEOUT = 4;
-
-/** What the idle sweep needs of a connection. */
-interface Connection {
-  /** The sweep count at its last read or write. */
-  lastActive: number;
-  /** Requests being answered (asynchronously): a connection waiting for its answer is not idle. */
-  pending: number;
-}
+/**
+ * Each connection's read and write buffers in Node (the kernel's come on top). A write that finds
+ * this much unsent makes the connection stop taking requests (connection.ts). Set here rather than
+ * left to Node's default, which differs between versions.
+ */
+const SOCKET_BUFFER_BYTES = 16 * 1024;
 
 function groupId(name: string): number {
   if (/^\d+$/.test(name)) return Number(name);
@@ -56,24 +50,38 @@ function probe(path: string): Promise<boolean> {
 
 export class Listener {
   private server: net.Server | null = null;
-  private readonly sockets = new Map<net.Socket, Connection>();
+  private readonly connections = new Map<net.Socket, Connection>();
   /**
-   * Idle connections are found by a periodic sweep, not a timer per connection: Node re-arms a
-   * socket's timer on every read and write, a measurable share of a fast-path login's cost.
+   * Idle connections are found by a periodic sweep that counts ticks, not by a timer per
+   * connection: Node re-arms a socket's timer on every read and write, a measurable share of a
+   * fast-path login's cost, and reading a tick count costs nothing.
    */
-  private sweeps = 0;
+  private readonly state: ListenerState = { ticks: 0, accepting: true };
+  private readonly host: ConnectionHost;
   private sweeper: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
-  private accepting = true;
 
   constructor(
     readonly kind: SocketKind,
     private readonly cfg: SocketConfig,
     private readonly limits: ListenerLimits,
-    private readonly handle: Handler,
+    handle: Handler,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.host = {
+      kind,
+      maxFrameBytes: limits.maxFrameBytes,
+      state: this.state,
+      handle,
+      log,
+      requestStarted: () => this.inFlight++,
+      requestFinished: () => {
+        this.inFlight--;
+        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      },
+    };
+  }
 
   get path(): string {
     return this.cfg.path;
@@ -102,7 +110,7 @@ export class Listener {
         },
       );
     }
-    const server = net.createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
+    const server = net.createServer({ allowHalfOpen: false, highWaterMark: SOCKET_BUFFER_BYTES }, (socket) => this.accept(socket));
     server.maxConnections = this.limits.maxConnections;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -132,80 +140,21 @@ export class Listener {
 
   /** Closes connections idle for more than SWEEPS_PER_IDLE_TIMEOUT whole sweep intervals. */
   private sweepIdle(): void {
-    this.sweeps++;
-    for (const [socket, conn] of this.sockets) {
-      // Idle, or a half-received message that never completed: drop it.
-      if (conn.pending === 0 && this.sweeps - conn.lastActive > SWEEPS_PER_IDLE_TIMEOUT) socket.destroy();
+    const now = ++this.state.ticks;
+    for (const [socket, conn] of this.connections) {
+      // Idle, a half-received message that never completed, or a peer that does not read its
+      // answers (nothing is read from it meanwhile): drop it.
+      if (conn.pending === 0 && now - conn.lastActive > SWEEPS_PER_IDLE_TIMEOUT) socket.destroy();
     }
   }
 
   private accept(socket: net.Socket): void {
     // While stopping, a new connection is still served, with SHUTTING_DOWN answers: the client
     // connected before the stop and deserves a reply it can act on (retry), not a reset.
-    const conn: Connection = { lastActive: this.sweeps, pending: 0 };
-    this.sockets.set(socket, conn);
-    const decoder = new LineDecoder(this.limits.maxFrameBytes);
-    // Set once the connection is refused (oversize frame): whatever the peer still sends is ignored,
-    // so that a request after the refused frame can never run on a connection being closed.
-    let refused = false;
-    socket.on('close', () => this.sockets.delete(socket));
+    const conn = new Connection(socket, this.host);
+    this.connections.set(socket, conn);
+    socket.on('close', () => this.connections.delete(socket));
     socket.on('error', () => socket.destroy());
-    const send = (response: RpcResponse) => {
-      conn.lastActive = this.sweeps;
-      if (!socket.destroyed && socket.writable) socket.write(encodeFrame(response));
-    };
-    socket.on('data', (chunk: Buffer) => {
-      conn.lastActive = this.sweeps;
-      if (refused) return;
-      for (const frame of decoder.push(chunk)) {
-        if (frame.kind === 'oversize') {
-          refused = true;
-          const err = new MemfaError('FRAME_TOO_LARGE', `message larger than ${this.limits.maxFrameBytes} bytes; closing the connection`);
-          if (!socket.destroyed) socket.end(encodeFrame({ jsonrpc: '2.0', id: null, error: errorObject(err) }));
-          this.log.warn('frame-too-large', { socket: this.kind, bytes: frame.bytes });
-          return;
-        }
-        const incoming = classify(frame.line);
-        if (incoming.kind === 'invalid') {
-          send({ jsonrpc: '2.0', id: incoming.id, error: errorObject(incoming.error) });
-          continue;
-        }
-        const { request, notification } = incoming;
-        if (!this.accepting) {
-          if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(new MemfaError('SHUTTING_DOWN', 'the daemon is stopping; retry shortly')) });
-          continue;
-        }
-        let answer: unknown;
-        try {
-          answer = this.handle(request.method, request.params, this.kind);
-        } catch (err) {
-          if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(err as MemfaError) });
-          continue;
-        }
-        if (!(answer instanceof Promise)) {
-          if (!notification) send({ jsonrpc: '2.0', id: request.id, result: answer });
-          continue;
-        }
-        conn.pending++;
-        this.inFlight++;
-        if (conn.pending >= MAX_IN_FLIGHT_PER_CONNECTION) socket.pause();
-        answer
-          .then(
-            (result) => {
-              if (!notification) send({ jsonrpc: '2.0', id: request.id, result });
-            },
-            (err: unknown) => {
-              if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(err as MemfaError) });
-            },
-          )
-          .finally(() => {
-            conn.pending--;
-            this.inFlight--;
-            if (conn.pending < MAX_IN_FLIGHT_PER_CONNECTION && socket.isPaused()) socket.resume();
-            if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
-          });
-      }
-    });
   }
 
   /**
@@ -213,7 +162,7 @@ export class Listener {
    * answered SHUTTING_DOWN (a temporary failure the client may retry) instead of being dropped.
    */
   pause(): void {
-    this.accepting = false;
+    this.state.accepting = false;
   }
 
   /**
@@ -229,13 +178,12 @@ export class Listener {
     await new Promise((r) => setTimeout(r, QUIET_PERIOD_MS));
     if (this.sweeper !== null) clearInterval(this.sweeper);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets.keys()) s.end();
+    for (const s of this.connections.keys()) s.end();
     setTimeout(() => {
-      for (const s of this.sockets.keys()) s.destroy();
+      for (const s of this.connections.keys()) s.destroy();
     }, 200).unref();
     await closed;
     // Only a socket this listener created: a failed start must not remove another daemon's.
     if (this.server !== null && process.platform !== 'win32') await unlink(this.cfg.path).catch(() => undefined);
   }
-
 }
