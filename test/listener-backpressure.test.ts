@@ -1,11 +1,12 @@
 // Peers that do not keep up, against the real daemon: a client that pipelines requests and never
-// reads the answers must cost the daemon a bounded buffer (not its heap) while others are served.
+// reads the answers must cost the daemon a bounded buffer (not its heap) while others are served,
+// and a request dripped byte by byte must complete within limits.frameTimeoutMs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { rawExchange, rpcLine, startDaemon } from './helpers/daemon.js';
-import { assertStatusOk, waitFor } from './helpers/protocol-tools.js';
+import { LineClient, assertStatusOk, waitFor } from './helpers/protocol-tools.js';
 
 const LINUX = process.platform === 'linux';
 
@@ -66,5 +67,37 @@ test('clients that pipeline pings and never read: the daemon stops reading them,
 
   // Stalled, they make no progress: closed as idle (limits.idleTimeoutMs), not kept forever.
   await waitFor(() => flooders.every((f) => f.closed()), 15000, 'the daemon to close the stalled connections');
+  await assertStatusOk(d);
+});
+
+test('a request must arrive whole within limits.frameTimeoutMs; bytes that complete none are not activity', async (t) => {
+  // A long idle time-out, so that only the frame deadline can close the dripping connection.
+  const d = await startDaemon({ config: { limits: { idleTimeoutMs: 600000, frameTimeoutMs: 1000 } } });
+  t.after(() => d.cleanup());
+
+  const drip = new LineClient(d.hookSocket);
+  await drip.connected;
+  await drip.write('{"jsonrpc":"2.0","id":"never","method":"ping","params":{"pad":"');
+  // Then one byte every 50 ms, never a newline: bytes keep arriving, no request completes.
+  const timer = setInterval(() => {
+    if (!drip.closed) drip.socket.write('x');
+  }, 50);
+  t.after(() => clearInterval(timer));
+  assert.equal(await drip.waitClosed(8000), true, 'the connection dripping one request is closed although bytes keep coming');
+  assert.deepEqual(drip.lines, [], 'nothing was answered');
+
+  // A request in pieces that completes in time is answered, on a connection that then carries on.
+  const c = new LineClient(d.hookSocket);
+  await c.connected;
+  const line = rpcLine('ping', {}, 'pieces');
+  for (const piece of [line.slice(0, 10), line.slice(10, 30), line.slice(30)]) {
+    await c.write(piece);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const [answer] = await c.waitLines(1, 5000);
+  assert.equal(answer?.['id'], 'pieces', JSON.stringify(answer));
+  await c.write(rpcLine('ping', {}, 'next'));
+  assert.equal((await c.waitLines(2, 5000))[1]?.['id'], 'next');
+  c.destroy();
   await assertStatusOk(d);
 });

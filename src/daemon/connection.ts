@@ -36,10 +36,12 @@ export interface ConnectionHost {
 }
 
 export class Connection {
-  /** Tick of the last read or answer written. */
+  /** Tick of the last request taken or answer written; bytes that complete no frame are not activity. */
   lastActive: number;
   /** Requests being answered asynchronously. */
   pending = 0;
+  /** Tick at which the partial frame now buffered began; -1 if none, or while not reading. */
+  partialSince = -1;
   private readonly decoder: LineDecoder;
   /** A write found the socket's buffers full: the peer is not keeping up with its answers. */
   private outputBlocked = false;
@@ -57,7 +59,6 @@ export class Connection {
     this.lastActive = host.state.ticks;
     this.decoder = new LineDecoder(host.maxFrameBytes);
     socket.on('data', (chunk: Buffer) => {
-      this.lastActive = this.host.state.ticks;
       if (this.refused) return;
       this.decoder.feed(chunk);
       this.run();
@@ -66,6 +67,8 @@ export class Connection {
       this.outputBlocked = false;
       this.run();
     });
+    // Accepted paused (the listener may have kept it waiting for a slot): reading starts now.
+    socket.resume();
   }
 
   /** Takes frames until the chunk in hand is used up (then reads on) or the connection must wait. */
@@ -76,11 +79,15 @@ export class Connection {
       const frame = this.decoder.next();
       if (frame === null) return this.readOn();
       if (frame.kind === 'oversize') return this.refuse(frame.bytes);
+      this.lastActive = this.host.state.ticks;
+      this.partialSince = -1;
       this.take(frame.line);
     }
   }
 
   private stopReading(): void {
+    // Not reading, a frame that stays partial is not the peer's delay: its deadline restarts later.
+    this.partialSince = -1;
     if (!this.paused) {
       this.paused = true;
       this.socket.pause();
@@ -88,6 +95,8 @@ export class Connection {
   }
 
   private readOn(): void {
+    if (!this.decoder.hasPartial) this.partialSince = -1;
+    else if (this.partialSince < 0) this.partialSince = this.host.state.ticks;
     if (this.paused) {
       this.paused = false;
       this.socket.resume();
