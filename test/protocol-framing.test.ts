@@ -98,6 +98,33 @@ test('LineDecoder: memory stays bounded while an endless line streams in', () =>
   assert.equal(d.hasPartial, false, 'nothing of the oversize frame is kept');
 });
 
+test('LineDecoder: frames taken one at a time; a reader may stop mid-chunk and go on later', () => {
+  const d = new LineDecoder(16);
+  d.feed(Buffer.from('one\n\ntwo\n' + 'x'.repeat(20) + '\nthr'));
+  assert.deepEqual(d.next(), { kind: 'line', line: 'one' });
+  // Stopped here: the rest is held as bytes, nothing decoded ahead.
+  assert.equal(d.unread, Buffer.byteLength('\ntwo\n' + 'x'.repeat(20) + '\nthr'));
+  assert.equal(d.hasPartial, false);
+  assert.deepEqual(d.next(), { kind: 'line', line: 'two' });
+  assert.deepEqual(d.next(), { kind: 'oversize', bytes: 20 });
+  assert.equal(d.next(), null, 'the chunk is used up; "thr" waits for its newline');
+  assert.equal(d.unread, 0);
+  assert.equal(d.hasPartial, true);
+  d.feed(Buffer.from('ee\nfour\n'));
+  assert.deepEqual(d.next(), { kind: 'line', line: 'three' });
+  assert.deepEqual(d.next(), { kind: 'line', line: 'four' });
+  assert.equal(d.next(), null);
+  assert.equal(d.hasPartial, false);
+});
+
+test('LineDecoder: a chunk fed before the last one is used up is queued behind it, in order', () => {
+  const d = new LineDecoder(64);
+  d.feed(Buffer.from('a\nb\nc'));
+  assert.deepEqual(d.next(), { kind: 'line', line: 'a' });
+  d.feed(Buffer.from('d\ne\n'));
+  assert.deepEqual(lines(d.push(Buffer.alloc(0))), ['b', 'cd', 'e']);
+});
+
 test('LineDecoder: default limit is 64 KiB and encodeFrame emits exactly one line', () => {
   assert.equal(DEFAULT_MAX_FRAME_BYTES, 65536);
   const frame = encodeFrame({ text: 'a\nb\r\nc', n: 1 });

@@ -54,8 +54,12 @@ export const CONFIG_SPEC: Section = section({
   limits: section({
     maxFrameBytes: leaf(65536, isInt(1024, 16 * 1024 * 1024)),
     idleTimeoutMs: leaf(30000, isInt(100, 3600000)),
+    frameTimeoutMs: leaf(5000, isInt(100, 600000)),
     requestTimeoutMs: leaf(15000, isInt(100, 600000)),
     maxConnections: leaf(512, isInt(1, 100000)),
+    maxWaitingConnections: leaf(4096, isInt(0, 100000)),
+    waitTimeoutMs: leaf(2000, isInt(10, 600000)),
+    listenBacklog: leaf(4096, isInt(1, 65535)),
   }),
   store: section({
     file: leaf('memfa.json', isString()),

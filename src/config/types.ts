@@ -58,7 +58,16 @@ export interface MemfaConfig {
   dataDir: string;
   runDir: string;
   sockets: { admin: SocketConfig; hook: SocketConfig };
-  limits: { maxFrameBytes: number; idleTimeoutMs: number; requestTimeoutMs: number; maxConnections: number };
+  limits: {
+    maxFrameBytes: number;
+    idleTimeoutMs: number;
+    frameTimeoutMs: number;
+    requestTimeoutMs: number;
+    maxConnections: number;
+    maxWaitingConnections: number;
+    waitTimeoutMs: number;
+    listenBacklog: number;
+  };
   store: { file: string; compactJournalBytes: number };
   keyFile: string;
   issuer: string;

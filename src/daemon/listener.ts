@@ -1,36 +1,43 @@
-// One JSON-RPC endpoint on a Unix socket (a named pipe on Windows): framing, limits, idle time-out,
-// stale-socket handling and graceful close. What a method does is the dispatcher's business.
+// One JSON-RPC endpoint on a Unix socket (a named pipe on Windows): the connection limit and the
+// wait for a slot, time-outs, stale-socket handling and graceful close. What one connection does
+// with its bytes is connection.ts; what a method does is the dispatcher's business.
 import { readFileSync } from 'node:fs';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
-import { LineDecoder, encodeFrame } from '../protocol/framing.js';
-import { classify, errorObject, type RpcResponse } from '../protocol/jsonrpc.js';
+import { encodeFrame } from '../protocol/framing.js';
+import { errorObject } from '../protocol/jsonrpc.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { SocketKind } from '../protocol/methods.js';
 import type { SocketConfig } from '../config/types.js';
+import { Connection, type ConnectionHost, type Handler, type ListenerState } from './connection.js';
 import type { Logger } from './logger.js';
-
-/** Answers a request: a value at once, or a promise of one; throws or rejects with a MemfaError. */
-export type Handler = (method: string, params: unknown, socket: SocketKind) => unknown;
 
 export interface ListenerLimits {
   maxFrameBytes: number;
   idleTimeoutMs: number;
+  frameTimeoutMs: number;
   maxConnections: number;
+  maxWaitingConnections: number;
+  waitTimeoutMs: number;
+  listenBacklog: number;
 }
 
-const MAX_IN_FLIGHT_PER_CONNECTION = 32;
 const QUIET_PERIOD_MS = 100;
-/** Idle sweeps per idle time-out: a connection goes after 1 to 1.25 times limits.idleTimeoutMs. */
-const SWEEPS_PER_IDLE_TIMEOUT = 4;
-
-/** What the idle sweep needs of a connection. */
-interface Connection {
-  /** The sweep count at its last read or write. */
-  lastActive: number;
-  /** Requests being answered (asynchronously): a connection waiting for its answer is not idle. */
-  pending: number;
-}
+/**
+ * Each connection's read and write buffers in Node (the kernel's come on top). A write that finds
+ * this much unsent makes the connection stop taking requests (connection.ts). Set here rather than
+ * left to Node's default, which differs between versions.
+ */
+const SOCKET_BUFFER_BYTES = 16 * 1024;
+/** Sweeps per shortest time-out: each deadline is enforced between its time and one sweep more. */
+const SWEEPS_PER_TIMEOUT = 4;
+const MIN_SWEEP_MS = 10;
+/**
+ * At the connection limit, a connection may be closed to make room once it has done nothing for
+ * this many ticks (more than one whole sweep interval): never one just admitted whose request has
+ * not been read yet.
+ */
+const EVICTABLE_AFTER_TICKS = 2;
 
 function groupId(name: string): number {
   if (/^\d+$/.test(name)) return Number(name);
@@ -56,24 +63,52 @@ function probe(path: string): Promise<boolean> {
 
 export class Listener {
   private server: net.Server | null = null;
-  private readonly sockets = new Map<net.Socket, Connection>();
+  private readonly connections = new Map<net.Socket, Connection>();
+  /** Connections beyond limits.maxConnections, not read yet, oldest first, with the tick they came. */
+  private readonly waiting = new Map<net.Socket, number>();
   /**
-   * Idle connections are found by a periodic sweep, not a timer per connection: Node re-arms a
-   * socket's timer on every read and write, a measurable share of a fast-path login's cost.
+   * Time-outs are found by a periodic sweep that counts ticks, not by a timer per connection: Node
+   * re-arms a socket's timer on every read and write, a measurable share of a fast-path login's
+   * cost, and reading a tick count costs nothing.
    */
-  private sweeps = 0;
+  private readonly state: ListenerState = { ticks: 0, accepting: true };
+  private readonly host: ConnectionHost;
+  private readonly sweepMs: number;
+  private readonly idleTicks: number;
+  private readonly frameTicks: number;
+  private readonly waitTicks: number;
   private sweeper: NodeJS.Timeout | null = null;
+  /** The tick at which a search for a connection to close found none: none can qualify before the next. */
+  private nothingEvictableAt = -1;
+  /** Connections shed since the last sweep, logged once per sweep (an attack must not flood the log). */
+  private shed = { frameTimeouts: 0, evicted: 0, turnedAway: 0 };
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
-  private accepting = true;
 
   constructor(
     readonly kind: SocketKind,
     private readonly cfg: SocketConfig,
     private readonly limits: ListenerLimits,
-    private readonly handle: Handler,
+    handle: Handler,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.host = {
+      kind,
+      maxFrameBytes: limits.maxFrameBytes,
+      state: this.state,
+      handle,
+      log,
+      requestStarted: () => this.inFlight++,
+      requestFinished: () => {
+        this.inFlight--;
+        if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      },
+    };
+    this.sweepMs = Math.max(MIN_SWEEP_MS, Math.floor(Math.min(limits.idleTimeoutMs, limits.frameTimeoutMs, limits.waitTimeoutMs) / SWEEPS_PER_TIMEOUT));
+    this.idleTicks = Math.ceil(limits.idleTimeoutMs / this.sweepMs);
+    this.frameTicks = Math.ceil(limits.frameTimeoutMs / this.sweepMs);
+    this.waitTicks = Math.ceil(limits.waitTimeoutMs / this.sweepMs);
+  }
 
   get path(): string {
     return this.cfg.path;
@@ -102,8 +137,9 @@ export class Listener {
         },
       );
     }
-    const server = net.createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
-    server.maxConnections = this.limits.maxConnections;
+    // Accepted paused: a connection beyond the limit must not be read until it has a slot. Node's
+    // own server.maxConnections would close it at once instead, and the client sees a reset.
+    const server = net.createServer({ allowHalfOpen: false, pauseOnConnect: true, highWaterMark: SOCKET_BUFFER_BYTES }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         reject(
@@ -115,7 +151,8 @@ export class Listener {
       // Created with no access for others; the configured mode is applied before anyone can connect.
       const oldMask = process.umask(0o177);
       try {
-        server.listen(this.cfg.path, () => resolve());
+        // A burst of clients queues in the kernel (up to net.core.somaxconn) instead of failing.
+        server.listen({ path: this.cfg.path, backlog: this.limits.listenBacklog }, () => resolve());
       } finally {
         process.umask(oldMask);
       }
@@ -126,86 +163,111 @@ export class Listener {
     }
     server.on('error', (err) => this.log.error('listener-error', { socket: this.kind, error: err.message }));
     this.server = server;
-    this.sweeper = setInterval(() => this.sweepIdle(), Math.max(10, Math.floor(this.limits.idleTimeoutMs / SWEEPS_PER_IDLE_TIMEOUT)));
+    this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
     this.sweeper.unref();
   }
 
-  /** Closes connections idle for more than SWEEPS_PER_IDLE_TIMEOUT whole sweep intervals. */
-  private sweepIdle(): void {
-    this.sweeps++;
-    for (const [socket, conn] of this.sockets) {
-      // Idle, or a half-received message that never completed: drop it.
-      if (conn.pending === 0 && this.sweeps - conn.lastActive > SWEEPS_PER_IDLE_TIMEOUT) socket.destroy();
+  private accept(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
+    if (this.waiting.size === 0 && this.connections.size < this.limits.maxConnections) return this.admit(socket);
+    // While stopping, nobody waits: SHUTTING_DOWN at once is the answer a client can act on.
+    if (!this.state.accepting) return this.turnAway(socket, new MemfaError('SHUTTING_DOWN', 'the daemon is stopping; retry shortly'));
+    this.waiting.set(socket, this.state.ticks);
+    socket.once('close', () => this.waiting.delete(socket));
+    this.admitWaiting();
+    // Still waiting and the queue is over its bound: the newest (this one) is turned away.
+    if (this.waiting.size > this.limits.maxWaitingConnections) {
+      this.shed.turnedAway++;
+      this.turnAway(socket, this.busy(`are in use and the queue for them is full (${this.limits.maxWaitingConnections} waiting)`));
     }
   }
 
-  private accept(socket: net.Socket): void {
+  private admit(socket: net.Socket): void {
     // While stopping, a new connection is still served, with SHUTTING_DOWN answers: the client
     // connected before the stop and deserves a reply it can act on (retry), not a reset.
-    const conn: Connection = { lastActive: this.sweeps, pending: 0 };
-    this.sockets.set(socket, conn);
-    const decoder = new LineDecoder(this.limits.maxFrameBytes);
-    // Set once the connection is refused (oversize frame): whatever the peer still sends is ignored,
-    // so that a request after the refused frame can never run on a connection being closed.
-    let refused = false;
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    const send = (response: RpcResponse) => {
-      conn.lastActive = this.sweeps;
-      if (!socket.destroyed && socket.writable) socket.write(encodeFrame(response));
-    };
-    socket.on('data', (chunk: Buffer) => {
-      conn.lastActive = this.sweeps;
-      if (refused) return;
-      for (const frame of decoder.push(chunk)) {
-        if (frame.kind === 'oversize') {
-          refused = true;
-          const err = new MemfaError('FRAME_TOO_LARGE', `message larger than ${this.limits.maxFrameBytes} bytes; closing the connection`);
-          if (!socket.destroyed) socket.end(encodeFrame({ jsonrpc: '2.0', id: null, error: errorObject(err) }));
-          this.log.warn('frame-too-large', { socket: this.kind, bytes: frame.bytes });
-          return;
-        }
-        const incoming = classify(frame.line);
-        if (incoming.kind === 'invalid') {
-          send({ jsonrpc: '2.0', id: incoming.id, error: errorObject(incoming.error) });
-          continue;
-        }
-        const { request, notification } = incoming;
-        if (!this.accepting) {
-          if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(new MemfaError('SHUTTING_DOWN', 'the daemon is stopping; retry shortly')) });
-          continue;
-        }
-        let answer: unknown;
-        try {
-          answer = this.handle(request.method, request.params, this.kind);
-        } catch (err) {
-          if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(err as MemfaError) });
-          continue;
-        }
-        if (!(answer instanceof Promise)) {
-          if (!notification) send({ jsonrpc: '2.0', id: request.id, result: answer });
-          continue;
-        }
-        conn.pending++;
-        this.inFlight++;
-        if (conn.pending >= MAX_IN_FLIGHT_PER_CONNECTION) socket.pause();
-        answer
-          .then(
-            (result) => {
-              if (!notification) send({ jsonrpc: '2.0', id: request.id, result });
-            },
-            (err: unknown) => {
-              if (!notification) send({ jsonrpc: '2.0', id: request.id, error: errorObject(err as MemfaError) });
-            },
-          )
-          .finally(() => {
-            conn.pending--;
-            this.inFlight--;
-            if (conn.pending < MAX_IN_FLIGHT_PER_CONNECTION && socket.isPaused()) socket.resume();
-            if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
-          });
-      }
+    const conn = new Connection(socket, this.host);
+    this.connections.set(socket, conn);
+    socket.once('close', () => {
+      if (this.connections.get(socket) === conn) this.connections.delete(socket);
+      if (this.waiting.size > 0) this.admitWaiting();
     });
+  }
+
+  /** Gives slots to waiting connections, oldest first, closing idle connections to make room. */
+  private admitWaiting(): void {
+    for (const socket of this.waiting.keys()) {
+      if (this.connections.size >= this.limits.maxConnections && !this.evictIdlest()) return;
+      this.waiting.delete(socket);
+      this.admit(socket);
+    }
+  }
+
+  /**
+   * Closes the connection idle the longest, if one has nothing in flight and has been idle for a
+   * while: a peer that connects and sends nothing, drips a frame, does not read its answers or
+   * merely keeps a connection open must not keep a login out.
+   */
+  private evictIdlest(): boolean {
+    const now = this.state.ticks;
+    if (this.nothingEvictableAt === now) return false;
+    let idlest: Connection | null = null;
+    for (const conn of this.connections.values()) {
+      if (conn.pending === 0 && now - conn.lastActive >= EVICTABLE_AFTER_TICKS && (idlest === null || conn.lastActive < idlest.lastActive)) idlest = conn;
+    }
+    if (idlest === null) {
+      this.nothingEvictableAt = now;
+      return false;
+    }
+    this.close(idlest);
+    this.shed.evicted++;
+    return true;
+  }
+
+  /** Frees the slot at once (the 'close' event comes later). */
+  private close(conn: Connection): void {
+    this.connections.delete(conn.socket);
+    conn.socket.destroy();
+  }
+
+  private busy(why: string): MemfaError {
+    return new MemfaError('TIMEOUT', `the daemon is busy: all ${this.limits.maxConnections} connections of the ${this.kind} socket ${why}; retry shortly`, {
+      data: { key: 'limits.maxConnections' },
+      hint: 'retry shortly; if it persists, see limits.maxConnections in memfa.conf(5)',
+    });
+  }
+
+  /** Answers a connection that was never read (so with id null), then closes it. */
+  private turnAway(socket: net.Socket, err: MemfaError): void {
+    this.waiting.delete(socket);
+    // The client reads this answer before it notices the close.
+    socket.end(encodeFrame({ jsonrpc: '2.0', id: null, error: errorObject(err) }), () => socket.destroy());
+  }
+
+  /**
+   * One tick: closes connections idle for more than limits.idleTimeoutMs (nothing in flight, no
+   * request or answer; a peer that does not read its answers makes no progress either) and those
+   * whose partial frame is older than limits.frameTimeoutMs; admits waiting connections; answers
+   * those that waited longer than limits.waitTimeoutMs.
+   */
+  private sweep(): void {
+    const now = ++this.state.ticks;
+    for (const conn of this.connections.values()) {
+      if (conn.partialSince >= 0 && now - conn.partialSince > this.frameTicks) {
+        this.close(conn);
+        this.shed.frameTimeouts++;
+      } else if (conn.pending === 0 && now - conn.lastActive > this.idleTicks) this.close(conn);
+    }
+    if (this.waiting.size > 0) this.admitWaiting();
+    for (const [socket, since] of this.waiting) {
+      if (now - since <= this.waitTicks) break; // oldest first: the rest came later
+      this.shed.turnedAway++;
+      this.turnAway(socket, this.busy(`stayed in use for ${this.limits.waitTimeoutMs} ms`));
+    }
+    const shed = this.shed;
+    if (shed.frameTimeouts + shed.evicted + shed.turnedAway > 0) {
+      this.log.warn('connections-shed', { socket: this.kind, ...shed, connections: this.connections.size, waiting: this.waiting.size });
+      this.shed = { frameTimeouts: 0, evicted: 0, turnedAway: 0 };
+    }
   }
 
   /**
@@ -213,7 +275,8 @@ export class Listener {
    * answered SHUTTING_DOWN (a temporary failure the client may retry) instead of being dropped.
    */
   pause(): void {
-    this.accepting = false;
+    this.state.accepting = false;
+    for (const socket of this.waiting.keys()) this.turnAway(socket, new MemfaError('SHUTTING_DOWN', 'the daemon is stopping; retry shortly'));
   }
 
   /**
@@ -229,13 +292,12 @@ export class Listener {
     await new Promise((r) => setTimeout(r, QUIET_PERIOD_MS));
     if (this.sweeper !== null) clearInterval(this.sweeper);
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets.keys()) s.end();
+    for (const s of this.connections.keys()) s.end();
     setTimeout(() => {
-      for (const s of this.sockets.keys()) s.destroy();
+      for (const s of this.connections.keys()) s.destroy();
     }, 200).unref();
     await closed;
     // Only a socket this listener created: a failed start must not remove another daemon's.
     if (this.server !== null && process.platform !== 'win32') await unlink(this.cfg.path).catch(() => undefined);
   }
-
 }
