@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import { MemfaError } from '../protocol/errors.js';
 import { isMethodName } from '../protocol/methods.js';
-import type { Handler } from './listener.js';
+import type { Handler } from './connection.js';
 import type { Logger } from './logger.js';
 
 export function logRequests(handle: Handler, log: Logger): Handler {
