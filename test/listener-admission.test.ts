@@ -177,7 +177,7 @@ test('with every slot busy, a new client waits limits.waitTimeoutMs and gets TIM
   const first = call(d.hookSocket, 'ping', {});
   await new Promise((r) => setTimeout(r, 50));
   const refusals = await Promise.all([rejection(first), rejection(call(d.hookSocket, 'ping', {}))]);
-  assert.deepEqual(refusals.map((e) => e.code), ['TIMEOUT', 'TIMEOUT']);
+  assert.deepEqual(refusals.map((e) => e.code), ['TIMEOUT', 'TIMEOUT'], refusals.map((e) => e.message).join(' / '));
   const messages = refusals.map((e) => e.message).sort();
   assert.match(messages.join('\n'), /busy: all 2 connections of the hook socket are in use and the queue for them is full \(1 waiting\)/);
   assert.match(messages.join('\n'), /busy: all 2 connections of the hook socket stayed in use for 300 ms/);

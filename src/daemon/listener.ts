@@ -61,6 +61,9 @@ function probe(path: string): Promise<boolean> {
   });
 }
 
+/** How long a connection turned away may stay open for its client to read the answer. */
+const TURN_AWAY_LINGER_MS = 1000;
+
 export class Listener {
   private server: net.Server | null = null;
   private readonly connections = new Map<net.Socket, Connection>();
@@ -239,8 +242,13 @@ export class Listener {
   /** Answers a connection that was never read (so with id null), then closes it. */
   private turnAway(socket: net.Socket, err: MemfaError): void {
     this.waiting.delete(socket);
-    // The client reads this answer before it notices the close.
-    socket.end(encodeFrame({ jsonrpc: '2.0', id: null, error: errorObject(err) }), () => socket.destroy());
+    // Its request is read and dropped while the answer goes out: a socket closed under a client
+    // still writing its request fails that write (EPIPE) before the client reads the answer. The
+    // client closes once it has read it; a client that does not is closed after a moment.
+    socket.on('data', () => undefined);
+    socket.resume();
+    socket.end(encodeFrame({ jsonrpc: '2.0', id: null, error: errorObject(err) }));
+    setTimeout(() => socket.destroy(), TURN_AWAY_LINGER_MS).unref();
   }
 
   /**
