@@ -54,6 +54,7 @@ export function formatStatus(s: StatusResult, c: ChalkInstance): string {
     ['domains', String(s.domains)],
     ['admin socket', s.sockets.admin],
     ['hook socket', s.sockets.hook],
+    ['self socket', s.sockets.self],
     ...s.providers.map(
       (p): [string, string] => [
         `provider ${p.name}`,

@@ -97,9 +97,9 @@ class Cli {
     return call(socketFor(this.opts(), 'hook'), method, { ...params, auth: token } as ParamsOf<M>);
   }
 
-  /** Self-service: always the hook socket. */
+  /** Self-service: always the self socket. */
   async callSelf<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
-    return call(socketFor(this.opts(), 'hook'), method, params);
+    return call(socketFor(this.opts(), 'self'), method, params);
   }
 
   print(value: unknown, human: (c: ChalkInstance) => string): void {
@@ -410,7 +410,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
 
   const self = program
     .command('self')
-    .description('end-user self-service for one mailbox (for webmail back ends; uses the hook socket)')
+    .description('end-user self-service for one mailbox (for webmail back ends; uses the self socket)')
     .requiredOption('--user <address>', 'the mailbox, already authenticated by the caller');
   const selfUser = () => self.opts<{ user: string }>().user;
   type SelfView = { address: string; challenge: string; provider: string; phone: string | null; altEmail: string | null; totp: string; mayConfigure: boolean; allowedChallenges: string[]; allowedProviders: string[] };

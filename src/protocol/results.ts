@@ -8,7 +8,7 @@ export interface StatusResult {
   store: string;
   mailboxes: number;
   domains: number;
-  sockets: { admin: string; hook: string };
+  sockets: { admin: string; hook: string; self: string };
   providers: { name: ProviderName; enabled: boolean; transport: string; gateway: 'ok' | 'unconfigured' | 'down' | 'not-needed'; detail?: string }[];
 }
 
