@@ -11,6 +11,7 @@ import { buildProgram } from '../src/cli/program.js';
 import { VERIFY_HELP } from '../src/cli/verify.js';
 import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
+import { SETTING_LEVELS } from '../src/core/settings.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
 import { METHODS, isDelegable, type MethodName } from '../src/protocol/methods.js';
 
@@ -175,6 +176,15 @@ test('every protocol method is in memfa(1) SOCKETS AND PROTOCOL with its sockets
   assert.ok(text.includes('65536'), 'the default frame limit');
   for (const m of ['self.show', 'self.set', 'self.enroll.start', 'self.enroll.confirm']) {
     assert.ok(text.includes(`"method":"${m}"`), `an example exchange with ${m}`);
+  }
+});
+
+test('every setting key is in memfa(1) SETTINGS and in the settings parameter of the methods', () => {
+  const lines = man1Sections.get('SETTINGS')!.split('\n');
+  const methods = collapse(section('SOCKETS AND PROTOCOL'));
+  for (const key of Object.keys(SETTING_LEVELS)) {
+    assert.ok(lines.some((l, i) => l === `.B ${key}` && lines[i - 1] === '.TP'), `memfa.1 SETTINGS: no entry ".TP" ".B ${key}"`);
+    assert.ok(methods.includes(key), `memfa.1 SOCKETS AND PROTOCOL: the settings object's key ${key}`);
   }
 });
 

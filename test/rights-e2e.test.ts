@@ -69,13 +69,157 @@ describe('sockets: the login hooks cannot change MFA, the webmail cannot answer 
   it('memfa self uses the self socket; status lists it; its mode is its own', async () => {
     const r = await d.cli(['--json', 'self', '--user', 'carl@sock.example', 'set', '--challenge', 'always']);
     assert.equal(r.code, 0, r.stderr);
-    const audit = await d.json<{ entries: { socket: string; actor: string; action: string }[] }>(['audit', '--mailbox', 'carl@sock.example', '--action', 'mailbox.set']);
-    assert.deepEqual(audit.entries.map((x) => `${x.socket}:${x.actor}`), ['self:self']);
+    const audit = await d.json<{ entries: { socket: string; actor: string; action: string }[] }>(['audit', '--mailbox', 'carl@sock.example', '--action', 'self.set']);
+    assert.deepEqual(audit.entries.map((x) => `${x.action}:${x.socket}:${x.actor}`), ['self.set:self:self']);
     const verified = await d.cli(['audit', 'verify']);
     assert.equal(verified.code, 0, `an audit line from the self socket keeps the chain valid: ${verified.stdout}`);
     const status = await d.json<{ sockets: Record<string, string> }>(['status']);
     assert.equal(status.sockets['self'], d.selfSocket);
     assert.equal((await stat(d.selfSocket)).mode & 0o777, 0o640, 'sockets.self.mode');
     assert.equal((await stat(d.hookSocket)).mode & 0o777, 0o660, 'the hook socket keeps its own mode');
+  });
+});
+
+interface Shown {
+  settings: Record<string, unknown>;
+  userSettings: Record<string, unknown>;
+  effective: { challenge: { value: string; source: string; minimum?: { value: string; source: string; raised: boolean } }; provider: { value: string; source: string } };
+}
+
+describe("settings: what an administrator set for a mailbox is a floor its user cannot undo", () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({ config: { providers: { sms: { enabled: true, transport: 'log' } } } });
+  });
+  after(() => d.cleanup());
+  const self = (user: string, args: string[]) => d.cli(['--json', 'self', '--user', user, ...args]);
+  const verifyAnswer = async (user: string) => {
+    const r = await d.cli(['--json', 'verify', '--user', user, '--ip', GB]);
+    const body = JSON.parse(r.stdout) as { result: string; reason: string };
+    return `${body.result}:${body.reason}`;
+  };
+
+  it("refuses a user's mode weaker than the administrator's mailbox setting, and verify keeps it", async () => {
+    await d.json(['domain', 'set', 'third.org', '--challenge', 'never']);
+    await d.json(['mailbox', 'set', 'dave@third.org', '--challenge', 'always']);
+    const r = await self('dave@third.org', ['set', '--challenge', 'never']);
+    assert.equal(r.code, 77, `FORBIDDEN: ${r.stdout} ${r.stderr}`);
+    const e = JSON.parse(r.stdout) as { error: { code: string; right: string; minimum: string; source: string } };
+    assert.deepEqual([e.error.code, e.error.right, e.error.minimum, e.error.source], ['FORBIDDEN', 'challenge', 'always', 'mailbox']);
+    assert.match(r.stderr, /challenge mode never is weaker than always, which your administrator set for this mailbox/);
+    assert.equal(await verifyAnswer('dave@third.org'), 'enroll:enroll-required', 'verify still asks for a factor');
+    const shown = (JSON.parse((await self('dave@third.org', ['show'])).stdout) as { allowedChallenges: string[] }).allowedChallenges;
+    assert.deepEqual(shown, ['always']);
+  });
+
+  it("keeps the user's and the administrator's choices apart: each 'inherit' removes only its own", async () => {
+    await d.json(['domain', 'set', 'apart.org', '--challenge', 'never']);
+    assert.equal((await self('erin@apart.org', ['set', '--challenge', 'always'])).code, 0);
+    let m = await d.json<Shown>(['mailbox', 'show', 'erin@apart.org']);
+    assert.deepEqual([m.settings, m.userSettings, m.effective.challenge.value, m.effective.challenge.source], [{}, { challenge: 'always' }, 'always', 'user']);
+    // The administrator sets and then removes a mode of their own: the user's choice survives both.
+    await d.json(['mailbox', 'set', 'erin@apart.org', '--challenge', 'new-ip']);
+    m = await d.json<Shown>(['mailbox', 'show', 'erin@apart.org']);
+    assert.deepEqual([m.settings, m.userSettings, m.effective.challenge.value, m.effective.challenge.source], [{ challenge: 'new-ip' }, { challenge: 'always' }, 'always', 'user']);
+    await d.json(['mailbox', 'set', 'erin@apart.org', '--challenge', 'inherit']);
+    m = await d.json<Shown>(['mailbox', 'show', 'erin@apart.org']);
+    assert.deepEqual([m.settings, m.userSettings, m.effective.challenge.value], [{}, { challenge: 'always' }, 'always'], "the administrator's inherit left the user's choice");
+    assert.equal(await verifyAnswer('erin@apart.org'), 'enroll:enroll-required');
+    // The user's inherit removes only the user's choice, not an administrator's.
+    await d.json(['mailbox', 'set', 'erin@apart.org', '--challenge', 'new-country']);
+    assert.equal((await self('erin@apart.org', ['set', '--challenge', 'inherit'])).code, 0);
+    m = await d.json<Shown>(['mailbox', 'show', 'erin@apart.org']);
+    assert.deepEqual([m.settings, m.userSettings, m.effective.challenge.value, m.effective.challenge.source], [{ challenge: 'new-country' }, {}, 'new-country', 'mailbox']);
+    const human = await d.cli(['mailbox', 'show', 'erin@apart.org']);
+    assert.match(human.stdout, /user's own choices\s+none/);
+  });
+
+  it('refuses a provider choice where an administrator set the provider of the mailbox', async () => {
+    await d.json(['mailbox', 'set', 'frank@apart.org', '--provider', 'totp']);
+    const r = await self('frank@apart.org', ['set', '--provider', 'sms', '--phone', '+447700900123']);
+    assert.equal(r.code, 77, r.stderr);
+    const e = JSON.parse(r.stdout) as { error: { code: string; right: string } };
+    assert.deepEqual([e.error.code, e.error.right], ['FORBIDDEN', 'provider']);
+    assert.match(r.stderr, /an administrator set the provider of this mailbox \(totp\)/);
+    const shown = JSON.parse((await self('frank@apart.org', ['show'])).stdout) as { allowedProviders: string[]; phone: string | null };
+    assert.deepEqual([shown.allowedProviders, shown.phone], [[], null], 'nothing was changed, and nothing is offered');
+    // Without the administrator's setting the user's choice applies (over the domain's).
+    assert.equal((await self('gina@apart.org', ['set', '--provider', 'sms', '--phone', '+447700900124'])).code, 0);
+    const g = await d.json<Shown>(['mailbox', 'show', 'gina@apart.org']);
+    assert.deepEqual([g.effective.provider.value, g.effective.provider.source], ['sms', 'user']);
+    // ... until an administrator sets one for the mailbox.
+    await d.json(['mailbox', 'set', 'gina@apart.org', '--provider', 'totp']);
+    const g2 = await d.json<Shown>(['mailbox', 'show', 'gina@apart.org']);
+    assert.deepEqual([g2.effective.provider.value, g2.effective.provider.source, g2.userSettings], ['totp', 'mailbox', { provider: 'sms' }]);
+  });
+});
+
+describe('domain administrators: they remove only what they may set, and cannot lower the platform minimum', () => {
+  let d: TestDaemon;
+  let env: NodeJS.ProcessEnv;
+  before(async () => {
+    d = await startDaemon();
+    const admin = await d.json<{ token: string }>(['admin', 'add', 'ann', '--domain', 'a.test']);
+    env = { MEMFA_TOKEN: admin.token };
+  });
+  after(() => d.cleanup());
+  const asDomainAdmin = (args: string[]) => d.cli(['--json', ...args], { env });
+
+  it("domain remove by a domain administrator keeps the platform administrator's settings", async () => {
+    await d.json(['domain', 'set', 'a.test', '--challenge', 'always', '--trusted-networks', '192.0.2.0/24', '--users-may-configure', 'no']);
+    assert.equal((await asDomainAdmin(['domain', 'set', 'a.test', '--fallback', 'none'])).code, 0);
+    const r = await asDomainAdmin(['domain', 'remove', 'a.test']);
+    assert.equal(r.code, 0, r.stderr);
+    const shown = await d.json<{ stored: boolean; settings: Record<string, unknown> }>(['domain', 'show', 'a.test']);
+    assert.deepEqual([shown.stored, shown.settings], [true, { trustedNetworks: ['192.0.2.0/24'], usersMayConfigure: false }]);
+    assert.deepEqual((JSON.parse(r.stdout) as { kept: string[] }).kept, ['trustedNetworks', 'usersMayConfigure']);
+    const human = await d.cli(['domain', 'remove', 'a.test'], { env });
+    assert.match(human.stdout, /kept the platform administrator's: trustedNetworks, usersMayConfigure/);
+    // The platform administrator's remove takes everything.
+    assert.equal((await d.cli(['domain', 'remove', 'a.test'])).code, 0);
+    assert.equal((await d.json<{ stored: boolean }>(['domain', 'show', 'a.test'])).stored, false);
+  });
+
+  it('the minimum challenge mode: FORBIDDEN to domain administrators, a floor over every level below', async () => {
+    await d.json(['domain', 'set', 'a.test', '--min-challenge', 'always']);
+    for (const args of [
+      ['domain', 'set', 'a.test', '--min-challenge', 'never'],
+      ['domain', 'set', 'a.test', '--min-challenge', 'inherit'],
+      ['domain', 'set', 'a.test', '--trusted-networks', '0.0.0.0/0', '--challenge', 'never'],
+    ]) {
+      const r = await asDomainAdmin(args);
+      assert.equal(r.code, 77, `${args.join(' ')}: ${r.stderr}`);
+      const e = JSON.parse(r.stdout) as { error: { code: string; right: string } };
+      assert.equal(e.error.code, 'FORBIDDEN');
+      assert.match(r.stderr, /set by the platform administrator only/);
+      assert.equal(e.error.right, args[3] === '--min-challenge' ? 'minChallenge' : 'trustedNetworks', 'names the setting');
+    }
+    // What a domain administrator may set is set, and stays under the floor.
+    assert.equal((await asDomainAdmin(['domain', 'set', 'a.test', '--challenge', 'never'])).code, 0);
+    assert.equal((await asDomainAdmin(['mailbox', 'set', 'u@a.test', '--challenge', 'never'])).code, 0);
+    const v = await d.cli(['--json', 'verify', '--user', 'u@a.test', '--ip', GB]);
+    assert.equal((JSON.parse(v.stdout) as { reason: string }).reason, 'enroll-required', 'the floor, not mode-never');
+    const m = await d.json<Shown>(['mailbox', 'show', 'u@a.test']);
+    assert.deepEqual(m.effective.challenge, { value: 'always', source: 'domain', minimum: { value: 'always', source: 'domain', raised: true } });
+    const x = await d.json<{ steps: string[] }>(['explain', 'u@a.test', '--ip', GB]);
+    assert.ok(x.steps.some((s) => /challenge mode: always \(from the domain minimum/.test(s)), x.steps.join('\n'));
+    assert.match((await d.cli(['mailbox', 'show', 'u@a.test'])).stdout, /challenge\s+always \(domain minimum\)/);
+    // The domain administrator's remove leaves the floor.
+    await asDomainAdmin(['domain', 'remove', 'a.test']);
+    assert.deepEqual((await d.json<{ settings: Record<string, unknown> }>(['domain', 'show', 'a.test'])).settings, { minChallenge: 'always' });
+  });
+
+  it('a global minimum holds for every domain and for users, until the platform lifts it', async () => {
+    await d.json(['global', 'set', '--min-challenge', 'new-ip']);
+    await d.json(['domain', 'set', 'b.test', '--challenge', 'never', '--users-may-configure', 'yes']);
+    const m = await d.json<Shown>(['mailbox', 'show', 'w@b.test']);
+    assert.deepEqual([m.effective.challenge.value, m.effective.challenge.source, m.effective.challenge.minimum?.raised], ['new-ip', 'global', true]);
+    const r = await d.cli(['--json', 'self', '--user', 'w@b.test', 'set', '--challenge', 'new-country']);
+    assert.equal(r.code, 77, r.stderr);
+    assert.match(r.stderr, /weaker than new-ip, which the platform's minimum/);
+    assert.equal((await d.cli(['self', '--user', 'w@b.test', 'set', '--challenge', 'always'])).code, 0, 'stricter is allowed');
+    await d.json(['global', 'set', '--min-challenge', 'inherit']);
+    const after = await d.json<Shown>(['mailbox', 'show', 'w@b.test']);
+    assert.deepEqual(after.effective.challenge, { value: 'always', source: 'user' });
   });
 });

@@ -11,14 +11,21 @@ function rows(pairs: [string, string][]): string {
 
 export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, string][] {
   const src = (s: string) => c.dim(`(${s})`);
+  const min = e.challenge.minimum;
+  const challengeSource = min === undefined ? src(e.challenge.source) : min.raised ? src(`${min.source} minimum`) : `${src(e.challenge.source)} ${c.dim(`minimum ${min.value} (${min.source})`)}`;
   return [
-    ['challenge', `${e.challenge.value} ${src(e.challenge.source)}`],
+    ['challenge', `${e.challenge.value} ${challengeSource}`],
     ['provider', `${e.provider.value} ${src(e.provider.source)}`],
     ['fallback', `${e.fallbackProvider.value} ${src(e.fallbackProvider.source)}`],
     ['users may configure', `${e.usersMayConfigure.value ? 'yes' : 'no'} ${src(e.usersMayConfigure.source)}`],
     ['country rules', e.countryRules.length === 0 ? 'none' : e.countryRules.map((r) => `${r.rule.mode} ${r.rule.countries.join(',')} ${src(r.level)}`).join('; ')],
     ['trusted networks', e.trustedNetworks.length === 0 ? 'none' : e.trustedNetworks.join(', ')],
   ];
+}
+
+function ownChoices(s: Record<string, unknown>): string {
+  const parts = Object.entries(s).map(([k, v]) => `${k} ${String(v)}`);
+  return parts.length === 0 ? 'none' : parts.join(', ');
 }
 
 function lockText(m: MailboxView, c: ChalkInstance): string {
@@ -34,6 +41,7 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
   return rows([
     ['mailbox', `${c.bold(m.address)}${m.stored ? '' : c.dim(' (not stored: inherits everything)')}`],
     ...formatEffective(m.effective, c),
+    ["user's own choices", ownChoices(m.userSettings)],
     ['phone', m.phone ?? '-'],
     ['alternate email', m.altEmail ?? '-'],
     ['totp', m.totp === 'active' ? `active since ${iso(m.totpActivatedAt)}` : m.totp],

@@ -24,6 +24,7 @@ interface SettingFlags {
   countryRule?: string;
   trustedNetworks?: string;
   usersMayConfigure?: string;
+  minChallenge?: string;
 }
 
 function parseLimit(v: string): number {
@@ -47,6 +48,7 @@ function settingsPatch(f: SettingFlags): Record<string, unknown> {
   }
   if (f.trustedNetworks !== undefined) patch['trustedNetworks'] = f.trustedNetworks === 'inherit' ? 'inherit' : f.trustedNetworks.split(',').map((s) => s.trim()).filter(Boolean);
   if (f.usersMayConfigure !== undefined) patch['usersMayConfigure'] = f.usersMayConfigure;
+  if (f.minChallenge !== undefined) patch['minChallenge'] = f.minChallenge;
   return patch;
 }
 
@@ -61,6 +63,9 @@ function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'mailbox')
   if (level !== 'mailbox') {
     cmd.option('--trusted-networks <CIDR,..|inherit>', 'networks whose logins need no second factor');
     cmd.addOption(new Option('--users-may-configure <yes|no|inherit>', 'whether end users may change their own MFA settings').choices(['yes', 'no', 'inherit']));
+    cmd.addOption(
+      new Option('--min-challenge <mode>', 'the weakest challenge mode any domain administrator, mailbox or user setting may give (platform administrator only)').choices(CHALLENGE),
+    );
   }
   return cmd;
 }
@@ -225,10 +230,10 @@ export function buildProgram(): { program: Command; cli: Cli } {
   domain
     .command('remove')
     .argument('<domain>')
-    .description("remove a domain's settings (its mailboxes then inherit the global ones)")
+    .description("remove a domain's settings (its mailboxes then inherit the global ones); a domain administrator removes only those they may set")
     .action(async (d: string) => {
-      const r = await cli.call('domain.remove', { domain: d });
-      cli.print(r, () => `removed the settings of ${d}`);
+      const r = (await cli.call('domain.remove', { domain: d })) as { kept: string[] };
+      cli.print(r, () => `removed the settings of ${d}${r.kept.length === 0 ? '' : `; kept the platform administrator's: ${r.kept.join(', ')}`}`);
     });
 
   // global
@@ -413,12 +418,12 @@ export function buildProgram(): { program: Command; cli: Cli } {
     .description('end-user self-service for one mailbox (for webmail back ends; uses the self socket)')
     .requiredOption('--user <address>', 'the mailbox, already authenticated by the caller');
   const selfUser = () => self.opts<{ user: string }>().user;
-  type SelfView = { address: string; challenge: string; provider: string; phone: string | null; altEmail: string | null; totp: string; mayConfigure: boolean; allowedChallenges: string[]; allowedProviders: string[] };
+  type SelfView = { address: string; challenge: string; provider: string; sources: { challenge: string; provider: string }; phone: string | null; altEmail: string | null; totp: string; mayConfigure: boolean; allowedChallenges: string[]; allowedProviders: string[] };
   const printSelf = (v: SelfView) =>
     rows([
       ['mailbox', v.address],
-      ['challenge', `${v.challenge} (may choose: ${v.allowedChallenges.join(', ')})`],
-      ['provider', `${v.provider} (may choose: ${v.allowedProviders.join(', ')})`],
+      ['challenge', `${v.challenge} (${v.sources.challenge}; may choose: ${v.allowedChallenges.join(', ')})`],
+      ['provider', `${v.provider} (${v.sources.provider}; may choose: ${v.allowedProviders.length === 0 ? 'none' : v.allowedProviders.join(', ')})`],
       ['phone', v.phone ?? '-'],
       ['alternate email', v.altEmail ?? '-'],
       ['totp', v.totp],
@@ -430,8 +435,8 @@ export function buildProgram(): { program: Command; cli: Cli } {
   });
   self
     .command('set')
-    .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than the domain\'s)').choices(CHALLENGE))
-    .addOption(new Option('--provider <provider>', 'own provider (among those the platform allows users)').choices(PROVIDER))
+    .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than what the administrators set; inherit drops it)').choices(CHALLENGE))
+    .addOption(new Option('--provider <provider>', 'own provider (among those the platform allows users, unless an administrator set this mailbox\'s)').choices(PROVIDER))
     .option('--phone <E164|none>', 'own phone number')
     .option('--alt-email <address|none>', 'own alternate address')
     .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string }) => {

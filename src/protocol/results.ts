@@ -1,5 +1,5 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
-import type { ChallengeMode, CountryRule, ProviderName, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { ChallengeMinimum, ChallengeMode, CountryRule, ProviderName, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
 
 export interface StatusResult {
   version: string;
@@ -34,7 +34,8 @@ export interface VerifyResult {
 }
 
 export interface EffectiveView {
-  challenge: { value: ChallengeMode; source: SettingSource };
+  /** minimum: the platform's minChallenge, present only when set; when it raised the mode, source is its level. */
+  challenge: { value: ChallengeMode; source: SettingSource; minimum?: ChallengeMinimum };
   provider: { value: ProviderName; source: SettingSource };
   fallbackProvider: { value: ProviderName | 'none'; source: SettingSource };
   usersMayConfigure: { value: boolean; source: SettingSource };
@@ -45,7 +46,10 @@ export interface EffectiveView {
 export interface MailboxView {
   address: string;
   stored: boolean;
+  /** What the administrators set for the mailbox. */
   settings: Record<string, unknown>;
+  /** What the user chose through self-service (challenge, provider). */
+  userSettings: Record<string, unknown>;
   effective: EffectiveView;
   phone: string | null;
   altEmail: string | null;

@@ -29,7 +29,7 @@ export function createServices(p: Ports): Services {
   const admins = new DomainAdmins(p);
   const verifier = new Verifier(p, enrolment, codes, recovery, policy);
   const ops = new MailboxOps(p, verifier, codes);
-  const self = new SelfService(p, settings, enrolment, ops, policy);
+  const self = new SelfService(p, enrolment, ops, policy);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p, policy),
