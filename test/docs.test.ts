@@ -174,7 +174,7 @@ test('every protocol method is in memfa(1) SOCKETS AND PROTOCOL with its sockets
   }
   const text = collapse(section('SOCKETS AND PROTOCOL'));
   assert.ok(text.includes('65536'), 'the default frame limit');
-  for (const m of ['self.show', 'self.set', 'self.enroll.start', 'self.enroll.confirm']) {
+  for (const m of ['self.show', 'self.set', 'self.code.send', 'self.enroll.start', 'self.enroll.confirm']) {
     assert.ok(text.includes(`"method":"${m}"`), `an example exchange with ${m}`);
   }
 });

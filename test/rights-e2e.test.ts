@@ -1,13 +1,17 @@
 // Rights through the real daemon: what each socket serves, and who may change whose factor and
 // settings (issue 12: self-service, domain administrators and the sockets).
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { call } from '../src/client/call.js';
+import { fromBase32, totpCode } from '../src/core/totp.js';
 import type { MemfaError } from '../src/protocol/errors.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 
 const GB = '81.2.69.142';
+const TOTP = { algorithm: 'SHA1' as const, digits: 6, period: 30, window: 1 };
+const PERIOD = 30_000;
 
 /** The error a call ends with (the test fails if it succeeds). */
 async function refusal(p: Promise<unknown>): Promise<MemfaError> {
@@ -221,5 +225,165 @@ describe('domain administrators: they remove only what they may set, and cannot 
     await d.json(['global', 'set', '--min-challenge', 'inherit']);
     const after = await d.json<Shown>(['mailbox', 'show', 'w@b.test']);
     assert.deepEqual(after.effective.challenge, { value: 'always', source: 'user' });
+  });
+});
+
+interface Enrolled {
+  secret: string;
+}
+
+/** A code of `key` that is none of the codes valid around now. */
+function wrongCode(key: Buffer): string {
+  const now = Date.now();
+  const valid = new Set([-2, -1, 0, 1, 2].map((k) => totpCode(key, now + k * PERIOD, TOTP)));
+  for (let i = 0; ; i++) {
+    const c = String(i).padStart(6, '0');
+    if (!valid.has(c)) return c;
+  }
+}
+
+describe('the current factor: self-service never replaces it without proof of it', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({
+      config: {
+        providers: { sms: { enabled: true, transport: 'log' }, email: { enabled: true, transport: 'log' } },
+        codes: { cooldownSeconds: 0, hourlyLimit: 100 },
+        lockout: { threshold: 3, ipMaxFailures: 1000, ipDistinctMailboxes: 1000 },
+      },
+    });
+  });
+  after(() => d.cleanup());
+
+  const selfCall = (method: string, params: Record<string, unknown>) => call(d.selfSocket, method as 'self.set', params as never);
+  const enrolledKey = async (address: string): Promise<Buffer> => {
+    await d.json(['mailbox', 'set', address, '--challenge', 'always']);
+    return fromBase32((await d.json<Enrolled>(['enroll', address, '--no-confirm'])).secret);
+  };
+  const verifyReason = async (user: string, code: string) => ((await call(d.hookSocket, 'verify', { user, ip: GB, code })) as { reason: string }).reason;
+  const failures = async (address: string) => (await d.json<{ lock: { failures: number; locked: boolean } }>(['mailbox', 'show', address])).lock;
+  /** The code last sent to `to` through the log transport. */
+  const sentCode = async (to: string): Promise<string> => {
+    const lines = (await readFile(path.join(d.dataDir, 'outbox.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { to: string; code?: string });
+    const last = lines.filter((l) => l.to === to).at(-1);
+    assert.ok(last?.code, `a code was sent to ${to}`);
+    return last.code;
+  };
+
+  it("refuses to replace bob's TOTP secret without his current code: the takeover of the hook-socket era", async () => {
+    const key = await enrolledKey('bob@example.org');
+    const before = await d.json<{ totpActivatedAt: number }>(['mailbox', 'show', 'bob@example.org']);
+    for (const params of [{ user: 'bob@example.org', restart: true }, { user: 'bob@example.org' }]) {
+      const e = await refusal(selfCall('self.enroll.start', params));
+      assert.equal(e.code, 'FORBIDDEN', e.message);
+      assert.equal(e.data?.['right'], 'currentCode');
+      assert.match(e.message, /currentCode: this change replaces the second factor of bob@example\.org \(totp\)/);
+    }
+    // Nothing was revealed that could be confirmed, and bob's own secret is the active one.
+    await assert.rejects(selfCall('self.enroll.confirm', { user: 'bob@example.org', code: '123456' }), (err: MemfaError) => err.code === 'CONFLICT' || err.code === 'FORBIDDEN');
+    const after = await d.json<{ totpActivatedAt: number; totp: string }>(['mailbox', 'show', 'bob@example.org']);
+    assert.equal(after.totpActivatedAt, before.totpActivatedAt);
+    assert.equal(await verifyReason('bob@example.org', totpCode(key, Date.now(), TOTP)), 'code-valid');
+
+    // A wrong code is refused and counts as a failure, like a wrong code at login.
+    const wrong = await refusal(selfCall('self.enroll.start', { user: 'bob@example.org', restart: true, currentCode: wrongCode(key) }));
+    assert.deepEqual([wrong.code, wrong.data?.['reason']], ['FORBIDDEN', 'code-invalid']);
+    assert.equal((await failures('bob@example.org')).failures, 1);
+    // A code already used (its step is at or before the last accepted one) is a replay.
+    const replayed = await refusal(selfCall('self.enroll.start', { user: 'bob@example.org', currentCode: totpCode(key, Date.now() - PERIOD, TOTP) }));
+    assert.deepEqual([replayed.code, replayed.data?.['reason']], ['FORBIDDEN', 'code-reused']);
+
+    // With the current code from the next step on: the new secret, then activated by its own code.
+    const proof = totpCode(key, Date.now() + PERIOD, TOTP);
+    const started = (await selfCall('self.enroll.start', { user: 'bob@example.org', restart: true, currentCode: proof })) as Enrolled;
+    const fresh = fromBase32(started.secret);
+    assert.equal((await failures('bob@example.org')).failures, 0, 'a proof that passes resets the counter');
+    const again = await refusal(selfCall('self.enroll.start', { user: 'bob@example.org', currentCode: proof }));
+    assert.equal(again.data?.['reason'], 'code-reused', 'the proof moved the last accepted step');
+    await selfCall('self.enroll.confirm', { user: 'bob@example.org', code: totpCode(fresh, Date.now(), TOTP) });
+    assert.equal(await verifyReason('bob@example.org', totpCode(fresh, Date.now() + PERIOD, TOTP)), 'code-valid');
+    assert.equal(await verifyReason('bob@example.org', totpCode(key, Date.now() + 2 * PERIOD, TOTP)), 'code-invalid', 'the old secret is gone');
+  });
+
+  it('a recovery code proves the factor and is spent; the lockout counts wrong proofs and holds', async () => {
+    const key = await enrolledKey('rita@example.org');
+    const codes = (await d.json<{ codes: string[] }>(['recovery-codes', 'rita@example.org'])).codes;
+    const started = (await selfCall('self.enroll.start', { user: 'rita@example.org', currentCode: codes[0] })) as Enrolled;
+    assert.equal(typeof started.secret, 'string');
+    assert.equal((await d.json<{ recoveryCodesLeft: number }>(['mailbox', 'show', 'rita@example.org'])).recoveryCodesLeft, 9);
+    assert.equal((await refusal(selfCall('self.enroll.start', { user: 'rita@example.org', currentCode: codes[0] }))).data?.['reason'], 'code-invalid', 'spent');
+    // Three failures in all (threshold 3): locked. The right code is then refused too, as at login.
+    await refusal(selfCall('self.set', { user: 'rita@example.org', provider: 'email', altEmail: 'rita@home.example', currentCode: wrongCode(key) }));
+    const third = await refusal(selfCall('self.set', { user: 'rita@example.org', provider: 'email', altEmail: 'rita@home.example', currentCode: 'zzzzz-zzzzz' }));
+    assert.equal(third.data?.['reason'], 'code-invalid');
+    assert.equal((await failures('rita@example.org')).locked, true);
+    const locked = await refusal(selfCall('self.enroll.start', { user: 'rita@example.org', currentCode: totpCode(key, Date.now(), TOTP) }));
+    assert.deepEqual([locked.code, locked.data?.['reason']], ['RATE_LIMITED', 'locked']);
+    assert.equal(await verifyReason('rita@example.org', totpCode(key, Date.now(), TOTP)), 'locked', 'one lockout for logins and proofs');
+    const shown = (await selfCall('self.show', { user: 'rita@example.org' })) as { provider: string; altEmail: string | null };
+    assert.deepEqual([shown.provider, shown.altEmail], ['totp', null], 'no refused change was applied');
+  });
+
+  it('an sms factor: a new phone, another provider or a TOTP secret need a code sent to the current phone', async () => {
+    await d.json(['mailbox', 'set', 'carol@example.org', '--challenge', 'always']);
+    // Her first factor is her own choice, and needs no proof: she had none.
+    await selfCall('self.set', { user: 'carol@example.org', provider: 'sms', phone: '+447700900001' });
+    const changes: Record<string, unknown>[] = [
+      { phone: '+447700900666' },
+      { altEmail: 'evil@attacker.example' },
+      { provider: 'email', altEmail: 'evil@attacker.example' },
+      { provider: 'totp' },
+      { provider: 'inherit' },
+    ];
+    for (const change of changes) {
+      const e = await refusal(selfCall('self.set', { user: 'carol@example.org', ...change }));
+      assert.equal(e.code, 'FORBIDDEN', `${JSON.stringify(change)}: ${e.message}`);
+      assert.equal(e.data?.['right'], 'currentCode');
+      assert.match(e.message, /a code sent by self\.code\.send/);
+    }
+    assert.equal((await refusal(selfCall('self.enroll.start', { user: 'carol@example.org' }))).data?.['right'], 'currentCode', 'a TOTP secret would replace the sms factor');
+    // Changes that replace no factor need no proof.
+    await selfCall('self.set', { user: 'carol@example.org', challenge: 'always', phone: '+447700900001' });
+
+    const sent = (await selfCall('self.code.send', { user: 'carol@example.org', ip: GB })) as { provider: string; destination: string };
+    assert.equal(sent.provider, 'sms');
+    assert.match(sent.destination, /^\+44\*+001$/);
+    const code = await sentCode('+447700900001');
+    const changed = (await selfCall('self.set', { user: 'carol@example.org', phone: '+447700900002', currentCode: code })) as { phone: string };
+    assert.equal(changed.phone, '+447700900002');
+    const spent = await refusal(selfCall('self.set', { user: 'carol@example.org', phone: '+447700900003', currentCode: code }));
+    assert.equal(spent.data?.['reason'], 'no-open-code', 'the sent code was spent by the proof');
+    // The CLI reads the proof from standard input, never from argv.
+    assert.equal((await d.cli(['self', '--user', 'carol@example.org', 'send-code'])).code, 0);
+    const viaCli = await d.cli(['--json', 'self', '--user', 'carol@example.org', 'set', '--phone', '+447700900004', '--current-code-stdin'], { stdin: (await sentCode('+447700900002')) + '\n' });
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    assert.equal((JSON.parse(viaCli.stdout) as { phone: string }).phone, '+447700900004');
+    // A TOTP-only mailbox gets no code to send.
+    await enrolledKey('tess@example.org');
+    const none = await refusal(selfCall('self.code.send', { user: 'tess@example.org' }));
+    assert.deepEqual([none.code, none.data?.['reason']], ['CONFLICT', 'no-code-to-send']);
+  });
+
+  it('a first enrolment needs no proof, and a pending secret started before a factor existed cannot replace it', async () => {
+    const first = (await selfCall('self.enroll.start', { user: 'dan@example.org' })) as Enrolled;
+    await selfCall('self.enroll.confirm', { user: 'dan@example.org', code: totpCode(fromBase32(first.secret), Date.now(), TOTP) });
+    assert.equal((await d.json<{ totp: string }>(['mailbox', 'show', 'dan@example.org'])).totp, 'active');
+    await selfCall('self.set', { user: 'dan@example.org', challenge: 'always' });
+
+    // A secret started while the mailbox had no factor; then the user's phone becomes one.
+    const early = (await selfCall('self.enroll.start', { user: 'erik@example.org' })) as Enrolled;
+    await selfCall('self.set', { user: 'erik@example.org', provider: 'sms', phone: '+447700900010' });
+    const e = await refusal(selfCall('self.enroll.confirm', { user: 'erik@example.org', code: totpCode(fromBase32(early.secret), Date.now(), TOTP) }));
+    assert.deepEqual([e.code, e.data?.['right']], ['FORBIDDEN', 'currentCode']);
+    assert.equal((await d.json<{ totp: string }>(['mailbox', 'show', 'erik@example.org'])).totp, 'pending', 'not activated');
+  });
+
+  it('the platform administrator (admin socket) is not asked for the factor', async () => {
+    const key = await enrolledKey('lost@example.org');
+    const e = (await call(d.adminSocket, 'self.enroll.start', { user: 'lost@example.org', restart: true })) as Enrolled;
+    await call(d.adminSocket, 'self.enroll.confirm', { user: 'lost@example.org', code: totpCode(fromBase32(e.secret), Date.now(), TOTP) });
+    assert.equal(await verifyReason('lost@example.org', totpCode(key, Date.now() + PERIOD, TOTP)), 'code-invalid', 'the lost secret was replaced');
+    const shown = (await call(d.adminSocket, 'self.set', { user: 'lost@example.org', provider: 'sms', phone: '+447700900020' })) as { provider: string; phone: string };
+    assert.deepEqual([shown.provider, shown.phone], ['sms', '+447700900020']);
   });
 });

@@ -9,6 +9,8 @@ import type { EnrolResult, ExplainResult, MailboxView, StatusResult } from '../p
 import { formatEffective, formatExplain, formatLock, formatMailbox, formatStatus, rows } from './format.js';
 import { configFor, out, printJson, reportError, socketFor, usage, useColor, type GlobalOptions } from './io.js';
 import { VERIFY_HELP } from './verify.js';
+import { askCode, showEnrolment } from './prompt.js';
+import { addSelfCommands } from './self.js';
 import { VERSION } from '../version.js';
 
 const CHALLENGE = ['never', 'always', 'new-ip', 'new-country', 'inherit'];
@@ -70,7 +72,7 @@ function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'mailbox')
   return cmd;
 }
 
-class Cli {
+export class Cli {
   constructor(private readonly program: Command) {}
 
   opts(): GlobalOptions {
@@ -413,65 +415,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
       cli.print(r, () => `removed ${name}; the token no longer works`);
     });
 
-  const self = program
-    .command('self')
-    .description('end-user self-service for one mailbox (for webmail back ends; uses the self socket)')
-    .requiredOption('--user <address>', 'the mailbox, already authenticated by the caller');
-  const selfUser = () => self.opts<{ user: string }>().user;
-  type SelfView = { address: string; challenge: string; provider: string; sources: { challenge: string; provider: string }; phone: string | null; altEmail: string | null; totp: string; mayConfigure: boolean; allowedChallenges: string[]; allowedProviders: string[] };
-  const printSelf = (v: SelfView) =>
-    rows([
-      ['mailbox', v.address],
-      ['challenge', `${v.challenge} (${v.sources.challenge}; may choose: ${v.allowedChallenges.join(', ')})`],
-      ['provider', `${v.provider} (${v.sources.provider}; may choose: ${v.allowedProviders.length === 0 ? 'none' : v.allowedProviders.join(', ')})`],
-      ['phone', v.phone ?? '-'],
-      ['alternate email', v.altEmail ?? '-'],
-      ['totp', v.totp],
-      ['may configure', v.mayConfigure ? 'yes' : 'no'],
-    ]);
-  self.command('show').action(async () => {
-    const v = (await cli.callSelf('self.show', { user: selfUser() })) as SelfView;
-    cli.print(v, () => printSelf(v));
-  });
-  self
-    .command('set')
-    .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than what the administrators set; inherit drops it)').choices(CHALLENGE))
-    .addOption(new Option('--provider <provider>', 'own provider (among those the platform allows users, unless an administrator set this mailbox\'s)').choices(PROVIDER))
-    .option('--phone <E164|none>', 'own phone number')
-    .option('--alt-email <address|none>', 'own alternate address')
-    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string }) => {
-      const params: ParamsOf<'self.set'> = { user: selfUser() };
-      if (f.challenge !== undefined) params.challenge = f.challenge;
-      if (f.provider !== undefined) params.provider = f.provider;
-      if (f.phone !== undefined) params.phone = f.phone === 'none' ? null : f.phone;
-      if (f.altEmail !== undefined) params.altEmail = f.altEmail === 'none' ? null : f.altEmail;
-      const v = (await cli.callSelf('self.set', params)) as SelfView;
-      cli.print(v, () => printSelf(v));
-    });
-  self
-    .command('enroll')
-    .option('--restart', 'discard a pending secret and create a new one')
-    .description('start own TOTP enrolment (prints the otpauth URI; confirm with self confirm)')
-    .action(async (f: { restart?: boolean }) => {
-      const e = (await cli.callSelf('self.enroll.start', { user: selfUser(), restart: f.restart === true })) as EnrolResult;
-      if (cli.opts().json) printJson(e);
-      else await showEnrolment(e, cli.chalk());
-    });
-  self
-    .command('confirm')
-    .description('confirm own TOTP enrolment with a code from the app, read from standard input')
-    .action(async () => {
-      const code = await askCode();
-      const r = await cli.callSelf('self.enroll.confirm', { user: selfUser(), code });
-      cli.print(r, (c) => c.green('activated'));
-    });
-  self
-    .command('forget-locations')
-    .description('forget own remembered IP addresses and countries')
-    .action(async () => {
-      const r = await cli.callSelf('self.forget-locations', { user: selfUser() });
-      cli.print(r, () => 'remembered locations forgotten');
-    });
+  addSelfCommands(program, cli);
 
   const provider = program.command('provider').description('code delivery gateways');
   provider
@@ -512,36 +456,6 @@ interface GlobalView {
 
 function formatDomain(d: DomainView, c: ChalkInstance): string {
   return rows([['domain', `${c.bold(d.domain)} (${d.mailboxes} stored mailboxes)`], ...formatEffective(d.effective, c)]);
-}
-
-async function showEnrolment(e: EnrolResult, c: ChalkInstance): Promise<void> {
-  if (process.stdout.isTTY) {
-    const { printQr } = await import('./qr.js');
-    await printQr(e.otpauthUri);
-  }
-  out(rows([
-    ['account', e.address],
-    ['secret', c.bold(e.secretGrouped)],
-    ['uri', e.otpauthUri],
-    ['settings', `${e.algorithm}, ${e.digits} digits, ${e.period} s`],
-    ['pending until', new Date(e.expiresAt).toISOString()],
-  ]));
-}
-
-async function askCode(): Promise<string> {
-  if (process.stdin.isTTY) {
-    const { input } = await import('@inquirer/prompts');
-    return input({ message: 'Code from the authenticator app:', validate: (v) => (/^\s*\d{6,8}\s*$/.test(v) ? true : 'enter the 6 to 8 digits the app shows') });
-  }
-  // Not a terminal: read one line, so that scripts can pipe the code in.
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
-    chunks.push(chunk);
-    if (Buffer.concat(chunks).includes(0x0a) || Buffer.concat(chunks).length > 256) break;
-  }
-  const line = Buffer.concat(chunks).toString('utf8').split('\n')[0]?.trim() ?? '';
-  if (line === '') throw usage('enroll: no code given on standard input (or use --no-confirm)');
-  return line;
 }
 
 export async function runProgram(argv: string[]): Promise<number> {

@@ -92,6 +92,12 @@ export interface PendingTotp {
   sealedSecret: string;
   createdAt: number;
   expiresAt: number;
+  /**
+   * Started by self-service with proof of the mailbox's current factor (services/proof.ts). Only
+   * such a pending secret may be activated through self-service once the mailbox has a factor;
+   * absent in older stores, which reads as false.
+   */
+  factorProved?: true;
 }
 
 /** A one-time code sent by SMS or email, stored only as a keyed hash. */

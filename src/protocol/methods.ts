@@ -16,6 +16,9 @@ const code = str({ max: 64, min: 1 });
 const domain = str({ max: 253, min: 1 });
 
 /**
+ * `currentCode` (self.set, self.enroll.start): proof of the mailbox's current second factor, which
+ * a change that replaces or removes it needs on the self socket (see services/proof.ts).
+ *
  * `delegable`: a domain administrator may call the method on the hook socket by adding
  * `"auth": "<token>"` to the parameters; the daemon then limits it to the token's domains.
  */
@@ -77,9 +80,11 @@ export const METHODS = {
       provider: optional(str({ oneOf: ['totp', 'sms', 'email', 'inherit'] })),
       phone: optional(nullable(str({ max: 32 }))),
       altEmail: optional(nullable(str({ max: 254 }))),
+      currentCode: optional(code),
     }),
   },
-  'self.enroll.start': { sockets: ['admin', 'self'], params: obj({ user: address, restart: optional(bool()) }) },
+  'self.code.send': { sockets: ['admin', 'self'], params: obj({ user: address, ip: optional(ip) }) },
+  'self.enroll.start': { sockets: ['admin', 'self'], params: obj({ user: address, restart: optional(bool()), currentCode: optional(code) }) },
   'self.enroll.confirm': { sockets: ['admin', 'self'], params: obj({ user: address, code }) },
   'self.forget-locations': { sockets: ['admin', 'self'], params: obj({ user: address }) },
 } as const satisfies Record<string, { sockets: readonly SocketKind[]; delegable?: true; params: Schema<unknown> }>;

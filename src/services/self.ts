@@ -3,15 +3,21 @@
 // choose only the providers the platform allows end users. Their choices are kept apart from the
 // administrators' (MailboxRecord.userSettings), so that neither undoes the other.
 import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../core/settings.js';
-import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type ProviderName } from '../core/model.js';
-import { domainOf, normaliseAddress, normaliseAltEmail, normalisePhone } from '../core/validate.js';
+import { lockState } from '../core/lockout.js';
+import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
+import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp, normalisePhone } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
-import { effectiveSettings, mailboxView, settingsWithoutUser } from './context.js';
+import type { StoreTx } from '../store/types.js';
+import type { CodeProvider, OneTimeCodes } from './codes.js';
+import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
 import type { Enrolment } from './enrol.js';
+import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type ProofOutcome } from './proof.js';
 import type { MailboxOps } from './mailbox-ops.js';
 import type { ProviderPolicy } from './policy.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertReachable } from './settings-admin.js';
+
+type ProofRefused = Extract<ProofOutcome, { ok: false }>;
 
 /** Who set the mode a user may not go under, for the refusal's message. */
 function whoRequires(floor: EffectiveSettings): string {
@@ -35,6 +41,8 @@ export class SelfService {
     private readonly enrolment: Enrolment,
     private readonly ops: MailboxOps,
     private readonly policy: ProviderPolicy,
+    private readonly codes: OneTimeCodes,
+    private readonly proof: FactorProof,
   ) {}
 
   private mayConfigure(address: string): boolean {
@@ -61,6 +69,8 @@ export class SelfService {
       ips: view.ips,
       countries: view.countries,
       recoveryCodesLeft: view.recoveryCodesLeft,
+      // Changing these (provider, phone, alternate address, a new TOTP secret) needs currentCode.
+      activeFactors: activeFactors(rec, effectiveSettings(this.p.config, this.p.store, address, rec)),
       mayConfigure: this.mayConfigure(address),
       allowedChallenges: CHALLENGE_MODES.filter((m) => atLeastAsStrict(m, floor.challenge)).sort((a, b) => CHALLENGE_STRICTNESS[a] - CHALLENGE_STRICTNESS[b]),
       allowedProviders: adminProvider
@@ -83,7 +93,10 @@ export class SelfService {
    * ('inherit' drops the choice); provider: among those allowed to end users, and only while no
    * administrator set this mailbox's provider.
    */
-  async set(params: { user: string; challenge?: string | undefined; provider?: string | undefined; phone?: string | null | undefined; altEmail?: string | null | undefined }, ctx: CallContext) {
+  async set(
+    params: { user: string; challenge?: string | undefined; provider?: string | undefined; phone?: string | null | undefined; altEmail?: string | null | undefined; currentCode?: string | undefined },
+    ctx: CallContext,
+  ) {
     const address = normaliseAddress(params.user, 'user');
     this.assertMayConfigure(address);
     const patch: Record<string, unknown> = {};
@@ -95,7 +108,7 @@ export class SelfService {
     const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
     const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
     const now = this.p.clock();
-    await this.p.store.transact((tx) => {
+    const outcome = await this.p.store.transact((tx): { ok: true } | ProofRefused => {
       const rec = tx.getMailbox(address) ?? newMailbox(address, now);
       // Checked on the record this transaction writes, so that an administrator's change made
       // meanwhile is not undone.
@@ -113,29 +126,128 @@ export class SelfService {
           hint: 'ask your administrator',
         });
       }
-      const next = {
-        ...rec,
-        userSettings: applySettingsPatch(rec.userSettings, patch, 'user'),
-        phone: phone === undefined ? rec.phone : phone,
-        altEmail: altEmail === undefined ? rec.altEmail : altEmail,
+      const change = (base: MailboxRecord): MailboxRecord => ({
+        ...base,
+        userSettings: applySettingsPatch(base.userSettings, patch, 'user'),
+        phone: phone === undefined ? base.phone : phone,
+        altEmail: altEmail === undefined ? base.altEmail : altEmail,
         updatedAt: now,
-      };
+      });
+      let next = change(rec);
       assertReachable(next);
+      const touched = this.factorsTouched(tx, rec, next, ctx);
+      if (touched.length > 0) {
+        const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, touched), now);
+        if (!proved.ok) return proved;
+        next = change(proved.record);
+      }
       tx.putMailbox(next);
+      return { ok: true };
     });
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
+    const details = { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null };
+    if (!outcome.ok) {
+      await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.set', result: 'rejected', reason: outcome.reason, details });
+      throw this.proof.refusal(address, outcome, now);
+    }
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.set', result: 'ok', details });
     return this.show({ user: address });
   }
 
-  async enrollStart(params: { user: string; restart?: boolean | undefined }, ctx: CallContext) {
+  /**
+   * The active factors a change from `before` to `after` replaces or redirects (its provider, or
+   * a phone or alternate address), which it must then prove; none for an administrator.
+   */
+  private factorsTouched(tx: StoreTx, before: MailboxRecord, after: MailboxRecord, ctx: CallContext): ActiveFactor[] {
+    // Administrators are not asked: support resets a lost phone.
+    if (ctx.socket === 'admin') return [];
+    const was = effectiveSettings(this.p.config, tx, before.address, before);
+    const factors = activeFactors(before, was);
+    if (factors.length === 0) return [];
+    const will = effectiveSettings(this.p.config, tx, after.address, after);
+    const touched = will.provider !== was.provider || after.phone !== before.phone || after.altEmail !== before.altEmail;
+    return touched ? factors : [];
+  }
+
+  /**
+   * Starts the user's own TOTP enrolment. A first one (no active factor) needs nothing; once the
+   * mailbox has a factor, the pending secret is created, and shown, only after `currentCode`
+   * proved it, since confirming it would replace that factor.
+   */
+  async enrollStart(params: { user: string; restart?: boolean | undefined; currentCode?: string | undefined }, ctx: CallContext) {
     const address = normaliseAddress(params.user, 'user');
     // Replacing an active secret is a change of settings; a first enrolment is always allowed.
     if (this.p.store.getMailbox(address)?.totp) this.assertMayConfigure(address);
-    return this.enrolment.start({ address, restart: params.restart }, ctx);
+    const restart = params.restart === true;
+    const now = this.p.clock();
+    const outcome = await this.p.store.transact((tx): { ok: true; pending: PendingTotp; proved: boolean } | ProofRefused => {
+      const rec = mailboxOrNew(tx, address, now);
+      const factors = ctx.socket === 'admin' ? [] : activeFactors(rec, effectiveSettings(this.p.config, tx, address, rec));
+      if (factors.length === 0) return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart), proved: false };
+      const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, factors), now);
+      if (!proved.ok) return proved;
+      return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart, true), proved: true };
+    });
+    if (!outcome.ok) {
+      await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'rejected', reason: outcome.reason });
+      throw this.proof.refusal(address, outcome, now);
+    }
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'pending', details: { factorProved: outcome.proved } });
+    return this.enrolment.describe(address, outcome.pending);
   }
 
+  /**
+   * Activates the pending secret with a code from the new app. Once the mailbox has a factor,
+   * only a pending secret started with proof of it can be activated here: one started before
+   * (while it had none) would otherwise replace the factor without that proof.
+   */
   enrollConfirm(params: { user: string; code: string }, ctx: CallContext) {
-    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx);
+    const assertMay =
+      ctx.socket === 'admin'
+        ? undefined
+        : (rec: MailboxRecord, tx: StoreTx) => {
+            const factors = activeFactors(rec, effectiveSettings(this.p.config, tx, rec.address, rec));
+            if (factors.length > 0 && rec.pendingTotp?.factorProved !== true) {
+              throw new MemfaError('FORBIDDEN', `${PROOF_PARAM}: ${rec.address} has a second factor now (${factors.join(', ')}) and this enrolment was started without proving it; start it again with ${PROOF_PARAM}`, {
+                data: { right: PROOF_PARAM, param: PROOF_PARAM, factors },
+              });
+            }
+          };
+    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx, assertMay);
+  }
+
+  /**
+   * Sends a one-time code to the mailbox's sms or email factor, for the webmail to ask back as
+   * `currentCode` (verify sends one only when a login needs it). The same send limits apply as to
+   * verify's challenge; a locked mailbox gets none.
+   */
+  async codeSend(params: { user: string; ip?: string | undefined }, ctx: CallContext) {
+    const address = normaliseAddress(params.user, 'user');
+    const ip = params.ip === undefined ? '' : normaliseIp(params.ip, 'ip');
+    const now = this.p.clock();
+    const rec = this.p.store.getMailbox(address);
+    const eff = effectiveSettings(this.p.config, this.p.store, address, rec);
+    const sendable = rec === undefined ? [] : activeFactors(rec, eff).filter((f): f is CodeProvider => f !== 'totp');
+    if (rec === undefined || sendable.length === 0) {
+      throw new MemfaError('CONFLICT', `${address} has no second factor that a code is sent to${rec?.totp ? '; prove its TOTP factor with a code from the app' : ''} (a recovery code also proves it)`, {
+        data: { reason: 'no-code-to-send' },
+      });
+    }
+    const lock = lockState(rec.failures, now);
+    if (lock.locked) throw this.proof.refusal(address, { ok: false, reason: 'locked', lockedUntil: lock.until }, now);
+    // The provider first, then the fallback, as verify's challenge tries them.
+    const providers = [eff.provider, eff.fallbackProvider].filter((p, i, all): p is CodeProvider => sendable.includes(p as CodeProvider) && all.indexOf(p) === i);
+    const entry = (result: string, reason: string | null, details?: Record<string, unknown>) =>
+      ({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.code.send', result, reason, ...(ip === '' ? {} : { ip }), ...(details ? { details } : {}) });
+    let issued;
+    try {
+      issued = await this.codes.challenge(address, providers, { ip, country: ip === '' ? null : this.p.country(ip) });
+    } catch (err) {
+      const reason = err instanceof MemfaError ? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
+      await this.p.audit.append(entry('error', reason));
+      throw err;
+    }
+    await this.p.audit.append(entry('sent', null, { provider: issued.provider }));
+    return { address, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt, resent: issued.resent };
   }
 
   async forgetLocations(params: { user: string }, ctx: CallContext) {
