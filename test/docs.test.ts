@@ -13,7 +13,7 @@ import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
 import { SETTING_LEVELS } from '../src/core/settings.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
-import { METHODS, isDelegable, type MethodName } from '../src/protocol/methods.js';
+import { METHODS, SOCKET_KINDS, isDelegable, type MethodName } from '../src/protocol/methods.js';
 
 // Compiled to dist/test/docs.test.js: the repository is two levels up.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -186,6 +186,15 @@ test('every setting key is in memfa(1) SETTINGS and in the settings parameter of
     assert.ok(lines.some((l, i) => l === `.B ${key}` && lines[i - 1] === '.TP'), `memfa.1 SETTINGS: no entry ".TP" ".B ${key}"`);
     assert.ok(methods.includes(key), `memfa.1 SOCKETS AND PROTOCOL: the settings object's key ${key}`);
   }
+});
+
+test('memfa(1) SECURITY says what the holder of each socket can do, and what verify tells a caller', () => {
+  const lines = man1Sections.get('SECURITY')!.split('\n');
+  for (const kind of SOCKET_KINDS) {
+    assert.ok(lines.some((l, i) => l === `.B ${kind} socket` && lines[i - 1] === '.TP'), `memfa.1 SECURITY: no entry ".TP" ".B ${kind} socket"`);
+    assert.ok(collapse(section('SOCKETS AND PROTOCOL')).includes(`${kind} socket`), `memfa.1 SOCKETS AND PROTOCOL: the ${kind} socket`);
+  }
+  assert.match(section('SECURITY'), /What a hook-socket caller can learn/);
 });
 
 function sourceFiles(dir: string): string[] {
