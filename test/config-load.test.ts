@@ -95,8 +95,17 @@ test('relative paths are resolved against the configuration file, not the workin
   const o = validateConfig({ dataDir: 'data' }, '/srv/mail/memfa/memfa.json', { dataDir: 'here' }, { MEMFA_RUN_DIR: 'sockets' });
   assert.equal(o.dataDir, path.resolve('here'));
   assert.equal(o.runDir, path.resolve('sockets'));
-  const s = validateConfig({}, '/srv/m/memfa.json', {}, { MEMFA_ADMIN_SOCKET: '/tmp/a.sock' });
+  const s = validateConfig({}, '/srv/m/memfa.json', {}, { MEMFA_ADMIN_SOCKET: '/tmp/a.sock', MEMFA_SELF_SOCKET: 'w.sock' });
   assert.equal(s.sockets.admin.path, '/tmp/a.sock');
+  assert.equal(s.sockets.self.path, path.resolve('w.sock'));
+  assert.equal(c.sockets.self.path, '/srv/mail/run/self.sock', 'the self socket defaults to runDir/self.sock');
+});
+
+test('two sockets on one path are refused, naming both keys', () => {
+  const e = configError(() => validateConfig({ sockets: { self: { path: 'hook.sock' } } }, '/srv/m/memfa.json', {}, {}));
+  assert.match(e.message, /sockets\.self\.path: the same path as sockets\.hook\.path/);
+  const env = configError(() => validateConfig({}, '/srv/m/memfa.json', {}, { MEMFA_SELF_SOCKET: '/run/x.sock', MEMFA_ADMIN_SOCKET: '/run/x.sock' }));
+  assert.match(env.message, /sockets\.self\.path: the same path as sockets\.admin\.path/);
 });
 
 test('lookup order: --config, then $MEMFA_CONFIG, then /etc/memfa/memfa.json, then the shipped default', () => {

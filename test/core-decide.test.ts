@@ -25,6 +25,7 @@ function settings(over: Partial<EffectiveSettings> = {}): EffectiveSettings {
     countryRules: [],
     trustedNetworks: [],
     usersMayConfigure: true,
+    minChallenge: null,
     sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default' },
     ...over,
   };

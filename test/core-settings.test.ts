@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemfaError } from '../src/protocol/errors.js';
-import type { LevelSettings, SettingSource } from '../src/core/model.js';
-import { applySettingsPatch, resolveSettings, type SettingsDefaults } from '../src/core/settings.js';
+import { CHALLENGE_MODES, type LevelSettings, type SettingSource, type UserSettings } from '../src/core/model.js';
+import { applySettingsPatch, atLeastAsStrict, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS, type SettingsDefaults } from '../src/core/settings.js';
 
 const DEFAULTS: SettingsDefaults = { challenge: 'never', provider: 'totp', fallbackProvider: 'none', usersMayConfigure: true };
 
@@ -129,6 +129,75 @@ test('resolveSettings: trusted networks are global ∪ domain; mailbox-level ign
   );
   assert.deepEqual(eff.trustedNetworks, ['10.0.0.0/8', '192.0.2.0/24', '2001:db8::/32']);
   assert.deepEqual(resolveSettings(DEFAULTS, {}, undefined, { trustedNetworks: ['0.0.0.0/0'] }).trustedNetworks, []);
+});
+
+test("resolveSettings: the user's challenge applies only where at least as strict as every administrator level", () => {
+  type Row = [name: string, global: LevelSettings, domain: LevelSettings | undefined, mailbox: LevelSettings | undefined, user: UserSettings | undefined, want: string, source: SettingSource];
+  const rows: Row[] = [
+    ['no user choice', {}, { challenge: 'new-ip' }, undefined, undefined, 'new-ip', 'domain'],
+    ['stricter than the domain', {}, { challenge: 'new-ip' }, undefined, { challenge: 'always' }, 'always', 'user'],
+    ['as strict as the domain', {}, { challenge: 'new-ip' }, undefined, { challenge: 'new-ip' }, 'new-ip', 'user'],
+    ['weaker than the domain: ignored', {}, { challenge: 'new-ip' }, undefined, { challenge: 'new-country' }, 'new-ip', 'domain'],
+    // The issue's case: domain never, the administrator's mailbox setting always, the user never.
+    ["weaker than the administrator's mailbox setting: ignored", {}, { challenge: 'never' }, { challenge: 'always' }, { challenge: 'never' }, 'always', 'mailbox'],
+    ['stricter than the mailbox setting', {}, { challenge: 'always' }, { challenge: 'new-country' }, { challenge: 'new-ip' }, 'new-ip', 'user'],
+    ['over the default', {}, undefined, undefined, { challenge: 'new-country' }, 'new-country', 'user'],
+    ['over a weaker global', { challenge: 'never' }, {}, {}, { challenge: 'always' }, 'always', 'user'],
+  ];
+  for (const [name, g, dom, m, u, want, source] of rows) {
+    const eff = resolveSettings(DEFAULTS, g, dom, m, u);
+    assert.deepEqual([eff.challenge, eff.sources.challenge, eff.minChallenge], [want, source, null], name);
+  }
+});
+
+test("resolveSettings: the user's provider applies unless an administrator set this mailbox's", () => {
+  const eff = (mailbox: LevelSettings | undefined, user: UserSettings | undefined) => {
+    const e = resolveSettings(DEFAULTS, { provider: 'email' }, { provider: 'totp' }, mailbox, user);
+    return `${e.provider}:${e.sources.provider}`;
+  };
+  assert.equal(eff(undefined, { provider: 'sms' }), 'sms:user', 'over the domain');
+  assert.equal(eff({ challenge: 'always' }, { provider: 'sms' }), 'sms:user', 'a mailbox setting of another key does not count');
+  assert.equal(eff({ provider: 'email' }, { provider: 'sms' }), 'email:mailbox', "the administrator's mailbox setting wins");
+  assert.equal(eff({ provider: null as unknown as undefined }, { provider: 'sms' }), 'sms:user', 'a null mailbox value is no setting');
+  assert.equal(eff(undefined, {}), 'totp:domain');
+});
+
+test('resolveSettings: minChallenge is a floor over every level below the platform, domain over global', () => {
+  type Row = [name: string, global: LevelSettings, domain: LevelSettings | undefined, mailbox: LevelSettings | undefined, user: UserSettings | undefined, want: string, source: SettingSource, min: unknown];
+  const rows: Row[] = [
+    ['global minimum raises a mailbox never', { minChallenge: 'new-ip' }, { challenge: 'always' }, { challenge: 'never' }, undefined, 'new-ip', 'global', { value: 'new-ip', source: 'global', raised: true }],
+    ['a stricter setting stays, the minimum is reported', { minChallenge: 'new-country' }, { challenge: 'new-ip' }, undefined, undefined, 'new-ip', 'domain', { value: 'new-country', source: 'global', raised: false }],
+    ['domain minimum over the domain challenge', {}, { challenge: 'never', minChallenge: 'always' }, { challenge: 'new-ip' }, undefined, 'always', 'domain', { value: 'always', source: 'domain', raised: true }],
+    ['the domain minimum is used over the global one', { minChallenge: 'always' }, { minChallenge: 'new-country' }, undefined, undefined, 'new-country', 'domain', { value: 'new-country', source: 'domain', raised: true }],
+    ['over a user choice', { minChallenge: 'always' }, undefined, undefined, { challenge: 'new-ip' }, 'always', 'global', { value: 'always', source: 'global', raised: true }],
+    ['a stricter user choice stays', { minChallenge: 'new-ip' }, undefined, undefined, { challenge: 'always' }, 'always', 'user', { value: 'new-ip', source: 'global', raised: false }],
+    ['equal is not raised', { minChallenge: 'always' }, { challenge: 'always' }, undefined, undefined, 'always', 'domain', { value: 'always', source: 'global', raised: false }],
+    ['a mailbox-level minimum is not honoured', {}, undefined, { minChallenge: 'always' }, undefined, 'never', 'default', null],
+  ];
+  for (const [name, g, dom, m, u, want, source, min] of rows) {
+    const eff = resolveSettings(DEFAULTS, g, dom, m, u);
+    assert.deepEqual([eff.challenge, eff.sources.challenge, eff.minChallenge], [want, source, min], name);
+  }
+});
+
+test('atLeastAsStrict: never < new-country < new-ip < always', () => {
+  const order = ['never', 'new-country', 'new-ip', 'always'] as const;
+  assert.deepEqual([...CHALLENGE_MODES].sort((a, b) => order.indexOf(a) - order.indexOf(b)), [...order]);
+  for (const [i, a] of order.entries()) for (const [j, b] of order.entries()) assert.equal(atLeastAsStrict(a, b), i >= j, `${a} vs ${b}`);
+});
+
+test('applySettingsPatch: minChallenge at global and domain only; the user level takes challenge and provider only', () => {
+  assert.deepEqual(applySettingsPatch({}, { minChallenge: 'new-ip' }, 'global'), { minChallenge: 'new-ip' });
+  assert.deepEqual(applySettingsPatch({ minChallenge: 'always', challenge: 'never' }, { minChallenge: 'inherit' }, 'domain'), { challenge: 'never' });
+  assert.throws(() => applySettingsPatch({}, { minChallenge: 'always' }, 'mailbox'), /minChallenge: can only be set at global or domain level, not mailbox/);
+  assert.throws(() => applySettingsPatch({}, { minChallenge: 'sometimes' }, 'global'), invalidWith(['minChallenge']));
+  assert.deepEqual(applySettingsPatch({ challenge: 'always', provider: 'sms' }, { challenge: 'inherit', provider: 'email' }, 'user'), { provider: 'email' });
+  for (const key of ['fallbackProvider', 'countryRule', 'trustedNetworks', 'usersMayConfigure', 'minChallenge']) {
+    assert.throws(() => applySettingsPatch({}, { [key]: 'inherit' }, 'user'), new RegExp(`${key}: can only be set at .* level, not user`), key);
+  }
+  // What a domain administrator may set is a part of the domain level, and never a platform key.
+  for (const key of DOMAIN_ADMIN_KEYS) assert.ok(SETTING_LEVELS[key].includes('domain'), key);
+  for (const key of ['trustedNetworks', 'usersMayConfigure', 'minChallenge'] as const) assert.ok(!DOMAIN_ADMIN_KEYS.includes(key), key);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ test('memfa --json status prints exactly one JSON document; plain status is for 
   assert.equal(typeof doc['uptimeSeconds'], 'number');
   assert.equal(doc['store'], path.join(d.dataDir, 'memfa.json'));
   assert.equal(doc['mailboxes'], 0);
-  assert.deepEqual(doc['sockets'], { admin: d.adminSocket, hook: d.hookSocket });
+  assert.deepEqual(doc['sockets'], { admin: d.adminSocket, hook: d.hookSocket, self: d.selfSocket });
   assert.ok(Array.isArray(doc['providers']) && doc['providers'].length > 0);
   assert.equal(r.stderr, '');
 

@@ -43,6 +43,7 @@ test('SIGTERM with 50 requests in flight: answered writes survive, exit 0, socke
   assert.ok(events.includes('stopping') && events.includes('stopped'), events.join(','));
   assert.equal(existsSync(d.adminSocket), false, 'admin socket removed');
   assert.equal(existsSync(d.hookSocket), false, 'hook socket removed');
+  assert.equal(existsSync(d.selfSocket), false, 'self socket removed');
   assert.equal(existsSync(path.join(d.dataDir, 'memfa.pid')), false, 'pid file removed');
 
   await d.restart();
@@ -71,7 +72,7 @@ test('restart after kill -9: stale sockets and pid file are cleaned up, data is 
 
   await d.restart();
   const removed = logEvents(d.log()).filter((e) => e['event'] === 'stale-socket-removed');
-  assert.deepEqual(removed.map((e) => e['socket']).sort(), [d.adminSocket, d.hookSocket].sort());
+  assert.deepEqual(removed.map((e) => e['socket']).sort(), [d.adminSocket, d.hookSocket, d.selfSocket].sort());
   await assertStatusOk(d);
   const shown = await d.json<{ stored: boolean; effective: { challenge: { value: string } } }>(['mailbox', 'show', 'crash@example.com']);
   assert.equal(shown.stored, true, 'the acknowledged write survived kill -9 (journal replay)');
@@ -122,7 +123,7 @@ test('a second daemon on the same sockets but another data dir is refused naming
 });
 
 test('modes: data dir 0700, run dir 0750, sockets as configured (admin default 0660), store and journal 0600', async (t) => {
-  const d = await startDaemon({ config: { sockets: { hook: { mode: '0666' } } } });
+  const d = await startDaemon({ config: { sockets: { hook: { mode: '0666' }, self: { mode: '0600' } } } });
   t.after(() => d.cleanup());
   const set = await d.cli(['mailbox', 'set', 'modes@example.com', '--challenge', 'always']);
   assert.equal(set.code, 0, set.stderr);
@@ -133,6 +134,7 @@ test('modes: data dir 0700, run dir 0750, sockets as configured (admin default 0
   assert.equal(admin.isSocket(), true);
   assert.equal(admin.mode & 0o777, 0o660, 'admin socket');
   assert.equal(await mode(d.hookSocket), 0o666, 'hook socket as configured');
+  assert.equal(await mode(d.selfSocket), 0o600, 'self socket as configured');
   for (const f of ['memfa.json', 'memfa.json.journal', 'memfa.pid', 'memfa.key', 'audit.log']) {
     assert.equal(await mode(path.join(d.dataDir, f)), 0o600, f);
   }

@@ -11,8 +11,9 @@ import { buildProgram } from '../src/cli/program.js';
 import { VERIFY_HELP } from '../src/cli/verify.js';
 import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
+import { SETTING_LEVELS } from '../src/core/settings.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
-import { METHODS, isDelegable, type MethodName } from '../src/protocol/methods.js';
+import { METHODS, SOCKET_KINDS, isDelegable, type MethodName } from '../src/protocol/methods.js';
 import { VERSION } from '../src/version.js';
 import { runCli } from './helpers/daemon.js';
 
@@ -236,9 +237,27 @@ test('every protocol method is in memfa(1) SOCKETS AND PROTOCOL with its sockets
   assert.ok(text.includes('65536'), 'the default frame limit');
   // The token goes in "auth" as it is: an example shows one, not a placeholder read as a word.
   assert.match(text, /"auth":"memfa_[0-9a-f]{16}_/, 'an example request with a domain administrator token in "auth"');
-  for (const m of ['self.show', 'self.set', 'self.enroll.start', 'self.enroll.confirm']) {
+  for (const m of ['self.show', 'self.set', 'self.code.send', 'self.enroll.start', 'self.enroll.confirm']) {
     assert.ok(text.includes(`"method":"${m}"`), `an example exchange with ${m}`);
   }
+});
+
+test('every setting key is in memfa(1) SETTINGS and in the settings parameter of the methods', () => {
+  const lines = man1Sections.get('SETTINGS')!.split('\n');
+  const methods = collapse(section('SOCKETS AND PROTOCOL'));
+  for (const key of Object.keys(SETTING_LEVELS)) {
+    assert.ok(lines.some((l, i) => l === `.B ${key}` && lines[i - 1] === '.TP'), `memfa.1 SETTINGS: no entry ".TP" ".B ${key}"`);
+    assert.ok(methods.includes(key), `memfa.1 SOCKETS AND PROTOCOL: the settings object's key ${key}`);
+  }
+});
+
+test('memfa(1) SECURITY says what the holder of each socket can do, and what verify tells a caller', () => {
+  const lines = man1Sections.get('SECURITY')!.split('\n');
+  for (const kind of SOCKET_KINDS) {
+    assert.ok(lines.some((l, i) => l === `.B ${kind} socket` && lines[i - 1] === '.TP'), `memfa.1 SECURITY: no entry ".TP" ".B ${kind} socket"`);
+    assert.ok(collapse(section('SOCKETS AND PROTOCOL')).includes(`${kind} socket`), `memfa.1 SOCKETS AND PROTOCOL: the ${kind} socket`);
+  }
+  assert.match(section('SECURITY'), /What a hook-socket caller can learn/);
 });
 
 function sourceFiles(dir: string): string[] {

@@ -127,7 +127,7 @@ describe('fuzzing the protocol and the CLI', () => {
     let answered = 0;
     for (let round = 0; round < 10; round++) {
       const frames = Array.from({ length: 40 }, () => hostileFrame(rand));
-      for (const socket of [d.adminSocket, d.hookSocket]) {
+      for (const socket of [d.adminSocket, d.hookSocket, d.selfSocket]) {
         const { answers } = await exchange(socket, frames);
         for (const a of answers) {
           answered++;

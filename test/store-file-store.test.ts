@@ -289,9 +289,44 @@ test('migration: a store without schemaVersion is brought up to date', async (t)
   assert.equal(again.getMailbox('old@example.com')?.phone, '+15550001');
 });
 
+test('migration: a version 1 store loads, its mailbox settings kept as the administrators\' and no user choices', async (t) => {
+  const file = await tempStore(t);
+  const rec1 = (address: string, settings: Record<string, unknown>) => {
+    const { userSettings: _none, ...v1 } = mb(address, { settings: settings as MailboxRecord['settings'] });
+    return v1;
+  };
+  const v1 = {
+    schemaVersion: 1,
+    seq: 1,
+    global: { challenge: 'new-ip' },
+    domains: { 'example.com': { domain: 'example.com', settings: { challenge: 'always' }, updatedAt: 1 } },
+    mailboxes: { 'mixed@example.com': rec1('mixed@example.com', { challenge: 'always', provider: 'sms' }), 'plain@example.com': rec1('plain@example.com', {}) },
+    meta: {},
+  };
+  assert.equal('userSettings' in v1.mailboxes['plain@example.com'], false, 'the fixture is a version 1 record');
+  await writeFile(file, JSON.stringify(v1), { mode: 0o600 });
+  // A journal line written by the version 1 daemon after that snapshot, replayed after an upgrade.
+  await writeFile(file + '.journal', JSON.stringify({ s: 2, o: [['m', 'late@example.com', rec1('late@example.com', { challenge: 'never' })]] }) + '\n', { mode: 0o600 });
+  const s = await openStore(file);
+  const mixed = s.getMailbox('mixed@example.com')!;
+  assert.deepEqual(mixed.settings, { challenge: 'always', provider: 'sms' });
+  assert.deepEqual(mixed.userSettings, {});
+  assert.deepEqual(s.getMailbox('plain@example.com')!.userSettings, {});
+  const late = s.getMailbox('late@example.com')!;
+  assert.deepEqual([late.settings, late.userSettings], [{ challenge: 'never' }, {}]);
+  assert.deepEqual(s.getGlobal(), { challenge: 'new-ip' });
+  await s.close();
+  const written = JSON.parse(await readFile(file, 'utf8'));
+  assert.equal(written.schemaVersion, CURRENT_SCHEMA);
+  assert.deepEqual(written.mailboxes['late@example.com'].userSettings, {});
+  const again = await openStore(file);
+  assert.deepEqual(again.getMailbox('mixed@example.com')!.userSettings, {});
+});
+
 test('a newer schemaVersion, invalid JSON or a wrong shape is STORE_CORRUPT naming the file, which is left untouched', async (t) => {
   const file = await tempStore(t);
-  for (const text of ['{"schemaVersion":2,"seq":0,"global":{},"domains":{},"mailboxes":{},"meta":{}}', '{"schemaVersion":1,', '"just a string"', '{"schemaVersion":1,"mailboxes":null}', '{"schemaVersion":-1}']) {
+  const newer = CURRENT_SCHEMA + 1;
+  for (const text of [`{"schemaVersion":${newer},"seq":0,"global":{},"domains":{},"mailboxes":{},"meta":{}}`, '{"schemaVersion":1,', '"just a string"', '{"schemaVersion":1,"mailboxes":null}', '{"schemaVersion":-1}']) {
     await writeFile(file, text, { mode: 0o600 });
     await assert.rejects(FileStore.open(file), (err: unknown) => {
       assert.ok(err instanceof MemfaError, String(err));
@@ -302,7 +337,7 @@ test('a newer schemaVersion, invalid JSON or a wrong shape is STORE_CORRUPT nami
     });
     assert.equal(await readFile(file, 'utf8'), text, 'untouched');
   }
-  await writeFile(file, '{"schemaVersion":2}', { mode: 0o600 });
+  await writeFile(file, `{"schemaVersion":${newer}}`, { mode: 0o600 });
   await assert.rejects(FileStore.open(file), /newer than this memfa understands/);
 });
 

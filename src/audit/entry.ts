@@ -10,7 +10,7 @@
 import * as crypto from 'node:crypto';
 
 export type AuditActor = 'admin' | 'self' | 'hook' | 'daemon' | `domain-admin:${string}`;
-export type AuditSocket = 'admin' | 'hook' | null;
+export type AuditSocket = 'admin' | 'hook' | 'self' | null;
 
 /** What a caller records; the log adds seq, time and prev. */
 export interface AuditEvent {
@@ -98,7 +98,7 @@ export function parseEntry(line: Buffer): AuditEntry | string {
   if (typeof e.seq !== 'number' || !Number.isSafeInteger(e.seq) || e.seq < 1) return '"seq" is not a positive integer';
   if (typeof e.time !== 'string' || Number.isNaN(Date.parse(e.time))) return '"time" is not an ISO date';
   if (typeof e.actor !== 'string' || !ACTOR.test(e.actor)) return '"actor" is not a known actor';
-  if (e.socket !== null && e.socket !== 'admin' && e.socket !== 'hook') return '"socket" is not admin, hook or null';
+  if (e.socket !== null && e.socket !== 'admin' && e.socket !== 'hook' && e.socket !== 'self') return '"socket" is not admin, hook, self or null';
   if (typeof e.action !== 'string' || typeof e.result !== 'string') return '"action" or "result" is not a string';
   for (const field of ['mailbox', 'reason', 'ip', 'country'] as const) {
     if (!isNullableString(e[field])) return `"${field}" is not a string or null`;

@@ -39,9 +39,9 @@ export class Cli {
     return call(socketFor(this.opts(), 'hook'), method, { ...params, auth: token } as ParamsOf<M>);
   }
 
-  /** Self-service: always the hook socket. */
+  /** Self-service: always the self socket. */
   async callSelf<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
-    return call(socketFor(this.opts(), 'hook'), method, params);
+    return call(socketFor(this.opts(), 'self'), method, params);
   }
 
   print(value: unknown, human: (c: ChalkInstance) => string): void {

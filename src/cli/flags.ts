@@ -17,6 +17,7 @@ export interface SettingFlags {
   countryRule?: string;
   trustedNetworks?: string;
   usersMayConfigure?: string;
+  minChallenge?: string;
 }
 
 // Value parsers throw commander's error, which names the option and reaches the usage handling
@@ -50,6 +51,7 @@ export function settingsPatch(f: SettingFlags): Record<string, unknown> {
   }
   if (f.trustedNetworks !== undefined) patch['trustedNetworks'] = f.trustedNetworks === 'inherit' ? 'inherit' : list(f.trustedNetworks);
   if (f.usersMayConfigure !== undefined) patch['usersMayConfigure'] = f.usersMayConfigure;
+  if (f.minChallenge !== undefined) patch['minChallenge'] = f.minChallenge;
   return patch;
 }
 
@@ -64,6 +66,9 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
   if (level !== 'mailbox') {
     cmd.option('--trusted-networks <CIDR,..|inherit>', 'networks whose logins need no second factor');
     cmd.addOption(new Option('--users-may-configure <yes|no|inherit>', 'whether end users may change their own MFA settings').choices(['yes', 'no', 'inherit']));
+    cmd.addOption(
+      new Option('--min-challenge <mode>', 'the weakest challenge mode any domain administrator, mailbox or user setting may give (platform administrator only)').choices(CHALLENGE_CHOICES),
+    );
   }
   return cmd;
 }

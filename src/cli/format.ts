@@ -17,6 +17,7 @@ import type {
   MailboxView,
   ProviderRow,
   ProviderTestResult,
+  SelfCodeSent,
   SelfView,
   StatusResult,
   UnlockResult,
@@ -32,14 +33,21 @@ function rows(pairs: [string, string][]): string {
 
 export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, string][] {
   const src = (s: string) => c.dim(`(${s})`);
+  const min = e.challenge.minimum;
+  const challengeSource = min === undefined ? src(e.challenge.source) : min.raised ? src(`${min.source} minimum`) : `${src(e.challenge.source)} ${c.dim(`minimum ${min.value} (${min.source})`)}`;
   return [
-    ['challenge', `${e.challenge.value} ${src(e.challenge.source)}`],
+    ['challenge', `${e.challenge.value} ${challengeSource}`],
     ['provider', `${e.provider.value} ${src(e.provider.source)}`],
     ['fallback', `${e.fallbackProvider.value} ${src(e.fallbackProvider.source)}`],
     ['users may configure', `${e.usersMayConfigure.value ? 'yes' : 'no'} ${src(e.usersMayConfigure.source)}`],
     ['country rules', e.countryRules.length === 0 ? 'none' : e.countryRules.map((r) => `${r.rule.mode} ${r.rule.countries.join(',')} ${src(r.level)}`).join('; ')],
     ['trusted networks', e.trustedNetworks.length === 0 ? 'none' : e.trustedNetworks.join(', ')],
   ];
+}
+
+function ownChoices(s: Record<string, unknown>): string {
+  const parts = Object.entries(s).map(([k, v]) => `${k} ${String(v)}`);
+  return parts.length === 0 ? 'none' : parts.join(', ');
 }
 
 function lockText(m: MailboxView, c: ChalkInstance): string {
@@ -55,6 +63,7 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
   return rows([
     ['mailbox', `${c.bold(m.address)}${m.stored ? '' : c.dim(' (not stored: inherits everything)')}`],
     ...formatEffective(m.effective, c),
+    ["user's own choices", ownChoices(m.userSettings)],
     ['phone', m.phone ?? '-'],
     ['alternate email', m.altEmail ?? '-'],
     ['totp', m.totp === 'active' ? `active since ${iso(m.totpActivatedAt)}` : m.totp],
@@ -75,6 +84,7 @@ export function formatStatus(s: StatusResult, c: ChalkInstance): string {
     ['domains', String(s.domains)],
     ['admin socket', s.sockets.admin],
     ['hook socket', s.sockets.hook],
+    ['self socket', s.sockets.self],
     ...s.providers.map(
       (p): [string, string] => [
         `provider ${p.name}`,
@@ -115,7 +125,8 @@ export function formatDomainList(r: DomainListResult): string {
   return r.domains.map((d) => `${d.domain}\t${count(d.mailboxes, 'mailbox', 'mailboxes')}\t${JSON.stringify(d.settings)}`).join('\n');
 }
 
-export function formatDomainRemoved(domain: string): string {
+export function formatDomainRemoved(domain: string, kept: readonly string[] = []): string {
+  if (kept.length > 0) return `removed the settings of ${domain} that domain administrators may set; kept the platform administrator's: ${kept.join(', ')}`;
   return `removed the settings of ${domain}`;
 }
 
@@ -194,13 +205,18 @@ export function formatAdminList(r: AdminListResult): string {
 export function formatSelf(v: SelfView): string {
   return rows([
     ['mailbox', v.address],
-    ['challenge', `${v.challenge} (may choose: ${v.allowedChallenges.join(', ')})`],
-    ['provider', `${v.provider} (may choose: ${v.allowedProviders.join(', ')})`],
+    ['challenge', `${v.challenge} (${v.sources.challenge}; may choose: ${v.allowedChallenges.length === 0 ? 'none' : v.allowedChallenges.join(', ')})`],
+    ['provider', `${v.provider} (${v.sources.provider}; may choose: ${v.allowedProviders.length === 0 ? 'none' : v.allowedProviders.join(', ')})`],
     ['phone', v.phone ?? '-'],
     ['alternate email', v.altEmail ?? '-'],
     ['totp', v.totp],
+    ['active factors', v.activeFactors.length === 0 ? 'none' : `${v.activeFactors.join(', ')} (changing them needs --current-code-stdin)`],
     ['may configure', v.mayConfigure ? 'yes' : 'no'],
   ]);
+}
+
+export function formatSelfCodeSent(r: SelfCodeSent): string {
+  return `code sent by ${r.provider} to ${r.destination}; valid until ${iso(r.expiresAt)}`;
 }
 
 export function formatSelfActivated(c: ChalkInstance): string {

@@ -3,6 +3,7 @@
 import { EXIT, MemfaError } from '../protocol/errors.js';
 import { loadConfig, type ConfigOverrides } from '../config/load.js';
 import type { MemfaConfig } from '../config/types.js';
+import type { SocketKind } from '../protocol/methods.js';
 
 export interface GlobalOptions extends ConfigOverrides {
   socket?: string | undefined;
@@ -51,7 +52,7 @@ export function configFor(opts: GlobalOptions): MemfaConfig {
 }
 
 /** The socket a command talks to: --socket, else the configured one for its kind. */
-export function socketFor(opts: GlobalOptions, kind: 'admin' | 'hook'): string {
+export function socketFor(opts: GlobalOptions, kind: SocketKind): string {
   if (opts.socket) return opts.socket;
   return configFor(opts).sockets[kind].path;
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { MemfaError } from '../protocol/errors.js';
 import { CONFIG_SPEC, type Node, type Section } from './spec.js';
 import type { MemfaConfig } from './types.js';
+import type { SocketKind } from '../protocol/methods.js';
 
 export const SYSTEM_CONFIG = '/etc/memfa/memfa.json';
 export const SHIPPED_CONFIG = fileURLToPath(new URL('../../../config/memfa.json', import.meta.url));
@@ -16,6 +17,7 @@ export interface ConfigOverrides {
   runDir?: string | undefined;
   adminSocket?: string | undefined;
   hookSocket?: string | undefined;
+  selfSocket?: string | undefined;
 }
 
 /** --config, then $MEMFA_CONFIG, then /etc/memfa/memfa.json, then the shipped default. */
@@ -77,7 +79,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     });
   }
   const c = merged as unknown as Omit<MemfaConfig, 'sockets' | 'keyFile' | 'source'> & {
-    sockets: { admin: { path: string | null; mode: string; group: string | null }; hook: { path: string | null; mode: string; group: string | null } };
+    sockets: Record<SocketKind, { path: string | null; mode: string; group: string | null }>;
     keyFile: string | null;
   };
   // Relative paths are relative to the configuration file, so a config can travel with its data.
@@ -85,21 +87,40 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const abs = (p: string, from = base) => path.resolve(from, p);
   const dataDir = abs(overrides.dataDir ?? env['MEMFA_DATA_DIR'] ?? c.dataDir, overrides.dataDir || env['MEMFA_DATA_DIR'] ? process.cwd() : base);
   const runDir = abs(overrides.runDir ?? env['MEMFA_RUN_DIR'] ?? c.runDir, overrides.runDir || env['MEMFA_RUN_DIR'] ? process.cwd() : base);
-  const socketPath = (kind: 'admin' | 'hook', override: string | undefined, envName: string): string => {
-    const explicit = override ?? env[envName];
+  const socketPath = (kind: SocketKind, override: string | undefined, explicitEnv: string | undefined): string => {
+    const explicit = override ?? explicitEnv;
     if (explicit) return defaultSocketPath(path.resolve(explicit));
     const configured = c.sockets[kind].path;
     return defaultSocketPath(configured ? abs(configured, runDir) : path.join(runDir, `${kind}.sock`));
   };
+  const socket = (kind: SocketKind, override: string | undefined, explicitEnv: string | undefined) => ({
+    path: socketPath(kind, override, explicitEnv),
+    mode: parseInt(c.sockets[kind].mode, 8),
+    group: c.sockets[kind].group,
+  });
+  // Written out, not looped over the socket kinds: the docs test finds each variable by its name.
+  const sockets: Record<SocketKind, MemfaConfig['sockets']['admin']> = {
+    admin: socket('admin', overrides.adminSocket, env['MEMFA_ADMIN_SOCKET']),
+    hook: socket('hook', overrides.hookSocket, env['MEMFA_HOOK_SOCKET']),
+    self: socket('self', overrides.selfSocket, env['MEMFA_SELF_SOCKET']),
+  };
+  // Two kinds on one path would give one group the rights of both.
+  const kinds = Object.keys(sockets) as SocketKind[];
+  for (const [i, kind] of kinds.entries()) {
+    const other = kinds.slice(0, i).find((k) => sockets[k].path === sockets[kind].path);
+    if (other !== undefined) {
+      throw new MemfaError('CONFIG_INVALID', `invalid configuration in ${source}:\n  sockets.${kind}.path: the same path as sockets.${other}.path (${sockets[kind].path}); each socket needs its own`, {
+        data: { file: source, errors: [`sockets.${kind}.path: the same path as sockets.${other}.path`] },
+        hint: 'fix the keys named above; man 5 memfa.conf lists every key',
+      });
+    }
+  }
   return {
     ...c,
     source,
     dataDir,
     runDir,
-    sockets: {
-      admin: { path: socketPath('admin', overrides.adminSocket, 'MEMFA_ADMIN_SOCKET'), mode: parseInt(c.sockets.admin.mode, 8), group: c.sockets.admin.group },
-      hook: { path: socketPath('hook', overrides.hookSocket, 'MEMFA_HOOK_SOCKET'), mode: parseInt(c.sockets.hook.mode, 8), group: c.sockets.hook.group },
-    },
+    sockets,
     store: { ...c.store, file: abs(c.store.file, dataDir) },
     keyFile: abs(c.keyFile ?? 'memfa.key', dataDir),
     audit: { ...c.audit, file: abs(c.audit.file, dataDir) },

@@ -44,12 +44,16 @@ const providerSection = (enabled: boolean, transports: readonly string[], transp
     ...(transports.length > 0 ? { transport: leaf(transport, isOneOf(transports)) } : {}),
   });
 
+const socketSection = (): Section =>
+  section({ path: leaf(null, orNull(isString({ max: 100 }))), mode: leaf('0660', isMode), group: leaf(null, orNull(isString({ max: 64 }))) });
+
 export const CONFIG_SPEC: Section = section({
   dataDir: leaf('/var/lib/memfa', isString()),
   runDir: leaf('/run/memfa', isString()),
   sockets: section({
-    admin: section({ path: leaf(null, orNull(isString({ max: 100 }))), mode: leaf('0660', isMode), group: leaf(null, orNull(isString({ max: 64 }))) }),
-    hook: section({ path: leaf(null, orNull(isString({ max: 100 }))), mode: leaf('0660', isMode), group: leaf(null, orNull(isString({ max: 64 }))) }),
+    admin: socketSection(),
+    hook: socketSection(),
+    self: socketSection(),
   }),
   limits: section({
     maxFrameBytes: leaf(65536, isInt(1024, 16 * 1024 * 1024)),

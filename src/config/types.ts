@@ -1,5 +1,6 @@
 // The validated configuration, after defaults are applied and paths resolved (see spec.ts).
 import type { ChallengeMode, ProviderName } from '../core/model.js';
+import type { SocketKind } from '../protocol/methods.js';
 
 export interface SocketConfig {
   path: string;
@@ -57,7 +58,7 @@ export interface MemfaConfig {
   source: string;
   dataDir: string;
   runDir: string;
-  sockets: { admin: SocketConfig; hook: SocketConfig };
+  sockets: Record<SocketKind, SocketConfig>;
   limits: {
     maxFrameBytes: number;
     idleTimeoutMs: number;

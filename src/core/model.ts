@@ -26,10 +26,32 @@ export interface LevelSettings {
   trustedNetworks?: string[];
   /** Domain level: whether end users may change their own MFA settings. */
   usersMayConfigure?: boolean;
+  /**
+   * Global and domain levels, set by the platform administrator only: the weakest challenge mode
+   * a mailbox may end up with, whatever a domain administrator, a mailbox setting or the user chose.
+   */
+  minChallenge?: ChallengeMode;
+}
+
+/**
+ * What an end user chose for their own mailbox (self.set), kept apart from what an administrator
+ * set for it (MailboxRecord.settings): the administrator's choice is a floor the user cannot undo.
+ */
+export interface UserSettings {
+  challenge?: ChallengeMode;
+  provider?: ProviderName;
 }
 
 export type SettingKey = keyof LevelSettings;
-export type SettingSource = 'global' | 'domain' | 'mailbox' | 'default';
+export type SettingSource = 'global' | 'domain' | 'mailbox' | 'user' | 'default';
+
+/** The platform's minimum challenge mode as it applies to one mailbox. */
+export interface ChallengeMinimum {
+  value: ChallengeMode;
+  source: 'global' | 'domain';
+  /** It lifted the mode the settings gave (sources.challenge then names the minimum's level). */
+  raised: boolean;
+}
 
 /** Effective settings after inheritance, each with where it came from. */
 export interface EffectiveSettings {
@@ -40,6 +62,8 @@ export interface EffectiveSettings {
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
   usersMayConfigure: boolean;
+  /** The platform's minimum challenge mode, or null when none is set. */
+  minChallenge: ChallengeMinimum | null;
   sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure', SettingSource>;
 }
 
@@ -67,6 +91,12 @@ export interface PendingTotp {
   sealedSecret: string;
   createdAt: number;
   expiresAt: number;
+  /**
+   * Started by self-service with proof of the mailbox's current factor (services/proof.ts). Only
+   * such a pending secret may be activated through self-service once the mailbox has a factor;
+   * absent in older stores, which reads as false.
+   */
+  factorProved?: true;
 }
 
 /** A one-time code sent by SMS or email, stored only as a keyed hash. */
@@ -91,7 +121,10 @@ export interface FailureState {
 
 export interface MailboxRecord {
   address: string; // lower-cased local@domain
+  /** What an administrator (platform or domain) set for this mailbox. */
   settings: LevelSettings;
+  /** What the user chose through self-service; see UserSettings. */
+  userSettings: UserSettings;
   phone: string | null; // E.164
   altEmail: string | null;
   totp: TotpState | null;
@@ -119,6 +152,7 @@ export function newMailbox(address: string, now: number): MailboxRecord {
   return {
     address,
     settings: {},
+    userSettings: {},
     phone: null,
     altEmail: null,
     totp: null,

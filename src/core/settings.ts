@@ -1,5 +1,6 @@
-// Settings inheritance (mailbox over domain over global over configuration defaults) and
-// validation of changes to one level. Pure.
+// Settings inheritance (mailbox over domain over global over configuration defaults, with the
+// user's own choices and the platform's minimum on top) and validation of changes to one level.
+// Pure.
 
 import { MemfaError } from '../protocol/errors.js';
 import { INHERIT } from '../protocol/vocabulary.js';
@@ -7,6 +8,7 @@ import {
   CHALLENGE_MODES,
   FALLBACK_PROVIDERS,
   PROVIDERS,
+  type ChallengeMinimum,
   type ChallengeMode,
   type FallbackProvider,
   type CountryRule,
@@ -14,10 +16,19 @@ import {
   type LevelSettings,
   type ProviderName,
   type SettingSource,
+  type UserSettings,
 } from './model.js';
 import { normaliseCidr, normaliseCountry } from './validate.js';
 
-export type SettingsLevel = 'global' | 'domain' | 'mailbox';
+/** 'user': what an end user chose for their own mailbox (MailboxRecord.userSettings). */
+export type SettingsLevel = 'global' | 'domain' | 'mailbox' | 'user';
+
+/** From weakest to strictest. */
+export const CHALLENGE_STRICTNESS: Readonly<Record<ChallengeMode, number>> = Object.freeze({ never: 0, 'new-country': 1, 'new-ip': 2, always: 3 });
+
+export function atLeastAsStrict(mode: ChallengeMode, than: ChallengeMode): boolean {
+  return CHALLENGE_STRICTNESS[mode] >= CHALLENGE_STRICTNESS[than];
+}
 
 /** The configuration's `defaults` section: the bottom of the inheritance chain. */
 export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provider'>> & {
@@ -51,8 +62,38 @@ function addRule(rules: EffectiveSettings['countryRules'], level: SettingSource,
 }
 
 /**
+ * The challenge mode: the most specific administrator level (mailbox, domain, global, default);
+ * the user's own choice only where it is at least as strict as that; then the platform's minimum
+ * (domain over global) where it is stricter still.
+ */
+function resolveChallenge(
+  defaults: SettingsDefaults,
+  global: LevelSettings,
+  domain: LevelSettings | undefined,
+  mailbox: LevelSettings | undefined,
+  user: UserSettings | undefined,
+): { value: ChallengeMode; source: SettingSource; minimum: ChallengeMinimum | null } {
+  let chosen: { value: ChallengeMode; source: SettingSource } = pick('challenge', mailbox, domain, global, defaults.challenge);
+  const own = user?.challenge;
+  if (own !== undefined && atLeastAsStrict(own, chosen.value)) chosen = { value: own, source: 'user' };
+  const d = domain?.minChallenge;
+  const g = global.minChallenge;
+  const floor = d !== undefined && d !== null ? { value: d, source: 'domain' as const } : g !== undefined && g !== null ? { value: g, source: 'global' as const } : null;
+  if (floor === null) return { ...chosen, minimum: null };
+  if (CHALLENGE_STRICTNESS[floor.value] > CHALLENGE_STRICTNESS[chosen.value]) {
+    return { value: floor.value, source: floor.source, minimum: { ...floor, raised: true } };
+  }
+  return { ...chosen, minimum: { ...floor, raised: false } };
+}
+
+/**
  * What applies to one mailbox.
- * - challenge, provider, fallbackProvider: the most specific level that sets them, else defaults.
+ * - challenge: see resolveChallenge. The user's choice can only make it stricter, and nothing
+ *   below the platform (a domain administrator, a mailbox setting, the user) can go under the
+ *   platform's minChallenge.
+ * - provider: an administrator's setting for this very mailbox, else the user's own choice, else
+ *   domain, global, defaults.
+ * - fallbackProvider: the most specific level that sets it, else defaults.
  * - usersMayConfigure: domain over global over defaults; a mailbox cannot grant it to itself, so a
  *   mailbox-level value is ignored. Without any value the answer is false.
  * - countryRules: the rule of every level that has one, all enforced: a domain or mailbox can add
@@ -64,9 +105,14 @@ export function resolveSettings(
   global: LevelSettings,
   domain: LevelSettings | undefined,
   mailbox: LevelSettings | undefined,
+  user?: UserSettings,
 ): EffectiveSettings {
-  const challenge = pick('challenge', mailbox, domain, global, defaults.challenge);
-  const provider = pick('provider', mailbox, domain, global, defaults.provider);
+  const challenge = resolveChallenge(defaults, global, domain, mailbox, user);
+  const ownProvider = user?.provider;
+  const provider =
+    (mailbox?.provider === undefined || mailbox.provider === null) && ownProvider !== undefined
+      ? { value: ownProvider, source: 'user' as const }
+      : pick('provider', mailbox, domain, global, defaults.provider);
   const fallbackProvider = pick('fallbackProvider', mailbox, domain, global, defaults.fallbackProvider ?? 'none');
   const usersMayConfigure = pick('usersMayConfigure', undefined, domain, global, defaults.usersMayConfigure ?? false);
 
@@ -87,6 +133,7 @@ export function resolveSettings(
     countryRules,
     trustedNetworks,
     usersMayConfigure: usersMayConfigure.value,
+    minChallenge: challenge.minimum,
     sources: {
       challenge: challenge.source,
       provider: provider.source,
@@ -101,13 +148,20 @@ export function resolveSettings(
 
 /** The keys a patch may carry, and the levels each is honoured at. */
 export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly SettingsLevel[]>> = {
-  challenge: ['global', 'domain', 'mailbox'],
-  provider: ['global', 'domain', 'mailbox'],
+  challenge: ['global', 'domain', 'mailbox', 'user'],
+  provider: ['global', 'domain', 'mailbox', 'user'],
   fallbackProvider: ['global', 'domain', 'mailbox'],
   countryRule: ['global', 'domain', 'mailbox'],
   trustedNetworks: ['global', 'domain'],
   usersMayConfigure: ['global', 'domain'],
+  minChallenge: ['global', 'domain'],
 };
+
+/**
+ * The domain settings a domain administrator may set and remove; the rest (trustedNetworks,
+ * usersMayConfigure, minChallenge) belong to the platform administrator.
+ */
+export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule'];
 
 class PatchError extends Error {
   constructor(
@@ -197,6 +251,9 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
       switch (key) {
         case 'challenge':
           next.challenge = oneOf<ChallengeMode>(key, value, CHALLENGE_MODES);
+          break;
+        case 'minChallenge':
+          next.minChallenge = oneOf<ChallengeMode>(key, value, CHALLENGE_MODES);
           break;
         case 'provider':
           next.provider = oneOf<ProviderName>(key, value, PROVIDERS);

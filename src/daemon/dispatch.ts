@@ -9,6 +9,13 @@ export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallConte
 
 export type Authenticate = (token: string) => { admin: string; domains: string[] };
 
+function refusalHint(method: MethodName): string {
+  if (isDelegable(method)) return 'use the admin socket, or pass a domain administrator token on the hook socket';
+  if (methodAllowedOn(method, 'self')) return 'self-service methods are on the self socket (sockets.self.path); see memfa(1), SOCKETS';
+  if (methodAllowedOn(method, 'hook')) return 'login methods are on the hook socket (sockets.hook.path); see memfa(1), SOCKETS';
+  return 'administration methods need the admin socket (see memfa(1), SOCKETS)';
+}
+
 function isPromise(value: unknown): value is Promise<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
 }
@@ -42,11 +49,11 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
     }
     if (!methodAllowedOn(method, socket) && !(token !== undefined && socket === 'hook')) {
       throw new MemfaError('METHOD_NOT_ALLOWED', `method "${method}" is not available on the ${socket} socket`, {
-        hint: isDelegable(method) ? 'use the admin socket, or pass a domain administrator token' : 'administration methods need the admin socket (see memfa(1), SOCKETS)',
+        hint: refusalHint(method),
       });
     }
     const params = METHODS[method].params.parse(rest ?? {}, 'params');
-    const ctx: CallContext = { socket, actor: socket === 'admin' ? 'admin' : 'hook' };
+    const ctx: CallContext = { socket, actor: socket === 'admin' ? 'admin' : socket === 'self' ? 'self' : 'hook' };
     if (token !== undefined) {
       ctx.scope = authenticate(token as string);
       ctx.actor = `domain-admin:${ctx.scope.admin}`;

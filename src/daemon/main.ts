@@ -8,6 +8,7 @@ import { AuditLog, type AuditEvent } from '../audit/log.js';
 import type { MemfaConfig } from '../config/types.js';
 import { loadCountryLookup } from '../geo/country.js';
 import { MemfaError } from '../protocol/errors.js';
+import { SOCKET_KINDS } from '../protocol/methods.js';
 import { loadOrCreateKeyring, secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from '../services/enrol.js';
 import { createServices } from '../services/handlers.js';
@@ -140,11 +141,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const services = createServices(ports);
     const dispatcher = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
     const dispatch = config.log.level === 'debug' ? logRequests(dispatcher, log) : dispatcher;
-    const listeners = [
-      new Listener('admin', config.sockets.admin, config.limits, dispatch, log),
-      new Listener('hook', config.sockets.hook, config.limits, dispatch, log),
-    ];
-    // Both sockets stop accepting at once, then both drain; only then do the store and the rest close.
+    const listeners = SOCKET_KINDS.map((kind) => new Listener(kind, config.sockets[kind], config.limits, dispatch, log));
+    // Every socket stops accepting at once, then all drain; only then do the store and the rest close.
     cleanups.push(async () => {
       for (const l of listeners) l.pause();
       await Promise.all(listeners.map((l) => l.drain(config.limits.requestTimeoutMs)));
@@ -171,6 +169,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       store: config.store.file,
       adminSocket: config.sockets.admin.path,
       hookSocket: config.sockets.hook.path,
+      selfSocket: config.sockets.self.path,
       mailboxes: store.countMailboxes(),
       startMs: Date.now() - started,
     });

@@ -3,7 +3,12 @@
 import { arr, bool, int, json, nullable, obj, optional, str, type Infer, type Schema } from './schema.js';
 import { CHALLENGE_MODES, CODE_PROVIDERS, PROVIDERS, orInherit } from './vocabulary.js';
 
-export const SOCKET_KINDS = ['admin', 'hook'] as const;
+/**
+ * Sockets by privilege: `admin` (every method; platform administrators), `hook` (what a login
+ * needs; the mail server's group), `self` (self-service for the webmail back end's group). A login
+ * hook cannot change anyone's MFA, and the webmail cannot answer logins.
+ */
+export const SOCKET_KINDS = ['admin', 'hook', 'self'] as const;
 export type SocketKind = (typeof SOCKET_KINDS)[number];
 
 const address = str({ max: 254, min: 1 });
@@ -12,11 +17,14 @@ const code = str({ max: 64, min: 1 });
 const domain = str({ max: 253, min: 1 });
 
 /**
+ * `currentCode` (self.set, self.enroll.start): proof of the mailbox's current second factor, which
+ * a change that replaces or removes it needs on the self socket (see services/proof.ts).
+ *
  * `delegable`: a domain administrator may call the method on the hook socket by adding
  * `"auth": "<token>"` to the parameters; the daemon then limits it to the token's domains.
  */
 export const METHODS = {
-  ping: { sockets: ['admin', 'hook'], params: obj({}) },
+  ping: { sockets: ['admin', 'hook', 'self'], params: obj({}) },
   status: { sockets: ['admin'], params: obj({}) },
   verify: {
     sockets: ['admin', 'hook'],
@@ -64,20 +72,22 @@ export const METHODS = {
   'admin.add': { sockets: ['admin'], params: obj({ name: str({ max: 64, min: 1 }), domains: arr(domain, { max: 1000 }) }) },
   'admin.list': { sockets: ['admin'], params: obj({}) },
   'admin.remove': { sockets: ['admin'], params: obj({ name: str({ max: 64, min: 1 }) }) },
-  'self.show': { sockets: ['admin', 'hook'], params: obj({ user: address }) },
+  'self.show': { sockets: ['admin', 'self'], params: obj({ user: address }) },
   'self.set': {
-    sockets: ['admin', 'hook'],
+    sockets: ['admin', 'self'],
     params: obj({
       user: address,
       challenge: optional(str({ oneOf: orInherit(CHALLENGE_MODES) })),
       provider: optional(str({ oneOf: orInherit(PROVIDERS) })),
       phone: optional(nullable(str({ max: 32 }))),
       altEmail: optional(nullable(str({ max: 254 }))),
+      currentCode: optional(code),
     }),
   },
-  'self.enroll.start': { sockets: ['admin', 'hook'], params: obj({ user: address, restart: optional(bool()) }) },
-  'self.enroll.confirm': { sockets: ['admin', 'hook'], params: obj({ user: address, code }) },
-  'self.forget-locations': { sockets: ['admin', 'hook'], params: obj({ user: address }) },
+  'self.code.send': { sockets: ['admin', 'self'], params: obj({ user: address, ip: optional(ip) }) },
+  'self.enroll.start': { sockets: ['admin', 'self'], params: obj({ user: address, restart: optional(bool()), currentCode: optional(code) }) },
+  'self.enroll.confirm': { sockets: ['admin', 'self'], params: obj({ user: address, code }) },
+  'self.forget-locations': { sockets: ['admin', 'self'], params: obj({ user: address }) },
 } as const satisfies Record<string, { sockets: readonly SocketKind[]; delegable?: true; params: Schema<unknown> }>;
 
 export type MethodName = keyof typeof METHODS;

@@ -1,5 +1,5 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
-import type { CountryRule, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { ChallengeMinimum, CountryRule, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
 import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
 
 export interface StatusResult {
@@ -9,7 +9,7 @@ export interface StatusResult {
   store: string;
   mailboxes: number;
   domains: number;
-  sockets: { admin: string; hook: string };
+  sockets: { admin: string; hook: string; self: string };
   providers: { name: ProviderName; enabled: boolean; transport: string; gateway: 'ok' | 'unconfigured' | 'down' | 'not-needed'; detail?: string }[];
 }
 
@@ -35,7 +35,8 @@ export interface VerifyResult {
 }
 
 export interface EffectiveView {
-  challenge: { value: ChallengeMode; source: SettingSource };
+  /** minimum: the platform's minChallenge, present only when set; when it raised the mode, source is its level. */
+  challenge: { value: ChallengeMode; source: SettingSource; minimum?: ChallengeMinimum };
   provider: { value: ProviderName; source: SettingSource };
   fallbackProvider: { value: FallbackProvider; source: SettingSource };
   usersMayConfigure: { value: boolean; source: SettingSource };
@@ -46,7 +47,10 @@ export interface EffectiveView {
 export interface MailboxView {
   address: string;
   stored: boolean;
+  /** What the administrators set for the mailbox. */
   settings: Record<string, unknown>;
+  /** What the user chose through self-service (challenge, provider). */
+  userSettings: Record<string, unknown>;
   effective: EffectiveView;
   phone: string | null;
   altEmail: string | null;
@@ -131,12 +135,29 @@ export interface SelfView {
   address: string;
   challenge: string;
   provider: string;
+  /** Where each came from: 'user' for the user's own choice. */
+  sources: { challenge: string; provider: string };
   phone: string | null;
   altEmail: string | null;
   totp: string;
+  /** The second factors in use; changing them through self-service needs one of them proved. */
+  activeFactors: string[];
   mayConfigure: boolean;
   allowedChallenges: string[];
   allowedProviders: string[];
+}
+
+export interface DomainRemoveResult {
+  domain: string;
+  removed: true;
+  /** Platform-only settings a domain administrator's removal left in place. */
+  kept: string[];
+}
+
+export interface SelfCodeSent {
+  provider: string;
+  destination: string;
+  expiresAt: number;
 }
 
 export interface AdminAddResult {

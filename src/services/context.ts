@@ -10,7 +10,14 @@ import type { EffectiveView, MailboxView } from '../protocol/results.js';
 import type { StoreReader } from '../store/types.js';
 
 export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, (mailbox ?? store.getMailbox(address))?.settings);
+  const rec = mailbox ?? store.getMailbox(address);
+  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, rec?.settings, rec?.userSettings);
+}
+
+/** What the mailbox would have without the user's own choices: the floor self-service may not go under. */
+export function settingsWithoutUser(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
+  const rec = mailbox ?? store.getMailbox(address);
+  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, rec?.settings, undefined);
 }
 
 export function rememberPolicy(config: MemfaConfig): RememberPolicy {
@@ -33,7 +40,8 @@ export function mailboxOrNew(store: StoreReader, address: string, now: number): 
 
 export function effectiveView(e: EffectiveSettings): EffectiveView {
   return {
-    challenge: { value: e.challenge, source: e.sources.challenge },
+    // minimum only when one is set, so that the usual answer keeps its shape.
+    challenge: e.minChallenge === null ? { value: e.challenge, source: e.sources.challenge } : { value: e.challenge, source: e.sources.challenge, minimum: { ...e.minChallenge } },
     provider: { value: e.provider, source: e.sources.provider },
     fallbackProvider: { value: e.fallbackProvider, source: e.sources.fallbackProvider },
     usersMayConfigure: { value: e.usersMayConfigure, source: e.sources.usersMayConfigure },
@@ -50,6 +58,7 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     address,
     stored: stored !== undefined,
     settings: { ...rec.settings },
+    userSettings: { ...rec.userSettings },
     effective: effectiveView(effectiveSettings(config, store, address, rec)),
     phone: rec.phone,
     altEmail: rec.altEmail,

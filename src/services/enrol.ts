@@ -22,7 +22,8 @@ export class Enrolment {
     return this.describe(address, pending).otpauthUri;
   }
 
-  private describe(address: string, pending: PendingTotp): EnrolResult {
+  /** The pending secret as shown to the user: the secret itself, grouped, and as a URI. */
+  describe(address: string, pending: PendingTotp): EnrolResult {
     const key = this.p.secrets.open(pending.sealedSecret, secretAad(TOTP_PURPOSE, address));
     const secret = toBase32(key);
     const o = totpOptions(this.p.config);
@@ -41,15 +42,19 @@ export class Enrolment {
   /**
    * Inside a transaction: the open pending secret of the mailbox, or a new one. The same pending
    * secret is returned until it expires, so a user who reloads the login page scans one QR code.
+   * `proved`: the caller proved the mailbox's current factor; only a pending secret started that
+   * way is reused, and a new one is marked so.
    */
-  pendingIn(tx: StoreTx, address: string, now: number, restart = false): PendingTotp {
+  pendingIn(tx: StoreTx, address: string, now: number, restart = false, proved = false): PendingTotp {
     const rec = mailboxOrNew(tx, address, now);
-    if (!restart && rec.pendingTotp !== null && rec.pendingTotp.expiresAt > now) return rec.pendingTotp;
+    const open = rec.pendingTotp;
+    if (!restart && open !== null && open.expiresAt > now && (!proved || open.factorProved === true)) return open;
     const secret = generateTotpSecret((n) => this.p.random.bytes(n), 20);
     const pending: PendingTotp = {
       sealedSecret: this.p.secrets.seal(secret, secretAad(TOTP_PURPOSE, address)),
       createdAt: now,
       expiresAt: now + this.p.config.totp.enrolmentTtlSeconds * 1000,
+      ...(proved ? { factorProved: true as const } : {}),
     };
     tx.putMailbox({ ...rec, pendingTotp: pending, updatedAt: now });
     return pending;
@@ -66,9 +71,14 @@ export class Enrolment {
 
   /**
    * Activates the pending secret. With a code, only if the code is valid now (the step it matched
-   * is recorded, so the same code cannot then log in); with force, without one.
+   * is recorded, so the same code cannot then log in); with force, without one. `assertMay`, run
+   * on the record inside the transaction, may refuse (throw) before anything is checked.
    */
-  async confirm(params: { address: string; code?: string | undefined; force?: boolean | undefined }, ctx: CallContext) {
+  async confirm(
+    params: { address: string; code?: string | undefined; force?: boolean | undefined },
+    ctx: CallContext,
+    assertMay?: (rec: MailboxRecord, tx: StoreTx) => void,
+  ) {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     if (params.code === undefined && params.force !== true) throw invalidParams('give the code from the app, or force activation', { param: 'code' });
@@ -80,8 +90,9 @@ export class Enrolment {
       if (rec === undefined || rec.pendingTotp === null || rec.pendingTotp.expiresAt <= now) {
         throw new MemfaError('CONFLICT', `no pending TOTP enrolment for ${address}`, { hint: `start one with: memfa enroll ${address}` });
       }
+      assertMay?.(rec, tx);
       // Guessing the pending secret's code counts like any wrong factor (the self-service variant
-      // of this method is on the hook socket).
+      // of this method is on the self socket).
       const lock = lockState(rec.failures, now);
       if (code !== null && lock.locked) return { ok: false, lockedUntil: lock.until };
       const record = this.activated(rec, code, now);

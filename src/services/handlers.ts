@@ -5,6 +5,7 @@ import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { ProviderPolicy } from './policy.js';
+import { FactorProof } from './proof.js';
 import type { Ports } from './ports.js';
 import { testProvider } from './provider-test.js';
 import { RecoveryCodes } from './recovery.js';
@@ -29,7 +30,8 @@ export function createServices(p: Ports): Services {
   const admins = new DomainAdmins(p);
   const verifier = new Verifier(p, enrolment, codes, recovery, policy);
   const ops = new MailboxOps(p, verifier, codes);
-  const self = new SelfService(p, settings, enrolment, ops, policy);
+  const proof = new FactorProof(p, codes, recovery);
+  const self = new SelfService(p, enrolment, ops, policy, codes, proof);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p, policy),
@@ -61,6 +63,7 @@ export function createServices(p: Ports): Services {
     'admin.remove': (params, ctx) => admins.remove(params, ctx),
     'self.show': (params) => self.show(params),
     'self.set': (params, ctx) => self.set(params, ctx),
+    'self.code.send': (params, ctx) => self.codeSend(params, ctx),
     'self.enroll.start': (params, ctx) => self.enrollStart(params, ctx),
     'self.enroll.confirm': (params, ctx) => self.enrollConfirm(params, ctx),
     'self.forget-locations': (params, ctx) => self.forgetLocations(params, ctx),

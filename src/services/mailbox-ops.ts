@@ -53,7 +53,9 @@ export class MailboxOps {
     steps.push(`country of ${ip}: ${country ?? 'unknown'}`);
     steps.push(eff.countryRules.length === 0 ? 'country rules: none' : `country rules: ${eff.countryRules.map((r) => `${r.level} ${r.rule.mode} ${r.rule.countries.join(',')}`).join('; ')}`);
     steps.push(`trusted networks: ${eff.trustedNetworks.length === 0 ? 'none' : eff.trustedNetworks.join(', ')}`);
-    steps.push(`challenge mode: ${eff.challenge} (from ${eff.sources.challenge}); provider: ${eff.provider} (from ${eff.sources.provider})`);
+    const min = eff.minChallenge;
+    const from = min?.raised ? `the ${min.source} minimum, stricter than the settings` : min === null ? eff.sources.challenge : `${eff.sources.challenge}; ${min.source} minimum ${min.value}`;
+    steps.push(`challenge mode: ${eff.challenge} (from ${from}); provider: ${eff.provider} (from ${eff.sources.provider})`);
     let result: ExplainResult['decision'] = { result: decision.action, reason: decision.reason, provider: decision.provider };
     if (decision.matched !== undefined) result.matched = decision.matched;
     if (decision.rule !== undefined) result.rule = decision.rule;

@@ -5,6 +5,7 @@ import type { Logger } from '../daemon/logger.js';
 import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { Sender } from '../delivery/types.js';
+import type { SocketKind } from '../protocol/methods.js';
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -58,7 +59,7 @@ export interface Ports {
 
 /** Who is calling and through which socket; services use it for rights and the audit trail. */
 export interface CallContext {
-  socket: 'admin' | 'hook';
+  socket: SocketKind;
   actor: AuditActor;
   /** Set for a domain administrator: the domains the token grants. Absent: the platform administrator. */
   scope?: { admin: string; domains: string[] };

@@ -1,32 +1,49 @@
 // End-user self-service for webmail back ends: one mailbox, already authenticated by the webmail.
-// A user may make their own MFA stricter than what the domain sets, never weaker, and may choose
-// only the providers the platform allows end users.
-import { resolveSettings } from '../core/settings.js';
-import { PROVIDERS, type ChallengeMode } from '../core/model.js';
-import { domainOf, normaliseAddress } from '../core/validate.js';
+// A user may make their own MFA stricter than what the administrators set, never weaker, and may
+// choose only the providers the platform allows end users. Their choices are kept apart from the
+// administrators' (MailboxRecord.userSettings), so that neither undoes the other.
+import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../core/settings.js';
+import { lockState } from '../core/lockout.js';
+import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
+import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp, normalisePhone } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
-import { effectiveSettings, mailboxView } from './context.js';
+import type { StoreTx } from '../store/types.js';
+import type { CodeProvider, OneTimeCodes } from './codes.js';
+import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
 import type { Enrolment } from './enrol.js';
+import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type ProofOutcome } from './proof.js';
 import type { MailboxOps } from './mailbox-ops.js';
 import type { ProviderPolicy } from './policy.js';
 import type { CallContext, Ports } from './ports.js';
-import type { SettingsAdmin } from './settings-admin.js';
+import { assertReachable } from './settings-admin.js';
 
-const STRICTNESS: Record<ChallengeMode, number> = { never: 0, 'new-country': 1, 'new-ip': 2, always: 3 };
+type ProofRefused = Extract<ProofOutcome, { ok: false }>;
+
+/** Who set the mode a user may not go under, for the refusal's message. */
+function whoRequires(floor: EffectiveSettings): string {
+  const min = floor.minChallenge;
+  if (min?.raised) return min.source === 'domain' ? "the platform's minimum for your domain" : "the platform's minimum";
+  switch (floor.sources.challenge) {
+    case 'mailbox':
+      return 'your administrator set for this mailbox';
+    case 'domain':
+      return 'your domain requires';
+    case 'global':
+      return 'the platform requires';
+    default:
+      return 'the default requires';
+  }
+}
 
 export class SelfService {
   constructor(
     private readonly p: Ports,
-    private readonly settings: SettingsAdmin,
     private readonly enrolment: Enrolment,
     private readonly ops: MailboxOps,
     private readonly policy: ProviderPolicy,
+    private readonly codes: OneTimeCodes,
+    private readonly proof: FactorProof,
   ) {}
-
-  /** The mode the mailbox would have without its own setting: the floor a user may not go under. */
-  private floor(address: string): ChallengeMode {
-    return resolveSettings(this.p.config.defaults, this.p.store.getGlobal(), this.p.store.getDomain(domainOf(address))?.settings, undefined).challenge;
-  }
 
   private mayConfigure(address: string): boolean {
     return effectiveSettings(this.p.config, this.p.store, address).usersMayConfigure;
@@ -34,24 +51,34 @@ export class SelfService {
 
   show(params: { user: string }) {
     const address = normaliseAddress(params.user, 'user');
-    const view = mailboxView(this.p.config, this.p.store, address, this.p.clock());
-    const floor = this.floor(address);
+    const now = this.p.clock();
+    const rec = this.p.store.getMailbox(address) ?? newMailbox(address, now);
+    const view = mailboxView(this.p.config, this.p.store, address, now);
+    const floor = settingsWithoutUser(this.p.config, this.p.store, address, rec);
+    // An administrator who set this mailbox's provider decided it: the user chooses none.
+    const adminProvider = rec.settings.provider !== undefined;
     return {
       address,
       challenge: view.effective.challenge.value,
       provider: view.effective.provider.value,
+      sources: { challenge: view.effective.challenge.source, provider: view.effective.provider.source },
+      userSettings: { ...rec.userSettings },
       phone: view.phone,
       altEmail: view.altEmail,
       totp: view.totp,
       ips: view.ips,
       countries: view.countries,
       recoveryCodesLeft: view.recoveryCodesLeft,
+      // Changing these (provider, phone, alternate address, a new TOTP secret) needs currentCode.
+      activeFactors: activeFactors(rec, effectiveSettings(this.p.config, this.p.store, address, rec)),
       mayConfigure: this.mayConfigure(address),
-      allowedChallenges: (Object.keys(STRICTNESS) as ChallengeMode[]).filter((m) => STRICTNESS[m] >= STRICTNESS[floor]),
-      allowedProviders: PROVIDERS.filter((p) => {
-        const r = this.policy.rights(p);
-        return r.enabled && r.endUsers;
-      }),
+      allowedChallenges: CHALLENGE_MODES.filter((m) => atLeastAsStrict(m, floor.challenge)).sort((a, b) => CHALLENGE_STRICTNESS[a] - CHALLENGE_STRICTNESS[b]),
+      allowedProviders: adminProvider
+        ? []
+        : PROVIDERS.filter((p) => {
+            const r = this.policy.rights(p);
+            return r.enabled && r.endUsers;
+          }),
     };
   }
 
@@ -61,36 +88,166 @@ export class SelfService {
     }
   }
 
-  async set(params: { user: string; challenge?: string | undefined; provider?: string | undefined; phone?: string | null | undefined; altEmail?: string | null | undefined }, ctx: CallContext) {
+  /**
+   * The user's own choices. challenge: at least as strict as what the mailbox has without it
+   * ('inherit' drops the choice); provider: among those allowed to end users, and only while no
+   * administrator set this mailbox's provider.
+   */
+  async set(
+    params: { user: string; challenge?: string | undefined; provider?: string | undefined; phone?: string | null | undefined; altEmail?: string | null | undefined; currentCode?: string | undefined },
+    ctx: CallContext,
+  ) {
     const address = normaliseAddress(params.user, 'user');
     this.assertMayConfigure(address);
     const patch: Record<string, unknown> = {};
-    if (params.challenge !== undefined) {
-      if (params.challenge !== 'inherit') {
-        const floor = this.floor(address);
-        if (STRICTNESS[params.challenge as ChallengeMode] < STRICTNESS[floor]) {
-          throw new MemfaError('FORBIDDEN', `challenge mode ${params.challenge} is weaker than ${floor}, which your domain requires`, { data: { right: 'challenge' } });
+    if (params.challenge !== undefined) patch['challenge'] = params.challenge;
+    if (params.provider !== undefined) {
+      if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider as ProviderName, 'end-user');
+      patch['provider'] = params.provider;
+    }
+    const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
+    const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
+    const now = this.p.clock();
+    const outcome = await this.p.store.transact((tx): { ok: true } | ProofRefused => {
+      const rec = tx.getMailbox(address) ?? newMailbox(address, now);
+      // Checked on the record this transaction writes, so that an administrator's change made
+      // meanwhile is not undone.
+      if (params.challenge !== undefined && params.challenge !== 'inherit') {
+        const floor = settingsWithoutUser(this.p.config, tx, address, rec);
+        if (!atLeastAsStrict(params.challenge as ChallengeMode, floor.challenge)) {
+          throw new MemfaError('FORBIDDEN', `challenge mode ${params.challenge} is weaker than ${floor.challenge}, which ${whoRequires(floor)}`, {
+            data: { right: 'challenge', minimum: floor.challenge, source: floor.sources.challenge },
+          });
         }
       }
-      patch['challenge'] = params.challenge;
+      if (params.provider !== undefined && params.provider !== 'inherit' && rec.settings.provider !== undefined) {
+        throw new MemfaError('FORBIDDEN', `an administrator set the provider of this mailbox (${rec.settings.provider}); only an administrator can change it`, {
+          data: { right: 'provider', provider: rec.settings.provider },
+          hint: 'ask your administrator',
+        });
+      }
+      const change = (base: MailboxRecord): MailboxRecord => ({
+        ...base,
+        userSettings: applySettingsPatch(base.userSettings, patch, 'user'),
+        phone: phone === undefined ? base.phone : phone,
+        altEmail: altEmail === undefined ? base.altEmail : altEmail,
+        updatedAt: now,
+      });
+      let next = change(rec);
+      assertReachable(next);
+      const touched = this.factorsTouched(tx, rec, next, ctx);
+      if (touched.length > 0) {
+        const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, touched), now);
+        if (!proved.ok) return proved;
+        next = change(proved.record);
+      }
+      tx.putMailbox(next);
+      return { ok: true };
+    });
+    const details = { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null };
+    if (!outcome.ok) {
+      await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.set', result: 'rejected', reason: outcome.reason, details });
+      throw this.proof.refusal(address, outcome, now);
     }
-    if (params.provider !== undefined) patch['provider'] = params.provider;
-    const request: Parameters<SettingsAdmin['setMailbox']>[0] = { address, settings: patch };
-    if (params.phone !== undefined) request.phone = params.phone;
-    if (params.altEmail !== undefined) request.altEmail = params.altEmail;
-    await this.settings.setMailbox(request, ctx);
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.set', result: 'ok', details });
     return this.show({ user: address });
   }
 
-  async enrollStart(params: { user: string; restart?: boolean | undefined }, ctx: CallContext) {
+  /**
+   * The active factors a change from `before` to `after` replaces or redirects (its provider, or
+   * a phone or alternate address), which it must then prove; none for an administrator.
+   */
+  private factorsTouched(tx: StoreTx, before: MailboxRecord, after: MailboxRecord, ctx: CallContext): ActiveFactor[] {
+    // Administrators are not asked: support resets a lost phone.
+    if (ctx.socket === 'admin') return [];
+    const was = effectiveSettings(this.p.config, tx, before.address, before);
+    const factors = activeFactors(before, was);
+    if (factors.length === 0) return [];
+    const will = effectiveSettings(this.p.config, tx, after.address, after);
+    const touched = will.provider !== was.provider || after.phone !== before.phone || after.altEmail !== before.altEmail;
+    return touched ? factors : [];
+  }
+
+  /**
+   * Starts the user's own TOTP enrolment. A first one (no active factor) needs nothing; once the
+   * mailbox has a factor, the pending secret is created, and shown, only after `currentCode`
+   * proved it, since confirming it would replace that factor.
+   */
+  async enrollStart(params: { user: string; restart?: boolean | undefined; currentCode?: string | undefined }, ctx: CallContext) {
     const address = normaliseAddress(params.user, 'user');
     // Replacing an active secret is a change of settings; a first enrolment is always allowed.
     if (this.p.store.getMailbox(address)?.totp) this.assertMayConfigure(address);
-    return this.enrolment.start({ address, restart: params.restart }, ctx);
+    const restart = params.restart === true;
+    const now = this.p.clock();
+    const outcome = await this.p.store.transact((tx): { ok: true; pending: PendingTotp; proved: boolean } | ProofRefused => {
+      const rec = mailboxOrNew(tx, address, now);
+      const factors = ctx.socket === 'admin' ? [] : activeFactors(rec, effectiveSettings(this.p.config, tx, address, rec));
+      if (factors.length === 0) return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart), proved: false };
+      const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, factors), now);
+      if (!proved.ok) return proved;
+      return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart, true), proved: true };
+    });
+    if (!outcome.ok) {
+      await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'rejected', reason: outcome.reason });
+      throw this.proof.refusal(address, outcome, now);
+    }
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'pending', details: { factorProved: outcome.proved } });
+    return this.enrolment.describe(address, outcome.pending);
   }
 
+  /**
+   * Activates the pending secret with a code from the new app. Once the mailbox has a factor,
+   * only a pending secret started with proof of it can be activated here: one started before
+   * (while it had none) would otherwise replace the factor without that proof.
+   */
   enrollConfirm(params: { user: string; code: string }, ctx: CallContext) {
-    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx);
+    const assertMay =
+      ctx.socket === 'admin'
+        ? undefined
+        : (rec: MailboxRecord, tx: StoreTx) => {
+            const factors = activeFactors(rec, effectiveSettings(this.p.config, tx, rec.address, rec));
+            if (factors.length > 0 && rec.pendingTotp?.factorProved !== true) {
+              throw new MemfaError('FORBIDDEN', `${PROOF_PARAM}: ${rec.address} has a second factor now (${factors.join(', ')}) and this enrolment was started without proving it; start it again with ${PROOF_PARAM}`, {
+                data: { right: PROOF_PARAM, param: PROOF_PARAM, factors },
+              });
+            }
+          };
+    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx, assertMay);
+  }
+
+  /**
+   * Sends a one-time code to the mailbox's sms or email factor, for the webmail to ask back as
+   * `currentCode` (verify sends one only when a login needs it). The same send limits apply as to
+   * verify's challenge; a locked mailbox gets none.
+   */
+  async codeSend(params: { user: string; ip?: string | undefined }, ctx: CallContext) {
+    const address = normaliseAddress(params.user, 'user');
+    const ip = params.ip === undefined ? '' : normaliseIp(params.ip, 'ip');
+    const now = this.p.clock();
+    const rec = this.p.store.getMailbox(address);
+    const eff = effectiveSettings(this.p.config, this.p.store, address, rec);
+    const sendable = rec === undefined ? [] : activeFactors(rec, eff).filter((f): f is CodeProvider => f !== 'totp');
+    if (rec === undefined || sendable.length === 0) {
+      throw new MemfaError('CONFLICT', `${address} has no second factor that a code is sent to${rec?.totp ? '; prove its TOTP factor with a code from the app' : ''} (a recovery code also proves it)`, {
+        data: { reason: 'no-code-to-send' },
+      });
+    }
+    const lock = lockState(rec.failures, now);
+    if (lock.locked) throw this.proof.refusal(address, { ok: false, reason: 'locked', lockedUntil: lock.until }, now);
+    // The provider first, then the fallback, as verify's challenge tries them.
+    const providers = [eff.provider, eff.fallbackProvider].filter((p, i, all): p is CodeProvider => sendable.includes(p as CodeProvider) && all.indexOf(p) === i);
+    const entry = (result: string, reason: string | null, details?: Record<string, unknown>) =>
+      ({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.code.send', result, reason, ...(ip === '' ? {} : { ip }), ...(details ? { details } : {}) });
+    let issued;
+    try {
+      issued = await this.codes.challenge(address, providers, { ip, country: ip === '' ? null : this.p.country(ip) });
+    } catch (err) {
+      const reason = err instanceof MemfaError ? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
+      await this.p.audit.append(entry('error', reason));
+      throw err;
+    }
+    await this.p.audit.append(entry('sent', null, { provider: issued.provider }));
+    return { address, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt, resent: issued.resent };
   }
 
   async forgetLocations(params: { user: string }, ctx: CallContext) {

@@ -1,6 +1,6 @@
 // Administration of settings at the three levels: global, domain, mailbox.
-import { applySettingsPatch, resolveSettings } from '../core/settings.js';
-import { newMailbox, type DomainRecord, type LevelSettings } from '../core/model.js';
+import { applySettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS } from '../core/settings.js';
+import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseAddress, normaliseAltEmail, normaliseDomain, normalisePhone } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import type { MailboxView } from '../protocol/results.js';
@@ -8,6 +8,13 @@ import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
+
+/** A provider set for this very mailbox (by an administrator, else by the user) must be able to reach it. */
+export function assertReachable(rec: MailboxRecord): void {
+  const own = rec.settings.provider ?? rec.userSettings.provider;
+  if (own === 'sms' && rec.phone === null) throw invalidParams('provider sms needs a phone number: add --phone +E164', { param: 'phone' });
+  if (own === 'email' && rec.altEmail === null) throw invalidParams('provider email needs an alternate address: add --alt-email ADDRESS', { param: 'altEmail' });
+}
 
 function asPatch(settings: unknown): Record<string, unknown> {
   if (settings === undefined) return {};
@@ -20,6 +27,19 @@ export class SettingsAdmin {
     private readonly p: Ports,
     private readonly policy: ProviderPolicy,
   ) {}
+
+  /**
+   * A domain administrator sets only the keys of DOMAIN_ADMIN_KEYS; the others are the platform
+   * administrator's (unknown keys are left to the patch's own validation).
+   */
+  private assertDomainAdminKeys(patch: Record<string, unknown>, ctx: CallContext): void {
+    if (!ctx.scope) return;
+    const platformOnly = Object.keys(patch).filter((k) => Object.prototype.hasOwnProperty.call(SETTING_LEVELS, k) && !(DOMAIN_ADMIN_KEYS as readonly string[]).includes(k));
+    if (platformOnly.length === 0) return;
+    throw new MemfaError('FORBIDDEN', `${platformOnly.join(', ')}: set by the platform administrator only; domain administrators may set ${DOMAIN_ADMIN_KEYS.join(', ')}`, {
+      data: { right: platformOnly[0], rights: platformOnly },
+    });
+  }
 
   /** A provider a domain administrator assigns must be one the platform lets them assign. */
   private assertProviders(patch: Record<string, unknown>, ctx: CallContext): void {
@@ -50,9 +70,7 @@ export class SettingsAdmin {
         altEmail: altEmail === undefined ? current.altEmail : altEmail,
         updatedAt: now,
       };
-      // A provider chosen for this very mailbox must be able to reach it.
-      if (settings.provider === 'sms' && next.phone === null) throw invalidParams('provider sms needs a phone number: add --phone +E164', { param: 'phone' });
-      if (settings.provider === 'email' && next.altEmail === null) throw invalidParams('provider email needs an alternate address: add --alt-email ADDRESS', { param: 'altEmail' });
+      assertReachable(next);
       tx.putMailbox(next);
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
@@ -114,10 +132,8 @@ export class SettingsAdmin {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
     const patch = asPatch(params.settings);
+    this.assertDomainAdminKeys(patch, ctx);
     this.assertProviders(patch, ctx);
-    if (ctx.scope && (patch['trustedNetworks'] !== undefined || patch['usersMayConfigure'] !== undefined)) {
-      throw new MemfaError('FORBIDDEN', 'trusted networks and the end-user switch are set by the platform administrator', { data: { right: 'platform' } });
-    }
     const now = this.p.clock();
     await this.p.store.transact((tx) => {
       const current: DomainRecord = tx.getDomain(domain) ?? { domain, settings: {}, updatedAt: now };
@@ -138,13 +154,27 @@ export class SettingsAdmin {
     return { domains: this.p.store.listDomains().filter((d) => visible(d.domain)).map((d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: this.p.store.countMailboxes(d.domain) })) };
   }
 
+  /**
+   * Removes a domain's settings. A domain administrator removes only what they may set
+   * (DOMAIN_ADMIN_KEYS): the platform administrator's settings stay, and so does the record while
+   * any remain. `kept` lists them.
+   */
   async removeDomain(params: { domain: string }, ctx: CallContext) {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
-    const removed = await this.p.store.transact((tx) => tx.deleteDomain(domain));
-    if (!removed) throw new MemfaError('NOT_FOUND', `no stored settings for domain ${domain}`);
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.remove', result: 'ok', details: { domain } });
-    return { domain, removed: true };
+    const now = this.p.clock();
+    const kept = await this.p.store.transact((tx): string[] | null => {
+      const current = tx.getDomain(domain);
+      if (current === undefined) return null;
+      const rest: LevelSettings = ctx.scope ? { ...current.settings } : {};
+      for (const key of DOMAIN_ADMIN_KEYS) delete rest[key];
+      if (Object.keys(rest).length === 0) tx.deleteDomain(domain);
+      else tx.putDomain({ ...current, settings: rest, updatedAt: now });
+      return Object.keys(rest);
+    });
+    if (kept === null) throw new MemfaError('NOT_FOUND', `no stored settings for domain ${domain}`);
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.remove', result: 'ok', details: { domain, kept } });
+    return { domain, removed: true, kept };
   }
 
   async setGlobal(params: { settings?: unknown }, ctx: CallContext) {

@@ -30,7 +30,7 @@ export async function daemonStatus(p: Ports, policy: ProviderPolicy): Promise<St
     store: p.store.file,
     mailboxes: p.store.countMailboxes(),
     domains: p.store.listDomains().length,
-    sockets: { admin: p.config.sockets.admin.path, hook: p.config.sockets.hook.path },
+    sockets: { admin: p.config.sockets.admin.path, hook: p.config.sockets.hook.path, self: p.config.sockets.self.path },
     providers,
   };
 }

@@ -7,14 +7,15 @@
 //   array per record (measured: ~1.6 KB kept per write instead of ~1.1 KB). Rebuilding the record
 //   as one object literal gives every record the same few maps, all fields in-object.
 // - Values most mailboxes share are held once: an empty list, the failure state of a mailbox that
-//   never failed, the per-mailbox settings (a deployment has few distinct ones). They are frozen,
+//   never failed, the per-mailbox settings and users' own choices (a deployment has few distinct
+//   ones). They are frozen,
 //   so sharing them is invisible to readers.
 // The store keeps its own copy, never the caller's object: whatever the caller does with its
 // object afterwards cannot change the state behind the store's back. The JSON of the stored form
 // is the JSON of the record given (same fields, same values), so the files are unchanged.
 import type { FailureState, LevelSettings, MailboxRecord, RememberedCountry, RememberedIp, TotpState } from '../core/model.js';
 
-const MAILBOX_KEYS = ['address', 'settings', 'phone', 'altEmail', 'totp', 'pendingTotp', 'openCode', 'ips', 'countries', 'failures', 'recoveryCodeHashes', 'createdAt', 'updatedAt'];
+const MAILBOX_KEYS = ['address', 'settings', 'userSettings', 'phone', 'altEmail', 'totp', 'pendingTotp', 'openCode', 'ips', 'countries', 'failures', 'recoveryCodeHashes', 'createdAt', 'updatedAt'];
 const MAILBOX_KEY_SET = new Set(MAILBOX_KEYS);
 const EMPTY_LIST: readonly never[] = Object.freeze([]);
 const NO_FAILURES: FailureState = Object.freeze({ consecutive: 0, lockedUntil: null, hardLocked: false, lastFailureAt: null });
@@ -135,8 +136,9 @@ export class RecordPool {
       if (!MAILBOX_KEY_SET.has(k)) return frozenCopy(r);
       count++;
     }
-    if (count !== MAILBOX_KEYS.length || !isPlainObject(o['settings'])) return frozenCopy(r);
+    if (count !== MAILBOX_KEYS.length || !isPlainObject(o['settings']) || !isPlainObject(o['userSettings'])) return frozenCopy(r);
     const settings = this.sharedSettings(o['settings']) ?? frozenCopy(r.settings);
+    const userSettings = this.sharedSettings(o['userSettings']) ?? frozenCopy(r.userSettings);
     const totp = storedTotp(r.totp);
     const ips = storedList(r.ips, storedIp);
     const countries = storedList(r.countries, storedCountry);
@@ -146,6 +148,7 @@ export class RecordPool {
     return Object.freeze({
       address: r.address,
       settings,
+      userSettings,
       phone: r.phone,
       altEmail: r.altEmail,
       totp,
@@ -168,10 +171,14 @@ export class RecordPool {
   parsedMailbox(r: MailboxRecord): MailboxRecord {
     if (Object.isFrozen(r)) return r;
     const o = r as unknown as Record<string, unknown>;
-    const s = o['settings'];
-    if (isPlainObject(s)) {
+    // A journal written before store schema 2 holds records without userSettings; the snapshot's
+    // own records were migrated (see schema.ts).
+    if (o['userSettings'] === undefined) o['userSettings'] = {};
+    for (const k of ['settings', 'userSettings']) {
+      const s = o[k];
+      if (!isPlainObject(s)) continue;
       const shared = this.sharedSettings(s);
-      if (shared !== undefined) o['settings'] = shared;
+      if (shared !== undefined) o[k] = shared;
     }
     const f = o['failures'];
     if (isPlainObject(f) && isNoFailures(f)) o['failures'] = NO_FAILURES;

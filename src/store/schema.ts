@@ -3,7 +3,7 @@ import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.j
 import { emptyFailures } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
 
-export const CURRENT_SCHEMA = 1;
+export const CURRENT_SCHEMA = 2;
 
 export interface Snapshot {
   schemaVersion: number;
@@ -128,7 +128,26 @@ function migrate0to1(data: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
-const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = { 0: migrate0to1 };
+/**
+ * Version 2 keeps what a user chose through self-service (userSettings) apart from what an
+ * administrator set for the mailbox (settings). A version 1 store held both in settings and
+ * cannot tell them apart, so they stay administrator settings: the stricter reading (the user
+ * cannot undo them; an administrator can, with "inherit").
+ */
+function migrate1to2(data: Record<string, unknown>): Record<string, unknown> {
+  const upgrade = (raw: unknown): unknown => (isObject(raw) && !isObject(raw['userSettings']) ? { ...raw, userSettings: {} } : raw);
+  const source = data['mailboxes'];
+  let mailboxes: unknown = source;
+  if (source instanceof Map) {
+    // The streamed reader's map: upgraded in place, so that a large store is not copied.
+    for (const [k, v] of source as Map<string, unknown>) source.set(k, upgrade(v));
+  } else if (isObject(source)) {
+    mailboxes = Object.fromEntries(Object.entries(source).map(([k, v]) => [k, upgrade(v)]));
+  }
+  return { ...data, schemaVersion: 2, mailboxes };
+}
+
+const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = { 0: migrate0to1, 1: migrate1to2 };
 
 export function migrate(data: unknown, file: string): Snapshot {
   if (!isObject(data)) throw new MemfaError('STORE_CORRUPT', `store file ${file} does not hold a JSON object; refusing to start, the file was left untouched`, { data: { file } });

@@ -20,6 +20,7 @@ export interface TestDaemon {
   configFile: string;
   adminSocket: string;
   hookSocket: string;
+  selfSocket: string;
   dataDir: string;
   proc: ChildProcess;
   log: () => string;
@@ -117,12 +118,14 @@ export async function startDaemon(options: StartOptions = {}): Promise<TestDaemo
   if (!options.expectFailure) await waitReady(proc, output);
   const adminSocket = path.join(dir, 'run', 'admin.sock');
   const hookSocket = path.join(dir, 'run', 'hook.sock');
+  const selfSocket = path.join(dir, 'run', 'self.sock');
   const env = { MEMFA_CONFIG: configFile, ...options.env };
   const d: TestDaemon = {
     dir,
     configFile,
     adminSocket,
     hookSocket,
+    selfSocket,
     dataDir: path.join(dir, 'data'),
     get proc() {
       return proc;

@@ -1,6 +1,6 @@
 // memfa domain set | show | list | remove.
 import type { Command } from 'commander';
-import type { DomainListResult, DomainView } from '../../protocol/results.js';
+import type { DomainListResult, DomainRemoveResult, DomainView } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { addSettingOptions, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatDomain, formatDomainList, formatDomainRemoved } from '../format.js';
@@ -31,9 +31,9 @@ export function registerDomain(program: Command, cli: Cli): void {
   domain
     .command('remove')
     .argument('<domain>')
-    .description("remove a domain's settings (its mailboxes then inherit the global ones)")
+    .description("remove a domain's settings (its mailboxes then inherit the global ones); a domain administrator removes only those they may set")
     .action(async (d: string) => {
-      const r = await cli.call('domain.remove', { domain: d });
-      cli.print(r, () => formatDomainRemoved(d));
+      const r = (await cli.call('domain.remove', { domain: d })) as DomainRemoveResult;
+      cli.print(r, () => formatDomainRemoved(d, r.kept));
     });
 }

@@ -1,20 +1,23 @@
-// memfa self --user ADDRESS show | set | enroll | confirm | forget-locations: end-user
-// self-service, as a webmail back end offers it.
+// memfa self --user ADDRESS show | set | send-code | enroll | confirm | forget-locations:
+// end-user self-service on the self socket, as a webmail back end offers it.
 import { Option, type Command } from 'commander';
 import type { ParamsOf } from '../../protocol/methods.js';
-import type { EnrolResult, SelfView } from '../../protocol/results.js';
+import type { EnrolResult, SelfCodeSent, SelfView } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
-import { askCode, showEnrolment } from '../enrolment.js';
+import { askCode, askCurrentCode, showEnrolment } from '../enrolment.js';
 import { CHALLENGE_CHOICES, PROVIDER_CHOICES } from '../flags.js';
-import { formatLocationsForgotten, formatSelf, formatSelfActivated } from '../format.js';
+import { formatLocationsForgotten, formatSelf, formatSelfActivated, formatSelfCodeSent } from '../format.js';
 import { printJson } from '../io.js';
+
+const CURRENT_CODE_HELP = 'prove the current second factor (a code from the app, a code from self send-code, or a recovery code), read from standard input';
 
 export function registerSelf(program: Command, cli: Cli): void {
   const self = program
     .command('self')
-    .description('end-user self-service for one mailbox (for webmail back ends; uses the hook socket)')
+    .description('end-user self-service for one mailbox (for webmail back ends; uses the self socket)')
     .requiredOption('--user <address>', 'the mailbox, already authenticated by the caller');
   const selfUser = () => self.opts<{ user: string }>().user;
+  const currentCode = async (f: { currentCodeStdin?: boolean }) => (f.currentCodeStdin === true ? { currentCode: await askCurrentCode() } : {});
   self
     .command('show')
     .description('own challenge mode and provider, what may be chosen, phone, address, TOTP state')
@@ -25,12 +28,13 @@ export function registerSelf(program: Command, cli: Cli): void {
   self
     .command('set')
     .description('change own challenge mode, provider, phone or alternate address')
-    .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than the domain\'s)').choices(CHALLENGE_CHOICES))
-    .addOption(new Option('--provider <provider>', 'own provider (among those the platform allows users)').choices(PROVIDER_CHOICES))
+    .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than what the administrators set; inherit drops it)').choices(CHALLENGE_CHOICES))
+    .addOption(new Option('--provider <provider>', "own provider (among those the platform allows users, unless an administrator set this mailbox's)").choices(PROVIDER_CHOICES))
     .option('--phone <E164|none>', 'own phone number')
     .option('--alt-email <address|none>', 'own alternate address')
-    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string }) => {
-      const params: ParamsOf<'self.set'> = { user: selfUser() };
+    .option('--current-code-stdin', `${CURRENT_CODE_HELP}; needed to change the provider, phone or address of a mailbox with a second factor`)
+    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string; currentCodeStdin?: boolean }) => {
+      const params: ParamsOf<'self.set'> = { user: selfUser(), ...(await currentCode(f)) };
       if (f.challenge !== undefined) params.challenge = f.challenge;
       if (f.provider !== undefined) params.provider = f.provider;
       if (f.phone !== undefined) params.phone = f.phone === 'none' ? null : f.phone;
@@ -39,11 +43,20 @@ export function registerSelf(program: Command, cli: Cli): void {
       cli.print(v, () => formatSelf(v));
     });
   self
+    .command('send-code')
+    .option('--ip <ip>', "the user's client address, named in the message")
+    .description('send a one-time code to the sms or email factor, to prove it with --current-code-stdin')
+    .action(async (f: { ip?: string }) => {
+      const r = (await cli.callSelf('self.code.send', { user: selfUser(), ...(f.ip === undefined ? {} : { ip: f.ip }) })) as SelfCodeSent;
+      cli.print(r, () => formatSelfCodeSent(r));
+    });
+  self
     .command('enroll')
     .option('--restart', 'discard a pending secret and create a new one')
+    .option('--current-code-stdin', `${CURRENT_CODE_HELP}; needed once the mailbox has a second factor`)
     .description('start own TOTP enrolment (prints the otpauth URI; confirm with self confirm)')
-    .action(async (f: { restart?: boolean }) => {
-      const e = (await cli.callSelf('self.enroll.start', { user: selfUser(), restart: f.restart === true })) as EnrolResult;
+    .action(async (f: { restart?: boolean; currentCodeStdin?: boolean }) => {
+      const e = (await cli.callSelf('self.enroll.start', { user: selfUser(), restart: f.restart === true, ...(await currentCode(f)) })) as EnrolResult;
       if (cli.opts().json) printJson(e);
       else await showEnrolment(e, cli.chalk());
     });
