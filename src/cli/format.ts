@@ -1,6 +1,6 @@
 // Human-readable rendering of results. --json bypasses all of this.
 import type { ChalkInstance } from 'chalk';
-import type { EffectiveView, ExplainResult, MailboxView, StatusResult } from '../protocol/results.js';
+import type { AuditStreamStatus, AuditVerifyResult, EffectiveView, ExplainResult, MailboxView, StatusResult } from '../protocol/results.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
 
@@ -60,7 +60,28 @@ export function formatStatus(s: StatusResult, c: ChalkInstance): string {
         `${p.enabled ? c.green('enabled') : c.yellow('disabled')}, transport ${p.transport}, gateway ${p.gateway === 'down' ? c.red('down') : p.gateway}${p.detail ? ` (${p.detail})` : ''}`,
       ],
     ),
+    ...s.audit.streams.map((a): [string, string] => [`audit ${a.name}`, auditStreamText(a, c)]),
   ]);
+}
+
+function auditStreamText(a: AuditStreamStatus, c: ChalkInstance): string {
+  const problems: string[] = [];
+  if (a.failedWrites > 0 || a.droppedLines > 0) problems.push(`${a.failedWrites} failed writes, ${a.droppedLines} lines lost${a.lastError === null ? '' : ` (last: ${a.lastError})`}`);
+  if (a.gaps > 0) problems.push(`${a.gaps} breaks found and recorded`);
+  return `${a.file}, seq ${a.seq}${problems.length === 0 ? '' : `, ${c.red(problems.join(', '))}`}`;
+}
+
+/** `audit verify`: intact with counts per stream, or each broken stream with its file and line. */
+export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  if (r.ok) {
+    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')} in ${plural(s.files, 'file')}` : '')).join(', ');
+    const lost = r.lost > 0 ? c.yellow(`; ${plural(r.lost, 'event')} lost to failed writes, as recorded in the log`) : '';
+    return c.green(`audit log intact: ${r.lines} lines in ${r.files} files (${each})`) + lost;
+  }
+  return r.streams
+    .map((s) => (s.ok ? c.green(`${s.stream}: intact, ${plural(s.lines, 'line')}`) : c.red(`audit log broken at ${s.file} line ${s.line}: ${s.problem}`)))
+    .join('\n');
 }
 
 export function formatExplain(x: ExplainResult, c: ChalkInstance): string {

@@ -27,5 +27,6 @@ export async function daemonStatus(p: Ports, policy: ProviderPolicy): Promise<St
     domains: p.store.listDomains().length,
     sockets: { admin: p.config.sockets.admin.path, hook: p.config.sockets.hook.path },
     providers,
+    audit: p.audit.status(),
   };
 }
