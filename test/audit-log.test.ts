@@ -70,7 +70,7 @@ test('1000 concurrently issued appends are all written, in order, with contiguou
     assert.equal(parsed.prev, prev);
     prev = lineHash(Buffer.from(line));
   });
-  assert.deepEqual(await log.verify(), { ok: true, lines: 1000, files: 1 });
+  assert.deepEqual(await log.verify(), { ok: true, lines: 1000, files: 1, lost: 0 });
   if (POSIX) assert.equal((await stat(path)).mode & 0o777, 0o600);
 });
 
@@ -163,7 +163,7 @@ test('rotation keeps `keep` files, each within maxBytes, chained across files', 
     assert.equal(first.prev, lineHash(Buffer.from(before)));
   }
   const kept = contents.reduce((sum, lines) => sum + lines.length, 0);
-  assert.deepEqual(await log.verify(), { ok: true, lines: kept, files: 4 });
+  assert.deepEqual(await log.verify(), { ok: true, lines: kept, files: 4, lost: 0 });
   // The oldest file was dropped: the oldest kept line is not seq 1, and query still reads in order.
   const all = await log.query();
   assert.equal(all.length, kept);
@@ -204,7 +204,7 @@ test('reopening continues the chain', async (t) => {
   const second = await AuditLog.open(path, { clock: steppingClock() });
   t.after(() => second.close());
   assert.equal((await second.append(event(5))).seq, 6);
-  assert.deepEqual(await second.verify(), { ok: true, lines: 6, files: 1 });
+  assert.deepEqual(await second.verify(), { ok: true, lines: 6, files: 1, lost: 0 });
 });
 
 test('reopening after a crash between rotation and the first write continues from <path>.1', async (t) => {
@@ -217,7 +217,7 @@ test('reopening after a crash between rotation and the first write continues fro
   const second = await AuditLog.open(path, { clock: steppingClock() });
   t.after(() => second.close());
   assert.equal((await second.append(event(4))).seq, 5);
-  assert.deepEqual(await second.verify(), { ok: true, lines: 5, files: 2 });
+  assert.deepEqual(await second.verify(), { ok: true, lines: 5, files: 2, lost: 0 });
 });
 
 test('a torn last line is cut off and the recovery is recorded', async (t) => {
@@ -239,7 +239,7 @@ test('a torn last line is cut off and the recovery is recorded', async (t) => {
   assert.equal(recovered.reason, 'torn-tail');
   assert.deepEqual(recovered.details, { droppedBytes: Buffer.byteLength(torn) });
   assert.equal((await second.append(event(4))).seq, 5);
-  assert.deepEqual(await second.verify(), { ok: true, lines: 5, files: 1 });
+  assert.deepEqual(await second.verify(), { ok: true, lines: 5, files: 1, lost: 0 });
 });
 
 test('a file that is one torn line only is recovered to a fresh chain', async (t) => {
@@ -251,7 +251,7 @@ test('a file that is one torn line only is recovered to a fresh chain', async (t
   const [line] = await fileLines(path);
   const entry = JSON.parse(line ?? '') as { seq: number; prev: string; action: string };
   assert.deepEqual([entry.seq, entry.prev, entry.action], [1, '0'.repeat(64), 'audit-recovered']);
-  assert.deepEqual(await log.verify(), { ok: true, lines: 1, files: 1 });
+  assert.deepEqual(await log.verify(), { ok: true, lines: 1, files: 1, lost: 0 });
 });
 
 test('verify reports a torn line', async (t) => {
@@ -390,7 +390,7 @@ test('one batch of multi-byte lines, larger than the encoding buffer, is written
   });
   // 18,000 bytes of UTF-8 is over the line limit, though only 6,000 UTF-16 units.
   assert.deepEqual(JSON.parse(lines[400]!).details, { omitted: 'details too large' });
-  assert.deepEqual(await log.verify(), { ok: true, lines: 401, files: 1 });
+  assert.deepEqual(await log.verify(), { ok: true, lines: 401, files: 1, lost: 0 });
 });
 
 test('a failed rotation rejects with STORE_FAILED, keeps what was written, and a reopen recovers', async (t) => {
@@ -435,28 +435,31 @@ test('record() writes lines nobody awaits, in issue order with awaited ones, and
     ],
   );
   assert.equal((await fileLines(path)).length, 3);
-  assert.deepEqual(await log.verify(), { ok: true, lines: 3, files: 1 });
+  assert.deepEqual(await log.verify(), { ok: true, lines: 3, files: 1, lost: 0 });
 });
 
-test('close() writes recorded lines still queued; record() after close goes to onUnawaitedFailure', async (t) => {
+test('close() writes recorded lines still queued; a line recorded after close is counted and reported', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'memfa-audit.log');
-  const failures: [string, unknown][] = [];
-  const log = await AuditLog.open(path, { clock: steppingClock(), onUnawaitedFailure: (e, error) => failures.push([e.action, error]) });
+  const events: [string, string, Record<string, unknown>][] = [];
+  const log = await AuditLog.open(path, { clock: steppingClock(), onEvent: (level, name, fields) => events.push([level, name, fields]) });
   for (let i = 0; i < 50; i++) log.record(event(i));
   await log.close();
   assert.equal((await fileLines(path)).length, 50);
   log.record(event(50, { action: 'late' }));
-  assert.equal(failures.length, 1);
-  assert.equal(failures[0]![0], 'late');
-  assert.ok(failures[0]![1] instanceof MemfaError && failures[0]![1].code === 'SHUTTING_DOWN');
+  await assert.rejects(log.append(event(51)), (error: unknown) => error instanceof MemfaError && error.code === 'SHUTTING_DOWN');
+  assert.equal(log.stats().droppedLines, 2);
+  const reported = events.filter(([level, name]) => level === 'error' && name === 'audit-write-failed');
+  assert.ok(reported.length >= 1);
+  assert.equal(reported[0]![2]['action'], 'late');
 });
 
-test('a recorded line that cannot be written reaches onUnawaitedFailure, never an unhandled rejection', async (t) => {
+test('a recorded line that cannot be written is counted, reported at most once a second, and never an unhandled rejection', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'memfa-audit.log');
-  const failures: unknown[] = [];
-  const log = await AuditLog.open(path, { maxBytes: 1024, keep: 1, clock: steppingClock(), onUnawaitedFailure: (_e, error) => failures.push(error) });
+  const reported: Record<string, unknown>[] = [];
+  // The steady clock stands still: every failure falls in the same second.
+  const log = await AuditLog.open(path, { maxBytes: 1024, keep: 1, clock: steppingClock(), ticks: () => 0, onEvent: (_level, name, fields) => name === 'audit-write-failed' && reported.push(fields) });
   t.after(() => log.close());
   // The rotation fails (see the test above): lines past the first file cannot be written.
   await mkdir(join(`${path}.1`, 'blocker'), { recursive: true });
@@ -464,8 +467,35 @@ test('a recorded line that cannot be written reaches onUnawaitedFailure, never a
   await assert.rejects(log.append(event(20)), (error: unknown) => error instanceof MemfaError && error.code === 'STORE_FAILED');
   const written = (await fileLines(path)).length;
   assert.ok(written > 0 && written < 20);
-  assert.equal(failures.length, 20 - written);
-  for (const error of failures) assert.ok(error instanceof MemfaError && error.code === 'STORE_FAILED');
+  const stats = log.stats();
+  assert.equal(stats.droppedLines, 21 - written);
+  assert.ok(stats.failedWrites >= 1);
+  assert.match(stats.lastError ?? '', /could not be rotated|EISDIR|EPERM/);
+  assert.equal(reported.length, 1, 'one report per second, however many lines fail');
+  assert.equal(reported[0]!['lines'], 21 - written);
+});
+
+test('after lost lines, the next line written is an audit-lost record, and the chain goes on unbroken', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'memfa-audit.log');
+  let now = 0;
+  const log = await AuditLog.open(path, { maxBytes: 1024, keep: 1, clock: steppingClock(), ticks: () => now });
+  t.after(() => log.close());
+  await mkdir(join(`${path}.1`, 'blocker'), { recursive: true });
+  const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => log.append(event(i))));
+  const lost = results.filter((r) => r.status === 'rejected').length;
+  assert.ok(lost > 0);
+  await rm(`${path}.1`, { recursive: true });
+  now += 1500; // the broken log retries at most once a second
+  const next = await log.append(event(10));
+  const entries = await log.query();
+  const record = entries.find((e) => e.action === 'audit-lost');
+  assert.ok(record !== undefined, 'the loss is recorded');
+  assert.equal(record.seq, next.seq - 1);
+  assert.deepEqual([record.actor, record.result, record.details?.['lines']], ['daemon', 'error', lost]);
+  const check = await log.verify();
+  assert.ok(check.ok, JSON.stringify(check));
+  assert.equal(check.lost, lost);
 });
 
 test('a line is the same text JSON.stringify gives, whatever the strings hold', () => {

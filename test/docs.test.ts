@@ -286,6 +286,16 @@ test('every log level the configuration accepts is one the daemon logs at', () =
   for (const l of levels) assert.match(daemon, new RegExp(`\\blog\\.${l}\\(`), `something logs at level ${l}`);
 });
 
+test("every audit action and log event of the daemon's own (the 'audit-…' names in src/audit) is in memfa(1)", () => {
+  const names = new Set<string>();
+  for (const file of sourceFiles(path.join(ROOT, 'src', 'audit'))) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/'(audit-[a-z-]+)'/g)) names.add(m[1]!);
+  }
+  for (const expected of ['audit-gap', 'audit-lost', 'audit-recovered', 'audit-write-failed']) assert.ok(names.has(expected), `found ${expected}: ${[...names].join(', ')}`);
+  const text = tokens(plain(man1Source));
+  for (const name of names) assert.ok(text.includes(name), `memfa.1: ${name}`);
+});
+
 test('the README has the two set-up commands and links the man pages', () => {
   const readme = read('README.md');
   assert.match(readme, /^npm ci && npm start$/m, 'README: the daemon command');

@@ -208,9 +208,11 @@ describe('security end to end', () => {
       const ok = await d.cli(['audit', 'verify']);
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /intact/);
-      // Tamper: change a result in the middle of the file.
-      const file = path.join(d.dataDir, 'audit.log');
+      // Tamper: change a result in the middle of the file (changes and enrolments are kept in
+      // the stream of security events, apart from the logins).
+      const file = path.join(d.dataDir, 'audit-security.log');
       const text = await readFile(file, 'utf8');
+      assert.ok(text.includes('"result":"enrolled"'));
       await writeFile(file, text.replace('"result":"enrolled"', '"result":"rejected"'));
       const bad = await d.cli(['--json', 'audit', 'verify']);
       assert.equal(bad.code, 65);
@@ -313,9 +315,26 @@ describe('security end to end', () => {
         const shown = await d.json<{ effective: { challenge: { value: string } } }>(['mailbox', 'show', 'full@sec.example']);
         assert.equal(shown.effective.challenge.value, 'always', 'reads keep working');
         assert.equal((await d.cli(['verify', '--user', 'other@sec.example', '--ip', GB])).code, 0, 'the fast path keeps working');
+        // Audit lines that cannot be written are counted, not dropped silently.
+        type AuditCounts = { audit: { droppedLines: number } };
+        let dropped = 0;
+        for (let i = 0; i < 50 && dropped === 0; i++) {
+          await Promise.all(Array.from({ length: 20 }, (_, j) => verifyRpc(d, 'other@sec.example', `198.51.100.${(i * 20 + j) % 250}`)));
+          dropped = (await d.json<AuditCounts>(['status'])).audit.droppedLines;
+        }
+        assert.ok(dropped > 0, 'no audit line was lost on a full disk');
+        assert.ok(d.log().includes('"event":"audit-write-failed"'));
         await rm(filler);
         const again = await d.cli(['mailbox', 'set', 'full@sec.example', '--challenge', 'never']);
         assert.equal(again.code, 0, again.stderr);
+        // Once lines can be written again, the loss is on record in the chain.
+        await new Promise((r) => setTimeout(r, 1100)); // a broken log retries at most once a second
+        for (let i = 0; i < 3; i++) await verifyRpc(d, 'other@sec.example', `203.0.113.${i}`);
+        // An answer whose line is awaited (enrol first): the lines before it are written too.
+        await d.json(['mailbox', 'set', 'barrier@sec.example', '--challenge', 'always']);
+        assert.equal((await verifyRpc(d, 'barrier@sec.example', GB)).result, 'enroll');
+        const lost = await d.json<{ entries: { details?: { lines?: number } }[] }>(['audit', '--action', 'audit-lost']);
+        assert.ok(lost.entries.length >= 1 && (lost.entries[0]!.details?.lines ?? 0) > 0, JSON.stringify(lost));
         await d.stop();
         await d.restart();
         const kept = await d.json<{ effective: { challenge: { value: string } } }>(['mailbox', 'show', 'full@sec.example']);

@@ -5,6 +5,7 @@ import type {
   AdminAddResult,
   AdminListResult,
   AuditQueryResult,
+  AuditStreamStatus,
   AuditVerifyResult,
   DomainListResult,
   DomainView,
@@ -91,7 +92,28 @@ export function formatStatus(s: StatusResult, c: ChalkInstance): string {
         `${p.enabled ? c.green('enabled') : c.yellow('disabled')}, transport ${p.transport}, gateway ${p.gateway === 'down' ? c.red('down') : p.gateway}${p.detail ? ` (${p.detail})` : ''}`,
       ],
     ),
+    ...s.audit.streams.map((a): [string, string] => [`audit ${a.name}`, auditStreamText(a, c)]),
   ]);
+}
+
+function auditStreamText(a: AuditStreamStatus, c: ChalkInstance): string {
+  const problems: string[] = [];
+  if (a.failedWrites > 0 || a.droppedLines > 0) problems.push(`${a.failedWrites} failed writes, ${a.droppedLines} lines lost${a.lastError === null ? '' : ` (last: ${a.lastError})`}`);
+  if (a.gaps > 0) problems.push(`${a.gaps} breaks found and recorded`);
+  return `${a.file}, seq ${a.seq}${problems.length === 0 ? '' : `, ${c.red(problems.join(', '))}`}`;
+}
+
+/** `audit verify`: intact with counts per stream, or each broken stream with its file and line. */
+export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
+  const plural = (n: number, word: string) => count(n, word, `${word}s`);
+  if (r.ok) {
+    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')} in ${plural(s.files, 'file')}` : '')).join(', ');
+    const lost = r.lost > 0 ? c.yellow(`; ${plural(r.lost, 'event')} lost to failed writes, as recorded in the log`) : '';
+    return c.green(`audit log intact: ${r.lines} lines in ${r.files} files (${each})`) + lost;
+  }
+  return r.streams
+    .map((s) => (s.ok ? c.green(`${s.stream}: intact, ${plural(s.lines, 'line')}`) : c.red(`audit log broken at ${s.file} line ${s.line}: ${s.problem}`)))
+    .join('\n');
 }
 
 export function formatExplain(x: ExplainResult, c: ChalkInstance): string {
@@ -178,11 +200,9 @@ export function formatKeyRotate(r: KeyRotateResult): string {
 
 export function formatAudit(r: AuditQueryResult): string {
   if (r.entries.length === 0) return 'no matching entries';
-  return r.entries.map((e) => [e.time, e.actor, e.mailbox ?? '-', e.action, e.result, e.reason ?? '-', e.ip ?? '-', e.country ?? '-'].join('\t')).join('\n');
-}
-
-export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
-  return r.ok ? c.green(`audit log intact: ${count(r.lines ?? 0, 'line', 'lines')} in ${count(r.files ?? 0, 'file', 'files')}`) : c.red(`audit log broken at ${r.file} line ${r.line}: ${r.problem}`);
+  // A counted line (fast-path allows) stands for details.count logins; any other for one event.
+  const logins = (e: AuditQueryResult['entries'][number]) => (e.action === 'verify' && typeof e.details?.count === 'number' ? e.details.count : 1);
+  return r.entries.map((e) => [e.time, e.actor, e.mailbox ?? '-', e.action, e.result, e.reason ?? '-', e.ip ?? '-', e.country ?? '-', logins(e)].join('\t')).join('\n');
 }
 
 export function formatProviderRow(r: ProviderRow, c: ChalkInstance): string {

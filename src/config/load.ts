@@ -123,7 +123,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     sockets,
     store: { ...c.store, file: abs(c.store.file, dataDir) },
     keyFile: abs(c.keyFile ?? 'memfa.key', dataDir),
-    audit: { ...c.audit, file: abs(c.audit.file, dataDir) },
+    audit: { ...c.audit, file: abs(c.audit.file, dataDir), security: { ...c.audit.security, file: abs(c.audit.security.file, dataDir) } },
     logTransport: { file: abs(c.logTransport.file, dataDir) },
     smtp: c.smtp && { ...c.smtp, passwordFile: c.smtp.passwordFile && abs(c.smtp.passwordFile) },
     smpp: c.smpp && { ...c.smpp, passwordFile: c.smpp.passwordFile && abs(c.smpp.passwordFile) },

@@ -158,6 +158,12 @@ export const CONFIG_SPEC: Section = section({
     file: leaf('audit.log', isString()),
     maxBytes: leaf(10 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
     keep: leaf(5, isInt(1, 1000)),
+    aggregateSeconds: leaf(60, isInt(0, 3600)),
+    security: section({
+      file: leaf('audit-security.log', isString()),
+      maxBytes: leaf(10 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
+      keep: leaf(10, isInt(1, 1000)),
+    }),
   }),
   log: section({ level: leaf('info', isOneOf(['debug', 'info', 'warn', 'error'])) }),
 });

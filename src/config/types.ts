@@ -94,6 +94,7 @@ export interface MemfaConfig {
   smtp: SmtpSettings | null;
   smpp: SmppSettings | null;
   logTransport: { file: string };
-  audit: { file: string; maxBytes: number; keep: number };
+  /** file, maxBytes, keep: the login stream; security: the stream of changes and security events. */
+  audit: { file: string; maxBytes: number; keep: number; aggregateSeconds: number; security: { file: string; maxBytes: number; keep: number } };
   log: { level: 'debug' | 'info' | 'warn' | 'error' };
 }

@@ -4,11 +4,13 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 
-import { AuditLog, type AuditEvent } from '../audit/log.js';
+import type { AnchorStore } from '../audit/anchor.js';
+import { AuditTrail } from '../audit/trail.js';
 import type { MemfaConfig } from '../config/types.js';
 import { loadCountryLookup } from '../geo/country.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
+import type { AuditStreamName } from '../protocol/results.js';
 import { loadOrCreateKeyring, secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from '../services/enrol.js';
 import { createServices } from '../services/handlers.js';
@@ -105,9 +107,21 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const keyring = await loadOrCreateKeyring(config.keyFile, { create: store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined });
     checkSecretsOpen(store, keyring, config.keyFile);
     if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
-    const auditFailed = (event: AuditEvent, err: unknown) =>
-      log.error('audit-write-failed', { action: event.action, mailbox: event.mailbox ?? null, error: (err as Error).message });
-    const audit = await AuditLog.open(config.audit.file, { maxBytes: config.audit.maxBytes, keep: config.audit.keep, onUnawaitedFailure: auditFailed });
+    // Each stream's head is anchored in the store, so that cut or removed audit files are found
+    // after a restart too (audit/anchor.ts).
+    const anchorIn = (name: AuditStreamName): AnchorStore => ({
+      load: () => store.getMeta(`auditAnchor.${name}`),
+      save: (anchor) => store.transact((tx) => tx.putMeta(`auditAnchor.${name}`, anchor)),
+    });
+    const audit = await AuditTrail.open({
+      streams: {
+        security: { ...config.audit.security, anchor: anchorIn('security') },
+        logins: { file: config.audit.file, maxBytes: config.audit.maxBytes, keep: config.audit.keep, anchor: anchorIn('logins') },
+      },
+      aggregateMs: config.audit.aggregateSeconds * 1000,
+      onEvent: (level, event, fields) => log[level](event, fields),
+    });
+    // Closed before the store (cleanups run in reverse): closing anchors the final heads.
     cleanups.push(() => audit.close());
     const country = await loadCountryLookup(config.dataDir);
     const senders = createSenders(config, log);
@@ -124,15 +138,10 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       country,
       secrets: keyring,
       keys: keyring,
-      audit: {
-        // Services audit what has already happened (a committed change, an answer): a failed audit
-        // write must not turn that into an error answer, which would claim nothing changed. It is
-        // logged loudly instead, and `memfa audit verify` shows the gap.
-        append: (event) => audit.append(event).catch((err: unknown) => auditFailed(event, err)),
-        record: (event) => audit.record(event),
-        query: (filter) => audit.query(filter),
-        verify: () => audit.verify(),
-      },
+      // Services audit what has already happened (a committed change, an answer): a failed audit
+      // write must not turn that into an error answer, which would claim nothing changed. The
+      // trail never rejects; it counts the loss, logs it and records it in the chain.
+      audit,
       log,
       senders,
       startedAt: started,

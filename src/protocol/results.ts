@@ -11,7 +11,41 @@ export interface StatusResult {
   domains: number;
   sockets: { admin: string; hook: string; self: string };
   providers: { name: ProviderName; enabled: boolean; transport: string; gateway: 'ok' | 'unconfigured' | 'down' | 'not-needed'; detail?: string }[];
+  audit: AuditStatus;
 }
+
+/** The audit trail's streams: changes and security events, and login answers. */
+export type AuditStreamName = 'security' | 'logins';
+
+export interface AuditStreamStatus {
+  name: AuditStreamName;
+  file: string;
+  /** seq of the last line written. */
+  seq: number;
+  /** Failed write attempts since the daemon started. */
+  failedWrites: number;
+  /** Events that never reached the file since the daemon started. */
+  droppedLines: number;
+  lastError: string | null;
+  /** Breaks (removed or cut files) found and recorded since the daemon started. */
+  gaps: number;
+}
+
+export interface AuditStatus {
+  failedWrites: number;
+  droppedLines: number;
+  streams: AuditStreamStatus[];
+}
+
+export type AuditStreamCheck = { stream: AuditStreamName } & (
+  | { ok: true; lines: number; files: number; lost: number }
+  | { ok: false; file: string; line: number; problem: string }
+);
+
+/** `audit.verify`: every stream checked; the first problem, if any, at the top. */
+export type AuditVerifyResult =
+  | { ok: true; lines: number; files: number; lost: number; streams: AuditStreamCheck[] }
+  | { ok: false; file: string; line: number; problem: string; streams: AuditStreamCheck[] };
 
 export type VerifyOutcome = 'allow' | 'deny' | 'challenge' | 'enroll';
 
@@ -171,16 +205,7 @@ export interface AdminListResult {
 }
 
 export interface AuditQueryResult {
-  entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null }[];
-}
-
-export interface AuditVerifyResult {
-  ok: boolean;
-  lines?: number;
-  files?: number;
-  file?: string;
-  line?: number;
-  problem?: string;
+  entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null; details?: { count?: unknown } }[];
 }
 
 export interface KeyRotateResult {

@@ -6,6 +6,7 @@ import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
+import type { AuditStatus, AuditVerifyResult } from '../protocol/results.js';
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -26,7 +27,9 @@ export interface KeyAdmin {
 
 export interface AuditReader {
   query(filter: { mailbox?: string; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
-  verify(): Promise<{ ok: true; lines: number; files: number } | { ok: false; file: string; line: number; problem: string }>;
+  verify(): Promise<AuditVerifyResult>;
+  /** Lines written, lost writes and breaks found, per stream. */
+  status(): AuditStatus;
 }
 
 export interface Random {
@@ -37,8 +40,13 @@ export interface Random {
 export interface AuditSink {
   /** Records an event; resolves once it is written. Never rejects: a failure is logged. */
   append(event: AuditEvent): Promise<unknown>;
-  /** Records an event without waiting for the disk (the login fast path); a failure is logged. */
+  /** Records an event without waiting for the disk; a failure is logged. */
   record(event: AuditEvent): void;
+  /**
+   * Records a fast-path allow (no factor needed) without waiting: such allows may be counted into
+   * one line per mailbox, client address and reason per minute. Nothing else may go through here.
+   */
+  recordAllow(event: AuditEvent): void;
 }
 
 export interface Ports {

@@ -32,5 +32,6 @@ export async function daemonStatus(p: Ports, policy: ProviderPolicy): Promise<St
     domains: p.store.listDomains().length,
     sockets: { admin: p.config.sockets.admin.path, hook: p.config.sockets.hook.path, self: p.config.sockets.self.path },
     providers,
+    audit: p.audit.status(),
   };
 }

@@ -126,9 +126,8 @@ export class Verifier {
     const { settings, disabled } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec));
     const decision = this.decision(login, rec, settings);
     if (code === null && decision.action === 'allow') {
-      // The answer does not wait for this audit line to be durable: the log's group commit
-      // writes it with its next batch.
-      this.p.audit.record(entry('allow', decision.reason));
+      // The answer does not wait for this audit line: allows like it are counted per minute.
+      this.p.audit.recordAllow(entry('allow', decision.reason));
       return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
     return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(

@@ -18,7 +18,7 @@ export function registerDaemon(program: Command, cli: Cli): void {
   program
     .command('status')
     .argument('[address]', 'a mailbox: whether and why it is locked, and until when')
-    .description('daemon version, uptime, store, mailbox count and provider status; or one mailbox\'s lock')
+    .description('daemon version, uptime, store, mailbox count, provider status and audit log health; or one mailbox\'s lock')
     .action(async (address: string | undefined) => {
       if (address !== undefined) {
         const m = (await cli.call('mailbox.show', { address })) as MailboxView;

@@ -31,7 +31,7 @@ export function registerKeysAndAudit(program: Command, cli: Cli): void {
     });
   audit
     .command('verify')
-    .description('check the hash chain of the audit log (tampering, deleted lines)')
+    .description('check the hash chains of the audit log (tampering, removed lines or files)')
     .action(async () => {
       const r = (await cli.call('audit.verify', {})) as AuditVerifyResult;
       cli.print(r, (c) => formatAuditVerify(r, c));

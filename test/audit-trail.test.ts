@@ -1,0 +1,129 @@
+// The audit trail's two streams, routing and merging, and the counting of fast-path allows.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { FastPathCounter } from '../src/audit/aggregate.js';
+import type { AuditEvent } from '../src/audit/entry.js';
+import { AuditTrail, streamOf } from '../src/audit/trail.js';
+import { MemfaError } from '../src/protocol/errors.js';
+
+const MINUTE = 60_000;
+const START = Date.parse('2025-03-01T12:00:00.000Z');
+
+async function tempDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'memfa-trail-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const allow = (mailbox: string, ip = '192.0.2.1', reason = 'known-ip'): AuditEvent => ({ actor: 'hook', socket: 'hook', mailbox, action: 'verify', result: 'allow', reason, ip, country: 'DE' });
+
+function counter(options: { windowMs?: number; maxKeys?: number } = {}) {
+  let now = START;
+  const written: AuditEvent[] = [];
+  const c = new FastPathCounter({ windowMs: options.windowMs ?? MINUTE, clock: () => now, write: (e) => written.push(e), ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }) });
+  return { c, written, advance: (ms: number) => (now += ms) };
+}
+
+test('fast-path allows: the first of a minute at once, the rest as one counted line', () => {
+  const { c, written, advance } = counter();
+  c.note(allow('a@example.org'));
+  assert.equal(written.length, 1, 'the first is written at once');
+  assert.equal(written[0]!.details, undefined);
+  for (let i = 0; i < 99; i++) {
+    advance(100);
+    c.note(allow('a@example.org'));
+  }
+  c.note(allow('a@example.org', '192.0.2.2'));
+  c.note(allow('a@example.org', '192.0.2.1', 'trusted-network'));
+  assert.equal(written.length, 3, 'another address or reason is another key');
+  c.flush();
+  assert.equal(written.length, 4);
+  assert.deepEqual(written[3], { ...allow('a@example.org'), details: { count: 99, first: new Date(START + 100).toISOString(), last: new Date(START + 9900).toISOString() } });
+});
+
+test('a new minute writes the counts of the last one and starts again', () => {
+  const { c, written, advance } = counter();
+  c.note(allow('a@example.org'));
+  c.note(allow('a@example.org'));
+  advance(MINUTE);
+  c.note(allow('a@example.org'));
+  assert.deepEqual(written.map((e) => e.details?.['count'] ?? 1), [1, 1, 1]);
+  c.flush();
+  assert.equal(written.length, 3, 'nothing counted in the new minute yet');
+});
+
+test('a flood of distinct keys is bounded: the counts are written early and counting starts over', () => {
+  const { c, written } = counter({ maxKeys: 100 });
+  for (let i = 0; i < 1000; i++) {
+    c.note(allow(`u${i}@example.org`));
+    c.note(allow(`u${i}@example.org`));
+    assert.ok(c.size <= 100);
+  }
+  c.flush();
+  // Every login is accounted for: 1000 first lines plus 1000 repeats in counted lines.
+  const total = written.reduce((sum, e) => sum + (typeof e.details?.['count'] === 'number' ? e.details['count'] : 1), 0);
+  assert.equal(total, 2000);
+});
+
+test('windowMs 0 writes every allow as a line of its own', () => {
+  const { c, written } = counter({ windowMs: 0 });
+  for (let i = 0; i < 5; i++) c.note(allow('a@example.org'));
+  assert.equal(written.length, 5);
+  assert.equal(c.size, 0);
+});
+
+test('streams: changes and factor changes apart from the logins', () => {
+  assert.equal(streamOf(allow('a@example.org')), 'logins');
+  assert.equal(streamOf({ ...allow('a@example.org'), result: 'deny', reason: 'code-invalid' }), 'logins');
+  assert.equal(streamOf({ ...allow('a@example.org'), reason: 'enrolled' }), 'security');
+  assert.equal(streamOf({ ...allow('a@example.org'), reason: 'recovery-code-used' }), 'security');
+  for (const action of ['mailbox.set', 'unlock', 'key.rotate', 'enroll.confirm', 'admin.add', 'audit-gap']) {
+    assert.equal(streamOf({ actor: 'admin', action, result: 'ok' }), 'security', action);
+  }
+});
+
+test('the trail writes each stream to its own file, queries both merged by time, verifies both and counts losses', async (t) => {
+  const dir = await tempDir(t);
+  let now = START;
+  const trail = await AuditTrail.open({
+    streams: { security: { file: join(dir, 'sec.log'), maxBytes: 4096, keep: 2 }, logins: { file: join(dir, 'logins.log'), maxBytes: 4096, keep: 2 } },
+    aggregateMs: MINUTE,
+    clock: () => (now += 1000),
+  });
+  t.after(() => trail.close());
+  await trail.append({ actor: 'admin', socket: 'admin', mailbox: 'a@example.org', action: 'mailbox.set', result: 'ok' });
+  await trail.append({ ...allow('a@example.org'), result: 'challenge', reason: 'new-ip' });
+  await trail.append({ actor: 'admin', socket: 'admin', mailbox: null, action: 'key.rotate', result: 'ok' });
+  for (let i = 0; i < 3; i++) trail.recordAllow(allow('a@example.org'));
+  await trail.close();
+  const security = (await readFile(join(dir, 'sec.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { action: string });
+  const logins = (await readFile(join(dir, 'logins.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { action: string; details?: { count?: number } });
+  assert.deepEqual(security.map((e) => e.action), ['mailbox.set', 'key.rotate']);
+  assert.deepEqual(logins.map((e) => [e.action, e.details?.count ?? 1]), [['verify', 1], ['verify', 1], ['verify', 2]]);
+
+  const reopened = await AuditTrail.open({
+    streams: { security: { file: join(dir, 'sec.log'), maxBytes: 4096, keep: 2 }, logins: { file: join(dir, 'logins.log'), maxBytes: 4096, keep: 2 } },
+    aggregateMs: MINUTE,
+  });
+  t.after(() => reopened.close());
+  const merged = await reopened.query();
+  assert.deepEqual(merged.map((e) => `${e.stream}:${e.action}:${e.result}`), ['security:mailbox.set:ok', 'logins:verify:challenge', 'security:key.rotate:ok', 'logins:verify:allow', 'logins:verify:allow']);
+  assert.deepEqual((await reopened.query({ limit: 2 })).map((e) => e.stream), ['logins', 'logins']);
+  const check = await reopened.verify();
+  assert.ok(check.ok);
+  assert.deepEqual([check.lines, check.streams.map((s) => s.stream)], [5, ['security', 'logins']]);
+  assert.deepEqual(reopened.status().streams.map((s) => [s.name, s.seq, s.failedWrites]), [['security', 2], ['logins', 3]].map(([n, s]) => [n, s, 0]));
+});
+
+test('the two streams must be different files, neither named like the other\'s rotated files', async (t) => {
+  const dir = await tempDir(t);
+  for (const [security, logins] of [['a.log', 'a.log'], ['a.log.1', 'a.log'], ['a.log', 'a.log.3']]) {
+    await assert.rejects(
+      AuditTrail.open({ streams: { security: { file: join(dir, security!), maxBytes: 4096, keep: 1 }, logins: { file: join(dir, logins!), maxBytes: 4096, keep: 1 } }, aggregateMs: 0 }),
+      (error: unknown) => error instanceof MemfaError && error.code === 'CONFIG_INVALID' && /audit\.security\.file/.test(error.message),
+    );
+  }
+});
