@@ -53,7 +53,7 @@ describe('human output', () => {
 
     // one@ and eve@ have active secrets; two@ and fay@ pending ones.
     assert.match(await ok(['key', 'rotate']), /; 4 mailboxes re-encrypted;/);
-    assert.match(await ok(['audit', 'verify']), /audit log intact: \d+ lines in 1 file$/m);
+    assert.match(await ok(['audit', 'verify']), /audit log intact: \d+ lines in 2 files \(security \d+ lines in 1 file, logins 1 line in 1 file\)$/m);
   });
 
   it("the daemon's provider effect agrees with its count", async () => {
