@@ -1,15 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { emptyFailures, type FailureState } from '../src/core/model.js';
+import { emptyFailures, noFailures, type FailureState, type MailboxFailures } from '../src/core/model.js';
 import {
   DEFAULT_IP_THROTTLE,
   DEFAULT_LOCKOUT,
   adminUnlock,
+  adminUnlockAll,
+  failureCount,
+  failureKind,
   ipThrottleState,
+  kindLockState,
   lockState,
   newIpThrottle,
   recordFailure,
   recordIpFailure,
+  recordKindFailure,
+  recordKindSuccess,
   recordSuccess,
   type IpThrottlePolicy,
   type IpThrottleRecord,
@@ -157,4 +163,41 @@ test('ip throttle: no record is not locked; inputs are not modified', () => {
   const snapshot = structuredClone(rec);
   recordIpFailure(rec, 'b@example.com', T0 + 1, IP_POLICY);
   assert.deepEqual(rec, snapshot);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Two kinds of location
+
+const REMEMBER = { maxEntries: 10, maxAgeMs: 90 * 86_400_000 };
+
+test('failure kind: a fresh remembered IP is known; a stale one, another one or none is elsewhere', () => {
+  const ips = [{ ip: '192.0.2.1', firstSeen: T0, lastSeen: T0 }];
+  assert.equal(failureKind(ips, '192.0.2.1', T0 + 1000, REMEMBER), 'known');
+  assert.equal(failureKind(ips, '192.0.2.2', T0 + 1000, REMEMBER), 'elsewhere');
+  assert.equal(failureKind(ips, '192.0.2.1', T0 + REMEMBER.maxAgeMs + 1, REMEMBER), 'elsewhere');
+  assert.equal(failureKind(ips, null, T0, REMEMBER), 'elsewhere');
+});
+
+test('two kinds: each has its own count, delays and hard lock; a login is locked only by its own kind', () => {
+  const policy: LockoutPolicy = { threshold: 3, baseDelayMs: MIN, maxDelayMs: 10 * MIN, hardLockAfter: 5 };
+  let f: MailboxFailures = noFailures();
+  for (let i = 0; i < 5; i++) f = recordKindFailure(f, 'elsewhere', T0 + i, policy);
+  assert.equal(f.known, null, 'the other kind is untouched');
+  assert.deepEqual(kindLockState(f, 'elsewhere', T0 + 365 * 86_400_000), { locked: true, until: null, reason: 'hard-lock' });
+  assert.deepEqual(kindLockState(f, 'known', T0), { locked: false });
+  f = recordKindFailure(f, 'known', T0 + 10, policy);
+  assert.equal(f.known?.consecutive, 1);
+  assert.equal(failureCount(f), 6);
+  assert.deepEqual(adminUnlockAll(), { known: null, elsewhere: null });
+});
+
+test('two kinds: a success resets only its own kind; a hard lock survives it; nothing to reset returns the same object', () => {
+  let f: MailboxFailures = noFailures();
+  assert.equal(recordKindSuccess(f, 'known'), f);
+  f = recordKindFailure(recordKindFailure(f, 'elsewhere', T0, DEFAULT_LOCKOUT), 'known', T0, DEFAULT_LOCKOUT);
+  const afterKnown = recordKindSuccess(f, 'known');
+  assert.deepEqual(afterKnown, { known: null, elsewhere: f.elsewhere }, 'a success at a remembered address leaves the elsewhere count');
+  assert.deepEqual(recordKindSuccess(f, 'elsewhere'), { known: f.known, elsewhere: null });
+  const hard: MailboxFailures = { known: { consecutive: 100, lockedUntil: null, hardLocked: true, lastFailureAt: T0 }, elsewhere: null };
+  assert.deepEqual(recordKindSuccess(hard, 'known'), hard);
 });

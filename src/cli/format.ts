@@ -1,6 +1,6 @@
 // Human-readable rendering of results. --json bypasses all of this.
 import type { ChalkInstance } from 'chalk';
-import type { EffectiveView, ExplainResult, MailboxView, StatusResult } from '../protocol/results.js';
+import type { EffectiveView, ExplainResult, LockView, MailboxView, StatusResult } from '../protocol/results.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
 
@@ -21,13 +21,13 @@ export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, st
   ];
 }
 
-function lockText(m: MailboxView, c: ChalkInstance): string {
-  const state = m.lock.locked ? c.red(`locked (${m.lock.reason}) until ${m.lock.until === null ? 'an administrator unlocks it' : iso(m.lock.until)}`) : c.green('not locked');
-  return `${state}, ${m.lock.failures} consecutive failures`;
+function lockText(l: LockView, c: ChalkInstance): string {
+  const state = l.locked ? c.red(`locked (${l.reason}) until ${l.until === null ? 'an administrator unlocks it' : iso(l.until)}`) : c.green('not locked');
+  return `${state}, ${l.failures} consecutive ${l.failures === 1 ? 'failure' : 'failures'}`;
 }
 
 export function formatLock(m: MailboxView, c: ChalkInstance): string {
-  return `${m.address}: ${lockText(m, c)}`;
+  return `${m.address}: remembered IPs: ${lockText(m.lock.known, c)}; other IPs: ${lockText(m.lock.elsewhere, c)}`;
 }
 
 export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
@@ -39,7 +39,8 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
     ['totp', m.totp === 'active' ? `active since ${iso(m.totpActivatedAt)}` : m.totp],
     ['remembered IPs', m.ips.length === 0 ? 'none' : m.ips.map((i) => `${i.ip} (last ${iso(i.lastSeen)})`).join(', ')],
     ['remembered countries', m.countries.length === 0 ? 'none' : m.countries.map((i) => `${i.country} (last ${iso(i.lastSeen)})`).join(', ')],
-    ['lock', lockText(m, c)],
+    ['lock, remembered IPs', lockText(m.lock.known, c)],
+    ['lock, other IPs', lockText(m.lock.elsewhere, c)],
     ['recovery codes left', String(m.recoveryCodesLeft)],
   ]);
 }

@@ -301,7 +301,7 @@ export function buildProgram(): { program: Command; cli: Cli } {
   program
     .command('unlock')
     .argument('<address>')
-    .description('clear a mailbox\'s failure counter and lock (including the lock after too many failures)')
+    .description('clear a mailbox\'s failure counters and locks, at remembered IPs and elsewhere (a hard lock too)')
     .action(async (address: string) => {
       const r = (await cli.call('unlock', { address })) as { failuresCleared: number };
       cli.print(r, () => `unlocked ${address} (${r.failuresCleared} failures cleared)`);

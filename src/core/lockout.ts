@@ -1,8 +1,10 @@
-// Brute-force rules: per-mailbox lockout with exponential delay and a hard lock, and a per-client
-// address throttle against guessing across many mailboxes. Pure: `now` is a parameter; the
-// services keep the records in the store and check the state before checking any code.
+// Brute-force rules: per-mailbox lockout with exponential delay and a hard lock, counted apart for
+// the mailbox's remembered addresses and for all others, and a per-client address throttle against
+// guessing across many mailboxes. Pure: `now` is a parameter; the services keep the records (the
+// mailbox's in the store) and check the state before checking any code.
 
-import { emptyFailures, type FailureState } from './model.js';
+import { isRememberedIp, type RememberPolicy } from './decide.js';
+import { emptyFailures, noFailures, type FailureState, type MailboxFailures, type RememberedIp } from './model.js';
 
 // ---------------------------------------------------------------------------------------------
 // Per mailbox
@@ -69,6 +71,67 @@ export function recordSuccess(f: FailureState): FailureState {
 /** An administrator's unlock: everything reset. */
 export function adminUnlock(): FailureState {
   return emptyFailures();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per mailbox, by kind of location
+//
+// NIST SP 800-63B (5.2.2) limits consecutive failed attempts on an account to 100, and lets the
+// verifier tell a subscriber's known locations apart. A mailbox counts its failures twice over:
+// - known: logins from a fresh remembered IP of the mailbox, i.e. one it passed a second factor
+//   from (the list kept by rememberLocation, within locations.maxAgeDays);
+// - elsewhere: logins from any other address (and confirmations that come with none).
+// Each kind has its own consecutive count, delays and hard lock, with the same policy, and a login
+// is refused as locked only by the state of its own kind: an attacker who does not control an
+// address the owner passed a factor from can lock the owner out of new places, never out of the
+// remembered ones. A success resets only the counter of its own kind. A success at a remembered
+// address does not reset the elsewhere counter: if it did, the attacker would get a fresh run of
+// guesses every time the owner logged in, and the hard lock would never end the attack; as it is,
+// the attacker's count only grows, to the hard lock, and only the attacker's kind of login is
+// refused. An administrator's unlock clears both.
+
+export type FailureKind = 'known' | 'elsewhere';
+
+const CLEAN: FailureState = Object.freeze(emptyFailures());
+
+/** The kind of a login from `ip` (normalised) for a mailbox that remembers `ips`; null ip: elsewhere. */
+export function failureKind(ips: readonly RememberedIp[], ip: string | null, now: number, remember: RememberPolicy): FailureKind {
+  return ip !== null && isRememberedIp(ips, ip, now, remember) ? 'known' : 'elsewhere';
+}
+
+/** The failure state of one kind (a clean one when that kind has none). */
+export function failuresOf(f: MailboxFailures, kind: FailureKind): FailureState {
+  return f[kind] ?? CLEAN;
+}
+
+export function kindLockState(f: MailboxFailures, kind: FailureKind, now: number): LockState {
+  return lockState(failuresOf(f, kind), now);
+}
+
+/** One more failure of `kind`; the other kind is untouched. */
+export function recordKindFailure(f: MailboxFailures, kind: FailureKind, now: number, policy: LockoutPolicy): MailboxFailures {
+  const next = recordFailure(failuresOf(f, kind), now, policy);
+  return kind === 'known' ? { known: next, elsewhere: f.elsewhere } : { known: f.known, elsewhere: next };
+}
+
+/** A success of `kind`: its counter reset (a hard lock survives, see recordSuccess); the other kept. */
+export function recordKindSuccess(f: MailboxFailures, kind: FailureKind): MailboxFailures {
+  const current = f[kind];
+  // Most logins have no failure to reset: the same object goes back, so the store shares it.
+  if (current === null) return f;
+  const after = recordSuccess(current);
+  const next = after.hardLocked ? after : null;
+  return kind === 'known' ? { known: next, elsewhere: f.elsewhere } : { known: f.known, elsewhere: next };
+}
+
+/** An administrator's unlock of both kinds. */
+export function adminUnlockAll(): MailboxFailures {
+  return noFailures();
+}
+
+/** Consecutive failures of both kinds together (what an unlock clears). */
+export function failureCount(f: MailboxFailures): number {
+  return (f.known?.consecutive ?? 0) + (f.elsewhere?.consecutive ?? 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import type { EnrolResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
 import { lockoutPolicy, mailboxOrNew, totpOptions } from './context.js';
-import { lockState, recordFailure, recordSuccess } from '../core/lockout.js';
+import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 
@@ -81,15 +81,16 @@ export class Enrolment {
         throw new MemfaError('CONFLICT', `no pending TOTP enrolment for ${address}`, { hint: `start one with: memfa enroll ${address}` });
       }
       // Guessing the pending secret's code counts like any wrong factor (the self-service variant
-      // of this method is on the hook socket).
-      const lock = lockState(rec.failures, now);
+      // of this method is on the hook socket). The call carries no client address, so it counts
+      // on the elsewhere side (core/lockout.ts).
+      const lock = kindLockState(rec.failures, 'elsewhere', now);
       if (code !== null && lock.locked) return { ok: false, lockedUntil: lock.until };
       const record = this.activated(rec, code, now);
       if (record === null) {
-        tx.putMailbox({ ...rec, failures: recordFailure(rec.failures, now, lockoutPolicy(this.p.config)), updatedAt: now });
+        tx.putMailbox({ ...rec, failures: recordKindFailure(rec.failures, 'elsewhere', now, lockoutPolicy(this.p.config)), updatedAt: now });
         return { ok: false };
       }
-      tx.putMailbox({ ...record, failures: recordSuccess(record.failures) });
+      tx.putMailbox({ ...record, failures: recordKindSuccess(record.failures, 'elsewhere') });
       return { ok: true };
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'lockedUntil' in outcome ? 'locked' : 'code-invalid' });

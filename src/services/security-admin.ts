@@ -1,5 +1,5 @@
 // Administration of the security state: unlocking mailboxes, rotating the key, reading the audit log.
-import { adminUnlock } from '../core/lockout.js';
+import { adminUnlockAll, failureCount, failuresOf } from '../core/lockout.js';
 import type { MailboxRecord } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
@@ -24,17 +24,28 @@ export class SecurityAdmin {
 
   constructor(private readonly p: Ports) {}
 
+  /** Clears both kinds of a mailbox's failures (core/lockout.ts). */
   async unlock(params: { address: string }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
     const was = await this.p.store.transact((tx) => {
       const rec = tx.getMailbox(address);
       if (rec === undefined) return null;
-      tx.putMailbox({ ...rec, failures: adminUnlock(), updatedAt: this.p.clock() });
+      tx.putMailbox({ ...rec, failures: adminUnlockAll(), updatedAt: this.p.clock() });
       return rec.failures;
     });
     if (was === null) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`);
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'unlock', result: 'ok', details: { failures: was.consecutive, hardLocked: was.hardLocked } });
-    return { address, unlocked: true, failuresCleared: was.consecutive };
+    const failures = was;
+    const known = failuresOf(failures, 'known');
+    const elsewhere = failuresOf(failures, 'elsewhere');
+    await this.p.audit.append({
+      actor: ctx.actor,
+      socket: ctx.socket,
+      mailbox: address,
+      action: 'unlock',
+      result: 'ok',
+      details: { failures: failureCount(failures), knownFailures: known.consecutive, elsewhereFailures: elsewhere.consecutive, hardLocked: known.hardLocked || elsewhere.hardLocked },
+    });
+    return { address, unlocked: true, failuresCleared: failureCount(failures) };
   }
 
   private resealed(rec: MailboxRecord): MailboxRecord | null {

@@ -8,6 +8,7 @@ import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
+import { kindLockState } from '../core/lockout.js';
 
 function asPatch(settings: unknown): Record<string, unknown> {
   if (settings === undefined) return {};
@@ -83,7 +84,7 @@ export class SettingsAdmin {
           challenge: e.challenge,
           provider: e.provider,
           totp: r.totp !== null ? 'active' : r.pendingTotp !== null && r.pendingTotp.expiresAt > now ? 'pending' : 'none',
-          locked: r.failures.hardLocked || (r.failures.lockedUntil !== null && r.failures.lockedUntil > now),
+          locked: kindLockState(r.failures, 'known', now).locked || kindLockState(r.failures, 'elsewhere', now).locked,
         };
       }),
     };

@@ -2,7 +2,7 @@
 // reads memory only; everything that changes state is one store transaction, so check-then-act
 // (replay, try counters, lockout) is atomic even under concurrent logins.
 import { decide, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
-import { ipThrottleState, lockState, recordFailure, recordIpFailure, recordSuccess, type IpThrottlePolicy, type IpThrottleRecord } from '../core/lockout.js';
+import { failureKind, ipThrottleState, kindLockState, recordIpFailure, recordKindFailure, recordKindSuccess, type IpThrottlePolicy, type IpThrottleRecord, type LockState } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { checkTotp } from '../core/totp.js';
@@ -66,6 +66,15 @@ export class Verifier {
     private readonly policy: ProviderPolicy,
   ) {
     this.remember = rememberPolicy(p.config);
+  }
+
+  /**
+   * The lock that applies to a login from `ip` to `address`: the one of its kind, remembered
+   * address or not (core/lockout.ts).
+   */
+  lockFor(address: string, ip: string, now: number): LockState {
+    const rec = this.p.store.getMailbox(address) ?? newMailbox(address, now);
+    return kindLockState(rec.failures, failureKind(rec.ips, ip, now, this.remember), now);
   }
 
   private ipPolicy(): IpThrottlePolicy {
@@ -149,7 +158,7 @@ export class Verifier {
     if (decision.action === 'deny' || decision.action === 'allow') {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
-    const lock = lockState(rec.failures, login.now);
+    const lock = kindLockState(rec.failures, failureKind(rec.ips, login.ip, login.now, this.remember), login.now);
     if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
     // Never a silent pass: a factor is needed and the platform disabled the way to give it. Only
     // a recovery code can still get this user in.
@@ -187,16 +196,18 @@ export class Verifier {
   private checkCode(tx: StoreTx, login: Login, decision: Decision, factor: Factor): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
     // Re-read inside the transaction: a concurrent verify may have changed the record since.
     const rec = tx.getMailbox(login.address) ?? newMailbox(login.address, login.now);
-    const lock = lockState(rec.failures, login.now);
-    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
     const policy = this.remember;
+    // Which of the mailbox's two counters this login counts on (core/lockout.ts).
+    const kind = failureKind(rec.ips, login.ip, login.now, policy);
+    const lock = kindLockState(rec.failures, kind, login.now);
+    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
     const succeed = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
       const places = rememberLocation(next, login.ip, login.country, login.now, policy);
-      tx.putMailbox({ ...next, ...places, failures: recordSuccess(next.failures), updatedAt: login.now });
+      tx.putMailbox({ ...next, ...places, failures: recordKindSuccess(next.failures, kind), updatedAt: login.now });
       return { result: 'allow' as const, reason, provider };
     };
     const fail = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
-      const failures = recordFailure(next.failures, login.now, lockoutPolicy(this.p.config));
+      const failures = recordKindFailure(next.failures, kind, login.now, lockoutPolicy(this.p.config));
       tx.putMailbox({ ...next, failures, updatedAt: login.now });
       return { result: 'deny' as const, reason, provider };
     };

@@ -3,7 +3,7 @@ import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.j
 import { emptyFailures } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
 
-export const CURRENT_SCHEMA = 1;
+export const CURRENT_SCHEMA = 2;
 
 export interface Snapshot {
   schemaVersion: number;
@@ -128,7 +128,48 @@ function migrate0to1(data: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
-const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = { 0: migrate0to1 };
+/**
+ * A mailbox record of version 1 counted its failures once (`failures` was one FailureState); from
+ * version 2 it counts them apart for its remembered addresses and for all others (see
+ * core/lockout.ts). An old count is put on both sides, so that a mailbox locked before the upgrade
+ * stays locked for every login after it; one without failures gets none. Records already in the
+ * new shape are returned as they are, so the step can also be applied to journal entries.
+ */
+export function splitFailureKinds(raw: unknown): unknown {
+  if (!isObject(raw) || !isObject(raw['failures']) || !('consecutive' in raw['failures'])) return raw;
+  const old = raw['failures'];
+  const clean = old['consecutive'] === 0 && old['hardLocked'] !== true && (old['lockedUntil'] ?? null) === null;
+  return { ...raw, failures: clean ? { known: null, elsewhere: null } : { known: { ...old }, elsewhere: { ...old } } };
+}
+
+function migrate1to2FailureKinds(data: Record<string, unknown>): Record<string, unknown> {
+  const source = data['mailboxes'];
+  // A store of the wrong shape is left as it is, for migrate() to refuse.
+  if (!(source instanceof Map) && !isObject(source)) return { ...data, schemaVersion: 2 };
+  const mailboxes = new Map<string, unknown>();
+  for (const [address, raw] of source instanceof Map ? (source as Map<string, unknown>).entries() : Object.entries(source)) {
+    mailboxes.set(address, splitFailureKinds(raw));
+  }
+  return { ...data, schemaVersion: 2, mailboxes };
+}
+
+const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = { 0: migrate0to1, 1: migrate1to2FailureKinds };
+
+/**
+ * The steps a mailbox record of `version` needs, for records read from a journal: a journal holds
+ * whole records as the memfa that wrote it shaped them, and a crash can leave one beside a
+ * snapshot of the same older version.
+ */
+const RECORD_MIGRATIONS: Record<number, (r: unknown) => unknown> = { 1: splitFailureKinds };
+
+export function migrateJournalMailbox(record: unknown, version: number): unknown {
+  let r = record;
+  for (let v = Math.max(version, 1); v < CURRENT_SCHEMA; v++) {
+    const step = RECORD_MIGRATIONS[v];
+    if (step !== undefined) r = step(r);
+  }
+  return r;
+}
 
 export function migrate(data: unknown, file: string): Snapshot {
   if (!isObject(data)) throw new MemfaError('STORE_CORRUPT', `store file ${file} does not hold a JSON object; refusing to start, the file was left untouched`, { data: { file } });

@@ -1,0 +1,124 @@
+// Lockout and throttling through the real daemon (issue 12): failures at the mailbox's remembered
+// addresses are counted apart from failures elsewhere.
+import assert from 'node:assert/strict';
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { call } from '../src/client/call.js';
+import { fromBase32, totpCode } from '../src/core/totp.js';
+import { makeTempDir, startDaemon, type TestDaemon } from './helpers/daemon.js';
+
+const GB = '81.2.69.142';
+const TOTP = { algorithm: 'SHA1' as const, digits: 6, period: 30, window: 1 };
+
+interface V {
+  result: string;
+  reason: string;
+  retryAfter?: number;
+}
+
+interface LockPart {
+  locked: boolean;
+  until: number | null;
+  reason: string | null;
+  failures: number;
+}
+
+type Shown = { stored: boolean; totp: string; lock: LockPart & { known: LockPart; elsewhere: LockPart } };
+
+const verifyRpc = (d: TestDaemon, user: string, ip: string, code?: string) => call(d.hookSocket, 'verify', code === undefined ? { user, ip } : { user, ip, code }) as Promise<V>;
+const admin = (d: TestDaemon, method: Parameters<typeof call>[1], params: unknown) => call(d.adminSocket, method, params as never);
+
+function wrongCode(key: Buffer, now: number): string {
+  const valid = new Set([-1, 0, 1].map((s) => totpCode(key, now + s * 30_000, TOTP)));
+  for (let i = 0; ; i++) {
+    const c = String(i).padStart(6, '0');
+    if (!valid.has(c)) return c;
+  }
+}
+
+/** A mailbox with challenge always and an active TOTP secret, made over the admin socket. */
+async function enrolled(d: TestDaemon, address: string): Promise<Buffer> {
+  await admin(d, 'mailbox.set', { address, settings: { challenge: 'always', provider: 'totp' } });
+  const started = (await admin(d, 'enroll.start', { address })) as { secret: string };
+  await admin(d, 'enroll.confirm', { address, force: true });
+  return fromBase32(started.secret);
+}
+
+async function withDaemon(config: Record<string, unknown>, fn: (d: TestDaemon, clock: { shift(ms: number): Promise<void>; now(): number }) => Promise<void>) {
+  const dir = await makeTempDir();
+  const clockFile = path.join(dir, 'clock');
+  await writeFile(clockFile, '0');
+  const d = await startDaemon({ dir, config, env: { MEMFA_UNSAFE_TEST_CLOCK: clockFile } });
+  let offset = 0;
+  const clock = {
+    async shift(ms: number) {
+      offset += ms;
+      await writeFile(clockFile, String(offset));
+    },
+    now: () => Date.now() + offset,
+  };
+  try {
+    await fn(d, clock);
+  } finally {
+    await d.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe('lockout and throttling end to end', () => {
+  it('an attacker at unknown addresses locks the unknown-location counter; the owner at a remembered address still gets in', async () => {
+    const config = { lockout: { threshold: 5, baseDelaySeconds: 60, maxDelaySeconds: 3600, hardLockAfter: 8, ipMaxFailures: 1000, ipDistinctMailboxes: 100 } };
+    await withDaemon(config, async (d, clock) => {
+      const bob = 'bob@lock.example';
+      const key = await enrolled(d, bob);
+      // Bob passes his second factor from his usual address: it is remembered.
+      assert.equal((await verifyRpc(d, bob, GB, totpCode(key, clock.now(), TOTP))).reason, 'code-valid');
+
+      for (let i = 0; i < 5; i++) assert.equal((await verifyRpc(d, bob, '198.51.100.7', wrongCode(key, clock.now()))).reason, 'code-invalid');
+      assert.equal((await verifyRpc(d, bob, '198.51.100.7', wrongCode(key, clock.now()))).reason, 'locked');
+
+      await clock.shift(30_000);
+      assert.equal((await verifyRpc(d, bob, GB, totpCode(key, clock.now(), TOTP))).reason, 'code-valid', 'the owner at his remembered address is not locked out');
+      // From an address he never passed a factor from, he is subject to the attacker's lock.
+      const away = await verifyRpc(d, bob, '81.2.69.160', totpCode(key, clock.now() + 30_000, TOTP));
+      assert.equal(away.reason, 'locked');
+      assert.ok(away.retryAfter! > 0 && away.retryAfter! <= 60, String(away.retryAfter));
+
+      let shown = await d.json<Shown>(['mailbox', 'show', bob]);
+      assert.deepEqual([shown.lock.known.locked, shown.lock.known.failures], [false, 0]);
+      assert.deepEqual([shown.lock.elsewhere.locked, shown.lock.elsewhere.reason, shown.lock.elsewhere.failures], [true, 'lockout', 5], 'a success at a remembered address does not reset the other counter');
+      assert.equal(shown.lock.locked, true);
+
+      // The attacker goes on from other unknown addresses, waiting out each delay, to the hard lock.
+      for (const ip of ['198.51.100.8', '198.51.100.9', '198.51.100.10']) {
+        await clock.shift(3_601_000);
+        assert.equal((await verifyRpc(d, bob, ip, wrongCode(key, clock.now()))).reason, 'code-invalid');
+      }
+      await clock.shift(7_200_000);
+      const hard = await verifyRpc(d, bob, '198.51.100.11', totpCode(key, clock.now(), TOTP));
+      assert.deepEqual([hard.reason, hard.retryAfter], ['locked', undefined]);
+      assert.equal((await verifyRpc(d, bob, GB, totpCode(key, clock.now(), TOTP))).reason, 'code-valid', 'still in at the remembered address');
+
+      // Failures at the remembered address count on their own counter.
+      await clock.shift(30_000);
+      assert.equal((await verifyRpc(d, bob, GB, wrongCode(key, clock.now()))).reason, 'code-invalid');
+      shown = await d.json<Shown>(['mailbox', 'show', bob]);
+      assert.deepEqual([shown.lock.known.locked, shown.lock.known.failures], [false, 1]);
+      assert.deepEqual([shown.lock.elsewhere.locked, shown.lock.elsewhere.reason, shown.lock.elsewhere.failures], [true, 'hard-lock', 8]);
+      const human = await d.cli(['mailbox', 'show', bob]);
+      assert.match(human.stdout, /^lock, remembered IPs +not locked, 1 consecutive failure$/m);
+      assert.match(human.stdout, /^lock, other IPs +locked \(hard-lock\) until an administrator unlocks it, 8 consecutive failures$/m);
+      const status = await d.cli(['status', bob]);
+      assert.match(status.stdout, /^bob@lock\.example: remembered IPs: not locked, 1 consecutive failure; other IPs: locked \(hard-lock\) until an administrator unlocks it, 8 consecutive failures$/m);
+      const list = await d.cli(['mailbox', 'list']);
+      assert.match(list.stdout, /^bob@lock\.example\t.*\tlocked$/m);
+
+      const un = await d.json<{ failuresCleared: number }>(['unlock', bob]);
+      assert.equal(un.failuresCleared, 9);
+      shown = await d.json<Shown>(['mailbox', 'show', bob]);
+      assert.deepEqual([shown.lock.locked, shown.lock.known.failures, shown.lock.elsewhere.failures], [false, 0, 0]);
+      assert.equal((await verifyRpc(d, bob, '81.2.69.160', totpCode(key, clock.now() + 30_000, TOTP))).reason, 'code-valid');
+    });
+  });
+});
