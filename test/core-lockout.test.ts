@@ -4,10 +4,13 @@ import { emptyFailures, noFailures, type FailureState, type MailboxFailures } fr
 import {
   DEFAULT_IP_THROTTLE,
   DEFAULT_LOCKOUT,
+  DEFAULT_SOURCE_GROUPING,
+  IN_FLIGHT_RETRY_MS,
   adminUnlock,
   adminUnlockAll,
   failureCount,
   failureKind,
+  ipSource,
   ipThrottleState,
   kindLockState,
   lockState,
@@ -17,6 +20,9 @@ import {
   recordKindFailure,
   recordKindSuccess,
   recordSuccess,
+  reserveIpAttempt,
+  settleIpAttempt,
+  type IpSourceState,
   type IpThrottlePolicy,
   type IpThrottleRecord,
   type LockoutPolicy,
@@ -200,4 +206,69 @@ test('two kinds: a success resets only its own kind; a hard lock survives it; no
   assert.deepEqual(recordKindSuccess(f, 'elsewhere'), { known: f.known, elsewhere: null });
   const hard: MailboxFailures = { known: { consecutive: 100, lockedUntil: null, hardLocked: true, lastFailureAt: T0 }, elsewhere: null };
   assert.deepEqual(recordKindSuccess(hard, 'known'), hard);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Sources and reservations
+
+test('sources: IPv4 per address and IPv6 per /64 by default; other prefixes on request', () => {
+  assert.equal(ipSource('198.51.100.7', DEFAULT_SOURCE_GROUPING), '198.51.100.7');
+  assert.equal(ipSource('2001:db8:1:2::c8', DEFAULT_SOURCE_GROUPING), '2001:db8:1:2::/64');
+  assert.equal(ipSource('2001:db8:1:2:ffff:ffff:ffff:ffff', DEFAULT_SOURCE_GROUPING), '2001:db8:1:2::/64');
+  assert.notEqual(ipSource('2001:db8:1:3::1', DEFAULT_SOURCE_GROUPING), ipSource('2001:db8:1:2::1', DEFAULT_SOURCE_GROUPING));
+  assert.equal(ipSource('198.51.100.7', { ipv4Prefix: 24, ipv6Prefix: 64 }), '198.51.100.0/24');
+  assert.equal(ipSource('2001:db8:1:2::c8', { ipv4Prefix: 32, ipv6Prefix: 128 }), '2001:db8:1:2::c8');
+  assert.equal(ipSource('2001:db8:1:2::c8', { ipv4Prefix: 32, ipv6Prefix: 48 }), '2001:db8:1::/48');
+});
+
+function reserve(s: IpSourceState | null, mailbox: string, now = T0): IpSourceState | { until: number; reason: string } {
+  const r = reserveIpAttempt(s, mailbox, now, IP_POLICY);
+  return r.granted ? r.state : { until: r.until, reason: r.reason };
+}
+const isState = (v: unknown): v is IpSourceState => typeof v === 'object' && v !== null && 'inFlight' in v;
+
+test('reservations: attempts in flight count toward maxFailures before any has failed', () => {
+  let s: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures; i++) {
+    const r = reserve(s, 'a@example.com');
+    assert.ok(isState(r), `attempt ${i + 1}`);
+    s = r;
+  }
+  assert.deepEqual(reserve(s, 'a@example.com'), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' });
+  // A success releases its place without counting.
+  s = settleIpAttempt(s, 'a@example.com', 'none', T0, IP_POLICY);
+  assert.ok(s !== null && s.inFlight.length === IP_POLICY.maxFailures - 1 && s.failures === null);
+  assert.ok(isState(reserve(s, 'a@example.com')));
+  // Failures convert: after maxFailures of them the source is blocked for blockMs.
+  for (let i = 0; i < IP_POLICY.maxFailures - 1; i++) s = settleIpAttempt(s, 'a@example.com', 'failure', T0, IP_POLICY);
+  assert.equal(s?.failures?.failures, IP_POLICY.maxFailures - 1);
+  const r = reserve(s, 'a@example.com');
+  assert.ok(isState(r));
+  s = settleIpAttempt(r, 'a@example.com', 'failure', T0, IP_POLICY);
+  assert.deepEqual(reserve(s, 'a@example.com'), { until: T0 + IP_POLICY.blockMs, reason: 'ip-failures' });
+});
+
+test('reservations: mailboxes in flight count toward distinctMailboxes', () => {
+  let s: IpSourceState | null = null;
+  for (const m of ['a', 'b', 'c']) {
+    const r = reserve(s, `${m}@example.com`);
+    assert.ok(isState(r));
+    s = r;
+  }
+  assert.deepEqual(reserve(s, 'd@example.com'), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-mailboxes' });
+  assert.ok(isState(reserve(s, 'a@example.com')), 'another attempt on a mailbox already counted');
+  for (const m of ['a', 'b', 'c']) s = settleIpAttempt(s, `${m}@example.com`, 'failure', T0, IP_POLICY);
+  assert.deepEqual(reserve(s, 'd@example.com'), { until: T0 + IP_POLICY.blockMs, reason: 'ip-mailboxes' });
+});
+
+test('reservations: settling what was all released leaves nothing to keep; a failure is kept until its window ends', () => {
+  const r = reserve(null, 'a@example.com');
+  assert.ok(isState(r));
+  assert.equal(settleIpAttempt(r, 'a@example.com', 'none', T0, IP_POLICY), null);
+  const failed = settleIpAttempt(r, 'a@example.com', 'failure', T0, IP_POLICY);
+  assert.equal(failed?.failures?.failures, 1);
+  const later = reserve(failed, 'b@example.com', T0 + IP_POLICY.windowMs);
+  assert.ok(isState(later));
+  assert.equal(settleIpAttempt(later, 'b@example.com', 'none', T0 + IP_POLICY.windowMs, IP_POLICY), null, 'the old window no longer counts');
+  assert.deepEqual(r.inFlight, ['a@example.com'], 'inputs are not modified');
 });

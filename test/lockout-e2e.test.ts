@@ -1,12 +1,13 @@
 // Lockout and throttling through the real daemon (issue 12): failures at the mailbox's remembered
-// addresses are counted apart from failures elsewhere.
+// addresses are counted apart from failures elsewhere; the per-address throttle reserves each
+// attempt before it is checked and groups IPv6 by prefix.
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { call } from '../src/client/call.js';
 import { fromBase32, totpCode } from '../src/core/totp.js';
-import { makeTempDir, startDaemon, type TestDaemon } from './helpers/daemon.js';
+import { makeTempDir, rawExchange, rpcLine, startDaemon, type TestDaemon } from './helpers/daemon.js';
 
 const GB = '81.2.69.142';
 const TOTP = { algorithm: 'SHA1' as const, digits: 6, period: 30, window: 1 };
@@ -45,6 +46,21 @@ async function enrolled(d: TestDaemon, address: string): Promise<Buffer> {
   return fromBase32(started.secret);
 }
 
+/** Runs fn over 0..n-1 with at most `width` at once. */
+async function pool<T>(n: number, width: number, fn: (i: number) => Promise<T>): Promise<T[]> {
+  const out = new Array<T>(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, n) }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
+  return out;
+}
+
 async function withDaemon(config: Record<string, unknown>, fn: (d: TestDaemon, clock: { shift(ms: number): Promise<void>; now(): number }) => Promise<void>) {
   const dir = await makeTempDir();
   const clockFile = path.join(dir, 'clock');
@@ -65,6 +81,8 @@ async function withDaemon(config: Record<string, unknown>, fn: (d: TestDaemon, c
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+const checked = (answers: V[]) => answers.filter((a) => a.reason !== 'locked').length;
 
 describe('lockout and throttling end to end', () => {
   it('an attacker at unknown addresses locks the unknown-location counter; the owner at a remembered address still gets in', async () => {
@@ -119,6 +137,53 @@ describe('lockout and throttling end to end', () => {
       shown = await d.json<Shown>(['mailbox', 'show', bob]);
       assert.deepEqual([shown.lock.locked, shown.lock.known.failures, shown.lock.elsewhere.failures], [false, 0, 0]);
       assert.equal((await verifyRpc(d, bob, '81.2.69.160', totpCode(key, clock.now() + 30_000, TOTP))).reason, 'code-valid');
+    });
+  });
+
+  it('concurrent and pipelined wrong codes from one address: at most the throttle limit are checked', async () => {
+    await withDaemon({ lockout: { threshold: 1000, hardLockAfter: 5000, ipMaxFailures: 20, ipDistinctMailboxes: 10 } }, async (d, clock) => {
+      const keys = await pool(200, 16, (i) => enrolled(d, `m${i}@spray.example`));
+      const sprayed = await Promise.all(keys.map((key, i) => verifyRpc(d, `m${i}@spray.example`, '203.0.113.50', wrongCode(key, clock.now()))));
+      assert.ok(sprayed.every((a) => a.reason === 'locked' || a.reason === 'code-invalid'));
+
+      // 100 requests in one write on one connection.
+      const lines = keys.slice(100).map((key, i) => rpcLine('verify', { user: `m${100 + i}@spray.example`, ip: '203.0.113.51', code: wrongCode(key, clock.now()) }, i));
+      const piped = await rawExchange(d.hookSocket, [lines.join('')], { untilLines: 100, timeoutMs: 20_000 });
+      assert.equal(piped.lines.length, 100);
+      const answers = piped.lines.map((l) => l['result'] as V);
+
+      // The failure limit holds on one mailbox too (its own lockout is set too high to interfere).
+      const same = keys[0]!;
+      const burst = Array.from({ length: 60 }, (_, i) => rpcLine('verify', { user: 'm0@spray.example', ip: '203.0.113.52', code: wrongCode(same, clock.now()) }, i));
+      const one = (await rawExchange(d.hookSocket, [burst.join('')], { untilLines: 60, timeoutMs: 20_000 })).lines.map((l) => l['result'] as V);
+      assert.equal(one.length, 60);
+
+      // Checked: answered with the outcome of the code rather than refused before the check.
+      const seen = { concurrent: checked(sprayed), pipelined: checked(answers), oneMailbox: checked(one) };
+      assert.ok(seen.concurrent >= 1 && seen.concurrent <= 10, `200 concurrent over 200 mailboxes, limit 10: ${JSON.stringify(seen)}`);
+      assert.ok(seen.pipelined >= 1 && seen.pipelined <= 10, `100 pipelined over 100 mailboxes, limit 10: ${JSON.stringify(seen)}`);
+      assert.ok(seen.oneMailbox >= 1 && seen.oneMailbox <= 20, `60 pipelined on one mailbox, limit 20: ${JSON.stringify(seen)}`);
+    });
+  });
+
+  it('an IPv6 /64 is throttled as one source; another /64 is not', async () => {
+    await withDaemon({ lockout: { ipMaxFailures: 20, ipDistinctMailboxes: 10 } }, async (d) => {
+      const answers: V[] = [];
+      // Mailboxes nobody configured, under challenge always: each code given is checked (and wrong).
+      await admin(d, 'domain.set', { domain: 'v6.example', settings: { challenge: 'always', provider: 'totp' } });
+      for (let i = 1; i <= 200; i++) answers.push(await verifyRpc(d, `u${i}@v6.example`, `2001:db8:1:2::${i.toString(16)}`, 'abcde-fghjk'));
+      const n = checked(answers);
+      assert.ok(n >= 1 && n <= 10, `200 addresses of one /64: ${n} checked, limit 10`);
+      assert.equal((await verifyRpc(d, 'other@v6.example', '2001:db8:1:3::1', 'abcde-fghjk')).reason, 'code-invalid', 'the next /64 is another source');
+    });
+  });
+
+  it('a configured IPv6 prefix of 128 tracks each address apart', async () => {
+    await withDaemon({ lockout: { ipMaxFailures: 20, ipDistinctMailboxes: 2, ipv6Prefix: 128 } }, async (d) => {
+      await admin(d, 'domain.set', { domain: 'v6.example', settings: { challenge: 'always', provider: 'totp' } });
+      const answers: V[] = [];
+      for (let i = 1; i <= 5; i++) answers.push(await verifyRpc(d, `u${i}@v6.example`, `2001:db8:1:2::${i}`, 'abcde-fghjk'));
+      assert.equal(checked(answers), 5);
     });
   });
 });

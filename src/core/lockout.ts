@@ -5,6 +5,7 @@
 
 import { isRememberedIp, type RememberPolicy } from './decide.js';
 import { emptyFailures, noFailures, type FailureState, type MailboxFailures, type RememberedIp } from './model.js';
+import { ipNetwork } from './validate.js';
 
 // ---------------------------------------------------------------------------------------------
 // Per mailbox
@@ -191,17 +192,106 @@ export function ipThrottleState(rec: IpThrottleRecord | null | undefined, now: n
  */
 export function recordIpFailure(rec: IpThrottleRecord | null | undefined, mailbox: string, now: number, policy: IpThrottlePolicy): IpThrottleRecord {
   const base = rec ?? newIpThrottle(now);
-  const blockOver = base.lockedUntil !== null && now >= base.lockedUntil;
-  const windowOver = now - base.windowStart >= policy.windowMs;
-  const current =
-    blockOver || windowOver ? { failures: 0, mailboxes: [] as string[], windowStart: now } : { ...base, mailboxes: [...base.mailboxes] };
+  const current = currentWindow(base, now, policy);
   const lockedUntil = base.lockedUntil !== null && now < base.lockedUntil ? base.lockedUntil : null;
 
   const failures = current.failures + 1;
-  const mailboxes = current.mailboxes.includes(mailbox) ? current.mailboxes : [...current.mailboxes, mailbox];
+  const mailboxes = current.mailboxes.includes(mailbox) ? [...current.mailboxes] : [...current.mailboxes, mailbox];
   if (failures >= policy.maxFailures || mailboxes.length >= policy.distinctMailboxes) {
     const until = Math.max(lockedUntil ?? 0, now + policy.blockMs);
     return { failures, mailboxes: mailboxes.slice(0, policy.distinctMailboxes), windowStart: current.windowStart, lockedUntil: until };
   }
   return { failures, mailboxes, windowStart: current.windowStart, lockedUntil };
+}
+
+/** The counts of the window a failure at `now` falls in: a new, empty one once a block or the window is over. */
+function currentWindow(rec: IpThrottleRecord, now: number, policy: IpThrottlePolicy): { failures: number; mailboxes: readonly string[]; windowStart: number } {
+  const blockOver = rec.lockedUntil !== null && now >= rec.lockedUntil;
+  const windowOver = now - rec.windowStart >= policy.windowMs;
+  return blockOver || windowOver ? { failures: 0, mailboxes: [], windowStart: now } : rec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per source: attempts reserved before they are checked
+//
+// A code is checked in a store transaction that is awaited, and many logins are in flight at
+// once; a throttle that only counts failures once they are recorded lets every attempt that
+// arrives meanwhile through (200 concurrent wrong codes over 200 mailboxes: 193 checked, with a
+// limit of 10). So an attempt is reserved before it is checked, synchronously, and reservations
+// count toward the limits like failures: the attempt is refused when the failures of the window
+// plus the attempts in flight reach maxFailures, or when the mailboxes of both would exceed
+// distinctMailboxes. A failure turns its reservation into a failure; a success or an attempt that
+// did not get to the check releases it and counts nothing.
+//
+// A source is an IPv4 address or an IPv6 network (by default the /64 a single host is given): a
+// host holding a /64 must not count as 2^64 sources.
+
+export interface SourceGrouping {
+  /** Leading bits of an IPv4 address that make one source (32: each address). */
+  ipv4Prefix: number;
+  /** Leading bits of an IPv6 address that make one source (64: each /64). */
+  ipv6Prefix: number;
+}
+
+export const DEFAULT_SOURCE_GROUPING: Readonly<SourceGrouping> = Object.freeze({ ipv4Prefix: 32, ipv6Prefix: 64 });
+
+/** The source a normalised client address belongs to, as the key of its state. */
+export function ipSource(ip: string, grouping: SourceGrouping): string {
+  return ipNetwork(ip, grouping.ipv4Prefix, grouping.ipv6Prefix);
+}
+
+export interface IpSourceState {
+  /** Failures of the current window; null before the first. */
+  failures: IpThrottleRecord | null;
+  /** The mailbox of each attempt reserved and not yet settled (one entry per attempt). */
+  inFlight: readonly string[];
+}
+
+/** How long a client is told to wait when only attempts in flight fill the budget: they settle within moments. */
+export const IN_FLIGHT_RETRY_MS = 1000;
+
+export type IpRefusal = { until: number; reason: 'ip-failures' | 'ip-mailboxes' };
+export type IpReservation = ({ granted: true } & { state: IpSourceState }) | ({ granted: false } & IpRefusal);
+
+export function newIpSource(now: number): IpSourceState {
+  return { failures: null, inFlight: [] };
+}
+
+/**
+ * Reserves one attempt on `mailbox` from a source. Refused while the source is blocked, or when
+ * the attempt would take the source past a limit, counting the attempts in flight.
+ */
+export function reserveIpAttempt(state: IpSourceState | null | undefined, mailbox: string, now: number, policy: IpThrottlePolicy): IpReservation {
+  const s = state ?? newIpSource(now);
+  const block = ipThrottleState(s.failures, now, policy);
+  if (block.locked) return { granted: false, until: block.until, reason: block.reason };
+  const window = s.failures === null ? { failures: 0, mailboxes: [] as readonly string[] } : currentWindow(s.failures, now, policy);
+  if (window.failures + s.inFlight.length >= policy.maxFailures) return { granted: false, until: now + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' };
+  const mailboxes = new Set(window.mailboxes);
+  for (const m of s.inFlight) mailboxes.add(m);
+  mailboxes.add(mailbox);
+  if (mailboxes.size > policy.distinctMailboxes) return { granted: false, until: now + IN_FLIGHT_RETRY_MS, reason: 'ip-mailboxes' };
+  return { granted: true, state: { ...s, inFlight: [...s.inFlight, mailbox] } };
+}
+
+export type AttemptOutcome = 'failure' | 'none';
+
+/**
+ * Settles an attempt reserved by reserveIpAttempt with the same mailbox: a failure is recorded
+ * (recordIpFailure), anything else only releases the reservation. Returns null when nothing is
+ * left worth keeping for the source.
+ */
+export function settleIpAttempt(state: IpSourceState | null | undefined, mailbox: string, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): IpSourceState | null {
+  const s = state ?? newIpSource(now);
+  const i = s.inFlight.indexOf(mailbox);
+  const inFlight = i === -1 ? s.inFlight : [...s.inFlight.slice(0, i), ...s.inFlight.slice(i + 1)];
+  const failures = outcome === 'failure' ? recordIpFailure(s.failures, mailbox, now, policy) : s.failures;
+  const next: IpSourceState = { failures, inFlight };
+  return ipSourceIdle(next, now, policy) ? null : next;
+}
+
+/** Whether a source's state no longer matters at `now`: nothing in flight, blocked or counted in a current window. */
+export function ipSourceIdle(s: IpSourceState, now: number, policy: IpThrottlePolicy): boolean {
+  if (s.inFlight.length > 0) return false;
+  return s.failures === null || (!ipThrottleState(s.failures, now, policy).locked && currentWindow(s.failures, now, policy).failures === 0);
 }

@@ -2,7 +2,7 @@
 // reads memory only; everything that changes state is one store transaction, so check-then-act
 // (replay, try counters, lockout) is atomic even under concurrent logins.
 import { decide, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
-import { failureKind, ipThrottleState, kindLockState, recordIpFailure, recordKindFailure, recordKindSuccess, type IpThrottlePolicy, type IpThrottleRecord, type LockState } from '../core/lockout.js';
+import { failureKind, kindLockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type LockState } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { checkTotp } from '../core/totp.js';
@@ -14,6 +14,7 @@ import type { StoreTx } from '../store/types.js';
 import { OneTimeCodes, type CodeProvider } from './codes.js';
 import { effectiveSettings, lockoutPolicy, rememberPolicy, totpOptions } from './context.js';
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
+import { SourceThrottle } from './ip-throttle.js';
 import type { CallContext, Ports } from './ports.js';
 import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
 import type { ProviderPolicy } from './policy.js';
@@ -44,17 +45,12 @@ interface Assessment {
 /** A given factor: digits (TOTP or a sent code) or a recovery code. */
 type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
 
-const MAX_TRACKED_IPS = 100_000;
-
 /** The audit reason of an error answer, where it has a name of its own. */
 const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited' };
 
 export class Verifier {
-  /**
-   * Failures per client address, in memory: a restart forgets them (the per-mailbox counters,
-   * which are stored, still hold). At most MAX_TRACKED_IPS, least recently failed dropped first.
-   */
-  private readonly ipFailures = new Map<string, IpThrottleRecord>();
+  /** Code checks per client source, in memory (see ip-throttle.ts). */
+  private readonly throttle: SourceThrottle;
   /** From the configuration, which does not change while the daemon runs. */
   private readonly remember: RememberPolicy;
 
@@ -66,6 +62,7 @@ export class Verifier {
     private readonly policy: ProviderPolicy,
   ) {
     this.remember = rememberPolicy(p.config);
+    this.throttle = new SourceThrottle(p.config);
   }
 
   /**
@@ -75,20 +72,6 @@ export class Verifier {
   lockFor(address: string, ip: string, now: number): LockState {
     const rec = this.p.store.getMailbox(address) ?? newMailbox(address, now);
     return kindLockState(rec.failures, failureKind(rec.ips, ip, now, this.remember), now);
-  }
-
-  private ipPolicy(): IpThrottlePolicy {
-    const l = this.p.config.lockout;
-    return { maxFailures: l.ipMaxFailures, windowMs: l.ipWindowSeconds * 1000, distinctMailboxes: l.ipDistinctMailboxes, blockMs: l.ipBlockSeconds * 1000 };
-  }
-
-  private noteIpFailure(ip: string, mailbox: string, now: number): void {
-    const record = recordIpFailure(this.ipFailures.get(ip), mailbox, now, this.ipPolicy());
-    // Re-inserted so that the map's order is least recently failed first; past the cap the oldest
-    // record goes, in O(1), so that a flood of source addresses costs neither memory nor scans.
-    this.ipFailures.delete(ip);
-    this.ipFailures.set(ip, record);
-    if (this.ipFailures.size > MAX_TRACKED_IPS) this.ipFailures.delete(this.ipFailures.keys().next().value!);
   }
 
   /**
@@ -177,14 +160,21 @@ export class Verifier {
       return { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt };
     }
 
-    // An address that failed too often is refused before any mailbox is touched, so that one
-    // attacker cannot lock out every mailbox; its answer is the same as a locked mailbox's.
-    const ipLock = ipThrottleState(this.ipFailures.get(login.ip), login.now, this.ipPolicy());
-    if (ipLock.locked) return this.lockedAnswer(decision.provider, ipLock.until, login.now);
-    // A code was given: check it and record the outcome in one transaction.
-    const answer = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
-    if (answer.result === 'deny' && answer.reason !== 'locked') this.noteIpFailure(login.ip, login.address, login.now);
-    return answer;
+    // The attempt is reserved with the client's source before anything is awaited, so that the
+    // attempts in flight count toward its limits (core/lockout.ts). A source over them is refused
+    // before any mailbox is touched, so that one attacker cannot lock out every mailbox; its
+    // answer is the same as a locked mailbox's.
+    const reserved = this.throttle.reserve(login.ip, login.address, login.now);
+    if (!('source' in reserved)) return this.lockedAnswer(decision.provider, reserved.until, login.now);
+    let outcome: AttemptOutcome = 'none';
+    try {
+      // A code was given: check it and record the outcome in one transaction.
+      const answer = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
+      if (answer.result === 'deny' && answer.reason !== 'locked') outcome = 'failure';
+      return answer;
+    } finally {
+      this.throttle.settle(reserved, outcome, login.now);
+    }
   }
 
   private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
