@@ -22,6 +22,7 @@ import {
   recordSuccess,
   reserveIpAttempt,
   settleIpAttempt,
+  unstoredFailureExpired,
   type IpSourceState,
   type IpThrottlePolicy,
   type IpThrottleRecord,
@@ -208,6 +209,16 @@ test('two kinds: a success resets only its own kind; a hard lock survives it; no
   assert.deepEqual(recordKindSuccess(hard, 'known'), hard);
 });
 
+test('unstored failures are forgotten maxDelayMs after the later of the last failure and the end of the lock', () => {
+  const policy: LockoutPolicy = { threshold: 2, baseDelayMs: MIN, maxDelayMs: 10 * MIN, hardLockAfter: 100 };
+  let f = recordFailure(emptyFailures(), T0, policy);
+  assert.equal(unstoredFailureExpired(f, T0 + 10 * MIN - 1, policy), false);
+  assert.equal(unstoredFailureExpired(f, T0 + 10 * MIN, policy), true);
+  f = { ...f, lockedUntil: T0 + 30 * MIN };
+  assert.equal(unstoredFailureExpired(f, T0 + 40 * MIN - 1, policy), false);
+  assert.equal(unstoredFailureExpired(f, T0 + 40 * MIN, policy), true);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Sources and reservations
 
@@ -221,8 +232,8 @@ test('sources: IPv4 per address and IPv6 per /64 by default; other prefixes on r
   assert.equal(ipSource('2001:db8:1:2::c8', { ipv4Prefix: 32, ipv6Prefix: 48 }), '2001:db8:1::/48');
 });
 
-function reserve(s: IpSourceState | null, mailbox: string, now = T0): IpSourceState | { until: number; reason: string } {
-  const r = reserveIpAttempt(s, mailbox, now, IP_POLICY);
+function reserve(s: IpSourceState | null, mailbox: string, now = T0, creates = false): IpSourceState | { until: number; reason: string } {
+  const r = reserveIpAttempt(s, mailbox, creates, now, IP_POLICY);
   return r.granted ? r.state : { until: r.until, reason: r.reason };
 }
 const isState = (v: unknown): v is IpSourceState => typeof v === 'object' && v !== null && 'inFlight' in v;
@@ -236,15 +247,15 @@ test('reservations: attempts in flight count toward maxFailures before any has f
   }
   assert.deepEqual(reserve(s, 'a@example.com'), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' });
   // A success releases its place without counting.
-  s = settleIpAttempt(s, 'a@example.com', 'none', T0, IP_POLICY);
+  s = settleIpAttempt(s, 'a@example.com', false, 'none', T0, IP_POLICY);
   assert.ok(s !== null && s.inFlight.length === IP_POLICY.maxFailures - 1 && s.failures === null);
   assert.ok(isState(reserve(s, 'a@example.com')));
   // Failures convert: after maxFailures of them the source is blocked for blockMs.
-  for (let i = 0; i < IP_POLICY.maxFailures - 1; i++) s = settleIpAttempt(s, 'a@example.com', 'failure', T0, IP_POLICY);
+  for (let i = 0; i < IP_POLICY.maxFailures - 1; i++) s = settleIpAttempt(s, 'a@example.com', false, 'failure', T0, IP_POLICY);
   assert.equal(s?.failures?.failures, IP_POLICY.maxFailures - 1);
   const r = reserve(s, 'a@example.com');
   assert.ok(isState(r));
-  s = settleIpAttempt(r, 'a@example.com', 'failure', T0, IP_POLICY);
+  s = settleIpAttempt(r, 'a@example.com', false, 'failure', T0, IP_POLICY);
   assert.deepEqual(reserve(s, 'a@example.com'), { until: T0 + IP_POLICY.blockMs, reason: 'ip-failures' });
 });
 
@@ -257,18 +268,38 @@ test('reservations: mailboxes in flight count toward distinctMailboxes', () => {
   }
   assert.deepEqual(reserve(s, 'd@example.com'), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-mailboxes' });
   assert.ok(isState(reserve(s, 'a@example.com')), 'another attempt on a mailbox already counted');
-  for (const m of ['a', 'b', 'c']) s = settleIpAttempt(s, `${m}@example.com`, 'failure', T0, IP_POLICY);
+  for (const m of ['a', 'b', 'c']) s = settleIpAttempt(s, `${m}@example.com`, false, 'failure', T0, IP_POLICY);
   assert.deepEqual(reserve(s, 'd@example.com'), { until: T0 + IP_POLICY.blockMs, reason: 'ip-mailboxes' });
 });
 
 test('reservations: settling what was all released leaves nothing to keep; a failure is kept until its window ends', () => {
   const r = reserve(null, 'a@example.com');
   assert.ok(isState(r));
-  assert.equal(settleIpAttempt(r, 'a@example.com', 'none', T0, IP_POLICY), null);
-  const failed = settleIpAttempt(r, 'a@example.com', 'failure', T0, IP_POLICY);
+  assert.equal(settleIpAttempt(r, 'a@example.com', false, 'none', T0, IP_POLICY), null);
+  const failed = settleIpAttempt(r, 'a@example.com', false, 'failure', T0, IP_POLICY);
   assert.equal(failed?.failures?.failures, 1);
   const later = reserve(failed, 'b@example.com', T0 + IP_POLICY.windowMs);
   assert.ok(isState(later));
-  assert.equal(settleIpAttempt(later, 'b@example.com', 'none', T0 + IP_POLICY.windowMs, IP_POLICY), null, 'the old window no longer counts');
+  assert.equal(settleIpAttempt(later, 'b@example.com', false, 'none', T0 + IP_POLICY.windowMs, IP_POLICY), null, 'the old window no longer counts');
   assert.deepEqual(r.inFlight, ['a@example.com'], 'inputs are not modified');
+});
+
+test('reservations: records created count apart, at most maxFailures per window, without blocking other attempts', () => {
+  let s: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures; i++) {
+    const r = reserve(s, `n${i}@example.com`, T0 + i, true);
+    assert.ok(isState(r), `creation ${i + 1}`);
+    s = settleIpAttempt(r, `n${i}@example.com`, true, 'created', T0 + i, IP_POLICY);
+  }
+  assert.deepEqual(reserve(s, 'x@example.com', T0 + 100, true), { until: T0 + IP_POLICY.windowMs, reason: 'ip-enrolments' });
+  assert.ok(isState(reserve(s, 'x@example.com', T0 + 100, false)), 'an attempt that creates nothing is not refused for it');
+  assert.ok(isState(reserve(s, 'x@example.com', T0 + IP_POLICY.windowMs, true)), 'a new window');
+  // Creations in flight count too.
+  let t: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures; i++) {
+    const r = reserve(t, 'same@example.com', T0, true);
+    assert.ok(isState(r));
+    t = r;
+  }
+  assert.deepEqual(reserve(t, 'same@example.com', T0, true), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' });
 });

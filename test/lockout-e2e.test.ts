@@ -1,8 +1,9 @@
-// Lockout and throttling through the real daemon (issue 12): failures at the mailbox's remembered
-// addresses are counted apart from failures elsewhere; the per-address throttle reserves each
-// attempt before it is checked and groups IPv6 by prefix.
+// Lockout and throttling through the real daemon (issue 12, items 6, 7 and 9): failures at the
+// mailbox's remembered addresses are counted apart from failures elsewhere; the per-address
+// throttle reserves each attempt before it is checked and groups IPv6 by prefix; verify stores
+// nothing for mailboxes nobody configured.
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { call } from '../src/client/call.js';
@@ -16,6 +17,8 @@ interface V {
   result: string;
   reason: string;
   retryAfter?: number;
+  otpauthUri?: string;
+  expiresAt?: number;
 }
 
 interface LockPart {
@@ -36,6 +39,10 @@ function wrongCode(key: Buffer, now: number): string {
     const c = String(i).padStart(6, '0');
     if (!valid.has(c)) return c;
   }
+}
+
+function secretOf(uri: string): Buffer {
+  return fromBase32(new URL(uri).searchParams.get('secret')!);
 }
 
 /** A mailbox with challenge always and an active TOTP secret, made over the admin socket. */
@@ -80,6 +87,13 @@ async function withDaemon(config: Record<string, unknown>, fn: (d: TestDaemon, c
     await d.cleanup();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Bytes of the store on disk: the snapshot and both journals. */
+async function storeBytes(d: TestDaemon): Promise<number> {
+  let total = 0;
+  for (const f of await readdir(d.dataDir)) if (f.startsWith('memfa.json')) total += (await stat(path.join(d.dataDir, f))).size;
+  return total;
 }
 
 const checked = (answers: V[]) => answers.filter((a) => a.reason !== 'locked').length;
@@ -184,6 +198,72 @@ describe('lockout and throttling end to end', () => {
       const answers: V[] = [];
       for (let i = 1; i <= 5; i++) answers.push(await verifyRpc(d, `u${i}@v6.example`, `2001:db8:1:2::${i}`, 'abcde-fghjk'));
       assert.equal(checked(answers), 5);
+    });
+  });
+
+  it('verify for random addresses leaves the store as it was, and forgets their failures after the lockout window', async () => {
+    const N = Number(process.env['MEMFA_TEST_GROWTH_N'] ?? 4000);
+    const config = { defaults: { challenge: 'always' }, totp: { enrolmentTtlSeconds: 600 }, lockout: { maxDelaySeconds: 3600 } };
+    await withDaemon(config, async (d, clock) => {
+      await enrolled(d, 'owner@growth.example');
+      const countOf = async () => (await d.json<{ mailboxes: number }>(['status'])).mailboxes;
+      const mailboxesBefore = await countOf();
+      const bytesBefore = await storeBytes(d);
+      const address = (i: number) => `r${i}-${Math.random().toString(36).slice(2, 10)}@growth${i % 7}.example`;
+      // Half only ask (a pending enrolment each), half also give a wrong code from an address of their own.
+      const failed: string[] = [];
+      await pool(N, 32, async (i) => {
+        const user = address(i);
+        const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+        const asked = await verifyRpc(d, user, ip);
+        assert.equal(asked.result, 'enroll');
+        if (i % 2 === 1) {
+          const r = await verifyRpc(d, user, ip, wrongCode(secretOf(asked.otpauthUri!), clock.now()));
+          assert.equal(r.reason, 'code-invalid');
+          if (failed.length < 3) failed.push(user);
+        }
+      });
+      assert.equal(await countOf(), mailboxesBefore, 'no mailbox was stored');
+      const grown = (await storeBytes(d)) - bytesBefore;
+      assert.ok(grown < 64 * 1024, `the store grew by ${grown} bytes for ${N} addresses`);
+
+      // The same QR code for a mailbox while its enrolment is open; its code enrols it, which stores it.
+      const user = failed[0]!;
+      const first = await verifyRpc(d, user, GB);
+      const again = await verifyRpc(d, user, GB);
+      assert.equal(again.otpauthUri, first.otpauthUri);
+      assert.ok(first.expiresAt! - clock.now() >= 600_000 - 5_000, 'a code shown is accepted for at least the enrolment TTL');
+      let shown = await d.json<Shown>(['mailbox', 'show', failed[1]!]);
+      assert.deepEqual([shown.stored, shown.lock.elsewhere.failures], [false, 1], 'a failure of a mailbox nobody configured is counted, in memory');
+      const enrolledNow = await verifyRpc(d, user, GB, totpCode(secretOf(first.otpauthUri!), clock.now(), TOTP));
+      assert.equal(enrolledNow.reason, 'enrolled');
+      assert.equal(await countOf(), mailboxesBefore + 1);
+      shown = await d.json<Shown>(['mailbox', 'show', user]);
+      assert.deepEqual([shown.stored, shown.totp, shown.lock.elsewhere.failures], [true, 'active', 0]);
+
+      // Past the enrolment TTL and the lockout window nothing of the others is left.
+      await clock.shift(3_700_000);
+      shown = await d.json<Shown>(['mailbox', 'show', failed[1]!]);
+      assert.deepEqual([shown.stored, shown.lock.elsewhere.failures], [false, 0]);
+      assert.notEqual((await verifyRpc(d, failed[2]!, GB)).otpauthUri, undefined);
+      assert.equal(await countOf(), mailboxesBefore + 1);
+    });
+  });
+
+  it('mailbox records created by enrolment from one address count against its throttle', async () => {
+    await withDaemon({ defaults: { challenge: 'always' }, lockout: { ipMaxFailures: 3, ipDistinctMailboxes: 10 } }, async (d, clock) => {
+      const ownerKey = await enrolled(d, 'owner@new.example');
+      const results: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const user = `n${i}@new.example`;
+        const asked = await verifyRpc(d, user, '203.0.113.70');
+        results.push((await verifyRpc(d, user, '203.0.113.70', totpCode(secretOf(asked.otpauthUri!), clock.now(), TOTP))).reason);
+      }
+      assert.deepEqual(results, ['enrolled', 'enrolled', 'enrolled', 'locked', 'locked']);
+      const status = await d.json<{ mailboxes: number }>(['status']);
+      assert.equal(status.mailboxes, 4, 'the owner and three new mailboxes');
+      // The address is not blocked for logins of mailboxes that exist.
+      assert.equal((await verifyRpc(d, 'owner@new.example', '203.0.113.70', totpCode(ownerKey, clock.now(), TOTP))).reason, 'code-valid');
     });
   });
 });

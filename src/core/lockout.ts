@@ -74,6 +74,16 @@ export function adminUnlock(): FailureState {
   return emptyFailures();
 }
 
+/**
+ * A mailbox that failed without a stored record (nobody configured it) keeps its failures in
+ * memory only, and not for ever: they are forgotten maxDelayMs after the later of the last failure
+ * and the end of the lock, so that a lock runs its course and a failure just after it still counts
+ * on. A hard lock of such a mailbox ends the same way: it has no secret of its own to protect.
+ */
+export function unstoredFailureExpired(f: FailureState, now: number, policy: LockoutPolicy): boolean {
+  return now >= Math.max(f.lockedUntil ?? 0, f.lastFailureAt ?? 0) + policy.maxDelayMs;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per mailbox, by kind of location
 //
@@ -225,6 +235,11 @@ function currentWindow(rec: IpThrottleRecord, now: number, policy: IpThrottlePol
 //
 // A source is an IPv4 address or an IPv6 network (by default the /64 a single host is given): a
 // host holding a /64 must not count as 2^64 sources.
+//
+// Mailbox records made by verify (a TOTP enrolment of a mailbox that had none) are counted per
+// source too, apart from failures: at most maxFailures per windowMs, so that one source cannot fill
+// the store, while the logins of existing mailboxes from the same source (an office behind one
+// address on the day everyone enrols) are not refused for it.
 
 export interface SourceGrouping {
   /** Leading bits of an IPv4 address that make one source (32: each address). */
@@ -245,23 +260,33 @@ export interface IpSourceState {
   failures: IpThrottleRecord | null;
   /** The mailbox of each attempt reserved and not yet settled (one entry per attempt). */
   inFlight: readonly string[];
+  /** Of those, the attempts that would store a new mailbox record if their code is right. */
+  creating: number;
+  /** Mailbox records made from this source since createdSince (a window of windowMs). */
+  created: number;
+  createdSince: number;
 }
 
 /** How long a client is told to wait when only attempts in flight fill the budget: they settle within moments. */
 export const IN_FLIGHT_RETRY_MS = 1000;
 
-export type IpRefusal = { until: number; reason: 'ip-failures' | 'ip-mailboxes' };
+export type IpRefusal = { until: number; reason: 'ip-failures' | 'ip-mailboxes' | 'ip-enrolments' };
 export type IpReservation = ({ granted: true } & { state: IpSourceState }) | ({ granted: false } & IpRefusal);
 
 export function newIpSource(now: number): IpSourceState {
-  return { failures: null, inFlight: [] };
+  return { failures: null, inFlight: [], creating: 0, created: 0, createdSince: now };
+}
+
+function createdInWindow(s: IpSourceState, now: number, policy: IpThrottlePolicy): number {
+  return now - s.createdSince >= policy.windowMs ? 0 : s.created;
 }
 
 /**
- * Reserves one attempt on `mailbox` from a source. Refused while the source is blocked, or when
- * the attempt would take the source past a limit, counting the attempts in flight.
+ * Reserves one attempt on `mailbox` from a source; `creates`: the attempt would store a new
+ * mailbox record if it succeeds. Refused while the source is blocked, or when the attempt would
+ * take the source past a limit, counting the attempts in flight.
  */
-export function reserveIpAttempt(state: IpSourceState | null | undefined, mailbox: string, now: number, policy: IpThrottlePolicy): IpReservation {
+export function reserveIpAttempt(state: IpSourceState | null | undefined, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): IpReservation {
   const s = state ?? newIpSource(now);
   const block = ipThrottleState(s.failures, now, policy);
   if (block.locked) return { granted: false, until: block.until, reason: block.reason };
@@ -271,27 +296,40 @@ export function reserveIpAttempt(state: IpSourceState | null | undefined, mailbo
   for (const m of s.inFlight) mailboxes.add(m);
   mailboxes.add(mailbox);
   if (mailboxes.size > policy.distinctMailboxes) return { granted: false, until: now + IN_FLIGHT_RETRY_MS, reason: 'ip-mailboxes' };
-  return { granted: true, state: { ...s, inFlight: [...s.inFlight, mailbox] } };
+  if (creates) {
+    const made = createdInWindow(s, now, policy);
+    if (made + s.creating >= policy.maxFailures) {
+      return { granted: false, until: made >= policy.maxFailures ? s.createdSince + policy.windowMs : now + IN_FLIGHT_RETRY_MS, reason: 'ip-enrolments' };
+    }
+  }
+  return { granted: true, state: { ...s, inFlight: [...s.inFlight, mailbox], creating: s.creating + (creates ? 1 : 0) } };
 }
 
-export type AttemptOutcome = 'failure' | 'none';
+export type AttemptOutcome = 'failure' | 'created' | 'none';
 
 /**
- * Settles an attempt reserved by reserveIpAttempt with the same mailbox: a failure is recorded
- * (recordIpFailure), anything else only releases the reservation. Returns null when nothing is
- * left worth keeping for the source.
+ * Settles an attempt reserved by reserveIpAttempt with the same mailbox and `creates`: a failure is
+ * recorded (recordIpFailure), a created record counted, anything else only releases the
+ * reservation. Returns null when nothing is left worth keeping for the source.
  */
-export function settleIpAttempt(state: IpSourceState | null | undefined, mailbox: string, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): IpSourceState | null {
+export function settleIpAttempt(state: IpSourceState | null | undefined, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): IpSourceState | null {
   const s = state ?? newIpSource(now);
   const i = s.inFlight.indexOf(mailbox);
   const inFlight = i === -1 ? s.inFlight : [...s.inFlight.slice(0, i), ...s.inFlight.slice(i + 1)];
+  const creating = creates && i !== -1 ? Math.max(0, s.creating - 1) : s.creating;
   const failures = outcome === 'failure' ? recordIpFailure(s.failures, mailbox, now, policy) : s.failures;
-  const next: IpSourceState = { failures, inFlight };
+  let created = createdInWindow(s, now, policy);
+  let createdSince = created === 0 ? now : s.createdSince;
+  if (outcome === 'created') {
+    if (created === 0) createdSince = now;
+    created++;
+  }
+  const next: IpSourceState = { failures, inFlight, creating, created, createdSince };
   return ipSourceIdle(next, now, policy) ? null : next;
 }
 
 /** Whether a source's state no longer matters at `now`: nothing in flight, blocked or counted in a current window. */
 export function ipSourceIdle(s: IpSourceState, now: number, policy: IpThrottlePolicy): boolean {
-  if (s.inFlight.length > 0) return false;
+  if (s.inFlight.length > 0 || s.creating > 0 || createdInWindow(s, now, policy) > 0) return false;
   return s.failures === null || (!ipThrottleState(s.failures, now, policy).locked && currentWindow(s.failures, now, policy).failures === 0);
 }

@@ -8,6 +8,7 @@ import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
 import type { EffectiveView, LockView, MailboxView } from '../protocol/results.js';
 import type { StoreReader } from '../store/types.js';
+import type { UnstoredFailures } from './unstored-failures.js';
 
 export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
   return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, (mailbox ?? store.getMailbox(address))?.settings);
@@ -56,10 +57,12 @@ function lockViews(known: FailureState, elsewhere: FailureState, now: number): M
   return { ...longer, failures: Math.max(k.failures, e.failures), known: k, elsewhere: e };
 }
 
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number): MailboxView {
+/** `unstored`: where the failures of a mailbox without a record are kept (verify's). */
+export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures): MailboxView {
   const stored = store.getMailbox(address);
   const rec = stored ?? newMailbox(address, now);
-  const lock = lockViews(failuresOf(rec.failures, 'known'), failuresOf(rec.failures, 'elsewhere'), now);
+  const elsewhere = stored === undefined ? unstored?.get(address, now) : undefined;
+  const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
   return {
     address,
     stored: stored !== undefined,

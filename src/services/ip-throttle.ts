@@ -20,6 +20,7 @@ export const MAX_TRACKED_SOURCES = 100_000;
 export interface Reserved {
   source: string;
   mailbox: string;
+  creates: boolean;
 }
 
 export class SourceThrottle {
@@ -35,19 +36,19 @@ export class SourceThrottle {
 
   /**
    * Reserves an attempt from `ip` on `mailbox` (synchronously: the caller must not await between
-   * this and deciding to check the code, or concurrent attempts would all pass). A refusal says
-   * until when.
+   * this and deciding to check the code, or concurrent attempts would all pass); `creates`: a right
+   * code would store a new mailbox record. A refusal says until when.
    */
-  reserve(ip: string, mailbox: string, now: number): Reserved | IpRefusal {
+  reserve(ip: string, mailbox: string, creates: boolean, now: number): Reserved | IpRefusal {
     const source = ipSource(ip, this.grouping);
-    const r = reserveIpAttempt(this.sources.get(source), mailbox, now, this.policy);
+    const r = reserveIpAttempt(this.sources.get(source), mailbox, creates, now, this.policy);
     if (!r.granted) return { until: r.until, reason: r.reason };
     this.put(source, r.state);
-    return { source, mailbox };
+    return { source, mailbox, creates };
   }
 
   settle(reserved: Reserved, outcome: AttemptOutcome, now: number): void {
-    const next = settleIpAttempt(this.sources.get(reserved.source), reserved.mailbox, outcome, now, this.policy);
+    const next = settleIpAttempt(this.sources.get(reserved.source), reserved.mailbox, reserved.creates, outcome, now, this.policy);
     if (next === null) this.sources.delete(reserved.source);
     else this.put(reserved.source, next);
     this.sweep(now);

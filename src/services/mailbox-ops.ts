@@ -66,6 +66,6 @@ export class MailboxOps {
       result = { result: 'deny', reason: 'locked', provider: decision.provider };
     }
     steps.push(`verify would answer: ${result.result} (${result.reason})`);
-    return { address, ip, country, mailbox: mailboxView(this.p.config, this.p.store, address, now), decision: result, steps };
+    return { address, ip, country, mailbox: mailboxView(this.p.config, this.p.store, address, now, this.verifier.unstored), decision: result, steps };
   }
 }

@@ -6,6 +6,7 @@ import { invalidParams, MemfaError } from '../protocol/errors.js';
 import { secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
+import type { UnstoredFailures } from './unstored-failures.js';
 
 const RESEAL_BATCH = 500;
 
@@ -22,9 +23,13 @@ function parseTime(value: string | undefined, param: string): Date | undefined {
 export class SecurityAdmin {
   private rotating = false;
 
-  constructor(private readonly p: Ports) {}
+  constructor(
+    private readonly p: Ports,
+    /** Failures of mailboxes without a record, which verify keeps in memory. */
+    private readonly unstored: UnstoredFailures,
+  ) {}
 
-  /** Clears both kinds of a mailbox's failures (core/lockout.ts). */
+  /** Clears both kinds of a mailbox's failures (core/lockout.ts), or those kept for one without a record. */
   async unlock(params: { address: string }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
     const was = await this.p.store.transact((tx) => {
@@ -33,8 +38,9 @@ export class SecurityAdmin {
       tx.putMailbox({ ...rec, failures: adminUnlockAll(), updatedAt: this.p.clock() });
       return rec.failures;
     });
-    if (was === null) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`);
-    const failures = was;
+    const unstored = this.unstored.clear(address);
+    const failures = was === null ? { known: null, elsewhere: unstored ?? null } : was;
+    if (was === null && unstored === undefined) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}, and no failures kept for it`);
     const known = failuresOf(failures, 'known');
     const elsewhere = failuresOf(failures, 'elsewhere');
     await this.p.audit.append({

@@ -8,6 +8,7 @@ import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
+import type { UnstoredFailures } from './unstored-failures.js';
 import { kindLockState } from '../core/lockout.js';
 
 function asPatch(settings: unknown): Record<string, unknown> {
@@ -20,6 +21,7 @@ export class SettingsAdmin {
   constructor(
     private readonly p: Ports,
     private readonly policy: ProviderPolicy,
+    private readonly unstored?: UnstoredFailures,
   ) {}
 
   /** A provider a domain administrator assigns must be one the platform lets them assign. */
@@ -63,7 +65,7 @@ export class SettingsAdmin {
   showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    return mailboxView(this.p.config, this.p.store, address, this.p.clock());
+    return mailboxView(this.p.config, this.p.store, address, this.p.clock(), this.unstored);
   }
 
   listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined }, ctx: CallContext): { total: number; mailboxes: { address: string; challenge: string; provider: string; totp: string; locked: boolean }[] } {
