@@ -1,16 +1,29 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { emptyFailures, type FailureState } from '../src/core/model.js';
+import { emptyFailures, noFailures, type FailureState, type MailboxFailures } from '../src/core/model.js';
 import {
   DEFAULT_IP_THROTTLE,
   DEFAULT_LOCKOUT,
+  DEFAULT_SOURCE_GROUPING,
+  IN_FLIGHT_RETRY_MS,
   adminUnlock,
+  adminUnlockAll,
+  failureCount,
+  failureKind,
+  ipSource,
   ipThrottleState,
+  kindLockState,
   lockState,
   newIpThrottle,
   recordFailure,
   recordIpFailure,
+  recordKindFailure,
+  recordKindSuccess,
   recordSuccess,
+  reserveIpAttempt,
+  settleIpAttempt,
+  unstoredFailureExpired,
+  type IpSourceState,
   type IpThrottlePolicy,
   type IpThrottleRecord,
   type LockoutPolicy,
@@ -157,4 +170,136 @@ test('ip throttle: no record is not locked; inputs are not modified', () => {
   const snapshot = structuredClone(rec);
   recordIpFailure(rec, 'b@example.com', T0 + 1, IP_POLICY);
   assert.deepEqual(rec, snapshot);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Two kinds of location
+
+const REMEMBER = { maxEntries: 10, maxAgeMs: 90 * 86_400_000 };
+
+test('failure kind: a fresh remembered IP is known; a stale one, another one or none is elsewhere', () => {
+  const ips = [{ ip: '192.0.2.1', firstSeen: T0, lastSeen: T0 }];
+  assert.equal(failureKind(ips, '192.0.2.1', T0 + 1000, REMEMBER), 'known');
+  assert.equal(failureKind(ips, '192.0.2.2', T0 + 1000, REMEMBER), 'elsewhere');
+  assert.equal(failureKind(ips, '192.0.2.1', T0 + REMEMBER.maxAgeMs + 1, REMEMBER), 'elsewhere');
+  assert.equal(failureKind(ips, null, T0, REMEMBER), 'elsewhere');
+});
+
+test('two kinds: each has its own count, delays and hard lock; a login is locked only by its own kind', () => {
+  const policy: LockoutPolicy = { threshold: 3, baseDelayMs: MIN, maxDelayMs: 10 * MIN, hardLockAfter: 5 };
+  let f: MailboxFailures = noFailures();
+  for (let i = 0; i < 5; i++) f = recordKindFailure(f, 'elsewhere', T0 + i, policy);
+  assert.equal(f.known, null, 'the other kind is untouched');
+  assert.deepEqual(kindLockState(f, 'elsewhere', T0 + 365 * 86_400_000), { locked: true, until: null, reason: 'hard-lock' });
+  assert.deepEqual(kindLockState(f, 'known', T0), { locked: false });
+  f = recordKindFailure(f, 'known', T0 + 10, policy);
+  assert.equal(f.known?.consecutive, 1);
+  assert.equal(failureCount(f), 6);
+  assert.deepEqual(adminUnlockAll(), { known: null, elsewhere: null });
+});
+
+test('two kinds: a success resets only its own kind; a hard lock survives it; nothing to reset returns the same object', () => {
+  let f: MailboxFailures = noFailures();
+  assert.equal(recordKindSuccess(f, 'known'), f);
+  f = recordKindFailure(recordKindFailure(f, 'elsewhere', T0, DEFAULT_LOCKOUT), 'known', T0, DEFAULT_LOCKOUT);
+  const afterKnown = recordKindSuccess(f, 'known');
+  assert.deepEqual(afterKnown, { known: null, elsewhere: f.elsewhere }, 'a success at a remembered address leaves the elsewhere count');
+  assert.deepEqual(recordKindSuccess(f, 'elsewhere'), { known: f.known, elsewhere: null });
+  const hard: MailboxFailures = { known: { consecutive: 100, lockedUntil: null, hardLocked: true, lastFailureAt: T0 }, elsewhere: null };
+  assert.deepEqual(recordKindSuccess(hard, 'known'), hard);
+});
+
+test('unstored failures are forgotten maxDelayMs after the later of the last failure and the end of the lock', () => {
+  const policy: LockoutPolicy = { threshold: 2, baseDelayMs: MIN, maxDelayMs: 10 * MIN, hardLockAfter: 100 };
+  let f = recordFailure(emptyFailures(), T0, policy);
+  assert.equal(unstoredFailureExpired(f, T0 + 10 * MIN - 1, policy), false);
+  assert.equal(unstoredFailureExpired(f, T0 + 10 * MIN, policy), true);
+  f = { ...f, lockedUntil: T0 + 30 * MIN };
+  assert.equal(unstoredFailureExpired(f, T0 + 40 * MIN - 1, policy), false);
+  assert.equal(unstoredFailureExpired(f, T0 + 40 * MIN, policy), true);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Sources and reservations
+
+test('sources: IPv4 per address and IPv6 per /64 by default; other prefixes on request', () => {
+  assert.equal(ipSource('198.51.100.7', DEFAULT_SOURCE_GROUPING), '198.51.100.7');
+  assert.equal(ipSource('2001:db8:1:2::c8', DEFAULT_SOURCE_GROUPING), '2001:db8:1:2::/64');
+  assert.equal(ipSource('2001:db8:1:2:ffff:ffff:ffff:ffff', DEFAULT_SOURCE_GROUPING), '2001:db8:1:2::/64');
+  assert.notEqual(ipSource('2001:db8:1:3::1', DEFAULT_SOURCE_GROUPING), ipSource('2001:db8:1:2::1', DEFAULT_SOURCE_GROUPING));
+  assert.equal(ipSource('198.51.100.7', { ipv4Prefix: 24, ipv6Prefix: 64 }), '198.51.100.0/24');
+  assert.equal(ipSource('2001:db8:1:2::c8', { ipv4Prefix: 32, ipv6Prefix: 128 }), '2001:db8:1:2::c8');
+  assert.equal(ipSource('2001:db8:1:2::c8', { ipv4Prefix: 32, ipv6Prefix: 48 }), '2001:db8:1::/48');
+});
+
+function reserve(s: IpSourceState | null, mailbox: string, now = T0, creates = false): IpSourceState | { until: number; reason: string } {
+  const r = reserveIpAttempt(s, mailbox, creates, now, IP_POLICY);
+  return r.granted ? r.state : { until: r.until, reason: r.reason };
+}
+const isState = (v: unknown): v is IpSourceState => typeof v === 'object' && v !== null && 'inFlight' in v;
+
+test('reservations: attempts in flight count toward maxFailures before any has failed', () => {
+  let s: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures; i++) {
+    const r = reserve(s, 'a@example.com');
+    assert.ok(isState(r), `attempt ${i + 1}`);
+    s = r;
+  }
+  assert.deepEqual(reserve(s, 'a@example.com'), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' });
+  // A success releases its place without counting.
+  s = settleIpAttempt(s, 'a@example.com', false, 'none', T0, IP_POLICY);
+  assert.ok(s !== null && s.inFlight.length === IP_POLICY.maxFailures - 1 && s.failures === null);
+  assert.ok(isState(reserve(s, 'a@example.com')));
+  // Failures convert: after maxFailures of them the source is blocked for blockMs.
+  for (let i = 0; i < IP_POLICY.maxFailures - 1; i++) s = settleIpAttempt(s, 'a@example.com', false, 'failure', T0, IP_POLICY);
+  assert.equal(s?.failures?.failures, IP_POLICY.maxFailures - 1);
+  const r = reserve(s, 'a@example.com');
+  assert.ok(isState(r));
+  s = settleIpAttempt(r, 'a@example.com', false, 'failure', T0, IP_POLICY);
+  assert.deepEqual(reserve(s, 'a@example.com'), { until: T0 + IP_POLICY.blockMs, reason: 'ip-failures' });
+});
+
+test('reservations: mailboxes in flight count toward distinctMailboxes', () => {
+  let s: IpSourceState | null = null;
+  for (const m of ['a', 'b', 'c']) {
+    const r = reserve(s, `${m}@example.com`);
+    assert.ok(isState(r));
+    s = r;
+  }
+  assert.deepEqual(reserve(s, 'd@example.com'), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-mailboxes' });
+  assert.ok(isState(reserve(s, 'a@example.com')), 'another attempt on a mailbox already counted');
+  for (const m of ['a', 'b', 'c']) s = settleIpAttempt(s, `${m}@example.com`, false, 'failure', T0, IP_POLICY);
+  assert.deepEqual(reserve(s, 'd@example.com'), { until: T0 + IP_POLICY.blockMs, reason: 'ip-mailboxes' });
+});
+
+test('reservations: settling what was all released leaves nothing to keep; a failure is kept until its window ends', () => {
+  const r = reserve(null, 'a@example.com');
+  assert.ok(isState(r));
+  assert.equal(settleIpAttempt(r, 'a@example.com', false, 'none', T0, IP_POLICY), null);
+  const failed = settleIpAttempt(r, 'a@example.com', false, 'failure', T0, IP_POLICY);
+  assert.equal(failed?.failures?.failures, 1);
+  const later = reserve(failed, 'b@example.com', T0 + IP_POLICY.windowMs);
+  assert.ok(isState(later));
+  assert.equal(settleIpAttempt(later, 'b@example.com', false, 'none', T0 + IP_POLICY.windowMs, IP_POLICY), null, 'the old window no longer counts');
+  assert.deepEqual(r.inFlight, ['a@example.com'], 'inputs are not modified');
+});
+
+test('reservations: records created count apart, at most maxFailures per window, without blocking other attempts', () => {
+  let s: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures; i++) {
+    const r = reserve(s, `n${i}@example.com`, T0 + i, true);
+    assert.ok(isState(r), `creation ${i + 1}`);
+    s = settleIpAttempt(r, `n${i}@example.com`, true, 'created', T0 + i, IP_POLICY);
+  }
+  assert.deepEqual(reserve(s, 'x@example.com', T0 + 100, true), { until: T0 + IP_POLICY.windowMs, reason: 'ip-enrolments' });
+  assert.ok(isState(reserve(s, 'x@example.com', T0 + 100, false)), 'an attempt that creates nothing is not refused for it');
+  assert.ok(isState(reserve(s, 'x@example.com', T0 + IP_POLICY.windowMs, true)), 'a new window');
+  // Creations in flight count too.
+  let t: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures; i++) {
+    const r = reserve(t, 'same@example.com', T0, true);
+    assert.ok(isState(r));
+    t = r;
+  }
+  assert.deepEqual(reserve(t, 'same@example.com', T0, true), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' });
 });

@@ -113,7 +113,7 @@ describe('security end to end', () => {
       const human = await d.cli(['mailbox', 'show', 'lock@sec.example']);
       assert.match(human.stdout, /locked \(hard-lock\) until an administrator unlocks it/);
       const status = await d.cli(['status', 'lock@sec.example']);
-      assert.match(status.stdout, /^lock@sec\.example: locked \(hard-lock\) until an administrator unlocks it, 6 consecutive failures$/m);
+      assert.match(status.stdout, /^lock@sec\.example: remembered IPs: not locked, 0 consecutive failures; other IPs: locked \(hard-lock\) until an administrator unlocks it, 6 consecutive failures$/m);
       const un = await d.cli(['unlock', 'lock@sec.example']);
       assert.equal(un.code, 0, un.stderr);
       const ok = await verifyRpc(d, 'lock@sec.example', GB, totpCode(key, now() + 30_000, TOTP));

@@ -274,7 +274,7 @@ test('migration: a store without schemaVersion is brought up to date', async (t)
   assert.equal(old.phone, '+15550001');
   assert.deepEqual(old.settings, { challenge: 'always' });
   assert.deepEqual(old.ips, []);
-  assert.deepEqual(old.failures, { consecutive: 0, lockedUntil: null, hardLocked: false, lastFailureAt: null });
+  assert.deepEqual(old.failures, { known: null, elsewhere: null });
   assert.equal(old.totp, null);
   assert.equal(typeof old.createdAt, 'number');
   assert.equal(s.getMailbox('bare@example.com')?.altEmail, null);
@@ -321,6 +321,38 @@ test('migration: a version 1 store loads, its mailbox settings kept as the admin
   assert.deepEqual(written.mailboxes['late@example.com'].userSettings, {});
   const again = await openStore(file);
   assert.deepEqual(again.getMailbox('mixed@example.com')!.userSettings, {});
+});
+
+test('migration: a version 1 store, and the journal beside it, count their old failures on both sides', async (t) => {
+  const file = await tempStore(t);
+  const oldFailures = (consecutive: number, lockedUntil: number | null, hardLocked = false) => ({ consecutive, lockedUntil, hardLocked, lastFailureAt: consecutive === 0 ? null : 1_700_000_000_000 });
+  const v1 = (address: string, failures: unknown) => ({ ...newMailbox(address, 1_700_000_000_000), failures });
+  const snapshot = {
+    schemaVersion: 1,
+    seq: 1,
+    global: {},
+    domains: {},
+    meta: {},
+    mailboxes: { 'clean@example.com': v1('clean@example.com', oldFailures(0, null)), 'hard@example.com': v1('hard@example.com', oldFailures(100, 1_700_000_060_000, true)) },
+  };
+  await writeFile(file, JSON.stringify(snapshot), { mode: 0o600 });
+  // As a version 1 daemon that crashed leaves it: entries after the snapshot, in the old shape.
+  const entry = { s: 2, o: [['m', 'late@example.com', v1('late@example.com', oldFailures(5, 1_700_000_060_000))]] };
+  await writeFile(file + '.journal', JSON.stringify(entry) + '\n', { mode: 0o600 });
+  const s = await openStore(file);
+  assert.deepEqual(s.getMailbox('clean@example.com')!.failures, { known: null, elsewhere: null });
+  const hard = oldFailures(100, 1_700_000_060_000, true);
+  assert.deepEqual(s.getMailbox('hard@example.com')!.failures, { known: hard, elsewhere: hard }, 'a hard lock stays a hard lock for every login');
+  const late = oldFailures(5, 1_700_000_060_000);
+  assert.deepEqual(s.getMailbox('late@example.com')!.failures, { known: late, elsewhere: late });
+  // Opening wrote the current schema at once, so that no journal holds records of two shapes.
+  const written = JSON.parse(await readFile(file, 'utf8'));
+  assert.equal(written.schemaVersion, CURRENT_SCHEMA);
+  assert.deepEqual(written.mailboxes['late@example.com'].failures, { known: late, elsewhere: late });
+  assert.equal((await stat(file + '.journal')).size, 0);
+  await s.close();
+  const again = await openStore(file);
+  assert.deepEqual(again.getMailbox('hard@example.com')!.failures, { known: hard, elsewhere: hard });
 });
 
 test('a newer schemaVersion, invalid JSON or a wrong shape is STORE_CORRUPT naming the file, which is left untouched', async (t) => {

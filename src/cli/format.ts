@@ -14,6 +14,7 @@ import type {
   ExplainResult,
   GlobalView,
   KeyRotateResult,
+  LockView,
   MailboxListResult,
   MailboxView,
   ProviderRow,
@@ -51,13 +52,13 @@ function ownChoices(s: Record<string, unknown>): string {
   return parts.length === 0 ? 'none' : parts.join(', ');
 }
 
-function lockText(m: MailboxView, c: ChalkInstance): string {
-  const state = m.lock.locked ? c.red(`locked (${m.lock.reason}) until ${m.lock.until === null ? 'an administrator unlocks it' : iso(m.lock.until)}`) : c.green('not locked');
-  return `${state}, ${count(m.lock.failures, 'consecutive failure', 'consecutive failures')}`;
+function lockText(l: LockView, c: ChalkInstance): string {
+  const state = l.locked ? c.red(`locked (${l.reason}) until ${l.until === null ? 'an administrator unlocks it' : iso(l.until)}`) : c.green('not locked');
+  return `${state}, ${count(l.failures, 'consecutive failure', 'consecutive failures')}`;
 }
 
 export function formatLock(m: MailboxView, c: ChalkInstance): string {
-  return `${m.address}: ${lockText(m, c)}`;
+  return `${m.address}: remembered IPs: ${lockText(m.lock.known, c)}; other IPs: ${lockText(m.lock.elsewhere, c)}`;
 }
 
 export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
@@ -70,7 +71,8 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
     ['totp', m.totp === 'active' ? `active since ${iso(m.totpActivatedAt)}` : m.totp],
     ['remembered IPs', m.ips.length === 0 ? 'none' : m.ips.map((i) => `${i.ip} (last ${iso(i.lastSeen)})`).join(', ')],
     ['remembered countries', m.countries.length === 0 ? 'none' : m.countries.map((i) => `${i.country} (last ${iso(i.lastSeen)})`).join(', ')],
-    ['lock', lockText(m, c)],
+    ['lock, remembered IPs', lockText(m.lock.known, c)],
+    ['lock, other IPs', lockText(m.lock.elsewhere, c)],
     ['recovery codes left', String(m.recoveryCodesLeft)],
   ]);
 }

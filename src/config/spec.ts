@@ -104,6 +104,8 @@ export const CONFIG_SPEC: Section = section({
     ipDistinctMailboxes: leaf(10, isInt(1, 100000)),
     ipWindowSeconds: leaf(900, isInt(1, 86400)),
     ipBlockSeconds: leaf(900, isInt(1, 86400)),
+    ipv4Prefix: leaf(32, isInt(8, 32)),
+    ipv6Prefix: leaf(64, isInt(32, 128)),
   }),
   providers: section({
     totp: providerSection(true, [], ''),

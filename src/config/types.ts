@@ -85,6 +85,10 @@ export interface MemfaConfig {
     ipDistinctMailboxes: number;
     ipWindowSeconds: number;
     ipBlockSeconds: number;
+    /** Leading bits of a client IPv4 address that make one source for the throttle. */
+    ipv4Prefix: number;
+    /** Leading bits of a client IPv6 address that make one source for the throttle. */
+    ipv6Prefix: number;
   };
   providers: {
     totp: ProviderPolicyConfig;

@@ -72,6 +72,12 @@ function fresh(entry: { lastSeen: number }, now: number, policy: RememberPolicy)
   return now - entry.lastSeen <= policy.maxAgeMs;
 }
 
+/** Whether `ip` (normalised) is a fresh remembered address in `ips`. */
+export function isRememberedIp(ips: readonly RememberedIp[], ip: string, now: number, policy: RememberPolicy): boolean {
+  for (const e of ips) if (e.ip === ip && fresh(e, now, policy)) return true;
+  return false;
+}
+
 function refuses(rule: CountryRule, country: string | null): boolean {
   if (rule.mode === 'block') return country !== null && rule.countries.includes(country);
   // allow-only: an address we cannot place is not in the allowed list.
@@ -121,9 +127,7 @@ export function decide(settings: EffectiveSettings, history: MailboxHistory, log
       needed = 'always';
       break;
     case 'new-ip': {
-      for (const e of history.ips) {
-        if (e.ip === ip && fresh(e, login.now, remember)) return { action: 'allow', reason: 'known-ip', provider, matched: ip };
-      }
+      if (isRememberedIp(history.ips, ip, login.now, remember)) return { action: 'allow', reason: 'known-ip', provider, matched: ip };
       needed = 'new-ip';
       break;
     }

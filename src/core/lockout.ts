@@ -1,8 +1,11 @@
-// Brute-force rules: per-mailbox lockout with exponential delay and a hard lock, and a per-client
-// address throttle against guessing across many mailboxes. Pure: `now` is a parameter; the
-// services keep the records in the store and check the state before checking any code.
+// Brute-force rules: per-mailbox lockout with exponential delay and a hard lock, counted apart for
+// the mailbox's remembered addresses and for all others, and a per-client address throttle against
+// guessing across many mailboxes. Pure: `now` is a parameter; the services keep the records (the
+// mailbox's in the store) and check the state before checking any code.
 
-import { emptyFailures, type FailureState } from './model.js';
+import { isRememberedIp, type RememberPolicy } from './decide.js';
+import { emptyFailures, noFailures, type FailureState, type MailboxFailures, type RememberedIp } from './model.js';
+import { ipNetwork } from './validate.js';
 
 // ---------------------------------------------------------------------------------------------
 // Per mailbox
@@ -71,6 +74,77 @@ export function adminUnlock(): FailureState {
   return emptyFailures();
 }
 
+/**
+ * A mailbox that failed without a stored record (nobody configured it) keeps its failures in
+ * memory only, and not for ever: they are forgotten maxDelayMs after the later of the last failure
+ * and the end of the lock, so that a lock runs its course and a failure just after it still counts
+ * on. A hard lock of such a mailbox ends the same way: it has no secret of its own to protect.
+ */
+export function unstoredFailureExpired(f: FailureState, now: number, policy: LockoutPolicy): boolean {
+  return now >= Math.max(f.lockedUntil ?? 0, f.lastFailureAt ?? 0) + policy.maxDelayMs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per mailbox, by kind of location
+//
+// NIST SP 800-63B (5.2.2) limits consecutive failed attempts on an account to 100, and lets the
+// verifier tell a subscriber's known locations apart. A mailbox counts its failures twice over:
+// - known: logins from a fresh remembered IP of the mailbox, i.e. one it passed a second factor
+//   from (the list kept by rememberLocation, within locations.maxAgeDays);
+// - elsewhere: logins from any other address (and confirmations that come with none).
+// Each kind has its own consecutive count, delays and hard lock, with the same policy, and a login
+// is refused as locked only by the state of its own kind: an attacker who does not control an
+// address the owner passed a factor from can lock the owner out of new places, never out of the
+// remembered ones. A success resets only the counter of its own kind. A success at a remembered
+// address does not reset the elsewhere counter: if it did, the attacker would get a fresh run of
+// guesses every time the owner logged in, and the hard lock would never end the attack; as it is,
+// the attacker's count only grows, to the hard lock, and only the attacker's kind of login is
+// refused. An administrator's unlock clears both.
+
+export type FailureKind = 'known' | 'elsewhere';
+
+const CLEAN: FailureState = Object.freeze(emptyFailures());
+
+/** The kind of a login from `ip` (normalised) for a mailbox that remembers `ips`; null ip: elsewhere. */
+export function failureKind(ips: readonly RememberedIp[], ip: string | null, now: number, remember: RememberPolicy): FailureKind {
+  return ip !== null && isRememberedIp(ips, ip, now, remember) ? 'known' : 'elsewhere';
+}
+
+/** The failure state of one kind (a clean one when that kind has none). */
+export function failuresOf(f: MailboxFailures, kind: FailureKind): FailureState {
+  return f[kind] ?? CLEAN;
+}
+
+export function kindLockState(f: MailboxFailures, kind: FailureKind, now: number): LockState {
+  return lockState(failuresOf(f, kind), now);
+}
+
+/** One more failure of `kind`; the other kind is untouched. */
+export function recordKindFailure(f: MailboxFailures, kind: FailureKind, now: number, policy: LockoutPolicy): MailboxFailures {
+  const next = recordFailure(failuresOf(f, kind), now, policy);
+  return kind === 'known' ? { known: next, elsewhere: f.elsewhere } : { known: f.known, elsewhere: next };
+}
+
+/** A success of `kind`: its counter reset (a hard lock survives, see recordSuccess); the other kept. */
+export function recordKindSuccess(f: MailboxFailures, kind: FailureKind): MailboxFailures {
+  const current = f[kind];
+  // Most logins have no failure to reset: the same object goes back, so the store shares it.
+  if (current === null) return f;
+  const after = recordSuccess(current);
+  const next = after.hardLocked ? after : null;
+  return kind === 'known' ? { known: next, elsewhere: f.elsewhere } : { known: f.known, elsewhere: next };
+}
+
+/** An administrator's unlock of both kinds. */
+export function adminUnlockAll(): MailboxFailures {
+  return noFailures();
+}
+
+/** Consecutive failures of both kinds together (what an unlock clears). */
+export function failureCount(f: MailboxFailures): number {
+  return (f.known?.consecutive ?? 0) + (f.elsewhere?.consecutive ?? 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per client address
 
@@ -128,17 +202,134 @@ export function ipThrottleState(rec: IpThrottleRecord | null | undefined, now: n
  */
 export function recordIpFailure(rec: IpThrottleRecord | null | undefined, mailbox: string, now: number, policy: IpThrottlePolicy): IpThrottleRecord {
   const base = rec ?? newIpThrottle(now);
-  const blockOver = base.lockedUntil !== null && now >= base.lockedUntil;
-  const windowOver = now - base.windowStart >= policy.windowMs;
-  const current =
-    blockOver || windowOver ? { failures: 0, mailboxes: [] as string[], windowStart: now } : { ...base, mailboxes: [...base.mailboxes] };
+  const current = currentWindow(base, now, policy);
   const lockedUntil = base.lockedUntil !== null && now < base.lockedUntil ? base.lockedUntil : null;
 
   const failures = current.failures + 1;
-  const mailboxes = current.mailboxes.includes(mailbox) ? current.mailboxes : [...current.mailboxes, mailbox];
+  const mailboxes = current.mailboxes.includes(mailbox) ? [...current.mailboxes] : [...current.mailboxes, mailbox];
   if (failures >= policy.maxFailures || mailboxes.length >= policy.distinctMailboxes) {
     const until = Math.max(lockedUntil ?? 0, now + policy.blockMs);
     return { failures, mailboxes: mailboxes.slice(0, policy.distinctMailboxes), windowStart: current.windowStart, lockedUntil: until };
   }
   return { failures, mailboxes, windowStart: current.windowStart, lockedUntil };
+}
+
+/** The counts of the window a failure at `now` falls in: a new, empty one once a block or the window is over. */
+function currentWindow(rec: IpThrottleRecord, now: number, policy: IpThrottlePolicy): { failures: number; mailboxes: readonly string[]; windowStart: number } {
+  const blockOver = rec.lockedUntil !== null && now >= rec.lockedUntil;
+  const windowOver = now - rec.windowStart >= policy.windowMs;
+  return blockOver || windowOver ? { failures: 0, mailboxes: [], windowStart: now } : rec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per source: attempts reserved before they are checked
+//
+// A code is checked in a store transaction that is awaited, and many logins are in flight at
+// once; a throttle that only counts failures once they are recorded lets every attempt that
+// arrives meanwhile through (200 concurrent wrong codes over 200 mailboxes: 193 checked, with a
+// limit of 10). So an attempt is reserved before it is checked, synchronously, and reservations
+// count toward the limits like failures: the attempt is refused when the failures of the window
+// plus the attempts in flight reach maxFailures, or when the mailboxes of both would exceed
+// distinctMailboxes. A failure turns its reservation into a failure; a success or an attempt that
+// did not get to the check releases it and counts nothing.
+//
+// A source is an IPv4 address or an IPv6 network (by default the /64 a single host is given): a
+// host holding a /64 must not count as 2^64 sources.
+//
+// Mailbox records made by verify (a TOTP enrolment of a mailbox that had none) are counted per
+// source too, apart from failures: at most maxFailures per windowMs, so that one source cannot fill
+// the store, while the logins of existing mailboxes from the same source (an office behind one
+// address on the day everyone enrols) are not refused for it.
+
+export interface SourceGrouping {
+  /** Leading bits of an IPv4 address that make one source (32: each address). */
+  ipv4Prefix: number;
+  /** Leading bits of an IPv6 address that make one source (64: each /64). */
+  ipv6Prefix: number;
+}
+
+export const DEFAULT_SOURCE_GROUPING: Readonly<SourceGrouping> = Object.freeze({ ipv4Prefix: 32, ipv6Prefix: 64 });
+
+/** The source a normalised client address belongs to, as the key of its state. */
+export function ipSource(ip: string, grouping: SourceGrouping): string {
+  return ipNetwork(ip, grouping.ipv4Prefix, grouping.ipv6Prefix);
+}
+
+export interface IpSourceState {
+  /** Failures of the current window; null before the first. */
+  failures: IpThrottleRecord | null;
+  /** The mailbox of each attempt reserved and not yet settled (one entry per attempt). */
+  inFlight: readonly string[];
+  /** Of those, the attempts that would store a new mailbox record if their code is right. */
+  creating: number;
+  /** Mailbox records made from this source since createdSince (a window of windowMs). */
+  created: number;
+  createdSince: number;
+}
+
+/** How long a client is told to wait when only attempts in flight fill the budget: they settle within moments. */
+export const IN_FLIGHT_RETRY_MS = 1000;
+
+export type IpRefusal = { until: number; reason: 'ip-failures' | 'ip-mailboxes' | 'ip-enrolments' };
+export type IpReservation = ({ granted: true } & { state: IpSourceState }) | ({ granted: false } & IpRefusal);
+
+export function newIpSource(now: number): IpSourceState {
+  return { failures: null, inFlight: [], creating: 0, created: 0, createdSince: now };
+}
+
+function createdInWindow(s: IpSourceState, now: number, policy: IpThrottlePolicy): number {
+  return now - s.createdSince >= policy.windowMs ? 0 : s.created;
+}
+
+/**
+ * Reserves one attempt on `mailbox` from a source; `creates`: the attempt would store a new
+ * mailbox record if it succeeds. Refused while the source is blocked, or when the attempt would
+ * take the source past a limit, counting the attempts in flight.
+ */
+export function reserveIpAttempt(state: IpSourceState | null | undefined, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): IpReservation {
+  const s = state ?? newIpSource(now);
+  const block = ipThrottleState(s.failures, now, policy);
+  if (block.locked) return { granted: false, until: block.until, reason: block.reason };
+  const window = s.failures === null ? { failures: 0, mailboxes: [] as readonly string[] } : currentWindow(s.failures, now, policy);
+  if (window.failures + s.inFlight.length >= policy.maxFailures) return { granted: false, until: now + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' };
+  const mailboxes = new Set(window.mailboxes);
+  for (const m of s.inFlight) mailboxes.add(m);
+  mailboxes.add(mailbox);
+  if (mailboxes.size > policy.distinctMailboxes) return { granted: false, until: now + IN_FLIGHT_RETRY_MS, reason: 'ip-mailboxes' };
+  if (creates) {
+    const made = createdInWindow(s, now, policy);
+    if (made + s.creating >= policy.maxFailures) {
+      return { granted: false, until: made >= policy.maxFailures ? s.createdSince + policy.windowMs : now + IN_FLIGHT_RETRY_MS, reason: 'ip-enrolments' };
+    }
+  }
+  return { granted: true, state: { ...s, inFlight: [...s.inFlight, mailbox], creating: s.creating + (creates ? 1 : 0) } };
+}
+
+export type AttemptOutcome = 'failure' | 'created' | 'none';
+
+/**
+ * Settles an attempt reserved by reserveIpAttempt with the same mailbox and `creates`: a failure is
+ * recorded (recordIpFailure), a created record counted, anything else only releases the
+ * reservation. Returns null when nothing is left worth keeping for the source.
+ */
+export function settleIpAttempt(state: IpSourceState | null | undefined, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): IpSourceState | null {
+  const s = state ?? newIpSource(now);
+  const i = s.inFlight.indexOf(mailbox);
+  const inFlight = i === -1 ? s.inFlight : [...s.inFlight.slice(0, i), ...s.inFlight.slice(i + 1)];
+  const creating = creates && i !== -1 ? Math.max(0, s.creating - 1) : s.creating;
+  const failures = outcome === 'failure' ? recordIpFailure(s.failures, mailbox, now, policy) : s.failures;
+  let created = createdInWindow(s, now, policy);
+  let createdSince = created === 0 ? now : s.createdSince;
+  if (outcome === 'created') {
+    if (created === 0) createdSince = now;
+    created++;
+  }
+  const next: IpSourceState = { failures, inFlight, creating, created, createdSince };
+  return ipSourceIdle(next, now, policy) ? null : next;
+}
+
+/** Whether a source's state no longer matters at `now`: nothing in flight, blocked or counted in a current window. */
+export function ipSourceIdle(s: IpSourceState, now: number, policy: IpThrottlePolicy): boolean {
+  if (s.inFlight.length > 0 || s.creating > 0 || createdInWindow(s, now, policy) > 0) return false;
+  return s.failures === null || (!ipThrottleState(s.failures, now, policy).locked && currentWindow(s.failures, now, policy).failures === 0);
 }

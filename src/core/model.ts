@@ -119,6 +119,18 @@ export interface FailureState {
   lastFailureAt: number | null;
 }
 
+/**
+ * A mailbox's failures, counted apart by where the logins came from (see core/lockout.ts), so that
+ * failures from addresses an attacker can choose never lock the owner out at the addresses the
+ * mailbox has passed a second factor from. null: none since the last success or unlock.
+ */
+export interface MailboxFailures {
+  /** From a fresh remembered IP address of this mailbox (one it passed a second factor from). */
+  known: FailureState | null;
+  /** From any other address, or with none (an enrolment confirmed over a socket). */
+  elsewhere: FailureState | null;
+}
+
 export interface MailboxRecord {
   address: string; // lower-cased local@domain
   /** What an administrator (platform or domain) set for this mailbox. */
@@ -132,7 +144,7 @@ export interface MailboxRecord {
   openCode: OpenCode | null;
   ips: RememberedIp[];
   countries: RememberedCountry[];
-  failures: FailureState;
+  failures: MailboxFailures;
   recoveryCodeHashes: string[];
   createdAt: number;
   updatedAt: number;
@@ -148,6 +160,10 @@ export function emptyFailures(): FailureState {
   return { consecutive: 0, lockedUntil: null, hardLocked: false, lastFailureAt: null };
 }
 
+export function noFailures(): MailboxFailures {
+  return { known: null, elsewhere: null };
+}
+
 export function newMailbox(address: string, now: number): MailboxRecord {
   return {
     address,
@@ -160,7 +176,7 @@ export function newMailbox(address: string, now: number): MailboxRecord {
     openCode: null,
     ips: [],
     countries: [],
-    failures: emptyFailures(),
+    failures: noFailures(),
     recoveryCodeHashes: [],
     createdAt: now,
     updatedAt: now,

@@ -188,6 +188,15 @@ function maskIpv6(canonical: string, prefix: number): string {
 }
 
 /**
+ * The network of a normalised address with its first `ipv4Prefix` or `ipv6Prefix` bits, as
+ * 'net/prefix'; at the full length (32, 128), the address itself.
+ */
+export function ipNetwork(ip: string, ipv4Prefix: number, ipv6Prefix: number): string {
+  if (isIP(ip) === 4) return ipv4Prefix >= 32 ? ip : `${maskIpv4(ip, ipv4Prefix)}/${ipv4Prefix}`;
+  return ipv6Prefix >= 128 ? ip : `${maskIpv6(ip, ipv6Prefix)}/${ipv6Prefix}`;
+}
+
+/**
  * 'a.b.c.d/n' or 'v6/n' in canonical form; a bare address means a single host (/32, /128).
  * An address with host bits set ('10.1.2.3/8') is refused with the network it probably means,
  * rather than silently widened or narrowed.

@@ -78,6 +78,15 @@ export interface EffectiveView {
   trustedNetworks: string[];
 }
 
+export interface LockView {
+  locked: boolean;
+  /** null while locked: until an administrator unlocks. */
+  until: number | null;
+  reason: 'lockout' | 'hard-lock' | null;
+  /** Consecutive failures. */
+  failures: number;
+}
+
 export interface MailboxView {
   address: string;
   stored: boolean;
@@ -92,7 +101,12 @@ export interface MailboxView {
   totpActivatedAt: number | null;
   ips: RememberedIp[];
   countries: RememberedCountry[];
-  lock: { locked: boolean; until: number | null; reason: string | null; failures: number };
+  /**
+   * Failures and locks, counted apart for logins from the mailbox's remembered IPs (known) and from
+   * other addresses (elsewhere); the top-level fields sum them up: locked when either is, the until
+   * and reason of the lock that ends last, the larger count.
+   */
+  lock: LockView & { known: LockView; elsewhere: LockView };
   recoveryCodesLeft: number;
 }
 

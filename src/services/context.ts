@@ -1,13 +1,14 @@
 // What several services derive from the configuration and the store for one mailbox.
 import { resolveSettings } from '../core/settings.js';
-import { lockState, type LockoutPolicy } from '../core/lockout.js';
-import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
+import { failuresOf, lockState, type LockoutPolicy } from '../core/lockout.js';
+import { newMailbox, type EffectiveSettings, type FailureState, type MailboxRecord } from '../core/model.js';
 import type { RememberPolicy } from '../core/decide.js';
 import type { TotpOptions } from '../core/totp.js';
 import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
-import type { EffectiveView, MailboxView } from '../protocol/results.js';
+import type { EffectiveView, LockView, MailboxView } from '../protocol/results.js';
 import type { StoreReader } from '../store/types.js';
+import type { UnstoredFailures } from './unstored-failures.js';
 
 export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
   const rec = mailbox ?? store.getMailbox(address);
@@ -50,10 +51,26 @@ export function effectiveView(e: EffectiveSettings): EffectiveView {
   };
 }
 
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number): MailboxView {
+function lockView(f: FailureState, now: number): LockView {
+  const lock = lockState(f, now);
+  return lock.locked ? { locked: true, until: lock.until, reason: lock.reason, failures: f.consecutive } : { locked: false, until: null, reason: null, failures: f.consecutive };
+}
+
+/** Both kinds of a mailbox's lock, and their sum (see MailboxView.lock). */
+function lockViews(known: FailureState, elsewhere: FailureState, now: number): MailboxView['lock'] {
+  const k = lockView(known, now);
+  const e = lockView(elsewhere, now);
+  const ends = (v: LockView) => (!v.locked ? -Infinity : v.until === null ? Infinity : v.until);
+  const longer = ends(k) > ends(e) ? k : e;
+  return { ...longer, failures: Math.max(k.failures, e.failures), known: k, elsewhere: e };
+}
+
+/** `unstored`: where the failures of a mailbox without a record are kept (verify's). */
+export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures): MailboxView {
   const stored = store.getMailbox(address);
   const rec = stored ?? newMailbox(address, now);
-  const lock = lockState(rec.failures, now);
+  const elsewhere = stored === undefined ? unstored?.get(address, now) : undefined;
+  const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
   return {
     address,
     stored: stored !== undefined,
@@ -66,7 +83,7 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     totpActivatedAt: rec.totp?.activatedAt ?? null,
     ips: [...rec.ips],
     countries: [...rec.countries],
-    lock: lock.locked ? { locked: true, until: lock.until, reason: lock.reason, failures: rec.failures.consecutive } : { locked: false, until: null, reason: null, failures: rec.failures.consecutive },
+    lock,
     recoveryCodesLeft: rec.recoveryCodeHashes.length,
   };
 }

@@ -13,7 +13,9 @@ import { SecurityAdmin } from './security-admin.js';
 import { SelfService } from './self.js';
 import { SettingsAdmin } from './settings-admin.js';
 import { daemonStatus } from './status.js';
+import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
+import { lockoutPolicy } from './context.js';
 
 export interface Services {
   handlers: Handlers;
@@ -22,13 +24,14 @@ export interface Services {
 
 export function createServices(p: Ports): Services {
   const policy = new ProviderPolicy(p);
-  const settings = new SettingsAdmin(p, policy);
+  const unstored = new UnstoredFailures(lockoutPolicy(p.config));
+  const settings = new SettingsAdmin(p, policy, unstored);
   const enrolment = new Enrolment(p);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
   const recovery = new RecoveryCodes(p);
-  const security = new SecurityAdmin(p);
+  const security = new SecurityAdmin(p, unstored);
   const admins = new DomainAdmins(p);
-  const verifier = new Verifier(p, enrolment, codes, recovery, policy);
+  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
   const ops = new MailboxOps(p, verifier, codes);
   const proof = new FactorProof(p, codes, recovery);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);

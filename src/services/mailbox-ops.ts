@@ -1,6 +1,5 @@
 // Support operations on one mailbox: reset (lost phone), explain (dry run).
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
-import { lockState } from '../core/lockout.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { ExplainResult } from '../protocol/results.js';
 import { effectiveSettings, mailboxOrNew, mailboxView } from './context.js';
@@ -59,7 +58,7 @@ export class MailboxOps {
     let result: ExplainResult['decision'] = { result: decision.action, reason: decision.reason, provider: decision.provider };
     if (decision.matched !== undefined) result.matched = decision.matched;
     if (decision.rule !== undefined) result.rule = decision.rule;
-    const lock = lockState(rec.failures, now);
+    const lock = this.verifier.lockFor(address, ip, now);
     const needsFactor = decision.action === 'challenge' || decision.action === 'enroll';
     if (needsFactor && disabled) {
       steps.push(`provider ${eff.provider} is disabled on this platform and no enabled fallback is set`);
@@ -69,6 +68,6 @@ export class MailboxOps {
       result = { result: 'deny', reason: 'locked', provider: decision.provider };
     }
     steps.push(`verify would answer: ${result.result} (${result.reason})`);
-    return { address, ip, country, mailbox: mailboxView(this.p.config, this.p.store, address, now), decision: result, steps };
+    return { address, ip, country, mailbox: mailboxView(this.p.config, this.p.store, address, now, this.verifier.unstored), decision: result, steps };
   }
 }

@@ -8,7 +8,7 @@
 // recovery code is spent, a wrong one counts a failure in the mailbox's lockout, and a locked
 // mailbox is refused before anything is checked.
 import { normaliseCode } from '../core/codes.js';
-import { lockState, recordFailure, recordSuccess } from '../core/lockout.js';
+import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
 import type { EffectiveSettings, MailboxRecord } from '../core/model.js';
 import { checkTotp } from '../core/totp.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
@@ -85,15 +85,16 @@ export class FactorProof {
    */
   checkIn(tx: StoreTx, address: string, proof: Proof, now: number): ProofOutcome {
     const rec = mailboxOrNew(tx, address, now);
-    const lock = lockState(rec.failures, now);
+    // Self-service carries no client address: a proof counts on the elsewhere side (core/lockout.ts).
+    const lock = kindLockState(rec.failures, 'elsewhere', now);
     if (lock.locked) return { ok: false, reason: 'locked', lockedUntil: lock.until };
     const succeed = (next: MailboxRecord, factor: ActiveFactor | 'recovery'): ProofOutcome => {
-      const record = { ...next, failures: recordSuccess(next.failures), updatedAt: now };
+      const record = { ...next, failures: recordKindSuccess(next.failures, 'elsewhere'), updatedAt: now };
       tx.putMailbox(record);
       return { ok: true, record, factor };
     };
     const fail = (next: MailboxRecord, reason: Exclude<ProofFailure, 'locked'>): ProofOutcome => {
-      tx.putMailbox({ ...next, failures: recordFailure(next.failures, now, lockoutPolicy(this.p.config)), updatedAt: now });
+      tx.putMailbox({ ...next, failures: recordKindFailure(next.failures, 'elsewhere', now, lockoutPolicy(this.p.config)), updatedAt: now });
       return { ok: false, reason, lockedUntil: null };
     };
 

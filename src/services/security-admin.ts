@@ -1,11 +1,12 @@
 // Administration of the security state: unlocking mailboxes, rotating the key, reading the audit log.
-import { adminUnlock } from '../core/lockout.js';
+import { adminUnlockAll, failureCount, failuresOf } from '../core/lockout.js';
 import type { MailboxRecord } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import { secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
+import type { UnstoredFailures } from './unstored-failures.js';
 
 const RESEAL_BATCH = 500;
 
@@ -22,19 +23,35 @@ function parseTime(value: string | undefined, param: string): Date | undefined {
 export class SecurityAdmin {
   private rotating = false;
 
-  constructor(private readonly p: Ports) {}
+  constructor(
+    private readonly p: Ports,
+    /** Failures of mailboxes without a record, which verify keeps in memory. */
+    private readonly unstored: UnstoredFailures,
+  ) {}
 
+  /** Clears both kinds of a mailbox's failures (core/lockout.ts), or those kept for one without a record. */
   async unlock(params: { address: string }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
     const was = await this.p.store.transact((tx) => {
       const rec = tx.getMailbox(address);
       if (rec === undefined) return null;
-      tx.putMailbox({ ...rec, failures: adminUnlock(), updatedAt: this.p.clock() });
+      tx.putMailbox({ ...rec, failures: adminUnlockAll(), updatedAt: this.p.clock() });
       return rec.failures;
     });
-    if (was === null) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`);
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'unlock', result: 'ok', details: { failures: was.consecutive, hardLocked: was.hardLocked } });
-    return { address, unlocked: true, failuresCleared: was.consecutive };
+    const unstored = this.unstored.clear(address);
+    const failures = was === null ? { known: null, elsewhere: unstored ?? null } : was;
+    if (was === null && unstored === undefined) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}, and no failures kept for it`);
+    const known = failuresOf(failures, 'known');
+    const elsewhere = failuresOf(failures, 'elsewhere');
+    await this.p.audit.append({
+      actor: ctx.actor,
+      socket: ctx.socket,
+      mailbox: address,
+      action: 'unlock',
+      result: 'ok',
+      details: { failures: failureCount(failures), knownFailures: known.consecutive, elsewhereFailures: elsewhere.consecutive, hardLocked: known.hardLocked || elsewhere.hardLocked },
+    });
+    return { address, unlocked: true, failuresCleared: failureCount(failures) };
   }
 
   private resealed(rec: MailboxRecord): MailboxRecord | null {

@@ -3,7 +3,7 @@
 // choose only the providers the platform allows end users. Their choices are kept apart from the
 // administrators' (MailboxRecord.userSettings), so that neither undoes the other.
 import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../core/settings.js';
-import { lockState } from '../core/lockout.js';
+import { kindLockState } from '../core/lockout.js';
 import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
 import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp, normalisePhone } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
@@ -232,7 +232,7 @@ export class SelfService {
         data: { reason: 'no-code-to-send' },
       });
     }
-    const lock = lockState(rec.failures, now);
+    const lock = kindLockState(rec.failures, 'elsewhere', now);
     if (lock.locked) throw this.proof.refusal(address, { ok: false, reason: 'locked', lockedUntil: lock.until }, now);
     // The provider first, then the fallback, as verify's challenge tries them.
     const providers = [eff.provider, eff.fallbackProvider].filter((p, i, all): p is CodeProvider => sendable.includes(p as CodeProvider) && all.indexOf(p) === i);

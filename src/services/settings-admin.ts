@@ -8,6 +8,8 @@ import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
+import type { UnstoredFailures } from './unstored-failures.js';
+import { kindLockState } from '../core/lockout.js';
 
 /** A provider set for this very mailbox (by an administrator, else by the user) must be able to reach it. */
 export function assertReachable(rec: MailboxRecord): void {
@@ -26,6 +28,7 @@ export class SettingsAdmin {
   constructor(
     private readonly p: Ports,
     private readonly policy: ProviderPolicy,
+    private readonly unstored?: UnstoredFailures,
   ) {}
 
   /**
@@ -80,7 +83,7 @@ export class SettingsAdmin {
   showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    return mailboxView(this.p.config, this.p.store, address, this.p.clock());
+    return mailboxView(this.p.config, this.p.store, address, this.p.clock(), this.unstored);
   }
 
   listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined }, ctx: CallContext): { total: number; mailboxes: { address: string; challenge: string; provider: string; totp: string; locked: boolean }[] } {
@@ -101,7 +104,7 @@ export class SettingsAdmin {
           challenge: e.challenge,
           provider: e.provider,
           totp: r.totp !== null ? 'active' : r.pendingTotp !== null && r.pendingTotp.expiresAt > now ? 'pending' : 'none',
-          locked: r.failures.hardLocked || (r.failures.lockedUntil !== null && r.failures.lockedUntil > now),
+          locked: kindLockState(r.failures, 'known', now).locked || kindLockState(r.failures, 'elsewhere', now).locked,
         };
       }),
     };

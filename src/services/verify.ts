@@ -2,8 +2,8 @@
 // reads memory only; everything that changes state is one store transaction, so check-then-act
 // (replay, try counters, lockout) is atomic even under concurrent logins.
 import { decide, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
-import { ipThrottleState, lockState, recordFailure, recordIpFailure, recordSuccess, type IpThrottlePolicy, type IpThrottleRecord } from '../core/lockout.js';
-import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
+import { failureKind, kindLockState, lockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type FailureKind, type LockState } from '../core/lockout.js';
+import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { checkTotp } from '../core/totp.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
@@ -14,9 +14,11 @@ import type { StoreTx } from '../store/types.js';
 import { OneTimeCodes, type CodeProvider } from './codes.js';
 import { effectiveSettings, lockoutPolicy, rememberPolicy, totpOptions } from './context.js';
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
+import { SourceThrottle } from './ip-throttle.js';
 import type { CallContext, Ports } from './ports.js';
 import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
 import type { ProviderPolicy } from './policy.js';
+import type { UnstoredFailures } from './unstored-failures.js';
 
 export interface VerifyInput {
   user: string;
@@ -44,17 +46,14 @@ interface Assessment {
 /** A given factor: digits (TOTP or a sent code) or a recovery code. */
 type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
 
-const MAX_TRACKED_IPS = 100_000;
+type Answer = Omit<VerifyResult, 'user' | 'ip' | 'country'>;
 
 /** The audit reason of an error answer, where it has a name of its own. */
 const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited' };
 
 export class Verifier {
-  /**
-   * Failures per client address, in memory: a restart forgets them (the per-mailbox counters,
-   * which are stored, still hold). At most MAX_TRACKED_IPS, least recently failed dropped first.
-   */
-  private readonly ipFailures = new Map<string, IpThrottleRecord>();
+  /** Code checks per client source, in memory (see ip-throttle.ts). */
+  private readonly throttle: SourceThrottle;
   /** From the configuration, which does not change while the daemon runs. */
   private readonly remember: RememberPolicy;
 
@@ -64,22 +63,21 @@ export class Verifier {
     private readonly codes: OneTimeCodes,
     private readonly recovery: RecoveryCodes,
     private readonly policy: ProviderPolicy,
+    /** Failures of mailboxes without a stored record: verify stores none for them. */
+    readonly unstored: UnstoredFailures,
   ) {
     this.remember = rememberPolicy(p.config);
+    this.throttle = new SourceThrottle(p.config);
   }
 
-  private ipPolicy(): IpThrottlePolicy {
-    const l = this.p.config.lockout;
-    return { maxFailures: l.ipMaxFailures, windowMs: l.ipWindowSeconds * 1000, distinctMailboxes: l.ipDistinctMailboxes, blockMs: l.ipBlockSeconds * 1000 };
-  }
-
-  private noteIpFailure(ip: string, mailbox: string, now: number): void {
-    const record = recordIpFailure(this.ipFailures.get(ip), mailbox, now, this.ipPolicy());
-    // Re-inserted so that the map's order is least recently failed first; past the cap the oldest
-    // record goes, in O(1), so that a flood of source addresses costs neither memory nor scans.
-    this.ipFailures.delete(ip);
-    this.ipFailures.set(ip, record);
-    if (this.ipFailures.size > MAX_TRACKED_IPS) this.ipFailures.delete(this.ipFailures.keys().next().value!);
+  /**
+   * The lock that applies to a login from `ip` to `address`: the one of its kind (remembered
+   * address or not, core/lockout.ts) for a stored mailbox, the one kept in memory for another.
+   */
+  lockFor(address: string, ip: string, now: number): LockState {
+    const stored = this.p.store.getMailbox(address);
+    if (stored === undefined) return lockState(this.unstored.get(address, now) ?? emptyFailures(), now);
+    return kindLockState(stored.failures, failureKind(stored.ips, ip, now, this.remember), now);
   }
 
   /**
@@ -143,19 +141,22 @@ export class Verifier {
     );
   }
 
-  private async decideAndAct(assessed: Assessment, code: Factor | null): Promise<Omit<VerifyResult, 'user' | 'ip' | 'country'>> {
-    const { login, rec, settings: eff, disabled, decision } = assessed;
+  private async decideAndAct(assessed: Assessment, code: Factor | null): Promise<Answer> {
+    const { login, settings: eff, disabled, decision } = assessed;
     if (decision.action === 'deny' || decision.action === 'allow') {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
-    const lock = lockState(rec.failures, login.now);
+    const lock = this.lockFor(login.address, login.ip, login.now);
     if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
     // Never a silent pass: a factor is needed and the platform disabled the way to give it. Only
     // a recovery code can still get this user in.
     if (disabled && code?.kind !== 'recovery') return { result: 'deny', reason: 'provider-disabled', provider: decision.provider };
+    const stored = this.p.store.getMailbox(login.address) !== undefined;
 
     if (code === null) {
       if (decision.action === 'enroll') {
+        // A mailbox nobody configured is offered a secret that needs no storing (enrol.ts).
+        if (!stored) return { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...this.enrolment.offer(login.address, login.now) };
         const pending = await this.p.store.transact((tx) => this.enrolment.pendingIn(tx, login.address, login.now));
         return { result: 'enroll', reason: 'enroll-required', provider: 'totp', otpauthUri: this.enrolment.uriFor(login.address, pending), expiresAt: pending.expiresAt };
       }
@@ -167,35 +168,50 @@ export class Verifier {
       return { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt };
     }
 
-    // An address that failed too often is refused before any mailbox is touched, so that one
-    // attacker cannot lock out every mailbox; its answer is the same as a locked mailbox's.
-    const ipLock = ipThrottleState(this.ipFailures.get(login.ip), login.now, this.ipPolicy());
-    if (ipLock.locked) return this.lockedAnswer(decision.provider, ipLock.until, login.now);
-    // A code was given: check it and record the outcome in one transaction.
-    const answer = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
-    if (answer.result === 'deny' && answer.reason !== 'locked') this.noteIpFailure(login.ip, login.address, login.now);
-    return answer;
+    // The attempt is reserved with the client's source before anything is awaited, so that the
+    // attempts in flight count toward its limits (core/lockout.ts). A source over them is refused
+    // before any mailbox is touched, so that one attacker cannot lock out every mailbox; its
+    // answer is the same as a locked mailbox's.
+    const reserved = this.throttle.reserve(login.ip, login.address, !stored && decision.action === 'enroll', login.now);
+    if (!('source' in reserved)) return this.lockedAnswer(decision.provider, reserved.until, login.now);
+    let outcome: AttemptOutcome = 'none';
+    try {
+      // A code was given: check it and record the outcome in one transaction.
+      const checked = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
+      outcome = checked.outcome;
+      return checked.answer;
+    } finally {
+      this.throttle.settle(reserved, outcome, login.now);
+    }
   }
 
-  private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
-    const answer: Omit<VerifyResult, 'user' | 'ip' | 'country'> = { result: 'deny', reason: 'locked', provider };
+  private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Answer {
+    const answer: Answer = { result: 'deny', reason: 'locked', provider };
     if (until !== null) answer.retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
     return answer;
   }
 
-  private checkCode(tx: StoreTx, login: Login, decision: Decision, factor: Factor): Omit<VerifyResult, 'user' | 'ip' | 'country'> {
+  /** Inside the transaction: the answer, and what it means for the client's source. */
+  private checkCode(tx: StoreTx, login: Login, decision: Decision, factor: Factor): { answer: Answer; outcome: AttemptOutcome } {
     // Re-read inside the transaction: a concurrent verify may have changed the record since.
-    const rec = tx.getMailbox(login.address) ?? newMailbox(login.address, login.now);
-    const lock = lockState(rec.failures, login.now);
-    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
+    const rec = tx.getMailbox(login.address);
+    const answer = rec === undefined ? this.checkUnstored(tx, login, decision, factor) : this.checkStored(tx, rec, login, decision, factor);
+    if (answer === 'created') return { answer: { result: 'allow', reason: 'enrolled', provider: 'totp' }, outcome: 'created' };
+    return { answer, outcome: answer.result === 'deny' && answer.reason !== 'locked' ? 'failure' : 'none' };
+  }
+
+  private checkStored(tx: StoreTx, rec: MailboxRecord, login: Login, decision: Decision, factor: Factor): Answer {
     const policy = this.remember;
+    const kind: FailureKind = failureKind(rec.ips, login.ip, login.now, policy);
+    const lock = kindLockState(rec.failures, kind, login.now);
+    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
     const succeed = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
       const places = rememberLocation(next, login.ip, login.country, login.now, policy);
-      tx.putMailbox({ ...next, ...places, failures: recordSuccess(next.failures), updatedAt: login.now });
+      tx.putMailbox({ ...next, ...places, failures: recordKindSuccess(next.failures, kind), updatedAt: login.now });
       return { result: 'allow' as const, reason, provider };
     };
     const fail = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
-      const failures = recordFailure(next.failures, login.now, lockoutPolicy(this.p.config));
+      const failures = recordKindFailure(next.failures, kind, login.now, lockoutPolicy(this.p.config));
       tx.putMailbox({ ...next, failures, updatedAt: login.now });
       return { result: 'deny' as const, reason, provider };
     };
@@ -214,7 +230,10 @@ export class Verifier {
       return succeed(activated, 'enrolled', 'totp');
     }
     if (decision.provider === 'totp') {
-      const totp = rec.totp!;
+      // The decision was taken on the record read before the transaction; a reset meanwhile
+      // leaves no secret to check against.
+      const totp = rec.totp;
+      if (totp === null) return fail(rec, 'no-open-code', 'totp');
       const key = this.p.secrets.open(totp.sealedSecret, secretAad(TOTP_PURPOSE, rec.address));
       const check = checkTotp(key, code, login.now, totpOptions(this.p.config), totp.lastAcceptedStep);
       if (!check.ok) return fail(rec, check.reason, 'totp');
@@ -224,6 +243,28 @@ export class Verifier {
     const provider = rec.openCode?.provider ?? decision.provider;
     if (result.ok) return succeed({ ...rec, openCode }, 'code-valid', provider);
     return fail({ ...rec, openCode }, result.reason, provider);
+  }
+
+  /**
+   * A mailbox without a stored record: its failures stay in memory (unstored-failures.ts); a right
+   * code for the secret it was offered stores it, enrolled ('created').
+   */
+  private checkUnstored(tx: StoreTx, login: Login, decision: Decision, factor: Factor): Answer | 'created' {
+    const lock = lockState(this.unstored.get(login.address, login.now) ?? emptyFailures(), login.now);
+    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
+    const fail = (reason: string, provider: VerifyResult['provider']): Answer => {
+      this.unstored.fail(login.address, login.now);
+      return { result: 'deny', reason, provider };
+    };
+    // No record: no recovery codes, no open code, no active secret.
+    if (factor.kind === 'recovery') return fail('code-invalid', decision.provider);
+    if (decision.action !== 'enroll') return fail('no-open-code', decision.provider);
+    const totp = this.enrolment.activateOffered(login.address, factor.value, login.now);
+    if (totp === null) return fail('code-invalid', 'totp');
+    const fresh = newMailbox(login.address, login.now);
+    tx.putMailbox({ ...fresh, ...rememberLocation(fresh, login.ip, login.country, login.now, this.remember), totp });
+    this.unstored.clear(login.address);
+    return 'created';
   }
 }
 

@@ -18,7 +18,7 @@ import { Low, type Adapter } from 'lowdb';
 import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
 import { assertPrivateFileIfPresent, fsyncDir, writeFileAtomic } from '../files/durable.js';
-import { CURRENT_SCHEMA, migrate, readSnapshotLines, snapshotJson, type Snapshot, type SnapshotOut } from './schema.js';
+import { CURRENT_SCHEMA, migrate, migrateJournalMailbox, readSnapshotLines, snapshotJson, type Snapshot, type SnapshotOut } from './schema.js';
 import { deepFreeze, RecordPool } from './records.js';
 import type { ListOptions, Store, StoreTx } from './types.js';
 import path from 'node:path';
@@ -141,6 +141,8 @@ export class FileStore implements Store {
   private snapshotBytes = 0;
   /** memfa.json.journal.old exists: set aside by a compaction whose snapshot is not durable yet. */
   private oldJournal = false;
+  /** The schema version of the mailbox records in the journals being replayed. */
+  private journalSchema = CURRENT_SCHEMA;
   readonly journalFile: string;
   readonly oldJournalFile: string;
 
@@ -164,16 +166,23 @@ export class FileStore implements Store {
     const existing = await stat(file).catch(() => null);
     const fresh = existing === null;
     store.snapshotBytes = existing?.size ?? 0;
+    const declared = (db.data as { schemaVersion?: unknown } | null)?.schemaVersion;
     const snapshot = fresh ? emptySnapshot() : migrate(db.data, file);
     store.load(snapshot);
     // The store holds its own copies of the records now; let the parsed file go.
     db.data = emptySnapshot();
+    // The journals beside an older snapshot were written by the older memfa (and by this one
+    // since, if it crashed before a compaction): their records are migrated as they are replayed.
+    store.journalSchema = fresh ? CURRENT_SCHEMA : typeof declared === 'number' ? declared : 0;
     store.oldJournal = await store.replayJournal(store.oldJournalFile, false);
     await store.replayJournal(store.journalFile, true);
     store.journal = await store.openJournal();
     await fsyncDir(path.dirname(file));
-    // A new store gets its snapshot now; one whose last compaction did not finish finishes it.
-    if (fresh || store.oldJournal) await store.compactNow();
+    // A new store gets its snapshot now; one whose last compaction did not finish finishes it; a
+    // migrated one is written in the current schema, so that no journal mixes two.
+    const migrated = store.journalSchema < CURRENT_SCHEMA;
+    if (fresh || store.oldJournal || migrated) await store.compactNow();
+    store.journalSchema = CURRENT_SCHEMA;
     return store;
   }
 
@@ -287,7 +296,9 @@ export class FileStore implements Store {
           this.deleteMailbox(k);
           return null;
         }
-        const record = parsed ? this.pool.parsedMailbox(v as MailboxRecord) : this.pool.mailbox(v as MailboxRecord);
+        const record = parsed
+          ? this.pool.parsedMailbox((this.journalSchema < CURRENT_SCHEMA ? migrateJournalMailbox(v, this.journalSchema) : v) as MailboxRecord)
+          : this.pool.mailbox(v as MailboxRecord);
         this.setMailbox(k, record);
         return record;
       }

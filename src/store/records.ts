@@ -13,12 +13,12 @@
 // The store keeps its own copy, never the caller's object: whatever the caller does with its
 // object afterwards cannot change the state behind the store's back. The JSON of the stored form
 // is the JSON of the record given (same fields, same values), so the files are unchanged.
-import type { FailureState, LevelSettings, MailboxRecord, RememberedCountry, RememberedIp, TotpState } from '../core/model.js';
+import type { FailureState, LevelSettings, MailboxFailures, MailboxRecord, RememberedCountry, RememberedIp, TotpState } from '../core/model.js';
 
 const MAILBOX_KEYS = ['address', 'settings', 'userSettings', 'phone', 'altEmail', 'totp', 'pendingTotp', 'openCode', 'ips', 'countries', 'failures', 'recoveryCodeHashes', 'createdAt', 'updatedAt'];
 const MAILBOX_KEY_SET = new Set(MAILBOX_KEYS);
 const EMPTY_LIST: readonly never[] = Object.freeze([]);
-const NO_FAILURES: FailureState = Object.freeze({ consecutive: 0, lockedUntil: null, hardLocked: false, lastFailureAt: null });
+const NO_FAILURES: MailboxFailures = Object.freeze({ known: null, elsewhere: null });
 /** Distinct settings objects shared at most; beyond that each record holds its own copy. */
 const MAX_SHARED_SETTINGS = 1024;
 
@@ -43,7 +43,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-function hasKeys(o: Record<string, unknown>, n: number, a: string, b: string, c: string, d?: string): boolean {
+function hasKeys(o: Record<string, unknown>, n: number, a: string, b: string, c?: string, d?: string): boolean {
   let count = 0;
   for (const k in o) {
     if (k !== a && k !== b && k !== c && k !== d) return false;
@@ -85,13 +85,24 @@ function storedTotp(t: unknown): TotpState | null | undefined {
 }
 
 function isNoFailures(f: Record<string, unknown>): boolean {
-  return hasKeys(f, 4, 'consecutive', 'lockedUntil', 'hardLocked', 'lastFailureAt') && f['consecutive'] === 0 && f['lockedUntil'] === null && f['hardLocked'] === false && f['lastFailureAt'] === null;
+  return hasKeys(f, 2, 'known', 'elsewhere') && f['known'] === null && f['elsewhere'] === null;
 }
 
-function storedFailures(f: unknown): FailureState | undefined {
+function storedFailureState(f: unknown): FailureState | null | undefined {
+  if (f === null) return null;
   if (!isPlainObject(f) || !hasKeys(f, 4, 'consecutive', 'lockedUntil', 'hardLocked', 'lastFailureAt')) return undefined;
-  if (isNoFailures(f)) return NO_FAILURES;
   return Object.freeze({ consecutive: f['consecutive'] as number, lockedUntil: f['lockedUntil'] as number | null, hardLocked: f['hardLocked'] as boolean, lastFailureAt: f['lastFailureAt'] as number | null });
+}
+
+function storedFailures(f: unknown): MailboxFailures | undefined {
+  if (!isPlainObject(f) || !hasKeys(f, 2, 'known', 'elsewhere')) return undefined;
+  if (isNoFailures(f)) return NO_FAILURES;
+  // A pair handed out by the store and passed on unchanged (recordKindSuccess returns it as it is).
+  if (Object.isFrozen(f) && (f['known'] === null || Object.isFrozen(f['known'])) && (f['elsewhere'] === null || Object.isFrozen(f['elsewhere']))) return f as unknown as MailboxFailures;
+  const known = storedFailureState(f['known']);
+  const elsewhere = storedFailureState(f['elsewhere']);
+  if (known === undefined || elsewhere === undefined) return undefined;
+  return Object.freeze({ known, elsewhere });
 }
 
 /** Holds the values records share; one per store. */
@@ -171,9 +182,6 @@ export class RecordPool {
   parsedMailbox(r: MailboxRecord): MailboxRecord {
     if (Object.isFrozen(r)) return r;
     const o = r as unknown as Record<string, unknown>;
-    // A journal written before store schema 2 holds records without userSettings; the snapshot's
-    // own records were migrated (see schema.ts).
-    if (o['userSettings'] === undefined) o['userSettings'] = {};
     for (const k of ['settings', 'userSettings']) {
       const s = o[k];
       if (!isPlainObject(s)) continue;

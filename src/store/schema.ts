@@ -129,25 +129,57 @@ function migrate0to1(data: Record<string, unknown>): Record<string, unknown> {
 }
 
 /**
- * Version 2 keeps what a user chose through self-service (userSettings) apart from what an
- * administrator set for the mailbox (settings). A version 1 store held both in settings and
- * cannot tell them apart, so they stay administrator settings: the stricter reading (the user
- * cannot undo them; an administrator can, with "inherit").
+ * Version 2 changed two things in a mailbox record:
+ * - userSettings keeps what a user chose through self-service apart from what an administrator set
+ *   for the mailbox (settings). A version 1 record held both in settings and cannot tell them
+ *   apart, so they stay administrator settings: the stricter reading (the user cannot undo them;
+ *   an administrator can, with "inherit").
+ * - failures are counted apart for the mailbox's remembered addresses and for all others (see
+ *   core/lockout.ts). An old count is put on both sides, so that a mailbox locked before the
+ *   upgrade stays locked for every login after it; one without failures gets none.
+ * Records already in the new shape are returned as they are, so the step can also be applied to
+ * journal entries.
  */
+export function upgradeMailboxTo2(raw: unknown): unknown {
+  if (!isObject(raw)) return raw;
+  let r = raw;
+  if (!isObject(r['userSettings'])) r = { ...r, userSettings: {} };
+  const old = r['failures'];
+  if (isObject(old) && 'consecutive' in old) {
+    const clean = old['consecutive'] === 0 && old['hardLocked'] !== true && (old['lockedUntil'] ?? null) === null;
+    r = { ...r, failures: clean ? { known: null, elsewhere: null } : { known: { ...old }, elsewhere: { ...old } } };
+  }
+  return r;
+}
+
 function migrate1to2(data: Record<string, unknown>): Record<string, unknown> {
-  const upgrade = (raw: unknown): unknown => (isObject(raw) && !isObject(raw['userSettings']) ? { ...raw, userSettings: {} } : raw);
   const source = data['mailboxes'];
-  let mailboxes: unknown = source;
-  if (source instanceof Map) {
-    // The streamed reader's map: upgraded in place, so that a large store is not copied.
-    for (const [k, v] of source as Map<string, unknown>) source.set(k, upgrade(v));
-  } else if (isObject(source)) {
-    mailboxes = Object.fromEntries(Object.entries(source).map(([k, v]) => [k, upgrade(v)]));
+  // A store of the wrong shape is left as it is, for migrate() to refuse.
+  if (!(source instanceof Map) && !isObject(source)) return { ...data, schemaVersion: 2 };
+  const mailboxes = new Map<string, unknown>();
+  for (const [address, raw] of source instanceof Map ? (source as Map<string, unknown>).entries() : Object.entries(source)) {
+    mailboxes.set(address, upgradeMailboxTo2(raw));
   }
   return { ...data, schemaVersion: 2, mailboxes };
 }
 
 const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = { 0: migrate0to1, 1: migrate1to2 };
+
+/**
+ * The steps a mailbox record of `version` needs, for records read from a journal: a journal holds
+ * whole records as the memfa that wrote it shaped them, and a crash can leave one beside a
+ * snapshot of the same older version.
+ */
+const RECORD_MIGRATIONS: Record<number, (r: unknown) => unknown> = { 1: upgradeMailboxTo2 };
+
+export function migrateJournalMailbox(record: unknown, version: number): unknown {
+  let r = record;
+  for (let v = Math.max(version, 1); v < CURRENT_SCHEMA; v++) {
+    const step = RECORD_MIGRATIONS[v];
+    if (step !== undefined) r = step(r);
+  }
+  return r;
+}
 
 export function migrate(data: unknown, file: string): Snapshot {
   if (!isObject(data)) throw new MemfaError('STORE_CORRUPT', `store file ${file} does not hold a JSON object; refusing to start, the file was left untouched`, { data: { file } });

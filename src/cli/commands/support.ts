@@ -74,7 +74,7 @@ export function registerSupport(program: Command, cli: Cli): void {
   program
     .command('unlock')
     .argument('<address>')
-    .description('clear a mailbox\'s failure counter and lock (including the lock after too many failures)')
+    .description('clear a mailbox\'s failure counters and locks, at remembered IPs and elsewhere (a hard lock too)')
     .action(async (address: string) => {
       const r = (await cli.call('unlock', { address })) as UnlockResult;
       cli.print(r, () => formatUnlock(address, r));
