@@ -24,8 +24,10 @@ export class ChainGuard {
   readonly #onEvent: EventSink;
   readonly #store: AnchorStore | undefined;
   readonly #anchorer: Anchorer | null;
+  readonly #anchorEveryBatch: boolean;
 
-  constructor(path: string, keep: number, chain: Chain, onEvent: EventSink, limited: RateLimitedEvents, clock: () => number, store: AnchorStore | undefined) {
+  constructor(path: string, keep: number, chain: Chain, onEvent: EventSink, limited: RateLimitedEvents, clock: () => number, store: AnchorStore | undefined, anchorEveryBatch = true) {
+    this.#anchorEveryBatch = anchorEveryBatch;
     this.#path = path;
     this.#keep = keep;
     this.#chain = chain;
@@ -87,9 +89,9 @@ export class ChainGuard {
     return line;
   }
 
-  /** Lines were written: anchor at once if someone awaits them, within a second otherwise. */
+  /** Lines were written: anchor at once if someone awaits them (and the stream says so), within a second otherwise. */
   written(awaited: boolean): void {
-    if (awaited) this.#anchorer?.now();
+    if (awaited && this.#anchorEveryBatch) this.#anchorer?.now();
     else this.#anchorer?.soon();
   }
 

@@ -55,6 +55,12 @@ export interface AuditLogOptions {
   ticks?: () => number;
   /** Where the head and floor are anchored. Without it, breaks are found only while the log is open. */
   anchor?: AnchorStore;
+  /**
+   * Anchor after every batch with an awaited line (default), or at most once a second whatever
+   * the lines: for a stream whose volume follows the logins, so that it adds no store write per
+   * login.
+   */
+  anchorEveryBatch?: boolean;
   /** Told of breaks found, lost writes (at most once a second per kind) and anchor failures. */
   onEvent?: EventSink;
 }
@@ -78,7 +84,7 @@ interface Pending {
   loss?: UnrecordedLoss;
 }
 
-type CheckedOptions = { maxBytes: number; keep: number; clock: () => number; ticks: () => number; onEvent: EventSink };
+type CheckedOptions = { maxBytes: number; keep: number; clock: () => number; ticks: () => number; onEvent: EventSink; anchorEveryBatch: boolean };
 
 function checkOptions(options: AuditLogOptions): CheckedOptions {
   const maxBytes = options.maxBytes ?? 10 * 1024 * 1024;
@@ -86,7 +92,7 @@ function checkOptions(options: AuditLogOptions): CheckedOptions {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1024) throw new RangeError('AuditLog: maxBytes must be an integer of at least 1024');
   if (!Number.isSafeInteger(keep) || keep < 0) throw new RangeError('AuditLog: keep must be a non-negative integer');
   const ticks = options.ticks ?? (() => performance.now());
-  return { maxBytes, keep, clock: options.clock ?? Date.now, ticks, onEvent: options.onEvent ?? (() => undefined) };
+  return { maxBytes, keep, clock: options.clock ?? Date.now, ticks, onEvent: options.onEvent ?? (() => undefined), anchorEveryBatch: options.anchorEveryBatch ?? true };
 }
 
 function storeFailed(path: string, error: unknown): MemfaError {
@@ -134,7 +140,7 @@ export class AuditLog {
     this.#size = disk.size;
     const seq = disk.head?.seq ?? 0;
     this.#chain = { seq, prev: disk.head?.hash ?? GENESIS_PREV, floor: disk.oldestSeq ?? seq + 1 };
-    this.#guard = new ChainGuard(path, options.keep, this.#chain, options.onEvent, this.#limited, options.ticks, store);
+    this.#guard = new ChainGuard(path, options.keep, this.#chain, options.onEvent, this.#limited, options.ticks, store, options.anchorEveryBatch);
     this.#checkedAt = options.ticks();
   }
 
