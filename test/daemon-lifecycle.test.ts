@@ -171,3 +171,17 @@ test('a socket path that names a regular file is refused, and the file is left a
   assert.equal(existsSync(path.join(dir, 'run', 'admin.sock')), false, 'the admin socket it had opened was removed again');
   assert.equal(existsSync(path.join(dir, 'data', 'memfa.pid')), false, 'and the lock released');
 });
+
+test('a failed start (a socket group that does not exist) exits at once with 78 and leaves no socket behind', async (t) => {
+  const dir = await makeTempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const cfg = path.join(dir, 'memfa.json');
+  // The admin socket is the first one opened, so nothing of the daemon is listening when it fails.
+  await writeJson(cfg, { dataDir: 'data', runDir: 'run', sockets: { hook: { group: 'nosuchgroup-memfa' } } });
+  const r = await runDaemonExpectingExit(cfg, { timeoutMs: 8000 });
+  assert.equal(r.code, 78, r.stderr);
+  assert.match(r.stderr, /"event":"start-failed"/);
+  assert.match(r.stderr, /nosuchgroup-memfa/);
+  for (const s of ['admin.sock', 'hook.sock', 'self.sock']) assert.equal(existsSync(path.join(dir, 'run', s)), false, `${s} was removed`);
+  assert.equal(existsSync(path.join(dir, 'data', 'memfa.pid')), false, 'and the lock released');
+});

@@ -39,13 +39,13 @@ const MIN_SWEEP_MS = 10;
  */
 const EVICTABLE_AFTER_TICKS = 2;
 
-function groupId(name: string): number {
+function groupId(name: string, key: string): number {
   if (/^\d+$/.test(name)) return Number(name);
   const line = readFileSync('/etc/group', 'utf8')
     .split('\n')
     .find((l) => l.split(':')[0] === name);
   const gid = line?.split(':')[2];
-  if (gid === undefined) throw new MemfaError('CONFIG_INVALID', `sockets: group "${name}" does not exist`, { data: { key: 'sockets.*.group' } });
+  if (gid === undefined) throw new MemfaError('CONFIG_INVALID', `${key}: group "${name}" does not exist`, { data: { key } });
   return Number(gid);
 }
 
@@ -118,6 +118,9 @@ export class Listener {
   }
 
   async listen(): Promise<void> {
+    // The group is looked up before anything is created: a name that does not exist is refused
+    // with nothing to undo.
+    const gid = this.cfg.group === null || process.platform === 'win32' ? null : groupId(this.cfg.group, `sockets.${this.kind}.group`);
     if (process.platform !== 'win32') {
       if (await probe(this.cfg.path)) {
         throw new MemfaError('CONFLICT', `another memfa daemon is already listening on ${this.cfg.path}`, {
@@ -161,8 +164,19 @@ export class Listener {
       }
     });
     if (process.platform !== 'win32') {
-      if (this.cfg.group !== null) await chown(this.cfg.path, process.getuid!(), groupId(this.cfg.group));
-      await chmod(this.cfg.path, this.cfg.mode);
+      try {
+        if (gid !== null) await chown(this.cfg.path, process.getuid!(), gid);
+        await chmod(this.cfg.path, this.cfg.mode);
+      } catch (err) {
+        // E.g. EPERM: the daemon is not a member of the group. A listening server would keep the
+        // process alive after the failed start, and its socket would answer "stopping".
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await unlink(this.cfg.path).catch(() => undefined);
+        throw new MemfaError('CONFIG_INVALID', `cannot give ${this.cfg.path} group ${this.cfg.group ?? '-'} and mode ${this.cfg.mode.toString(8)}: ${(err as Error).message}`, {
+          data: { socket: this.cfg.path, key: `sockets.${this.kind}.group` },
+          hint: 'the daemon must be a member of the group it gives a socket to (SupplementaryGroups in the unit file)',
+        });
+      }
     }
     server.on('error', (err) => this.log.error('listener-error', { socket: this.kind, error: err.message }));
     this.server = server;
