@@ -131,8 +131,8 @@ export function formatExplain(x: ExplainResult, c: ChalkInstance): string {
   ].join('\n');
 }
 
-export function formatMailboxList(r: MailboxListResult, c: ChalkInstance): string {
-  if (r.mailboxes.length === 0) return 'no stored mailboxes';
+export function formatMailboxList(r: MailboxListResult, c: ChalkInstance, filtered = false): string {
+  if (r.mailboxes.length === 0) return filtered ? 'no stored mailbox passes the filters' : 'no stored mailboxes';
   return r.mailboxes.map((m) => `${m.address}\t${m.challenge}\t${m.provider}\ttotp:${m.totp}${m.locked ? '\t' + c.red('locked') : ''}`).join('\n');
 }
 

@@ -3,13 +3,13 @@ import { applySettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS 
 import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseAddress, normaliseAltEmail, normaliseDomain, normalisePhone } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
-import type { MailboxView } from '../protocol/results.js';
+import type { MailboxListResult, MailboxView } from '../protocol/results.js';
 import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
 import type { UnstoredFailures } from './unstored-failures.js';
-import { kindLockState } from '../core/lockout.js';
+import { mailboxRow, rowFilter, type MailboxFilter } from './mailbox-list.js';
 
 /** A provider set for this very mailbox (by an administrator, else by the user) must be able to reach it. */
 export function assertReachable(rec: MailboxRecord): void {
@@ -86,7 +86,7 @@ export class SettingsAdmin {
     return mailboxView(this.p.config, this.p.store, address, this.p.clock(), this.unstored);
   }
 
-  listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined }, ctx: CallContext): { total: number; mailboxes: { address: string; challenge: string; provider: string; totp: string; locked: boolean }[] } {
+  listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined } & MailboxFilter, ctx: CallContext): MailboxListResult {
     const domain = params.domain === undefined ? undefined : normaliseDomain(params.domain);
     if (domain !== undefined) assertDomain(ctx, domain);
     else if (ctx.scope) {
@@ -94,20 +94,18 @@ export class SettingsAdmin {
       return this.listMailboxes({ ...params, domain: ctx.scope.domains[0] }, ctx);
     }
     const now = this.p.clock();
-    const records = this.p.store.listMailboxes({ domain, after: params.after, limit: params.limit });
-    return {
-      total: this.p.store.countMailboxes(domain),
-      mailboxes: records.map((r) => {
-        const e = effectiveSettings(this.p.config, this.p.store, r.address, r);
-        return {
-          address: r.address,
-          challenge: e.challenge,
-          provider: e.provider,
-          totp: r.totp !== null ? 'active' : r.pendingTotp !== null && r.pendingTotp.expiresAt > now ? 'pending' : 'none',
-          locked: kindLockState(r.failures, 'known', now).locked || kindLockState(r.failures, 'elsewhere', now).locked,
-        };
-      }),
-    };
+    const row = (r: MailboxRecord) => mailboxRow(this.p.config, this.p.store, r, now);
+    const filter = rowFilter(params);
+    if (filter === null) {
+      const records = this.p.store.listMailboxes({ domain, after: params.after, limit: params.limit });
+      return { total: this.p.store.countMailboxes(domain), mailboxes: records.map(row) };
+    }
+    // With filters, total counts the mailboxes that pass them (a scan of the store or the domain).
+    const suffix = domain === undefined ? null : '@' + domain;
+    let total = 0;
+    for (const r of this.p.store.allMailboxes()) if ((suffix === null || r.address.endsWith(suffix)) && filter(row(r))) total++;
+    const records = this.p.store.listMailboxes({ domain, after: params.after, limit: params.limit, where: (r) => filter(row(r)) });
+    return { total, mailboxes: records.map(row) };
   }
 
   async removeMailbox(params: { address: string }, ctx: CallContext) {

@@ -378,10 +378,13 @@ export class FileStore implements Store {
         else hi = mid;
       }
     }
+    const where = options.where;
     const out: MailboxRecord[] = [];
     for (let i = lo; i < sorted.length && out.length < limit; i++) {
       const k = sorted[i]!;
-      if (suffix === null || k.endsWith(suffix)) out.push(this.mailboxes.get(k)!);
+      if (suffix !== null && !k.endsWith(suffix)) continue;
+      const rec = this.mailboxes.get(k)!;
+      if (where === undefined || where(rec)) out.push(rec);
     }
     return out;
   }

@@ -24,6 +24,8 @@ export interface ListOptions {
   domain?: string | undefined;
   after?: string | undefined;
   limit?: number | undefined;
+  /** Only the records it accepts (limit counts those); paging by `after` is unchanged. */
+  where?: ((record: MailboxRecord) => boolean) | undefined;
 }
 
 export interface Store extends StoreReader {

@@ -1,5 +1,6 @@
 // memfa mailbox set | show | list | remove.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { PROVIDERS } from '../../protocol/vocabulary.js';
 import type { ParamsOf } from '../../protocol/methods.js';
 import type { MailboxListResult, MailboxView } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
@@ -28,13 +29,19 @@ export function registerMailbox(program: Command, cli: Cli): void {
     });
   mailbox
     .command('list')
-    .description('stored mailboxes')
+    .description('stored mailboxes; the filters given must all hold')
     .option('--domain <domain>', 'only this domain')
-    .option('--limit <n>', 'at most n', parseLimit)
+    .option('--locked', 'only mailboxes locked after failures (at remembered IPs or elsewhere)')
+    .option('--not-enrolled', 'only mailboxes whose provider is totp and that have no active TOTP secret')
+    .option('--pending', 'only mailboxes with an enrolment started and not confirmed')
+    .addOption(new Option('--provider <provider>', 'only mailboxes with this effective provider').choices(PROVIDERS))
+    .option('--limit <n>', 'at most n (of those that pass the filters)', parseLimit)
     .option('--after <address>', 'start after this address (paging)')
-    .action(async (f: { domain?: string; limit?: number; after?: string }) => {
+    .addHelpText('after', '\nThe total printed with --json counts the mailboxes that pass the filters.')
+    .action(async (f: { domain?: string; limit?: number; after?: string; locked?: boolean; notEnrolled?: boolean; pending?: boolean; provider?: string }) => {
       const r = (await cli.call('mailbox.list', f)) as MailboxListResult;
-      cli.print(r, (c) => formatMailboxList(r, c));
+      const filtered = f.locked === true || f.notEnrolled === true || f.pending === true || f.provider !== undefined;
+      cli.print(r, (c) => formatMailboxList(r, c, filtered));
     });
   mailbox
     .command('remove')
