@@ -8,9 +8,12 @@ import {
   IN_FLIGHT_RETRY_MS,
   adminUnlock,
   adminUnlockAll,
+  clearIpSource,
   failureCount,
   failureKind,
   ipSource,
+  ipSourceBlock,
+  ipSourceFailures,
   ipThrottleState,
   kindLockState,
   lockState,
@@ -302,4 +305,40 @@ test('reservations: records created count apart, at most maxFailures per window,
     t = r;
   }
   assert.deepEqual(reserve(t, 'same@example.com', T0, true), { until: T0 + IN_FLIGHT_RETRY_MS, reason: 'ip-failures' });
+});
+
+test('source blocks as an administrator sees them, and clearing one keeps the attempts in flight', () => {
+  let s: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures - 1; i++) {
+    const r = reserve(s, 'a@example.com');
+    assert.ok(isState(r));
+    s = settleIpAttempt(r, 'a@example.com', false, 'failure', T0, IP_POLICY);
+  }
+  assert.ok(s !== null);
+  assert.equal(ipSourceBlock(s, T0, IP_POLICY), null, 'failures under the limit are no block');
+  assert.equal(ipSourceFailures(s, T0, IP_POLICY), IP_POLICY.maxFailures - 1);
+  assert.equal(ipSourceFailures(s, T0 + IP_POLICY.windowMs, IP_POLICY), 0, 'a window that is over counts nothing');
+  const r = reserve(s, 'a@example.com');
+  assert.ok(isState(r));
+  const blocked = settleIpAttempt(r, 'a@example.com', false, 'failure', T0, IP_POLICY)!;
+  assert.deepEqual(ipSourceBlock(blocked, T0, IP_POLICY), { reason: 'ip-failures', until: T0 + IP_POLICY.blockMs, failures: IP_POLICY.maxFailures });
+  assert.equal(ipSourceBlock(blocked, T0 + IP_POLICY.blockMs, IP_POLICY), null, 'a block ends');
+  // Cleared with nothing in flight: nothing is left.
+  assert.equal(clearIpSource(blocked, T0), null);
+  // Cleared with an attempt in flight: that one still counts, the rest is gone.
+  const inFlight = reserve({ ...blocked, failures: null }, 'b@example.com');
+  assert.ok(isState(inFlight));
+  const cleared = clearIpSource({ ...inFlight, failures: blocked.failures }, T0)!;
+  assert.deepEqual([cleared.failures, cleared.inFlight, cleared.created], [null, ['b@example.com'], 0]);
+  assert.equal(ipSourceBlock(cleared, T0, IP_POLICY), null);
+  assert.equal(settleIpAttempt(cleared, 'b@example.com', false, 'none', T0, IP_POLICY), null, 'it settles as usual');
+  // Too many records created in the window: an enrolment block, until the window ends.
+  let e: IpSourceState | null = null;
+  for (let i = 0; i < IP_POLICY.maxFailures; i++) {
+    const q = reserve(e, `n${i}@example.com`, T0, true);
+    assert.ok(isState(q));
+    e = settleIpAttempt(q, `n${i}@example.com`, true, 'created', T0, IP_POLICY);
+  }
+  assert.deepEqual(ipSourceBlock(e!, T0 + 5, IP_POLICY), { reason: 'ip-enrolments', until: T0 + IP_POLICY.windowMs, failures: 0 });
+  assert.equal(clearIpSource(e!, T0 + 5), null);
 });

@@ -13,6 +13,8 @@ import type {
   EnrolResult,
   ExplainResult,
   GlobalView,
+  IpBlockClearResult,
+  IpBlockListResult,
   KeyRotateResult,
   LockView,
   MailboxListResult,
@@ -190,6 +192,19 @@ export function formatReset(address: string, secret: boolean, locations: boolean
 
 export function formatUnlock(address: string, r: UnlockResult): string {
   return `unlocked ${address} (${count(r.failuresCleared, 'failure', 'failures')} cleared)`;
+}
+
+export function formatIpBlocks(r: IpBlockListResult): string {
+  if (r.total === 0) return 'no blocked sources';
+  const lines = r.blocks.map((b) => `${b.source}\t${b.reason}\tuntil ${iso(b.until)}\t${count(b.failures, 'failure', 'failures')}`);
+  if (r.blocks.length < r.total) lines.push(`(${r.blocks.length} of ${r.total} shown)`);
+  return lines.join('\n');
+}
+
+export function formatIpBlockCleared(r: IpBlockClearResult): string {
+  if ('all' in r) return `cleared ${count(r.cleared, 'source', 'sources')} with a block or failures`;
+  const was = r.blocked ? `blocked (${r.reason}) until ${iso(r.until)}` : 'not blocked';
+  return `cleared ${r.source}: it was ${was}, with ${count(r.failures, 'failure', 'failures')}`;
 }
 
 export function formatRecoveryCodes(address: string, codes: string[], c: ChalkInstance): string {

@@ -9,6 +9,7 @@ import { registerDaemon } from './commands/daemon.js';
 import { registerDomain } from './commands/domain.js';
 import { registerGateways } from './commands/gateways.js';
 import { registerGlobal } from './commands/global.js';
+import { registerIpBlocks } from './commands/ip-blocks.js';
 import { registerKeysAndAudit } from './commands/keys-audit.js';
 import { registerMailbox } from './commands/mailbox.js';
 import { registerProviders } from './commands/providers.js';
@@ -19,7 +20,7 @@ import { printErrorDocument, reportError } from './io.js';
 import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp } from './usage.js';
 
 /** The command groups, in the order `memfa --help` lists them. */
-const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
+const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerIpBlocks, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
 
 export interface Program {
   program: Command;

@@ -333,3 +333,42 @@ export function ipSourceIdle(s: IpSourceState, now: number, policy: IpThrottlePo
   if (s.inFlight.length > 0 || s.creating > 0 || createdInWindow(s, now, policy) > 0) return false;
   return s.failures === null || (!ipThrottleState(s.failures, now, policy).locked && currentWindow(s.failures, now, policy).failures === 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per source: what an administrator sees and clears
+
+export interface IpSourceBlock {
+  reason: 'ip-failures' | 'ip-mailboxes' | 'ip-enrolments';
+  until: number;
+  /** Failures of the window the block came from (for ip-enrolments: of the current window). */
+  failures: number;
+}
+
+/**
+ * The block a source is under at `now`, if any: codes refused after failures (ip-failures,
+ * ip-mailboxes), or new mailboxes refused after maxFailures enrolments in the window
+ * (ip-enrolments). Attempts in flight alone are no block: they settle within moments.
+ */
+export function ipSourceBlock(s: IpSourceState, now: number, policy: IpThrottlePolicy): IpSourceBlock | null {
+  const block = ipThrottleState(s.failures, now, policy);
+  if (block.locked) return { reason: block.reason, until: block.until, failures: s.failures!.failures };
+  if (createdInWindow(s, now, policy) >= policy.maxFailures) return { reason: 'ip-enrolments', until: s.createdSince + policy.windowMs, failures: ipSourceFailures(s, now, policy) };
+  return null;
+}
+
+/** The failures that count for a source at `now`: those of its current window, or of its block. */
+export function ipSourceFailures(s: IpSourceState, now: number, policy: IpThrottlePolicy): number {
+  if (s.failures === null) return 0;
+  if (ipThrottleState(s.failures, now, policy).locked) return s.failures.failures;
+  return currentWindow(s.failures, now, policy).failures;
+}
+
+/**
+ * A source after an administrator cleared it: failures, block and enrolment count gone; the
+ * attempts in flight are kept, so that they still count until they settle. Null when nothing is
+ * left worth keeping.
+ */
+export function clearIpSource(s: IpSourceState, now: number): IpSourceState | null {
+  if (s.inFlight.length === 0 && s.creating === 0) return null;
+  return { failures: null, inFlight: s.inFlight, creating: s.creating, created: 0, createdSince: now };
+}

@@ -61,6 +61,8 @@ export const METHODS = {
   'enroll.confirm': { sockets: ['admin'], delegable: true, params: obj({ address, code: optional(code), force: optional(bool()) }) },
   reset: { sockets: ['admin'], delegable: true, params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
   unlock: { sockets: ['admin'], params: obj({ address }) },
+  'ip-block.list': { sockets: ['admin'], params: obj({ limit: optional(int({ min: 1, max: 100000 })) }) },
+  'ip-block.clear': { sockets: ['admin'], params: obj({ source: optional(ip), all: optional(bool()) }) },
   'recovery.generate': { sockets: ['admin'], params: obj({ address }) },
   'key.rotate': { sockets: ['admin'], params: obj({}) },
   'audit.query': {

@@ -222,6 +222,25 @@ export interface AuditQueryResult {
   entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null; details?: { count?: unknown } }[];
 }
 
+/** A client source whose code checks are refused (see memfa(1), Lockout). */
+export interface IpBlockView {
+  /** An IPv4 address, or a network of lockout.ipv4Prefix / lockout.ipv6Prefix bits. */
+  source: string;
+  reason: 'ip-failures' | 'ip-mailboxes' | 'ip-enrolments';
+  /** Epoch ms. */
+  until: number;
+  failures: number;
+}
+
+export interface IpBlockListResult {
+  total: number;
+  blocks: IpBlockView[];
+}
+
+export type IpBlockClearResult =
+  | { all: true; cleared: number }
+  | { source: string; blocked: boolean; reason: IpBlockView['reason'] | null; until: number | null; failures: number; cleared: 1 };
+
 export interface KeyRotateResult {
   kid: string;
   resealed: number;

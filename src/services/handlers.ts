@@ -3,6 +3,7 @@ import type { Handlers } from '../daemon/dispatch.js';
 import { DomainAdmins } from './admins.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
+import { IpBlocks } from './ip-blocks.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { ProviderPolicy } from './policy.js';
 import { FactorProof } from './proof.js';
@@ -33,6 +34,7 @@ export function createServices(p: Ports): Services {
   const admins = new DomainAdmins(p);
   const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
   const ops = new MailboxOps(p, verifier, codes);
+  const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
   const handlers: Handlers = {
@@ -55,6 +57,8 @@ export function createServices(p: Ports): Services {
     reset: (params, ctx) => ops.reset(params, ctx),
     'provider.test': (params, ctx) => testProvider(p, params, ctx),
     unlock: (params, ctx) => security.unlock(params, ctx),
+    'ip-block.list': (params) => ipBlocks.list(params),
+    'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),
     'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params) => security.auditQuery(params),

@@ -1,17 +1,23 @@
 // The per-source throttle of code checks (core/lockout.ts has the rules): its state, in memory.
 // A restart forgets it; the per-mailbox counters, which are stored, still hold.
 import {
+  clearIpSource,
   ipSource,
+  ipSourceBlock,
+  ipSourceFailures,
   ipSourceIdle,
   reserveIpAttempt,
   settleIpAttempt,
   type AttemptOutcome,
   type IpRefusal,
+  type IpSourceBlock,
   type IpSourceState,
   type IpThrottlePolicy,
   type SourceGrouping,
 } from '../core/lockout.js';
+import { normaliseIp } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
+import { invalidParams } from '../protocol/errors.js';
 
 /** Sources tracked at once; past it the one least recently touched goes first. */
 export const MAX_TRACKED_SOURCES = 100_000;
@@ -56,6 +62,56 @@ export class SourceThrottle {
 
   get size(): number {
     return this.sources.size;
+  }
+
+  /**
+   * The source `text` names, grouped as the throttle groups addresses: an address (of any host in
+   * the source), or a source as blocks() gives it (a network of the grouping's prefix).
+   */
+  sourceOf(text: string, param = 'source'): string {
+    const slash = text.indexOf('/');
+    const ip = normaliseIp(slash === -1 ? text : text.slice(0, slash), param);
+    if (slash !== -1) {
+      const family = ip.includes(':') ? 6 : 4;
+      const prefix = family === 6 ? this.grouping.ipv6Prefix : this.grouping.ipv4Prefix;
+      if (text.slice(slash + 1) !== String(prefix)) {
+        throw invalidParams(`${param}: IPv${family} sources are /${prefix} networks (lockout.ipv${family}Prefix); give an address or its /${prefix}`, { param });
+      }
+    }
+    return ipSource(ip, this.grouping);
+  }
+
+  /** The sources blocked at `now`, each with its block. */
+  blocks(now: number): ({ source: string } & IpSourceBlock)[] {
+    const out: ({ source: string } & IpSourceBlock)[] = [];
+    for (const [source, state] of this.sources) {
+      const block = ipSourceBlock(state, now, this.policy);
+      if (block !== null) out.push({ source, ...block });
+    }
+    return out;
+  }
+
+  /**
+   * Forgets the failures, block and enrolment count of `source` (attempts in flight still count
+   * until they settle). Returns its block and window failures before, or null when it had none.
+   */
+  clear(source: string, now: number): { block: IpSourceBlock | null; failures: number } | null {
+    const state = this.sources.get(source);
+    if (state === undefined) return null;
+    const block = ipSourceBlock(state, now, this.policy);
+    const failures = ipSourceFailures(state, now, this.policy);
+    if (block === null && failures === 0) return null;
+    const next = clearIpSource(state, now);
+    if (next === null) this.sources.delete(source);
+    else this.sources.set(source, next);
+    return { block, failures };
+  }
+
+  /** Clears every source (see clear); returns how many had a block or failures. */
+  clearAll(now: number): number {
+    let cleared = 0;
+    for (const source of [...this.sources.keys()]) if (this.clear(source, now) !== null) cleared++;
+    return cleared;
   }
 
   private put(source: string, state: IpSourceState): void {

@@ -52,8 +52,8 @@ type Answer = Omit<VerifyResult, 'user' | 'ip' | 'country'>;
 const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited' };
 
 export class Verifier {
-  /** Code checks per client source, in memory (see ip-throttle.ts). */
-  private readonly throttle: SourceThrottle;
+  /** Code checks per client source, in memory (see ip-throttle.ts); ip-blocks.ts shows and clears it. */
+  readonly throttle: SourceThrottle;
   /** From the configuration, which does not change while the daemon runs. */
   private readonly remember: RememberPolicy;
 
