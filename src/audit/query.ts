@@ -6,6 +6,8 @@ import { readLines, type FileSet } from './files.js';
 
 export interface AuditQuery {
   mailbox?: string;
+  /** Only entries whose mailbox is in one of these domains; an entry of no mailbox never matches. */
+  domains?: readonly string[];
   /** Inclusive. */
   since?: Date;
   /** Exclusive. */
@@ -20,11 +22,18 @@ export function checkLimit(limit: number | undefined): void {
   if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) throw new RangeError('AuditLog.query: limit must be a non-negative integer');
 }
 
+function inDomains(mailbox: string | null, domains: ReadonlySet<string>): boolean {
+  if (mailbox === null) return false;
+  const at = mailbox.lastIndexOf('@');
+  return at !== -1 && domains.has(mailbox.slice(at + 1));
+}
+
 /** Entries matching every given filter, oldest first. */
 export async function queryFiles(set: FileSet, filter: AuditQuery): Promise<AuditEntry[]> {
   const since = filter.since?.getTime();
   const until = filter.until?.getTime();
   const limit = filter.limit;
+  const domains = filter.domains === undefined ? undefined : new Set(filter.domains);
   const found: AuditEntry[] = [];
   for (const file of set.files) {
     for await (const { bytes, terminated } of readLines(file.handle, file.size)) {
@@ -33,6 +42,7 @@ export async function queryFiles(set: FileSet, filter: AuditQuery): Promise<Audi
       // Damaged lines are verify's business; a query shows what can be read.
       if (typeof entry === 'string') continue;
       if (filter.mailbox !== undefined && entry.mailbox !== filter.mailbox) continue;
+      if (domains !== undefined && !inDomains(entry.mailbox, domains)) continue;
       if (filter.action !== undefined && entry.action !== filter.action) continue;
       if (filter.result !== undefined && entry.result !== filter.result) continue;
       const time = Date.parse(entry.time);

@@ -60,13 +60,15 @@ export const METHODS = {
   'enroll.start': { sockets: ['admin'], delegable: true, params: obj({ address, restart: optional(bool()) }) },
   'enroll.confirm': { sockets: ['admin'], delegable: true, params: obj({ address, code: optional(code), force: optional(bool()) }) },
   reset: { sockets: ['admin'], delegable: true, params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
-  unlock: { sockets: ['admin'], params: obj({ address }) },
+  unlock: { sockets: ['admin'], delegable: true, params: obj({ address }) },
   'ip-block.list': { sockets: ['admin'], params: obj({ limit: optional(int({ min: 1, max: 100000 })) }) },
   'ip-block.clear': { sockets: ['admin'], params: obj({ source: optional(ip), all: optional(bool()) }) },
-  'recovery.generate': { sockets: ['admin'], params: obj({ address }) },
+  'recovery.generate': { sockets: ['admin'], delegable: true, params: obj({ address }) },
   'key.rotate': { sockets: ['admin'], params: obj({}) },
   'audit.query': {
     sockets: ['admin'],
+    // A domain administrator gets only the entries of their domains' mailboxes (security-admin.ts).
+    delegable: true,
     params: obj({
       mailbox: optional(address),
       since: optional(str({ max: 64 })),

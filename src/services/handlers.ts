@@ -61,7 +61,7 @@ export function createServices(p: Ports): Services {
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),
     'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
-    'audit.query': (params) => security.auditQuery(params),
+    'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),
     'providers.list': () => policy.list(),
     'providers.set': (params, ctx) => policy.change(params, ctx),

@@ -26,7 +26,8 @@ export interface KeyAdmin {
 }
 
 export interface AuditReader {
-  query(filter: { mailbox?: string; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
+  /** domains: only entries whose mailbox is in one of them (never an entry of no mailbox). */
+  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
   verify(): Promise<AuditVerifyResult>;
   /** Lines written, lost writes and breaks found, per stream. */
   status(): AuditStatus;

@@ -4,6 +4,7 @@ import { normaliseAddress } from '../core/validate.js';
 import { keyedHash, verifyKeyedHash } from '../security/hash.js';
 import { mailboxOrNew } from './context.js';
 import type { CallContext, Ports } from './ports.js';
+import { assertMailbox } from './scope.js';
 
 export const RECOVERY_PURPOSE = 'recovery-code';
 export const RECOVERY_CODE_COUNT = 10;
@@ -36,6 +37,7 @@ export class RecoveryCodes {
 
   async generate(params: { address: string }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
     const hashes = codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c));
     const now = this.p.clock();

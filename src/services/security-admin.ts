@@ -6,6 +6,7 @@ import { invalidParams, MemfaError } from '../protocol/errors.js';
 import { secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
+import { assertMailbox } from './scope.js';
 import type { UnstoredFailures } from './unstored-failures.js';
 
 const RESEAL_BATCH = 500;
@@ -32,6 +33,7 @@ export class SecurityAdmin {
   /** Clears both kinds of a mailbox's failures (core/lockout.ts), or those kept for one without a record. */
   async unlock(params: { address: string }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
+    assertMailbox(ctx, address);
     const was = await this.p.store.transact((tx) => {
       const rec = tx.getMailbox(address);
       if (rec === undefined) return null;
@@ -100,9 +102,20 @@ export class SecurityAdmin {
     }
   }
 
-  async auditQuery(params: { mailbox?: string | undefined; since?: string | undefined; until?: string | undefined; result?: string | undefined; action?: string | undefined; limit?: number | undefined }) {
+  /**
+   * For a domain administrator, only the entries whose mailbox is in their domains: entries of no
+   * mailbox (platform-wide changes, other domains' settings, key rotation) are the platform's.
+   */
+  async auditQuery(
+    params: { mailbox?: string | undefined; since?: string | undefined; until?: string | undefined; result?: string | undefined; action?: string | undefined; limit?: number | undefined },
+    ctx: CallContext,
+  ) {
     const filter: Parameters<Ports['audit']['query']>[0] = {};
-    if (params.mailbox !== undefined) filter.mailbox = normaliseAddress(params.mailbox, 'mailbox');
+    if (params.mailbox !== undefined) {
+      filter.mailbox = normaliseAddress(params.mailbox, 'mailbox');
+      assertMailbox(ctx, filter.mailbox);
+    }
+    if (ctx.scope) filter.domains = ctx.scope.domains;
     const since = parseTime(params.since, 'since');
     const until = parseTime(params.until, 'until');
     if (since) filter.since = since;

@@ -18,7 +18,7 @@ export function registerKeysAndAudit(program: Command, cli: Cli): void {
 
   const audit = program
     .command('audit')
-    .description('query the audit log')
+    .description('query the audit log (with a domain administrator\'s token: the entries of their domains\' mailboxes only)')
     .option('--mailbox <address>', 'only this mailbox')
     .option('--since <time>', 'from this time (ISO 8601, or 15m, 2h, 7d ago)')
     .option('--until <time>', 'before this time')
