@@ -18,6 +18,7 @@ export interface SettingFlags {
   trustedNetworks?: string;
   usersMayConfigure?: string;
   minChallenge?: string;
+  enrolmentGrace?: string;
 }
 
 // Value parsers throw commander's error, which names the option and reaches the usage handling
@@ -52,6 +53,8 @@ export function settingsPatch(f: SettingFlags): Record<string, unknown> {
   if (f.trustedNetworks !== undefined) patch['trustedNetworks'] = f.trustedNetworks === 'inherit' ? 'inherit' : list(f.trustedNetworks);
   if (f.usersMayConfigure !== undefined) patch['usersMayConfigure'] = f.usersMayConfigure;
   if (f.minChallenge !== undefined) patch['minChallenge'] = f.minChallenge;
+  // Parsed by the daemon (core/grace.ts), which names the part that is wrong.
+  if (f.enrolmentGrace !== undefined) patch['enrolmentGrace'] = f.enrolmentGrace;
   return patch;
 }
 
@@ -62,7 +65,11 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
     .addOption(new Option('--fallback <provider>', 'provider tried when sending through the first fails').choices(FALLBACK_CHOICES))
     .option('--country-block <CC,..>', 'refuse logins from these countries (ISO 3166 codes)')
     .option('--country-allow <CC,..>', 'refuse logins from every country but these')
-    .option('--country-rule <inherit>', 'remove the country rule of this level');
+    .option('--country-rule <inherit>', 'remove the country rule of this level')
+    .option(
+      '--enrolment-grace <grace>',
+      'none, until=DATE, logins=N, both (comma-separated) or inherit: how long a mailbox that must enrol may log in without a second factor (platform administrator only)',
+    );
   if (level !== 'mailbox') {
     cmd.option('--trusted-networks <CIDR,..|inherit>', 'networks whose logins need no second factor');
     cmd.addOption(new Option('--users-may-configure <yes|no|inherit>', 'whether end users may change their own MFA settings').choices(['yes', 'no', 'inherit']));

@@ -26,6 +26,7 @@ import type {
   StatusResult,
   UnlockResult,
 } from '../protocol/results.js';
+import { describeGrace } from '../core/grace.js';
 import { count } from '../core/wording.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
@@ -44,6 +45,7 @@ export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, st
     ['provider', `${e.provider.value} ${src(e.provider.source)}`],
     ['fallback', `${e.fallbackProvider.value} ${src(e.fallbackProvider.source)}`],
     ['users may configure', `${e.usersMayConfigure.value ? 'yes' : 'no'} ${src(e.usersMayConfigure.source)}`],
+    ['enrolment grace', `${describeGrace(e.enrolmentGrace.value)} ${src(e.enrolmentGrace.source)}`],
     ['country rules', e.countryRules.length === 0 ? 'none' : e.countryRules.map((r) => `${r.rule.mode} ${r.rule.countries.join(',')} ${src(r.level)}`).join('; ')],
     ['trusted networks', e.trustedNetworks.length === 0 ? 'none' : e.trustedNetworks.join(', ')],
   ];
@@ -76,6 +78,7 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
     ['lock, remembered IPs', lockText(m.lock.known, c)],
     ['lock, other IPs', lockText(m.lock.elsewhere, c)],
     ['recovery codes left', String(m.recoveryCodesLeft)],
+    ...(m.enrolmentGraceLogins > 0 ? [['grace logins used', String(m.enrolmentGraceLogins)] as [string, string]] : []),
   ]);
 }
 

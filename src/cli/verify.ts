@@ -22,7 +22,8 @@ Options:
                      NUL is ignored)
   --json             print one JSON object: result, reason, provider, user, ip,
                      country, and where relevant otpauthUri, destination,
-                     expiresAt, retryAfter, recoveryCodesLeft
+                     expiresAt, retryAfter, recoveryCodesLeft, graceLoginsLeft,
+                     graceUntil
   --socket PATH      the hook socket (default: from the configuration)
   --config FILE      configuration file (default: $MEMFA_CONFIG,
                      /etc/memfa/memfa.json, shipped default)
@@ -132,8 +133,11 @@ async function printHuman(r: VerifyResult): Promise<void> {
   if (r.expiresAt) parts.push(`expires ${new Date(r.expiresAt).toISOString()}`);
   if (r.retryAfter) parts.push(`retry in ${r.retryAfter} s`);
   if (r.recoveryCodesLeft !== undefined) parts.push(`${count(r.recoveryCodesLeft, 'recovery code', 'recovery codes')} left`);
+  if (r.graceLoginsLeft !== undefined) parts.push(`${count(r.graceLoginsLeft, 'grace login', 'grace logins')} left`);
+  if (r.graceUntil !== undefined) parts.push(`grace until ${new Date(r.graceUntil).toISOString()}`);
   out(parts.join('; '));
-  if (r.result === 'enroll' && r.otpauthUri) {
+  // An enrolment grace lets the login in and offers the enrolment all the same.
+  if (r.otpauthUri) {
     if (process.stdout.isTTY) {
       const { printQr } = await import('./qr.js');
       await printQr(r.otpauthUri);

@@ -20,6 +20,7 @@ export const DECISION_REASONS = [
   { reason: 'new-country', description: 'mode new-country and the country is new or no longer remembered' },
   { reason: 'country-unknown', description: 'mode new-country and the country of the address cannot be determined' },
   { reason: 'enroll-required', description: 'a second factor is needed but the mailbox has no active TOTP secret yet' },
+  { reason: 'enrolment-grace', description: 'the mailbox must enrol, but its enrolment grace lets the login in without a second factor; the enrolment is offered all the same' },
   { reason: 'code-valid', description: 'the code was correct; the login may proceed' },
   { reason: 'code-invalid', description: 'the code was wrong' },
   { reason: 'code-reused', description: 'the TOTP code was already used (replay refused)' },

@@ -13,6 +13,18 @@ export interface CountryRule {
 }
 
 /**
+ * How long a mailbox that must enrol may still log in without a second factor (core/grace.ts).
+ * until: an ISO time; logins: how many such logins. With both, the first limit reached ends it.
+ */
+export interface GraceLimits {
+  until?: string;
+  logins?: number;
+}
+
+/** 'none': a mailbox without a secret must enrol at its next login that needs a factor. */
+export type EnrolmentGrace = 'none' | GraceLimits;
+
+/**
  * Settings stored at one level (global, domain or mailbox). A missing key means "inherit from the
  * level above"; the global level must end up defining challenge and provider (config defaults do).
  */
@@ -31,6 +43,8 @@ export interface LevelSettings {
    * a mailbox may end up with, whatever a domain administrator, a mailbox setting or the user chose.
    */
   minChallenge?: ChallengeMode;
+  /** Set by the platform administrator only; the most specific level that sets it applies. */
+  enrolmentGrace?: EnrolmentGrace;
 }
 
 /**
@@ -64,7 +78,8 @@ export interface EffectiveSettings {
   usersMayConfigure: boolean;
   /** The platform's minimum challenge mode, or null when none is set. */
   minChallenge: ChallengeMinimum | null;
-  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure', SettingSource>;
+  enrolmentGrace: EnrolmentGrace;
+  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace', SettingSource>;
 }
 
 export interface RememberedIp {
@@ -146,6 +161,11 @@ export interface MailboxRecord {
   countries: RememberedCountry[];
   failures: MailboxFailures;
   recoveryCodeHashes: string[];
+  /**
+   * Logins let in by an enrolment grace with a number of logins (core/grace.ts); absent: none.
+   * Optional, so that records without it (nearly all) keep their shape.
+   */
+  enrolmentGraceLogins?: number;
   createdAt: number;
   updatedAt: number;
 }

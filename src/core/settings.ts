@@ -18,6 +18,7 @@ import {
   type SettingSource,
   type UserSettings,
 } from './model.js';
+import { parseEnrolmentGrace } from './grace.js';
 import { normaliseCidr, normaliseCountry } from './validate.js';
 
 /** 'user': what an end user chose for their own mailbox (MailboxRecord.userSettings). */
@@ -36,7 +37,7 @@ export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provi
   usersMayConfigure?: boolean;
 };
 
-type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure';
+type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace';
 
 /** The most specific level that sets `key` (mailbox, domain, global), else the default. */
 function pick<K extends Inherited>(
@@ -99,6 +100,8 @@ function resolveChallenge(
  * - countryRules: the rule of every level that has one, all enforced: a domain or mailbox can add
  *   restrictions but never lift a global one (a null rule at a lower level adds nothing).
  * - trustedNetworks: global ∪ domain. A mailbox cannot declare networks trusted for itself.
+ * - enrolmentGrace: the most specific level that sets it (a mailbox's 'none' ends a domain's
+ *   grace for it), else 'none'.
  */
 export function resolveSettings(
   defaults: SettingsDefaults,
@@ -115,6 +118,7 @@ export function resolveSettings(
       : pick('provider', mailbox, domain, global, defaults.provider);
   const fallbackProvider = pick('fallbackProvider', mailbox, domain, global, defaults.fallbackProvider ?? 'none');
   const usersMayConfigure = pick('usersMayConfigure', undefined, domain, global, defaults.usersMayConfigure ?? false);
+  const enrolmentGrace = pick('enrolmentGrace', mailbox, domain, global, 'none');
 
   // Global first, then domain, then mailbox.
   const countryRules: EffectiveSettings['countryRules'] = [];
@@ -134,11 +138,13 @@ export function resolveSettings(
     trustedNetworks,
     usersMayConfigure: usersMayConfigure.value,
     minChallenge: challenge.minimum,
+    enrolmentGrace: enrolmentGrace.value,
     sources: {
       challenge: challenge.source,
       provider: provider.source,
       fallbackProvider: fallbackProvider.source,
       usersMayConfigure: usersMayConfigure.source,
+      enrolmentGrace: enrolmentGrace.source,
     },
   };
 }
@@ -155,11 +161,13 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
   trustedNetworks: ['global', 'domain'],
   usersMayConfigure: ['global', 'domain'],
   minChallenge: ['global', 'domain'],
+  enrolmentGrace: ['global', 'domain', 'mailbox'],
 };
 
 /**
- * The domain settings a domain administrator may set and remove; the rest (trustedNetworks,
- * usersMayConfigure, minChallenge) belong to the platform administrator.
+ * The settings a domain administrator may set and remove; the rest (trustedNetworks,
+ * usersMayConfigure, minChallenge, and enrolmentGrace, which lets logins in without any second
+ * factor) belong to the platform administrator.
  */
 export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule'];
 
@@ -269,6 +277,9 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
           break;
         case 'usersMayConfigure':
           next.usersMayConfigure = parseBoolean(key, value);
+          break;
+        case 'enrolmentGrace':
+          next.enrolmentGrace = rethrowAs(key, () => parseEnrolmentGrace(value));
           break;
       }
     } catch (err) {

@@ -1,5 +1,5 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
-import type { ChallengeMinimum, CountryRule, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
 import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
 
 export interface StatusResult {
@@ -66,6 +66,10 @@ export interface VerifyResult {
   retryAfter?: number;
   /** recovery-code-used: how many recovery codes remain. */
   recoveryCodesLeft?: number;
+  /** enrolment-grace with a number of logins: how many more logins the grace lets in after this one. */
+  graceLoginsLeft?: number;
+  /** enrolment-grace with a date: epoch ms when the grace ends. */
+  graceUntil?: number;
 }
 
 export interface EffectiveView {
@@ -74,6 +78,7 @@ export interface EffectiveView {
   provider: { value: ProviderName; source: SettingSource };
   fallbackProvider: { value: FallbackProvider; source: SettingSource };
   usersMayConfigure: { value: boolean; source: SettingSource };
+  enrolmentGrace: { value: EnrolmentGrace; source: SettingSource };
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
 }
@@ -108,6 +113,8 @@ export interface MailboxView {
    */
   lock: LockView & { known: LockView; elsewhere: LockView };
   recoveryCodesLeft: number;
+  /** Logins let in by an enrolment grace with a number of logins. */
+  enrolmentGraceLogins: number;
 }
 
 export interface EnrolResult {

@@ -46,6 +46,7 @@ export function effectiveView(e: EffectiveSettings): EffectiveView {
     provider: { value: e.provider, source: e.sources.provider },
     fallbackProvider: { value: e.fallbackProvider, source: e.sources.fallbackProvider },
     usersMayConfigure: { value: e.usersMayConfigure, source: e.sources.usersMayConfigure },
+    enrolmentGrace: { value: e.enrolmentGrace, source: e.sources.enrolmentGrace },
     countryRules: e.countryRules,
     trustedNetworks: e.trustedNetworks,
   };
@@ -85,5 +86,6 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     countries: [...rec.countries],
     lock,
     recoveryCodesLeft: rec.recoveryCodeHashes.length,
+    enrolmentGraceLogins: rec.enrolmentGraceLogins ?? 0,
   };
 }

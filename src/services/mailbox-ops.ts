@@ -1,5 +1,8 @@
 // Support operations on one mailbox: reset (lost phone), explain (dry run).
+import { describeGrace, type GraceState } from '../core/grace.js';
+import type { EffectiveSettings } from '../core/model.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
+import { count } from '../core/wording.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { ExplainResult } from '../protocol/results.js';
 import { effectiveSettings, mailboxOrNew, mailboxView } from './context.js';
@@ -7,6 +10,21 @@ import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 import type { Verifier } from './verify.js';
 import type { OneTimeCodes } from './codes.js';
+
+/** What the enrolment grace does for a login that must enrol. */
+function graceStep(grace: GraceState, eff: EffectiveSettings, used: number): string {
+  const setting = `enrolment grace: ${describeGrace(eff.enrolmentGrace)} (from ${eff.sources.enrolmentGrace})`;
+  if (grace.active) {
+    const limited = typeof eff.enrolmentGrace === 'object' && eff.enrolmentGrace.logins !== undefined;
+    const left = [
+      grace.loginsLeft !== null ? `${count(grace.loginsLeft, 'more login', 'more logins')} after this one` : limited ? 'logins not counted without a stored record' : null,
+      grace.until === null ? null : `until ${new Date(grace.until).toISOString()}`,
+    ];
+    return `${setting}: lets this login in without a second factor and offers the enrolment (${left.filter((x) => x !== null).join(', ')})`;
+  }
+  const why = { none: 'the mailbox must enrol now', ended: 'its date is past: the mailbox must enrol now', used: `its logins are used (${used}): the mailbox must enrol now`, unstored: 'logins are not counted for a mailbox without a stored record, and no date is set: the mailbox must enrol now' }[grace.why];
+  return `${setting}: ${why}`;
+}
 
 export class MailboxOps {
   constructor(
@@ -66,6 +84,10 @@ export class MailboxOps {
     } else if (needsFactor && lock.locked) {
       steps.push(`decision would be ${decision.action} (${decision.reason}), but the mailbox is locked`);
       result = { result: 'deny', reason: 'locked', provider: decision.provider };
+    } else if (decision.action === 'enroll') {
+      const grace = this.verifier.grace(rec, eff, this.p.store.getMailbox(address) !== undefined, now);
+      steps.push(graceStep(grace, eff, rec.enrolmentGraceLogins ?? 0));
+      if (grace.active) result = { result: 'allow', reason: 'enrolment-grace', provider: 'totp' };
     }
     steps.push(`verify would answer: ${result.result} (${result.reason})`);
     return { address, ip, country, mailbox: mailboxView(this.p.config, this.p.store, address, now, this.verifier.unstored), decision: result, steps };

@@ -32,8 +32,9 @@ export class SettingsAdmin {
   ) {}
 
   /**
-   * A domain administrator sets only the keys of DOMAIN_ADMIN_KEYS; the others are the platform
-   * administrator's (unknown keys are left to the patch's own validation).
+   * A domain administrator sets only the keys of DOMAIN_ADMIN_KEYS, at the domain and the mailbox
+   * level; the others are the platform administrator's (unknown keys are left to the patch's own
+   * validation).
    */
   private assertDomainAdminKeys(patch: Record<string, unknown>, ctx: CallContext): void {
     if (!ctx.scope) return;
@@ -59,6 +60,7 @@ export class SettingsAdmin {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const patch = asPatch(params.settings);
+    this.assertDomainAdminKeys(patch, ctx);
     this.assertProviders(patch, ctx);
     const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
     const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);

@@ -5,6 +5,7 @@ import { decide, rememberLocation, type Decision, type RememberPolicy } from '..
 import { failureKind, kindLockState, lockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type FailureKind, type LockState } from '../core/lockout.js';
 import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
+import { graceState, type GraceState } from '../core/grace.js';
 import { checkTotp } from '../core/totp.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
@@ -47,6 +48,14 @@ interface Assessment {
 type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
 
 type Answer = Omit<VerifyResult, 'user' | 'ip' | 'country'>;
+
+/** allow 'enrolment-grace': in by the grace, with the secret to enrol and what is left of the grace. */
+function graceAnswer(grace: Extract<GraceState, { active: true }>, offer: { otpauthUri: string; expiresAt: number }): Answer {
+  const answer: Answer = { result: 'allow', reason: 'enrolment-grace', provider: 'totp', ...offer };
+  if (grace.loginsLeft !== null) answer.graceLoginsLeft = grace.loginsLeft;
+  if (grace.until !== null) answer.graceUntil = grace.until;
+  return answer;
+}
 
 /** The audit reason of an error answer, where it has a name of its own. */
 const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited' };
@@ -154,12 +163,7 @@ export class Verifier {
     const stored = this.p.store.getMailbox(login.address) !== undefined;
 
     if (code === null) {
-      if (decision.action === 'enroll') {
-        // A mailbox nobody configured is offered a secret that needs no storing (enrol.ts).
-        if (!stored) return { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...this.enrolment.offer(login.address, login.now) };
-        const pending = await this.p.store.transact((tx) => this.enrolment.pendingIn(tx, login.address, login.now));
-        return { result: 'enroll', reason: 'enroll-required', provider: 'totp', otpauthUri: this.enrolment.uriFor(login.address, pending), expiresAt: pending.expiresAt };
-      }
+      if (decision.action === 'enroll') return this.enrolOrGrace(login, eff, stored);
       if (decision.provider === 'totp') return { result: 'challenge', reason: decision.reason, provider: 'totp' };
       const providers: CodeProvider[] = [decision.provider];
       const fb = eff.fallbackProvider;
@@ -183,6 +187,37 @@ export class Verifier {
     } finally {
       this.throttle.settle(reserved, outcome, login.now);
     }
+  }
+
+  /** Where a mailbox that must enrol stands with its enrolment grace (core/grace.ts). */
+  grace(rec: MailboxRecord, eff: EffectiveSettings, stored: boolean, now: number): GraceState {
+    return graceState(eff.enrolmentGrace, rec.enrolmentGraceLogins ?? 0, stored, now);
+  }
+
+  /**
+   * A login that must enrol and gave no code: the secret to enrol, and either enroll or, within
+   * the mailbox's enrolment grace, allow. A mailbox nobody configured is offered a secret that
+   * needs no storing (enrol.ts) and its grace is bounded by the date alone: counting its logins
+   * would store a record for every address verify is asked about. A stored mailbox's grace login
+   * is counted in the same transaction that checks the count, so concurrent logins cannot
+   * overrun it.
+   */
+  private async enrolOrGrace(login: Login, eff: EffectiveSettings, stored: boolean): Promise<Answer> {
+    if (!stored) {
+      const offer = this.enrolment.offer(login.address, login.now);
+      const grace = graceState(eff.enrolmentGrace, 0, false, login.now);
+      return grace.active ? graceAnswer(grace, offer) : { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...offer };
+    }
+    const counted = typeof eff.enrolmentGrace === 'object' && eff.enrolmentGrace.logins !== undefined;
+    const { pending, grace } = await this.p.store.transact((tx) => {
+      const pending = this.enrolment.pendingIn(tx, login.address, login.now);
+      const rec = tx.getMailbox(login.address)!;
+      const grace = this.grace(rec, eff, true, login.now);
+      if (grace.active && counted) tx.putMailbox({ ...rec, enrolmentGraceLogins: (rec.enrolmentGraceLogins ?? 0) + 1, updatedAt: login.now });
+      return { pending, grace };
+    });
+    const offer = { otpauthUri: this.enrolment.uriFor(login.address, pending), expiresAt: pending.expiresAt };
+    return grace.active ? graceAnswer(grace, offer) : { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...offer };
   }
 
   private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Answer {
