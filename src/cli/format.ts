@@ -225,10 +225,11 @@ export function formatAdminList(r: AdminListResult): string {
 }
 
 export function formatSelf(v: SelfView): string {
+  const choices = (allowed: string[]) => (!v.mayConfigure ? 'the user may not change it' : `may choose: ${allowed.length === 0 ? 'none' : allowed.join(', ')}`);
   return rows([
     ['mailbox', v.address],
-    ['challenge', `${v.challenge} (${v.sources.challenge}; may choose: ${v.allowedChallenges.length === 0 ? 'none' : v.allowedChallenges.join(', ')})`],
-    ['provider', `${v.provider} (${v.sources.provider}; may choose: ${v.allowedProviders.length === 0 ? 'none' : v.allowedProviders.join(', ')})`],
+    ['challenge', `${v.challenge} (${v.sources.challenge}; ${choices(v.allowedChallenges)})`],
+    ['provider', `${v.provider} (${v.sources.provider}; ${choices(v.allowedProviders)})`],
     ['phone', v.phone ?? '-'],
     ['alternate email', v.altEmail ?? '-'],
     ['totp', v.totp],

@@ -72,6 +72,11 @@ function fresh(entry: { lastSeen: number }, now: number, policy: RememberPolicy)
   return now - entry.lastSeen <= policy.maxAgeMs;
 }
 
+/** The entries of a remembered list that still count at `now`; the others are forgotten. */
+export function freshEntries<T extends { lastSeen: number }>(entries: readonly T[], now: number, policy: RememberPolicy): T[] {
+  return entries.filter((e) => fresh(e, now, policy));
+}
+
 /** Whether `ip` (normalised) is a fresh remembered address in `ips`. */
 export function isRememberedIp(ips: readonly RememberedIp[], ip: string, now: number, policy: RememberPolicy): boolean {
   for (const e of ips) if (e.ip === ip && fresh(e, now, policy)) return true;

@@ -2,7 +2,7 @@
 import { resolveSettings } from '../core/settings.js';
 import { failuresOf, lockState, type LockoutPolicy } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type FailureState, type MailboxRecord } from '../core/model.js';
-import type { RememberPolicy } from '../core/decide.js';
+import { freshEntries, type RememberPolicy } from '../core/decide.js';
 import type { TotpOptions } from '../core/totp.js';
 import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
@@ -65,12 +65,16 @@ function lockViews(known: FailureState, elsewhere: FailureState, now: number): M
   return { ...longer, failures: Math.max(k.failures, e.failures), known: k, elsewhere: e };
 }
 
-/** `unstored`: where the failures of a mailbox without a record are kept (verify's). */
+/**
+ * `unstored`: where the failures of a mailbox without a record are kept (verify's). Remembered
+ * locations past locations.maxAgeDays are left out: verify no longer counts them (core/decide.ts).
+ */
 export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures): MailboxView {
   const stored = store.getMailbox(address);
   const rec = stored ?? newMailbox(address, now);
   const elsewhere = stored === undefined ? unstored?.get(address, now) : undefined;
   const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
+  const remember = rememberPolicy(config);
   return {
     address,
     stored: stored !== undefined,
@@ -81,8 +85,8 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     altEmail: rec.altEmail,
     totp: rec.totp !== null ? 'active' : rec.pendingTotp !== null && rec.pendingTotp.expiresAt > now ? 'pending' : 'none',
     totpActivatedAt: rec.totp?.activatedAt ?? null,
-    ips: [...rec.ips],
-    countries: [...rec.countries],
+    ips: freshEntries(rec.ips, now, remember),
+    countries: freshEntries(rec.countries, now, remember),
     lock,
     recoveryCodesLeft: rec.recoveryCodeHashes.length,
   };

@@ -55,7 +55,9 @@ export class SelfService {
     const rec = this.p.store.getMailbox(address) ?? newMailbox(address, now);
     const view = mailboxView(this.p.config, this.p.store, address, now);
     const floor = settingsWithoutUser(this.p.config, this.p.store, address, rec);
-    // An administrator who set this mailbox's provider decided it: the user chooses none.
+    // A user who may not configure chooses nothing; nor the provider, when an administrator set
+    // this mailbox's.
+    const mayConfigure = this.mayConfigure(address);
     const adminProvider = rec.settings.provider !== undefined;
     return {
       address,
@@ -71,9 +73,9 @@ export class SelfService {
       recoveryCodesLeft: view.recoveryCodesLeft,
       // Changing these (provider, phone, alternate address, a new TOTP secret) needs currentCode.
       activeFactors: activeFactors(rec, effectiveSettings(this.p.config, this.p.store, address, rec)),
-      mayConfigure: this.mayConfigure(address),
-      allowedChallenges: CHALLENGE_MODES.filter((m) => atLeastAsStrict(m, floor.challenge)).sort((a, b) => CHALLENGE_STRICTNESS[a] - CHALLENGE_STRICTNESS[b]),
-      allowedProviders: adminProvider
+      mayConfigure,
+      allowedChallenges: !mayConfigure ? [] : CHALLENGE_MODES.filter((m) => atLeastAsStrict(m, floor.challenge)).sort((a, b) => CHALLENGE_STRICTNESS[a] - CHALLENGE_STRICTNESS[b]),
+      allowedProviders: !mayConfigure || adminProvider
         ? []
         : PROVIDERS.filter((p) => {
             const r = this.policy.rights(p);

@@ -1,0 +1,102 @@
+// What verify, explain, mailbox show and self show answer where a new administrator trips up
+// (issue 13). The real daemon, the real CLI, the log transport.
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { makeTempDir, startDaemon, type TestDaemon } from './helpers/daemon.js';
+
+const GB = '81.2.69.142';
+const GB2 = '81.2.69.160';
+
+interface Answer {
+  exit: number | null;
+  stderr: string;
+  result: string;
+  reason?: string;
+  provider?: string;
+  destination?: string;
+  expiresAt?: number;
+  error?: { code: string; message: string };
+}
+
+async function verifyOn(d: TestDaemon, user: string, ip = GB, code?: string): Promise<Answer> {
+  const r = await d.cli(['--json', 'verify', '--user', user, '--ip', ip, ...(code === undefined ? [] : ['--code-stdin'])], code === undefined ? {} : { stdin: code });
+  return { ...(JSON.parse(r.stdout) as Omit<Answer, 'exit' | 'stderr'>), exit: r.code, stderr: r.stderr };
+}
+
+/** The codes the log transport wrote for `mailbox`, oldest first. */
+async function codesSent(d: TestDaemon, mailbox: string): Promise<string[]> {
+  let text = '';
+  try {
+    text = await readFile(path.join(d.dataDir, 'outbox.log'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { mailbox: string; code?: string })
+    .filter((m) => m.mailbox === mailbox && m.code !== undefined)
+    .map((m) => m.code!);
+}
+
+describe('answers of verify, explain and the views (issue 13)', () => {
+  let d: TestDaemon;
+  let clockFile: string;
+  let offset = 0;
+  /** Moves the daemon's clock forward (never back: send times and codes are kept in its time). */
+  const advance = async (ms: number) => {
+    offset += ms;
+    await writeFile(clockFile, String(offset));
+  };
+
+  before(async () => {
+    const dir = await makeTempDir();
+    clockFile = path.join(dir, 'clock-offset');
+    await writeFile(clockFile, '0');
+    d = await startDaemon({
+      dir,
+      env: { MEMFA_UNSAFE_TEST_CLOCK: clockFile },
+      config: {
+        providers: { sms: { enabled: true, transport: 'log' }, email: { enabled: true, transport: 'log' } },
+        codes: { cooldownSeconds: 30, hourlyLimit: 3, ttlSeconds: 600 },
+        locations: { maxAgeDays: 1 },
+      },
+    });
+  });
+  after(() => d.cleanup());
+  const verify = (user: string, ip = GB, code?: string) => verifyOn(d, user, ip, code);
+
+  it('self show lists no choices when the user may not configure', async () => {
+    await d.json(['domain', 'set', 'locked-down.example', '--users-may-configure', 'no', '--challenge', 'new-ip']);
+    const v = await d.json<{ mayConfigure: boolean; allowedChallenges: string[]; allowedProviders: string[] }>(['self', '--user', 'val@locked-down.example', 'show']);
+    assert.deepEqual([v.mayConfigure, v.allowedChallenges, v.allowedProviders], [false, [], []]);
+    const human = await d.cli(['self', '--user', 'val@locked-down.example', 'show']);
+    assert.equal(human.code, 0, human.stderr);
+    assert.doesNotMatch(human.stdout, /may choose/);
+    assert.match(human.stdout, /challenge\s+new-ip \(domain; the user may not change it\)/);
+    assert.match(human.stdout, /provider\s+totp \(default; the user may not change it\)/);
+  });
+
+  // Last: it moves the clock past locations.maxAgeDays.
+  it('mailbox show and self show drop locations past locations.maxAgeDays, as verify does', async () => {
+    await d.json(['mailbox', 'set', 'eve@loc.example', '--challenge', 'new-ip', '--provider', 'email', '--alt-email', 'eve@home.example']);
+    assert.equal((await verify('eve@loc.example', GB2)).exit, 2);
+    const [code] = await codesSent(d, 'eve@loc.example');
+    assert.equal((await verify('eve@loc.example', GB2, code)).reason, 'code-valid');
+    const seen = await d.json<{ ips: { ip: string }[]; countries: { country: string }[] }>(['mailbox', 'show', 'eve@loc.example']);
+    assert.deepEqual([seen.ips.map((i) => i.ip), seen.countries.map((c) => c.country)], [[GB2], ['GB']]);
+    assert.equal((await verify('eve@loc.example', GB2)).reason, 'known-ip');
+
+    await advance(2 * 86_400_000);
+    assert.equal((await verify('eve@loc.example', GB2)).reason, 'new-ip', 'verify has forgotten the address');
+    const shown = await d.json<{ ips: unknown[]; countries: unknown[] }>(['mailbox', 'show', 'eve@loc.example']);
+    assert.deepEqual([shown.ips, shown.countries], [[], []]);
+    const human = await d.cli(['mailbox', 'show', 'eve@loc.example']);
+    assert.match(human.stdout, /remembered IPs\s+none/);
+    assert.match(human.stdout, /remembered countries\s+none/);
+    const self = await d.json<{ ips: unknown[]; countries: unknown[] }>(['self', '--user', 'eve@loc.example', 'show']);
+    assert.deepEqual([self.ips, self.countries], [[], []]);
+  });
+});
