@@ -17,7 +17,10 @@ interface Answer {
   provider?: string;
   destination?: string;
   expiresAt?: number;
-  error?: { code: string; message: string };
+  sent?: boolean;
+  resent?: boolean;
+  retryAfter?: number;
+  error?: { code: string; message: string; retryAfter?: number };
 }
 
 async function verifyOn(d: TestDaemon, user: string, ip = GB, code?: string): Promise<Answer> {
@@ -67,6 +70,58 @@ describe('answers of verify, explain and the views (issue 13)', () => {
   });
   after(() => d.cleanup());
   const verify = (user: string, ip = GB, code?: string) => verifyOn(d, user, ip, code);
+
+  it('a repeated challenge while a code is open answers challenge again, sending only when the limits allow', async () => {
+    await d.json(['mailbox', 'set', 'cy@codes.example', '--challenge', 'always', '--provider', 'email', '--alt-email', 'cy@home.example']);
+    const first = await verify('cy@codes.example');
+    assert.deepEqual([first.exit, first.destination], [2, 'c***@home.example']);
+
+    // Inside the cooldown: the same code, destination and expiry, nothing sent.
+    const again = await verify('cy@codes.example');
+    assert.equal(again.exit, 2, JSON.stringify(again));
+    assert.deepEqual([first.sent, first.resent], [true, false]);
+    assert.deepEqual([again.result, again.destination, again.expiresAt, again.sent, again.resent], ['challenge', first.destination, first.expiresAt, false, false]);
+    assert.ok(again.retryAfter! > 0 && again.retryAfter! <= 30, `retryAfter ${again.retryAfter}`);
+    assert.equal((await codesSent(d, 'cy@codes.example')).length, 1, 'not sent again inside the cooldown');
+    const human = await d.cli(['verify', '--user', 'cy@codes.example', '--ip', GB]);
+    assert.equal(human.code, 2);
+    assert.match(human.stdout, /code sent before to c\*\*\*@home\.example, not sent again/);
+
+    // Past the cooldown: the same code re-sent, twice, up to the hourly limit of 3.
+    await advance(31_000);
+    const resent = await verify('cy@codes.example');
+    assert.deepEqual([resent.exit, resent.expiresAt, resent.sent, resent.resent], [2, first.expiresAt, true, true]);
+    await advance(31_000);
+    assert.equal((await verify('cy@codes.example')).sent, true);
+    const codes = await codesSent(d, 'cy@codes.example');
+    assert.equal(codes.length, 3);
+    assert.equal(new Set(codes).size, 1, 'the same code each time');
+
+    // The hourly limit is reached: the open code still answers challenge, without a send.
+    await advance(31_000);
+    const capped = await verify('cy@codes.example');
+    assert.deepEqual([capped.exit, capped.expiresAt, capped.sent], [2, first.expiresAt, false]);
+    assert.ok(capped.retryAfter! > 3000, `retryAfter ${capped.retryAfter}`);
+    assert.equal((await codesSent(d, 'cy@codes.example')).length, 3);
+
+    // Once the code is used, no code is open: the next challenge is refused, naming the hourly limit.
+    assert.equal((await verify('cy@codes.example', GB, codes[0]!)).reason, 'code-valid');
+    const refused = await verify('cy@codes.example');
+    assert.equal(refused.exit, 75, JSON.stringify(refused));
+    assert.equal(refused.error?.code, 'RATE_LIMITED');
+    assert.match(refused.error!.message, /hourly limit of 3 codes/);
+    assert.doesNotMatch(refused.error!.message, /too recently/);
+    assert.ok(refused.error!.retryAfter! > 3000);
+  });
+
+  it('self send-code inside the cooldown answers the open code without sending it again', async () => {
+    await d.json(['mailbox', 'set', 'sue@codes.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+447700900999']);
+    const first = await verify('sue@codes.example');
+    assert.equal(first.exit, 2);
+    const r = await d.json<{ destination: string; expiresAt: number; sent: boolean; resent: boolean }>(['self', '--user', 'sue@codes.example', 'send-code']);
+    assert.deepEqual([r.destination, r.expiresAt, r.sent, r.resent], [first.destination, first.expiresAt, false, false]);
+    assert.equal((await codesSent(d, 'sue@codes.example')).length, 1);
+  });
 
   it('self show lists no choices when the user may not configure', async () => {
     await d.json(['domain', 'set', 'locked-down.example', '--users-may-configure', 'no', '--challenge', 'new-ip']);

@@ -239,7 +239,8 @@ export function formatSelf(v: SelfView): string {
 }
 
 export function formatSelfCodeSent(r: SelfCodeSent): string {
-  return `code sent by ${r.provider} to ${r.destination}; valid until ${iso(r.expiresAt)}`;
+  if (!r.sent) return `the code sent before by ${r.provider} to ${r.destination} is valid until ${iso(r.expiresAt)}; not sent again${r.retryAfter === undefined ? '' : ` (another send is allowed in ${r.retryAfter} s)`}`;
+  return `code ${r.resent ? 'sent again' : 'sent'} by ${r.provider} to ${r.destination}; valid until ${iso(r.expiresAt)}`;
 }
 
 export function formatSelfActivated(c: ChalkInstance): string {

@@ -22,7 +22,7 @@ Options:
                      NUL is ignored)
   --json             print one JSON object: result, reason, provider, user, ip,
                      country, and where relevant otpauthUri, destination,
-                     expiresAt, retryAfter, recoveryCodesLeft
+                     expiresAt, sent, resent, retryAfter, recoveryCodesLeft
   --socket PATH      the hook socket (default: from the configuration)
   --config FILE      configuration file (default: $MEMFA_CONFIG,
                      /etc/memfa/memfa.json, shipped default)
@@ -128,9 +128,10 @@ export async function runVerify(argv: string[]): Promise<number> {
 
 async function printHuman(r: VerifyResult): Promise<void> {
   const parts = [`${r.result} (${r.reason})`, `provider ${r.provider}`];
-  if (r.destination) parts.push(`code sent to ${r.destination}`);
+  const held = r.result === 'challenge' && r.sent === false;
+  if (r.destination) parts.push(held ? `code sent before to ${r.destination}, not sent again` : `code ${r.resent ? 'sent again' : 'sent'} to ${r.destination}`);
   if (r.expiresAt) parts.push(`expires ${new Date(r.expiresAt).toISOString()}`);
-  if (r.retryAfter) parts.push(`retry in ${r.retryAfter} s`);
+  if (r.retryAfter) parts.push(held ? `another send allowed in ${r.retryAfter} s` : `retry in ${r.retryAfter} s`);
   if (r.recoveryCodesLeft !== undefined) parts.push(`${count(r.recoveryCodesLeft, 'recovery code', 'recovery codes')} left`);
   out(parts.join('; '));
   if (r.result === 'enroll' && r.otpauthUri) {

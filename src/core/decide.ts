@@ -29,7 +29,7 @@ export const DECISION_REASONS = [
   { reason: 'recovery-code-used', description: 'a recovery code was accepted and is now spent' },
   { reason: 'delivery-failed', description: 'the code could not be sent by the provider or its fallback' },
   { reason: 'provider-disabled', description: 'a second factor is needed but the platform has disabled the provider (and any fallback); the login is refused' },
-  { reason: 'rate-limited', description: 'no code was sent: the mailbox or destination had too many sends recently (exit 75, retryAfter)' },
+  { reason: 'rate-limited', description: 'no code was sent and none is open: the mailbox or destination was sent a code within codes.cooldownSeconds, or codes.hourlyLimit codes in the last hour (exit 75, retryAfter)' },
   { reason: 'enrolled', description: 'the TOTP enrolment was confirmed; the secret is now active' },
 ] as const;
 

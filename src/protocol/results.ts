@@ -62,7 +62,11 @@ export interface VerifyResult {
   destination?: string;
   /** challenge by sms/email, enroll: epoch ms when the code or pending secret expires. */
   expiresAt?: number;
-  /** deny 'locked' or a refused send: seconds until a retry can succeed (absent: until an admin unlocks). */
+  /** challenge by sms/email: whether a message went out now (false: the code sent before is still valid, and the send limits allow no other yet). */
+  sent?: boolean;
+  /** challenge by sms/email: the code sent before was sent again (the same code, the same expiry). */
+  resent?: boolean;
+  /** deny 'locked': seconds until a retry can succeed (absent: until an admin unlocks); a challenge not sent: seconds until another send is allowed. */
   retryAfter?: number;
   /** recovery-code-used: how many recovery codes remain. */
   recoveryCodesLeft?: number;
@@ -206,6 +210,12 @@ export interface SelfCodeSent {
   provider: string;
   destination: string;
   expiresAt: number;
+  /** Whether a message went out now; false: the code sent before is still valid and the send limits allow no other yet. */
+  sent: boolean;
+  /** The code sent before was sent again. */
+  resent: boolean;
+  /** Not sent: seconds until another send is allowed. */
+  retryAfter?: number;
 }
 
 export interface AdminAddResult {

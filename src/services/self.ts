@@ -248,8 +248,18 @@ export class SelfService {
       await this.p.audit.append(entry('error', reason));
       throw err;
     }
-    await this.p.audit.append(entry('sent', null, { provider: issued.provider }));
-    return { address, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt, resent: issued.resent };
+    // Inside the send limits an open code answers without a send: recorded as such.
+    await this.p.audit.append(issued.sent ? entry('sent', null, { provider: issued.provider }) : entry('not-sent', 'code-open', { provider: issued.provider }));
+    const answer: { address: string; provider: string; destination: string; expiresAt: number; sent: boolean; resent: boolean; retryAfter?: number } = {
+      address,
+      provider: issued.provider,
+      destination: issued.destination,
+      expiresAt: issued.expiresAt,
+      sent: issued.sent,
+      resent: issued.resent,
+    };
+    if (issued.retryAfter !== undefined) answer.retryAfter = issued.retryAfter;
+    return answer;
   }
 
   async forgetLocations(params: { user: string }, ctx: CallContext) {

@@ -165,7 +165,9 @@ export class Verifier {
       const fb = eff.fallbackProvider;
       if (fb !== 'none' && fb !== 'totp' && fb !== decision.provider && this.policy.rights(fb).enabled) providers.push(fb);
       const issued = await this.codes.challenge(login.address, providers, login);
-      return { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt };
+      const answer: Answer = { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt, sent: issued.sent, resent: issued.resent };
+      if (issued.retryAfter !== undefined) answer.retryAfter = issued.retryAfter;
+      return answer;
     }
 
     // The attempt is reserved with the client's source before anything is awaited, so that the
