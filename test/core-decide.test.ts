@@ -250,7 +250,7 @@ test('DECISION_REASONS: unique, described, and covering what services report', (
   const required: DecisionReason[] = [
     'country-blocked', 'trusted-network', 'mode-never', 'known-ip', 'known-country', 'always', 'new-ip', 'new-country',
     'country-unknown', 'enroll-required', 'code-valid', 'code-invalid', 'code-reused', 'code-expired', 'no-open-code',
-    'locked', 'recovery-code-used', 'delivery-failed', 'enrolled', 'provider-disabled', 'rate-limited',
+    'locked', 'recovery-code-used', 'delivery-failed', 'enrolled', 'provider-disabled', 'provider-unusable', 'rate-limited',
   ];
   assert.deepEqual([...names].sort(), [...required].sort());
 });

@@ -1,5 +1,6 @@
 // What verify, explain, mailbox show and self show answer where a new administrator trips up
-// (issue 13). The real daemon, the real CLI, the log transport.
+// (issue 13): a provider that cannot send, a repeated challenge while a code is open, the source
+// of a fallback provider, forgotten locations. The real daemon, the real CLI, the log transport.
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,7 +21,13 @@ interface Answer {
   sent?: boolean;
   resent?: boolean;
   retryAfter?: number;
-  error?: { code: string; message: string; retryAfter?: number };
+  error?: { code: string; message: string; hint?: string; retryAfter?: number; providers?: { provider: string; problem: string | null }[] };
+}
+
+interface Explained {
+  decision: { result: string; reason: string; provider: string; error?: string };
+  steps: string[];
+  mailbox: { providerInUse?: { provider: string | null; role: string | null; source: string | null; outcome: string } };
 }
 
 async function verifyOn(d: TestDaemon, user: string, ip = GB, code?: string): Promise<Answer> {
@@ -70,6 +77,66 @@ describe('answers of verify, explain and the views (issue 13)', () => {
   });
   after(() => d.cleanup());
   const verify = (user: string, ip = GB, code?: string) => verifyOn(d, user, ip, code);
+
+  it('a mailbox with provider email and no alternate address: PROVIDER_UNUSABLE, exit 78, and explain says so', async () => {
+    await d.json(['domain', 'set', 'noalt.example', '--challenge', 'always', '--provider', 'email']);
+    const r = await verify('ann@noalt.example');
+    assert.equal(r.exit, 78, `exit ${r.exit}: ${JSON.stringify(r)}`);
+    assert.deepEqual([r.result, r.reason, r.error?.code], ['error', 'provider-unusable', 'PROVIDER_UNUSABLE']);
+    assert.match(r.error!.message, /email/);
+    assert.match(r.error!.message, /alternate address/);
+    assert.doesNotMatch(r.error!.message, /retry/i);
+    assert.deepEqual(r.error!.providers?.map((p) => [p.provider, p.problem]), [['email', 'no-destination']]);
+    assert.match(r.stderr, /hint: .*--alt-email/);
+    assert.deepEqual(await codesSent(d, 'ann@noalt.example'), [], 'nothing was tried');
+
+    const x = await d.json<Explained>(['explain', 'ann@noalt.example', '--ip', GB]);
+    assert.deepEqual([x.decision.result, x.decision.reason, x.decision.error], ['error', 'provider-unusable', 'PROVIDER_UNUSABLE']);
+    assert.ok(x.steps.some((s) => /email from domain has no alternate address/.test(s)), x.steps.join('\n'));
+    assert.match(x.steps.at(-1)!, /verify would answer: error PROVIDER_UNUSABLE \(provider-unusable\), exit 78/);
+    const human = await d.cli(['explain', 'ann@noalt.example', '--ip', GB]);
+    assert.match(human.stdout, /decision: error \(provider-unusable\)/);
+    assert.doesNotMatch(human.stdout, /decision: challenge/);
+
+    const audit = await d.json<{ entries: { action: string; result: string; reason: string | null }[] }>(['audit', '--mailbox', 'ann@noalt.example', '--action', 'verify']);
+    assert.ok(audit.entries.some((e) => e.result === 'error' && e.reason === 'provider-unusable'), JSON.stringify(audit.entries));
+    assert.match(d.log(), /"event":"provider-unusable"[^\n]*"mailbox":"ann@noalt.example"/);
+  });
+
+  it('an unusable provider is skipped before any send: the fallback is used, and explain names it', async () => {
+    await d.json(['mailbox', 'set', 'ann@noalt.example', '--fallback', 'sms', '--phone', '+447700900123']);
+    const r = await verify('ann@noalt.example');
+    assert.deepEqual([r.exit, r.result, r.reason, r.provider, r.destination], [2, 'challenge', 'always', 'sms', '+44*******123']);
+    assert.equal((await codesSent(d, 'ann@noalt.example')).length, 1);
+    const x = await d.json<Explained>(['explain', 'ann@noalt.example', '--ip', GB]);
+    assert.deepEqual([x.decision.result, x.decision.provider], ['challenge', 'sms']);
+    assert.ok(x.steps.some((s) => s.includes('provider: sms (fallback, from mailbox; email from domain has no alternate address for this mailbox)')), x.steps.join('\n'));
+  });
+
+  it('totp disabled with a fallback that has no phone: PROVIDER_UNUSABLE; with no fallback at all: provider-disabled', async () => {
+    await d.json(['mailbox', 'set', 'tom@totp.example', '--challenge', 'always', '--fallback', 'sms']);
+    await d.json(['enroll', 'tom@totp.example', '--no-confirm']);
+    await d.json(['mailbox', 'set', 'una@totp.example', '--challenge', 'always']);
+    await d.json(['enroll', 'una@totp.example', '--no-confirm']);
+    await d.json(['providers', 'disable', 'totp']);
+    try {
+      const r = await verify('tom@totp.example');
+      assert.equal(r.exit, 78, JSON.stringify(r));
+      assert.equal(r.error?.code, 'PROVIDER_UNUSABLE');
+      assert.match(r.error!.message, /totp from default is disabled/);
+      assert.match(r.error!.message, /sms from mailbox has no phone number/);
+      // A TOTP code cannot slip through the disabled provider either.
+      const withCode = await verify('tom@totp.example', GB, '123456');
+      assert.equal(withCode.exit, 78, JSON.stringify(withCode));
+      const x = await d.json<Explained>(['explain', 'tom@totp.example', '--ip', GB]);
+      assert.deepEqual([x.decision.result, x.decision.reason], ['error', 'provider-unusable']);
+
+      const una = await verify('una@totp.example');
+      assert.deepEqual([una.exit, una.result, una.reason], [1, 'deny', 'provider-disabled']);
+    } finally {
+      await d.json(['providers', 'enable', 'totp']);
+    }
+  });
 
   it('a repeated challenge while a code is open answers challenge again, sending only when the limits allow', async () => {
     await d.json(['mailbox', 'set', 'cy@codes.example', '--challenge', 'always', '--provider', 'email', '--alt-email', 'cy@home.example']);
@@ -153,5 +220,57 @@ describe('answers of verify, explain and the views (issue 13)', () => {
     assert.match(human.stdout, /remembered countries\s+none/);
     const self = await d.json<{ ips: unknown[]; countries: unknown[] }>(['self', '--user', 'eve@loc.example', 'show']);
     assert.deepEqual([self.ips, self.countries], [[], []]);
+  });
+});
+
+describe('the provider actually used is named with its own source (issue 13)', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({ config: { providers: { sms: { enabled: true, transport: 'log' }, email: { enabled: true, transport: 'log' } } } });
+  });
+  after(() => d.cleanup());
+
+  it('email from the domain disabled, sms the global fallback: explain and mailbox show say sms from global', async () => {
+    await d.json(['global', 'set', '--fallback', 'sms']);
+    await d.json(['domain', 'set', 'fb.example', '--challenge', 'always', '--provider', 'email']);
+    await d.json(['mailbox', 'set', 'dee@fb.example', '--phone', '+447700900456', '--alt-email', 'dee@home.example']);
+    await d.json(['providers', 'disable', 'email']);
+    const x = await d.json<Explained>(['explain', 'dee@fb.example', '--ip', GB]);
+    assert.deepEqual([x.decision.result, x.decision.provider], ['challenge', 'sms']);
+    assert.ok(x.steps.some((s) => s.includes('provider: sms (fallback, from global; email from domain is disabled)')), x.steps.join('\n'));
+    assert.ok(!x.steps.some((s) => s.includes('sms (from domain)')), x.steps.join('\n'));
+
+    const shown = await d.json<{ effective: { provider: { value: string; source: string } }; providerInUse: { provider: string; role: string; source: string; outcome: string } }>(['mailbox', 'show', 'dee@fb.example']);
+    assert.deepEqual(shown.effective.provider, { value: 'email', source: 'domain' }, 'the configured provider is still shown as configured');
+    assert.deepEqual([shown.providerInUse.provider, shown.providerInUse.role, shown.providerInUse.source, shown.providerInUse.outcome], ['sms', 'fallback', 'global', 'usable']);
+    const human = await d.cli(['mailbox', 'show', 'dee@fb.example']);
+    assert.match(human.stdout, /provider in use\s+sms \(fallback, from global; email from domain is disabled\)/);
+
+    const v = await verifyOn(d, 'dee@fb.example');
+    assert.deepEqual([v.exit, v.provider], [2, 'sms']);
+  });
+});
+
+describe('an enabled provider without a gateway (issue 13)', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({ config: { providers: { email: { enabled: true, transport: 'smtp' } }, smtp: null } });
+  });
+  after(() => d.cleanup());
+
+  it('verify answers PROVIDER_UNUSABLE (exit 78), not a temporary failure; status and providers list warn', async () => {
+    await d.json(['domain', 'set', 'gw.example', '--challenge', 'always', '--provider', 'email']);
+    await d.json(['mailbox', 'set', 'bob@gw.example', '--alt-email', 'bob@home.example']);
+    const r = await verifyOn(d, 'bob@gw.example');
+    assert.equal(r.exit, 78, JSON.stringify(r));
+    assert.deepEqual([r.reason, r.error?.code], ['provider-unusable', 'PROVIDER_UNUSABLE']);
+    assert.match(r.error!.message, /email from domain has no gateway \(smtp is not configured\)/);
+    assert.deepEqual(r.error!.providers?.map((p) => [p.provider, p.problem]), [['email', 'no-gateway']]);
+
+    const status = await d.cli(['status']);
+    assert.match(status.stdout, /provider email\s+enabled, transport smtp, gateway unconfigured \(enabled without a gateway/);
+    const list = await d.cli(['providers', 'list']);
+    assert.match(list.stdout, /email\s.*enabled without a gateway: verify answers provider-unusable/);
+    assert.match(d.log(), /"event":"provider-without-gateway","provider":"email"/);
   });
 });

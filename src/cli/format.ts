@@ -24,6 +24,7 @@ import type {
   StatusResult,
   UnlockResult,
 } from '../protocol/results.js';
+import { describeChoice } from '../core/provider-choice.js';
 import { count } from '../core/wording.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
@@ -65,6 +66,10 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
   return rows([
     ['mailbox', `${c.bold(m.address)}${m.stored ? '' : c.dim(' (not stored: inherits everything)')}`],
     ...formatEffective(m.effective, c),
+    // Only where it is not simply the configured provider: a fallback in its place, or none.
+    ...(m.providerInUse !== undefined && m.providerInUse.candidates.some((x) => x.problem !== null)
+      ? [['provider in use', m.providerInUse.provider === null ? c.red(describeChoice(m.providerInUse)) : c.yellow(describeChoice(m.providerInUse))] as [string, string]]
+      : []),
     ["user's own choices", ownChoices(m.userSettings)],
     ['phone', m.phone ?? '-'],
     ['alternate email', m.altEmail ?? '-'],
@@ -120,7 +125,7 @@ export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): strin
 
 export function formatExplain(x: ExplainResult, c: ChalkInstance): string {
   const d = x.decision;
-  const colour = d.result === 'allow' ? c.green : d.result === 'deny' ? c.red : c.yellow;
+  const colour = d.result === 'allow' ? c.green : d.result === 'deny' || d.result === 'error' ? c.red : c.yellow;
   return [
     formatMailbox(x.mailbox, c),
     '',
@@ -208,7 +213,8 @@ export function formatAudit(r: AuditQueryResult): string {
 }
 
 export function formatProviderRow(r: ProviderRow, c: ChalkInstance): string {
-  return `${r.name.padEnd(6)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}  mailboxes: ${r.mailboxes}`;
+  const row = `${r.name.padEnd(6)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}  mailboxes: ${r.mailboxes}`;
+  return r.enabled && !r.gatewayConfigured ? `${row}  ${c.red(`(enabled without a gateway: verify answers provider-unusable where ${r.name} is needed)`)}` : row;
 }
 
 export function formatAdminAdded(r: AdminAddResult, c: ChalkInstance): string {

@@ -40,8 +40,9 @@ Options:
 These options may come before or after the word verify.
 
 Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon
-unavailable, 75 temporary failure (e.g. delivery-failed). See man memfa for
-every reason.
+unavailable, 75 temporary failure (e.g. delivery-failed), 78 no provider can
+give the mailbox its factor (provider-unusable: a configuration error, do not
+retry). See man memfa for every reason.
 `;
 
 const EXIT_FOR: Record<VerifyResult['result'], number> = { allow: EXIT.ALLOW, deny: EXIT.DENY, challenge: EXIT.CHALLENGE, enroll: EXIT.ENROLL };

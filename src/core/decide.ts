@@ -29,6 +29,7 @@ export const DECISION_REASONS = [
   { reason: 'recovery-code-used', description: 'a recovery code was accepted and is now spent' },
   { reason: 'delivery-failed', description: 'the code could not be sent by the provider or its fallback' },
   { reason: 'provider-disabled', description: 'a second factor is needed but the platform has disabled the provider (and any fallback); the login is refused' },
+  { reason: 'provider-unusable', description: 'a second factor is needed but neither the provider nor its fallback can give it: a gateway, phone number or alternate address is missing; a configuration error, not worth retrying (exit 78)' },
   { reason: 'rate-limited', description: 'no code was sent and none is open: the mailbox or destination was sent a code within codes.cooldownSeconds, or codes.hourlyLimit codes in the last hour (exit 75, retryAfter)' },
   { reason: 'enrolled', description: 'the TOTP enrolment was confirmed; the secret is now active' },
 ] as const;

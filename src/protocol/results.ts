@@ -1,5 +1,6 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
 import type { ChallengeMinimum, CountryRule, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { ProviderChoice } from '../core/provider-choice.js';
 import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
 
 export interface StatusResult {
@@ -112,6 +113,12 @@ export interface MailboxView {
    */
   lock: LockView & { known: LockView; elsewhere: LockView };
   recoveryCodesLeft: number;
+  /**
+   * mailbox.show, mailbox.set, explain: the provider verify would use, after the platform's policy,
+   * the gateways and the mailbox's phone and alternate address: the configured one, its fallback
+   * (role 'fallback', with the fallback's source), or none (outcome disabled or unusable).
+   */
+  providerInUse?: ProviderChoice;
 }
 
 export interface EnrolResult {
@@ -130,7 +137,8 @@ export interface ExplainResult {
   ip: string;
   country: string | null;
   mailbox: MailboxView;
-  decision: { result: VerifyOutcome; reason: string; provider: ProviderName; matched?: string; rule?: string };
+  /** result 'error': verify would answer with the error `error` (e.g. PROVIDER_UNUSABLE), whose reason is `reason`. */
+  decision: { result: VerifyOutcome | 'error'; reason: string; provider: ProviderName; matched?: string; rule?: string; error?: 'PROVIDER_UNUSABLE' };
   steps: string[];
 }
 

@@ -5,10 +5,12 @@
 // expires or is used; after a restart a re-challenge issues a new code instead.
 import { generateNumericCode } from '../core/codes.js';
 import type { MailboxRecord, OpenCode } from '../core/model.js';
+import { destinationOf, problemText } from '../core/provider-choice.js';
 import { maskRecipient } from '../delivery/mask.js';
 import { MemfaError } from '../protocol/errors.js';
 import { keyedHash, verifyKeyedHash } from '../security/hash.js';
 import type { Ports } from './ports.js';
+import { providerUnusable, type UnusableCandidate } from './unusable.js';
 
 export type CodeProvider = 'sms' | 'email';
 export const CODE_PURPOSE = 'otp-code';
@@ -61,10 +63,6 @@ export class OneTimeCodes {
     private readonly isEnabled: (provider: CodeProvider) => boolean,
   ) {}
 
-  destinationOf(rec: MailboxRecord, provider: CodeProvider): string | null {
-    return provider === 'sms' ? rec.phone : rec.altEmail;
-  }
-
   private hash(code: string): string {
     return keyedHash(this.p.secrets.macKey(CODE_PURPOSE), CODE_PURPOSE, code);
   }
@@ -105,7 +103,7 @@ export class OneTimeCodes {
     const open = rec?.openCode ?? null;
     if (rec === undefined || open === null || open.expiresAt <= now) return null;
     const provider = open.provider as CodeProvider;
-    if (!providers.includes(provider) || this.destinationOf(rec, provider) !== open.destination) return null;
+    if (!providers.includes(provider) || destinationOf(rec, provider) !== open.destination) return null;
     return { provider, destination: maskRecipient(provider, open.destination), expiresAt: open.expiresAt, sent: false, resent: false };
   }
 
@@ -124,7 +122,8 @@ export class OneTimeCodes {
    * Sends a code through `providers` in order (the mailbox's provider, then its fallback) and
    * records the open code once a send succeeded; while the send limits forbid a send, an open
    * code still valid answers instead (sent: false). Throws RATE_LIMITED (limits reached, no code
-   * open) or DELIVERY_FAILED; on failure no code is left open.
+   * open), PROVIDER_UNUSABLE (no provider could even be tried: disabled, no gateway or no
+   * destination) or DELIVERY_FAILED; on failure no code is left open.
    */
   challenge(address: string, providers: CodeProvider[], login: { ip: string; country: string | null }): Promise<IssuedCode> {
     const previous = this.busy.get(address) ?? Promise.resolve();
@@ -138,18 +137,23 @@ export class OneTimeCodes {
 
   private async challengeNow(address: string, providers: CodeProvider[], login: { ip: string; country: string | null }): Promise<IssuedCode> {
     const failures: string[] = [];
+    const skipped: UnusableCandidate[] = [];
     const held = this.heldCode(this.p.store.getMailbox(address), providers, this.p.clock());
     for (const provider of providers) {
       const now = this.p.clock();
       const rec = this.p.store.getMailbox(address);
-      const to = rec === undefined ? null : this.destinationOf(rec, provider);
+      const to = rec === undefined ? null : destinationOf(rec, provider);
       const sender = this.p.senders[provider];
-      if (rec === undefined || to === null) {
-        failures.push(`${provider}: the mailbox has no ${provider === 'sms' ? 'phone number' : 'alternate address'}`);
+      if (!this.isEnabled(provider)) {
+        skipped.push({ provider, problem: 'disabled' });
         continue;
       }
-      if (sender === undefined || !this.isEnabled(provider)) {
-        failures.push(`${provider}: the provider is not enabled or has no gateway configured`);
+      if (sender === undefined) {
+        skipped.push({ provider, problem: 'no-gateway' });
+        continue;
+      }
+      if (rec === undefined || to === null) {
+        skipped.push({ provider, problem: 'no-destination' });
         continue;
       }
       const plan = this.plan(rec, provider, to, held, now);
@@ -189,7 +193,10 @@ export class OneTimeCodes {
       if (current?.openCode) tx.putMailbox({ ...current, openCode: null });
     });
     this.plain.delete(address);
-    throw new MemfaError('DELIVERY_FAILED', `the code could not be delivered: ${failures.join('; ')}`, { data: { reason: 'delivery-failed' }, hint: 'memfa provider test sms|email checks the gateway' });
+    // Not one provider could be tried: a configuration error, which retrying does not mend.
+    if (failures.length === 0) throw providerUnusable(address, skipped);
+    const unusable = skipped.map((c) => `${c.provider} ${problemText(c)}`);
+    throw new MemfaError('DELIVERY_FAILED', `the code could not be delivered: ${[...failures, ...unusable].join('; ')}`, { data: { reason: 'delivery-failed' }, hint: 'memfa provider test sms|email checks the gateway' });
   }
 
   /**
