@@ -13,7 +13,8 @@
 #
 # It fails closed: the PAM step succeeds only when memfa answers allow (exit 0). Deny (1),
 # challenge (2), enroll (3), a usage error (64), the daemon being unavailable (69), a temporary
-# failure (75) and everything else refuse the login.
+# failure (75), a configuration error (78: no provider can give the user a factor) and everything
+# else refuse the login.
 #
 # Needs: PAM_USER = the mailbox address, PAM_RHOST = the client's IP address (Dovecot passes the
 # address; a host name is refused by memfa). The process running PAM must be able to connect to
@@ -69,6 +70,9 @@ case $status in
     ;;
   75)
     log "temporary failure; refusing $user from $ip"
+    ;;
+  78)
+    log "no provider can give $user a second factor (a configuration error: see memfa explain $user --ip $ip); refusing $user from $ip"
     ;;
   *)
     log "memfa verify exited with status $status; refusing $user from $ip"

@@ -251,7 +251,7 @@ test('DECISION_REASONS: unique, described, and covering what services report', (
   const required: DecisionReason[] = [
     'country-blocked', 'trusted-network', 'mode-never', 'known-ip', 'known-country', 'always', 'new-ip', 'new-country',
     'country-unknown', 'enroll-required', 'code-valid', 'code-invalid', 'code-reused', 'code-expired', 'no-open-code',
-    'locked', 'recovery-code-used', 'delivery-failed', 'enrolled', 'provider-disabled', 'rate-limited', 'enrolment-grace',
+    'locked', 'recovery-code-used', 'delivery-failed', 'enrolled', 'provider-disabled', 'provider-unusable', 'rate-limited', 'enrolment-grace',
   ];
   assert.deepEqual([...names].sort(), [...required].sort());
 });

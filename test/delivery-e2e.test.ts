@@ -16,6 +16,7 @@ interface Answer {
   provider?: string;
   destination?: string;
   expiresAt?: number;
+  sent?: boolean;
   error?: { code: string; message: string; retryAfter?: number };
 }
 
@@ -109,13 +110,20 @@ describe('code delivery end to end', () => {
     assert.equal(codeIn(smpp.submitted[before + 1]!.text), code, 'the same code re-sent');
 
     await verify('ben@mail.example'); // third send: the cap is 3 an hour
-    const refused = await verify('ben@mail.example');
-    assert.equal(refused.exit, 75);
-    assert.equal(refused.error?.code, 'RATE_LIMITED');
-    assert.ok((refused.error?.retryAfter ?? 0) > 0);
+    await waitUntil(() => smpp.submitted.length === before + 3, 3000, 'third SMS');
+    // The cap refuses a fourth send, but the code the user has is still valid: challenge again.
+    const capped = await verify('ben@mail.example');
+    assert.deepEqual([capped.exit, capped.expiresAt, capped.sent], [2, first.expiresAt, false]);
 
     const ok = await verify('ben@mail.example', code);
     assert.equal(ok.reason, 'code-valid');
+    // No code is open now: the cap refuses the challenge.
+    const refused = await verify('ben@mail.example');
+    assert.equal(refused.exit, 75);
+    assert.equal(refused.error?.code, 'RATE_LIMITED');
+    assert.match(refused.error!.message, /hourly limit of 3 codes/);
+    assert.ok((refused.error?.retryAfter ?? 0) > 0);
+    assert.equal(smpp.submitted.length, before + 3, 'no fourth SMS');
   });
 
   it('voids a code after five wrong tries', async () => {

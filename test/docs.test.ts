@@ -11,6 +11,7 @@ import { buildProgram } from '../src/cli/program.js';
 import { VERIFY_HELP } from '../src/cli/verify.js';
 import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
+import { PROVIDER_PROBLEMS } from '../src/core/provider-choice.js';
 import { SETTING_LEVELS } from '../src/core/settings.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
 import { METHODS, SOCKET_KINDS, isDelegable, type MethodName } from '../src/protocol/methods.js';
@@ -307,4 +308,9 @@ test('the README has the two set-up commands and links the man pages', () => {
     assert.ok(readme.includes(link), `README links ${link}`);
     assert.ok(existsSync(path.join(ROOT, link)), `${link} exists`);
   }
+});
+
+test('every reason a provider cannot be used is in memfa(1), under mailbox show', () => {
+  const text = tokens(section('COMMANDS'));
+  for (const problem of PROVIDER_PROBLEMS) assert.ok(text.includes(problem), `memfa.1 COMMANDS (mailbox show): the provider problem ${problem}`);
 });

@@ -27,6 +27,7 @@ import type {
   UnlockResult,
 } from '../protocol/results.js';
 import { describeGrace } from '../core/grace.js';
+import { describeChoice } from '../core/provider-choice.js';
 import { count } from '../core/wording.js';
 
 const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
@@ -69,6 +70,10 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
   return rows([
     ['mailbox', `${c.bold(m.address)}${m.stored ? '' : c.dim(' (not stored: inherits everything)')}`],
     ...formatEffective(m.effective, c),
+    // Only where it is not simply the configured provider: a fallback in its place, or none.
+    ...(m.providerInUse !== undefined && m.providerInUse.candidates.some((x) => x.problem !== null)
+      ? [['provider in use', m.providerInUse.provider === null ? c.red(describeChoice(m.providerInUse)) : c.yellow(describeChoice(m.providerInUse))] as [string, string]]
+      : []),
     ["user's own choices", ownChoices(m.userSettings)],
     ['phone', m.phone ?? '-'],
     ['alternate email', m.altEmail ?? '-'],
@@ -125,7 +130,7 @@ export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): strin
 
 export function formatExplain(x: ExplainResult, c: ChalkInstance): string {
   const d = x.decision;
-  const colour = d.result === 'allow' ? c.green : d.result === 'deny' ? c.red : c.yellow;
+  const colour = d.result === 'allow' ? c.green : d.result === 'deny' || d.result === 'error' ? c.red : c.yellow;
   return [
     formatMailbox(x.mailbox, c),
     '',
@@ -226,7 +231,8 @@ export function formatAudit(r: AuditQueryResult): string {
 }
 
 export function formatProviderRow(r: ProviderRow, c: ChalkInstance): string {
-  return `${r.name.padEnd(6)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}  mailboxes: ${r.mailboxes}`;
+  const row = `${r.name.padEnd(6)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}  mailboxes: ${r.mailboxes}`;
+  return r.enabled && !r.gatewayConfigured ? `${row}  ${c.red(`(enabled without a gateway: verify answers provider-unusable where ${r.name} is needed)`)}` : row;
 }
 
 export function formatAdminAdded(r: AdminAddResult, c: ChalkInstance): string {
@@ -243,10 +249,11 @@ export function formatAdminList(r: AdminListResult): string {
 }
 
 export function formatSelf(v: SelfView): string {
+  const choices = (allowed: string[]) => (!v.mayConfigure ? 'the user may not change it' : `may choose: ${allowed.length === 0 ? 'none' : allowed.join(', ')}`);
   return rows([
     ['mailbox', v.address],
-    ['challenge', `${v.challenge} (${v.sources.challenge}; may choose: ${v.allowedChallenges.length === 0 ? 'none' : v.allowedChallenges.join(', ')})`],
-    ['provider', `${v.provider} (${v.sources.provider}; may choose: ${v.allowedProviders.length === 0 ? 'none' : v.allowedProviders.join(', ')})`],
+    ['challenge', `${v.challenge} (${v.sources.challenge}; ${choices(v.allowedChallenges)})`],
+    ['provider', `${v.provider} (${v.sources.provider}; ${choices(v.allowedProviders)})`],
     ['phone', v.phone ?? '-'],
     ['alternate email', v.altEmail ?? '-'],
     ['totp', v.totp],
@@ -256,7 +263,8 @@ export function formatSelf(v: SelfView): string {
 }
 
 export function formatSelfCodeSent(r: SelfCodeSent): string {
-  return `code sent by ${r.provider} to ${r.destination}; valid until ${iso(r.expiresAt)}`;
+  if (!r.sent) return `the code sent before by ${r.provider} to ${r.destination} is valid until ${iso(r.expiresAt)}; not sent again${r.retryAfter === undefined ? '' : ` (another send is allowed in ${r.retryAfter} s)`}`;
+  return `code ${r.resent ? 'sent again' : 'sent'} by ${r.provider} to ${r.destination}; valid until ${iso(r.expiresAt)}`;
 }
 
 export function formatSelfActivated(c: ChalkInstance): string {

@@ -22,8 +22,8 @@ Options:
                      NUL is ignored)
   --json             print one JSON object: result, reason, provider, user, ip,
                      country, and where relevant otpauthUri, destination,
-                     expiresAt, retryAfter, recoveryCodesLeft, graceLoginsLeft,
-                     graceUntil
+                     expiresAt, sent, resent, retryAfter, recoveryCodesLeft,
+                     graceLoginsLeft, graceUntil
   --socket PATH      the hook socket (default: from the configuration)
   --config FILE      configuration file (default: $MEMFA_CONFIG,
                      /etc/memfa/memfa.json, shipped default)
@@ -41,8 +41,9 @@ Options:
 These options may come before or after the word verify.
 
 Exit status: 0 allow, 1 deny, 2 challenge, 3 enroll, 64 usage, 69 daemon
-unavailable, 75 temporary failure (e.g. delivery-failed). See man memfa for
-every reason.
+unavailable, 75 temporary failure (e.g. delivery-failed), 78 no provider can
+give the mailbox its factor (provider-unusable: a configuration error, do not
+retry). See man memfa for every reason.
 `;
 
 const EXIT_FOR: Record<VerifyResult['result'], number> = { allow: EXIT.ALLOW, deny: EXIT.DENY, challenge: EXIT.CHALLENGE, enroll: EXIT.ENROLL };
@@ -129,9 +130,10 @@ export async function runVerify(argv: string[]): Promise<number> {
 
 async function printHuman(r: VerifyResult): Promise<void> {
   const parts = [`${r.result} (${r.reason})`, `provider ${r.provider}`];
-  if (r.destination) parts.push(`code sent to ${r.destination}`);
+  const held = r.result === 'challenge' && r.sent === false;
+  if (r.destination) parts.push(held ? `code sent before to ${r.destination}, not sent again` : `code ${r.resent ? 'sent again' : 'sent'} to ${r.destination}`);
   if (r.expiresAt) parts.push(`expires ${new Date(r.expiresAt).toISOString()}`);
-  if (r.retryAfter) parts.push(`retry in ${r.retryAfter} s`);
+  if (r.retryAfter) parts.push(held ? `another send allowed in ${r.retryAfter} s` : `retry in ${r.retryAfter} s`);
   if (r.recoveryCodesLeft !== undefined) parts.push(`${count(r.recoveryCodesLeft, 'recovery code', 'recovery codes')} left`);
   if (r.graceLoginsLeft !== undefined) parts.push(`${count(r.graceLoginsLeft, 'grace login', 'grace logins')} left`);
   if (r.graceUntil !== undefined) parts.push(`grace until ${new Date(r.graceUntil).toISOString()}`);

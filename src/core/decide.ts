@@ -30,7 +30,8 @@ export const DECISION_REASONS = [
   { reason: 'recovery-code-used', description: 'a recovery code was accepted and is now spent' },
   { reason: 'delivery-failed', description: 'the code could not be sent by the provider or its fallback' },
   { reason: 'provider-disabled', description: 'a second factor is needed but the platform has disabled the provider (and any fallback); the login is refused' },
-  { reason: 'rate-limited', description: 'no code was sent: the mailbox or destination had too many sends recently (exit 75, retryAfter)' },
+  { reason: 'provider-unusable', description: 'a second factor is needed but neither the provider nor its fallback can give it: a gateway, phone number or alternate address is missing; a configuration error, not worth retrying (exit 78)' },
+  { reason: 'rate-limited', description: 'no code was sent and none is open: the mailbox or destination was sent a code within codes.cooldownSeconds, or codes.hourlyLimit codes in the last hour (exit 75, retryAfter)' },
   { reason: 'enrolled', description: 'the TOTP enrolment was confirmed; the secret is now active' },
 ] as const;
 
@@ -71,6 +72,11 @@ export interface Decision {
 /** An entry counts while `now - lastSeen <= maxAgeMs` (a lastSeen in the future, from clock steps, counts). */
 function fresh(entry: { lastSeen: number }, now: number, policy: RememberPolicy): boolean {
   return now - entry.lastSeen <= policy.maxAgeMs;
+}
+
+/** The entries of a remembered list that still count at `now`; the others are forgotten. */
+export function freshEntries<T extends { lastSeen: number }>(entries: readonly T[], now: number, policy: RememberPolicy): T[] {
+  return entries.filter((e) => fresh(e, now, policy));
 }
 
 /** Whether `ip` (normalised) is a fresh remembered address in `ips`. */

@@ -44,6 +44,7 @@ export const ERRORS = {
   TIMEOUT: { rpc: -32031, exit: EXIT.TEMPFAIL, summary: 'the daemon did not answer in time' },
   DAEMON_UNAVAILABLE: { rpc: -32032, exit: EXIT.UNAVAILABLE, summary: 'the daemon is not running or its socket cannot be opened' },
   CONFIG_INVALID: { rpc: -32040, exit: EXIT.CONFIG, summary: 'the configuration is invalid' },
+  PROVIDER_UNUSABLE: { rpc: -32041, exit: EXIT.CONFIG, summary: 'neither the provider nor its fallback can give the mailbox its second factor: a gateway, phone number or alternate address is missing' },
   USAGE: { rpc: -32602, exit: EXIT.USAGE, summary: 'the command line is wrong' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,5 +1,6 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
 import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
+import type { ProviderChoice } from '../core/provider-choice.js';
 import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
 
 export interface StatusResult {
@@ -62,7 +63,11 @@ export interface VerifyResult {
   destination?: string;
   /** challenge by sms/email, enroll: epoch ms when the code or pending secret expires. */
   expiresAt?: number;
-  /** deny 'locked' or a refused send: seconds until a retry can succeed (absent: until an admin unlocks). */
+  /** challenge by sms/email: whether a message went out now (false: the code sent before is still valid, and the send limits allow no other yet). */
+  sent?: boolean;
+  /** challenge by sms/email: the code sent before was sent again (the same code, the same expiry). */
+  resent?: boolean;
+  /** deny 'locked': seconds until a retry can succeed (absent: until an admin unlocks); a challenge not sent: seconds until another send is allowed. */
   retryAfter?: number;
   /** recovery-code-used: how many recovery codes remain. */
   recoveryCodesLeft?: number;
@@ -115,6 +120,12 @@ export interface MailboxView {
   recoveryCodesLeft: number;
   /** Logins let in by an enrolment grace with a number of logins. */
   enrolmentGraceLogins: number;
+  /**
+   * mailbox.show, mailbox.set, explain: the provider verify would use, after the platform's policy,
+   * the gateways and the mailbox's phone and alternate address: the configured one, its fallback
+   * (role 'fallback', with the fallback's source), or none (outcome disabled or unusable).
+   */
+  providerInUse?: ProviderChoice;
 }
 
 export interface EnrolResult {
@@ -133,7 +144,8 @@ export interface ExplainResult {
   ip: string;
   country: string | null;
   mailbox: MailboxView;
-  decision: { result: VerifyOutcome; reason: string; provider: ProviderName; matched?: string; rule?: string };
+  /** result 'error': verify would answer with the error `error` (e.g. PROVIDER_UNUSABLE), whose reason is `reason`. */
+  decision: { result: VerifyOutcome | 'error'; reason: string; provider: ProviderName; matched?: string; rule?: string; error?: 'PROVIDER_UNUSABLE' };
   steps: string[];
 }
 
@@ -213,6 +225,12 @@ export interface SelfCodeSent {
   provider: string;
   destination: string;
   expiresAt: number;
+  /** Whether a message went out now; false: the code sent before is still valid and the send limits allow no other yet. */
+  sent: boolean;
+  /** The code sent before was sent again. */
+  resent: boolean;
+  /** Not sent: seconds until another send is allowed. */
+  retryAfter?: number;
 }
 
 export interface AdminAddResult {

@@ -2,7 +2,8 @@
 import { resolveSettings } from '../core/settings.js';
 import { failuresOf, lockState, type LockoutPolicy } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type FailureState, type MailboxRecord } from '../core/model.js';
-import type { RememberPolicy } from '../core/decide.js';
+import { freshEntries, type RememberPolicy } from '../core/decide.js';
+import type { ProviderChoice } from '../core/provider-choice.js';
 import type { TotpOptions } from '../core/totp.js';
 import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
@@ -66,26 +67,37 @@ function lockViews(known: FailureState, elsewhere: FailureState, now: number): M
   return { ...longer, failures: Math.max(k.failures, e.failures), known: k, elsewhere: e };
 }
 
-/** `unstored`: where the failures of a mailbox without a record are kept (verify's). */
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures): MailboxView {
+/** Which provider gives a mailbox its factor under its effective settings (ProviderPolicy.choiceFor). */
+export type ChoiceOf = (eff: EffectiveSettings, rec: MailboxRecord) => ProviderChoice;
+
+/**
+ * `unstored`: where the failures of a mailbox without a record are kept (verify's). `choiceOf`:
+ * when given, the view says which provider verify would use (providerInUse). Remembered
+ * locations past locations.maxAgeDays are left out: verify no longer counts them (core/decide.ts).
+ */
+export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures, choiceOf?: ChoiceOf): MailboxView {
   const stored = store.getMailbox(address);
   const rec = stored ?? newMailbox(address, now);
   const elsewhere = stored === undefined ? unstored?.get(address, now) : undefined;
   const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
-  return {
+  const eff = effectiveSettings(config, store, address, rec);
+  const remember = rememberPolicy(config);
+  const view: MailboxView = {
     address,
     stored: stored !== undefined,
     settings: { ...rec.settings },
     userSettings: { ...rec.userSettings },
-    effective: effectiveView(effectiveSettings(config, store, address, rec)),
+    effective: effectiveView(eff),
     phone: rec.phone,
     altEmail: rec.altEmail,
     totp: rec.totp !== null ? 'active' : rec.pendingTotp !== null && rec.pendingTotp.expiresAt > now ? 'pending' : 'none',
     totpActivatedAt: rec.totp?.activatedAt ?? null,
-    ips: [...rec.ips],
-    countries: [...rec.countries],
+    ips: freshEntries(rec.ips, now, remember),
+    countries: freshEntries(rec.countries, now, remember),
     lock,
     recoveryCodesLeft: rec.recoveryCodeHashes.length,
     enrolmentGraceLogins: rec.enrolmentGraceLogins ?? 0,
   };
+  if (choiceOf !== undefined) view.providerInUse = choiceOf(eff, rec);
+  return view;
 }

@@ -13,7 +13,7 @@ import { RecoveryCodes } from './recovery.js';
 import { SecurityAdmin } from './security-admin.js';
 import { SelfService } from './self.js';
 import { SettingsAdmin } from './settings-admin.js';
-import { daemonStatus } from './status.js';
+import { daemonStatus, warnProvidersWithoutGateway } from './status.js';
 import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
 import { lockoutPolicy } from './context.js';
@@ -25,6 +25,7 @@ export interface Services {
 
 export function createServices(p: Ports): Services {
   const policy = new ProviderPolicy(p);
+  warnProvidersWithoutGateway(p, policy);
   const unstored = new UnstoredFailures(lockoutPolicy(p.config));
   const settings = new SettingsAdmin(p, policy, unstored);
   const enrolment = new Enrolment(p);

@@ -1,6 +1,7 @@
 // Support operations on one mailbox: reset (lost phone), explain (dry run).
 import { describeGrace, type GraceState } from '../core/grace.js';
 import type { EffectiveSettings } from '../core/model.js';
+import { describeChoice } from '../core/provider-choice.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import { count } from '../core/wording.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
@@ -10,6 +11,7 @@ import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 import type { Verifier } from './verify.js';
 import type { OneTimeCodes } from './codes.js';
+import { providerUnusable } from './unusable.js';
 
 /** What the enrolment grace does for a login that must enrol. */
 function graceStep(grace: GraceState, eff: EffectiveSettings, used: number): string {
@@ -64,7 +66,7 @@ export class MailboxOps {
     const now = this.p.clock();
     const country = this.p.country(ip);
     const rec = mailboxOrNew(this.p.store, address, now);
-    const { settings: eff, disabled } = this.verifier.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec));
+    const { settings: eff, choice } = this.verifier.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
     const decision = this.verifier.decision({ address, ip, country, now }, rec, eff);
     const steps: string[] = [];
     steps.push(`country of ${ip}: ${country ?? 'unknown'}`);
@@ -72,24 +74,38 @@ export class MailboxOps {
     steps.push(`trusted networks: ${eff.trustedNetworks.length === 0 ? 'none' : eff.trustedNetworks.join(', ')}`);
     const min = eff.minChallenge;
     const from = min?.raised ? `the ${min.source} minimum, stricter than the settings` : min === null ? eff.sources.challenge : `${eff.sources.challenge}; ${min.source} minimum ${min.value}`;
-    steps.push(`challenge mode: ${eff.challenge} (from ${from}); provider: ${eff.provider} (from ${eff.sources.provider})`);
+    steps.push(`challenge mode: ${eff.challenge} (from ${from}); provider: ${describeChoice(choice)}`);
     let result: ExplainResult['decision'] = { result: decision.action, reason: decision.reason, provider: decision.provider };
     if (decision.matched !== undefined) result.matched = decision.matched;
     if (decision.rule !== undefined) result.rule = decision.rule;
     const lock = this.verifier.lockFor(address, ip, now);
     const needsFactor = decision.action === 'challenge' || decision.action === 'enroll';
-    if (needsFactor && disabled) {
-      steps.push(`provider ${eff.provider} is disabled on this platform and no enabled fallback is set`);
-      result = { result: 'deny', reason: 'provider-disabled', provider: decision.provider };
-    } else if (needsFactor && lock.locked) {
+    // In verify's order: the lock first, then whether any provider can give the factor.
+    let answer = `${result.result} (${result.reason})`;
+    if (needsFactor && lock.locked) {
       steps.push(`decision would be ${decision.action} (${decision.reason}), but the mailbox is locked`);
       result = { result: 'deny', reason: 'locked', provider: decision.provider };
+      answer = 'deny (locked)';
+    } else if (needsFactor && choice.outcome === 'disabled') {
+      steps.push(`decision would be ${decision.action} (${decision.reason}), but the platform disabled the provider and every fallback (a recovery code is still accepted)`);
+      result = { result: 'deny', reason: 'provider-disabled', provider: decision.provider };
+      answer = 'deny (provider-disabled)';
+    } else if (needsFactor && choice.outcome === 'unusable') {
+      const err = providerUnusable(address, choice.candidates);
+      steps.push(`decision would be ${decision.action} (${decision.reason}), but ${err.message}`);
+      if (err.hint !== undefined) steps.push(`to fix: ${err.hint}`);
+      result = { result: 'error', reason: 'provider-unusable', provider: decision.provider, error: 'PROVIDER_UNUSABLE' };
+      answer = `error PROVIDER_UNUSABLE (provider-unusable), exit ${err.exitCode}; nothing is sent`;
     } else if (decision.action === 'enroll') {
       const grace = this.verifier.grace(rec, eff, this.p.store.getMailbox(address) !== undefined, now);
       steps.push(graceStep(grace, eff, rec.enrolmentGraceLogins ?? 0));
-      if (grace.active) result = { result: 'allow', reason: 'enrolment-grace', provider: 'totp' };
+      if (grace.active) {
+        result = { result: 'allow', reason: 'enrolment-grace', provider: 'totp' };
+        answer = 'allow (enrolment-grace)';
+      }
     }
-    steps.push(`verify would answer: ${result.result} (${result.reason})`);
-    return { address, ip, country, mailbox: mailboxView(this.p.config, this.p.store, address, now, this.verifier.unstored), decision: result, steps };
+    steps.push(`verify would answer: ${answer}`);
+    const mailbox = mailboxView(this.p.config, this.p.store, address, now, this.verifier.unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
+    return { address, ip, country, mailbox, decision: result, steps };
   }
 }

@@ -1,6 +1,7 @@
 // The platform's provider policy: which providers exist, and who may assign them. Starts from the
 // configuration; `memfa providers` changes are stored and override it.
-import type { ProviderName } from '../core/model.js';
+import type { EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
+import { chooseProvider, type ProviderChoice } from '../core/provider-choice.js';
 import { PROVIDERS } from '../core/model.js';
 import { agree, count } from '../core/wording.js';
 import { effectiveSettings } from './context.js';
@@ -29,6 +30,14 @@ export class ProviderPolicy {
       domainAdmins: over.domainAdmins ?? base.domainAdmins,
       endUsers: over.endUsers ?? base.endUsers,
     };
+  }
+
+  /**
+   * The provider that can give `rec` its second factor under these settings, the platform's
+   * policy and the configured gateways: the one verify uses, and explain and mailbox show name.
+   */
+  choiceFor(eff: EffectiveSettings, rec: MailboxRecord): ProviderChoice {
+    return chooseProvider(eff, rec, { enabled: (p) => this.rights(p).enabled, hasGateway: (p) => this.p.senders[p] !== undefined });
   }
 
   /** Throws FORBIDDEN / PROVIDER_DISABLED when `role` may not assign `provider`. */
@@ -86,7 +95,7 @@ export class ProviderPolicy {
       // Never a silent pass: what verify does for the mailboxes that use a disabled provider.
       effect: rights.enabled
         ? `${count(affected, 'mailbox uses', 'mailboxes use')} ${provider}`
-        : `${count(affected, 'mailbox uses', 'mailboxes use')} ${provider}: verify now tries ${agree(affected, 'its', 'their')} fallback provider if one is enabled, and otherwise denies ${agree(affected, 'its', 'their')} logins with reason provider-disabled (recovery codes still work)`,
+        : `${count(affected, 'mailbox uses', 'mailboxes use')} ${provider}: verify now tries ${agree(affected, 'its', 'their')} fallback provider if one is enabled, and otherwise denies ${agree(affected, 'its', 'their')} logins with reason provider-disabled (recovery codes still work); a fallback that cannot send (no gateway, phone number or alternate address) is answered PROVIDER_UNUSABLE (exit 78)`,
     };
   }
 }

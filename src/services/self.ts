@@ -55,7 +55,9 @@ export class SelfService {
     const rec = this.p.store.getMailbox(address) ?? newMailbox(address, now);
     const view = mailboxView(this.p.config, this.p.store, address, now);
     const floor = settingsWithoutUser(this.p.config, this.p.store, address, rec);
-    // An administrator who set this mailbox's provider decided it: the user chooses none.
+    // A user who may not configure chooses nothing; nor the provider, when an administrator set
+    // this mailbox's.
+    const mayConfigure = this.mayConfigure(address);
     const adminProvider = rec.settings.provider !== undefined;
     return {
       address,
@@ -71,9 +73,9 @@ export class SelfService {
       recoveryCodesLeft: view.recoveryCodesLeft,
       // Changing these (provider, phone, alternate address, a new TOTP secret) needs currentCode.
       activeFactors: activeFactors(rec, effectiveSettings(this.p.config, this.p.store, address, rec)),
-      mayConfigure: this.mayConfigure(address),
-      allowedChallenges: CHALLENGE_MODES.filter((m) => atLeastAsStrict(m, floor.challenge)).sort((a, b) => CHALLENGE_STRICTNESS[a] - CHALLENGE_STRICTNESS[b]),
-      allowedProviders: adminProvider
+      mayConfigure,
+      allowedChallenges: !mayConfigure ? [] : CHALLENGE_MODES.filter((m) => atLeastAsStrict(m, floor.challenge)).sort((a, b) => CHALLENGE_STRICTNESS[a] - CHALLENGE_STRICTNESS[b]),
+      allowedProviders: !mayConfigure || adminProvider
         ? []
         : PROVIDERS.filter((p) => {
             const r = this.policy.rights(p);
@@ -246,8 +248,18 @@ export class SelfService {
       await this.p.audit.append(entry('error', reason));
       throw err;
     }
-    await this.p.audit.append(entry('sent', null, { provider: issued.provider }));
-    return { address, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt, resent: issued.resent };
+    // Inside the send limits an open code answers without a send: recorded as such.
+    await this.p.audit.append(issued.sent ? entry('sent', null, { provider: issued.provider }) : entry('not-sent', 'code-open', { provider: issued.provider }));
+    const answer: { address: string; provider: string; destination: string; expiresAt: number; sent: boolean; resent: boolean; retryAfter?: number } = {
+      address,
+      provider: issued.provider,
+      destination: issued.destination,
+      expiresAt: issued.expiresAt,
+      sent: issued.sent,
+      resent: issued.resent,
+    };
+    if (issued.retryAfter !== undefined) answer.retryAfter = issued.retryAfter;
+    return answer;
   }
 
   async forgetLocations(params: { user: string }, ctx: CallContext) {

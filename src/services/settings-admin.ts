@@ -79,13 +79,13 @@ export class SettingsAdmin {
       tx.putMailbox(next);
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
-    return mailboxView(this.p.config, this.p.store, address, now);
+    return mailboxView(this.p.config, this.p.store, address, now, undefined, (e, r) => this.policy.choiceFor(e, r));
   }
 
   showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    return mailboxView(this.p.config, this.p.store, address, this.p.clock(), this.unstored);
+    return mailboxView(this.p.config, this.p.store, address, this.p.clock(), this.unstored, (e, r) => this.policy.choiceFor(e, r));
   }
 
   listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined } & MailboxFilter, ctx: CallContext): MailboxListResult {

@@ -1,16 +1,33 @@
 // `status`: what an administrator checks first. Each configured gateway is checked now (the
 // senders' check() asks the server or gateway, never a remembered state), both at once, so the
 // answer takes as long as the slower check, not their sum.
+import { CODE_PROVIDERS } from '../core/model.js';
 import type { StatusResult } from '../protocol/results.js';
 import type { Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 
 type ProviderEntry = StatusResult['providers'][number];
 
+/** What an enabled provider without a gateway means, for status and the start-up log. */
+function withoutGateway(name: 'sms' | 'email'): string {
+  return `enabled without a gateway: ${name === 'sms' ? 'smpp' : 'smtp'} is not configured, so verify answers provider-unusable (exit 78) where ${name} is needed`;
+}
+
+/** Logs, once at start, every enabled code provider that has no gateway to send through. */
+export function warnProvidersWithoutGateway(p: Ports, policy: ProviderPolicy): void {
+  for (const name of CODE_PROVIDERS) {
+    if (policy.rights(name).enabled && p.senders[name] === undefined) p.log.warn('provider-without-gateway', { provider: name, why: withoutGateway(name) });
+  }
+}
+
 async function gatewayEntry(p: Ports, policy: ProviderPolicy, name: 'sms' | 'email'): Promise<ProviderEntry> {
   const enabled = policy.rights(name).enabled;
   const sender = p.senders[name];
-  if (sender === undefined) return { name, enabled, transport: p.config.providers[name].transport, gateway: 'unconfigured' };
+  if (sender === undefined) {
+    const entry: ProviderEntry = { name, enabled, transport: p.config.providers[name].transport, gateway: 'unconfigured' };
+    if (enabled) entry.detail = withoutGateway(name);
+    return entry;
+  }
   const check = await sender.check();
   const entry: ProviderEntry = { name, enabled, transport: sender.transport, gateway: check.ok ? 'ok' : 'down' };
   if (!check.ok) entry.detail = check.error;

@@ -12,7 +12,8 @@ import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
-import { OneTimeCodes, type CodeProvider } from './codes.js';
+import { sendOrder, settingsFor, type ProviderChoice } from '../core/provider-choice.js';
+import { OneTimeCodes } from './codes.js';
 import { effectiveSettings, lockoutPolicy, rememberPolicy, totpOptions } from './context.js';
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
 import { SourceThrottle } from './ip-throttle.js';
@@ -20,6 +21,7 @@ import type { CallContext, Ports } from './ports.js';
 import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
 import type { ProviderPolicy } from './policy.js';
 import type { UnstoredFailures } from './unstored-failures.js';
+import { providerUnusable } from './unusable.js';
 
 export interface VerifyInput {
   user: string;
@@ -39,8 +41,8 @@ interface Assessment {
   login: Login;
   rec: MailboxRecord;
   settings: EffectiveSettings;
-  /** The provider is disabled on the platform and no enabled fallback replaces it. */
-  disabled: boolean;
+  /** The provider that gives the factor (the mailbox's, or its fallback), or why none can. */
+  choice: ProviderChoice;
   decision: Decision;
 }
 
@@ -58,7 +60,7 @@ function graceAnswer(grace: Extract<GraceState, { active: true }>, offer: { otpa
 }
 
 /** The audit reason of an error answer, where it has a name of its own. */
-const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited' };
+const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited', PROVIDER_UNUSABLE: 'provider-unusable' };
 
 export class Verifier {
   /** Code checks per client source, in memory (see ip-throttle.ts); ip-blocks.ts shows and clears it. */
@@ -90,14 +92,13 @@ export class Verifier {
   }
 
   /**
-   * The settings verify acts on: a provider the platform disabled is replaced by the mailbox's
-   * fallback when that one is enabled; otherwise `disabled` is set.
+   * The settings verify acts on: a provider that cannot be used (disabled by the platform, sms or
+   * email without a gateway or without the mailbox's destination) is replaced by the mailbox's
+   * fallback when that one can be; `choice` says which and why (core/provider-choice.ts).
    */
-  usableSettings(eff: EffectiveSettings): { settings: EffectiveSettings; disabled: boolean } {
-    if (this.policy.rights(eff.provider).enabled) return { settings: eff, disabled: false };
-    const fallback = eff.fallbackProvider;
-    if (fallback !== 'none' && this.policy.rights(fallback).enabled) return { settings: { ...eff, provider: fallback, fallbackProvider: 'none' }, disabled: false };
-    return { settings: eff, disabled: true };
+  usableSettings(eff: EffectiveSettings, rec: MailboxRecord): { settings: EffectiveSettings; choice: ProviderChoice } {
+    const choice = this.policy.choiceFor(eff, rec);
+    return { settings: settingsFor(eff, choice), choice };
   }
 
   /** The pure decision for a login, as `explain` shows it. */
@@ -130,14 +131,14 @@ export class Verifier {
       }
     }
     const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
-    const { settings, disabled } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec));
+    const { settings, choice } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
     const decision = this.decision(login, rec, settings);
     if (code === null && decision.action === 'allow') {
       // The answer does not wait for this audit line: allows like it are counted per minute.
       this.p.audit.recordAllow(entry('allow', decision.reason));
       return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
-    return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(
+    return this.decideAndAct({ login, rec, settings, choice, decision }, code).then(
       async (result) => {
         await this.p.audit.append(entry(result.result, result.reason));
         return { ...result, user: address, ip, country: login.country };
@@ -151,25 +152,30 @@ export class Verifier {
   }
 
   private async decideAndAct(assessed: Assessment, code: Factor | null): Promise<Answer> {
-    const { login, settings: eff, disabled, decision } = assessed;
+    const { login, settings: eff, choice, decision } = assessed;
     if (decision.action === 'deny' || decision.action === 'allow') {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
     const lock = this.lockFor(login.address, login.ip, login.now);
     if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
-    // Never a silent pass: a factor is needed and the platform disabled the way to give it. Only
-    // a recovery code can still get this user in.
-    if (disabled && code?.kind !== 'recovery') return { result: 'deny', reason: 'provider-disabled', provider: decision.provider };
+    // Never a silent pass: a factor is needed and no provider can give it. Only a recovery code
+    // can still get this user in. The platform's deliberate choice (every provider disabled) is a
+    // deny; a missing gateway or destination is a configuration error, answered as one (exit
+    // 78) so that a hook neither retries nor takes it for the user's failure.
+    if (choice.outcome === 'disabled' && code?.kind !== 'recovery') return { result: 'deny', reason: 'provider-disabled', provider: decision.provider };
+    if (choice.outcome === 'unusable' && code?.kind !== 'recovery') {
+      this.p.log.warn('provider-unusable', { mailbox: login.address, providers: choice.candidates.map((c) => ({ provider: c.provider, source: c.source, problem: c.problem })) });
+      throw providerUnusable(login.address, choice.candidates);
+    }
     const stored = this.p.store.getMailbox(login.address) !== undefined;
 
     if (code === null) {
       if (decision.action === 'enroll') return this.enrolOrGrace(login, eff, stored);
       if (decision.provider === 'totp') return { result: 'challenge', reason: decision.reason, provider: 'totp' };
-      const providers: CodeProvider[] = [decision.provider];
-      const fb = eff.fallbackProvider;
-      if (fb !== 'none' && fb !== 'totp' && fb !== decision.provider && this.policy.rights(fb).enabled) providers.push(fb);
-      const issued = await this.codes.challenge(login.address, providers, login);
-      return { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt };
+      const issued = await this.codes.challenge(login.address, sendOrder(choice), login);
+      const answer: Answer = { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt, sent: issued.sent, resent: issued.resent };
+      if (issued.retryAfter !== undefined) answer.retryAfter = issued.retryAfter;
+      return answer;
     }
 
     // The attempt is reserved with the client's source before anything is awaited, so that the

@@ -22,7 +22,7 @@ export function registerMailbox(program: Command, cli: Cli): void {
   mailbox
     .command('show')
     .argument('<address>')
-    .description('effective settings (and where each comes from), enrolment, locations, lock')
+    .description('effective settings (and where each comes from), the provider in use where it differs, enrolment, locations, lock')
     .action(async (address: string) => {
       const m = (await cli.call('mailbox.show', { address })) as MailboxView;
       cli.print(m, (c) => formatMailbox(m, c));
