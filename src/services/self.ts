@@ -7,6 +7,7 @@ import { kindLockState } from '../core/lockout.js';
 import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
 import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp, normalisePhone } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
+import { Problems } from '../protocol/problems.js';
 import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
 import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
@@ -15,7 +16,7 @@ import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type P
 import type { MailboxOps } from './mailbox-ops.js';
 import type { ProviderPolicy } from './policy.js';
 import type { CallContext, Ports } from './ports.js';
-import { assertReachable } from './settings-admin.js';
+import { assertReachable, contactChange } from './settings-admin.js';
 
 type ProofRefused = Extract<ProofOutcome, { ok: false }>;
 
@@ -105,8 +106,10 @@ export class SelfService {
       if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider as ProviderName, 'end-user');
       patch['provider'] = params.provider;
     }
-    const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
-    const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
+    const problems = new Problems();
+    const phone = problems.check(() => contactChange(params.phone, (v) => normalisePhone(v)));
+    const altEmail = problems.check(() => contactChange(params.altEmail, (v) => normaliseAltEmail(v, address)));
+    problems.throwIfAny();
     const now = this.p.clock();
     const outcome = await this.p.store.transact((tx): { ok: true } | ProofRefused => {
       const rec = tx.getMailbox(address) ?? newMailbox(address, now);

@@ -1,8 +1,9 @@
 // Administration of settings at the three levels: global, domain, mailbox.
-import { applySettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS } from '../core/settings.js';
+import { applySettingsPatch, checkSettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS } from '../core/settings.js';
 import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseAddress, normaliseAltEmail, normaliseDomain, normalisePhone } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
+import { Problems } from '../protocol/problems.js';
 import type { MailboxView } from '../protocol/results.js';
 import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
@@ -16,6 +17,13 @@ export function assertReachable(rec: MailboxRecord): void {
   const own = rec.settings.provider ?? rec.userSettings.provider;
   if (own === 'sms' && rec.phone === null) throw invalidParams('provider sms needs a phone number: add --phone +E164', { param: 'phone' });
   if (own === 'email' && rec.altEmail === null) throw invalidParams('provider email needs an alternate address: add --alt-email ADDRESS', { param: 'altEmail' });
+}
+
+/** A contact change: undefined leaves it as it is, null or '' removes it, anything else is normalised. */
+export function contactChange<T>(value: string | null | undefined, normalise: (v: string) => T): T | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || value === '') return null;
+  return normalise(value);
 }
 
 function asPatch(settings: unknown): Record<string, unknown> {
@@ -56,15 +64,21 @@ export class SettingsAdmin {
     params: { address: string; settings?: unknown; phone?: string | null | undefined; altEmail?: string | null | undefined },
     ctx: CallContext,
   ): Promise<MailboxView> {
-    const address = normaliseAddress(params.address, 'address');
-    assertMailbox(ctx, address);
-    const patch = asPatch(params.settings);
+    // Every problem of the request at once: the address, the phone, the alternate address and each
+    // setting of the patch.
+    const problems = new Problems();
+    const address = problems.check(() => normaliseAddress(params.address, 'address'));
+    if (address !== undefined) assertMailbox(ctx, address);
+    const patch = problems.check(() => asPatch(params.settings)) ?? {};
+    problems.check(() => checkSettingsPatch(patch, 'mailbox'));
+    const phone = problems.check(() => contactChange(params.phone, (v) => normalisePhone(v)));
+    const altEmail = problems.check(() => contactChange(params.altEmail, (v) => (address === undefined ? normaliseAddress(v, 'altEmail') : normaliseAltEmail(v, address))));
+    problems.throwIfAny();
+    const mailbox = address!; // valid: an invalid one was reported just above
     this.assertProviders(patch, ctx);
-    const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
-    const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
     const now = this.p.clock();
     await this.p.store.transact((tx) => {
-      const current = tx.getMailbox(address) ?? newMailbox(address, now);
+      const current = tx.getMailbox(mailbox) ?? newMailbox(mailbox, now);
       const settings = applySettingsPatch(current.settings, patch, 'mailbox');
       const next = {
         ...current,
@@ -76,8 +90,8 @@ export class SettingsAdmin {
       assertReachable(next);
       tx.putMailbox(next);
     });
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
-    return mailboxView(this.p.config, this.p.store, address, now);
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
+    return mailboxView(this.p.config, this.p.store, mailbox, now);
   }
 
   showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
@@ -132,9 +146,13 @@ export class SettingsAdmin {
   }
 
   async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext) {
-    const domain = normaliseDomain(params.domain);
-    assertDomain(ctx, domain);
-    const patch = asPatch(params.settings);
+    const problems = new Problems();
+    const given = problems.check(() => normaliseDomain(params.domain));
+    if (given !== undefined) assertDomain(ctx, given);
+    const patch = problems.check(() => asPatch(params.settings)) ?? {};
+    problems.check(() => checkSettingsPatch(patch, 'domain'));
+    problems.throwIfAny();
+    const domain = given!; // valid: an invalid one was reported just above
     this.assertDomainAdminKeys(patch, ctx);
     this.assertProviders(patch, ctx);
     const now = this.p.clock();
