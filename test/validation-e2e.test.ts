@@ -58,3 +58,28 @@ describe('bad input: every problem of a request at once, each naming its field',
     assert.match(answer['error'].message, /challenge/);
   });
 });
+
+describe('country rules name only codes the country data returns', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(() => d.cleanup());
+
+  it('UK, EU and unassigned codes are refused with what to write instead, and nothing is stored', async () => {
+    const uk = refused(await d.cli(['--json', 'domain', 'set', 'geo.example', '--country-block', 'UK']), 'UK');
+    assert.match(uk.error.message, /^countryRule\.countries: 'UK' is not an ISO 3166-1 country code.*did you mean GB/);
+    const eu = refused(await d.cli(['--json', 'domain', 'set', 'geo.example', '--country-allow', 'EU,DE']), 'EU');
+    assert.match(eu.error.message, /European Union, not a country/);
+    const both = refused(await d.cli(['--json', 'mailbox', 'set', 'm@geo.example', '--country-block', 'QQ,gb,XX']), 'QQ and XX');
+    assert.deepEqual(both.error.errors?.map((e) => /'(..)'/.exec(e.message)?.[1]), ['QQ', 'XX']);
+    const shown = await d.json<{ stored: boolean }>(['domain', 'show', 'geo.example']);
+    assert.equal(shown.stored, false);
+  });
+
+  it('codes the data returns are accepted in any case', async () => {
+    const r = await d.json<{ settings: { countryRule: { mode: string; countries: string[] } } }>(['domain', 'set', 'geo.example', '--country-block', 'gb,xk,Fr']);
+    assert.deepEqual(r.settings.countryRule, { mode: 'block', countries: ['FR', 'GB', 'XK'] });
+  });
+});
+

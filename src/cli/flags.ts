@@ -60,7 +60,7 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
     .addOption(new Option('--challenge <mode>', 'when to ask for a second factor').choices(CHALLENGE_CHOICES))
     .addOption(new Option('--provider <provider>', 'how the second factor is given').choices(PROVIDER_CHOICES))
     .addOption(new Option('--fallback <provider>', 'provider tried when sending through the first fails').choices(FALLBACK_CHOICES))
-    .option('--country-block <CC,..>', 'refuse logins from these countries (ISO 3166 codes)')
+    .option('--country-block <CC,..>', 'refuse logins from these countries (ISO 3166-1 alpha-2 codes, e.g. GB, not UK)')
     .option('--country-allow <CC,..>', 'refuse logins from every country but these')
     .option('--country-rule <inherit>', 'remove the country rule of this level');
   if (level !== 'mailbox') {
