@@ -10,7 +10,7 @@ import {
   normaliseCountry,
   normaliseDomain,
   normaliseIp,
-  normalisePhone,
+  normaliseE164,
 } from '../src/core/validate.js';
 
 function rejects(fn: () => unknown, param: string, label: string, messagePart?: RegExp): void {
@@ -150,7 +150,8 @@ test('normaliseIp: refused', () => {
   rejects(() => normaliseIp('x', 'clientIp'), 'clientIp', 'custom param');
 });
 
-test('normalisePhone: table', () => {
+// The stored form, which delivery checks; the numbering plans are test/core-phone.test.ts's.
+test('normaliseE164: table', () => {
   const good: [string, string][] = [
     ['+4915112345678', '+4915112345678'],
     ['+49 151 1234 5678', '+4915112345678'],
@@ -159,9 +160,9 @@ test('normalisePhone: table', () => {
     [' +12345678 ', '+12345678'],
     ['+123456789012345', '+123456789012345'],
   ];
-  for (const [input, want] of good) assert.equal(normalisePhone(input), want, input);
+  for (const [input, want] of good) assert.equal(normaliseE164(input), want, input);
   const bad: unknown[] = ['', '4915112345678', '0049 151 1234', '+0151234567', '+1234567', '+1234567890123456', '+49 151 abc', '++4915112345678', '+49/151/123', null];
-  for (const input of bad) rejects(() => normalisePhone(input), 'phone', String(input));
+  for (const input of bad) rejects(() => normaliseE164(input), 'phone', String(input));
 });
 
 test('normaliseCountry: table', () => {

@@ -2,6 +2,8 @@
 // (issue 13): every problem of a request at once, country codes geoip can return, phone numbers
 // that can receive SMS, alternate addresses that are not the mailbox, no empty records.
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDaemon, type CliResult, type TestDaemon } from './helpers/daemon.js';
 import { rpc } from './helpers/protocol-tools.js';
@@ -80,6 +82,48 @@ describe('country rules name only codes the country data returns', () => {
   it('codes the data returns are accepted in any case', async () => {
     const r = await d.json<{ settings: { countryRule: { mode: string; countries: string[] } } }>(['domain', 'set', 'geo.example', '--country-block', 'gb,xk,Fr']);
     assert.deepEqual(r.settings.countryRule, { mode: 'block', countries: ['FR', 'GB', 'XK'] });
+  });
+});
+
+describe('phone numbers: E.164 by the numbering plans, and only numbers that can receive SMS', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({ config: { providers: { sms: { enabled: true, transport: 'log' } } } });
+  });
+  after(() => d.cleanup());
+
+  it('a trunk prefix after the country code is dropped', async () => {
+    const r = await d.json<{ phone: string }>(['mailbox', 'set', 'p1@tel.example', '--phone', '+44 (0)7400 123456', '--provider', 'sms']);
+    assert.equal(r.phone, '+447400123456');
+  });
+
+  it('a landline, a number not in use and a malformed one are refused, naming the field; nothing is stored', async () => {
+    const landline = refused(await d.cli(['--json', 'mailbox', 'set', 'p2@tel.example', '--phone', '+44 (0)20 7946-0958', '--provider', 'sms']), 'landline');
+    assert.equal(landline.error.param, 'phone');
+    assert.match(landline.error.message, /^phone: '\+44 \(0\)20 7946-0958' is a landline \(fixed-line\) number in GB, which cannot receive SMS codes; give a mobile number$/);
+    const unused = refused(await d.cli(['--json', 'mailbox', 'set', 'p2@tel.example', '--phone', '+44 7700 900789']), 'not in use');
+    assert.match(unused.error.message, /not a valid number in the numbering plan/);
+    const self = refused(await d.cli(['--json', 'self', '--user', 'p2@tel.example', 'set', '--phone', '+49 30 901820']), 'self set, landline');
+    assert.match(self.error.message, /^phone: .*landline/);
+    assert.equal((await d.json<{ stored: boolean }>(['mailbox', 'show', 'p2@tel.example'])).stored, false);
+    const test = refused(await d.cli(['--json', 'provider', 'test', 'sms', '--to', '+44 20 7946 0958']), 'provider test to a landline');
+    assert.match(test.error.message, /^to: .*landline/);
+  });
+
+  it('a number stored in the old form still receives codes', async () => {
+    // Stored before numbers were checked against the plans: E.164 in form, with the trunk 0 kept.
+    await d.json(['mailbox', 'set', 'old@tel.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+447400123456']);
+    assert.equal(await d.stop(), 0);
+    const store = path.join(d.dataDir, 'memfa.json');
+    const snap = JSON.parse(await readFile(store, 'utf8'));
+    snap.mailboxes['old@tel.example'].phone = '+4402079460958';
+    await writeFile(store, JSON.stringify(snap), { mode: 0o600 });
+    await d.restart();
+    assert.equal((await d.json<{ phone: string }>(['mailbox', 'show', 'old@tel.example'])).phone, '+4402079460958');
+    const v = await d.json<{ result: string; provider: string }>(['verify', '--user', 'old@tel.example', '--ip', '81.2.69.142'], { expectCode: 2 });
+    assert.deepEqual([v.result, v.provider], ['challenge', 'sms']);
+    const sent = (await readFile(path.join(d.dataDir, 'outbox.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { to: string });
+    assert.equal(sent.at(-1)?.to, '+4402079460958');
   });
 });
 

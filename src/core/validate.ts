@@ -113,8 +113,13 @@ export function normaliseAltEmail(alt: unknown, mailbox: string): string {
 // ---------------------------------------------------------------------------------------------
 // Phones and countries
 
-/** E.164: '+', then 8 to 15 digits, the first not 0. Spaces, dashes, dots and parentheses are dropped. */
-export function normalisePhone(s: unknown, param = 'phone'): string {
+/**
+ * The form every stored phone number has, which delivery checks before it sends: E.164, '+' then 8
+ * to 15 digits, the first not 0 (spaces, dashes, dots and parentheses are dropped). A number given
+ * by a person goes through normalisePhone of core/phone.ts, which knows the numbering plans and
+ * always returns this form; numbers stored before it have this form too.
+ */
+export function normaliseE164(s: unknown, param = 'phone'): string {
   const raw = requireString(s, param);
   const p = raw.replace(/[\s\-.()]/g, '');
   if (!p.startsWith('+')) throw invalid(param, `'${raw}' must be in international form, starting with '+' and the country code`);

@@ -5,7 +5,7 @@
 import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../core/settings.js';
 import { kindLockState } from '../core/lockout.js';
 import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
-import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp, normalisePhone } from '../core/validate.js';
+import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
 import type { StoreTx } from '../store/types.js';
@@ -14,6 +14,7 @@ import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } fro
 import type { Enrolment } from './enrol.js';
 import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type ProofOutcome } from './proof.js';
 import type { MailboxOps } from './mailbox-ops.js';
+import { phoneRules } from './phone-rules.js';
 import type { ProviderPolicy } from './policy.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertReachable, contactChange } from './settings-admin.js';
@@ -107,7 +108,9 @@ export class SelfService {
       patch['provider'] = params.provider;
     }
     const problems = new Problems();
-    const phone = problems.check(() => contactChange(params.phone, (v) => normalisePhone(v)));
+    // Loaded only when there is a number to check (contactChange calls it for no other value).
+    const rules = typeof params.phone === 'string' ? await phoneRules() : undefined;
+    const phone = problems.check(() => contactChange(params.phone, (v) => rules!.normalisePhone(v)));
     const altEmail = problems.check(() => contactChange(params.altEmail, (v) => normaliseAltEmail(v, address)));
     problems.throwIfAny();
     const now = this.p.clock();

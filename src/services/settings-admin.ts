@@ -1,13 +1,14 @@
 // Administration of settings at the three levels: global, domain, mailbox.
 import { applySettingsPatch, checkSettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS } from '../core/settings.js';
 import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord } from '../core/model.js';
-import { normaliseAddress, normaliseAltEmail, normaliseDomain, normalisePhone } from '../core/validate.js';
+import { normaliseAddress, normaliseAltEmail, normaliseDomain } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
 import type { MailboxView } from '../protocol/results.js';
 import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
+import { phoneRules } from './phone-rules.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
 import type { UnstoredFailures } from './unstored-failures.js';
 import { kindLockState } from '../core/lockout.js';
@@ -71,7 +72,9 @@ export class SettingsAdmin {
     if (address !== undefined) assertMailbox(ctx, address);
     const patch = problems.check(() => asPatch(params.settings)) ?? {};
     problems.check(() => checkSettingsPatch(patch, 'mailbox'));
-    const phone = problems.check(() => contactChange(params.phone, (v) => normalisePhone(v)));
+    // Loaded only when there is a number to check (contactChange calls it for no other value).
+    const rules = typeof params.phone === 'string' ? await phoneRules() : undefined;
+    const phone = problems.check(() => contactChange(params.phone, (v) => rules!.normalisePhone(v)));
     const altEmail = problems.check(() => contactChange(params.altEmail, (v) => (address === undefined ? normaliseAddress(v, 'altEmail') : normaliseAltEmail(v, address))));
     problems.throwIfAny();
     const mailbox = address!; // valid: an invalid one was reported just above

@@ -9,7 +9,7 @@ import { formatMailbox, formatMailboxList, formatMailboxRemoved } from '../forma
 export function registerMailbox(program: Command, cli: Cli): void {
   const mailbox = program.command('mailbox').description('per-mailbox settings');
   addSettingOptions(mailbox.command('set').argument('<address>').description('change a mailbox\'s settings ("inherit" removes one)'), 'mailbox')
-    .option('--phone <E164|none>', 'phone number for SMS codes')
+    .option('--phone <E164|none>', 'mobile number for SMS codes, with + and the country code')
     .option('--alt-email <address|none>', 'alternate address for email codes (not the mailbox itself)')
     .action(async (address: string, f: SettingFlags & { phone?: string; altEmail?: string }) => {
       const params: ParamsOf<'mailbox.set'> = { address, settings: settingsPatch(f) };

@@ -30,7 +30,7 @@ export function registerSelf(program: Command, cli: Cli): void {
     .description('change own challenge mode, provider, phone or alternate address')
     .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than what the administrators set; inherit drops it)').choices(CHALLENGE_CHOICES))
     .addOption(new Option('--provider <provider>', "own provider (among those the platform allows users, unless an administrator set this mailbox's)").choices(PROVIDER_CHOICES))
-    .option('--phone <E164|none>', 'own phone number')
+    .option('--phone <E164|none>', 'own mobile number for SMS codes, with + and the country code')
     .option('--alt-email <address|none>', 'own alternate address')
     .option('--current-code-stdin', `${CURRENT_CODE_HELP}; needed to change the provider, phone or address of a mailbox with a second factor`)
     .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string; currentCodeStdin?: boolean }) => {
