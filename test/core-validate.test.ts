@@ -216,3 +216,16 @@ test('ipInNetworks: first matching CIDR or null', () => {
   rejects(() => ipInNetworks('nope', nets), 'ip', 'bad ip');
   rejects(() => ipInNetworks('10.0.0.1', ['10.0.0.0/99']), 'trustedNetworks', 'bad cidr');
 });
+
+test('normaliseAltEmail: the mailbox with a +subaddress, in any case, is the mailbox itself', () => {
+  for (const alt of ['alice+mfa@example.com', 'Alice+MFA@Example.COM', 'alice+@example.com', 'alice+a+b@example.com']) {
+    rejects(() => normaliseAltEmail(alt, 'alice@example.com'), 'altEmail', alt, /delivers to the mailbox alice@example\.com itself/);
+  }
+  // The mailbox may itself carry a subaddress; the address both deliver to is compared.
+  rejects(() => normaliseAltEmail('alice@example.com', 'alice+web@example.com'), 'altEmail', 'mailbox with a subaddress', /delivers to the mailbox/);
+  rejects(() => normaliseAltEmail('alice+mfa@bücher.example', 'alice@xn--bcher-kva.example'), 'altEmail', 'IDN spelling', /delivers to the mailbox/);
+  // Other mailboxes, on this domain or another, are fine.
+  assert.equal(normaliseAltEmail('alice+mfa@other.example', 'alice@example.com'), 'alice+mfa@other.example');
+  assert.equal(normaliseAltEmail('alicia@example.com', 'alice@example.com'), 'alicia@example.com');
+  assert.equal(normaliseAltEmail('+tag@example.com', 'alice@example.com'), '+tag@example.com');
+});

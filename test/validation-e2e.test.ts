@@ -42,6 +42,13 @@ describe('bad input: every problem of a request at once, each naming its field',
     assert.equal(shown.stored, false);
   });
 
+  it('the mailbox with a +tag is refused as its own alternate address', async () => {
+    const doc = refused(await d.cli(['--json', 'mailbox', 'set', 'u1@a.example', '--alt-email', 'U1+tag@A.example', '--provider', 'email']), 'plus alias');
+    assert.equal(doc.error.param, 'altEmail');
+    assert.match(doc.error.message, /^altEmail: 'u1\+tag@a\.example' delivers to the mailbox u1@a\.example itself/);
+    assert.equal((await d.json<{ stored: boolean }>(['mailbox', 'show', 'u1@a.example'])).stored, false);
+  });
+
   it('a list of trusted networks reports every bad entry', async () => {
     const doc = refused(await d.cli(['--json', 'domain', 'set', 'nets.example', '--trusted-networks', '10.0.0.0/33,192.0.2.0/24,foo']), 'two bad networks');
     const messages = doc.error.errors?.map((e) => e.message) ?? [];

@@ -101,11 +101,28 @@ export function domainOf(address: string): string {
   return address.slice(at + 1);
 }
 
-/** An alternative address for codes: valid, and not the mailbox itself (whose password may be the one stolen). */
+/**
+ * The mailbox a normalised address delivers to: without a '+' subaddress (RFC 5233, the
+ * recipient delimiter of Postfix, Dovecot, Exim and most others), u1+tag@a.example to u1@a.example.
+ */
+function deliversTo(address: string): string {
+  const at = address.lastIndexOf('@');
+  const plus = address.indexOf('+');
+  return plus > 0 && plus < at ? address.slice(0, plus) + address.slice(at) : address;
+}
+
+/**
+ * An alternative address for codes: valid, and not the mailbox itself (whose password may be the
+ * one stolen), under any spelling that delivers to it: another case, or a '+' subaddress.
+ */
 export function normaliseAltEmail(alt: unknown, mailbox: string): string {
   const a = normaliseAddress(alt, 'altEmail');
-  if (a === mailbox.trim().toLowerCase()) {
+  const own = mailbox.trim().toLowerCase();
+  if (a === own) {
     throw invalid('altEmail', 'must differ from the mailbox being protected: codes sent there would reach whoever holds its password');
+  }
+  if (deliversTo(a) === deliversTo(own)) {
+    throw invalid('altEmail', `'${a}' delivers to the mailbox ${deliversTo(own)} itself (a '+' subaddress): it must differ from the mailbox being protected, since codes sent there would reach whoever holds its password`);
   }
   return a;
 }
