@@ -134,3 +134,50 @@ describe('phone numbers: E.164 by the numbering plans, and only numbers that can
   });
 });
 
+describe('set with nothing to set is a usage error, never an empty record', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(() => d.cleanup());
+
+  it('each set command names what can be set, and stores nothing', async () => {
+    const cases: [string[], string[]][] = [
+      [['mailbox', 'set', 'e1@empty.example'], ['--challenge', '--provider', '--country-block', '--phone', '--alt-email']],
+      [['domain', 'set', 'empty.example'], ['--challenge', '--trusted-networks', '--min-challenge']],
+      [['global', 'set'], ['--challenge', '--users-may-configure']],
+      [['self', '--user', 'e1@empty.example', 'set'], ['--challenge', '--provider', '--phone', '--alt-email']],
+    ];
+    for (const [args, options] of cases) {
+      const doc = refused(await d.cli(['--json', ...args]), args.join(' '));
+      assert.equal(doc.error.code, 'USAGE', args.join(' '));
+      assert.match(doc.error.message, /nothing to change/);
+      for (const o of options) assert.ok(doc.error.message.includes(o), `${args.join(' ')} names ${o}: ${doc.error.message}`);
+      if (args[0] === 'self') assert.ok(!doc.error.message.includes('--current-code-stdin'), 'proof is not a change');
+    }
+    // With --current-code-stdin alone, self set has nothing to change either.
+    const proofOnly = await d.cli(['self', '--user', 'e1@empty.example', 'set', '--current-code-stdin'], { stdin: '123456\n' });
+    assert.equal(proofOnly.code, 64, proofOnly.stderr);
+    assert.equal((await d.json<{ stored: boolean }>(['mailbox', 'show', 'e1@empty.example'])).stored, false);
+    assert.equal((await d.json<{ stored: boolean }>(['domain', 'show', 'empty.example'])).stored, false);
+  });
+
+  it('the daemon refuses an empty change from any client, naming what can be given', async () => {
+    const answers = await Promise.all([
+      rpc(d.adminSocket, 'mailbox.set', { address: 'e2@empty.example' }),
+      rpc(d.adminSocket, 'mailbox.set', { address: 'e2@empty.example', settings: {} }),
+      rpc(d.adminSocket, 'domain.set', { domain: 'empty.example', settings: {} }),
+      rpc(d.adminSocket, 'global.set', { settings: {} }),
+      rpc(d.selfSocket, 'self.set', { user: 'e2@empty.example' }),
+    ]);
+    for (const a of answers) {
+      assert.equal(a['error']?.data?.code, 'INVALID_PARAMS', JSON.stringify(a));
+      assert.match(a['error'].message, /nothing to change/);
+    }
+    assert.match(answers[0]!['error'].message, /give settings \(challenge, .*\), phone or altEmail$/);
+    assert.equal((await d.json<{ stored: boolean }>(['mailbox', 'show', 'e2@empty.example'])).stored, false);
+    const domains = await d.json<{ domains: unknown[] }>(['domain', 'list']);
+    assert.deepEqual(domains.domains, []);
+  });
+});
+

@@ -33,6 +33,18 @@ export function yesNo(v: string): boolean {
   return v === 'yes';
 }
 
+/**
+ * A set command given none of its options would store nothing (or an empty record): a usage
+ * error that names what it can set, from the command's own options. `notChanges` are options
+ * that accompany a change without being one (a proof such as --current-code-stdin).
+ */
+export function assertSomethingToSet(cmd: Command, given: object, notChanges: readonly string[] = []): void {
+  const changes = cmd.options.filter((o) => !notChanges.includes(o.long ?? ''));
+  const values = given as Record<string, unknown>;
+  if (changes.some((o) => values[o.attributeName()] !== undefined)) return;
+  throw usage(`${cmd.parent?.name() ?? ''} ${cmd.name()}: nothing to change; give at least one of ${changes.map((o) => o.long).join(', ')}`.trim());
+}
+
 /** A comma-separated list from the command line, blanks dropped. */
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 

@@ -6,7 +6,7 @@ import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../co
 import { kindLockState } from '../core/lockout.js';
 import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
 import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp } from '../core/validate.js';
-import { MemfaError } from '../protocol/errors.js';
+import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
 import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
@@ -100,6 +100,10 @@ export class SelfService {
     ctx: CallContext,
   ) {
     const address = normaliseAddress(params.user, 'user');
+    // Nothing to change would store an empty record.
+    if (params.challenge === undefined && params.provider === undefined && params.phone === undefined && params.altEmail === undefined) {
+      throw invalidParams('nothing to change: give challenge, provider, phone or altEmail', { param: 'params' });
+    }
     this.assertMayConfigure(address);
     const patch: Record<string, unknown> = {};
     if (params.challenge !== undefined) patch['challenge'] = params.challenge;

@@ -27,6 +27,11 @@ export function contactChange<T>(value: string | null | undefined, normalise: (v
   return normalise(value);
 }
 
+/** The setting keys a level takes, for the refusal of an empty change. */
+function keysOf(level: 'global' | 'domain' | 'mailbox'): string {
+  return Object.keys(SETTING_LEVELS).filter((k) => SETTING_LEVELS[k as keyof typeof SETTING_LEVELS].includes(level)).join(', ');
+}
+
 function asPatch(settings: unknown): Record<string, unknown> {
   if (settings === undefined) return {};
   if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) throw invalidParams('settings: expected an object of setting keys', { param: 'settings' });
@@ -70,14 +75,20 @@ export class SettingsAdmin {
     const problems = new Problems();
     const address = problems.check(() => normaliseAddress(params.address, 'address'));
     if (address !== undefined) assertMailbox(ctx, address);
-    const patch = problems.check(() => asPatch(params.settings)) ?? {};
-    problems.check(() => checkSettingsPatch(patch, 'mailbox'));
+    const given = problems.check(() => asPatch(params.settings));
+    if (given !== undefined) problems.check(() => checkSettingsPatch(given, 'mailbox'));
+    // Nothing to change would store an empty record.
+    if (given !== undefined && Object.keys(given).length === 0 && params.phone === undefined && params.altEmail === undefined) {
+      problems.add('settings', `nothing to change: give settings (${keysOf('mailbox')}), phone or altEmail`);
+    }
     // Loaded only when there is a number to check (contactChange calls it for no other value).
     const rules = typeof params.phone === 'string' ? await phoneRules() : undefined;
     const phone = problems.check(() => contactChange(params.phone, (v) => rules!.normalisePhone(v)));
     const altEmail = problems.check(() => contactChange(params.altEmail, (v) => (address === undefined ? normaliseAddress(v, 'altEmail') : normaliseAltEmail(v, address))));
     problems.throwIfAny();
-    const mailbox = address!; // valid: an invalid one was reported just above
+    // Valid: an invalid address or patch was reported just above.
+    const mailbox = address!;
+    const patch = given!;
     this.assertProviders(patch, ctx);
     const now = this.p.clock();
     await this.p.store.transact((tx) => {
@@ -150,12 +161,15 @@ export class SettingsAdmin {
 
   async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext) {
     const problems = new Problems();
-    const given = problems.check(() => normaliseDomain(params.domain));
-    if (given !== undefined) assertDomain(ctx, given);
-    const patch = problems.check(() => asPatch(params.settings)) ?? {};
-    problems.check(() => checkSettingsPatch(patch, 'domain'));
+    const named = problems.check(() => normaliseDomain(params.domain));
+    if (named !== undefined) assertDomain(ctx, named);
+    const given = problems.check(() => asPatch(params.settings));
+    if (given !== undefined) problems.check(() => checkSettingsPatch(given, 'domain'));
+    if (given !== undefined && Object.keys(given).length === 0) problems.add('settings', `settings: nothing to change: give at least one of ${keysOf('domain')}`);
     problems.throwIfAny();
-    const domain = given!; // valid: an invalid one was reported just above
+    // Valid: an invalid domain or patch was reported just above.
+    const domain = named!;
+    const patch = given!;
     this.assertDomainAdminKeys(patch, ctx);
     this.assertProviders(patch, ctx);
     const now = this.p.clock();
@@ -203,6 +217,7 @@ export class SettingsAdmin {
 
   async setGlobal(params: { settings?: unknown }, ctx: CallContext) {
     const patch = asPatch(params.settings);
+    if (Object.keys(patch).length === 0) throw invalidParams(`settings: nothing to change: give at least one of ${keysOf('global')}`, { param: 'settings' });
     await this.p.store.transact((tx) => tx.putGlobal(applySettingsPatch(tx.getGlobal(), patch, 'global')));
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'global.set', result: 'ok', details: { settings: patch } });
     return this.showGlobal();
