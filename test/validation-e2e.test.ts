@@ -181,3 +181,25 @@ describe('set with nothing to set is a usage error, never an empty record', () =
   });
 });
 
+describe('domain list prints settings for people, never raw JSON', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon();
+  });
+  after(() => d.cleanup());
+
+  it('each setting in words, in one line per domain', async () => {
+    await d.json(['domain', 'set', 'c.example', '--challenge', 'always', '--provider', 'totp', '--country-block', 'FR,GB', '--trusted-networks', '192.0.2.0/24,2001:db8::/32', '--users-may-configure', 'yes', '--min-challenge', 'new-ip']);
+    await d.json(['mailbox', 'set', 'a@c.example', '--challenge', 'never']);
+    await d.json(['domain', 'set', 'd.example', '--country-allow', 'DE', '--fallback', 'none']);
+    const r = await d.cli(['domain', 'list']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /[{}[\]"]/, r.stdout);
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(lines, [
+      'c.example\t1 mailbox\tchallenge always, provider totp, country rule: block FR,GB, trusted networks 192.0.2.0/24,2001:db8::/32, users may configure yes, minimum challenge new-ip',
+      'd.example\t0 mailboxes\tfallback none, country rule: allow only DE',
+    ]);
+  });
+});
+

@@ -24,7 +24,7 @@ export function registerDomain(program: Command, cli: Cli): void {
     });
   domain
     .command('list')
-    .description('the domains that have settings, with their numbers of stored mailboxes')
+    .description('the domains that have settings, with their numbers of stored mailboxes and their settings')
     .action(async () => {
       const r = (await cli.call('domain.list', {})) as DomainListResult;
       cli.print(r, () => formatDomainList(r));
