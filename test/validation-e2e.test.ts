@@ -203,3 +203,42 @@ describe('domain list prints settings for people, never raw JSON', () => {
   });
 });
 
+describe('a provider the platform disabled', () => {
+  let d: TestDaemon;
+  let tokenFile: string;
+  before(async () => {
+    d = await startDaemon({ config: { providers: { sms: { enabled: false, transport: 'log', domainAdmins: true }, email: { enabled: true, transport: 'log', domainAdmins: true } } } });
+    const { token } = await d.json<{ token: string }>(['admin', 'add', 'off-admin', '--domain', 'off.example']);
+    tokenFile = path.join(d.dir, 'token');
+    await writeFile(tokenFile, token + '\n', { mode: 0o600 });
+  });
+  after(() => d.cleanup());
+
+  it('the platform administrator may assign it, and is told what that does', async () => {
+    const set = await d.cli(['--json', 'mailbox', 'set', 'm@off.example', '--provider', 'sms', '--phone', '+12015550150', '--fallback', 'email', '--alt-email', 'm@home.example']);
+    assert.equal(set.code, 0, set.stderr);
+    const r = JSON.parse(set.stdout) as { settings: { provider: string }; warnings: string[] };
+    assert.equal(r.settings.provider, 'sms', 'stored');
+    assert.equal(r.warnings.length, 1, JSON.stringify(r.warnings));
+    assert.match(r.warnings[0]!, /^provider sms is disabled on this platform: until it is enabled \(memfa providers enable sms\), .*fallback provider.*denied \(provider-disabled\)$/);
+    assert.match(set.stderr, /^memfa: warning: provider sms is disabled/m);
+    // For people too, after the settings.
+    const human = await d.cli(['domain', 'set', 'other.example', '--fallback', 'sms']);
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stderr, /^memfa: warning: fallback sms is disabled on this platform: it is not used until .*memfa providers enable sms/m);
+    const global = await d.json<{ warnings: string[] }>(['global', 'set', '--provider', 'sms']);
+    assert.equal(global.warnings.length, 1);
+    await d.json(['global', 'set', '--provider', 'inherit']);
+    // An enabled provider, or removing one, warns of nothing.
+    assert.deepEqual((await d.json<{ warnings: string[] }>(['mailbox', 'set', 'm@off.example', '--fallback', 'email'])).warnings, []);
+    assert.deepEqual((await d.json<{ warnings: string[] }>(['mailbox', 'set', 'm@off.example', '--provider', 'inherit'])).warnings, []);
+  });
+
+  it('a domain administrator may not assign it', async () => {
+    const r = await d.cli(['--json', '--token-file', tokenFile, 'mailbox', 'set', 'n@off.example', '--provider', 'sms', '--phone', '+12015550151']);
+    const doc = refused(r, 'domain administrator', 65);
+    assert.equal(doc.error.code, 'PROVIDER_DISABLED');
+    assert.equal((await d.json<{ stored: boolean }>(['mailbox', 'show', 'n@off.example'])).stored, false);
+  });
+});
+

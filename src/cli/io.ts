@@ -39,6 +39,11 @@ export function printErrorDocument(e: MemfaError): void {
   printJson(doc);
 }
 
+/** Warnings of an answer, after its output, on standard error (which --json leaves alone). */
+export function warn(warnings: readonly string[] | undefined): void {
+  for (const w of warnings ?? []) process.stderr.write(`memfa: warning: ${w}\n`);
+}
+
 /** The lines of an error's message: one per problem when it lists several (data.errors). */
 export function errorLines(e: MemfaError): string[] {
   const listed = e.data?.['errors'];

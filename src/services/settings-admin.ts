@@ -4,7 +4,7 @@ import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord }
 import { normaliseAddress, normaliseAltEmail, normaliseDomain } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
-import type { MailboxView } from '../protocol/results.js';
+import type { MailboxView, SetWarnings } from '../protocol/results.js';
 import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
@@ -66,10 +66,30 @@ export class SettingsAdmin {
     }
   }
 
+  /**
+   * The platform administrator may assign a provider the platform has disabled (to prepare for
+   * enabling it, say), but is told what it does meanwhile; domain administrators are refused it
+   * (assertProviders).
+   */
+  private disabledProviderWarnings(patch: Record<string, unknown>, ctx: CallContext): string[] {
+    if (roleOf(ctx) !== 'platform') return [];
+    const warnings: string[] = [];
+    for (const key of ['provider', 'fallbackProvider'] as const) {
+      const v = patch[key];
+      if ((v !== 'totp' && v !== 'sms' && v !== 'email') || this.policy.rights(v).enabled) continue;
+      warnings.push(
+        key === 'provider'
+          ? `provider ${v} is disabled on this platform: until it is enabled (memfa providers enable ${v}), logins that need a second factor use the fallback provider if it is enabled, and are otherwise denied (provider-disabled)`
+          : `fallback ${v} is disabled on this platform: it is not used until it is enabled (memfa providers enable ${v})`,
+      );
+    }
+    return warnings;
+  }
+
   async setMailbox(
     params: { address: string; settings?: unknown; phone?: string | null | undefined; altEmail?: string | null | undefined },
     ctx: CallContext,
-  ): Promise<MailboxView> {
+  ): Promise<MailboxView & SetWarnings> {
     // Every problem of the request at once: the address, the phone, the alternate address and each
     // setting of the patch.
     const problems = new Problems();
@@ -105,7 +125,7 @@ export class SettingsAdmin {
       tx.putMailbox(next);
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
-    return mailboxView(this.p.config, this.p.store, mailbox, now);
+    return { ...mailboxView(this.p.config, this.p.store, mailbox, now), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
   showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
@@ -178,7 +198,7 @@ export class SettingsAdmin {
       tx.putDomain({ ...current, settings: applySettingsPatch(current.settings, patch, 'domain'), updatedAt: now });
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.set', result: 'ok', details: { domain, settings: patch } });
-    return this.domainView(domain);
+    return { ...this.domainView(domain), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
   showDomain(params: { domain: string }, ctx: CallContext) {
@@ -220,7 +240,7 @@ export class SettingsAdmin {
     if (Object.keys(patch).length === 0) throw invalidParams(`settings: nothing to change: give at least one of ${keysOf('global')}`, { param: 'settings' });
     await this.p.store.transact((tx) => tx.putGlobal(applySettingsPatch(tx.getGlobal(), patch, 'global')));
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'global.set', result: 'ok', details: { settings: patch } });
-    return this.showGlobal();
+    return { ...this.showGlobal(), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
   showGlobal() {

@@ -1,17 +1,19 @@
 // memfa domain set | show | list | remove.
 import type { Command } from 'commander';
-import type { DomainListResult, DomainRemoveResult, DomainView } from '../../protocol/results.js';
+import type { DomainListResult, DomainRemoveResult, DomainView, SetWarnings } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { addSettingOptions, assertSomethingToSet, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatDomain, formatDomainList, formatDomainRemoved } from '../format.js';
+import { warn } from '../io.js';
 
 export function registerDomain(program: Command, cli: Cli): void {
   const domain = program.command('domain').description('per-domain settings, inherited by its mailboxes');
   addSettingOptions(domain.command('set').argument('<domain>').description('change a domain\'s settings ("inherit" removes one)'), 'domain').action(
     async (d: string, f: SettingFlags, cmd: Command) => {
       assertSomethingToSet(cmd, f);
-      const r = (await cli.call('domain.set', { domain: d, settings: settingsPatch(f) })) as DomainView;
+      const r = (await cli.call('domain.set', { domain: d, settings: settingsPatch(f) })) as DomainView & SetWarnings;
       cli.print(r, (c) => formatDomain(r, c));
+      warn(r.warnings);
     },
   );
   domain

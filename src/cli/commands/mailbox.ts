@@ -1,10 +1,11 @@
 // memfa mailbox set | show | list | remove.
 import type { Command } from 'commander';
 import type { ParamsOf } from '../../protocol/methods.js';
-import type { MailboxListResult, MailboxView } from '../../protocol/results.js';
+import type { MailboxListResult, MailboxView, SetWarnings } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { addSettingOptions, assertSomethingToSet, parseLimit, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatMailbox, formatMailboxList, formatMailboxRemoved } from '../format.js';
+import { warn } from '../io.js';
 
 export function registerMailbox(program: Command, cli: Cli): void {
   const mailbox = program.command('mailbox').description('per-mailbox settings');
@@ -16,8 +17,9 @@ export function registerMailbox(program: Command, cli: Cli): void {
       const params: ParamsOf<'mailbox.set'> = { address, settings: settingsPatch(f) };
       if (f.phone !== undefined) params.phone = f.phone === 'none' ? null : f.phone;
       if (f.altEmail !== undefined) params.altEmail = f.altEmail === 'none' ? null : f.altEmail;
-      const m = (await cli.call('mailbox.set', params)) as MailboxView;
+      const m = (await cli.call('mailbox.set', params)) as MailboxView & SetWarnings;
       cli.print(m, (c) => formatMailbox(m, c));
+      warn(m.warnings);
     });
   mailbox
     .command('show')
