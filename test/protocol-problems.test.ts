@@ -6,6 +6,7 @@ import { applySettingsPatch } from '../src/core/settings.js';
 import { MemfaError } from '../src/protocol/errors.js';
 import { METHODS } from '../src/protocol/methods.js';
 import { MAX_REPORTED_PROBLEMS } from '../src/protocol/problems.js';
+import { errorLines } from '../src/cli/io.js';
 
 function caught(fn: () => unknown): MemfaError {
   try {
@@ -55,4 +56,12 @@ test('settings patch: every bad list entry and every bad part of a country rule 
   const rule = caught(() => applySettingsPatch({}, { countryRule: { mode: 'deny', countries: ['DE', '9Z', 'D'], colour: 1 }, challenge: 'sometimes' }, 'domain'));
   assert.deepEqual(params(rule), ['countryRule.colour', 'countryRule.mode', 'countryRule.countries', 'countryRule.countries', 'challenge']);
   for (const bad of ['9Z', "'D'", 'deny', 'sometimes']) assert.ok(rule.message.includes(bad), `${bad} in ${rule.message}`);
+});
+
+test('the command prints one line per problem of INVALID_PARAMS, and other errors as they are', () => {
+  const e = caught(() => applySettingsPatch({}, { challenge: 'x', minChallenge: 'y' }, 'domain'));
+  assert.deepEqual(errorLines(e), [(e.data?.['errors'] as { message: string }[])[0]!.message, (e.data?.['errors'] as { message: string }[])[1]!.message]);
+  // CONFIG_INVALID lists its problems as strings and in its message already.
+  const config = new MemfaError('CONFIG_INVALID', 'invalid configuration in f:\n  a: x\n  b: y', { data: { errors: ['a: x', 'b: y'] } });
+  assert.deepEqual(errorLines(config), [config.message]);
 });

@@ -44,11 +44,12 @@ export function warn(warnings: readonly string[] | undefined): void {
   for (const w of warnings ?? []) process.stderr.write(`memfa: warning: ${w}\n`);
 }
 
-/** The lines of an error's message: one per problem when it lists several (data.errors). */
+/** The lines of an error's message: one per problem when INVALID_PARAMS lists several (data.errors). */
 export function errorLines(e: MemfaError): string[] {
   const listed = e.data?.['errors'];
-  if (!Array.isArray(listed) || listed.length < 2) return [e.message];
-  const lines = listed.map((p: { message?: unknown }) => String(p?.message));
+  if (e.code !== 'INVALID_PARAMS' || !Array.isArray(listed) || listed.length < 2) return [e.message];
+  if (!listed.every((p: unknown) => typeof (p as { message?: unknown } | null)?.message === 'string')) return [e.message];
+  const lines = listed.map((p: { message: string }) => p.message);
   const more = e.data?.['moreErrors'];
   if (typeof more === 'number' && more > 0) lines.push(`and ${more} more`);
   return lines;
