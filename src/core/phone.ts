@@ -3,8 +3,8 @@
 // memfa has for a phone. Pure.
 //
 // The full metadata ("max"), not "min" or "mobile": only it tells a landline from a number that
-// does not exist, which is what a refusal must say. The library costs about 10 MB and 50 ms to
-// load, which logins never need: services load this module on the first phone number written
+// does not exist, which is what a refusal must say. Loading the library costs memory and time that
+// logins never need: services load this module on the first phone number written
 // (services/phone-rules.ts), and delivery checks the stored E.164 form alone (normaliseE164).
 import { parsePhoneNumberWithError, ParseError, type NumberType } from 'libphonenumber-js/max';
 import { MemfaError } from '../protocol/errors.js';

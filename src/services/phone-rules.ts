@@ -1,5 +1,6 @@
 // The phone rules of core/phone.ts, loaded on the first phone number written rather than at start:
-// libphonenumber adds about 10 MB and 50 ms to the daemon, which logins never need.
+// libphonenumber costs a few MB of resident memory and tens of milliseconds to load (more on a
+// busy machine), which the daemon's start and its logins never need.
 type PhoneRules = typeof import('../core/phone.js');
 
 let loading: Promise<PhoneRules> | undefined;
