@@ -10,7 +10,7 @@ import {
   normaliseCountry,
   normaliseDomain,
   normaliseIp,
-  normalisePhone,
+  normaliseE164,
 } from '../src/core/validate.js';
 
 function rejects(fn: () => unknown, param: string, label: string, messagePart?: RegExp): void {
@@ -150,7 +150,8 @@ test('normaliseIp: refused', () => {
   rejects(() => normaliseIp('x', 'clientIp'), 'clientIp', 'custom param');
 });
 
-test('normalisePhone: table', () => {
+// The stored form, which delivery checks; the numbering plans are test/core-phone.test.ts's.
+test('normaliseE164: table', () => {
   const good: [string, string][] = [
     ['+4915112345678', '+4915112345678'],
     ['+49 151 1234 5678', '+4915112345678'],
@@ -159,9 +160,9 @@ test('normalisePhone: table', () => {
     [' +12345678 ', '+12345678'],
     ['+123456789012345', '+123456789012345'],
   ];
-  for (const [input, want] of good) assert.equal(normalisePhone(input), want, input);
+  for (const [input, want] of good) assert.equal(normaliseE164(input), want, input);
   const bad: unknown[] = ['', '4915112345678', '0049 151 1234', '+0151234567', '+1234567', '+1234567890123456', '+49 151 abc', '++4915112345678', '+49/151/123', null];
-  for (const input of bad) rejects(() => normalisePhone(input), 'phone', String(input));
+  for (const input of bad) rejects(() => normaliseE164(input), 'phone', String(input));
 });
 
 test('normaliseCountry: table', () => {
@@ -214,4 +215,17 @@ test('ipInNetworks: first matching CIDR or null', () => {
   assert.equal(ipInNetworks('192.0.2.1', ['::ffff:0:0/96']), '::ffff:0:0/96');
   rejects(() => ipInNetworks('nope', nets), 'ip', 'bad ip');
   rejects(() => ipInNetworks('10.0.0.1', ['10.0.0.0/99']), 'trustedNetworks', 'bad cidr');
+});
+
+test('normaliseAltEmail: the mailbox with a +subaddress, in any case, is the mailbox itself', () => {
+  for (const alt of ['alice+mfa@example.com', 'Alice+MFA@Example.COM', 'alice+@example.com', 'alice+a+b@example.com']) {
+    rejects(() => normaliseAltEmail(alt, 'alice@example.com'), 'altEmail', alt, /delivers to the mailbox alice@example\.com itself/);
+  }
+  // The mailbox may itself carry a subaddress; the address both deliver to is compared.
+  rejects(() => normaliseAltEmail('alice@example.com', 'alice+web@example.com'), 'altEmail', 'mailbox with a subaddress', /delivers to the mailbox/);
+  rejects(() => normaliseAltEmail('alice+mfa@bücher.example', 'alice@xn--bcher-kva.example'), 'altEmail', 'IDN spelling', /delivers to the mailbox/);
+  // Other mailboxes, on this domain or another, are fine.
+  assert.equal(normaliseAltEmail('alice+mfa@other.example', 'alice@example.com'), 'alice+mfa@other.example');
+  assert.equal(normaliseAltEmail('alicia@example.com', 'alice@example.com'), 'alicia@example.com');
+  assert.equal(normaliseAltEmail('+tag@example.com', 'alice@example.com'), '+tag@example.com');
 });

@@ -76,12 +76,12 @@ test('a torn last journal line (no newline) is ignored: the daemon starts with t
   assert.equal(shown['result'].phone, '+15550001', 'the complete entry was replayed, the torn one ignored');
   await assertStatusOk(d);
   // New writes after the truncated tail are durable and replay cleanly.
-  const set = await d.cli(['mailbox', 'set', 'kept@example.com', '--phone', '+15550009']);
+  const set = await d.cli(['mailbox', 'set', 'kept@example.com', '--phone', '+12015550109']);
   assert.equal(set.code, 0, set.stderr);
   await d.stop('SIGKILL');
   await d.restart();
   const again = await rpc(d.adminSocket, 'mailbox.show', { address: 'kept@example.com' });
-  assert.equal(again['result'].phone, '+15550009');
+  assert.equal(again['result'].phone, '+12015550109');
 });
 
 test('a store file readable by others (0644) is refused naming the file', async (t) => {

@@ -93,13 +93,13 @@ describe('code delivery end to end', () => {
   });
 
   it('sends an SMS code by submit_sm; a re-challenge re-sends the same code; the hourly cap refuses the next send', async () => {
-    await d.json(['mailbox', 'set', 'ben@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+447700900789']);
+    await d.json(['mailbox', 'set', 'ben@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550189']);
     const before = smpp.submitted.length;
     const first = await verify('ben@mail.example');
-    assert.deepEqual([first.exit, first.provider, first.destination], [2, 'sms', '+44*******789']);
+    assert.deepEqual([first.exit, first.provider, first.destination], [2, 'sms', '+12******189']);
     await waitUntil(() => smpp.submitted.length === before + 1, 3000, 'first SMS');
     const sms = smpp.submitted[before]!;
-    assert.equal(sms.destinationAddr, '447700900789');
+    assert.equal(sms.destinationAddr, '12015550189');
     const code = codeIn(sms.text);
     assert.ok(sms.text.length <= 160);
 
@@ -171,7 +171,7 @@ describe('code delivery end to end', () => {
       },
     });
     try {
-      await down.json(['mailbox', 'set', 'eve@mail.example', '--challenge', 'always', '--provider', 'email', '--alt-email', 'eve@home.example', '--phone', '+15551230000']);
+      await down.json(['mailbox', 'set', 'eve@mail.example', '--challenge', 'always', '--provider', 'email', '--alt-email', 'eve@home.example', '--phone', '+12015550130']);
       const r = await down.cli(['--json', 'verify', '--user', 'eve@mail.example', '--ip', GB]);
       assert.equal(r.code, 75, r.stderr);
       const body = JSON.parse(r.stdout) as { result: string; reason: string; error: { code: string } };
@@ -191,14 +191,14 @@ describe('code delivery end to end', () => {
       assert.equal(c.code, 2, c.stdout + c.stderr);
       assert.equal((JSON.parse(c.stdout) as { provider: string }).provider, 'sms');
       await waitUntil(() => smpp.submitted.length === before + 1, 3000, 'fallback SMS');
-      assert.equal(smpp.submitted[before]!.destinationAddr, '15551230000');
+      assert.equal(smpp.submitted[before]!.destinationAddr, '12015550130');
     } finally {
       await down.cleanup();
     }
   });
 
   it('SMPP submit_sm answered with an error status: exit 75 naming the SMPP error', async () => {
-    await d.json(['mailbox', 'set', 'fay@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+15551230001']);
+    await d.json(['mailbox', 'set', 'fay@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550131']);
     smpp.submitStatus = 0x45; // ESME_RSUBMITFAIL
     try {
       const r = await verify('fay@mail.example');
@@ -213,7 +213,7 @@ describe('code delivery end to end', () => {
   });
 
   it('re-binds after the SMPP server restarts and the next send works', async () => {
-    await d.json(['mailbox', 'set', 'gus@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+15551230002']);
+    await d.json(['mailbox', 'set', 'gus@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550132']);
     const port = smpp.port;
     const bindsBefore = smpp.binds.length;
     await smpp.stop();
@@ -228,17 +228,17 @@ describe('code delivery end to end', () => {
 
   it('provider test sends through each gateway and reports errors exactly', async () => {
     const before = smpp.submitted.length;
-    const sms = await d.cli(['provider', 'test', 'sms', '--to', '+15551239999']);
+    const sms = await d.cli(['provider', 'test', 'sms', '--to', '+12015550199']);
     assert.equal(sms.code, 0, sms.stderr);
     assert.match(sms.stdout, /sent a test message/);
-    assert.equal(smpp.submitted[before]!.destinationAddr, '15551239999');
+    assert.equal(smpp.submitted[before]!.destinationAddr, '12015550199');
     const mails = smtp.messages.length;
     const email = await d.json<{ ok: boolean; transport: string }>(['provider', 'test', 'email', '--to', 'admin@ops.example']);
     assert.deepEqual([email.ok, email.transport], [true, 'smtp']);
     await smtp.waitForMessages(mails + 1);
     smpp.submitStatus = 0x58;
     try {
-      const bad = await d.cli(['provider', 'test', 'sms', '--to', '+15551239999']);
+      const bad = await d.cli(['provider', 'test', 'sms', '--to', '+12015550199']);
       assert.equal(bad.code, 75);
       assert.match(bad.stderr, /ESME_RTHROTTLED/);
     } finally {

@@ -46,8 +46,8 @@ describe('SMPP gateway down and back', () => {
         codes: { cooldownSeconds: 0, hourlyLimit: 100, ttlSeconds: 60, maxTries: 5 },
       },
     });
-    await d.json(['mailbox', 'set', 'hal@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+447700900111', '--alt-email', 'hal@home.example', '--fallback', 'email']);
-    await d.json(['mailbox', 'set', 'ida@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+447700900222']);
+    await d.json(['mailbox', 'set', 'hal@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550111', '--alt-email', 'hal@home.example', '--fallback', 'email']);
+    await d.json(['mailbox', 'set', 'ida@mail.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550122']);
   });
   after(async () => {
     await d.cleanup();
@@ -104,7 +104,7 @@ describe('SMPP gateway down and back', () => {
     assert.deepEqual([c.exit, c.provider], [2, 'sms'], JSON.stringify(c));
     assert.ok(loginMs < FAST_MS, `the login took ${loginMs} ms`);
     assert.equal(smpp.submitted.length, sent + 1);
-    assert.equal(smpp.submitted[sent]!.destinationAddr, '447700900222');
+    assert.equal(smpp.submitted[sent]!.destinationAddr, '12015550122');
   });
 
   it('status while the SMSC is stopped says down, checked then, not remembered', async () => {
@@ -117,9 +117,9 @@ describe('SMPP gateway down and back', () => {
   it('provider test sms after the SMSC restarts succeeds at once', async () => {
     await smpp.start();
     const sent = smpp.submitted.length;
-    const { value: r, ms } = await timed(() => d.cli(['provider', 'test', 'sms', '--to', '+15551239999']));
+    const { value: r, ms } = await timed(() => d.cli(['provider', 'test', 'sms', '--to', '+12015550199']));
     assert.equal(r.code, 0, r.stderr);
     assert.ok(ms < FAST_MS, `provider test took ${ms} ms`);
-    assert.equal(smpp.submitted[sent]?.destinationAddr, '15551239999');
+    assert.equal(smpp.submitted[sent]?.destinationAddr, '12015550199');
   });
 });

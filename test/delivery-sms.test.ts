@@ -402,3 +402,10 @@ test('phone numbers follow the one E.164 rule of core/validate.ts', async (t) =>
   await sender.send({ ...MSG, to: '+44 7700 900-789' });
   assert.equal(sink.submitted.at(-1)?.destinationAddr, '447700900789');
 });
+
+test('a number stored before the numbering plans were checked is sent as it was stored', async (t) => {
+  const { sink, sender } = await sinkAndSender(t);
+  // The old rule kept a trunk 0 after the country code; such numbers are in the store.
+  await sender.send({ ...MSG, to: '+4402079460958' });
+  assert.equal(sink.submitted.at(-1)?.destinationAddr, '4402079460958');
+});

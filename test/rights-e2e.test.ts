@@ -140,7 +140,7 @@ describe("settings: what an administrator set for a mailbox is a floor its user 
 
   it('refuses a provider choice where an administrator set the provider of the mailbox', async () => {
     await d.json(['mailbox', 'set', 'frank@apart.org', '--provider', 'totp']);
-    const r = await self('frank@apart.org', ['set', '--provider', 'sms', '--phone', '+447700900123']);
+    const r = await self('frank@apart.org', ['set', '--provider', 'sms', '--phone', '+12015550123']);
     assert.equal(r.code, 77, r.stderr);
     const e = JSON.parse(r.stdout) as { error: { code: string; right: string } };
     assert.deepEqual([e.error.code, e.error.right], ['FORBIDDEN', 'provider']);
@@ -148,7 +148,7 @@ describe("settings: what an administrator set for a mailbox is a floor its user 
     const shown = JSON.parse((await self('frank@apart.org', ['show'])).stdout) as { allowedProviders: string[]; phone: string | null };
     assert.deepEqual([shown.allowedProviders, shown.phone], [[], null], 'nothing was changed, and nothing is offered');
     // Without the administrator's setting the user's choice applies (over the domain's).
-    assert.equal((await self('gina@apart.org', ['set', '--provider', 'sms', '--phone', '+447700900124'])).code, 0);
+    assert.equal((await self('gina@apart.org', ['set', '--provider', 'sms', '--phone', '+12015550124'])).code, 0);
     const g = await d.json<Shown>(['mailbox', 'show', 'gina@apart.org']);
     assert.deepEqual([g.effective.provider.value, g.effective.provider.source], ['sms', 'user']);
     // ... until an administrator sets one for the mailbox.
@@ -327,9 +327,9 @@ describe('the current factor: self-service never replaces it without proof of it
   it('an sms factor: a new phone, another provider or a TOTP secret need a code sent to the current phone', async () => {
     await d.json(['mailbox', 'set', 'carol@example.org', '--challenge', 'always']);
     // Her first factor is her own choice, and needs no proof: she had none.
-    await selfCall('self.set', { user: 'carol@example.org', provider: 'sms', phone: '+447700900001' });
+    await selfCall('self.set', { user: 'carol@example.org', provider: 'sms', phone: '+12015550101' });
     const changes: Record<string, unknown>[] = [
-      { phone: '+447700900666' },
+      { phone: '+12015550166' },
       { altEmail: 'evil@attacker.example' },
       { provider: 'email', altEmail: 'evil@attacker.example' },
       { provider: 'totp' },
@@ -343,21 +343,21 @@ describe('the current factor: self-service never replaces it without proof of it
     }
     assert.equal((await refusal(selfCall('self.enroll.start', { user: 'carol@example.org' }))).data?.['right'], 'currentCode', 'a TOTP secret would replace the sms factor');
     // Changes that replace no factor need no proof.
-    await selfCall('self.set', { user: 'carol@example.org', challenge: 'always', phone: '+447700900001' });
+    await selfCall('self.set', { user: 'carol@example.org', challenge: 'always', phone: '+12015550101' });
 
     const sent = (await selfCall('self.code.send', { user: 'carol@example.org', ip: GB })) as { provider: string; destination: string };
     assert.equal(sent.provider, 'sms');
-    assert.match(sent.destination, /^\+44\*+001$/);
-    const code = await sentCode('+447700900001');
-    const changed = (await selfCall('self.set', { user: 'carol@example.org', phone: '+447700900002', currentCode: code })) as { phone: string };
-    assert.equal(changed.phone, '+447700900002');
-    const spent = await refusal(selfCall('self.set', { user: 'carol@example.org', phone: '+447700900003', currentCode: code }));
+    assert.match(sent.destination, /^\+12\*+101$/);
+    const code = await sentCode('+12015550101');
+    const changed = (await selfCall('self.set', { user: 'carol@example.org', phone: '+12015550102', currentCode: code })) as { phone: string };
+    assert.equal(changed.phone, '+12015550102');
+    const spent = await refusal(selfCall('self.set', { user: 'carol@example.org', phone: '+12015550103', currentCode: code }));
     assert.equal(spent.data?.['reason'], 'no-open-code', 'the sent code was spent by the proof');
     // The CLI reads the proof from standard input, never from argv.
     assert.equal((await d.cli(['self', '--user', 'carol@example.org', 'send-code'])).code, 0);
-    const viaCli = await d.cli(['--json', 'self', '--user', 'carol@example.org', 'set', '--phone', '+447700900004', '--current-code-stdin'], { stdin: (await sentCode('+447700900002')) + '\n' });
+    const viaCli = await d.cli(['--json', 'self', '--user', 'carol@example.org', 'set', '--phone', '+12015550104', '--current-code-stdin'], { stdin: (await sentCode('+12015550102')) + '\n' });
     assert.equal(viaCli.code, 0, viaCli.stderr);
-    assert.equal((JSON.parse(viaCli.stdout) as { phone: string }).phone, '+447700900004');
+    assert.equal((JSON.parse(viaCli.stdout) as { phone: string }).phone, '+12015550104');
     // A TOTP-only mailbox gets no code to send.
     await enrolledKey('tess@example.org');
     const none = await refusal(selfCall('self.code.send', { user: 'tess@example.org' }));
@@ -372,7 +372,7 @@ describe('the current factor: self-service never replaces it without proof of it
 
     // A secret started while the mailbox had no factor; then the user's phone becomes one.
     const early = (await selfCall('self.enroll.start', { user: 'erik@example.org' })) as Enrolled;
-    await selfCall('self.set', { user: 'erik@example.org', provider: 'sms', phone: '+447700900010' });
+    await selfCall('self.set', { user: 'erik@example.org', provider: 'sms', phone: '+12015550110' });
     const e = await refusal(selfCall('self.enroll.confirm', { user: 'erik@example.org', code: totpCode(fromBase32(early.secret), Date.now(), TOTP) }));
     assert.deepEqual([e.code, e.data?.['right']], ['FORBIDDEN', 'currentCode']);
     assert.equal((await d.json<{ totp: string }>(['mailbox', 'show', 'erik@example.org'])).totp, 'pending', 'not activated');
@@ -383,7 +383,7 @@ describe('the current factor: self-service never replaces it without proof of it
     const e = (await call(d.adminSocket, 'self.enroll.start', { user: 'lost@example.org', restart: true })) as Enrolled;
     await call(d.adminSocket, 'self.enroll.confirm', { user: 'lost@example.org', code: totpCode(fromBase32(e.secret), Date.now(), TOTP) });
     assert.equal(await verifyReason('lost@example.org', totpCode(key, Date.now() + PERIOD, TOTP)), 'code-invalid', 'the lost secret was replaced');
-    const shown = (await call(d.adminSocket, 'self.set', { user: 'lost@example.org', provider: 'sms', phone: '+447700900020' })) as { provider: string; phone: string };
-    assert.deepEqual([shown.provider, shown.phone], ['sms', '+447700900020']);
+    const shown = (await call(d.adminSocket, 'self.set', { user: 'lost@example.org', provider: 'sms', phone: '+12015550120' })) as { provider: string; phone: string };
+    assert.deepEqual([shown.provider, shown.phone], ['sms', '+12015550120']);
   });
 });

@@ -67,7 +67,7 @@ describe('roles, provider policy and country rules', () => {
       ['provider policy', ['providers', 'enable', 'sms'], 77, /may not call "providers.set"/],
       ['issuing tokens', ['admin', 'add', 'evil', '--domain', 'acme.example'], 77, /may not call "admin.add"/],
       ['trusted networks', ['domain', 'set', 'acme.example', '--trusted-networks', '0.0.0.0/0'], 77, /platform administrator/],
-      ['a provider the policy forbids them', ['mailbox', 'set', 'u2@acme.example', '--provider', 'sms', '--phone', '+15551230000'], 77, /domain administrators may not assign provider sms/],
+      ['a provider the policy forbids them', ['mailbox', 'set', 'u2@acme.example', '--provider', 'sms', '--phone', '+12015550130'], 77, /domain administrators may not assign provider sms/],
     ];
     for (const [what, args, code, message] of matrix) {
       const r = await asAdmin(args);
@@ -98,7 +98,7 @@ describe('roles, provider policy and country rules', () => {
     const shown = await asSelf('eve@users.example', ['--json', 'show']).then((r) => JSON.parse(r.stdout) as { allowedChallenges: string[]; allowedProviders: string[] });
     assert.deepEqual(shown.allowedChallenges, ['new-country', 'new-ip', 'always']);
     assert.deepEqual(shown.allowedProviders, ['totp', 'sms']);
-    assert.equal((await asSelf('eve@users.example', ['set', '--challenge', 'always', '--phone', '+447700900100', '--provider', 'sms'])).code, 0);
+    assert.equal((await asSelf('eve@users.example', ['set', '--challenge', 'always', '--phone', '+12015550100', '--provider', 'sms'])).code, 0);
     expectDenied(await asSelf('eve@users.example', ['set', '--challenge', 'never']), 77, /weaker than new-country/, 'weaker mode');
     expectDenied(await asSelf('eve@users.example', ['set', '--provider', 'email', '--alt-email', 'eve@home.example']), 77, /end users may not choose provider email/, 'forbidden provider');
     // Own TOTP enrolment. Eve's sms factor is active now, so a new factor needs a code sent to it.
@@ -106,7 +106,7 @@ describe('roles, provider policy and country rules', () => {
     assert.equal((await asSelf('eve@users.example', ['send-code'])).code, 0);
     const { readFile } = await import('node:fs/promises');
     const sent = (await readFile(path.join(d.dataDir, 'outbox.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { to: string; code?: string });
-    const smsCode = sent.filter((m) => m.to === '+447700900100').at(-1)?.code;
+    const smsCode = sent.filter((m) => m.to === '+12015550100').at(-1)?.code;
     assert.ok(smsCode, 'a code went to her phone');
     const started = await asSelf('eve@users.example', ['--json', 'enroll', '--current-code-stdin'], smsCode + '\n');
     assert.equal(started.code, 0, started.stderr);
@@ -124,8 +124,8 @@ describe('roles, provider policy and country rules', () => {
   });
 
   it('disabling a provider in use says what happens, and verify never passes silently', async () => {
-    await d.json(['mailbox', 'set', 'sam@sms.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+15551230009']);
-    await d.json(['mailbox', 'set', 'sue@sms.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+15551230010', '--fallback', 'totp']);
+    await d.json(['mailbox', 'set', 'sam@sms.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550139']);
+    await d.json(['mailbox', 'set', 'sue@sms.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550140', '--fallback', 'totp']);
     const e = await d.json<{ secret: string }>(['enroll', 'sue@sms.example', '--no-confirm']);
     const off = await d.cli(['providers', 'disable', 'sms']);
     assert.equal(off.code, 0, off.stderr);
@@ -152,7 +152,7 @@ describe('roles, provider policy and country rules', () => {
     assert.equal(ok.code, 0, ok.stdout);
     await d.json(['providers', 'enable', 'sms']);
     await d.json(['providers', 'set', 'sms', '--domain-admins', 'yes']);
-    assert.equal((await asAdmin(['mailbox', 'set', 'u3@acme.example', '--provider', 'sms', '--phone', '+15551230011'])).code, 0, 'allowed after the policy changed');
+    assert.equal((await asAdmin(['mailbox', 'set', 'u3@acme.example', '--provider', 'sms', '--phone', '+12015550141'])).code, 0, 'allowed after the policy changed');
   });
 
   it('country rules at every level and trusted networks, in order: block, trusted, mode', async () => {

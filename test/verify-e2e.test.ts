@@ -223,8 +223,8 @@ describe('memfa verify end to end', () => {
       assert.equal(r.code, 64, `${args.join(' ')}: ${r.stdout} ${r.stderr}`);
       assert.match(r.stderr, message, args.join(' '));
     }
-    const phone = await d.json<{ phone: string; altEmail: string }>(['mailbox', 'set', 'ivy@corp.example', '--phone', '+44 7700 900789', '--alt-email', 'ivy@elsewhere.example', '--provider', 'sms']);
-    assert.equal(phone.phone, '+447700900789');
+    const phone = await d.json<{ phone: string; altEmail: string }>(['mailbox', 'set', 'ivy@corp.example', '--phone', '+1 (201) 555-0189', '--alt-email', 'ivy@elsewhere.example', '--provider', 'sms']);
+    assert.equal(phone.phone, '+12015550189');
     assert.equal(phone.altEmail, 'ivy@elsewhere.example');
   });
 
@@ -241,12 +241,12 @@ describe('memfa verify end to end', () => {
   });
 
   it('keeps every setting across a restart', async () => {
-    await d.json(['mailbox', 'set', 'jack@persist.example', '--challenge', 'new-country', '--phone', '+15551234567']);
+    await d.json(['mailbox', 'set', 'jack@persist.example', '--challenge', 'new-country', '--phone', '+12015550167']);
     const e = await d.json<{ secret: string }>(['enroll', 'jack@persist.example', '--no-confirm']);
     assert.equal(await d.stop(), 0);
     await d.restart();
     const shown = await d.json<{ phone: string; totp: string; effective: { challenge: { value: string } } }>(['mailbox', 'show', 'jack@persist.example']);
-    assert.equal(shown.phone, '+15551234567');
+    assert.equal(shown.phone, '+12015550167');
     assert.equal(shown.totp, 'active');
     assert.equal(shown.effective.challenge.value, 'new-country');
     // The secret still opens after the restart: a code computed from it is accepted.

@@ -34,6 +34,18 @@ export function yesNo(v: string): boolean {
   return v === 'yes';
 }
 
+/**
+ * A set command given none of its options would store nothing (or an empty record): a usage
+ * error that names what it can set, from the command's own options. `notChanges` are options
+ * that accompany a change without being one (a proof such as --current-code-stdin).
+ */
+export function assertSomethingToSet(cmd: Command, given: object, notChanges: readonly string[] = []): void {
+  const changes = cmd.options.filter((o) => !notChanges.includes(o.long ?? ''));
+  const values = given as Record<string, unknown>;
+  if (changes.some((o) => values[o.attributeName()] !== undefined)) return;
+  throw usage(`${cmd.parent?.name() ?? ''} ${cmd.name()}: nothing to change; give at least one of ${changes.map((o) => o.long).join(', ')}`.trim());
+}
+
 /** A comma-separated list from the command line, blanks dropped. */
 const list = (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean);
 
@@ -63,7 +75,7 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
     .addOption(new Option('--challenge <mode>', 'when to ask for a second factor').choices(CHALLENGE_CHOICES))
     .addOption(new Option('--provider <provider>', 'how the second factor is given').choices(PROVIDER_CHOICES))
     .addOption(new Option('--fallback <provider>', 'provider tried when sending through the first fails').choices(FALLBACK_CHOICES))
-    .option('--country-block <CC,..>', 'refuse logins from these countries (ISO 3166 codes)')
+    .option('--country-block <CC,..>', 'refuse logins from these countries (ISO 3166-1 alpha-2 codes, e.g. GB, not UK)')
     .option('--country-allow <CC,..>', 'refuse logins from every country but these')
     .option('--country-rule <inherit>', 'remove the country rule of this level')
     .option(

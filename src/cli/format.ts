@@ -154,9 +154,39 @@ export function formatDomain(d: DomainView, c: ChalkInstance): string {
   return rows([['domain', `${c.bold(d.domain)} (${count(d.mailboxes, 'stored mailbox', 'stored mailboxes')})`], ...formatEffective(d.effective, c)]);
 }
 
+/** The words for each setting key, in the order they are listed. */
+const SETTING_WORDS: Readonly<Record<string, string>> = {
+  challenge: 'challenge',
+  provider: 'provider',
+  fallbackProvider: 'fallback',
+  countryRule: 'country rule:',
+  trustedNetworks: 'trusted networks',
+  usersMayConfigure: 'users may configure',
+  minChallenge: 'minimum challenge',
+};
+
+/** A setting's value in words: lists comma-separated, yes/no, a country rule as its mode and countries. */
+function settingValue(key: string, v: unknown): string {
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (Array.isArray(v)) return v.map((x) => settingValue(key, x)).join(',');
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (key === 'countryRule' && Array.isArray(o['countries'])) return `${o['mode'] === 'allow-only' ? 'allow only' : String(o['mode'])} ${settingValue(key, o['countries'])}`;
+    return Object.entries(o).map(([k, x]) => `${k} ${settingValue(k, x)}`).join(' ');
+  }
+  return String(v);
+}
+
+/** The settings of one level in words, in a fixed order (keys this version does not know last). */
+export function formatLevelSettings(settings: Record<string, unknown>): string {
+  const keys = [...Object.keys(SETTING_WORDS).filter((k) => settings[k] !== undefined), ...Object.keys(settings).filter((k) => !Object.hasOwn(SETTING_WORDS, k))];
+  if (keys.length === 0) return 'no settings of its own';
+  return keys.map((k) => `${Object.hasOwn(SETTING_WORDS, k) ? SETTING_WORDS[k] : k} ${settingValue(k, settings[k])}`).join(', ');
+}
+
 export function formatDomainList(r: DomainListResult): string {
   if (r.domains.length === 0) return 'no domain settings';
-  return r.domains.map((d) => `${d.domain}\t${count(d.mailboxes, 'mailbox', 'mailboxes')}\t${JSON.stringify(d.settings)}`).join('\n');
+  return r.domains.map((d) => `${d.domain}\t${count(d.mailboxes, 'mailbox', 'mailboxes')}\t${formatLevelSettings(d.settings)}`).join('\n');
 }
 
 export function formatDomainRemoved(domain: string, kept: readonly string[] = []): string {

@@ -39,11 +39,27 @@ export function printErrorDocument(e: MemfaError): void {
   printJson(doc);
 }
 
+/** Warnings of an answer, after its output, on standard error (which --json leaves alone). */
+export function warn(warnings: readonly string[] | undefined): void {
+  for (const w of warnings ?? []) process.stderr.write(`memfa: warning: ${w}\n`);
+}
+
+/** The lines of an error's message: one per problem when INVALID_PARAMS lists several (data.errors). */
+export function errorLines(e: MemfaError): string[] {
+  const listed = e.data?.['errors'];
+  if (e.code !== 'INVALID_PARAMS' || !Array.isArray(listed) || listed.length < 2) return [e.message];
+  if (!listed.every((p: unknown) => typeof (p as { message?: unknown } | null)?.message === 'string')) return [e.message];
+  const lines = listed.map((p: { message: string }) => p.message);
+  const more = e.data?.['moreErrors'];
+  if (typeof more === 'number' && more > 0) lines.push(`and ${more} more`);
+  return lines;
+}
+
 /** Reports an error and returns the exit code to leave with. */
 export function reportError(err: unknown, opts: GlobalOptions): number {
   const e = toMemfaError(err);
   if (opts.json) printErrorDocument(e);
-  process.stderr.write(`memfa: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+  process.stderr.write(`${errorLines(e).map((l) => `memfa: ${l}\n`).join('')}${e.hint ? `hint: ${e.hint}\n` : ''}`);
   return e.exitCode;
 }
 

@@ -2,7 +2,8 @@
 // user's own choices and the platform's minimum on top) and validation of changes to one level.
 // Pure.
 
-import { MemfaError } from '../protocol/errors.js';
+import { MemfaError, invalidParams } from '../protocol/errors.js';
+import { Problems } from '../protocol/problems.js';
 import { INHERIT } from '../protocol/vocabulary.js';
 import {
   CHALLENGE_MODES,
@@ -171,61 +172,61 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
  */
 export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule'];
 
-class PatchError extends Error {
-  constructor(
-    readonly param: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** A problem with one key of a patch, named by that key. */
+function patchError(param: string, message: string): MemfaError {
+  return invalidParams(message, { param });
 }
 
 function oneOf<T extends string>(key: string, value: unknown, allowed: readonly T[]): T {
   if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
-  throw new PatchError(key, `${key}: expected one of ${allowed.join(', ')} or '${INHERIT}', got ${JSON.stringify(value)}`);
+  throw patchError(key, `${key}: expected one of ${allowed.join(', ')} or '${INHERIT}', got ${JSON.stringify(value)}`);
 }
 
 /** A list given as an array or, from a command line, as a comma-separated string. */
 function list(key: string, value: unknown): unknown[] {
   if (Array.isArray(value)) return value;
   if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  throw new PatchError(key, `${key}: expected a list (array or comma-separated string)`);
+  throw patchError(key, `${key}: expected a list (array or comma-separated string)`);
 }
 
-function rethrowAs<T>(key: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof MemfaError) throw new PatchError(key, err.message);
-    throw err;
+/** Every item normalised, in order and without repeats; every bad item is reported, not only the first. */
+function eachOf<T>(items: unknown[], normalise: (item: unknown) => T): T[] {
+  const problems = new Problems();
+  const out = new Set<T>();
+  for (const item of items) {
+    const v = problems.check(() => normalise(item));
+    if (v !== undefined) out.add(v);
   }
+  problems.throwIfAny();
+  return [...out];
 }
 
 function parseCountryRule(value: unknown): CountryRule {
   const key = 'countryRule';
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new PatchError(key, `${key}: expected { mode: 'block' | 'allow-only', countries: [...] } or '${INHERIT}'`);
+    throw patchError(key, `${key}: expected { mode: 'block' | 'allow-only', countries: [...] } or '${INHERIT}'`);
   }
   const rec = value as Record<string, unknown>;
+  const problems = new Problems();
   for (const k of Object.keys(rec)) {
-    if (k !== 'mode' && k !== 'countries') throw new PatchError(`${key}.${k}`, `${key}.${k}: unknown key (expected mode, countries)`);
+    if (k !== 'mode' && k !== 'countries') problems.add(`${key}.${k}`, `${key}.${k}: unknown key (expected mode, countries)`);
   }
-  const mode = oneOf(`${key}.mode`, rec.mode, ['block', 'allow-only'] as const);
-  const countries = [
-    ...new Set(list(`${key}.countries`, rec.countries).map((c) => rethrowAs(`${key}.countries`, () => normaliseCountry(c, `${key}.countries`)))),
-  ].sort();
-  if (countries.length === 0) {
+  const mode = problems.check(() => oneOf(`${key}.mode`, rec.mode, ['block', 'allow-only'] as const));
+  const countries = problems.check(() => {
+    const codes = eachOf(list(`${key}.countries`, rec.countries), (c) => normaliseCountry(c, `${key}.countries`)).sort();
     // An empty allow-only list would refuse every login; an empty block list does nothing.
-    throw new PatchError(`${key}.countries`, `${key}.countries: list at least one country (or set ${key} to '${INHERIT}')`);
-  }
-  return { mode, countries };
+    if (codes.length === 0) throw patchError(`${key}.countries`, `${key}.countries: list at least one country (or set ${key} to '${INHERIT}')`);
+    return codes;
+  });
+  problems.throwIfAny();
+  return { mode: mode!, countries: countries! };
 }
 
 function parseBoolean(key: string, value: unknown): boolean {
   if (typeof value === 'boolean') return value;
   if (value === 'true' || value === 'yes') return true;
   if (value === 'false' || value === 'no') return false;
-  throw new PatchError(key, `${key}: expected true or false, got ${JSON.stringify(value)}`);
+  throw patchError(key, `${key}: expected true or false, got ${JSON.stringify(value)}`);
 }
 
 function isSettingKey(key: string): key is keyof LevelSettings {
@@ -243,18 +244,18 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
     throw new MemfaError('INVALID_PARAMS', 'settings: expected an object of setting keys', { data: { param: 'settings' } });
   }
   const next: LevelSettings = { ...current };
-  const errors: PatchError[] = [];
+  const problems = new Problems();
   for (const [key, value] of Object.entries(patch)) {
-    try {
+    problems.check(() => {
       if (!isSettingKey(key)) {
-        throw new PatchError(key, `${key}: unknown setting (expected one of ${Object.keys(SETTING_LEVELS).join(', ')})`);
+        throw patchError(key, `${key}: unknown setting (expected one of ${Object.keys(SETTING_LEVELS).join(', ')})`);
       }
       if (!SETTING_LEVELS[key].includes(level)) {
-        throw new PatchError(key, `${key}: can only be set at ${SETTING_LEVELS[key].join(' or ')} level, not ${level}`);
+        throw patchError(key, `${key}: can only be set at ${SETTING_LEVELS[key].join(' or ')} level, not ${level}`);
       }
       if (value === INHERIT || value === null) {
         delete next[key];
-        continue;
+        return;
       }
       switch (key) {
         case 'challenge':
@@ -273,25 +274,26 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
           next.countryRule = parseCountryRule(value);
           break;
         case 'trustedNetworks':
-          next.trustedNetworks = [...new Set(list(key, value).map((c) => rethrowAs(key, () => normaliseCidr(c, key))))];
+          next.trustedNetworks = eachOf(list(key, value), (c) => normaliseCidr(c, key));
           break;
         case 'usersMayConfigure':
           next.usersMayConfigure = parseBoolean(key, value);
           break;
         case 'enrolmentGrace':
-          next.enrolmentGrace = rethrowAs(key, () => parseEnrolmentGrace(value));
+          next.enrolmentGrace = parseEnrolmentGrace(value);
           break;
       }
-    } catch (err) {
-      if (!(err instanceof PatchError)) throw err;
-      errors.push(err);
-    }
-  }
-  const first = errors[0];
-  if (first !== undefined) {
-    throw new MemfaError('INVALID_PARAMS', errors.map((e) => e.message).join('; '), {
-      data: { param: first.param, errors: errors.map((e) => ({ param: e.param, message: e.message })) },
     });
   }
+  problems.throwIfAny();
   return next;
+}
+
+/**
+ * The problems applySettingsPatch would report for `patch` at `level`, thrown the same way:
+ * validation does not depend on the current settings, so a caller can check a patch together with
+ * its other parameters before it opens a transaction.
+ */
+export function checkSettingsPatch(patch: Record<string, unknown>, level: SettingsLevel): void {
+  applySettingsPatch({}, patch, level);
 }

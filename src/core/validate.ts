@@ -6,6 +6,7 @@
 import { BlockList, isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { MemfaError } from '../protocol/errors.js';
+import { COUNTRY_MISTAKES, EU_MEMBERS, GEOIP_COUNTRIES, isUserAssigned } from './countries.js';
 
 function invalid(param: string, message: string): MemfaError {
   return new MemfaError('INVALID_PARAMS', `${param}: ${message}`, { data: { param } });
@@ -100,11 +101,28 @@ export function domainOf(address: string): string {
   return address.slice(at + 1);
 }
 
-/** An alternative address for codes: valid, and not the mailbox itself (whose password may be the one stolen). */
+/**
+ * The mailbox a normalised address delivers to: without a '+' subaddress (RFC 5233, the
+ * recipient delimiter of Postfix, Dovecot, Exim and most others), u1+tag@a.example to u1@a.example.
+ */
+function deliversTo(address: string): string {
+  const at = address.lastIndexOf('@');
+  const plus = address.indexOf('+');
+  return plus > 0 && plus < at ? address.slice(0, plus) + address.slice(at) : address;
+}
+
+/**
+ * An alternative address for codes: valid, and not the mailbox itself (whose password may be the
+ * one stolen), under any spelling that delivers to it: another case, or a '+' subaddress.
+ */
 export function normaliseAltEmail(alt: unknown, mailbox: string): string {
   const a = normaliseAddress(alt, 'altEmail');
-  if (a === mailbox.trim().toLowerCase()) {
+  const own = mailbox.trim().toLowerCase();
+  if (a === own) {
     throw invalid('altEmail', 'must differ from the mailbox being protected: codes sent there would reach whoever holds its password');
+  }
+  if (deliversTo(a) === deliversTo(own)) {
+    throw invalid('altEmail', `'${a}' delivers to the mailbox ${deliversTo(own)} itself (a '+' subaddress): it must differ from the mailbox being protected, since codes sent there would reach whoever holds its password`);
   }
   return a;
 }
@@ -112,8 +130,13 @@ export function normaliseAltEmail(alt: unknown, mailbox: string): string {
 // ---------------------------------------------------------------------------------------------
 // Phones and countries
 
-/** E.164: '+', then 8 to 15 digits, the first not 0. Spaces, dashes, dots and parentheses are dropped. */
-export function normalisePhone(s: unknown, param = 'phone'): string {
+/**
+ * The form every stored phone number has, which delivery checks before it sends: E.164, '+' then 8
+ * to 15 digits, the first not 0 (spaces, dashes, dots and parentheses are dropped). A number given
+ * by a person goes through normalisePhone of core/phone.ts, which knows the numbering plans and
+ * always returns this form; numbers stored before it have this form too.
+ */
+export function normaliseE164(s: unknown, param = 'phone'): string {
   const raw = requireString(s, param);
   const p = raw.replace(/[\s\-.()]/g, '');
   if (!p.startsWith('+')) throw invalid(param, `'${raw}' must be in international form, starting with '+' and the country code`);
@@ -123,11 +146,49 @@ export function normalisePhone(s: unknown, param = 'phone'): string {
   return p;
 }
 
-/** ISO 3166-1 alpha-2, upper case. */
+// English names, for the suggestions of a refusal only (made on the first one); a Node without
+// them shows the codes alone.
+let regionNames: Intl.DisplayNames | undefined;
+
+/** 'GB (United Kingdom)', or 'GB' where no name is known. */
+function countryWithName(code: string): string {
+  let name: string | undefined;
+  try {
+    regionNames ??= new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
+    name = regionNames.of(code);
+  } catch {
+    name = undefined;
+  }
+  return name === undefined ? code : `${code} (${name})`;
+}
+
+function suggest(codes: readonly string[]): string {
+  const named = codes.map(countryWithName);
+  return named.length === 1 ? named[0]! : `${named.slice(0, -1).join(', ')} or ${named.at(-1)}`;
+}
+
+/**
+ * An ISO 3166-1 alpha-2 code that the country data can return (GEOIP_COUNTRIES), upper case. A
+ * rule naming any other code would never apply, or, as an allow-only rule, refuse everyone; the
+ * refusal names the code meant where the mistake is a common one.
+ */
 export function normaliseCountry(s: unknown, param = 'country'): string {
-  const c = requireString(s, param);
-  if (!/^[A-Za-z]{2}$/.test(c)) throw invalid(param, `'${c}' is not an ISO 3166-1 alpha-2 code (two letters, e.g. DE)`);
-  return c.toUpperCase();
+  const given = requireString(s, param);
+  if (!/^[A-Za-z]{2}$/.test(given)) {
+    if (/^[A-Za-z]{3}$/.test(given)) throw invalid(param, `'${given}' looks like an ISO 3166-1 alpha-3 code; give the two-letter (alpha-2) code, e.g. DE for DEU`);
+    throw invalid(param, `'${given}' is not an ISO 3166-1 alpha-2 code (two letters, e.g. DE)`);
+  }
+  const c = given.toUpperCase();
+  if (GEOIP_COUNTRIES.has(c)) return c;
+  if (c === 'EU') {
+    throw invalid(param, `'${given}' is the European Union, not a country: the country data gives each member state its own code (${EU_MEMBERS.join(',')})`);
+  }
+  const mistake = COUNTRY_MISTAKES[c];
+  if (mistake !== undefined) throw invalid(param, `'${given}' is not an ISO 3166-1 country code (${mistake.what}); did you mean ${suggest(mistake.use)}?`);
+  if (isUserAssigned(c)) throw invalid(param, `'${given}' is a user-assigned code that no country has (ISO 3166-1 alpha-2, e.g. DE)`);
+  const swapped = c[1]! + c[0]!;
+  if (GEOIP_COUNTRIES.has(swapped)) throw invalid(param, `'${given}' is not an ISO 3166-1 country code; did you mean ${suggest([swapped])}?`);
+  throw invalid(param, `'${given}' is not an ISO 3166-1 country code (two letters, e.g. DE)`);
 }
 
 // ---------------------------------------------------------------------------------------------

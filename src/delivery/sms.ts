@@ -2,7 +2,7 @@
 // (smpp-link.ts) owns the connection, its keep-alive and reconnects; smpp-pdu.ts the encodings;
 // smpp-submit.ts one submit_sm and its answer.
 
-import { normalisePhone } from '../core/validate.js';
+import { normaliseE164 } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
 import { deliveryFailed, describeError } from './common.js';
 import { maskPhone } from './mask.js';
@@ -17,12 +17,13 @@ export function createSmppSender(cfg: SmppConfig, logger: DeliveryLogger): Sende
 }
 
 /**
- * The destination in E.164, by the one rule every phone number in memfa follows. The number is
- * masked in the error: it goes into logs, and the rule's own message quotes it.
+ * The destination in E.164, the form every stored number has. Its numbering plan was checked when
+ * it was stored (core/phone.ts), so that a login that sends a code loads no phone metadata. The
+ * number is masked in the error: it goes into logs, and the rule's own message quotes it.
  */
 function destination(to: string): string {
   try {
-    return normalisePhone(to, 'to');
+    return normaliseE164(to, 'to');
   } catch {
     throw new MemfaError('INVALID_PARAMS', `to: not an E.164 phone number: ${maskPhone(to)}`, { data: { provider: 'sms', param: 'to' } });
   }

@@ -286,3 +286,12 @@ export interface ProviderTestResult {
   messageId: string | null;
   ms: number;
 }
+
+/**
+ * mailbox.set, domain.set and global.set answer with the view of what they changed and what the
+ * change will do that the caller may not expect (a provider the platform has disabled); empty
+ * when nothing.
+ */
+export interface SetWarnings {
+  warnings: string[];
+}

@@ -1,6 +1,7 @@
 // A small parameter-schema language: each schema validates untrusted JSON and infers its
 // TypeScript type, so a method's contract is written once and checked on both sides.
 import { invalidParams } from './errors.js';
+import { Problems } from './problems.js';
 
 export interface Schema<T> {
   readonly describe: string;
@@ -66,7 +67,18 @@ export function arr<T>(inner: Schema<T>, opts: { max?: number } = {}): Schema<T[
     parse(value, path) {
       if (!Array.isArray(value)) throw invalidParams(`${path}: expected an array`, { param: path });
       if (value.length > max) throw invalidParams(`${path}: more than ${max} items`, { param: path });
-      return value.map((v, i) => inner.parse(v, `${path}[${i}]`));
+      // Every bad item is reported, not only the first.
+      let problems: Problems | undefined;
+      const out = value.map((v, i) => {
+        try {
+          return inner.parse(v, `${path}[${i}]`);
+        } catch (err) {
+          (problems ??= new Problems()).record(err);
+          return undefined as T;
+        }
+      });
+      problems?.throwIfAny();
+      return out;
     },
   };
 }
@@ -106,10 +118,13 @@ export function obj<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
       if (value === undefined && allOptional) value = {};
       if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidParams(`${path}: expected an object`, { param: path });
       const input = value as Record<string, unknown>;
+      // Every problem of the request together (unknown, missing and bad parameters), so that one
+      // does not hide another; created only when there is one, since verify parses every login.
+      let problems: Problems | undefined;
       for (const key of Object.keys(input)) {
-        if (FORBIDDEN_KEYS.has(key)) throw invalidParams(`${path}: key "${key}" is not allowed`, { param: path });
-        if (!Object.prototype.hasOwnProperty.call(shape, key)) {
-          throw invalidParams(`${path === 'params' ? '' : path + ': '}unknown parameter "${key.slice(0, 64)}"`, { param: key.slice(0, 64) });
+        if (FORBIDDEN_KEYS.has(key)) (problems ??= new Problems()).add(path, `${path}: key "${key}" is not allowed`);
+        else if (!Object.prototype.hasOwnProperty.call(shape, key)) {
+          (problems ??= new Problems()).add(key.slice(0, 64), `${path === 'params' ? '' : path + ': '}unknown parameter "${key.slice(0, 64)}"`);
         }
       }
       // A null-prototype result so that nothing a client sends can reach Object.prototype.
@@ -117,11 +132,16 @@ export function obj<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
       for (const [key, schema] of fields) {
         const v = input[key];
         if (v === undefined) {
-          if (!schema.optional) throw invalidParams(`missing parameter "${key}"`, { param: key });
+          if (!schema.optional) (problems ??= new Problems()).add(key, `missing parameter "${key}"`);
           continue;
         }
-        out[key] = schema.parse(v, key);
+        try {
+          out[key] = schema.parse(v, key);
+        } catch (err) {
+          (problems ??= new Problems()).record(err);
+        }
       }
+      problems?.throwIfAny();
       return out as ObjectOf<S>;
     },
   };

@@ -1,12 +1,13 @@
 // `provider test`: sends a test message through a configured gateway, for administrators.
 import { maskRecipient } from '../delivery/mask.js';
-import { normaliseAddress, normalisePhone } from '../core/validate.js';
+import { normaliseAddress } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
+import { phoneRules } from './phone-rules.js';
 import type { CallContext, Ports } from './ports.js';
 
 export async function testProvider(p: Ports, params: { provider: string; to: string }, ctx: CallContext) {
   const provider = params.provider as 'sms' | 'email';
-  const to = provider === 'sms' ? normalisePhone(params.to, 'to') : normaliseAddress(params.to, 'to');
+  const to = provider === 'sms' ? (await phoneRules()).normalisePhone(params.to, 'to') : normaliseAddress(params.to, 'to');
   const sender = p.senders[provider];
   if (sender === undefined) {
     throw new MemfaError('PROVIDER_DISABLED', `no ${provider} gateway is configured`, {

@@ -5,17 +5,19 @@
 import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../core/settings.js';
 import { kindLockState } from '../core/lockout.js';
 import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
-import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp, normalisePhone } from '../core/validate.js';
-import { MemfaError } from '../protocol/errors.js';
+import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp } from '../core/validate.js';
+import { MemfaError, invalidParams } from '../protocol/errors.js';
+import { Problems } from '../protocol/problems.js';
 import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
 import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
 import type { Enrolment } from './enrol.js';
 import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type ProofOutcome } from './proof.js';
 import type { MailboxOps } from './mailbox-ops.js';
+import { phoneRules } from './phone-rules.js';
 import type { ProviderPolicy } from './policy.js';
 import type { CallContext, Ports } from './ports.js';
-import { assertReachable } from './settings-admin.js';
+import { assertReachable, contactChange } from './settings-admin.js';
 
 type ProofRefused = Extract<ProofOutcome, { ok: false }>;
 
@@ -100,6 +102,10 @@ export class SelfService {
     ctx: CallContext,
   ) {
     const address = normaliseAddress(params.user, 'user');
+    // Nothing to change would store an empty record.
+    if (params.challenge === undefined && params.provider === undefined && params.phone === undefined && params.altEmail === undefined) {
+      throw invalidParams('nothing to change: give challenge, provider, phone or altEmail', { param: 'params' });
+    }
     this.assertMayConfigure(address);
     const patch: Record<string, unknown> = {};
     if (params.challenge !== undefined) patch['challenge'] = params.challenge;
@@ -107,8 +113,12 @@ export class SelfService {
       if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider as ProviderName, 'end-user');
       patch['provider'] = params.provider;
     }
-    const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
-    const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
+    const problems = new Problems();
+    // Loaded only when there is a number to check (contactChange calls it for no other value).
+    const rules = typeof params.phone === 'string' ? await phoneRules() : undefined;
+    const phone = problems.check(() => contactChange(params.phone, (v) => rules!.normalisePhone(v)));
+    const altEmail = problems.check(() => contactChange(params.altEmail, (v) => normaliseAltEmail(v, address)));
+    problems.throwIfAny();
     const now = this.p.clock();
     const outcome = await this.p.store.transact((tx): { ok: true } | ProofRefused => {
       const rec = tx.getMailbox(address) ?? newMailbox(address, now);

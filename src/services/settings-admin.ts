@@ -1,12 +1,14 @@
 // Administration of settings at the three levels: global, domain, mailbox.
-import { applySettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS } from '../core/settings.js';
+import { applySettingsPatch, checkSettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS } from '../core/settings.js';
 import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord } from '../core/model.js';
-import { normaliseAddress, normaliseAltEmail, normaliseDomain, normalisePhone } from '../core/validate.js';
+import { normaliseAddress, normaliseAltEmail, normaliseDomain } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
-import type { MailboxListResult, MailboxView } from '../protocol/results.js';
+import { Problems } from '../protocol/problems.js';
+import type { MailboxListResult, MailboxView, SetWarnings } from '../protocol/results.js';
 import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
+import { phoneRules } from './phone-rules.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
 import type { UnstoredFailures } from './unstored-failures.js';
 import { mailboxRow, rowFilter, type MailboxFilter } from './mailbox-list.js';
@@ -16,6 +18,18 @@ export function assertReachable(rec: MailboxRecord): void {
   const own = rec.settings.provider ?? rec.userSettings.provider;
   if (own === 'sms' && rec.phone === null) throw invalidParams('provider sms needs a phone number: add --phone +E164', { param: 'phone' });
   if (own === 'email' && rec.altEmail === null) throw invalidParams('provider email needs an alternate address: add --alt-email ADDRESS', { param: 'altEmail' });
+}
+
+/** A contact change: undefined leaves it as it is, null or '' removes it, anything else is normalised. */
+export function contactChange<T>(value: string | null | undefined, normalise: (v: string) => T): T | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || value === '') return null;
+  return normalise(value);
+}
+
+/** The setting keys a level takes, for the refusal of an empty change. */
+function keysOf(level: 'global' | 'domain' | 'mailbox'): string {
+  return Object.keys(SETTING_LEVELS).filter((k) => SETTING_LEVELS[k as keyof typeof SETTING_LEVELS].includes(level)).join(', ');
 }
 
 function asPatch(settings: unknown): Record<string, unknown> {
@@ -53,20 +67,54 @@ export class SettingsAdmin {
     }
   }
 
+  /**
+   * The platform administrator may assign a provider the platform has disabled (to prepare for
+   * enabling it, say), but is told what it does meanwhile; domain administrators are refused it
+   * (assertProviders).
+   */
+  private disabledProviderWarnings(patch: Record<string, unknown>, ctx: CallContext): string[] {
+    if (roleOf(ctx) !== 'platform') return [];
+    const warnings: string[] = [];
+    for (const key of ['provider', 'fallbackProvider'] as const) {
+      const v = patch[key];
+      if ((v !== 'totp' && v !== 'sms' && v !== 'email') || this.policy.rights(v).enabled) continue;
+      warnings.push(
+        key === 'provider'
+          ? `provider ${v} is disabled on this platform: until it is enabled (memfa providers enable ${v}), logins that need a second factor use the fallback provider if it is enabled, and are otherwise denied (provider-disabled)`
+          : `fallback ${v} is disabled on this platform: it is not used until it is enabled (memfa providers enable ${v})`,
+      );
+    }
+    return warnings;
+  }
+
   async setMailbox(
     params: { address: string; settings?: unknown; phone?: string | null | undefined; altEmail?: string | null | undefined },
     ctx: CallContext,
-  ): Promise<MailboxView> {
-    const address = normaliseAddress(params.address, 'address');
-    assertMailbox(ctx, address);
-    const patch = asPatch(params.settings);
+  ): Promise<MailboxView & SetWarnings> {
+    // Every problem of the request at once: the address, the phone, the alternate address and each
+    // setting of the patch.
+    const problems = new Problems();
+    const address = problems.check(() => normaliseAddress(params.address, 'address'));
+    if (address !== undefined) assertMailbox(ctx, address);
+    const given = problems.check(() => asPatch(params.settings));
+    if (given !== undefined) problems.check(() => checkSettingsPatch(given, 'mailbox'));
+    // Nothing to change would store an empty record.
+    if (given !== undefined && Object.keys(given).length === 0 && params.phone === undefined && params.altEmail === undefined) {
+      problems.add('settings', `nothing to change: give settings (${keysOf('mailbox')}), phone or altEmail`);
+    }
+    // Loaded only when there is a number to check (contactChange calls it for no other value).
+    const rules = typeof params.phone === 'string' ? await phoneRules() : undefined;
+    const phone = problems.check(() => contactChange(params.phone, (v) => rules!.normalisePhone(v)));
+    const altEmail = problems.check(() => contactChange(params.altEmail, (v) => (address === undefined ? normaliseAddress(v, 'altEmail') : normaliseAltEmail(v, address))));
+    problems.throwIfAny();
+    // Valid: an invalid address or patch was reported just above.
+    const mailbox = address!;
+    const patch = given!;
     this.assertDomainAdminKeys(patch, ctx);
     this.assertProviders(patch, ctx);
-    const phone = params.phone === undefined ? undefined : params.phone === null || params.phone === '' ? null : normalisePhone(params.phone);
-    const altEmail = params.altEmail === undefined ? undefined : params.altEmail === null || params.altEmail === '' ? null : normaliseAltEmail(params.altEmail, address);
     const now = this.p.clock();
     await this.p.store.transact((tx) => {
-      const current = tx.getMailbox(address) ?? newMailbox(address, now);
+      const current = tx.getMailbox(mailbox) ?? newMailbox(mailbox, now);
       const settings = applySettingsPatch(current.settings, patch, 'mailbox');
       const next = {
         ...current,
@@ -78,8 +126,8 @@ export class SettingsAdmin {
       assertReachable(next);
       tx.putMailbox(next);
     });
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
-    return mailboxView(this.p.config, this.p.store, address, now, undefined, (e, r) => this.policy.choiceFor(e, r));
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
+    return { ...mailboxView(this.p.config, this.p.store, mailbox, now, undefined, (e, r) => this.policy.choiceFor(e, r)), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
   showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
@@ -132,9 +180,16 @@ export class SettingsAdmin {
   }
 
   async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext) {
-    const domain = normaliseDomain(params.domain);
-    assertDomain(ctx, domain);
-    const patch = asPatch(params.settings);
+    const problems = new Problems();
+    const named = problems.check(() => normaliseDomain(params.domain));
+    if (named !== undefined) assertDomain(ctx, named);
+    const given = problems.check(() => asPatch(params.settings));
+    if (given !== undefined) problems.check(() => checkSettingsPatch(given, 'domain'));
+    if (given !== undefined && Object.keys(given).length === 0) problems.add('settings', `settings: nothing to change: give at least one of ${keysOf('domain')}`);
+    problems.throwIfAny();
+    // Valid: an invalid domain or patch was reported just above.
+    const domain = named!;
+    const patch = given!;
     this.assertDomainAdminKeys(patch, ctx);
     this.assertProviders(patch, ctx);
     const now = this.p.clock();
@@ -143,7 +198,7 @@ export class SettingsAdmin {
       tx.putDomain({ ...current, settings: applySettingsPatch(current.settings, patch, 'domain'), updatedAt: now });
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.set', result: 'ok', details: { domain, settings: patch } });
-    return this.domainView(domain);
+    return { ...this.domainView(domain), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
   showDomain(params: { domain: string }, ctx: CallContext) {
@@ -182,9 +237,10 @@ export class SettingsAdmin {
 
   async setGlobal(params: { settings?: unknown }, ctx: CallContext) {
     const patch = asPatch(params.settings);
+    if (Object.keys(patch).length === 0) throw invalidParams(`settings: nothing to change: give at least one of ${keysOf('global')}`, { param: 'settings' });
     await this.p.store.transact((tx) => tx.putGlobal(applySettingsPatch(tx.getGlobal(), patch, 'global')));
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'global.set', result: 'ok', details: { settings: patch } });
-    return this.showGlobal();
+    return { ...this.showGlobal(), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
   showGlobal() {

@@ -1,16 +1,19 @@
 // memfa domain set | show | list | remove.
 import type { Command } from 'commander';
-import type { DomainListResult, DomainRemoveResult, DomainView } from '../../protocol/results.js';
+import type { DomainListResult, DomainRemoveResult, DomainView, SetWarnings } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
-import { addSettingOptions, settingsPatch, type SettingFlags } from '../flags.js';
+import { addSettingOptions, assertSomethingToSet, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatDomain, formatDomainList, formatDomainRemoved } from '../format.js';
+import { warn } from '../io.js';
 
 export function registerDomain(program: Command, cli: Cli): void {
   const domain = program.command('domain').description('per-domain settings, inherited by its mailboxes');
   addSettingOptions(domain.command('set').argument('<domain>').description('change a domain\'s settings ("inherit" removes one)'), 'domain').action(
-    async (d: string, f: SettingFlags) => {
-      const r = (await cli.call('domain.set', { domain: d, settings: settingsPatch(f) })) as DomainView;
+    async (d: string, f: SettingFlags, cmd: Command) => {
+      assertSomethingToSet(cmd, f);
+      const r = (await cli.call('domain.set', { domain: d, settings: settingsPatch(f) })) as DomainView & SetWarnings;
       cli.print(r, (c) => formatDomain(r, c));
+      warn(r.warnings);
     },
   );
   domain
@@ -23,7 +26,7 @@ export function registerDomain(program: Command, cli: Cli): void {
     });
   domain
     .command('list')
-    .description('the domains that have settings, with their numbers of stored mailboxes')
+    .description('the domains that have settings, with their numbers of stored mailboxes and their settings')
     .action(async () => {
       const r = (await cli.call('domain.list', {})) as DomainListResult;
       cli.print(r, () => formatDomainList(r));

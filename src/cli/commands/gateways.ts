@@ -11,7 +11,7 @@ export function registerGateways(program: Command, cli: Cli): void {
   provider
     .command('test')
     .argument('<provider>', CODE_PROVIDERS.join(' or '))
-    .requiredOption('--to <destination>', 'E.164 number (sms) or address (email) to send a test message to')
+    .requiredOption('--to <destination>', 'mobile number with + and the country code (sms) or address (email) to send a test message to')
     .description('send a test message through the configured gateway and report success or the exact error')
     .action(async (name: string, f: { to: string }) => {
       if (!(CODE_PROVIDERS as readonly string[]).includes(name)) throw usage(`provider test: the provider is ${CODE_PROVIDERS.join(' or ')}`);

@@ -1,15 +1,18 @@
 // memfa global set | show.
 import type { Command } from 'commander';
-import type { GlobalView } from '../../protocol/results.js';
+import type { GlobalView, SetWarnings } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
-import { addSettingOptions, settingsPatch, type SettingFlags } from '../flags.js';
+import { addSettingOptions, assertSomethingToSet, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatGlobal } from '../format.js';
+import { warn } from '../io.js';
 
 export function registerGlobal(program: Command, cli: Cli): void {
   const global = program.command('global').description('global settings, inherited by every domain');
-  addSettingOptions(global.command('set').description('change a global setting ("inherit" falls back to the configuration default)'), 'global').action(async (f: SettingFlags) => {
-    const r = (await cli.call('global.set', { settings: settingsPatch(f) })) as GlobalView;
+  addSettingOptions(global.command('set').description('change a global setting ("inherit" falls back to the configuration default)'), 'global').action(async (f: SettingFlags, cmd: Command) => {
+    assertSomethingToSet(cmd, f);
+    const r = (await cli.call('global.set', { settings: settingsPatch(f) })) as GlobalView & SetWarnings;
     cli.print(r, (c) => formatGlobal(r, c));
+    warn(r.warnings);
   });
   global
     .command('show')

@@ -2,22 +2,25 @@
 import { Option, type Command } from 'commander';
 import { PROVIDERS } from '../../protocol/vocabulary.js';
 import type { ParamsOf } from '../../protocol/methods.js';
-import type { MailboxListResult, MailboxView } from '../../protocol/results.js';
+import type { MailboxListResult, MailboxView, SetWarnings } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
-import { addSettingOptions, parseLimit, settingsPatch, type SettingFlags } from '../flags.js';
+import { addSettingOptions, assertSomethingToSet, parseLimit, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatMailbox, formatMailboxList, formatMailboxRemoved } from '../format.js';
+import { warn } from '../io.js';
 
 export function registerMailbox(program: Command, cli: Cli): void {
   const mailbox = program.command('mailbox').description('per-mailbox settings');
   addSettingOptions(mailbox.command('set').argument('<address>').description('change a mailbox\'s settings ("inherit" removes one)'), 'mailbox')
-    .option('--phone <E164|none>', 'phone number for SMS codes')
+    .option('--phone <E164|none>', 'mobile number for SMS codes, with + and the country code')
     .option('--alt-email <address|none>', 'alternate address for email codes (not the mailbox itself)')
-    .action(async (address: string, f: SettingFlags & { phone?: string; altEmail?: string }) => {
+    .action(async (address: string, f: SettingFlags & { phone?: string; altEmail?: string }, cmd: Command) => {
+      assertSomethingToSet(cmd, f);
       const params: ParamsOf<'mailbox.set'> = { address, settings: settingsPatch(f) };
       if (f.phone !== undefined) params.phone = f.phone === 'none' ? null : f.phone;
       if (f.altEmail !== undefined) params.altEmail = f.altEmail === 'none' ? null : f.altEmail;
-      const m = (await cli.call('mailbox.set', params)) as MailboxView;
+      const m = (await cli.call('mailbox.set', params)) as MailboxView & SetWarnings;
       cli.print(m, (c) => formatMailbox(m, c));
+      warn(m.warnings);
     });
   mailbox
     .command('show')

@@ -5,7 +5,7 @@ import type { ParamsOf } from '../../protocol/methods.js';
 import type { EnrolResult, SelfCodeSent, SelfView } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { askCode, askCurrentCode, showEnrolment } from '../enrolment.js';
-import { CHALLENGE_CHOICES, PROVIDER_CHOICES } from '../flags.js';
+import { assertSomethingToSet, CHALLENGE_CHOICES, PROVIDER_CHOICES } from '../flags.js';
 import { formatLocationsForgotten, formatSelf, formatSelfActivated, formatSelfCodeSent } from '../format.js';
 import { printJson } from '../io.js';
 
@@ -30,10 +30,11 @@ export function registerSelf(program: Command, cli: Cli): void {
     .description('change own challenge mode, provider, phone or alternate address')
     .addOption(new Option('--challenge <mode>', 'own challenge mode (not weaker than what the administrators set; inherit drops it)').choices(CHALLENGE_CHOICES))
     .addOption(new Option('--provider <provider>', "own provider (among those the platform allows users, unless an administrator set this mailbox's)").choices(PROVIDER_CHOICES))
-    .option('--phone <E164|none>', 'own phone number')
+    .option('--phone <E164|none>', 'own mobile number for SMS codes, with + and the country code')
     .option('--alt-email <address|none>', 'own alternate address')
     .option('--current-code-stdin', `${CURRENT_CODE_HELP}; needed to change the provider, phone or address of a mailbox with a second factor`)
-    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string; currentCodeStdin?: boolean }) => {
+    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string; currentCodeStdin?: boolean }, cmd: Command) => {
+      assertSomethingToSet(cmd, f, ['--current-code-stdin']);
       const params: ParamsOf<'self.set'> = { user: selfUser(), ...(await currentCode(f)) };
       if (f.challenge !== undefined) params.challenge = f.challenge;
       if (f.provider !== undefined) params.provider = f.provider;

@@ -1,0 +1,85 @@
+// Phone numbers people give: libphonenumber's numbering plans, E.164, and only numbers that can
+// receive SMS; and the library stays out of everything a login loads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { normalisePhone } from '../src/core/phone.js';
+import { MemfaError } from '../src/protocol/errors.js';
+
+test('normalisePhone: numbers that can receive SMS, in E.164, trunk prefixes dropped', () => {
+  const good: [string, string][] = [
+    ['+44 (0)7400 123456', '+447400123456'],
+    ['+44 0 7400 123456', '+447400123456'],
+    ['+49 (0)151 1234 5678', '+4915112345678'],
+    ['+4915112345678', '+4915112345678'],
+    ['+33 6 12 34 56 78', '+33612345678'],
+    [' +41.79.123.45.67 ', '+41791234567'],
+    // The North American plan does not tell mobiles from landlines: any valid number.
+    ['+1 (201) 555-0123', '+12015550123'],
+  ];
+  for (const [input, want] of good) assert.equal(normalisePhone(input), want, input);
+});
+
+test('normalisePhone: refusals name the field and say what is wrong', () => {
+  const table: [unknown, RegExp][] = [
+    ['+44 (0)20 7946-0958', /'\+44 \(0\)20 7946-0958' is a landline \(fixed-line\) number in GB, which cannot receive SMS codes; give a mobile number$/],
+    ['+49 30 901820', /landline.* in DE/],
+    ['+1 800 555 0199', /toll-free/],
+    ['+44 7700 900789', /not a valid number in the numbering plan of/],
+    ['+15551234567', /not a valid number/],
+    ['+12345678', /not a valid number|too short/],
+    ['+999 1234567', /country calling code/],
+    ['+4', /too short/],
+    ['0049 151 12345678', /international form.*\+49 151 12345678/],
+    ['015112345678', /international form/],
+    ['+49 151 abc', /only digits/],
+    ['+1 800 FLOWERS', /only digits/],
+    ['+49 151 1234 5678 ext 5', /only digits/],
+    ['', /must not be empty/],
+    [null, /expected a string/],
+    ['+1' + '2'.repeat(70), /longer than 64/],
+  ];
+  for (const [input, message] of table) {
+    assert.throws(
+      () => normalisePhone(input, 'phone'),
+      (err: unknown) => err instanceof MemfaError && err.code === 'INVALID_PARAMS' && err.data?.['param'] === 'phone' && err.message.startsWith('phone: ') && message.test(err.message),
+      String(input),
+    );
+  }
+});
+
+// Compiled to dist/test/: the compiled sources are in dist/src.
+const DIST = fileURLToPath(new URL('../src/', import.meta.url));
+
+/** The packages a compiled module reaches through its relative imports (dynamic ones too, if asked). */
+function packagesReached(entry: string, dynamic: boolean): Set<string> {
+  const seen = new Set<string>();
+  const packages = new Set<string>();
+  const pending = [path.join(DIST, entry)];
+  const patterns = [/(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]/g, /(?:^|[\s;])import\s*['"]([^'"]+)['"]/g];
+  if (dynamic) patterns.push(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g);
+  while (pending.length > 0) {
+    const file = pending.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const source = readFileSync(file, 'utf8');
+    for (const pattern of patterns) {
+      for (const m of source.matchAll(pattern)) {
+        const spec = m[1]!;
+        if (spec.startsWith('.')) pending.push(path.resolve(path.dirname(file), spec));
+        else packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+      }
+    }
+  }
+  return packages;
+}
+
+test('libphonenumber is loaded by no login: not by memfa verify, not by the daemon at start', () => {
+  assert.ok(!packagesReached('cli/verify.js', true).has('libphonenumber-js'), 'memfa verify, with everything it may import');
+  assert.ok(!packagesReached('daemon/main.js', false).has('libphonenumber-js'), 'the daemon at start');
+  // The walk sees it where it is: the daemon loads it on demand, for a phone number written.
+  assert.ok(packagesReached('daemon/main.js', true).has('libphonenumber-js'), 'the daemon on demand');
+  assert.ok(packagesReached('daemon/main.js', false).has('nodemailer'), 'a package the daemon imports at start is seen');
+});
