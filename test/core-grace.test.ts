@@ -73,7 +73,7 @@ test('enrolmentGrace in settings: patched at every level, the most specific wins
   const mb = resolveSettings(defaults, global, domain, mailbox);
   assert.deepEqual([mb.enrolmentGrace, mb.sources.enrolmentGrace], ['none', 'mailbox']);
   assert.deepEqual(applySettingsPatch(mailbox, { enrolmentGrace: 'inherit' }, 'mailbox'), {});
-  assert.throws(() => applySettingsPatch({}, { enrolmentGrace: { logins: -1 } }, 'domain'), (e: unknown) => e instanceof MemfaError && e.data?.['param'] === 'enrolmentGrace');
+  assert.throws(() => applySettingsPatch({}, { enrolmentGrace: { logins: -1 } }, 'domain'), (e: unknown) => e instanceof MemfaError && e.data?.['param'] === 'enrolmentGrace.logins');
   assert.throws(() => applySettingsPatch({}, { enrolmentGrace: 'none' }, 'user'), /can only be set at global or domain or mailbox level/);
   assert.equal(describeGrace({ until: '2030-07-01T00:00:00.000Z', logins: 1 }), 'until 2030-07-01T00:00:00.000Z or 1 login');
 });

@@ -35,7 +35,7 @@ describe('mailbox list filters', () => {
     // c: an enrolment started, not confirmed.
     await d.json(['enroll', 'c@f.example']);
     // s: provider sms: nothing to enrol.
-    await d.json(['mailbox', 'set', 's@f.example', '--provider', 'sms', '--phone', '+447700900123']);
+    await d.json(['mailbox', 'set', 's@f.example', '--provider', 'sms', '--phone', '+12015550123']);
     // l: enrolled, then locked by two wrong codes.
     const key = fromBase32((await d.json<{ secret: string }>(['enroll', 'l@f.example', '--no-confirm'])).secret);
     const bad = wrongCode(key);

@@ -104,9 +104,9 @@ describe('answers of verify, explain and the views (issue 13)', () => {
   });
 
   it('an unusable provider is skipped before any send: the fallback is used, and explain names it', async () => {
-    await d.json(['mailbox', 'set', 'ann@noalt.example', '--fallback', 'sms', '--phone', '+447700900123']);
+    await d.json(['mailbox', 'set', 'ann@noalt.example', '--fallback', 'sms', '--phone', '+12015550123']);
     const r = await verify('ann@noalt.example');
-    assert.deepEqual([r.exit, r.result, r.reason, r.provider, r.destination], [2, 'challenge', 'always', 'sms', '+44*******123']);
+    assert.deepEqual([r.exit, r.result, r.reason, r.provider, r.destination], [2, 'challenge', 'always', 'sms', '+12******123']);
     assert.equal((await codesSent(d, 'ann@noalt.example')).length, 1);
     const x = await d.json<Explained>(['explain', 'ann@noalt.example', '--ip', GB]);
     assert.deepEqual([x.decision.result, x.decision.provider], ['challenge', 'sms']);
@@ -182,7 +182,7 @@ describe('answers of verify, explain and the views (issue 13)', () => {
   });
 
   it('self send-code inside the cooldown answers the open code without sending it again', async () => {
-    await d.json(['mailbox', 'set', 'sue@codes.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+447700900999']);
+    await d.json(['mailbox', 'set', 'sue@codes.example', '--challenge', 'always', '--provider', 'sms', '--phone', '+12015550199']);
     const first = await verify('sue@codes.example');
     assert.equal(first.exit, 2);
     const r = await d.json<{ destination: string; expiresAt: number; sent: boolean; resent: boolean }>(['self', '--user', 'sue@codes.example', 'send-code']);
@@ -233,7 +233,7 @@ describe('the provider actually used is named with its own source (issue 13)', (
   it('email from the domain disabled, sms the global fallback: explain and mailbox show say sms from global', async () => {
     await d.json(['global', 'set', '--fallback', 'sms']);
     await d.json(['domain', 'set', 'fb.example', '--challenge', 'always', '--provider', 'email']);
-    await d.json(['mailbox', 'set', 'dee@fb.example', '--phone', '+447700900456', '--alt-email', 'dee@home.example']);
+    await d.json(['mailbox', 'set', 'dee@fb.example', '--phone', '+12015550156', '--alt-email', 'dee@home.example']);
     await d.json(['providers', 'disable', 'email']);
     const x = await d.json<Explained>(['explain', 'dee@fb.example', '--ip', GB]);
     assert.deepEqual([x.decision.result, x.decision.provider], ['challenge', 'sms']);
