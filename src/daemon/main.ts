@@ -1,5 +1,6 @@
-// The daemon: wires real implementations into the services, starts in order (files, store, keys,
-// geo, senders, listeners) and stops in reverse on SIGTERM/SIGINT.
+// The daemon: wires real implementations into the services, starts in order (directories and the
+// data directory's lock, store, keys, audit trail, geo, senders, listeners) and stops in reverse on
+// SIGTERM/SIGINT.
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
