@@ -13,6 +13,7 @@ import type {
   EnrolResult,
   ExplainResult,
   GlobalView,
+  KeyAddResult,
   KeyRotateResult,
   LockView,
   MailboxListResult,
@@ -194,6 +195,10 @@ export function formatUnlock(address: string, r: UnlockResult): string {
 
 export function formatRecoveryCodes(address: string, codes: string[], c: ChalkInstance): string {
   return [`recovery codes for ${address} (each works once; store them offline):`, ...codes.map((x) => '  ' + c.bold(x))].join('\n');
+}
+
+export function formatKeyAdd(r: KeyAddResult): string {
+  return `added key ${r.kid}, not used yet; key ${r.current} still encrypts (memfa key rotate makes ${r.kid} current)`;
 }
 
 export function formatKeyRotate(r: KeyRotateResult): string {

@@ -108,7 +108,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     // A key file is created only at the first start: later, a missing one means lost keys, and a
     // new one would make every stored secret unopenable.
     const firstStart = store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined;
-    const keyring = await Keyring.load(config.keyFile, { create: firstStart });
+    const keyring = await Keyring.load(config.keyFile, { create: firstStart, onReread: (event) => log.info('key-file-reread', { file: config.keyFile, ...event }) });
     checkSecretsOpen(store, keyring, config.keyFile);
     if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
     // Each stream's head is anchored in the store, so that cut or removed audit files are found

@@ -51,6 +51,7 @@ export const METHODS = {
   reset: { sockets: ['admin'], delegable: true, params: obj({ address, secret: optional(bool()), locations: optional(bool()) }) },
   unlock: { sockets: ['admin'], params: obj({ address }) },
   'recovery.generate': { sockets: ['admin'], params: obj({ address }) },
+  'key.add': { sockets: ['admin'], params: obj({}) },
   'key.rotate': { sockets: ['admin'], params: obj({}) },
   'audit.query': {
     sockets: ['admin'],

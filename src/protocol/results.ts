@@ -222,6 +222,13 @@ export interface AuditQueryResult {
   entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null; details?: { count?: unknown } }[];
 }
 
+export interface KeyAddResult {
+  /** The key added, not current. */
+  kid: string;
+  /** The key that still seals. */
+  current: string;
+}
+
 export interface KeyRotateResult {
   kid: string;
   resealed: number;

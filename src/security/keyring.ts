@@ -1,9 +1,22 @@
 // Secrets at rest: the keys of one key file (key-file.ts), sealing with the current key and
-// opening with whichever key sealed (seal.ts), changed by rotation (rotation.ts).
+// opening with whichever key sealed (seal.ts), changed by rotation (rotation.ts, which also has
+// the plan for several daemons sharing one store).
+//
+// The ring holds what the key file held when it was last read or written, and reads the file again
+// in two cases, so that a key file installed while the daemon runs (by hand, or from another host)
+// is taken:
+//   - opening a value sealed with a kid it lacks, before it fails: the file may have gained that
+//     key. Only when the file changed (another inode, size or change time) since it was last read
+//     or written: a value no key opens costs a stat, not a read, however often it is met.
+//   - before each change it writes (add, rotate, retire), so that the change extends what the file
+//     holds instead of overwriting it with what was read earlier. (Only the daemon writes the
+//     file; a file installed during the moment of a write is overwritten.)
+// The file read again must keep the MAC seed and every key the ring holds, unchanged
+// (rotation.checkReread); otherwise it is not taken and the caller gets CONFIG_INVALID.
 
 import { hkdfSync } from 'node:crypto';
-import { createKeyFile, freshKeyFile, KEY_BYTES, missingKeyFile, readKeyFile, writeKeyFile, type KeyFileContent } from './key-file.js';
-import { withoutKey, withRotatedKey } from './rotation.js';
+import { createKeyFile, freshKeyFile, KEY_BYTES, keyFileVersion, missingKeyFile, readKeyFile, writeKeyFile, type KeyFileContent, type KeyFileVersion } from './key-file.js';
+import { checkReread, withAddedKey, withoutKey, withRotatedKey } from './rotation.js';
 import { cannotOpen, openWith, parseSealed, sealWith } from './seal.js';
 
 // Callers of the ring name their secrets' AAD with it; it lives with the cipher.
@@ -12,25 +25,43 @@ export { secretAad } from './seal.js';
 export interface KeyringOptions {
   /** Create a fresh key file when none exists (first start); otherwise a missing file is an error. */
   create: boolean;
+  /** Told each time the key file was read again and taken (never anything secret). */
+  onReread?: (event: KeyFileReread) => void;
+}
+
+export interface KeyFileReread {
+  /** A sealed value named a kid the ring lacked, or the ring was about to write the file. */
+  why: 'unknown-kid' | 'before-write';
+  /** The kid that was lacking, for 'unknown-kid'. */
+  kid?: string;
+  /** What the file holds now. */
+  current: string;
+  kids: string[];
 }
 
 export class Keyring {
   readonly path: string;
   #file: KeyFileContent;
+  /** The version of the file #file was read from or written as; null if none could be told. */
+  #version: KeyFileVersion | null;
+  readonly #onReread: ((event: KeyFileReread) => void) | undefined;
   /**
    * Keyed hashes (one-time codes, recovery codes, admin tokens) are one-way: once stored, they
    * cannot be re-keyed because the plain value is gone. If their keys came from the rotating
    * encryption keys, retiring a key would silently invalidate every stored hash (all recovery codes
    * would stop working). So MAC keys derive from the file's separate seed, which rotation leaves
-   * alone. Replacing the seed is a deliberate, separate act that invalidates every stored hash.
+   * alone and a re-read may not change. Replacing the seed is a deliberate, separate act that
+   * invalidates every stored hash.
    */
   #macKeys = new Map<string, Buffer>();
   /** Serialises the changes so that two rewrites of the key file never interleave. */
   #writes: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, file: KeyFileContent) {
+  private constructor(path: string, file: KeyFileContent, version: KeyFileVersion | null, onReread: KeyringOptions['onReread']) {
     this.path = path;
     this.#file = file;
+    this.#version = version;
+    this.#onReread = onReread;
   }
 
   /**
@@ -47,7 +78,7 @@ export class Keyring {
       read = readKeyFile(path);
       if (read === null) throw missingKeyFile(path);
     }
-    return new Keyring(path, read.content);
+    return new Keyring(path, read.content, read.version, options.onReread);
   }
 
   get currentKid(): string {
@@ -68,7 +99,8 @@ export class Keyring {
 
   open(sealed: string, aad: string): Buffer {
     const parts = parseSealed(sealed);
-    const key = this.#file.keys.get(parts.kid);
+    let key = this.#file.keys.get(parts.kid);
+    if (key === undefined && this.#reread('unknown-kid', parts.kid)) key = this.#file.keys.get(parts.kid);
     if (key === undefined) throw cannotOpen(parts.kid);
     return openWith(parts, key, aad);
   }
@@ -84,7 +116,16 @@ export class Keyring {
     return this.seal(this.open(sealed, aad), aad);
   }
 
-  /** Adds a fresh key, makes it current and saves the key file. Returns the new kid. */
+  /**
+   * Adds a fresh key after the others without making it current (rotation phase 1): nothing is
+   * sealed with it until `rotate` makes it current. Returns its kid; CONFLICT if an added key is
+   * waiting already.
+   */
+  add(): Promise<string> {
+    return this.#change(withAddedKey);
+  }
+
+  /** Makes the added key current, or a fresh key when none was added; saves the key file. Returns the kid. */
   rotate(): Promise<string> {
     return this.#change(withRotatedKey);
   }
@@ -112,12 +153,30 @@ export class Keyring {
     return Buffer.from(key);
   }
 
-  /** Applies a change and saves it; the ring changes only once it is saved. */
+  /**
+   * Takes the key file's content if the file changed since it was last read or written; whether
+   * it did. A file that is gone or is no regular file holds nothing to take.
+   */
+  #reread(why: KeyFileReread['why'], kid?: string): boolean {
+    const version = keyFileVersion(this.path);
+    if (version === null || version === this.#version) return false;
+    const read = readKeyFile(this.path);
+    if (read === null) return false;
+    checkReread(this.#file, read.content, this.path);
+    this.#file = read.content;
+    this.#version = read.version;
+    this.#onReread?.({ why, ...(kid === undefined ? {} : { kid }), current: this.#file.current, kids: this.kids() });
+    return true;
+  }
+
+  /** Applies a change to what the file holds now and saves it; the ring changes only once it is saved. */
   #change(change: (file: KeyFileContent) => { file: KeyFileContent; kid: string }): Promise<string> {
     return this.#serialised(async () => {
+      this.#reread('before-write');
       const next = change(this.#file);
-      await writeKeyFile(this.path, next.file);
+      const version = await writeKeyFile(this.path, next.file);
       this.#file = next.file;
+      this.#version = version;
       return next.kid;
     });
   }

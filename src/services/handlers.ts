@@ -56,6 +56,7 @@ export function createServices(p: Ports): Services {
     'provider.test': (params, ctx) => testProvider(p, params, ctx),
     unlock: (params, ctx) => security.unlock(params, ctx),
     'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
+    'key.add': (_params, ctx) => security.addKey(ctx),
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params) => security.auditQuery(params),
     'audit.verify': () => security.auditVerify(),
