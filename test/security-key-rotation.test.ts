@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { MemfaError } from '../src/protocol/errors.js';
+import { MAX_KEY_FILE_BYTES } from '../src/security/key-file.js';
 import { Keyring, secretAad, type KeyFileReread } from '../src/security/keyring.js';
 
 const AAD = secretAad('totp', 'alice@example.org');
@@ -148,6 +149,19 @@ test('a change to the key file starts from the file on disk, so a key installed 
   assert.equal(rereads.length, 2);
   await here.retire(first);
   assert.equal(rereads.length, 2);
+});
+
+test('a key file larger than the bound is refused unread, at start and when read again', async (t) => {
+  const path = await keyFile(t);
+  const ring = await Keyring.load(path, { create: true });
+  const original = await readFile(path, 'utf8');
+  // Valid JSON with the right fields, padded past the bound with whitespace.
+  await writeFile(path, original + ' '.repeat(MAX_KEY_FILE_BYTES), { mode: 0o600 });
+  const tooLarge = new RegExp(`^key file ${path} is malformed: larger than ${MAX_KEY_FILE_BYTES} bytes$`);
+  await assert.rejects(Keyring.load(path, { create: false }), isError('CONFIG_INVALID', tooLarge));
+  await assert.rejects(ring.add(), isError('CONFIG_INVALID', tooLarge));
+  await writeFile(path, original, { mode: 0o600 });
+  await Keyring.load(path, { create: false });
 });
 
 test('a key file read again may not change the MAC key, nor drop or change a key the ring holds', async (t) => {

@@ -21,6 +21,8 @@ import { assertPrivateFile, createFileExclusive, errnoCode, writeFileAtomic } fr
 export const KEY_BYTES = 32;
 export const KID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const WHAT = 'key file';
+/** Thousands of keys; the file is read while the daemon runs, so it is bounded like any input. */
+export const MAX_KEY_FILE_BYTES = 1024 * 1024;
 const FIELDS = ['version', 'current', 'keys', 'mac'];
 
 /** What a key file holds; `keys` in the file's order, oldest first. Never changed in place. */
@@ -145,6 +147,7 @@ export function readKeyFile(path: string): { content: KeyFileContent; version: K
     // Checked on the open descriptor, so the file checked is the file read.
     const stats = fstatSync(fd, { bigint: true });
     assertPrivateFile(path, fstatSync(fd), WHAT, { checkOwner: true });
+    if (stats.size > BigInt(MAX_KEY_FILE_BYTES)) throw malformedFile(path, `larger than ${MAX_KEY_FILE_BYTES} bytes`);
     version = versionOf(stats);
     text = readFileSync(fd, 'utf8');
   } catch (error) {

@@ -169,7 +169,7 @@ export class Keyring {
     return true;
   }
 
-  /** Applies a change to what the file holds now and saves it; the ring changes only once it is saved. */
+  /** Applies a change to what the file holds now and saves it; the change reaches the ring once saved. */
   #change(change: (file: KeyFileContent) => { file: KeyFileContent; kid: string }): Promise<string> {
     return this.#serialised(async () => {
       this.#reread('before-write');
