@@ -7,7 +7,7 @@ import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { LevelSettings, MailboxRecord } from '../src/core/model.js';
 import { newMailbox } from '../src/core/model.js';
-import { loadOrCreateKeyring, secretAad } from '../src/security/keyring.js';
+import { Keyring, secretAad } from '../src/security/keyring.js';
 import { TOTP_PURPOSE } from '../src/services/enrol.js';
 import { CURRENT_SCHEMA, snapshotJson, type Snapshot } from '../src/store/schema.js';
 
@@ -45,7 +45,7 @@ export async function generateStore(dataDir: string, groups: MailboxGroup[]): Pr
   const t0 = Date.now();
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
-  const keyring = await loadOrCreateKeyring(path.join(dataDir, 'memfa.key'), { create: true });
+  const keyring = await Keyring.load(path.join(dataDir, 'memfa.key'), { create: true });
   const now = Date.now();
   const mailboxes: Record<string, MailboxRecord> = {};
   const out: Record<string, GenMailbox[]> = {};

@@ -1,10 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { emptyFailures, noFailures, type FailureState, type MailboxFailures } from '../src/core/model.js';
+import { validateConfig } from '../src/config/load.js';
 import {
-  DEFAULT_IP_THROTTLE,
-  DEFAULT_LOCKOUT,
-  DEFAULT_SOURCE_GROUPING,
   IN_FLIGHT_RETRY_MS,
   adminUnlock,
   adminUnlockAll,
@@ -31,11 +29,19 @@ import {
   type IpThrottleRecord,
   type LockoutPolicy,
 } from '../src/core/lockout.js';
+import { lockoutPolicy } from '../src/services/context.js';
+import { SourceThrottle } from '../src/services/ip-throttle.js';
+
+// The configuration's defaults (config/spec.ts) are the only defaults; the daemon turns them into
+// these policies the same way.
+const DEFAULTS = validateConfig({}, '/defaults/memfa.json', {}, {});
+const DEFAULT_LOCKOUT = lockoutPolicy(DEFAULTS);
+const { policy: DEFAULT_IP_THROTTLE, grouping: DEFAULT_SOURCE_GROUPING } = new SourceThrottle(DEFAULTS);
 
 const T0 = 1_700_000_000_000;
 const MIN = 60_000;
 
-test('DEFAULT_LOCKOUT matches the documented defaults', () => {
+test('the default lockout policy matches the documented defaults', () => {
   assert.deepEqual({ ...DEFAULT_LOCKOUT }, { threshold: 5, baseDelayMs: 60_000, maxDelayMs: 3_600_000, hardLockAfter: 100 });
 });
 
@@ -111,7 +117,7 @@ test('lockout: success resets; inputs are not modified', () => {
 
 const IP_POLICY: IpThrottlePolicy = { maxFailures: 5, windowMs: 10 * MIN, distinctMailboxes: 3, blockMs: 15 * MIN };
 
-test('DEFAULT_IP_THROTTLE: 20 failures or 10 mailboxes per 15 minutes, 15 minute block', () => {
+test('the default source throttle: 20 failures or 10 mailboxes per 15 minutes, 15 minute block', () => {
   assert.deepEqual({ ...DEFAULT_IP_THROTTLE }, { maxFailures: 20, windowMs: 15 * MIN, distinctMailboxes: 10, blockMs: 15 * MIN });
 });
 

@@ -5,8 +5,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { URI as IndependentUri, TOTP as IndependentTotp } from 'otpauth';
 import { MemfaError } from '../src/protocol/errors.js';
+import { validateConfig } from '../src/config/load.js';
 import {
-  DEFAULT_TOTP,
   checkTotp,
   fromBase32,
   generateTotpSecret,
@@ -19,6 +19,11 @@ import {
   type TotpAlgorithm,
   type TotpOptions,
 } from '../src/core/totp.js';
+import { totpOptions } from '../src/services/context.js';
+
+// The configuration's defaults (config/spec.ts) are the only defaults; the daemon reads the TOTP
+// options from the configuration the same way.
+const DEFAULT_TOTP = totpOptions(validateConfig({}, '/defaults/memfa.json', {}, {}));
 
 // The compiled test runs from dist/test/ (repo root ../../) or from an outDir elsewhere; the
 // fixtures are not copied by tsc, so find the tree that holds them: up from here, then the cwd.
@@ -101,7 +106,7 @@ test('SHA256/512 use the key as given, unpadded (as authenticator apps do)', () 
   assert.notEqual(hotpCode(short, 1, 8, 'SHA256'), hotpCode(padded, 1, 8, 'SHA256'));
 });
 
-test('DEFAULT_TOTP is SHA1, 6 digits, 30 s, window 1', () => {
+test('the default TOTP options are SHA1, 6 digits, 30 s, window 1', () => {
   assert.deepEqual({ ...DEFAULT_TOTP }, { algorithm: 'SHA1', digits: 6, period: 30, window: 1 });
 });
 

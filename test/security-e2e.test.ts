@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { call } from '../src/client/call.js';
 import { fromBase32, toBase32, totpCode } from '../src/core/totp.js';
 import type { MemfaError } from '../src/protocol/errors.js';
+import { Keyring } from '../src/security/keyring.js';
 import { makeTempDir, startDaemon, waitExit, type TestDaemon } from './helpers/daemon.js';
 
 const GB = '81.2.69.142';
@@ -246,6 +247,50 @@ describe('security end to end', () => {
       }
       for (const f of ['memfa.json', 'memfa.key', 'audit.log']) assert.equal((await stat(path.join(d.dataDir, f))).mode & 0o777, 0o600, f);
       assert.equal((await stat(d.dataDir)).mode & 0o777, 0o700);
+    });
+  });
+
+  it('key add: the added key encrypts nothing until key rotate makes it current; a key file changed meanwhile is extended', async () => {
+    await withDaemon({}, async (d) => {
+      const keyFile = path.join(d.dataDir, 'memfa.key');
+      const storeText = async () => (await Promise.all((await readdir(d.dataDir)).filter((f) => f.startsWith('memfa.json')).map((f) => readFile(path.join(d.dataDir, f), 'utf8')))).join('\n');
+      const keys = new Map<string, Buffer>([['a1@sec.example', await enrolled(d, 'a1@sec.example')]]);
+      const first = (JSON.parse(await readFile(keyFile, 'utf8')) as { current: string }).current;
+
+      const added = await d.json<{ kid: string; current: string }>(['key', 'add']);
+      assert.equal(added.current, first);
+      assert.notEqual(added.kid, first);
+      let file = JSON.parse(await readFile(keyFile, 'utf8')) as { current: string; keys: Record<string, string> };
+      assert.equal(file.current, first);
+      assert.deepEqual(Object.keys(file.keys), [first, added.kid]);
+      // Secrets enrolled after the add are still encrypted with the current key.
+      keys.set('a2@sec.example', await enrolled(d, 'a2@sec.example'));
+      let store = await storeText();
+      assert.ok(store.includes(`v1.${first}.`));
+      assert.ok(!store.includes(`v1.${added.kid}.`), 'nothing is encrypted with the added key');
+      const again = await d.cli(['key', 'add']);
+      assert.equal(again.code, 65, again.stderr);
+      assert.match(again.stderr, new RegExp(`key ${added.kid} was added and is not current yet`));
+
+      const r = await d.json<{ kid: string; resealed: number; retired: string[] }>(['key', 'rotate']);
+      assert.deepEqual(r, { kid: added.kid, resealed: 2, retired: [first] });
+      store = await storeText();
+      assert.ok(store.includes(`v1.${added.kid}.`));
+      for (const [m, key] of keys) assert.equal((await verifyRpc(d, m, GB, totpCode(key, Date.now(), TOTP))).reason, 'code-valid');
+
+      // The key file is rotated elsewhere (another host, or by hand) while the daemon runs: the
+      // daemon's next change starts from that file instead of writing over it.
+      const elsewhere = await Keyring.load(keyFile, { create: false });
+      const third = await elsewhere.rotate();
+      const next = await d.json<{ kid: string; current: string }>(['key', 'add']);
+      assert.equal(next.current, third);
+      file = JSON.parse(await readFile(keyFile, 'utf8')) as { current: string; keys: Record<string, string> };
+      assert.equal(file.current, third);
+      assert.deepEqual(Object.keys(file.keys), [added.kid, third, next.kid]);
+      assert.match(d.log(), new RegExp(`"event":"key-file-reread".*"why":"before-write".*"current":"${third}"`));
+      for (const [m, key] of keys) assert.equal((await verifyRpc(d, m, GB, totpCode(key, Date.now() + 30_000, TOTP))).reason, 'code-valid');
+      const audit = await d.json<{ entries: { action: string; details?: { kid?: string } }[] }>(['audit', '--action', 'key.add']);
+      assert.deepEqual(audit.entries.map((e) => e.details?.kid), [added.kid, next.kid]);
     });
   });
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { MemfaError } from '../src/protocol/errors.js';
-import { Keyring, loadOrCreateKeyring, secretAad } from '../src/security/keyring.js';
+import { Keyring, secretAad } from '../src/security/keyring.js';
 
 const POSIX = process.platform !== 'win32';
 
@@ -17,7 +17,7 @@ async function tempDir(t: TestContext): Promise<string> {
 async function freshRing(t: TestContext): Promise<{ dir: string; path: string; ring: Keyring }> {
   const dir = await tempDir(t);
   const path = join(dir, 'keys.json');
-  return { dir, path, ring: await loadOrCreateKeyring(path, { create: true }) };
+  return { dir, path, ring: await Keyring.load(path, { create: true }) };
 }
 
 function isConfigError(pattern: RegExp) {
@@ -43,7 +43,7 @@ test('creates a 0600 key file of the documented format', async (t) => {
   assert.equal(Buffer.from(String(file.mac), 'base64').length, 32);
   if (POSIX) assert.equal((await stat(path)).mode & 0o777, 0o600);
   // A second load reads the same keys instead of creating new ones.
-  const again = await loadOrCreateKeyring(path, { create: true });
+  const again = await Keyring.load(path, { create: true });
   assert.deepEqual(again.open(ring.seal(SECRET, AAD), AAD), SECRET);
 });
 
@@ -108,29 +108,29 @@ test('a value sealed under another key file fails with a clear error', async (t)
 test('a missing key file without create is refused, naming the file', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'keys.json');
-  await assert.rejects(loadOrCreateKeyring(path, { create: false }), isConfigError(new RegExp(`^key file ${path} missing$`)));
+  await assert.rejects(Keyring.load(path, { create: false }), isConfigError(new RegExp(`^key file ${path} missing$`)));
 });
 
 test('a key file in a missing directory is refused, naming the file', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'nope', 'keys.json');
-  await assert.rejects(loadOrCreateKeyring(path, { create: true }), isConfigError(new RegExp(`key file ${path} cannot be created`)));
+  await assert.rejects(Keyring.load(path, { create: true }), isConfigError(new RegExp(`key file ${path} cannot be created`)));
 });
 
 test('a key file readable by group or others is refused, naming the file', { skip: !POSIX }, async (t) => {
   const { path } = await freshRing(t);
   await chmod(path, 0o644);
-  await assert.rejects(loadOrCreateKeyring(path, { create: false }), isConfigError(new RegExp(`^key file ${path} is accessible by group or others \\(mode 0644\\)$`)));
+  await assert.rejects(Keyring.load(path, { create: false }), isConfigError(new RegExp(`^key file ${path} is accessible by group or others \\(mode 0644\\)$`)));
   await chmod(path, 0o640);
-  await assert.rejects(loadOrCreateKeyring(path, { create: true }), isConfigError(/mode 0640/));
+  await assert.rejects(Keyring.load(path, { create: true }), isConfigError(/mode 0640/));
   await chmod(path, 0o400);
-  await loadOrCreateKeyring(path, { create: false });
+  await Keyring.load(path, { create: false });
 });
 
 test('a key file owned by another uid is refused', { skip: !POSIX || process.getuid?.() !== 0 }, async (t) => {
   const { path } = await freshRing(t);
   await chown(path, 4242, 4242);
-  await assert.rejects(loadOrCreateKeyring(path, { create: false }), isConfigError(new RegExp(`key file ${path} is owned by uid 4242`)));
+  await assert.rejects(Keyring.load(path, { create: false }), isConfigError(new RegExp(`key file ${path} is owned by uid 4242`)));
 });
 
 test('malformed key files are refused without quoting their content', async (t) => {
@@ -149,7 +149,7 @@ test('malformed key files are refused without quoting their content', async (t) 
   ];
   for (const [text, pattern] of cases) {
     await writeFile(path, text, { mode: 0o600 });
-    await assert.rejects(loadOrCreateKeyring(path, { create: true }), (error: unknown) => {
+    await assert.rejects(Keyring.load(path, { create: true }), (error: unknown) => {
       isConfigError(new RegExp(`^key file ${path} is malformed: `))(error);
       isConfigError(pattern)(error);
       assert.ok(!(error as Error).message.includes('SECRETSTUFF'));
@@ -167,7 +167,7 @@ test('rotate: old values still open and need re-seal, new ones use the new key',
   const newKid = await ring.rotate();
   assert.notEqual(newKid, oldKid);
   assert.equal(ring.currentKid, newKid);
-  assert.ok(ring.hasKid(oldKid) && ring.hasKid(newKid));
+  assert.ok(ring.kids().includes(oldKid) && ring.kids().includes(newKid));
   assert.deepEqual(ring.kids(), [oldKid, newKid]);
   assert.deepEqual(ring.open(old, AAD), SECRET);
   assert.equal(ring.needsReseal(old), true);
@@ -178,7 +178,7 @@ test('rotate: old values still open and need re-seal, new ones use the new key',
   assert.equal(ring.needsReseal(resealed), false);
   assert.deepEqual(ring.open(resealed, AAD), SECRET);
   // The rotation is on disk, atomically replaced and still private.
-  const reloaded = await loadOrCreateKeyring(path, { create: false });
+  const reloaded = await Keyring.load(path, { create: false });
   assert.equal(reloaded.currentKid, newKid);
   assert.deepEqual(reloaded.open(old, AAD), SECRET);
   if (POSIX) assert.equal((await stat(path)).mode & 0o777, 0o600);
@@ -188,7 +188,7 @@ test('concurrent rotations are serialised and all land in the file', async (t) =
   const { path, ring } = await freshRing(t);
   const kids = await Promise.all([ring.rotate(), ring.rotate(), ring.rotate()]);
   assert.equal(new Set(kids).size, 3);
-  const reloaded = await loadOrCreateKeyring(path, { create: false });
+  const reloaded = await Keyring.load(path, { create: false });
   assert.equal(reloaded.kids().length, 4);
   assert.equal(reloaded.currentKid, ring.currentKid);
 });
@@ -200,11 +200,11 @@ test('retire: values under the retired key fail with a clear error', async (t) =
   await assert.rejects(ring.retire(oldKid), (error: unknown) => error instanceof MemfaError && error.code === 'CONFLICT');
   await ring.rotate();
   await ring.retire(oldKid);
-  assert.equal(ring.hasKid(oldKid), false);
+  assert.equal(ring.kids().includes(oldKid), false);
   const expected = new RegExp(`^secret sealed with key ${oldKid} cannot be opened: wrong or missing key file$`);
   assert.throws(() => ring.open(old, AAD), isConfigError(expected));
-  const reloaded = await loadOrCreateKeyring(path, { create: false });
-  assert.equal(reloaded.hasKid(oldKid), false);
+  const reloaded = await Keyring.load(path, { create: false });
+  assert.equal(reloaded.kids().includes(oldKid), false);
   assert.throws(() => reloaded.open(old, AAD), isConfigError(expected));
   await assert.rejects(ring.retire(oldKid), (error: unknown) => error instanceof MemfaError && error.code === 'NOT_FOUND');
 });
@@ -218,7 +218,7 @@ test('MAC keys are stable across rotation and retirement, and distinct per purpo
   await ring.rotate();
   await ring.retire(first);
   assert.deepEqual(ring.macKey('recovery'), before);
-  assert.deepEqual((await loadOrCreateKeyring(path, { create: false })).macKey('recovery'), before);
+  assert.deepEqual((await Keyring.load(path, { create: false })).macKey('recovery'), before);
   // Another key file has another seed.
   assert.notDeepEqual((await freshRing(t)).ring.macKey('recovery'), before);
   // Mutating a returned key does not change the ring's.

@@ -15,6 +15,7 @@ import type {
   GlobalView,
   IpBlockClearResult,
   IpBlockListResult,
+  KeyAddResult,
   KeyRotateResult,
   LockView,
   MailboxListResult,
@@ -247,6 +248,10 @@ export function formatIpBlockCleared(r: IpBlockClearResult): string {
 
 export function formatRecoveryCodes(address: string, codes: string[], c: ChalkInstance): string {
   return [`recovery codes for ${address} (each works once; store them offline):`, ...codes.map((x) => '  ' + c.bold(x))].join('\n');
+}
+
+export function formatKeyAdd(r: KeyAddResult): string {
+  return `added key ${r.kid}, not used yet; key ${r.current} still encrypts (memfa key rotate makes ${r.kid} current)`;
 }
 
 export function formatKeyRotate(r: KeyRotateResult): string {

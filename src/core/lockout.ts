@@ -21,13 +21,6 @@ export interface LockoutPolicy {
   hardLockAfter: number;
 }
 
-export const DEFAULT_LOCKOUT: Readonly<LockoutPolicy> = Object.freeze({
-  threshold: 5,
-  baseDelayMs: 60_000,
-  maxDelayMs: 3_600_000,
-  hardLockAfter: 100,
-});
-
 export type LockState = { locked: false } | { locked: true; until: number | null; reason: 'lockout' | 'hard-lock' };
 
 /** until: null means until an administrator unlocks. */
@@ -40,7 +33,7 @@ export function lockState(f: FailureState, now: number): LockState {
 /**
  * One more consecutive failure. From the threshold-th failure on, the mailbox is locked for
  * base * 2^(consecutive - threshold), capped at maxDelayMs: 5th failure 1 min, 6th 2 min, 7th
- * 4 min ... with the defaults. At hardLockAfter it stays locked until an administrator unlocks it.
+ * 4 min ... with the configuration's defaults. At hardLockAfter it stays locked until an administrator unlocks it.
  * The counter does not decay with time: only a success (or an administrator) resets it, so slow
  * guessing still ends in a hard lock while the real owner, who eventually succeeds, never gets there.
  */
@@ -170,13 +163,6 @@ export interface IpThrottlePolicy {
   blockMs: number;
 }
 
-export const DEFAULT_IP_THROTTLE: Readonly<IpThrottlePolicy> = Object.freeze({
-  maxFailures: 20,
-  windowMs: 15 * 60_000,
-  distinctMailboxes: 10,
-  blockMs: 15 * 60_000,
-});
-
 export type IpThrottleState = { locked: false } | { locked: true; until: number; reason: 'ip-failures' | 'ip-mailboxes' };
 
 export function newIpThrottle(now: number): IpThrottleRecord {
@@ -247,8 +233,6 @@ export interface SourceGrouping {
   /** Leading bits of an IPv6 address that make one source (64: each /64). */
   ipv6Prefix: number;
 }
-
-export const DEFAULT_SOURCE_GROUPING: Readonly<SourceGrouping> = Object.freeze({ ipv4Prefix: 32, ipv6Prefix: 64 });
 
 /** The source a normalised client address belongs to, as the key of its state. */
 export function ipSource(ip: string, grouping: SourceGrouping): string {

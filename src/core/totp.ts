@@ -18,8 +18,6 @@ export interface TotpOptions {
   window: number;
 }
 
-export const DEFAULT_TOTP: Readonly<TotpOptions> = Object.freeze({ algorithm: 'SHA1', digits: 6, period: 30, window: 1 });
-
 /** RFC 4226 requires at least 128 bits and recommends 160; authenticator apps expect 160 for SHA1. */
 export const MIN_SECRET_BYTES = 20;
 

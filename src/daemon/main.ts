@@ -1,5 +1,6 @@
-// The daemon: wires real implementations into the services, starts in order (files, store, keys,
-// geo, senders, listeners) and stops in reverse on SIGTERM/SIGINT.
+// The daemon: wires real implementations into the services, starts in order (directories and the
+// data directory's lock, store, keys, audit trail, geo, senders, listeners) and stops in reverse on
+// SIGTERM/SIGINT.
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { loadCountryLookup } from '../geo/country.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
 import type { AuditStreamName } from '../protocol/results.js';
-import { loadOrCreateKeyring, secretAad } from '../security/keyring.js';
+import { Keyring, secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from '../services/enrol.js';
 import { createServices } from '../services/handlers.js';
 import type { Ports } from '../services/ports.js';
@@ -104,7 +105,10 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       onEvent: (event, fields) => log.info(event, fields),
     });
     cleanups.push(() => store.close());
-    const keyring = await loadOrCreateKeyring(config.keyFile, { create: store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined });
+    // A key file is created only at the first start: later, a missing one means lost keys, and a
+    // new one would make every stored secret unopenable.
+    const firstStart = store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined;
+    const keyring = await Keyring.load(config.keyFile, { create: firstStart, onReread: (event) => log.info('key-file-reread', { file: config.keyFile, ...event }) });
     checkSecretsOpen(store, keyring, config.keyFile);
     if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
     // Each stream's head is anchored in the store, so that cut or removed audit files are found

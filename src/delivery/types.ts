@@ -43,12 +43,6 @@ export interface DeliveryLogger {
   error(event: string, fields: Record<string, unknown>): void;
 }
 
-export const NULL_LOGGER: DeliveryLogger = {
-  info() {},
-  warn() {},
-  error() {},
-};
-
 export interface SmtpAuthConfig {
   user: string;
   /** Prefer passFile: a password in the configuration file ends up in backups and diffs. */

@@ -1,5 +1,6 @@
-// The method catalogue: every JSON-RPC method memfa speaks, which sockets expose it, the schema of
-// its parameters and the type of its result. Client and daemon both import this module.
+// The method catalogue: every JSON-RPC method memfa speaks, which sockets expose it and the schema
+// of its parameters. The shapes of the results are declared apart, in results.ts. Client and daemon
+// both import this module.
 import { arr, bool, int, json, nullable, obj, optional, str, type Infer, type Schema } from './schema.js';
 import { CHALLENGE_MODES, CODE_PROVIDERS, PROVIDERS, orInherit } from './vocabulary.js';
 
@@ -64,6 +65,7 @@ export const METHODS = {
   'ip-block.list': { sockets: ['admin'], params: obj({ limit: optional(int({ min: 1, max: 100000 })) }) },
   'ip-block.clear': { sockets: ['admin'], params: obj({ source: optional(ip), all: optional(bool()) }) },
   'recovery.generate': { sockets: ['admin'], delegable: true, params: obj({ address }) },
+  'key.add': { sockets: ['admin'], params: obj({}) },
   'key.rotate': { sockets: ['admin'], params: obj({}) },
   'audit.query': {
     sockets: ['admin'],

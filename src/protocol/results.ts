@@ -266,6 +266,13 @@ export type IpBlockClearResult =
   | { all: true; cleared: number }
   | { source: string; blocked: boolean; reason: IpBlockView['reason'] | null; until: number | null; failures: number; cleared: 1 };
 
+export interface KeyAddResult {
+  /** The key added, not current. */
+  kid: string;
+  /** The key that still seals. */
+  current: string;
+}
+
 export interface KeyRotateResult {
   kid: string;
   resealed: number;

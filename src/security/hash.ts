@@ -1,7 +1,7 @@
 // Keyed hashes for values that must be checked but never stored: one-time codes, recovery codes,
 // administrator tokens. Keys come from Keyring.macKey, which survives key rotation.
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const PREFIX = 'h1:';
 const MIN_KEY_BYTES = 16;
@@ -33,16 +33,6 @@ export function verifyKeyedHash(key: Buffer, purpose: string, value: string, sto
   // A hash's length is public (fixed by the scheme); only equal lengths reach timingSafeEqual.
   if (actual.length !== expected.length) return false;
   return timingSafeEqual(actual, expected);
-}
-
-/**
- * Compares two strings without leaking where they differ or how long the secret one is: both are
- * hashed first, so timingSafeEqual always sees 32-byte buffers.
- */
-export function constantTimeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a, 'utf8').digest();
-  const hb = createHash('sha256').update(b, 'utf8').digest();
-  return timingSafeEqual(ha, hb);
 }
 
 /** A random token of `bytes` bytes from the CSPRNG, base64url-encoded. */

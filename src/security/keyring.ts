@@ -1,262 +1,113 @@
-// Secrets at rest: AES-256-GCM under keys read from one key file.
+// Secrets at rest: the keys of one key file (key-file.ts), sealing with the current key and
+// opening with whichever key sealed (seal.ts), changed by rotation (rotation.ts, which also has
+// the plan for several daemons sharing one store).
 //
-// Key file (mode 0600, owned by the daemon's uid):
-//   { "version": 1, "current": "<kid>", "keys": { "<kid>": "<base64 32 bytes>", ... },
-//     "mac": "<base64 32 bytes>" }
-// Sealed value: v1.<kid>.<iv b64url>.<tag b64url>.<ciphertext b64url>
-//
-// Several keys live side by side so that rotation needs no downtime: `rotate` adds a key and makes
-// it current, old values still open and report `needsReseal`, a sweep re-seals them, and only then
-// does `retire` drop the old key. The ring cannot know whether the sweep finished; retiring too
-// early makes the remaining values unopenable, and `open` then says so loudly.
-//
-// The additional authenticated data names the purpose and the mailbox ('totp:alice@example.org'),
-// so a sealed value copied into another mailbox's record, or into another field, fails to open.
+// The ring holds what the key file held when it was last read or written, and reads the file again
+// in two cases, so that a key file installed while the daemon runs (by hand, or from another host)
+// is taken:
+//   - opening a value sealed with a kid it lacks, before it fails: the file may have gained that
+//     key. Only when the file changed (another inode, size or change time) since it was last read
+//     or written: a value no key opens costs a stat, not a read, however often it is met.
+//   - before each change it writes (add, rotate, retire), so that the change extends what the file
+//     holds instead of overwriting it with what was read earlier. (Only the daemon writes the
+//     file; a file installed during the moment of a write is overwritten.)
+// The file read again must keep the MAC seed and every key the ring holds, unchanged
+// (rotation.checkReread); otherwise it is not taken and the caller gets CONFIG_INVALID.
 
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import { open as openFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { MemfaError } from '../protocol/errors.js';
-import { assertPrivateFile, createFileExclusive, errnoCode, writeFileAtomic } from '../files/durable.js';
+import { hkdfSync } from 'node:crypto';
+import { createKeyFile, freshKeyFile, KEY_BYTES, keyFileVersion, missingKeyFile, readKeyFile, writeKeyFile, type KeyFileContent, type KeyFileVersion } from './key-file.js';
+import { checkReread, withAddedKey, withoutKey, withRotatedKey } from './rotation.js';
+import { cannotOpen, openWith, parseSealed, sealWith } from './seal.js';
 
-const FORMAT = 'v1';
-const KEY_BYTES = 32;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
-const KID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const B64URL_PATTERN = /^[A-Za-z0-9_-]*$/;
-const WHAT = 'key file';
+// Callers of the ring name their secrets' AAD with it; it lives with the cipher.
+export { secretAad } from './seal.js';
 
-interface KeyFile {
-  version: 1;
-  current: string;
-  keys: Record<string, string>;
-  mac: string;
-}
-
-export interface LoadKeyringOptions {
+export interface KeyringOptions {
   /** Create a fresh key file when none exists (first start); otherwise a missing file is an error. */
   create: boolean;
+  /** Told each time the key file was read again and taken (never anything secret). */
+  onReread?: (event: KeyFileReread) => void;
 }
 
-function newKid(): string {
-  // The date makes a key's age visible wherever its kid appears (key file, sealed values); the
-  // random part keeps two rotations on one day apart.
-  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '');
-  return `${day}-${randomBytes(3).toString('hex')}`;
-}
-
-function cannotOpen(kid: string | null): MemfaError {
-  const shown = kid !== null && KID_PATTERN.test(kid) ? kid : '(unreadable)';
-  return new MemfaError('CONFIG_INVALID', `secret sealed with key ${shown} cannot be opened: wrong or missing key file`, {
-    data: { kid: shown },
-    hint: 'check that the daemon reads the key file the secret was sealed with and that the key was not retired; a secret copied from another mailbox also fails here',
-  });
-}
-
-function malformedSealed(): MemfaError {
-  return new MemfaError('CONFIG_INVALID', 'sealed secret is malformed (expected v1.<kid>.<iv>.<tag>.<ciphertext>)', {
-    hint: 'the stored value was damaged or is not a memfa sealed secret',
-  });
-}
-
-interface SealedParts {
-  kid: string;
-  iv: Buffer;
-  tag: Buffer;
-  ciphertext: Buffer;
-}
-
-function parseSealed(sealed: string): SealedParts {
-  const parts = sealed.split('.');
-  if (parts.length !== 5) throw malformedSealed();
-  const [version, kid, iv, tag, ciphertext] = parts as [string, string, string, string, string];
-  if (version !== FORMAT || !KID_PATTERN.test(kid)) throw malformedSealed();
-  if (!B64URL_PATTERN.test(iv) || !B64URL_PATTERN.test(tag) || !B64URL_PATTERN.test(ciphertext)) throw malformedSealed();
-  const parsed = {
-    kid,
-    iv: Buffer.from(iv, 'base64url'),
-    tag: Buffer.from(tag, 'base64url'),
-    ciphertext: Buffer.from(ciphertext, 'base64url'),
-  };
-  if (parsed.iv.length !== IV_BYTES || parsed.tag.length !== TAG_BYTES) throw malformedSealed();
-  return parsed;
-}
-
-function decodeKey(path: string, field: string, value: unknown): Buffer {
-  // Only canonical base64 is accepted: Node's decoder silently skips junk, which would turn a typo
-  // into a different (shorter) key instead of an error.
-  if (typeof value === 'string') {
-    const key = Buffer.from(value, 'base64');
-    if (key.length === KEY_BYTES && key.toString('base64') === value) return key;
-  }
-  throw new MemfaError('CONFIG_INVALID', `${WHAT} ${path} is malformed: "${field}" must be the base64 encoding of ${KEY_BYTES} bytes`, {
-    data: { path, field },
-  });
-}
-
-function malformedFile(path: string, problem: string): MemfaError {
-  return new MemfaError('CONFIG_INVALID', `${WHAT} ${path} is malformed: ${problem}`, { data: { path } });
-}
-
-function parseKeyFile(path: string, text: string): { current: string; keys: Map<string, Buffer>; mac: Buffer } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    // The parser's own message quotes the text around the fault, which may be key material.
-    throw malformedFile(path, 'not valid JSON');
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw malformedFile(path, 'not a JSON object');
-  const file = raw as Record<string, unknown>;
-  for (const field of Object.keys(file)) {
-    if (!['version', 'current', 'keys', 'mac'].includes(field)) throw malformedFile(path, `unknown field "${field}"`);
-  }
-  if (file.version !== 1) throw malformedFile(path, '"version" must be 1');
-  const keysRaw = file.keys;
-  if (typeof keysRaw !== 'object' || keysRaw === null || Array.isArray(keysRaw)) throw malformedFile(path, '"keys" must be an object');
-  const keys = new Map<string, Buffer>();
-  for (const [kid, value] of Object.entries(keysRaw)) {
-    if (!KID_PATTERN.test(kid)) throw malformedFile(path, 'a key id must be 1-64 characters of A-Z a-z 0-9 _ -');
-    keys.set(kid, decodeKey(path, `keys.${kid}`, value));
-  }
-  if (typeof file.current !== 'string' || !keys.has(file.current)) {
-    throw malformedFile(path, '"current" must name one of "keys"');
-  }
-  const mac = decodeKey(path, 'mac', file.mac);
-  return { current: file.current, keys, mac };
-}
-
-async function readKeyFile(path: string): Promise<string | null> {
-  let handle;
-  try {
-    handle = await openFile(path, 'r');
-  } catch (error) {
-    const code = errnoCode(error);
-    if (code === 'ENOENT') return null;
-    throw new MemfaError('CONFIG_INVALID', `${WHAT} ${path} cannot be opened (${code})`, { data: { path }, cause: error });
-  }
-  try {
-    // Checked on the open descriptor, so the file checked is the file read.
-    assertPrivateFile(path, await handle.stat(), WHAT, { checkOwner: true });
-    return await handle.readFile('utf8');
-  } catch (error) {
-    if (error instanceof MemfaError) throw error;
-    throw new MemfaError('CONFIG_INVALID', `${WHAT} ${path} cannot be read (${errnoCode(error)})`, { data: { path }, cause: error });
-  } finally {
-    await handle.close();
-  }
-}
-
-function serialise(current: string, keys: Map<string, Buffer>, mac: Buffer): string {
-  const file: KeyFile = {
-    version: 1,
-    current,
-    keys: Object.fromEntries([...keys].map(([kid, key]) => [kid, key.toString('base64')])),
-    mac: mac.toString('base64'),
-  };
-  return `${JSON.stringify(file, null, 2)}\n`;
+export interface KeyFileReread {
+  /** A sealed value named a kid the ring lacked, or the ring was about to write the file. */
+  why: 'unknown-kid' | 'before-write';
+  /** The kid that was lacking, for 'unknown-kid'. */
+  kid?: string;
+  /** What the file holds now. */
+  current: string;
+  kids: string[];
 }
 
 export class Keyring {
   readonly path: string;
-  #current: string;
-  #keys: Map<string, Buffer>;
+  #file: KeyFileContent;
+  /** The version of the file #file was read from or written as; null if none could be told. */
+  #version: KeyFileVersion | null;
+  readonly #onReread: ((event: KeyFileReread) => void) | undefined;
   /**
    * Keyed hashes (one-time codes, recovery codes, admin tokens) are one-way: once stored, they
    * cannot be re-keyed because the plain value is gone. If their keys came from the rotating
    * encryption keys, retiring a key would silently invalidate every stored hash (all recovery codes
-   * would stop working). So MAC keys derive from this separate seed, which rotation leaves alone.
-   * Replacing the seed is a deliberate, separate act that invalidates every stored hash.
+   * would stop working). So MAC keys derive from the file's separate seed, which rotation leaves
+   * alone and a re-read may not change. Replacing the seed is a deliberate, separate act that
+   * invalidates every stored hash.
    */
-  #macSeed: Buffer;
   #macKeys = new Map<string, Buffer>();
-  /** Serialises rotate/retire so two rewrites of the key file never interleave. */
+  /** Serialises the changes so that two rewrites of the key file never interleave. */
   #writes: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, current: string, keys: Map<string, Buffer>, macSeed: Buffer) {
+  private constructor(path: string, file: KeyFileContent, version: KeyFileVersion | null, onReread: KeyringOptions['onReread']) {
     this.path = path;
-    this.#current = current;
-    this.#keys = keys;
-    this.#macSeed = macSeed;
+    this.#file = file;
+    this.#version = version;
+    this.#onReread = onReread;
   }
 
-  /** See {@link loadOrCreateKeyring}. */
-  static async load(path: string, options: LoadKeyringOptions): Promise<Keyring> {
-    let text = await readKeyFile(path);
-    if (text === null) {
-      if (!options.create) {
-        throw new MemfaError('CONFIG_INVALID', `${WHAT} ${path} missing`, {
-          data: { path },
-          hint: 'restore the key file from backup; without it stored secrets cannot be opened',
-        });
-      }
-      const kid = newKid();
-      const created = serialise(kid, new Map([[kid, randomBytes(KEY_BYTES)]]), randomBytes(KEY_BYTES));
-      try {
-        await createFileExclusive(path, created);
-      } catch (error) {
-        if (errnoCode(error) !== 'EEXIST') {
-          throw new MemfaError('CONFIG_INVALID', `${WHAT} ${path} cannot be created (${errnoCode(error)})`, {
-            data: { path },
-            hint: `check that ${dirname(path)} exists and is writable by the daemon`,
-            cause: error,
-          });
-        }
-        // Another process created it first: use theirs, never overwrite keys.
-      }
-      text = await readKeyFile(path);
-      if (text === null) throw new MemfaError('CONFIG_INVALID', `${WHAT} ${path} missing`, { data: { path } });
+  /**
+   * Loads the key file at `path`. When it is missing and `create` is true (the daemon's first
+   * start), writes a new one (mode 0600, exclusive create, fsynced with its directory); when
+   * missing and `create` is false, or when it is readable by group/others, owned by another uid,
+   * or malformed, throws CONFIG_INVALID naming the file.
+   */
+  static async load(path: string, options: KeyringOptions): Promise<Keyring> {
+    let read = readKeyFile(path);
+    if (read === null) {
+      if (!options.create) throw missingKeyFile(path);
+      await createKeyFile(path, freshKeyFile());
+      read = readKeyFile(path);
+      if (read === null) throw missingKeyFile(path);
     }
-    const { current, keys, mac } = parseKeyFile(path, text);
-    return new Keyring(path, current, keys, mac);
+    return new Keyring(path, read.content, read.version, options.onReread);
   }
 
   get currentKid(): string {
-    return this.#current;
+    return this.#file.current;
   }
 
-  hasKid(kid: string): boolean {
-    return this.#keys.has(kid);
-  }
-
-  /** Key ids in the file, oldest first (insertion order of the file). */
+  /** Key ids in the file, oldest first (the file's order). */
   kids(): string[] {
-    return [...this.#keys.keys()];
+    return [...this.#file.keys.keys()];
   }
 
   seal(plaintext: Buffer, aad: string): string {
-    const kid = this.#current;
-    const key = this.#keys.get(kid);
-    if (key === undefined) throw cannotOpen(kid);
-    const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
-    cipher.setAAD(Buffer.from(aad, 'utf8'));
-    const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    const tag = cipher.getAuthTag();
-    return [FORMAT, kid, iv.toString('base64url'), tag.toString('base64url'), ciphertext.toString('base64url')].join('.');
+    const kid = this.#file.current;
+    const key = this.#file.keys.get(kid);
+    if (key === undefined) throw cannotOpen(kid); // parseKeyFile makes "current" one of "keys"
+    return sealWith(kid, key, plaintext, aad);
   }
 
   open(sealed: string, aad: string): Buffer {
     const parts = parseSealed(sealed);
-    const key = this.#keys.get(parts.kid);
+    let key = this.#file.keys.get(parts.kid);
+    if (key === undefined && this.#reread('unknown-kid', parts.kid)) key = this.#file.keys.get(parts.kid);
     if (key === undefined) throw cannotOpen(parts.kid);
-    // authTagLength pins the tag to 16 bytes; without it Node accepts truncated tags.
-    const decipher = createDecipheriv('aes-256-gcm', key, parts.iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(Buffer.from(aad, 'utf8'));
-    decipher.setAuthTag(parts.tag);
-    try {
-      const plaintext = decipher.update(parts.ciphertext);
-      decipher.final(); // checks the tag; GCM gives no further bytes
-      return plaintext;
-    } catch {
-      throw cannotOpen(parts.kid);
-    }
+    return openWith(parts, key, aad);
   }
 
   /** Whether the value was sealed with a key other than the current one (a re-seal sweep target). */
   needsReseal(sealed: string): boolean {
-    return parseSealed(sealed).kid !== this.#current;
+    return parseSealed(sealed).kid !== this.#file.current;
   }
 
   /** Opens and seals again under the current key; returns the value unchanged if already current. */
@@ -265,37 +116,26 @@ export class Keyring {
     return this.seal(this.open(sealed, aad), aad);
   }
 
-  /** Adds a fresh key, makes it current and saves the key file. Returns the new kid. */
+  /**
+   * Adds a fresh key after the others without making it current (rotation phase 1): nothing is
+   * sealed with it until `rotate` makes it current. Returns its kid; CONFLICT if an added key is
+   * waiting already.
+   */
+  add(): Promise<string> {
+    return this.#change(withAddedKey);
+  }
+
+  /** Makes the added key current, or a fresh key when none was added; saves the key file. Returns the kid. */
   rotate(): Promise<string> {
-    return this.#serialised(async () => {
-      let kid = newKid();
-      while (this.#keys.has(kid)) kid = newKid();
-      const keys = new Map(this.#keys);
-      keys.set(kid, randomBytes(KEY_BYTES));
-      await this.#save(kid, keys);
-      this.#keys = keys;
-      this.#current = kid;
-      return kid;
-    });
+    return this.#change(withRotatedKey);
   }
 
   /**
    * Drops a key for good. Call only after every value sealed with it has been re-sealed: values
    * still sealed with it can never be opened again.
    */
-  retire(kid: string): Promise<void> {
-    return this.#serialised(async () => {
-      if (!this.#keys.has(kid)) {
-        throw new MemfaError('NOT_FOUND', `key ${KID_PATTERN.test(kid) ? kid : '(invalid id)'} is not in ${WHAT} ${this.path}`);
-      }
-      if (kid === this.#current) {
-        throw new MemfaError('CONFLICT', `key ${kid} is the current key and cannot be retired`, { hint: 'rotate first' });
-      }
-      const keys = new Map(this.#keys);
-      keys.delete(kid);
-      await this.#save(this.#current, keys);
-      this.#keys = keys;
-    });
+  async retire(kid: string): Promise<void> {
+    await this.#change((file) => ({ file: withoutKey(file, kid, this.path), kid }));
   }
 
   /**
@@ -307,21 +147,38 @@ export class Keyring {
     if (purpose.length === 0) throw new TypeError('macKey: purpose must not be empty');
     let key = this.#macKeys.get(purpose);
     if (key === undefined) {
-      key = Buffer.from(hkdfSync('sha256', this.#macSeed, Buffer.from('memfa-mac-v1'), Buffer.from(purpose, 'utf8'), KEY_BYTES));
+      key = Buffer.from(hkdfSync('sha256', this.#file.mac, Buffer.from('memfa-mac-v1'), Buffer.from(purpose, 'utf8'), KEY_BYTES));
       this.#macKeys.set(purpose, key);
     }
     return Buffer.from(key);
   }
 
-  async #save(current: string, keys: Map<string, Buffer>): Promise<void> {
-    try {
-      await writeFileAtomic(this.path, serialise(current, keys, this.#macSeed));
-    } catch (error) {
-      throw new MemfaError('STORE_FAILED', `${WHAT} ${this.path} could not be written (${errnoCode(error)}); it is unchanged`, {
-        data: { path: this.path },
-        cause: error,
-      });
-    }
+  /**
+   * Takes the key file's content if the file changed since it was last read or written; whether
+   * it did. A file that is gone or is no regular file holds nothing to take.
+   */
+  #reread(why: KeyFileReread['why'], kid?: string): boolean {
+    const version = keyFileVersion(this.path);
+    if (version === null || version === this.#version) return false;
+    const read = readKeyFile(this.path);
+    if (read === null) return false;
+    checkReread(this.#file, read.content, this.path);
+    this.#file = read.content;
+    this.#version = read.version;
+    this.#onReread?.({ why, ...(kid === undefined ? {} : { kid }), current: this.#file.current, kids: this.kids() });
+    return true;
+  }
+
+  /** Applies a change to what the file holds now and saves it; the change reaches the ring once saved. */
+  #change(change: (file: KeyFileContent) => { file: KeyFileContent; kid: string }): Promise<string> {
+    return this.#serialised(async () => {
+      this.#reread('before-write');
+      const next = change(this.#file);
+      const version = await writeKeyFile(this.path, next.file);
+      this.#file = next.file;
+      this.#version = version;
+      return next.kid;
+    });
   }
 
   #serialised<T>(task: () => Promise<T>): Promise<T> {
@@ -329,19 +186,4 @@ export class Keyring {
     this.#writes = run.catch(() => undefined);
     return run;
   }
-}
-
-/**
- * Loads the key file at `path`. When it is missing and `create` is true, writes a new one (mode
- * 0600, exclusive create, fsynced with its directory); when missing and `create` is false, or when
- * it is readable by group/others, owned by another uid, or malformed, throws CONFIG_INVALID
- * naming the file.
- */
-export function loadOrCreateKeyring(path: string, options: LoadKeyringOptions): Promise<Keyring> {
-  return Keyring.load(path, options);
-}
-
-/** The additional authenticated data for a secret of `purpose` belonging to `mailbox`. */
-export function secretAad(purpose: string, mailbox: string): string {
-  return `${purpose}:${mailbox}`;
 }

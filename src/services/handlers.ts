@@ -61,6 +61,7 @@ export function createServices(p: Ports): Services {
     'ip-block.list': (params) => ipBlocks.list(params),
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),
     'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
+    'key.add': (_params, ctx) => security.addKey(ctx),
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),

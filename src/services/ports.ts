@@ -15,10 +15,14 @@ export interface SecretBox {
   macKey(purpose: string): Buffer;
 }
 
-/** Key administration: rotation without downtime (see security/keyring.ts). */
+/** Key administration: rotation without downtime (see security/rotation.ts). */
 export interface KeyAdmin {
   readonly currentKid: string;
+  /** Oldest first. */
   kids(): string[];
+  /** Adds a key that is not current yet; returns its kid. */
+  add(): Promise<string>;
+  /** Makes the added key, or a fresh one, current; returns its kid. */
   rotate(): Promise<string>;
   retire(kid: string): Promise<void>;
   needsReseal(sealed: string): boolean;

@@ -64,15 +64,27 @@ export class SecurityAdmin {
   }
 
   /**
-   * A new key becomes current; every secret is re-sealed under it in batches (logins go on
-   * meanwhile); then the old keys are retired. A crash midway leaves old keys in the key file,
-   * still able to open what was not re-sealed; running rotate again finishes the job.
+   * Adds a key to the key file without making it current, so that the file can be installed
+   * wherever it is needed before anything is sealed with it; `rotateKey` then makes it current.
+   * Refused during a rotation, which retires every key but its own at the end.
+   */
+  async addKey(ctx: CallContext) {
+    if (this.rotating) throw new MemfaError('CONFLICT', 'a key rotation is running; add the key after it');
+    const kid = await this.p.keys.add();
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'key.add', result: 'ok', details: { kid } });
+    return { kid, current: this.p.keys.currentKid };
+  }
+
+  /**
+   * The added key (or a fresh one) becomes current; every secret is re-sealed under it in batches
+   * (logins go on meanwhile); then every other key is retired. A crash midway leaves the old keys
+   * in the key file, still able to open what was not re-sealed; running rotate again finishes the
+   * job. This is the rotation of one daemon; security/rotation.ts has the plan for several.
    */
   async rotateKey(ctx: CallContext) {
     if (this.rotating) throw new MemfaError('CONFLICT', 'a key rotation is already running');
     this.rotating = true;
     try {
-      const old = this.p.keys.kids().filter((k) => k !== this.p.keys.currentKid);
       const kid = await this.p.keys.rotate();
       let resealed = 0;
       let after: string | undefined;
@@ -93,7 +105,7 @@ export class SecurityAdmin {
           return n;
         });
       }
-      const retired = [...old, ...this.p.keys.kids().filter((k) => k !== kid && !old.includes(k))];
+      const retired = this.p.keys.kids().filter((k) => k !== kid);
       for (const k of retired) await this.p.keys.retire(k);
       await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'key.rotate', result: 'ok', details: { kid, resealed, retired: retired.length } });
       return { kid, resealed, retired };

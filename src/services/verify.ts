@@ -124,8 +124,7 @@ export class Verifier {
       if (recovery !== null) code = { kind: 'recovery', value: recovery };
       else if (digits !== null) code = { kind: 'otp', value: digits };
       else {
-        // Not awaited: record() sends a failure to the daemon's log, where an unawaited append's
-        // rejection would be unhandled.
+        // Not awaited: the bad parameter is answered at once, and the line is written after it.
         this.p.audit.record(entry('error', 'invalid-code'));
         throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
       }

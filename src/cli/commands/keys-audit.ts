@@ -1,16 +1,23 @@
-// memfa key rotate, memfa audit, memfa audit verify.
+// memfa key add, memfa key rotate, memfa audit, memfa audit verify.
 import type { Command } from 'commander';
 import { EXIT } from '../../protocol/errors.js';
-import type { AuditQueryResult, AuditVerifyResult, KeyRotateResult } from '../../protocol/results.js';
+import type { AuditQueryResult, AuditVerifyResult, KeyAddResult, KeyRotateResult } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { parseLimit } from '../flags.js';
-import { formatAudit, formatAuditVerify, formatKeyRotate } from '../format.js';
+import { formatAudit, formatAuditVerify, formatKeyAdd, formatKeyRotate } from '../format.js';
 
 export function registerKeysAndAudit(program: Command, cli: Cli): void {
   const key = program.command('key').description('the key that encrypts secrets at rest');
   key
+    .command('add')
+    .description('add a key to the key file without using it yet (the next rotate makes it current)')
+    .action(async () => {
+      const r = (await cli.call('key.add', {})) as KeyAddResult;
+      cli.print(r, () => formatKeyAdd(r));
+    });
+  key
     .command('rotate')
-    .description('create a new key, re-encrypt every secret under it, retire the old key (no downtime)')
+    .description('make the added key (or a new one) current, re-encrypt every secret under it, retire the old keys (no downtime)')
     .action(async () => {
       const r = (await cli.call('key.rotate', {})) as KeyRotateResult;
       cli.print(r, () => formatKeyRotate(r));
