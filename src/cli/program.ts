@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { registerAdmins } from './commands/admins.js';
+import { registerConfig } from './commands/config.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDomain } from './commands/domain.js';
 import { registerGateways } from './commands/gateways.js';
@@ -20,6 +21,8 @@ import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp
 
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
+/** Operations: checking the configuration, shell completion, importing from other tools. */
+const OPERATIONS = [registerConfig];
 
 export interface Program {
   program: Command;
@@ -46,7 +49,7 @@ export function buildProgram(): Program {
     // names, as for the settings options of domain set and global set.
     .configureHelp({ minWidthToWrap: 24 })
     .exitOverride();
-  for (const register of GROUPS) register(program, cli);
+  for (const register of [...GROUPS, ...OPERATIONS]) register(program, cli);
   let refused: Command | undefined;
   for (const cmd of everyCommand(program)) {
     cmd.showHelpAfterError(afterErrorText(cmd));
