@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { registerAdmins } from './commands/admins.js';
+import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDomain } from './commands/domain.js';
@@ -22,7 +23,7 @@ import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
 /** Operations: checking the configuration, shell completion, importing from other tools. */
-const OPERATIONS = [registerConfig];
+const OPERATIONS = [registerConfig, registerCompletion];
 
 export interface Program {
   program: Command;
