@@ -11,6 +11,7 @@ import { registerDaemon } from './commands/daemon.js';
 import { registerDomain } from './commands/domain.js';
 import { registerGateways } from './commands/gateways.js';
 import { registerGlobal } from './commands/global.js';
+import { registerImport } from './commands/import.js';
 import { registerKeysAndAudit } from './commands/keys-audit.js';
 import { registerMailbox } from './commands/mailbox.js';
 import { registerProviders } from './commands/providers.js';
@@ -23,7 +24,7 @@ import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
 /** Operations: checking the configuration, shell completion, importing from other tools. */
-const OPERATIONS = [registerConfig, registerCompletion];
+const OPERATIONS = [registerConfig, registerCompletion, registerImport];
 
 export interface Program {
   program: Command;
