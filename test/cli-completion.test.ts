@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/program.js';
-import { makeTempDir, runCli } from './helpers/daemon.js';
+import { REPO, makeTempDir, runCli } from './helpers/daemon.js';
 
 const hasZsh = spawnSync('zsh', ['-c', 'true']).status === 0;
 
@@ -154,4 +155,11 @@ test('zsh: the script parses, and completes like the bash one', { skip: hasZsh ?
   assert.deepEqual(c('--json', 'mailbox', 'list', '--domain', ''), ['@message']);
   const verify = c('verify', '--');
   assert.ok(verify.includes('--code-stdin') && verify.includes('--user'));
+});
+
+test("README's production steps install both scripts where the shells look for them", () => {
+  const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const production = readme.split(/^## Production$/m)[1]?.split(/^## /m)[0] ?? '';
+  assert.match(production, /`memfa completion bash > \/etc\/bash_completion\.d\/memfa`/);
+  assert.match(production, /`memfa completion zsh > \/usr\/local\/share\/zsh\/site-functions\/_memfa`/);
 });

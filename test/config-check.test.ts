@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { validateConfig } from '../src/config/load.js';
 import { MemfaError } from '../src/protocol/errors.js';
@@ -181,4 +181,19 @@ test('config check of a running daemon\'s configuration: its key file is fine; a
   const errors = (JSON.parse(r.stdout) as { error: { errors: string[] } }).error.errors;
   assert.equal(errors.length, 1);
   assert.match(errors[0]!, /^keyFile: .*memfa\.key is missing but the store .* exists; the daemon refuses to start/);
+});
+
+test('config check run by another user than the key file\'s owner warns instead of judging the owner', { skip: process.getuid?.() === 0 ? false : 'needs root to give the file away' }, async (t) => {
+  const dir = await makeTempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const cfg = path.join(dir, 'memfa.json');
+  await writeJson(cfg, { dataDir: 'data', runDir: 'run' });
+  await mkdir(path.join(dir, 'data'), { mode: 0o700 });
+  const keyFile = path.join(dir, 'data', 'memfa.key');
+  const key = Buffer.alloc(32, 9).toString('base64');
+  await writeFile(keyFile, JSON.stringify({ version: 1, current: 'k1', keys: { k1: key }, mac: key }), { mode: 0o600 });
+  await chown(keyFile, 65534, 65534);
+  const r = await runCli(['config', 'check', cfg]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^warning: keyFile: .*memfa\.key is owned by uid 65534, not by uid 0 running this check; run the check as the daemon's user/m);
 });
