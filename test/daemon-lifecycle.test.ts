@@ -123,7 +123,7 @@ test('a second daemon on the same sockets but another data dir is refused naming
 });
 
 test('modes: data dir 0700, run dir 0750, sockets as configured (admin default 0660), store and journal 0600', async (t) => {
-  const d = await startDaemon({ config: { sockets: { hook: { mode: '0666' }, self: { mode: '0600' } } } });
+  const d = await startDaemon({ config: { sockets: { hook: { mode: '0666', allowWideMode: true }, self: { mode: '0600' } } } });
   t.after(() => d.cleanup());
   const set = await d.cli(['mailbox', 'set', 'modes@example.com', '--challenge', 'always']);
   assert.equal(set.code, 0, set.stderr);

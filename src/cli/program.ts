@@ -5,11 +5,14 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { registerAdmins } from './commands/admins.js';
+import { registerCompletion } from './commands/completion.js';
+import { registerConfig } from './commands/config.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDomain } from './commands/domain.js';
 import { registerGateways } from './commands/gateways.js';
 import { registerGlobal } from './commands/global.js';
 import { registerIpBlocks } from './commands/ip-blocks.js';
+import { registerImport } from './commands/import.js';
 import { registerKeysAndAudit } from './commands/keys-audit.js';
 import { registerMailbox } from './commands/mailbox.js';
 import { registerProviders } from './commands/providers.js';
@@ -21,6 +24,8 @@ import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp
 
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerIpBlocks, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
+/** Operations: checking the configuration, shell completion, importing from other tools. */
+const OPERATIONS = [registerConfig, registerCompletion, registerImport];
 
 export interface Program {
   program: Command;
@@ -47,7 +52,7 @@ export function buildProgram(): Program {
     // names, as for the settings options of domain set and global set.
     .configureHelp({ minWidthToWrap: 24 })
     .exitOverride();
-  for (const register of GROUPS) register(program, cli);
+  for (const register of [...GROUPS, ...OPERATIONS]) register(program, cli);
   let refused: Command | undefined;
   for (const cmd of everyCommand(program)) {
     cmd.showHelpAfterError(afterErrorText(cmd));

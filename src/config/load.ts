@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MemfaError } from '../protocol/errors.js';
+import { crossKeyProblems } from './rules.js';
 import { CONFIG_SPEC, type Node, type Section } from './spec.js';
 import type { MemfaConfig } from './types.js';
 import type { SocketKind } from '../protocol/methods.js';
@@ -40,12 +41,19 @@ function defaultsOf(node: Section): Record<string, unknown> {
   return out;
 }
 
-/** Validates `input` against `node`, appending every problem to `errors`; returns the merged value. */
+/**
+ * Validates `input` against `node`, appending every problem to `errors`; returns the merged value,
+ * with the default in place of a value that failed its check (so that the rest can still be
+ * resolved and checked, see checkConfig).
+ */
 function walk(node: Node, input: unknown, key: string, errors: string[]): unknown {
   if (node.kind === 'leaf') {
     if (input === undefined) return node.default;
     const problem = node.check(input);
-    if (problem) errors.push(`${key}: ${problem}`);
+    if (problem) {
+      errors.push(`${key}: ${problem}`);
+      return node.default;
+    }
     return input;
   }
   if (input === undefined) return node.nullable ? null : defaultsOf(node);
@@ -69,17 +77,33 @@ function walk(node: Node, input: unknown, key: string, errors: string[]): unknow
   return out;
 }
 
-export function validateConfig(raw: unknown, source: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): MemfaConfig {
+export const CONFIG_HINT = 'fix the keys named above; man 5 memfa.conf lists every key';
+
+/** The error for a configuration with `errors`, each naming its key. */
+export function configInvalid(source: string, errors: string[]): MemfaError {
+  return new MemfaError('CONFIG_INVALID', `invalid configuration in ${source}:\n  ${errors.join('\n  ')}`, { data: { file: source, errors }, hint: CONFIG_HINT });
+}
+
+export interface ConfigCheck {
+  /**
+   * The configuration with paths resolved. When `errors` is not empty, a key that failed its own
+   * check holds its default here: good enough to run further checks on, never to run with.
+   */
+  config: MemfaConfig;
+  /** Every problem found, each "key: problem". */
+  errors: string[];
+  /** The keys named in `errors`. */
+  badKeys: Set<string>;
+}
+
+/** Checks `raw` against the schema and the cross-key rules, collecting every problem. */
+export function checkConfig(raw: unknown, source: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): ConfigCheck {
   const errors: string[] = [];
   const merged = walk(CONFIG_SPEC, raw, '', errors) as Record<string, unknown>;
-  if (errors.length > 0) {
-    throw new MemfaError('CONFIG_INVALID', `invalid configuration in ${source}:\n  ${errors.join('\n  ')}`, {
-      data: { file: source, errors },
-      hint: 'fix the keys named above; man 5 memfa.conf lists every key',
-    });
-  }
+  const keyOf = (e: string) => e.slice(0, e.indexOf(':'));
+  errors.push(...crossKeyProblems(merged, new Set(errors.map(keyOf))));
   const c = merged as unknown as Omit<MemfaConfig, 'sockets' | 'keyFile' | 'source'> & {
-    sockets: Record<SocketKind, { path: string | null; mode: string; group: string | null }>;
+    sockets: Record<SocketKind, { path: string | null; mode: string; group: string | null; allowWideMode: boolean }>;
     keyFile: string | null;
   };
   // Relative paths are relative to the configuration file, so a config can travel with its data.
@@ -97,6 +121,7 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     path: socketPath(kind, override, explicitEnv),
     mode: parseInt(c.sockets[kind].mode, 8),
     group: c.sockets[kind].group,
+    allowWideMode: c.sockets[kind].allowWideMode,
   });
   // Written out, not looped over the socket kinds: the docs test finds each variable by its name.
   const sockets: Record<SocketKind, MemfaConfig['sockets']['admin']> = {
@@ -108,14 +133,9 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
   const kinds = Object.keys(sockets) as SocketKind[];
   for (const [i, kind] of kinds.entries()) {
     const other = kinds.slice(0, i).find((k) => sockets[k].path === sockets[kind].path);
-    if (other !== undefined) {
-      throw new MemfaError('CONFIG_INVALID', `invalid configuration in ${source}:\n  sockets.${kind}.path: the same path as sockets.${other}.path (${sockets[kind].path}); each socket needs its own`, {
-        data: { file: source, errors: [`sockets.${kind}.path: the same path as sockets.${other}.path`] },
-        hint: 'fix the keys named above; man 5 memfa.conf lists every key',
-      });
-    }
+    if (other !== undefined) errors.push(`sockets.${kind}.path: the same path as sockets.${other}.path (${sockets[kind].path}); each socket needs its own`);
   }
-  return {
+  const config: MemfaConfig = {
     ...c,
     source,
     dataDir,
@@ -128,6 +148,13 @@ export function validateConfig(raw: unknown, source: string, overrides: ConfigOv
     smtp: c.smtp && { ...c.smtp, passwordFile: c.smtp.passwordFile && abs(c.smtp.passwordFile) },
     smpp: c.smpp && { ...c.smpp, passwordFile: c.smpp.passwordFile && abs(c.smpp.passwordFile) },
   };
+  return { config, errors, badKeys: new Set(errors.map(keyOf)) };
+}
+
+export function validateConfig(raw: unknown, source: string, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): MemfaConfig {
+  const { config, errors } = checkConfig(raw, source, overrides, env);
+  if (errors.length > 0) throw configInvalid(source, errors);
+  return config;
 }
 
 /** On Windows a socket path becomes a named pipe in \\.\pipe\ derived from it. */
@@ -136,8 +163,8 @@ export function defaultSocketPath(p: string): string {
   return '\\\\.\\pipe\\memfa-' + p.replace(/^[A-Za-z]:/, '').replace(/[\\/:]+/g, '-').replace(/^-+/, '');
 }
 
-export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): MemfaConfig {
-  const file = findConfigFile(overrides.config, env);
+/** The configuration file's JSON, or CONFIG_INVALID naming the file. */
+export function readConfigFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -145,11 +172,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message;
     throw new MemfaError('CONFIG_INVALID', `cannot read configuration ${file}: ${reason}`, { data: { file }, hint: 'pass --config FILE or set MEMFA_CONFIG' });
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new MemfaError('CONFIG_INVALID', `configuration ${file} is not valid JSON: ${(err as Error).message}`, { data: { file } });
   }
-  return validateConfig(raw, file, overrides, env);
+}
+
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): MemfaConfig {
+  const file = findConfigFile(overrides.config, env);
+  return validateConfig(readConfigFile(file), file, overrides, env);
 }

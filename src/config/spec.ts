@@ -31,6 +31,8 @@ export const isString = (opts: { min?: number; max?: number } = {}): Check => (v
   typeof v === 'string' && v.length >= (opts.min ?? 1) && v.length <= (opts.max ?? 4096) ? null : `must be a string of ${opts.min ?? 1} to ${opts.max ?? 4096} characters`;
 export const isOneOf = (values: readonly string[]): Check => (v) => (typeof v === 'string' && values.includes(v) ? null : `must be one of ${values.join(', ')}`);
 export const orNull = (check: Check): Check => (v) => (v === null ? null : check(v));
+export const isIntOneOf = (values: readonly number[]): Check => (v) =>
+  typeof v === 'number' && values.includes(v) ? null : `must be one of ${values.join(', ')}`;
 export const isMode: Check = (v) => (typeof v === 'string' && /^0?[0-7]{3}$/.test(v) ? null : 'must be an octal file mode string such as "0660"');
 /** The otpauth:// label is ISSUER:ACCOUNT; authenticator apps split it at the first colon. */
 export const isIssuer: Check = (v) => isString({ max: 64 })(v) ?? ((v as string).includes(':') ? 'must not contain a colon (it separates the issuer from the account in the otpauth:// label)' : null);
@@ -45,7 +47,13 @@ const providerSection = (enabled: boolean, transports: readonly string[], transp
   });
 
 const socketSection = (): Section =>
-  section({ path: leaf(null, orNull(isString({ max: 100 }))), mode: leaf('0660', isMode), group: leaf(null, orNull(isString({ max: 64 }))) });
+  section({
+    path: leaf(null, orNull(isString({ max: 100 }))),
+    mode: leaf('0660', isMode),
+    group: leaf(null, orNull(isString({ max: 64 }))),
+    // A mode wider than 0660 is refused unless this says it is meant (config/rules.ts).
+    allowWideMode: leaf(false, isBool),
+  });
 
 export const CONFIG_SPEC: Section = section({
   dataDir: leaf('/var/lib/memfa', isString()),
@@ -145,7 +153,8 @@ export const CONFIG_SPEC: Section = section({
       sourceNpi: leaf(0, isInt(0, 18)),
       destTon: leaf(1, isInt(0, 6)),
       destNpi: leaf(1, isInt(0, 18)),
-      dataCoding: leaf(0, isInt(0, 255)),
+      // The codings delivery/types.ts can encode (SmppDataCoding): GSM default, ASCII, Latin-1, UCS-2.
+      dataCoding: leaf(0, isIntOneOf([0, 1, 3, 8])),
       enquireLinkMs: leaf(30000, isInt(1000, 600000)),
       connectTimeoutMs: leaf(10000, isInt(100, 120000)),
       submitTimeoutMs: leaf(10000, isInt(100, 120000)),

@@ -6,6 +6,8 @@ export interface SocketConfig {
   path: string;
   mode: number;
   group: string | null;
+  /** A mode wider than 0660 was meant (config/rules.ts). */
+  allowWideMode: boolean;
 }
 
 export interface ProviderPolicyConfig {
@@ -44,7 +46,7 @@ export interface SmppSettings {
   sourceNpi: number;
   destTon: number;
   destNpi: number;
-  dataCoding: number;
+  dataCoding: 0 | 1 | 3 | 8;
   enquireLinkMs: number;
   connectTimeoutMs: number;
   submitTimeoutMs: number;

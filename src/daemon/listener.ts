@@ -1,7 +1,6 @@
 // One JSON-RPC endpoint on a Unix socket (a named pipe on Windows): the connection limit and the
 // wait for a slot, time-outs, stale-socket handling and graceful close. What one connection does
 // with its bytes is connection.ts; what a method does is the dispatcher's business.
-import { readFileSync } from 'node:fs';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { encodeFrame } from '../protocol/framing.js';
@@ -11,6 +10,7 @@ import type { SocketKind } from '../protocol/methods.js';
 import type { SocketConfig } from '../config/types.js';
 import { Connection, type ConnectionHost, type Handler, type ListenerState } from './connection.js';
 import type { Logger } from './logger.js';
+import { groupId } from './preflight.js';
 
 export interface ListenerLimits {
   maxFrameBytes: number;
@@ -38,16 +38,6 @@ const MIN_SWEEP_MS = 10;
  * not been read yet.
  */
 const EVICTABLE_AFTER_TICKS = 2;
-
-function groupId(name: string, key: string): number {
-  if (/^\d+$/.test(name)) return Number(name);
-  const line = readFileSync('/etc/group', 'utf8')
-    .split('\n')
-    .find((l) => l.split(':')[0] === name);
-  const gid = line?.split(':')[2];
-  if (gid === undefined) throw new MemfaError('CONFIG_INVALID', `${key}: group "${name}" does not exist`, { data: { key } });
-  return Number(gid);
-}
 
 /** Resolves when something answers on `path`: a live daemon. */
 function probe(path: string): Promise<boolean> {

@@ -4,28 +4,18 @@ import type { MemfaConfig } from '../config/types.js';
 import { createLogSender } from '../delivery/log.js';
 import { createSmppSender } from '../delivery/sms.js';
 import { createSmtpSender } from '../delivery/smtp.js';
-import { DEFAULT_SMS_TEMPLATE, DEFAULT_SMTP_TEMPLATES, type SmppDataCoding, type Sender } from '../delivery/types.js';
-import { validateTemplate, TEMPLATE_PLACEHOLDERS } from '../delivery/template.js';
-import { MemfaError } from '../protocol/errors.js';
+import { DEFAULT_SMS_TEMPLATE, DEFAULT_SMTP_TEMPLATES, type Sender } from '../delivery/types.js';
 import type { Logger } from './logger.js';
-
-function checkTemplates(templates: [string, string | null][]): void {
-  const errors: string[] = [];
-  for (const [key, tpl] of templates) {
-    if (tpl === null) continue;
-    // The subject need not carry the code; every body must.
-    for (const problem of validateTemplate(tpl, TEMPLATE_PLACEHOLDERS, key.endsWith('subject') ? [] : ['code'])) errors.push(`${key}: ${problem}`);
-  }
-  if (errors.length > 0) throw new MemfaError('CONFIG_INVALID', `invalid templates:\n  ${errors.join('\n  ')}`, { data: { errors } });
-}
+import { assertTemplates } from './preflight.js';
 
 export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<'sms' | 'email', Sender>> {
+  // Shared with `memfa config check` (preflight.ts); smpp.dataCoding is the validator's (spec.ts).
+  assertTemplates(config);
   const senders: Partial<Record<'sms' | 'email', Sender>> = {};
   const email = config.providers.email;
   if (email.transport === 'log') senders.email = createLogSender('email', config.logTransport);
   else if (config.smtp !== null) {
     const s = config.smtp;
-    checkTemplates([['smtp.subject', s.subject], ['smtp.text', s.text], ['smtp.html', s.html]]);
     senders.email = createSmtpSender(
       {
         host: s.host,
@@ -48,8 +38,6 @@ export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<
   if (sms.transport === 'log') senders.sms = createLogSender('sms', config.logTransport);
   else if (config.smpp !== null) {
     const s = config.smpp;
-    checkTemplates([['smpp.template', s.template]]);
-    if (![0, 1, 3, 8].includes(s.dataCoding)) throw new MemfaError('CONFIG_INVALID', 'smpp.dataCoding: must be 0, 1, 3 or 8', { data: { key: 'smpp.dataCoding' } });
     senders.sms = createSmppSender(
       {
         host: s.host,
@@ -65,7 +53,7 @@ export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<
         sourceNpi: s.sourceNpi,
         destTon: s.destTon,
         destNpi: s.destNpi,
-        dataCoding: s.dataCoding as SmppDataCoding,
+        dataCoding: s.dataCoding,
         enquireLinkMs: s.enquireLinkMs,
         connectTimeoutMs: s.connectTimeoutMs,
         submitTimeoutMs: s.submitTimeoutMs,

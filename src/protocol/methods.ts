@@ -52,6 +52,23 @@ export const METHODS = {
     }),
   },
   'mailbox.remove': { sockets: ['admin'], delegable: true, params: obj({ address }) },
+  // Migration from other MFA tools (memfa import). `secret` is base32; the totp parameters are the
+  // source's, refused unless they match the configuration.
+  'mailbox.import': {
+    sockets: ['admin'],
+    params: obj({
+      address,
+      secret: str({ max: 256, min: 1 }),
+      recoveryCodes: optional(arr(str({ max: 64, min: 1 }), { max: 100 })),
+      phone: optional(str({ max: 32 })),
+      altEmail: optional(str({ max: 254 })),
+      period: optional(int({ min: 1, max: 3600 })),
+      digits: optional(int({ min: 1, max: 10 })),
+      algorithm: optional(str({ max: 16, min: 1 })),
+      replace: optional(bool()),
+      dryRun: optional(bool()),
+    }),
+  },
   'domain.set': { sockets: ['admin'], delegable: true, params: obj({ domain, settings: json() }) },
   'domain.show': { sockets: ['admin'], delegable: true, params: obj({ domain }) },
   'domain.list': { sockets: ['admin'], delegable: true, params: obj({}) },

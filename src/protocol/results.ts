@@ -302,3 +302,15 @@ export interface ProviderTestResult {
 export interface SetWarnings {
   warnings: string[];
 }
+
+/** mailbox.import: what was (or, with dryRun, would be) done. */
+export interface ImportResult {
+  address: string;
+  dryRun: boolean;
+  /** The mailbox had no stored record before. */
+  created: boolean;
+  /** An active TOTP secret was (would be) replaced. */
+  replaced: boolean;
+  /** Recovery codes stored in place of the mailbox's set; null: its set was left as it was. */
+  recoveryCodes: number | null;
+}

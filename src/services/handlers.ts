@@ -4,6 +4,7 @@ import { DomainAdmins } from './admins.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
+import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { ProviderPolicy } from './policy.js';
 import { FactorProof } from './proof.js';
@@ -31,6 +32,7 @@ export function createServices(p: Ports): Services {
   const enrolment = new Enrolment(p);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
   const recovery = new RecoveryCodes(p);
+  const imports = new MailboxImport(p, recovery);
   const security = new SecurityAdmin(p, unstored);
   const admins = new DomainAdmins(p);
   const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
@@ -47,6 +49,7 @@ export function createServices(p: Ports): Services {
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
     'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),
     'mailbox.remove': (params, ctx) => settings.removeMailbox(params, ctx),
+    'mailbox.import': (params, ctx) => imports.import(params, ctx),
     'domain.set': (params, ctx) => settings.setDomain(params, ctx),
     'domain.show': (params, ctx) => settings.showDomain(params, ctx),
     'domain.list': (_params, ctx) => settings.listDomains(ctx),

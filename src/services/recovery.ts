@@ -22,6 +22,16 @@ export function asRecoveryCode(input: string): string | null {
   return [...plain].every((ch) => ALPHABET.includes(ch)) ? plain : null;
 }
 
+/**
+ * The canonical form of an 8-digit scratch code (libpam-google-authenticator's emergency codes,
+ * 10000000 to 99999999), or null. memfa import keeps them as recovery codes, so the codes users
+ * already have on paper keep working; verify tries them before the digits are read as an OTP.
+ */
+export function asScratchCode(input: string): string | null {
+  const s = input.trim();
+  return /^[1-9][0-9]{7}$/.test(s) ? s : null;
+}
+
 export class RecoveryCodes {
   constructor(private readonly p: Ports) {}
 
@@ -48,6 +58,12 @@ export class RecoveryCodes {
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
     return { address, codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`) };
+  }
+
+  /** The stored form of canonical codes (asRecoveryCode, asScratchCode). */
+  hashAll(codes: readonly string[]): string[] {
+    const key = this.key();
+    return codes.map((c) => keyedHash(key, RECOVERY_PURPOSE, c));
   }
 
   /** Index of the stored hash `code` matches, or -1. Every hash is compared (no early exit). */

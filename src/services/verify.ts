@@ -18,7 +18,7 @@ import { effectiveSettings, lockoutPolicy, rememberPolicy, totpOptions } from '.
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
 import { SourceThrottle } from './ip-throttle.js';
 import type { CallContext, Ports } from './ports.js';
-import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
+import { asRecoveryCode, asScratchCode, type RecoveryCodes } from './recovery.js';
 import type { ProviderPolicy } from './policy.js';
 import type { UnstoredFailures } from './unstored-failures.js';
 import { providerUnusable } from './unusable.js';
@@ -130,6 +130,11 @@ export class Verifier {
       }
     }
     const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
+    // An imported scratch code (recovery.ts) is digits too: it is a recovery code when it is one
+    // of the mailbox's (checked again, and spent, inside the transaction).
+    if (code?.kind === 'otp' && rec.recoveryCodeHashes.length > 0 && asScratchCode(code.value) !== null && this.recovery.match(rec.recoveryCodeHashes, code.value) !== -1) {
+      code = { kind: 'recovery', value: code.value };
+    }
     const { settings, choice } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
     const decision = this.decision(login, rec, settings);
     if (code === null && decision.action === 'allow') {
