@@ -169,7 +169,7 @@ describe('memfa import csv', { skip }, () => {
     const csv = [
       '# exported from the old MFA server',
       'address,secret,phone,altEmail',
-      `ann@example.org,${good.ann},+44 7700 900123,ann.private@example.net`,
+      `ann@example.org,${good.ann},+1 201 555 0123,ann.private@example.net`,
       `Ben@Example.org,"${good.ben.toLowerCase()}",,`,
       `not-an-address,${s()}`,
       `${swapped},dan@example.org`,
@@ -197,7 +197,7 @@ describe('memfa import csv', { skip }, () => {
     assert.equal(lines.length, 7, r.stderr);
     assert.equal(at(5), `${file}:5: address: not a valid mailbox address (local@domain)`);
     assert.equal(at(6), `${file}:6: address: not a valid mailbox address (local@domain)`, 'swapped columns: the secret is not echoed');
-    assert.equal(at(7), `${file}:7: eve@example.org: phone: not an E.164 number ('+' then 8 to 15 digits)`);
+    assert.equal(at(7), `${file}:7: eve@example.org: phone: not an E.164 number that can receive SMS ('+', the country code, the number)`);
     assert.equal(at(8), `${file}:8: fay@example.org: secret: must be 80 to 1024 bits (it has 48)`);
     assert.equal(at(9), `${file}:9: a quote is not closed, or is followed by more than a comma`);
     assert.equal(at(10), `${file}:10: ann@example.org: already in this import (${file}:3); not imported twice`);
@@ -205,7 +205,7 @@ describe('memfa import csv', { skip }, () => {
     assert.ok(!r.stderr.includes(swapped) && !dry.stderr.includes(swapped));
 
     const ann = await show('ann@example.org');
-    assert.deepEqual([ann.totp, ann.phone, ann.altEmail], ['active', '+447700900123', 'ann.private@example.net']);
+    assert.deepEqual([ann.totp, ann.phone, ann.altEmail], ['active', '+12015550123', 'ann.private@example.net']);
     for (const [user, secret] of [['ann@example.org', good.ann], ['ben@example.org', good.ben], ['cat@example.org', good.cat]] as const) {
       const v = await d.cli(['--json', 'verify', '--user', user, '--ip', GB, '--code-stdin'], { stdin: oathtool(secret) });
       assert.equal(v.code, 0, `${user}: ${v.stdout}`);
@@ -271,12 +271,12 @@ describe('mailbox.import over the protocol', () => {
   });
 
   it('keeps the recovery codes and settings it is not given, and clears a pending enrolment', async () => {
-    assert.equal((await d.cli(['mailbox', 'set', 'q@example.org', '--phone', '+447700900456'])).code, 0);
+    assert.equal((await d.cli(['mailbox', 'set', 'q@example.org', '--phone', '+12015550156'])).code, 0);
     const codes = JSON.parse((await d.cli(['--json', 'recovery-codes', 'q@example.org'])).stdout) as { codes: string[] };
     assert.equal((await d.cli(['--json', 'enroll', 'q@example.org'])).code, 0, 'a pending enrolment');
     const r = await rpc(d.adminSocket, 'mailbox.import', { address: 'Q@example.org', secret });
     assert.deepEqual(r['result'], { address: 'q@example.org', dryRun: false, created: false, replaced: false, recoveryCodes: null });
     const q = JSON.parse((await d.cli(['--json', 'mailbox', 'show', 'q@example.org'])).stdout) as { totp: string; phone: string; recoveryCodesLeft: number };
-    assert.deepEqual([q.totp, q.phone, q.recoveryCodesLeft], ['active', '+447700900456', codes.codes.length]);
+    assert.deepEqual([q.totp, q.phone, q.recoveryCodesLeft], ['active', '+12015550156', codes.codes.length]);
   });
 });

@@ -94,7 +94,7 @@ export class MailboxImport {
     }
     // The phone rules are loaded only when a number is imported (see phone-rules.ts).
     const rules = params.phone === undefined || params.phone === '' ? undefined : await phoneRules();
-    const phone = rules === undefined ? undefined : quietly('phone', 'not a number that can receive SMS, in international form', () => rules.normalisePhone(params.phone));
+    const phone = rules === undefined ? undefined : quietly('phone', "not an E.164 number that can receive SMS ('+', the country code, the number)", () => rules.normalisePhone(params.phone));
     const altEmail =
       params.altEmail === undefined || params.altEmail === ''
         ? undefined
