@@ -27,6 +27,8 @@ const domain = str({ max: 253, min: 1 });
 export const METHODS = {
   ping: { sockets: ['admin', 'hook', 'self'], params: obj({}) },
   status: { sockets: ['admin'], params: obj({}) },
+  // Counts only, no mailbox or client address: monitoring in the mail server's group may read them.
+  metrics: { sockets: ['admin', 'hook'], params: obj({}) },
   verify: {
     sockets: ['admin', 'hook'],
     params: obj({ user: address, ip, code: optional(code) }),

@@ -3,6 +3,19 @@ import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, 
 import type { ProviderChoice } from '../core/provider-choice.js';
 import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
 
+/** `ping`: the daemon answers; its version and how long it has run. */
+export interface PingResult {
+  pong: true;
+  version: string;
+  uptimeSeconds: number;
+}
+
+/** `metrics`: the Prometheus text exposition, and the HTTP Content-Type it goes with. */
+export interface MetricsResult {
+  contentType: string;
+  text: string;
+}
+
 export interface StatusResult {
   version: string;
   pid: number;

@@ -1,14 +1,17 @@
 // Binds every protocol method to the service that answers it.
 import type { Handlers } from '../daemon/dispatch.js';
+import type { ParamsOf } from '../protocol/methods.js';
+import type { PingResult, VerifyResult } from '../protocol/results.js';
 import { DomainAdmins } from './admins.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
+import { LockCensus } from './lock-census.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { ProviderPolicy } from './policy.js';
 import { FactorProof } from './proof.js';
-import type { Ports } from './ports.js';
+import type { CallContext, Ports } from './ports.js';
 import { testProvider } from './provider-test.js';
 import { RecoveryCodes } from './recovery.js';
 import { SecurityAdmin } from './security-admin.js';
@@ -19,9 +22,19 @@ import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
 import { lockoutPolicy } from './context.js';
 
+/**
+ * Every method but `metrics`, which the daemon answers itself (daemon/main.ts, metrics/); verify
+ * with its result type, which the daemon's metrics read.
+ */
+export type ServiceHandlers = Omit<Handlers, 'metrics' | 'verify'> & {
+  verify: (params: ParamsOf<'verify'>, ctx: CallContext) => VerifyResult | Promise<VerifyResult>;
+};
+
 export interface Services {
-  handlers: Handlers;
+  handlers: ServiceHandlers;
   authenticate: DomainAdmins['authenticate'];
+  /** Locked mailboxes and blocked sources, counted at a bounded cost (lock-census.ts). */
+  census: LockCensus;
 }
 
 export function createServices(p: Ports): Services {
@@ -40,8 +53,8 @@ export function createServices(p: Ports): Services {
   const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
-  const handlers: Handlers = {
-    ping: () => ({ pong: true }),
+  const handlers: ServiceHandlers = {
+    ping: (): PingResult => ({ pong: true, version: p.version, uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000) }),
     status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
     explain: (params, ctx) => ops.explain(params, ctx),
@@ -80,5 +93,6 @@ export function createServices(p: Ports): Services {
     'self.enroll.confirm': (params, ctx) => self.enrollConfirm(params, ctx),
     'self.forget-locations': (params, ctx) => self.forgetLocations(params, ctx),
   };
-  return { handlers, authenticate: (token) => admins.authenticate(token) };
+  const census = new LockCensus(() => p.store.allMailboxes(), unstored, verifier.throttle, p.clock);
+  return { handlers, authenticate: (token) => admins.authenticate(token), census };
 }

@@ -401,6 +401,11 @@ export class FileStore implements Store {
     return domain === undefined ? this.mailboxes.size : (this.perDomain.get(domain) ?? 0);
   }
 
+  /** The snapshot's size as last written or read, and the journal's since (for the metrics). */
+  fileSizes(): { snapshotBytes: number; journalBytes: number } {
+    return { snapshotBytes: this.snapshotBytes, journalBytes: this.journalBytes };
+  }
+
   transact<T>(change: (tx: StoreTx) => T): Promise<T> {
     if (this.closed) return Promise.reject(new MemfaError('SHUTTING_DOWN', 'the store is closed'));
     const ops: Op[] = [];
