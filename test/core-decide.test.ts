@@ -26,7 +26,8 @@ function settings(over: Partial<EffectiveSettings> = {}): EffectiveSettings {
     trustedNetworks: [],
     usersMayConfigure: true,
     minChallenge: null,
-    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default' },
+    primaryPassword: 'app-password',
+    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default', primaryPassword: 'default' },
     ...over,
   };
 }

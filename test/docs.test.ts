@@ -11,6 +11,7 @@ import { buildProgram } from '../src/cli/program.js';
 import { VERIFY_HELP } from '../src/cli/verify.js';
 import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
+import { LOGIN_CHECK_REASONS } from '../src/core/protocol-login.js';
 import { SETTING_LEVELS } from '../src/core/settings.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
 import { METHODS, SOCKET_KINDS, isDelegable, type MethodName } from '../src/protocol/methods.js';
@@ -98,6 +99,25 @@ test('every verify reason is in memfa(1) VERIFY REASONS with its description', (
     assert.ok(tokens(text).includes(reason), `memfa.1 VERIFY REASONS: missing ${reason}`);
     assert.ok(text.includes(description), `memfa.1 VERIFY REASONS: ${reason}'s description "${description}"`);
   }
+});
+
+test('every login.check reason is in memfa(1) LOGIN CHECK REASONS with its result and description', () => {
+  const text = collapse(section('LOGIN CHECK REASONS'));
+  for (const { reason, result, description } of LOGIN_CHECK_REASONS) {
+    assert.ok(text.includes(`${reason} ${result}: ${description}`), `memfa.1 LOGIN CHECK REASONS: "${reason} ${result}: ${description}"`);
+  }
+  const check = collapse(section('LOGIN CHECK'));
+  for (const { reason } of LOGIN_CHECK_REASONS) assert.ok(tokens(check).includes(reason), `memfa.1 LOGIN CHECK: the order names ${reason}`);
+});
+
+test('memfa(1) shows a whole verify exchange, a login.check and an app password made through self-service', () => {
+  const text = collapse(section('SOCKETS AND PROTOCOL'));
+  const verify = text.split('A verify exchange')[1] ?? '';
+  for (const answer of ['"result":"challenge"', '"code":"', '"result":"allow","reason":"code-valid"']) assert.ok(verify.includes(answer), `the verify exchange: ${answer}`);
+  assert.match(text, /The webmail login sequence.*enroll.*75/, 'the webmail login sequence, with enroll and 75');
+  for (const m of ['self.app-password.add', 'self.recovery.generate', 'self.app-password.list', 'self.app-password.revoke']) assert.ok(text.includes(m), `SOCKETS AND PROTOCOL: ${m}`);
+  assert.ok(text.includes('"method":"self.app-password.add"'), 'an example exchange with self.app-password.add');
+  assert.ok(collapse(section('LOGIN CHECK')).includes('"method":"login.check"'), 'an example exchange with login.check');
 });
 
 test('every exit status is in memfa(1) EXIT STATUS', () => {

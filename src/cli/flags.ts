@@ -1,12 +1,13 @@
 // Option parsing shared by several command groups: the settings flags of global, domain and
 // mailbox set, and the small value parsers.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PROVIDERS, orInherit } from '../protocol/vocabulary.js';
+import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PRIMARY_PASSWORD_MODES, PROVIDERS, orInherit } from '../protocol/vocabulary.js';
 import { usage } from './io.js';
 
 export const CHALLENGE_CHOICES = orInherit(CHALLENGE_MODES);
 export const PROVIDER_CHOICES = orInherit(PROVIDERS);
 export const FALLBACK_CHOICES = orInherit(FALLBACK_PROVIDERS);
+export const PRIMARY_PASSWORD_CHOICES = orInherit(PRIMARY_PASSWORD_MODES);
 
 export interface SettingFlags {
   challenge?: string;
@@ -18,6 +19,7 @@ export interface SettingFlags {
   trustedNetworks?: string;
   usersMayConfigure?: string;
   minChallenge?: string;
+  primaryPassword?: string;
 }
 
 // Value parsers throw commander's error, which names the option and reaches the usage handling
@@ -52,6 +54,7 @@ export function settingsPatch(f: SettingFlags): Record<string, unknown> {
   if (f.trustedNetworks !== undefined) patch['trustedNetworks'] = f.trustedNetworks === 'inherit' ? 'inherit' : list(f.trustedNetworks);
   if (f.usersMayConfigure !== undefined) patch['usersMayConfigure'] = f.usersMayConfigure;
   if (f.minChallenge !== undefined) patch['minChallenge'] = f.minChallenge;
+  if (f.primaryPassword !== undefined) patch['primaryPassword'] = f.primaryPassword;
   return patch;
 }
 
@@ -62,7 +65,12 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
     .addOption(new Option('--fallback <provider>', 'provider tried when sending through the first fails').choices(FALLBACK_CHOICES))
     .option('--country-block <CC,..>', 'refuse logins from these countries (ISO 3166 codes)')
     .option('--country-allow <CC,..>', 'refuse logins from every country but these')
-    .option('--country-rule <inherit>', 'remove the country rule of this level');
+    .option('--country-rule <inherit>', 'remove the country rule of this level')
+    .addOption(
+      new Option('--primary-password <mode>', 'what the primary password may do over IMAP, POP3, SMTP, ManageSieve and DAV once MFA is on: password, known-location or app-password').choices(
+        PRIMARY_PASSWORD_CHOICES,
+      ),
+    );
   if (level !== 'mailbox') {
     cmd.option('--trusted-networks <CIDR,..|inherit>', 'networks whose logins need no second factor');
     cmd.addOption(new Option('--users-may-configure <yes|no|inherit>', 'whether end users may change their own MFA settings').choices(['yes', 'no', 'inherit']));

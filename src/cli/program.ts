@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '../protocol/errors.js';
 import { VERSION } from '../version.js';
 import { registerAdmins } from './commands/admins.js';
+import { registerAppPasswords } from './commands/app-passwords.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDomain } from './commands/domain.js';
 import { registerGateways } from './commands/gateways.js';
@@ -19,7 +20,7 @@ import { printErrorDocument, reportError } from './io.js';
 import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp } from './usage.js';
 
 /** The command groups, in the order `memfa --help` lists them. */
-const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
+const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerAppPasswords, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
 
 export interface Program {
   program: Command;

@@ -3,28 +3,14 @@
 // Pure: randomness and time are parameters; the services keep only a keyed hash of each.
 
 import { MemfaError } from '../protocol/errors.js';
+import { APP_PROTOCOLS, type AppProtocol } from '../protocol/vocabulary.js';
+import type { AppPassword } from './model.js';
 import { normaliseCidr } from './validate.js';
 
-export const APP_PROTOCOLS = ['imap', 'pop3', 'smtp', 'sieve', 'dav'] as const;
-export type AppProtocol = (typeof APP_PROTOCOLS)[number];
+// The list lives with the protocol, which must not import the core; the core re-exports it.
+export { APP_PROTOCOLS, type AppProtocol } from '../protocol/vocabulary.js';
 
-/** An app password as stored: never the password itself. */
-export interface AppPassword {
-  /** Short random id, shown by list and accepted by revoke. */
-  id: string;
-  /** The user's label, unique within the mailbox ('phone', 'Thunderbird at home'). */
-  name: string;
-  /** Keyed hash of the canonical password (see services/app-passwords.ts). */
-  hash: string;
-  protocols: AppProtocol[];
-  /** CIDR networks it may be used from; empty: any. */
-  networks: string[];
-  createdAt: number;
-  /** Epoch ms after which it no longer works; null: never expires. */
-  expiresAt: number | null;
-  lastUsed: { at: number; ip: string; country: string | null } | null;
-  uses: number;
-}
+export type { AppPassword } from './model.js';
 
 // Letters only, none that read like another (no i, l, o): typed on a phone without switching
 // keyboards, and never mistaken for a recovery code (10 letters) or a numeric code. 24 letters of
@@ -39,6 +25,16 @@ export const MAX_NETWORKS = 32;
 
 function invalid(param: string, message: string): MemfaError {
   return new MemfaError('INVALID_PARAMS', `${param}: ${message}`, { data: { param } });
+}
+
+const ID_DIGITS = '0123456789abcdef';
+const ID_LENGTH = 8;
+
+/** A short id for list and revoke: 8 hex digits (unique within the mailbox; the caller retries a clash). */
+export function generateAppPasswordId(randomInt: (min: number, max: number) => number): string {
+  let id = '';
+  for (let i = 0; i < ID_LENGTH; i++) id += ID_DIGITS[randomInt(0, ID_DIGITS.length)];
+  return id;
 }
 
 /** A new password, grouped for typing: 'abcd-efgh-jkmn-pqrs-tuvw-xyza'. */

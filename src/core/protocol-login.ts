@@ -3,11 +3,10 @@
 // passwords and passes what it found, the settings, the history and the time.
 
 import type { AppPasswordRefusal, AppProtocol } from './app-passwords.js';
-import type { ChallengeMode, CountryRule, RememberedCountry, RememberedIp } from './model.js';
+import { countryRuleRefuses, isRememberedCountry, isRememberedIp, type RememberPolicy } from './decide.js';
+import type { ChallengeMode, CountryRule, PrimaryPasswordMode, RememberedCountry, RememberedIp } from './model.js';
 
-/** What a mailbox with MFA on accepts as its primary password over mail protocols. */
-export const PRIMARY_PASSWORD_MODES = ['password', 'known-location', 'app-password'] as const;
-export type PrimaryPasswordMode = (typeof PRIMARY_PASSWORD_MODES)[number];
+export { PRIMARY_PASSWORD_MODES, type PrimaryPasswordMode } from './model.js';
 
 export type LoginCheckResult = 'allow' | 'continue' | 'deny';
 
@@ -55,13 +54,6 @@ export interface ProtocolLoginDecision {
 
 const PROTOCOL_NAMES: Record<AppProtocol, string> = { imap: 'IMAP', pop3: 'POP3', smtp: 'SMTP', sieve: 'ManageSieve', dav: 'CalDAV/CardDAV' };
 
-function refuses(rule: CountryRule, country: string | null): boolean {
-  if (rule.mode === 'block') return country !== null && rule.countries.includes(country);
-  return country === null || !rule.countries.includes(country);
-}
-
-/** A remembered entry counts while it is no older than maxAgeMs (as in decide.ts). */
-const fresh = (e: { lastSeen: number }, now: number, maxAgeMs: number) => now - e.lastSeen <= maxAgeMs;
 
 /**
  * Order, first match wins:
@@ -77,13 +69,14 @@ const fresh = (e: { lastSeen: number }, now: number, maxAgeMs: number) => now - 
  */
 export function decideProtocolLogin(
   settings: ProtocolLoginSettings,
-  history: { ips: readonly RememberedIp[]; countries: readonly RememberedCountry[]; maxAgeMs: number },
+  history: { ips: readonly RememberedIp[]; countries: readonly RememberedCountry[] },
+  remember: RememberPolicy,
   login: ProtocolLogin,
   appPassword: { name: string; refusal: AppPasswordRefusal | null } | null,
 ): ProtocolLoginDecision {
   const name = PROTOCOL_NAMES[login.protocol];
   for (const { rule } of settings.countryRules) {
-    if (refuses(rule, login.country)) {
+    if (countryRuleRefuses(rule, login.country)) {
       return { result: 'deny', reason: 'country-blocked', matched: login.country ?? 'unknown', message: 'logins from this country are refused' };
     }
   }
@@ -105,11 +98,9 @@ export function decideProtocolLogin(
     case 'password':
       return { result: 'continue', reason: 'primary-password' };
     case 'known-location': {
-      const ip = history.ips.find((e) => e.ip === login.ip && fresh(e, login.now, history.maxAgeMs));
-      if (ip !== undefined) return { result: 'continue', reason: 'known-location', matched: ip.ip };
-      if (settings.challenge === 'new-country' && login.country !== null) {
-        const c = history.countries.find((e) => e.country === login.country && fresh(e, login.now, history.maxAgeMs));
-        if (c !== undefined) return { result: 'continue', reason: 'known-location', matched: c.country };
+      if (isRememberedIp(history.ips, login.ip, login.now, remember)) return { result: 'continue', reason: 'known-location', matched: login.ip };
+      if (settings.challenge === 'new-country' && login.country !== null && isRememberedCountry(history.countries, login.country, login.now, remember)) {
+        return { result: 'continue', reason: 'known-location', matched: login.country };
       }
       return { result: 'deny', reason: 'unknown-location', message: `log in to webmail from this network first, or use an app password for ${name}` };
     }

@@ -7,6 +7,7 @@ import { INHERIT } from '../protocol/vocabulary.js';
 import {
   CHALLENGE_MODES,
   FALLBACK_PROVIDERS,
+  PRIMARY_PASSWORD_MODES,
   PROVIDERS,
   type ChallengeMinimum,
   type ChallengeMode,
@@ -14,6 +15,7 @@ import {
   type CountryRule,
   type EffectiveSettings,
   type LevelSettings,
+  type PrimaryPasswordMode,
   type ProviderName,
   type SettingSource,
   type UserSettings,
@@ -34,9 +36,13 @@ export function atLeastAsStrict(mode: ChallengeMode, than: ChallengeMode): boole
 export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provider'>> & {
   fallbackProvider?: FallbackProvider;
   usersMayConfigure?: boolean;
+  primaryPassword?: PrimaryPasswordMode;
 };
 
-type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure';
+/** Without a configured default: a mailbox with MFA on takes only app passwords over mail protocols. */
+export const DEFAULT_PRIMARY_PASSWORD: PrimaryPasswordMode = 'app-password';
+
+type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'primaryPassword';
 
 /** The most specific level that sets `key` (mailbox, domain, global), else the default. */
 function pick<K extends Inherited>(
@@ -99,6 +105,7 @@ function resolveChallenge(
  * - countryRules: the rule of every level that has one, all enforced: a domain or mailbox can add
  *   restrictions but never lift a global one (a null rule at a lower level adds nothing).
  * - trustedNetworks: global ∪ domain. A mailbox cannot declare networks trusted for itself.
+ * - primaryPassword: the most specific level that sets it (mailbox, domain, global), else defaults.
  */
 export function resolveSettings(
   defaults: SettingsDefaults,
@@ -115,6 +122,7 @@ export function resolveSettings(
       : pick('provider', mailbox, domain, global, defaults.provider);
   const fallbackProvider = pick('fallbackProvider', mailbox, domain, global, defaults.fallbackProvider ?? 'none');
   const usersMayConfigure = pick('usersMayConfigure', undefined, domain, global, defaults.usersMayConfigure ?? false);
+  const primaryPassword = pick('primaryPassword', mailbox, domain, global, defaults.primaryPassword ?? DEFAULT_PRIMARY_PASSWORD);
 
   // Global first, then domain, then mailbox.
   const countryRules: EffectiveSettings['countryRules'] = [];
@@ -134,11 +142,13 @@ export function resolveSettings(
     trustedNetworks,
     usersMayConfigure: usersMayConfigure.value,
     minChallenge: challenge.minimum,
+    primaryPassword: primaryPassword.value,
     sources: {
       challenge: challenge.source,
       provider: provider.source,
       fallbackProvider: fallbackProvider.source,
       usersMayConfigure: usersMayConfigure.source,
+      primaryPassword: primaryPassword.source,
     },
   };
 }
@@ -155,13 +165,14 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
   trustedNetworks: ['global', 'domain'],
   usersMayConfigure: ['global', 'domain'],
   minChallenge: ['global', 'domain'],
+  primaryPassword: ['global', 'domain', 'mailbox'],
 };
 
 /**
  * The domain settings a domain administrator may set and remove; the rest (trustedNetworks,
  * usersMayConfigure, minChallenge) belong to the platform administrator.
  */
-export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule'];
+export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule', 'primaryPassword'];
 
 class PatchError extends Error {
   constructor(
@@ -269,6 +280,9 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
           break;
         case 'usersMayConfigure':
           next.usersMayConfigure = parseBoolean(key, value);
+          break;
+        case 'primaryPassword':
+          next.primaryPassword = oneOf<PrimaryPasswordMode>(key, value, PRIMARY_PASSWORD_MODES);
           break;
       }
     } catch (err) {

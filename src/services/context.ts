@@ -48,6 +48,7 @@ export function effectiveView(e: EffectiveSettings): EffectiveView {
     usersMayConfigure: { value: e.usersMayConfigure, source: e.sources.usersMayConfigure },
     countryRules: e.countryRules,
     trustedNetworks: e.trustedNetworks,
+    primaryPassword: { value: e.primaryPassword, source: e.sources.primaryPassword },
   };
 }
 
@@ -85,5 +86,6 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     countries: [...rec.countries],
     lock,
     recoveryCodesLeft: rec.recoveryCodeHashes.length,
+    appPasswords: rec.appPasswords.length,
   };
 }

@@ -7,6 +7,7 @@ import { kindLockState } from '../core/lockout.js';
 import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
 import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp, normalisePhone } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
+import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
 import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
 import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
@@ -79,6 +80,7 @@ export class SelfService {
             const r = this.policy.rights(p);
             return r.enabled && r.endUsers;
           }),
+      appPasswords: { mayCreate: this.policy.rights(APP_PASSWORD_POLICY).enabled && this.policy.rights(APP_PASSWORD_POLICY).endUsers, count: rec.appPasswords.length },
     };
   }
 

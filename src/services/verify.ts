@@ -24,6 +24,8 @@ export interface VerifyInput {
   user: string;
   ip: string;
   code?: string | undefined;
+  /** false: decide without sending a code, creating a pending enrolment or counting anything. */
+  send?: boolean | undefined;
 }
 
 interface Login {
@@ -107,6 +109,8 @@ export class Verifier {
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
     const entry = (result: string, reason: string) => ({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
 
+    const send = input.send !== false;
+    if (!send && input.code !== undefined) throw invalidParams('send: false decides without checking anything; give it without a code', { param: 'send' });
     let code: Factor | null = null;
     if (input.code !== undefined) {
       const recovery = asRecoveryCode(input.code);
@@ -128,7 +132,7 @@ export class Verifier {
       this.p.audit.recordAllow(entry('allow', decision.reason));
       return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
-    return this.decideAndAct({ login, rec, settings, disabled, decision }, code).then(
+    return this.decideAndAct({ login, rec, settings, disabled, decision }, code, send).then(
       async (result) => {
         await this.p.audit.append(entry(result.result, result.reason));
         return { ...result, user: address, ip, country: login.country };
@@ -141,9 +145,11 @@ export class Verifier {
     );
   }
 
-  private async decideAndAct(assessed: Assessment, code: Factor | null): Promise<Answer> {
+  private async decideAndAct(assessed: Assessment, code: Factor | null, send: boolean): Promise<Answer> {
     const { login, settings: eff, disabled, decision } = assessed;
-    if (decision.action === 'deny' || decision.action === 'allow') {
+    // A code given is checked even when no factor is needed: a hook that passes one (an OTP
+    // passdb) must not let a wrong code in because the login came from a remembered address.
+    if (decision.action === 'deny' || (decision.action === 'allow' && code === null)) {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
     const lock = this.lockFor(login.address, login.ip, login.now);
@@ -154,6 +160,7 @@ export class Verifier {
     const stored = this.p.store.getMailbox(login.address) !== undefined;
 
     if (code === null) {
+      if (!send) return { result: decision.action === 'enroll' ? 'enroll' : 'challenge', reason: decision.reason, provider: decision.provider };
       if (decision.action === 'enroll') {
         // A mailbox nobody configured is offered a secret that needs no storing (enrol.ts).
         if (!stored) return { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...this.enrolment.offer(login.address, login.now) };
