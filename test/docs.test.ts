@@ -71,7 +71,7 @@ test('package.json names man pages that exist, and the man pages render as roff'
   const pkg = JSON.parse(read('package.json')) as { man?: string[] };
   assert.ok(Array.isArray(pkg.man) && pkg.man.length >= 2, 'package.json "man" lists the pages');
   for (const page of pkg.man) assert.ok(existsSync(path.join(ROOT, page)), `${page} exists`);
-  for (const src of [man1Source, man5Source]) {
+  for (const src of [man1Source, man5Source, read('man/memfa-dovecot.7')]) {
     assert.match(src, /^\.TH /m);
     assert.match(src, /^\.SH NAME$/m);
     // A text line starting with a dot or quote would be swallowed as an unknown request.
@@ -316,6 +316,19 @@ test("every audit action and log event of the daemon's own (the 'audit-…' name
   for (const name of names) assert.ok(text.includes(name), `memfa.1: ${name}`);
 });
 
+test('memfa-dovecot(7) explains every setting of the shipped Dovecot configuration', () => {
+  const page = collapse(plain(read('man/memfa-dovecot.7')));
+  const conf = read('examples/dovecot/05-memfa.conf');
+  const settings = [...conf.matchAll(/^\s*(result_[a-z]+ = [a-z-]+)$/gm)].map((m) => m[1]!);
+  assert.deepEqual(settings.map((s) => s.split(' ')[0]).sort(), ['result_failure', 'result_internalfail', 'result_success'], 'the shipped passdb sets its results');
+  for (const s of settings) assert.ok(page.includes(s), `memfa-dovecot(7): ${s}`);
+  const args = /^\s*args = (.*)$/m.exec(conf)?.[1] ?? '';
+  for (const arg of args.split(/\s+/).filter((a) => a.includes('=') && !a.startsWith('file='))) assert.ok(page.includes(arg), `memfa-dovecot(7): passdb argument ${arg}`);
+  for (const name of ['import_environment', 'MEMFA_HOOK_SOCKET', 'MEMFA_TIMEOUT_SECONDS', 'auth_mechanisms', 'vsz_limit', 'default_vsz_limit']) assert.ok(page.includes(name), `memfa-dovecot(7): ${name}`);
+  const lua = read('examples/dovecot/memfa-passdb.lua');
+  for (const env of lua.matchAll(/os\.getenv\("([A-Z_]+)"\)/g)) assert.ok(page.includes(env[1]!), `memfa-dovecot(7): the script's ${env[1]}`);
+});
+
 test('the README has the two set-up commands and links the man pages', () => {
   const readme = read('README.md');
   assert.match(readme, /^npm ci && npm start$/m, 'README: the daemon command');
@@ -323,7 +336,7 @@ test('the README has the two set-up commands and links the man pages', () => {
   assert.match(scripts['start'] ?? '', /npm run build && node bin\/memfa --config config\/local\.json daemon/, 'npm start builds and runs the daemon on the local store');
   assert.match(readme, /^npm test$/m, 'README: npm test on its own line');
   assert.ok(existsSync(path.join(ROOT, 'config/local.json')), 'config/local.json exists');
-  for (const link of ['man/memfa.1', 'man/memfa.conf.5', 'examples/memfa.service', 'examples/pam-memfa-hook.sh']) {
+  for (const link of ['man/memfa.1', 'man/memfa.conf.5', 'man/memfa-dovecot.7', 'examples/memfa.service', 'examples/pam-memfa-hook.sh', 'examples/dovecot/05-memfa.conf']) {
     assert.ok(readme.includes(link), `README links ${link}`);
     assert.ok(existsSync(path.join(ROOT, link)), `${link} exists`);
   }

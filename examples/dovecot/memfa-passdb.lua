@@ -63,17 +63,15 @@ end
 function auth_password_verify(req, pass)
   local protocol = PROTOCOLS[req.service]
   if protocol == nil then
-    req:log_error("memfa: service " .. tostring(req.service) .. " has no memfa protocol; refusing")
-    return R.PASSDB_RESULT_INTERNAL_FAILURE, ""
+    return R.PASSDB_RESULT_INTERNAL_FAILURE, "memfa: service " .. tostring(req.service) .. " has no memfa protocol; refusing"
   end
   if req.remote_ip == nil or #pass > MAX_PASSWORD then
-    req:log_warning("memfa: no client address, or a password longer than " .. MAX_PASSWORD .. " bytes; refusing")
-    return R.PASSDB_RESULT_INTERNAL_FAILURE, ""
+    return R.PASSDB_RESULT_INTERNAL_FAILURE, "memfa: no client address, or a password longer than " .. MAX_PASSWORD .. " bytes; refusing"
   end
   local r, err = ask({ user = req.user, ip = req.remote_ip, protocol = protocol, password = pass })
   if r == nil then
-    req:log_error("memfa: " .. err)
-    return R.PASSDB_RESULT_INTERNAL_FAILURE, ""
+    -- Dovecot logs this text as the passdb's error; the client is told of a temporary failure.
+    return R.PASSDB_RESULT_INTERNAL_FAILURE, "memfa: " .. err
   end
   if r.result == "allow" then
     req:log_info("memfa: allow (" .. tostring(r.reason) .. ")")
@@ -89,8 +87,7 @@ function auth_password_verify(req, pass)
     end
     return R.PASSDB_RESULT_PASSWORD_MISMATCH, {}
   end
-  req:log_error("memfa: unexpected result " .. tostring(r.result) .. "; refusing")
-  return R.PASSDB_RESULT_INTERNAL_FAILURE, ""
+  return R.PASSDB_RESULT_INTERNAL_FAILURE, "memfa: unexpected result " .. tostring(r.result) .. "; refusing"
 end
 
 -- Non-plaintext mechanisms (CRAM-MD5, SCRAM, ...) look credentials up instead, and memfa never

@@ -103,8 +103,15 @@ state_dir = ${dir}/state
 instance_name = memfa-test-${path.basename(opts.dir)}
 log_path = ${dir}/dovecot.log
 auth_verbose = yes
-# Failed logins answer at once: the tests make many on purpose.
+# Failed logins answer at once: the tests make many on purpose. Nor is there an auth penalty, which
+# would delay each failure after the first from one address by up to 15 s: the auth process
+# cannot open anvil's penalty socket (mode 0), and Dovecot then runs without penalties.
 auth_failure_delay = 0
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 protocols = imap pop3 sieve submission
 listen = 127.0.0.1
 ssl = no

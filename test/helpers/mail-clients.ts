@@ -63,9 +63,14 @@ class LineReader {
   }
 }
 
-function connect(port: number): Promise<{ socket: net.Socket; lines: LineReader }> {
+/** Where a client connects from: another loopback address (127.0.0.2, ...) is another client address. */
+export interface ClientOptions {
+  from?: string;
+}
+
+function connect(port: number, opts: ClientOptions = {}): Promise<{ socket: net.Socket; lines: LineReader }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = net.connect({ port, host: '127.0.0.1', ...(opts.from === undefined ? {} : { localAddress: opts.from }) });
     socket.setTimeout(15000, () => socket.destroy(new Error('mail server did not answer in 15 s')));
     socket.once('error', reject);
     socket.once('connect', () => {
@@ -78,8 +83,8 @@ function connect(port: number): Promise<{ socket: net.Socket; lines: LineReader 
 const quote = (s: string) => `"${s.replace(/["\\]/g, (c) => '\\' + c)}"`;
 const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
 
-export async function imapLogin(port: number, user: string, password: string): Promise<LoginOutcome> {
-  const { socket, lines } = await connect(port);
+export async function imapLogin(port: number, user: string, password: string, opts: ClientOptions = {}): Promise<LoginOutcome> {
+  const { socket, lines } = await connect(port, opts);
   try {
     await lines.until((l) => l.startsWith('* OK'));
     socket.write(`a1 LOGIN ${quote(user)} ${quote(password)}\r\n`);
@@ -95,8 +100,8 @@ export async function imapLogin(port: number, user: string, password: string): P
   }
 }
 
-export async function pop3Login(port: number, user: string, password: string): Promise<LoginOutcome> {
-  const { socket, lines } = await connect(port);
+export async function pop3Login(port: number, user: string, password: string, opts: ClientOptions = {}): Promise<LoginOutcome> {
+  const { socket, lines } = await connect(port, opts);
   try {
     await lines.until((l) => l.startsWith('+OK'));
     socket.write(`USER ${user}\r\n`);
@@ -115,8 +120,8 @@ export async function pop3Login(port: number, user: string, password: string): P
 }
 
 /** ManageSieve (RFC 5804): AUTHENTICATE "PLAIN" with the initial response. */
-export async function sieveLogin(port: number, user: string, password: string): Promise<LoginOutcome> {
-  const { socket, lines } = await connect(port);
+export async function sieveLogin(port: number, user: string, password: string, opts: ClientOptions = {}): Promise<LoginOutcome> {
+  const { socket, lines } = await connect(port, opts);
   try {
     await lines.until((l) => l.startsWith('OK'));
     socket.write(`AUTHENTICATE "PLAIN" "${plain(user, password)}"\r\n`);
@@ -130,8 +135,8 @@ export async function sieveLogin(port: number, user: string, password: string): 
 }
 
 /** SMTP submission (Dovecot's submission service): EHLO, AUTH PLAIN. */
-export async function submissionLogin(port: number, user: string, password: string): Promise<LoginOutcome> {
-  const { socket, lines } = await connect(port);
+export async function submissionLogin(port: number, user: string, password: string, opts: ClientOptions = {}): Promise<LoginOutcome> {
+  const { socket, lines } = await connect(port, opts);
   try {
     await lines.until((l) => l.startsWith('220 '));
     socket.write('EHLO client.test\r\n');
