@@ -336,7 +336,7 @@ test('the README has the two set-up commands and links the man pages', () => {
   assert.match(scripts['start'] ?? '', /npm run build && node bin\/memfa --config config\/local\.json daemon/, 'npm start builds and runs the daemon on the local store');
   assert.match(readme, /^npm test$/m, 'README: npm test on its own line');
   assert.ok(existsSync(path.join(ROOT, 'config/local.json')), 'config/local.json exists');
-  for (const link of ['man/memfa.1', 'man/memfa.conf.5', 'man/memfa-dovecot.7', 'examples/memfa.service', 'examples/pam-memfa-hook.sh', 'examples/dovecot/05-memfa.conf']) {
+  for (const link of ['man/memfa.1', 'man/memfa.conf.5', 'man/memfa-dovecot.7', 'examples/memfa.service', 'examples/pam-memfa-hook.sh', 'examples/dovecot/05-memfa.conf', 'examples/webmail/memfa.php']) {
     assert.ok(readme.includes(link), `README links ${link}`);
     assert.ok(existsSync(path.join(ROOT, link)), `${link} exists`);
   }
