@@ -1,6 +1,7 @@
 // Test harness: a real Dovecot (Debian's dovecot-imapd, -pop3d, -managesieved, -auth-lua) on
 // loopback ports in a temporary directory, configured with memfa's shipped passdb
-// (examples/dovecot/) in front of a passwd-file passdb that holds the primary passwords.
+// (examples/dovecot/) in front of a passwd-file passdb that holds the primary passwords. The
+// benchmark also starts it without memfa, and with a checkpassword hook instead.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -37,6 +38,8 @@ export async function freePort(): Promise<number> {
 
 export interface TestDovecot {
   dir: string;
+  /** Dovecot's master process (in the foreground, -F). */
+  proc: ChildProcess;
   ports: { imap: number; pop3: number; sieve: number; submission: number };
   /** `doveadm auth test`: whether the passdb chain accepts (user, password) for a service and client address. */
   authTest(user: string, password: string, opts: { service: string; ip: string }): Promise<{ ok: boolean; output: string }>;
@@ -53,6 +56,25 @@ export interface DovecotOptions {
   timeoutSeconds?: number;
   /** Turn Dovecot's auth cache on, as many sites do (the shipped passdb must not be cached). */
   authCache?: boolean;
+  /**
+   * memfa: the shipped 05-memfa.conf before the passwd-file passdb (the default);
+   * password-only: the passwd-file passdb alone; checkpassword: a checkpassword(8) program alone
+   * (it gets the users file as its first argument and checks the password itself).
+   */
+  passdb?: 'memfa' | 'password-only' | { checkpassword: string };
+  /** Appended to the configuration. */
+  extraConfig?: string;
+}
+
+/** Where the passwd-file of a started instance is (for a checkpassword program). */
+export const USERS_FILE = 'users';
+
+function passdbs(opts: DovecotOptions, dir: string): string {
+  const site = `passdb {\n  driver = passwd-file\n  args = scheme=PLAIN ${dir}/${USERS_FILE}\n}\n`;
+  const p = opts.passdb ?? 'memfa';
+  if (p === 'memfa') return `!include ${dir}/05-memfa.conf\n${site}`;
+  if (p === 'password-only') return site;
+  return `passdb {\n  driver = checkpassword\n  args = ${p.checkpassword} ${dir}/${USERS_FILE}\n}\n`;
 }
 
 /** The shipped 05-memfa.conf with its two installation paths pointed at this test's files. */
@@ -95,7 +117,7 @@ export async function startDovecot(opts: DovecotOptions): Promise<TestDovecot> {
   // Mail processes run as the userdb's uid (nobody); the temporary tree is theirs to write.
   await chmod(path.join(dir, 'mail'), 0o777);
   const ports = { imap: await freePort(), pop3: await freePort(), sieve: await freePort(), submission: await freePort() };
-  await writeFile(path.join(dir, 'users'), Object.entries(opts.users).map(([u, p]) => `${u}:{PLAIN}${p}`).join('\n') + '\n', { mode: 0o644 });
+  await writeFile(path.join(dir, USERS_FILE), Object.entries(opts.users).map(([u, p]) => `${u}:{PLAIN}${p}`).join('\n') + '\n', { mode: 0o644 });
   await writeFile(path.join(dir, '05-memfa.conf'), await memfaConf(opts.hookSocket, opts.timeoutSeconds));
   const conf = `# memfa test instance
 base_dir = ${dir}/run
@@ -147,16 +169,11 @@ service submission-login {
     port = ${ports.submission}
   }
 }
-!include ${dir}/05-memfa.conf
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN ${dir}/users
-}
-userdb {
+${passdbs(opts, dir)}userdb {
   driver = static
   args = uid=nobody gid=nogroup home=${dir}/mail/%u
 }
-`;
+${opts.extraConfig ?? ''}`;
   const confFile = path.join(dir, 'dovecot.conf');
   await writeFile(confFile, conf);
   const proc = spawn('dovecot', ['-F', '-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -171,6 +188,7 @@ userdb {
   }
   return {
     dir,
+    proc,
     ports,
     authTest(user, password, o) {
       return new Promise((resolve) => {
