@@ -68,6 +68,17 @@ test('a flood of distinct keys is bounded: the counts are written early and coun
   assert.equal(total, 2000);
 });
 
+test("login.check's allows and continues are counted apart from verify's allows with the same reason", () => {
+  const { c, written } = counter();
+  const check = (result: string): AuditEvent => ({ ...allow('a@example.org', '192.0.2.1', 'trusted-network'), action: 'login.check', result });
+  for (const e of [allow('a@example.org', '192.0.2.1', 'trusted-network'), check('continue'), check('continue'), check('allow')]) c.note(e);
+  assert.deepEqual(written.map((e) => `${e.action}:${e.result}`), ['verify:allow', 'login.check:continue', 'login.check:allow'], 'another action or result is another key');
+  c.flush();
+  assert.deepEqual(written[3], { ...check('continue'), details: { count: 1, first: new Date(START).toISOString(), last: new Date(START).toISOString() } });
+  assert.equal(streamOf(check('continue')), 'logins');
+  assert.equal(streamOf({ ...check('deny'), reason: 'throttled' }), 'logins');
+});
+
 test('windowMs 0 writes every allow as a line of its own', () => {
   const { c, written } = counter({ windowMs: 0 });
   for (let i = 0; i < 5; i++) c.note(allow('a@example.org'));

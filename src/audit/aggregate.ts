@@ -2,8 +2,8 @@
 // these, and a line each was a fifth of such a login's cost and let login volume rotate the log.
 //
 // Per window (a minute by default, aligned to the clock), the first allow of a mailbox, client
-// address, reason and caller (actor and socket) is written at once, as a line of its own. The
-// further ones are counted, and written when the window ends as one line like the first with
+// address, reason, action, result and caller (actor and socket) is written at once, as a line of
+// its own. The further ones are counted, and written when the window ends as one line like the first with
 // details {"count": n, "first": ISO time, "last": ISO time}: n more such logins, the first and
 // last of them at those times. Memory is bounded: when `maxKeys` keys are counted, the counts are
 // written at once and counting starts over. Whatever is counted is written on flush() (shutdown).
@@ -61,8 +61,9 @@ export class FastPathCounter {
       this.flush();
       this.#window = window;
     }
-    // A newline is in no normalised address, IP address, reason or actor.
-    const key = `${event.mailbox}\n${event.ip}\n${event.reason}\n${event.actor}\n${event.socket}`;
+    // A newline is in no normalised address, IP address, reason or actor. The action and result
+    // are part of the key: verify's allows and login.check's answers share reasons.
+    const key = `${event.mailbox}\n${event.ip}\n${event.reason}\n${event.actor}\n${event.socket}\n${event.action}\n${event.result}`;
     const slot = this.#slots.get(key);
     if (slot !== undefined) {
       if (slot.count === 0) slot.first = now;

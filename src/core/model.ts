@@ -1,10 +1,21 @@
 // The data model shared by the pure core, the services and the store.
 // Plain JSON-compatible shapes only: the store serialises them as they are.
 
-import type { ChallengeMode, CodeProvider, FallbackProvider, ProviderName } from '../protocol/vocabulary.js';
+import type { AppProtocol, ChallengeMode, CodeProvider, FallbackProvider, PrimaryPasswordMode, ProviderName } from '../protocol/vocabulary.js';
 
 // The lists live with the protocol, which must not import the core; the core re-exports them.
-export { CHALLENGE_MODES, CODE_PROVIDERS, FALLBACK_PROVIDERS, PROVIDERS, type ChallengeMode, type CodeProvider, type FallbackProvider, type ProviderName } from '../protocol/vocabulary.js';
+export {
+  CHALLENGE_MODES,
+  CODE_PROVIDERS,
+  FALLBACK_PROVIDERS,
+  PRIMARY_PASSWORD_MODES,
+  PROVIDERS,
+  type ChallengeMode,
+  type CodeProvider,
+  type FallbackProvider,
+  type PrimaryPasswordMode,
+  type ProviderName,
+} from '../protocol/vocabulary.js';
 
 /** ISO 3166-1 alpha-2 country rule. `block`: refuse the listed countries; `allow-only`: refuse all others. */
 export interface CountryRule {
@@ -45,6 +56,8 @@ export interface LevelSettings {
   minChallenge?: ChallengeMode;
   /** Set by the platform administrator only; the most specific level that sets it applies. */
   enrolmentGrace?: EnrolmentGrace;
+  /** For mailboxes whose challenge mode is not never: what their primary password may do over mail protocols. */
+  primaryPassword?: PrimaryPasswordMode;
 }
 
 /**
@@ -79,7 +92,8 @@ export interface EffectiveSettings {
   /** The platform's minimum challenge mode, or null when none is set. */
   minChallenge: ChallengeMinimum | null;
   enrolmentGrace: EnrolmentGrace;
-  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace', SettingSource>;
+  primaryPassword: PrimaryPasswordMode;
+  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'primaryPassword', SettingSource>;
 }
 
 export interface RememberedIp {
@@ -166,8 +180,28 @@ export interface MailboxRecord {
    * Optional, so that records without it (nearly all) keep their shape.
    */
   enrolmentGraceLogins?: number;
+  /** Standing credentials for mail clients (core/app-passwords.ts); at most appPasswords.maxPerMailbox. */
+  appPasswords: AppPassword[];
   createdAt: number;
   updatedAt: number;
+}
+
+/** An app password as stored: never the password itself. */
+export interface AppPassword {
+  /** Short random id, shown by list and accepted by revoke. */
+  id: string;
+  /** The user's label, unique within the mailbox ('phone', 'Thunderbird at home'). */
+  name: string;
+  /** Keyed hash of the canonical password (see services/app-passwords.ts). */
+  hash: string;
+  protocols: AppProtocol[];
+  /** CIDR networks it may be used from; empty: any. */
+  networks: string[];
+  createdAt: number;
+  /** Epoch ms after which it no longer works; null: never expires. */
+  expiresAt: number | null;
+  lastUsed: { at: number; ip: string; country: string | null } | null;
+  uses: number;
 }
 
 export interface DomainRecord {
@@ -198,6 +232,7 @@ export function newMailbox(address: string, now: number): MailboxRecord {
     countries: [],
     failures: noFailures(),
     recoveryCodeHashes: [],
+    appPasswords: [],
     createdAt: now,
     updatedAt: now,
   };

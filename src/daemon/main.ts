@@ -152,6 +152,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       version: VERSION,
     };
     const services = createServices(ports);
+    // Runs after the listeners have drained (cleanups run in reverse) and before the store closes.
+    cleanups.push(() => services.close());
     const dispatcher = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
     const dispatch = config.log.level === 'debug' ? logRequests(dispatcher, log) : dispatcher;
     const listeners = SOCKET_KINDS.map((kind) => new Listener(kind, config.sockets[kind], config.limits, dispatch, log));

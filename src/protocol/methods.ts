@@ -2,7 +2,7 @@
 // of its parameters. The shapes of the results are declared apart, in results.ts. Client and daemon
 // both import this module.
 import { arr, bool, int, json, nullable, obj, optional, str, type Infer, type Schema } from './schema.js';
-import { CHALLENGE_MODES, CODE_PROVIDERS, PROVIDERS, orInherit } from './vocabulary.js';
+import { APP_PROTOCOLS, CHALLENGE_MODES, CODE_PROVIDERS, POLICY_NAMES, PROVIDERS, orInherit } from './vocabulary.js';
 
 /**
  * Sockets by privilege: `admin` (every method; platform administrators), `hook` (what a login
@@ -16,10 +16,26 @@ const address = str({ max: 254, min: 1 });
 const ip = str({ max: 64, min: 1 });
 const code = str({ max: 64, min: 1 });
 const domain = str({ max: 253, min: 1 });
+const protocol = str({ oneOf: APP_PROTOCOLS });
+
+// An app password's description (core/app-passwords.ts checks each field further).
+const appPasswordFields = {
+  name: str({ max: 128, min: 1 }),
+  protocols: optional(arr(str({ max: 16, min: 1 }), { max: 8 })),
+  networks: optional(arr(str({ max: 64, min: 1 }), { max: 32 })),
+  expires: optional(nullable(str({ max: 40, min: 1 }))),
+};
+const revokeFields = { idOrName: optional(str({ max: 128, min: 1 })), all: optional(bool()) };
 
 /**
- * `currentCode` (self.set, self.enroll.start): proof of the mailbox's current second factor, which
+ * `currentCode` (self.set, self.enroll.start, self.app-password.add, self.recovery.generate): proof of the mailbox's current second factor, which
  * a change that replaces or removes it needs on the self socket (see services/proof.ts).
+ *
+ * `send: false` (verify): decide without sending a code, creating a pending enrolment or counting
+ * anything, for a hook that cannot answer a challenge.
+ *
+ * `password` (login.check): the password of a mail-protocol login, never logged or audited; only
+ * one of an app password's shape is hashed.
  *
  * `delegable`: a domain administrator may call the method on the hook socket by adding
  * `"auth": "<token>"` to the parameters; the daemon then limits it to the token's domains.
@@ -29,9 +45,13 @@ export const METHODS = {
   status: { sockets: ['admin'], params: obj({}) },
   verify: {
     sockets: ['admin', 'hook'],
-    params: obj({ user: address, ip, code: optional(code) }),
+    params: obj({ user: address, ip, code: optional(code), send: optional(bool()) }),
   },
-  explain: { sockets: ['admin'], delegable: true, params: obj({ address, ip }) },
+  'login.check': {
+    sockets: ['admin', 'hook'],
+    params: obj({ user: address, ip, protocol, password: str({ max: 1024, allowControl: true }) }),
+  },
+  explain: { sockets: ['admin'], delegable: true, params: obj({ address, ip, protocol: optional(protocol) }) },
   'mailbox.set': {
     sockets: ['admin'],
     delegable: true,
@@ -83,6 +103,9 @@ export const METHODS = {
   'ip-block.clear': { sockets: ['admin'], params: obj({ source: optional(ip), all: optional(bool()) }) },
   'recovery.generate': { sockets: ['admin'], delegable: true, params: obj({ address }) },
   'key.add': { sockets: ['admin'], params: obj({}) },
+  'app-password.add': { sockets: ['admin'], delegable: true, params: obj({ address, ...appPasswordFields }) },
+  'app-password.list': { sockets: ['admin'], delegable: true, params: obj({ address }) },
+  'app-password.revoke': { sockets: ['admin'], delegable: true, params: obj({ address, ...revokeFields }) },
   'key.rotate': { sockets: ['admin'], params: obj({}) },
   'audit.query': {
     sockets: ['admin'],
@@ -102,7 +125,7 @@ export const METHODS = {
   'providers.list': { sockets: ['admin'], params: obj({}) },
   'providers.set': {
     sockets: ['admin'],
-    params: obj({ provider: str({ oneOf: PROVIDERS }), enabled: optional(bool()), domainAdmins: optional(bool()), endUsers: optional(bool()) }),
+    params: obj({ provider: str({ oneOf: POLICY_NAMES }), enabled: optional(bool()), domainAdmins: optional(bool()), endUsers: optional(bool()) }),
   },
   'admin.add': { sockets: ['admin'], params: obj({ name: str({ max: 64, min: 1 }), domains: arr(domain, { max: 1000 }) }) },
   'admin.list': { sockets: ['admin'], params: obj({}) },
@@ -123,6 +146,10 @@ export const METHODS = {
   'self.enroll.start': { sockets: ['admin', 'self'], params: obj({ user: address, restart: optional(bool()), currentCode: optional(code) }) },
   'self.enroll.confirm': { sockets: ['admin', 'self'], params: obj({ user: address, code }) },
   'self.forget-locations': { sockets: ['admin', 'self'], params: obj({ user: address }) },
+  'self.app-password.add': { sockets: ['admin', 'self'], params: obj({ user: address, ...appPasswordFields, currentCode: optional(code) }) },
+  'self.app-password.list': { sockets: ['admin', 'self'], params: obj({ user: address }) },
+  'self.app-password.revoke': { sockets: ['admin', 'self'], params: obj({ user: address, ...revokeFields }) },
+  'self.recovery.generate': { sockets: ['admin', 'self'], params: obj({ user: address, currentCode: optional(code) }) },
 } as const satisfies Record<string, { sockets: readonly SocketKind[]; delegable?: true; params: Schema<unknown> }>;
 
 export type MethodName = keyof typeof METHODS;

@@ -1,7 +1,7 @@
 // Result shapes of the methods (see methods.ts), shared by daemon and CLI.
 import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
 import type { ProviderChoice } from '../core/provider-choice.js';
-import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
+import type { AppProtocol, ChallengeMode, FallbackProvider, PolicyName, PrimaryPasswordMode, ProviderName } from './vocabulary.js';
 
 export interface StatusResult {
   version: string;
@@ -86,6 +86,8 @@ export interface EffectiveView {
   enrolmentGrace: { value: EnrolmentGrace; source: SettingSource };
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
+  /** What the primary password may do over mail protocols (login.check) while the challenge mode is not never. */
+  primaryPassword: { value: PrimaryPasswordMode; source: SettingSource };
 }
 
 export interface LockView {
@@ -126,6 +128,8 @@ export interface MailboxView {
    * (role 'fallback', with the fallback's source), or none (outcome disabled or unusable).
    */
   providerInUse?: ProviderChoice;
+  /** How many app passwords the mailbox has (app-password.list shows them). */
+  appPasswords: number;
 }
 
 export interface EnrolResult {
@@ -174,7 +178,8 @@ export interface GlobalView {
 }
 
 export interface ProviderRow {
-  name: ProviderName;
+  /** A provider, or app-password: who may create app passwords. */
+  name: PolicyName;
   enabled: boolean;
   domainAdmins: boolean;
   endUsers: boolean;
@@ -188,7 +193,7 @@ export interface ProvidersListResult {
 }
 
 export interface ProvidersSetResult {
-  provider: ProviderName;
+  provider: PolicyName;
   enabled: boolean;
   domainAdmins: boolean;
   endUsers: boolean;
@@ -212,6 +217,8 @@ export interface SelfView {
   mayConfigure: boolean;
   allowedChallenges: string[];
   allowedProviders: string[];
+  /** Whether the user may create app passwords (the platform's policy), and how many the mailbox has. */
+  appPasswords: { mayCreate: boolean; count: number };
 }
 
 export interface DomainRemoveResult {
@@ -313,4 +320,71 @@ export interface ImportResult {
   replaced: boolean;
   /** Recovery codes stored in place of the mailbox's set; null: its set was left as it was. */
   recoveryCodes: number | null;
+}
+
+/** An app password as app-password.list shows it: never the password or its hash. */
+export interface AppPasswordView {
+  id: string;
+  name: string;
+  protocols: AppProtocol[];
+  /** CIDR networks it may be used from; empty: any. */
+  networks: string[];
+  createdAt: number;
+  /** Epoch ms; null: never expires. */
+  expiresAt: number | null;
+  expired: boolean;
+  lastUsed: { at: number; ip: string; country: string | null } | null;
+  uses: number;
+}
+
+/** app-password.add, self.app-password.add: the password itself, shown this once. */
+export interface AppPasswordAdded extends AppPasswordView {
+  address: string;
+  password: string;
+}
+
+export interface AppPasswordList {
+  address: string;
+  /** appPasswords.maxPerMailbox. */
+  max: number;
+  appPasswords: AppPasswordView[];
+}
+
+export interface AppPasswordRevoked {
+  address: string;
+  revoked: { id: string; name: string }[];
+  /** App passwords the mailbox still has. */
+  left: number;
+}
+
+export type LoginCheckOutcome = 'allow' | 'continue' | 'deny';
+
+/** login.check: what a mail server does with a mail-protocol login (see memfa(1), LOGIN CHECK). */
+export interface LoginCheckResult {
+  result: LoginCheckOutcome;
+  reason: string;
+  user: string;
+  ip: string;
+  country: string | null;
+  protocol: AppProtocol;
+  /** deny: one line the mail server may show the client. */
+  message?: string;
+  /** The id of the app password that matched (allow, or a deny for its protocol, network or expiry). */
+  appPasswordId?: string;
+  /** deny throttled: seconds until a login can succeed again. */
+  retryAfter?: number;
+}
+
+/** explain with a protocol: what login.check would answer, and why. */
+export interface ProtocolExplainResult {
+  address: string;
+  ip: string;
+  country: string | null;
+  protocol: AppProtocol;
+  mailbox: MailboxView;
+  /** For a password that is not one of the mailbox's app passwords. */
+  decision: { result: LoginCheckOutcome; reason: string; message?: string; matched?: string };
+  /** The app passwords that would be accepted here, and those that would not, with why. */
+  appPasswords: { id: string; name: string; accepted: boolean; refusal: string | null }[];
+  steps: string[];
 }

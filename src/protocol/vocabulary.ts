@@ -24,3 +24,20 @@ export const INHERIT = 'inherit';
 export function orInherit<T extends string>(values: readonly T[]): readonly (T | typeof INHERIT)[] {
   return [...values, INHERIT];
 }
+
+/** The mail protocols an app password may be limited to, as login.check names them. */
+export const APP_PROTOCOLS = ['imap', 'pop3', 'smtp', 'sieve', 'dav'] as const;
+export type AppProtocol = (typeof APP_PROTOCOLS)[number];
+
+/**
+ * What a mailbox whose challenge mode is not never accepts as its primary password over mail
+ * protocols (primaryPassword): `password` (MFA covers interactive logins only), `known-location`
+ * (only from where the mailbox passed a second factor), `app-password` (never; app passwords only).
+ */
+export const PRIMARY_PASSWORD_MODES = ['password', 'known-location', 'app-password'] as const;
+export type PrimaryPasswordMode = (typeof PRIMARY_PASSWORD_MODES)[number];
+
+/** The pseudo-provider of the provider policy that says who may create app passwords. */
+export const APP_PASSWORD_POLICY = 'app-password';
+export const POLICY_NAMES = [...PROVIDERS, APP_PASSWORD_POLICY] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];

@@ -1,6 +1,11 @@
 // Binds every protocol method to the service that answers it.
 import type { Handlers } from '../daemon/dispatch.js';
+import type { AppProtocol } from '../protocol/vocabulary.js';
 import { DomainAdmins } from './admins.js';
+import { AppPasswordUsage } from './app-password-usage.js';
+import { AppPasswords } from './app-passwords.js';
+import { LoginCheck } from './login-check.js';
+import { SelfCredentials } from './self-credentials.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
@@ -22,6 +27,8 @@ import { lockoutPolicy } from './context.js';
 export interface Services {
   handlers: Handlers;
   authenticate: DomainAdmins['authenticate'];
+  /** Writes what the services keep to write later (app password usage); before the store closes. */
+  close(): Promise<void>;
 }
 
 export function createServices(p: Ports): Services {
@@ -40,11 +47,17 @@ export function createServices(p: Ports): Services {
   const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
+  const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
+  const appPasswords = new AppPasswords(p, policy, usage);
+  const loginCheck = new LoginCheck(p, appPasswords);
+  const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
-    explain: (params, ctx) => ops.explain(params, ctx),
+    // The schema admits only APP_PROTOCOLS as protocol.
+    'login.check': (params, ctx) => loginCheck.check({ ...params, protocol: params.protocol as AppProtocol }, ctx),
+    explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol as AppProtocol }, ctx)),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
     'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),
@@ -65,6 +78,9 @@ export function createServices(p: Ports): Services {
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),
     'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
     'key.add': (_params, ctx) => security.addKey(ctx),
+    'app-password.add': (params, ctx) => appPasswords.add(params, ctx),
+    'app-password.list': (params, ctx) => appPasswords.list(params, ctx),
+    'app-password.revoke': (params, ctx) => appPasswords.revoke(params, ctx),
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),
@@ -79,6 +95,10 @@ export function createServices(p: Ports): Services {
     'self.enroll.start': (params, ctx) => self.enrollStart(params, ctx),
     'self.enroll.confirm': (params, ctx) => self.enrollConfirm(params, ctx),
     'self.forget-locations': (params, ctx) => self.forgetLocations(params, ctx),
+    'self.app-password.add': (params, ctx) => credentials.addAppPassword(params, ctx),
+    'self.app-password.list': (params) => credentials.listAppPasswords(params),
+    'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
+    'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
-  return { handlers, authenticate: (token) => admins.authenticate(token) };
+  return { handlers, authenticate: (token) => admins.authenticate(token), close: () => usage.close() };
 }

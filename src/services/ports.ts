@@ -48,8 +48,9 @@ export interface AuditSink {
   /** Records an event without waiting for the disk; a failure is logged. */
   record(event: AuditEvent): void;
   /**
-   * Records a fast-path allow (no factor needed) without waiting: such allows may be counted into
-   * one line per mailbox, client address and reason per minute. Nothing else may go through here.
+   * Records a fast-path allow (no factor needed), or a login.check allow or continue, without
+   * waiting: such answers may be counted into one line per mailbox, client address, action,
+   * result and reason per minute. Nothing else may go through here.
    */
   recordAllow(event: AuditEvent): void;
 }

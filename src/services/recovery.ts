@@ -45,11 +45,16 @@ export class RecoveryCodes {
     return s;
   }
 
+  /** A new set: the codes to show once, grouped for reading, and the hashes to store. */
+  newSet(): { codes: string[]; hashes: string[] } {
+    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
+    return { codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`), hashes: codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c)) };
+  }
+
   async generate(params: { address: string }, ctx: CallContext) {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
-    const hashes = codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c));
+    const { codes, hashes } = this.newSet();
     const now = this.p.clock();
     await this.p.store.transact((tx) => {
       const rec = mailboxOrNew(tx, address, now);
@@ -57,7 +62,7 @@ export class RecoveryCodes {
       tx.putMailbox({ ...rec, recoveryCodeHashes: hashes, updatedAt: now });
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
-    return { address, codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`) };
+    return { address, codes };
   }
 
   /** The stored form of canonical codes (asRecoveryCode, asScratchCode). */

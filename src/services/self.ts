@@ -8,6 +8,7 @@ import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type Effect
 import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
+import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
 import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
 import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
@@ -83,6 +84,7 @@ export class SelfService {
             const r = this.policy.rights(p);
             return r.enabled && r.endUsers;
           }),
+      appPasswords: { mayCreate: this.policy.rights(APP_PASSWORD_POLICY).enabled && this.policy.rights(APP_PASSWORD_POLICY).endUsers, count: rec.appPasswords.length },
     };
   }
 

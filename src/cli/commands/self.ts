@@ -1,12 +1,15 @@
-// memfa self --user ADDRESS show | set | send-code | enroll | confirm | forget-locations:
+// memfa self --user ADDRESS show | set | send-code | enroll | confirm | forget-locations |
+// app-password add | list | revoke | recovery-codes:
 // end-user self-service on the self socket, as a webmail back end offers it.
 import { Option, type Command } from 'commander';
 import type { ParamsOf } from '../../protocol/methods.js';
-import type { EnrolResult, SelfCodeSent, SelfView } from '../../protocol/results.js';
+import type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, EnrolResult, RecoveryCodesResult, SelfCodeSent, SelfView } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { askCode, askCurrentCode, showEnrolment } from '../enrolment.js';
 import { assertSomethingToSet, CHALLENGE_CHOICES, PROVIDER_CHOICES } from '../flags.js';
-import { formatLocationsForgotten, formatSelf, formatSelfActivated, formatSelfCodeSent } from '../format.js';
+import { formatLocationsForgotten, formatRecoveryCodes, formatSelf, formatSelfActivated, formatSelfCodeSent } from '../format.js';
+import { formatAppPasswordAdded, formatAppPasswordList, formatAppPasswordRevoked } from '../format-app-passwords.js';
+import { addAppPasswordOptions, appPasswordParams, revokeTarget, type AppPasswordFlags } from './app-passwords.js';
 import { printJson } from '../io.js';
 
 const CURRENT_CODE_HELP = 'prove the current second factor (a code from the app, a code from self send-code, or a recovery code), read from standard input';
@@ -75,5 +78,36 @@ export function registerSelf(program: Command, cli: Cli): void {
     .action(async () => {
       const r = await cli.callSelf('self.forget-locations', { user: selfUser() });
       cli.print(r, () => formatLocationsForgotten());
+    });
+  const appPassword = self.command('app-password').description('own app passwords, for mail clients that cannot ask for a second factor');
+  addAppPasswordOptions(appPassword.command('add').description('create an own app password (printed once); needs the current second factor'))
+    .option('--current-code-stdin', `${CURRENT_CODE_HELP}; always needed`)
+    .action(async (f: AppPasswordFlags & { currentCodeStdin?: boolean }) => {
+      const r = (await cli.callSelf('self.app-password.add', { user: selfUser(), ...appPasswordParams(f), ...(await currentCode(f)) })) as AppPasswordAdded;
+      cli.print(r, (c) => formatAppPasswordAdded(r, c));
+    });
+  appPassword
+    .command('list')
+    .description('own app passwords and when each was last used')
+    .action(async () => {
+      const r = (await cli.callSelf('self.app-password.list', { user: selfUser() })) as AppPasswordList;
+      cli.print(r, (c) => formatAppPasswordList(r, c));
+    });
+  appPassword
+    .command('revoke')
+    .argument('[id-or-name]', 'the app password to revoke, by its id or its name')
+    .option('--all', 'revoke every own app password')
+    .description('revoke an own app password (or all)')
+    .action(async (ref: string | undefined, f: { all?: boolean }) => {
+      const r = (await cli.callSelf('self.app-password.revoke', { user: selfUser(), ...revokeTarget(ref, f.all, 'self app-password revoke') })) as AppPasswordRevoked;
+      cli.print(r, () => formatAppPasswordRevoked(r));
+    });
+  self
+    .command('recovery-codes')
+    .option('--current-code-stdin', `${CURRENT_CODE_HELP}; always needed`)
+    .description('generate 10 new own recovery codes (shown once; the previous set stops working); needs the current second factor')
+    .action(async (f: { currentCodeStdin?: boolean }) => {
+      const r = (await cli.callSelf('self.recovery.generate', { user: selfUser(), ...(await currentCode(f)) })) as RecoveryCodesResult & { address: string };
+      cli.print(r, (c) => formatRecoveryCodes(r.address, r.codes, c));
     });
 }

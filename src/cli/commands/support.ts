@@ -1,6 +1,8 @@
 // Support of one mailbox: memfa enroll, reset, explain, unlock, recovery-codes.
-import type { Command } from 'commander';
-import type { EnrolResult, ExplainResult, MailboxView, RecoveryCodesResult, UnlockResult } from '../../protocol/results.js';
+import { Option, type Command } from 'commander';
+import type { EnrolResult, ExplainResult, MailboxView, ProtocolExplainResult, RecoveryCodesResult, UnlockResult } from '../../protocol/results.js';
+import { APP_PROTOCOLS } from '../../protocol/vocabulary.js';
+import { formatProtocolExplain } from '../format-app-passwords.js';
 import type { Cli } from '../context.js';
 import { askCode, showEnrolment } from '../enrolment.js';
 import { formatActivated, formatExplain, formatProviderNote, formatRecoveryCodes, formatReset, formatUnlock } from '../format.js';
@@ -65,8 +67,14 @@ export function registerSupport(program: Command, cli: Cli): void {
     .command('explain')
     .argument('<address>')
     .requiredOption('--ip <ip>', 'the client address to decide for')
-    .description('dry run: what verify would decide for this login and why (changes nothing, sends nothing)')
-    .action(async (address: string, f: { ip: string }) => {
+    .addOption(new Option('--protocol <protocol>', 'decide for a mail-protocol login (login.check) instead of verify').choices(APP_PROTOCOLS))
+    .description('dry run: what verify (or, with --protocol, a mail-protocol login) would get and why (changes nothing, sends nothing)')
+    .action(async (address: string, f: { ip: string; protocol?: string }) => {
+      if (f.protocol !== undefined) {
+        const r = (await cli.call('explain', { address, ip: f.ip, protocol: f.protocol })) as ProtocolExplainResult;
+        cli.print(r, (c) => formatProtocolExplain(r, c));
+        return;
+      }
       const r = (await cli.call('explain', { address, ip: f.ip })) as ExplainResult;
       cli.print(r, (c) => formatExplain(r, c));
     });
