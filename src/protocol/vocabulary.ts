@@ -37,6 +37,10 @@ export type AppProtocol = (typeof APP_PROTOCOLS)[number];
 export const PRIMARY_PASSWORD_MODES = ['password', 'known-location', 'app-password'] as const;
 export type PrimaryPasswordMode = (typeof PRIMARY_PASSWORD_MODES)[number];
 
+/** Why a provider cannot give a mailbox its factor (memfa(1) names each, under mailbox show). */
+export const PROVIDER_PROBLEMS = ['disabled', 'no-gateway', 'no-destination'] as const;
+export type ProviderProblem = (typeof PROVIDER_PROBLEMS)[number];
+
 /** The pseudo-provider of the provider policy that says who may create app passwords. */
 export const APP_PASSWORD_POLICY = 'app-password';
 export const POLICY_NAMES = [...PROVIDERS, APP_PASSWORD_POLICY] as const;

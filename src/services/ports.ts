@@ -6,7 +6,7 @@ import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
-import type { AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -31,7 +31,7 @@ export interface KeyAdmin {
 
 export interface AuditReader {
   /** domains: only entries whose mailbox is in one of them (never an entry of no mailbox). */
-  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
+  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<AuditEntryView[]>;
   verify(): Promise<AuditVerifyResult>;
   /** Lines written, lost writes and breaks found, per stream. */
   status(): AuditStatus;
