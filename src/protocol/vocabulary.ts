@@ -20,6 +20,11 @@ export type FallbackProvider = (typeof FALLBACK_PROVIDERS)[number];
 /** A settings patch value that removes the key, so the level inherits from the one above. */
 export const INHERIT = 'inherit';
 
+/** Whether `value` is one of `words`: for input checked against one of these lists. */
+export function isMember<T extends string>(words: readonly T[], value: string): value is T {
+  return (words as readonly string[]).includes(value);
+}
+
 /** `values` plus INHERIT: what a command or method that changes one level accepts. */
 export function orInherit<T extends string>(values: readonly T[]): readonly (T | typeof INHERIT)[] {
   return [...values, INHERIT];

@@ -79,8 +79,8 @@ export class ProviderPolicy {
     };
   }
 
-  async change(params: { provider: string; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext): Promise<ProvidersSetResult> {
-    const provider = params.provider as PolicyName;
+  async change(params: { provider: PolicyName; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext): Promise<ProvidersSetResult> {
+    const provider = params.provider;
     const change: Partial<ProviderRights> = {};
     if (params.enabled !== undefined) change.enabled = params.enabled;
     if (params.domainAdmins !== undefined) change.domainAdmins = params.domainAdmins;

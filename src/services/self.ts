@@ -4,9 +4,10 @@
 // administrators' (MailboxRecord.userSettings), so that neither undoes the other.
 import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../core/settings.js';
 import { kindLockState } from '../core/lockout.js';
-import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
+import { CHALLENGE_MODES, newMailbox, PROVIDERS, type EffectiveSettings, type MailboxRecord, type PendingTotp } from '../core/model.js';
 import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
+import type { ParamsOf } from '../protocol/methods.js';
 import { Problems } from '../protocol/problems.js';
 import type { EnrolConfirmResult, EnrolResult, ForgetLocationsResult, SelfCodeSent, SelfView } from '../protocol/results.js';
 import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
@@ -100,10 +101,7 @@ export class SelfService {
    * ('inherit' drops the choice); provider: among those allowed to end users, and only while no
    * administrator set this mailbox's provider.
    */
-  async set(
-    params: { user: string; challenge?: string | undefined; provider?: string | undefined; phone?: string | null | undefined; altEmail?: string | null | undefined; currentCode?: string | undefined },
-    ctx: CallContext,
-  ): Promise<SelfView> {
+  async set(params: ParamsOf<'self.set'>, ctx: CallContext): Promise<SelfView> {
     const address = normaliseAddress(params.user, 'user');
     // Nothing to change would store an empty record.
     if (params.challenge === undefined && params.provider === undefined && params.phone === undefined && params.altEmail === undefined) {
@@ -113,7 +111,7 @@ export class SelfService {
     const patch: Record<string, unknown> = {};
     if (params.challenge !== undefined) patch['challenge'] = params.challenge;
     if (params.provider !== undefined) {
-      if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider as ProviderName, 'end-user');
+      if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider, 'end-user');
       patch['provider'] = params.provider;
     }
     const problems = new Problems();
@@ -129,7 +127,7 @@ export class SelfService {
       // meanwhile is not undone.
       if (params.challenge !== undefined && params.challenge !== 'inherit') {
         const floor = settingsWithoutUser(this.p.config, tx, address, rec);
-        if (!atLeastAsStrict(params.challenge as ChallengeMode, floor.challenge)) {
+        if (!atLeastAsStrict(params.challenge, floor.challenge)) {
           throw new MemfaError('FORBIDDEN', `challenge mode ${params.challenge} is weaker than ${floor.challenge}, which ${whoRequires(floor)}`, {
             data: { right: 'challenge', minimum: floor.challenge, source: floor.sources.challenge },
           });

@@ -1,6 +1,6 @@
 // memfa mailbox set | show | list | remove.
 import { Option, type Command } from 'commander';
-import { PROVIDERS } from '../../protocol/vocabulary.js';
+import { PROVIDERS, type ProviderName } from '../../protocol/vocabulary.js';
 import type { ParamsOf } from '../../protocol/methods.js';
 import type { Cli } from '../context.js';
 import { addSettingOptions, assertSomethingToSet, parseLimit, settingsPatch, type SettingFlags } from '../flags.js';
@@ -40,7 +40,7 @@ export function registerMailbox(program: Command, cli: Cli): void {
     .option('--limit <n>', 'at most n (of those that pass the filters)', parseLimit)
     .option('--after <address>', 'start after this address (paging)')
     .addHelpText('after', '\nThe total printed with --json counts the mailboxes that pass the filters.')
-    .action(async (f: { domain?: string; limit?: number; after?: string; locked?: boolean; notEnrolled?: boolean; pending?: boolean; provider?: string }) => {
+    .action(async (f: { domain?: string; limit?: number; after?: string; locked?: boolean; notEnrolled?: boolean; pending?: boolean; provider?: ProviderName }) => {
       const r = await cli.call('mailbox.list', f);
       const filtered = f.locked === true || f.notEnrolled === true || f.pending === true || f.provider !== undefined;
       cli.print(r, (c) => formatMailboxList(r, c, filtered));

@@ -35,7 +35,7 @@ export function registerSelf(program: Command, cli: Cli): void {
     .option('--phone <E164|none>', 'own mobile number for SMS codes, with + and the country code')
     .option('--alt-email <address|none>', 'own alternate address')
     .option('--current-code-stdin', `${CURRENT_CODE_HELP}; needed to change the provider, phone or address of a mailbox with a second factor`)
-    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string; currentCodeStdin?: boolean }, cmd: Command) => {
+    .action(async (f: { challenge?: (typeof CHALLENGE_CHOICES)[number]; provider?: (typeof PROVIDER_CHOICES)[number]; phone?: string; altEmail?: string; currentCodeStdin?: boolean }, cmd: Command) => {
       assertSomethingToSet(cmd, f, ['--current-code-stdin']);
       const params: ParamsOf<'self.set'> = { user: selfUser(), ...(await currentCode(f)) };
       if (f.challenge !== undefined) params.challenge = f.challenge;

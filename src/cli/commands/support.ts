@@ -1,6 +1,6 @@
 // Support of one mailbox: memfa enroll, reset, explain, unlock, recovery-codes.
 import { Option, type Command } from 'commander';
-import { APP_PROTOCOLS } from '../../protocol/vocabulary.js';
+import { APP_PROTOCOLS, type AppProtocol } from '../../protocol/vocabulary.js';
 import { formatProtocolExplain } from '../format-app-passwords.js';
 import type { Cli } from '../context.js';
 import { askCode, showEnrolment } from '../enrolment.js';
@@ -68,7 +68,7 @@ export function registerSupport(program: Command, cli: Cli): void {
     .requiredOption('--ip <ip>', 'the client address to decide for')
     .addOption(new Option('--protocol <protocol>', 'decide for a mail-protocol login (login.check) instead of verify').choices(APP_PROTOCOLS))
     .description('dry run: what verify (or, with --protocol, a mail-protocol login) would get and why (changes nothing, sends nothing)')
-    .action(async (address: string, f: { ip: string; protocol?: string }) => {
+    .action(async (address: string, f: { ip: string; protocol?: AppProtocol }) => {
       const r = await cli.call('explain', f.protocol === undefined ? { address, ip: f.ip } : { address, ip: f.ip, protocol: f.protocol });
       // The answer for a protocol names it (ProtocolExplainResult); verify's does not.
       cli.print(r, (c) => ('protocol' in r ? formatProtocolExplain(r, c) : formatExplain(r, c)));
