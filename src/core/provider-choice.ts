@@ -3,7 +3,7 @@
 // without the mailbox's phone number or alternate address. Decided before anything is sent, so
 // that a configuration error is answered as one (PROVIDER_UNUSABLE) and not as a failed send to
 // retry. Pure: what is enabled and which gateways exist are passed in.
-import type { ProviderProblem } from '../protocol/vocabulary.js';
+import { CODE_PROVIDERS, isMember, type ProviderProblem } from '../protocol/vocabulary.js';
 import type { ProviderCandidate, ProviderChoice } from '../protocol/wire-types.js';
 import type { CodeProvider, EffectiveSettings, ProviderName } from './model.js';
 
@@ -17,7 +17,7 @@ export interface ProviderFacts {
 }
 
 export function isCodeProvider(provider: string): provider is CodeProvider {
-  return provider === 'sms' || provider === 'email';
+  return isMember(CODE_PROVIDERS, provider);
 }
 
 /** Where a code of `provider` goes for the mailbox, or null when it has none. */

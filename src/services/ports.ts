@@ -7,6 +7,7 @@ import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
 import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -66,7 +67,7 @@ export interface Ports {
   keys: KeyAdmin;
   log: Logger;
   /** Configured code senders; a provider without one cannot deliver. */
-  senders: Partial<Record<'sms' | 'email', Sender>>;
+  senders: Partial<Record<CodeProvider, Sender>>;
   startedAt: number;
   version: string;
 }
