@@ -50,7 +50,8 @@ type Answer = Omit<VerifyResult, 'user' | 'ip' | 'country'>;
 
 /** The record's own copy of `ip` when it remembers that address, else `ip` itself. */
 function rememberedCopy(ips: readonly RememberedIp[], ip: string): string {
-  for (const e of ips) if (e.ip === ip) return e.ip;
+  // Indexed: for-of allocates an iterator where V8 does not inline this.
+  for (let i = 0; i < ips.length; i++) if (ips[i]!.ip === ip) return ips[i]!.ip;
   return ip;
 }
 
