@@ -89,9 +89,25 @@ test('resolveSettings: the most specific level wins, each with its source', () =
       row.want,
       row.name,
     );
-    // No row sets an enrolment grace: it comes from the default.
-    assert.deepEqual(eff.sources, { ...row.sources, enrolmentGrace: 'default' }, row.name);
+    // No row sets an enrolment grace or primaryPassword (see the tests below): they come from the default.
+    assert.deepEqual(eff.sources, { ...row.sources, enrolmentGrace: 'default', primaryPassword: 'default' }, row.name);
   }
+});
+
+test('resolveSettings: primaryPassword from the most specific level, else the default, else app-password', () => {
+  assert.equal(resolveSettings(DEFAULTS, {}, undefined, undefined).primaryPassword, 'app-password');
+  const withDefault = { ...DEFAULTS, primaryPassword: 'password' as const };
+  assert.equal(resolveSettings(withDefault, {}, undefined, undefined).primaryPassword, 'password');
+  const g = resolveSettings(withDefault, { primaryPassword: 'known-location' }, {}, {});
+  assert.deepEqual([g.primaryPassword, g.sources.primaryPassword], ['known-location', 'global']);
+  const d = resolveSettings(withDefault, { primaryPassword: 'known-location' }, { primaryPassword: 'app-password' }, undefined);
+  assert.deepEqual([d.primaryPassword, d.sources.primaryPassword], ['app-password', 'domain']);
+  const m = resolveSettings(withDefault, {}, { primaryPassword: 'app-password' }, { primaryPassword: 'password' });
+  assert.deepEqual([m.primaryPassword, m.sources.primaryPassword], ['password', 'mailbox']);
+  assert.deepEqual(applySettingsPatch({}, { primaryPassword: 'known-location' }, 'mailbox'), { primaryPassword: 'known-location' });
+  assert.deepEqual(applySettingsPatch({ primaryPassword: 'password' }, { primaryPassword: 'inherit' }, 'domain'), {});
+  assert.throws(() => applySettingsPatch({}, { primaryPassword: 'otp' }, 'global'), (err: MemfaError) => err.data?.['param'] === 'primaryPassword');
+  assert.throws(() => applySettingsPatch({}, { primaryPassword: 'password' }, 'user'), (err: MemfaError) => err.data?.['param'] === 'primaryPassword');
 });
 
 test('resolveSettings: missing optional defaults mean no fallback and no self-service', () => {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
 import { call, type CallOptions } from '../client/call.js';
-import type { MethodName, ParamsOf } from '../protocol/methods.js';
+import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { out, printJson, socketFor, usage, useColor, type GlobalOptions } from './io.js';
 
 export class Cli {
@@ -33,19 +33,19 @@ export class Cli {
   }
 
   /** Administration: the admin socket, or with a token the hook socket, scoped to the token's domains. */
-  async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
+  async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     const token = this.token();
     if (token === undefined) return call(socketFor(this.opts(), 'admin'), method, params);
-    return call(socketFor(this.opts(), 'hook'), method, { ...params, auth: token } as ParamsOf<M>);
+    return call(socketFor(this.opts(), 'hook'), method, params, { auth: token });
   }
 
   /** Monitoring: the hook socket (or --socket), which the mail server's group may use. */
-  async callHook<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<unknown> {
+  async callHook<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     return call(socketFor(this.opts(), 'hook'), method, params, options);
   }
 
   /** Self-service: always the self socket. */
-  async callSelf<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
+  async callSelf<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     return call(socketFor(this.opts(), 'self'), method, params);
   }
 

@@ -50,6 +50,7 @@ export function effectiveView(e: EffectiveSettings): EffectiveView {
     enrolmentGrace: { value: e.enrolmentGrace, source: e.sources.enrolmentGrace },
     countryRules: e.countryRules,
     trustedNetworks: e.trustedNetworks,
+    primaryPassword: { value: e.primaryPassword, source: e.sources.primaryPassword },
   };
 }
 
@@ -97,6 +98,7 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     lock,
     recoveryCodesLeft: rec.recoveryCodeHashes.length,
     enrolmentGraceLogins: rec.enrolmentGraceLogins ?? 0,
+    appPasswords: rec.appPasswords.length,
   };
   if (choiceOf !== undefined) view.providerInUse = choiceOf(eff, rec);
   return view;

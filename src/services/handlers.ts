@@ -1,8 +1,10 @@
 // Binds every protocol method to the service that answers it.
 import type { Handlers } from '../daemon/dispatch.js';
-import type { ParamsOf } from '../protocol/methods.js';
-import type { PingResult, VerifyResult } from '../protocol/results.js';
 import { DomainAdmins } from './admins.js';
+import { AppPasswordUsage } from './app-password-usage.js';
+import { AppPasswords } from './app-passwords.js';
+import { LoginCheck } from './login-check.js';
+import { SelfCredentials } from './self-credentials.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
@@ -11,7 +13,7 @@ import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { ProviderPolicy } from './policy.js';
 import { FactorProof } from './proof.js';
-import type { CallContext, Ports } from './ports.js';
+import type { Ports } from './ports.js';
 import { testProvider } from './provider-test.js';
 import { RecoveryCodes } from './recovery.js';
 import { SecurityAdmin } from './security-admin.js';
@@ -22,19 +24,16 @@ import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
 import { lockoutPolicy } from './context.js';
 
-/**
- * Every method but `metrics`, which the daemon answers itself (daemon/main.ts, metrics/); verify
- * with its result type, which the daemon's metrics read.
- */
-export type ServiceHandlers = Omit<Handlers, 'metrics' | 'verify'> & {
-  verify: (params: ParamsOf<'verify'>, ctx: CallContext) => VerifyResult | Promise<VerifyResult>;
-};
+/** Every method but `metrics`, which the daemon answers itself (daemon/main.ts, metrics/). */
+export type ServiceHandlers = Omit<Handlers, 'metrics'>;
 
 export interface Services {
   handlers: ServiceHandlers;
   authenticate: DomainAdmins['authenticate'];
   /** Locked mailboxes and blocked sources, counted at a bounded cost (lock-census.ts). */
   census: LockCensus;
+  /** Writes what the services keep to write later (app password usage); before the store closes. */
+  close(): Promise<void>;
 }
 
 export function createServices(p: Ports): Services {
@@ -53,11 +52,16 @@ export function createServices(p: Ports): Services {
   const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
+  const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
+  const appPasswords = new AppPasswords(p, policy, usage);
+  const loginCheck = new LoginCheck(p, appPasswords);
+  const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
   const handlers: ServiceHandlers = {
-    ping: (): PingResult => ({ pong: true, version: p.version, uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000) }),
+    ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000) }),
     status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
-    explain: (params, ctx) => ops.explain(params, ctx),
+    'login.check': (params, ctx) => loginCheck.check(params, ctx),
+    explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol }, ctx)),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
     'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),
@@ -78,6 +82,9 @@ export function createServices(p: Ports): Services {
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),
     'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
     'key.add': (_params, ctx) => security.addKey(ctx),
+    'app-password.add': (params, ctx) => appPasswords.add(params, ctx),
+    'app-password.list': (params, ctx) => appPasswords.list(params, ctx),
+    'app-password.revoke': (params, ctx) => appPasswords.revoke(params, ctx),
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),
@@ -92,7 +99,11 @@ export function createServices(p: Ports): Services {
     'self.enroll.start': (params, ctx) => self.enrollStart(params, ctx),
     'self.enroll.confirm': (params, ctx) => self.enrollConfirm(params, ctx),
     'self.forget-locations': (params, ctx) => self.forgetLocations(params, ctx),
+    'self.app-password.add': (params, ctx) => credentials.addAppPassword(params, ctx),
+    'self.app-password.list': (params) => credentials.listAppPasswords(params),
+    'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
+    'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
   const census = new LockCensus(() => p.store.allMailboxes(), unstored, verifier.throttle, p.clock);
-  return { handlers, authenticate: (token) => admins.authenticate(token), census };
+  return { handlers, authenticate: (token) => admins.authenticate(token), census, close: () => usage.close() };
 }

@@ -2,7 +2,7 @@
 // mail server's group (not an administrator's) can use them.
 import type { Command } from 'commander';
 import { MemfaError } from '../../protocol/errors.js';
-import type { MetricsResult, PingResult } from '../../protocol/results.js';
+import type { PingResult } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { usage } from '../io.js';
 
@@ -24,7 +24,7 @@ export function registerMonitoring(program: Command, cli: Cli): void {
       const timeoutMs = seconds(f.timeout) * 1000;
       let r: PingResult;
       try {
-        r = (await cli.callHook('ping', {}, { timeoutMs })) as PingResult;
+        r = await cli.callHook('ping', {}, { timeoutMs });
       } catch (err) {
         if (err instanceof MemfaError && NOT_SERVING.has(err.code)) {
           throw new MemfaError('DAEMON_UNAVAILABLE', err.message, { ...(err.hint !== undefined ? { hint: err.hint } : {}), data: { ...err.data, cause: err.code } });
@@ -38,7 +38,7 @@ export function registerMonitoring(program: Command, cli: Cli): void {
     .command('metrics')
     .description('print the daemon\'s metrics in the Prometheus text format (hook socket)')
     .action(async () => {
-      const r = (await cli.callHook('metrics', {})) as MetricsResult;
+      const r = await cli.callHook('metrics', {});
       cli.print(r, () => r.text);
     });
 }
