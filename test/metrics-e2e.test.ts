@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import { call } from '../src/client/call.js';
 import { makeTempDir, runCli, startDaemon, type TestDaemon } from './helpers/daemon.js';
 import { runDaemonExpectingExit, waitFor, writeJson } from './helpers/protocol-tools.js';
 
@@ -81,6 +82,11 @@ describe('memfa metrics', () => {
     assert.equal((await d.cli(['verify', '--user', 'sam@sms.example', '--ip', IP, '--code', '000000'])).code, 1);
     assert.equal((await d.cli(['verify', '--user', 'eve@mail.example', '--ip', IP])).code, 75, 'the email could not be delivered');
     assert.equal((await d.cli(['verify', '--user', 'not an address', '--ip', IP])).code, 64);
+    // Mail-protocol logins (Dovecot's passdb): mode never lets the password be checked; a mailbox
+    // with MFA needs an app password (primaryPassword app-password, the default).
+    for (let i = 0; i < 2; i++) assert.equal((await call(d.hookSocket, 'login.check', { user: ADDRESS, ip: IP, protocol: 'imap', password: 'pw' })).result, 'continue');
+    const refused = await call(d.hookSocket, 'login.check', { user: 'sam@sms.example', ip: IP, protocol: 'smtp', password: 'not an app password' });
+    assert.deepEqual([refused.result, refused.reason], ['deny', 'app-password-required']);
 
     const r = await d.cli(['metrics']);
     assert.equal(r.code, 0, r.stderr);
@@ -93,6 +99,11 @@ describe('memfa metrics', () => {
     assert.equal(sample(t, 'memfa_verify_answers_total', { result: 'deny', reason: 'locked' }), 0, 'known answers are there from the start');
     assert.equal(sample(t, 'memfa_verify_duration_seconds_count', { result: 'allow' }), 3);
     assert.equal(sample(t, 'memfa_verify_duration_seconds_bucket', { result: 'allow', le: '+Inf' }), 3);
+    assert.equal(sample(t, 'memfa_login_check_answers_total', { protocol: 'imap', result: 'continue', reason: 'mode-never' }), 2);
+    assert.equal(sample(t, 'memfa_login_check_answers_total', { protocol: 'smtp', result: 'deny', reason: 'app-password-required' }), 1);
+    assert.equal(sample(t, 'memfa_login_check_answers_total', { protocol: 'smtp', result: 'continue', reason: 'mode-never' }), 0, 'known answers are there from the start');
+    assert.equal(sample(t, 'memfa_login_check_duration_seconds_count', { result: 'continue' }), 2);
+    assert.equal(sample(t, 'memfa_login_check_duration_seconds_bucket', { result: 'deny', le: '+Inf' }), 1);
     assert.equal(sample(t, 'memfa_code_deliveries_total', { provider: 'sms', outcome: 'sent' }), 1);
     assert.equal(sample(t, 'memfa_code_deliveries_total', { provider: 'email', outcome: 'failed' }), 1);
     assert.equal(sample(t, 'memfa_code_deliveries_total', { provider: 'email', outcome: 'sent' }), 0);
@@ -107,7 +118,7 @@ describe('memfa metrics', () => {
     assert.ok(sample(t, 'memfa_connections_accepted_total', { socket: 'hook' })! >= 8, 'the verify calls and this one');
     assert.ok(sample(t, 'memfa_connections_accepted_total', { socket: 'admin' })! >= 4);
     assert.ok(sample(t, 'process_resident_memory_bytes')! > 0);
-    for (const secret of [ADDRESS, 'zelda', IP, 'sam@sms.example', '+12015550156', 'eve@home.example', 'example.org']) assert.ok(!t.includes(secret), `no ${secret} in the metrics`);
+    for (const secret of [ADDRESS, 'zelda', IP, 'sam@sms.example', '+12015550156', 'eve@home.example', 'example.org', 'not an app password']) assert.ok(!t.includes(secret), `no ${secret} in the metrics`);
   });
 
   it('is valid Prometheus text with names that pass promtool\'s lint', { skip: skipPromtool }, async () => {

@@ -10,8 +10,8 @@ import { noFailures, type FailureState, type MailboxFailures } from '../src/core
 import type { CheckResult, OutgoingCode, Sender } from '../src/delivery/types.js';
 import { GatewayWatch } from '../src/metrics/gateways.js';
 import { createExposition } from '../src/metrics/registry.js';
-import { DeliveryTally, KNOWN_VERIFY_ANSWERS, VERIFY_LATENCY_BUCKETS, VerifyTally } from '../src/metrics/tally.js';
-import { meteredVerify } from '../src/metrics/verify-meter.js';
+import { DeliveryTally, KNOWN_LOGIN_CHECK_ANSWERS, KNOWN_VERIFY_ANSWERS, LoginCheckTally, VERIFY_LATENCY_BUCKETS, VerifyTally } from '../src/metrics/tally.js';
+import { meteredLoginCheck, meteredVerify } from '../src/metrics/login-meter.js';
 import { MemfaError } from '../src/protocol/errors.js';
 import { SourceThrottle } from '../src/services/ip-throttle.js';
 import { countLocks, LockCensus } from '../src/services/lock-census.js';
@@ -96,6 +96,38 @@ test('meteredVerify counts synchronous answers, promised ones and errors, each w
   assert.deepEqual([count('allow', 'mode-never'), count('challenge', 'always'), count('error', 'invalid-params'), count('error', 'delivery-failed')], [1, 1, 1, 1]);
   const sum = (result: string) => t.latency().find((s) => s.result === result)!.sum;
   assert.ok(Math.abs(sum('allow') - 0.0003) < 1e-9 && Math.abs(sum('challenge') - 0.003) < 1e-9 && Math.abs(sum('error') - 0.701) < 1e-9);
+});
+
+test('LoginCheckTally: answers by protocol, result and reason, every known one at 0 for every protocol; latency by result over all protocols', async () => {
+  const t = new LoginCheckTally();
+  for (const protocol of ['imap', 'pop3', 'smtp', 'sieve', 'dav']) {
+    for (const [result, reasons] of Object.entries(KNOWN_LOGIN_CHECK_ANSWERS)) {
+      for (const reason of reasons) assert.equal(t.counts().find((c) => c.protocol === protocol && c.result === result && c.reason === reason)?.count, 0, `${protocol} ${result} ${reason}`);
+    }
+  }
+  assert.deepEqual(KNOWN_LOGIN_CHECK_ANSWERS.allow, ['app-password']);
+  assert.ok(KNOWN_LOGIN_CHECK_ANSWERS.deny.includes('throttled') && KNOWN_LOGIN_CHECK_ANSWERS.continue.includes('known-location'));
+  let now = 0;
+  const clock = () => now;
+  const check = meteredLoginCheck((p: { protocol: string; ms: number }, _ctx: null) => ((now += p.ms), { result: 'continue' as const, reason: 'mode-never' }), t, clock);
+  const fails = meteredLoginCheck(async (p: { protocol: string; ms: number }, _ctx: null): Promise<{ result: 'deny'; reason: string }> => {
+    now += p.ms;
+    throw new MemfaError('STORE_FAILED', 'disk full');
+  }, t, clock);
+  assert.deepEqual(check({ protocol: 'imap', ms: 0.2 }, null), { result: 'continue', reason: 'mode-never' }, 'the answer, not a promise');
+  check({ protocol: 'pop3', ms: 0.2 }, null);
+  check({ protocol: 'imap', ms: 3 }, null);
+  await assert.rejects(fails({ protocol: 'dav', ms: 1 }, null) as Promise<unknown>, /disk full/);
+  const count = (protocol: string, result: string, reason: string) => t.counts().find((c) => c.protocol === protocol && c.result === result && c.reason === reason)?.count;
+  assert.deepEqual([count('imap', 'continue', 'mode-never'), count('pop3', 'continue', 'mode-never'), count('dav', 'error', 'store-failed'), count('smtp', 'continue', 'mode-never')], [2, 1, 1, 0]);
+  const cont = t.latency().find((s) => s.result === 'continue')!;
+  const at = (bound: number) => cont.cumulative[VERIFY_LATENCY_BUCKETS.indexOf(bound)];
+  assert.deepEqual([cont.count, at(0.00025), at(0.0025), at(0.005)], [3, 2, 2, 3], 'summed over imap and pop3');
+  assert.ok(Math.abs(cont.sum - 0.0034) < 1e-9);
+  assert.equal(t.latency().find((s) => s.result === 'error')!.count, 1);
+  const text = (await createExposition(stubSources({ loginCheck: t })).render()).text;
+  assert.equal(value(samples(text), 'memfa_login_check_answers_total', { protocol: 'imap', result: 'continue', reason: 'mode-never' }), 2);
+  assert.equal(value(samples(text), 'memfa_login_check_duration_seconds_count', { result: 'continue' }), 3);
 });
 
 test('the exposition renders every figure from its source, the histogram as the tally has it', async () => {

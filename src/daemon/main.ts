@@ -159,7 +159,12 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const services = createServices(ports);
     // Runs after the listeners have drained (cleanups run in reverse) and before the store closes.
     cleanups.push(() => services.close());
-    const handlers = { ...services.handlers, verify: metrics.meterVerify(services.handlers.verify), metrics: () => metrics.render() };
+    const handlers = {
+      ...services.handlers,
+      verify: metrics.meterVerify(services.handlers.verify),
+      'login.check': metrics.meterLoginCheck(services.handlers['login.check']),
+      metrics: () => metrics.render(),
+    };
     const dispatcher = createDispatcher(handlers, log, config.limits.requestTimeoutMs, services.authenticate);
     const dispatch = config.log.level === 'debug' ? logRequests(dispatcher, log) : dispatcher;
     const listeners = SOCKET_KINDS.map((kind) => new Listener(kind, config.sockets[kind], config.limits, dispatch, log));

@@ -8,7 +8,7 @@ import type { LockCounts } from '../services/lock-census.js';
 import type { ListenerStats } from '../daemon/listener.js';
 import type { GatewayWatch } from './gateways.js';
 import { TalliedHistogram } from './tallied-histogram.js';
-import { VERIFY_LATENCY_BUCKETS, type DeliveryTally, type VerifyTally } from './tally.js';
+import { VERIFY_LATENCY_BUCKETS, type DeliveryTally, type LoginCheckTally, type VerifyTally } from './tally.js';
 
 export interface StoreFigures {
   mailboxes: number;
@@ -21,6 +21,7 @@ export interface StoreFigures {
 export interface MetricsSources {
   version: string;
   verify: VerifyTally;
+  loginCheck: LoginCheckTally;
   deliveries: DeliveryTally;
   gateways: GatewayWatch;
   locks: () => LockCounts;
@@ -83,6 +84,30 @@ export function createExposition(src: MetricsSources): MetricsExposition {
         buckets: VERIFY_LATENCY_BUCKETS,
       },
       () => src.verify.latency(),
+      (s) => ({ result: s.result }),
+    ),
+  );
+
+  new Counter({
+    name: 'memfa_login_check_answers_total',
+    help: 'login.check answers (mail-protocol logins) by protocol (imap, pop3, smtp, sieve, dav), result (allow, continue, deny, error) and reason (memfa(1), LOGIN CHECK).',
+    labelNames: ['protocol', 'result', 'reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of src.loginCheck.counts()) this.inc({ protocol: c.protocol, result: c.result, reason: c.reason }, c.count);
+    },
+  });
+
+  register.registerMetric(
+    new TalliedHistogram(
+      {
+        name: 'memfa_login_check_duration_seconds',
+        help: 'Time the daemon took to answer login.check, from the request taken to the answer ready, by result (every protocol together).',
+        labelNames: ['result'],
+        buckets: VERIFY_LATENCY_BUCKETS,
+      },
+      () => src.loginCheck.latency(),
       (s) => ({ result: s.result }),
     ),
   );

@@ -3,7 +3,9 @@
 // (metrics/registry.ts); its own counters and histograms would cost about 0.3-0.5 µs and a few
 // objects per update (a label hash string, a label object), on every login.
 import type { DecisionReason } from '../core/decide.js';
-import type { VerifyOutcome } from '../protocol/results.js';
+import { LOGIN_CHECK_REASONS } from '../core/protocol-login.js';
+import type { LoginCheckOutcome, VerifyOutcome } from '../protocol/results.js';
+import { APP_PROTOCOLS } from '../protocol/vocabulary.js';
 
 export type VerifyAnswerKind = VerifyOutcome | 'error';
 
@@ -51,12 +53,13 @@ export interface LatencySeries {
   count: number;
 }
 
-export class VerifyTally {
+/** Answers by result and reason, with their latency by result; the series of `known` exist from the start. */
+export class AnswerTally {
   private readonly byResult = new Map<string, Answers>();
   private series = 0;
 
-  constructor() {
-    for (const [result, reasons] of Object.entries(KNOWN_VERIFY_ANSWERS)) for (const reason of reasons) this.slot(this.answers(result), reason);
+  constructor(known: Readonly<Record<string, readonly string[]>>) {
+    for (const [result, reasons] of Object.entries(known)) for (const reason of reasons) this.slot(this.answers(result), reason);
   }
 
   private answers(result: string): Answers {
@@ -83,7 +86,7 @@ export class VerifyTally {
   }
 
   /** One answer, and how long it took in seconds. */
-  answered(result: VerifyAnswerKind, reason: string, seconds: number): void {
+  answered(result: string, reason: string, seconds: number): void {
     const a = this.byResult.get(result) ?? this.answers(result);
     (a.byReason.get(reason) ?? this.slot(a, reason)).count++;
     let i = 0;
@@ -107,6 +110,67 @@ export class VerifyTally {
       out.push({ result, cumulative, sum: a.sum, count: a.count });
     }
     return out;
+  }
+}
+
+/** verify's answers. */
+export class VerifyTally extends AnswerTally {
+  constructor() {
+    super(KNOWN_VERIFY_ANSWERS);
+  }
+}
+
+export type LoginCheckAnswerKind = LoginCheckOutcome | 'error';
+
+/** The answers login.check gives, by result, at 0 from the start (for every protocol). */
+export const KNOWN_LOGIN_CHECK_ANSWERS: Readonly<Record<LoginCheckAnswerKind, readonly string[]>> = (() => {
+  const known: Record<LoginCheckAnswerKind, string[]> = { allow: [], continue: [], deny: [], error: [] };
+  for (const r of LOGIN_CHECK_REASONS) known[r.result].push(r.reason);
+  return known;
+})();
+
+export interface ProtocolAnswerCount extends AnswerCount {
+  protocol: string;
+}
+
+/**
+ * login.check's answers, by protocol, result and reason; its latency by result only (summed over
+ * the protocols at scrape time), so that the histogram keeps a handful of series.
+ */
+export class LoginCheckTally {
+  private readonly byProtocol = new Map<string, AnswerTally>();
+
+  constructor(protocols: readonly string[] = APP_PROTOCOLS) {
+    for (const p of protocols) this.byProtocol.set(p, new AnswerTally(KNOWN_LOGIN_CHECK_ANSWERS));
+  }
+
+  answered(protocol: string, result: LoginCheckAnswerKind, reason: string, seconds: number): void {
+    // The protocol was checked against APP_PROTOCOLS before the handler ran.
+    let t = this.byProtocol.get(protocol);
+    if (t === undefined) this.byProtocol.set(protocol, (t = new AnswerTally({})));
+    t.answered(result, reason, seconds);
+  }
+
+  counts(): ProtocolAnswerCount[] {
+    const out: ProtocolAnswerCount[] = [];
+    for (const [protocol, t] of this.byProtocol) for (const c of t.counts()) out.push({ protocol, ...c });
+    return out;
+  }
+
+  latency(): LatencySeries[] {
+    const byResult = new Map<string, LatencySeries>();
+    for (const t of this.byProtocol.values()) {
+      for (const s of t.latency()) {
+        const sum = byResult.get(s.result);
+        if (sum === undefined) byResult.set(s.result, { ...s, cumulative: [...s.cumulative] });
+        else {
+          s.cumulative.forEach((n, i) => (sum.cumulative[i]! += n));
+          sum.sum += s.sum;
+          sum.count += s.count;
+        }
+      }
+    }
+    return [...byResult.values()];
   }
 }
 

@@ -5,26 +5,29 @@
 import type { CallContext } from '../services/ports.js';
 import type { Sender } from '../delivery/types.js';
 import type { ParamsOf } from '../protocol/methods.js';
-import type { MetricsResult, VerifyResult } from '../protocol/results.js';
+import type { LoginCheckResult, MetricsResult, VerifyResult } from '../protocol/results.js';
 import { GatewayWatch } from './gateways.js';
 import { createExposition, type MetricsExposition, type MetricsSources } from './registry.js';
-import { DeliveryTally, VerifyTally } from './tally.js';
-import { meteredVerify } from './verify-meter.js';
+import { DeliveryTally, LoginCheckTally, VerifyTally } from './tally.js';
+import { meteredLoginCheck, meteredVerify } from './login-meter.js';
 
 type Senders = Partial<Record<'sms' | 'email', Sender>>;
 type VerifyHandler = (params: ParamsOf<'verify'>, ctx: CallContext) => VerifyResult | Promise<VerifyResult>;
+type LoginCheckHandler = (params: ParamsOf<'login.check'>, ctx: CallContext) => LoginCheckResult | Promise<LoginCheckResult>;
 
 export class DaemonMetrics {
   private readonly verifyTally = new VerifyTally();
+  private readonly loginCheckTally = new LoginCheckTally();
   private readonly deliveries = new DeliveryTally(['sms', 'email']);
   private readonly gateways = new GatewayWatch(this.deliveries);
-  private sources: Omit<MetricsSources, 'version' | 'verify' | 'deliveries' | 'gateways'> | null = null;
+  private sources: Omit<MetricsSources, 'version' | 'verify' | 'loginCheck' | 'deliveries' | 'gateways'> | null = null;
   private readonly exposition: MetricsExposition;
 
   constructor(version: string) {
     this.exposition = createExposition({
       version,
       verify: this.verifyTally,
+      loginCheck: this.loginCheckTally,
       deliveries: this.deliveries,
       gateways: this.gateways,
       locks: () => this.from().locks(),
@@ -49,6 +52,11 @@ export class DaemonMetrics {
     return meteredVerify(handler, this.verifyTally);
   }
 
+  /** The login.check handler, each answer counted by protocol with its latency. */
+  meterLoginCheck(handler: LoginCheckHandler): LoginCheckHandler {
+    return meteredLoginCheck(handler, this.loginCheckTally);
+  }
+
   /** The rest of the figures, once the parts that have them exist. */
   attach(sources: NonNullable<DaemonMetrics['sources']>): void {
     this.sources = sources;
@@ -57,5 +65,4 @@ export class DaemonMetrics {
   render(): Promise<MetricsResult> {
     return this.exposition.render();
   }
-
 }

@@ -1,13 +1,14 @@
 // Figures for the metrics exposition without a daemon, each source answering a fixed value.
 import { GatewayWatch } from '../../src/metrics/gateways.js';
 import type { MetricsSources } from '../../src/metrics/registry.js';
-import { DeliveryTally, VerifyTally } from '../../src/metrics/tally.js';
+import { DeliveryTally, LoginCheckTally, VerifyTally } from '../../src/metrics/tally.js';
 
 export function stubSources(over: Partial<MetricsSources> = {}): MetricsSources {
   const deliveries = new DeliveryTally(['sms', 'email']);
   return {
     version: '9.9.9',
     verify: new VerifyTally(),
+    loginCheck: new LoginCheckTally(),
     deliveries,
     gateways: new GatewayWatch(deliveries),
     locks: () => ({ lockout: 3, hardLock: 1, blockedSources: 2, countedAt: 0 }),
