@@ -4,10 +4,10 @@
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { makeTempDir, runCli, startDaemon, waitExit, type TestDaemon } from './helpers/daemon.js';
+import { REPO, makeTempDir, runCli, startDaemon, waitExit, type TestDaemon } from './helpers/daemon.js';
 import { rpc, waitFor, writeJson } from './helpers/protocol-tools.js';
 import { VERSION } from '../src/version.js';
 
@@ -145,4 +145,26 @@ test('memfa ping exits 69 when no daemon answers, and when the socket is not a d
   const s = await runCli(['--socket', socketPath, 'ping', '--timeout', '1'], { env: { MEMFA_CONFIG: cfg } });
   assert.equal(s.code, 69, s.stderr);
   assert.match(s.stderr, /did not answer within 1000 ms/);
+});
+
+const haveAnalyze = have('systemd-analyze', ['--version']);
+const skipAnalyze = haveAnalyze || process.env['CI'] ? false : 'systemd-analyze (package systemd) is not installed';
+
+test('examples/memfa.service waits for the readiness message, and systemd-analyze finds nothing wrong in it', { skip: skipAnalyze }, async (t) => {
+  const unit = await readFile(path.join(REPO, 'examples/memfa.service'), 'utf8');
+  const service = unit.slice(unit.indexOf('[Service]'), unit.indexOf('[Install]'));
+  assert.match(service, /^Type=notify$/m);
+  assert.match(service, /^NotifyAccess=all$/m, 'the message comes from the systemd-notify child');
+  assert.match(service, /^RestrictAddressFamilies=.*\bAF_UNIX\b/m, 'NOTIFY_SOCKET is a Unix socket');
+  // Checked as installed: ExecStart at this tree's memfa, the man pages left out (not installed here).
+  const dir = await makeTempDir();
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const copy = path.join(dir, 'memfa.service');
+  await writeFile(copy, unit.replace(/^ExecStart=\/usr\/bin\/memfa /m, `ExecStart=${path.join(REPO, 'bin/memfa')} `).replace(/^Documentation=.*\n/m, ''));
+  const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  // It reports what it ignores (an unknown key, a bad value) on stderr and still exits 0.
+  assert.equal(r.stderr.trim(), '', 'systemd-analyze verify: no remark');
+  await writeFile(copy, (await readFile(copy, 'utf8')).replace(/^Type=notify$/m, 'Type=notified'));
+  assert.match(spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' }).stderr, /service type/, 'a remark would be seen');
 });
