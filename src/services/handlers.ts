@@ -8,6 +8,7 @@ import { SelfCredentials } from './self-credentials.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
+import { LockCensus } from './lock-census.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { ProviderPolicy } from './policy.js';
@@ -23,9 +24,14 @@ import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
 import { lockoutPolicy } from './context.js';
 
+/** Every method but `metrics`, which the daemon answers itself (daemon/main.ts, metrics/). */
+export type ServiceHandlers = Omit<Handlers, 'metrics'>;
+
 export interface Services {
-  handlers: Handlers;
+  handlers: ServiceHandlers;
   authenticate: DomainAdmins['authenticate'];
+  /** Locked mailboxes and blocked sources, counted at a bounded cost (lock-census.ts). */
+  census: LockCensus;
   /** Writes what the services keep to write later (app password usage); before the store closes. */
   close(): Promise<void>;
 }
@@ -50,8 +56,8 @@ export function createServices(p: Ports): Services {
   const appPasswords = new AppPasswords(p, policy, usage);
   const loginCheck = new LoginCheck(p, appPasswords);
   const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
-  const handlers: Handlers = {
-    ping: () => ({ pong: true }),
+  const handlers: ServiceHandlers = {
+    ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000) }),
     status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
     'login.check': (params, ctx) => loginCheck.check(params, ctx),
@@ -98,5 +104,6 @@ export function createServices(p: Ports): Services {
     'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
     'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
-  return { handlers, authenticate: (token) => admins.authenticate(token), close: () => usage.close() };
+  const census = new LockCensus(() => p.store.allMailboxes(), unstored, verifier.throttle, p.clock);
+  return { handlers, authenticate: (token) => admins.authenticate(token), census, close: () => usage.close() };
 }

@@ -91,6 +91,13 @@ export class SourceThrottle {
     return out;
   }
 
+  /** How many sources are blocked at `now` (a scan of every tracked source). */
+  blockedCount(now: number): number {
+    let n = 0;
+    for (const state of this.sources.values()) if (ipSourceBlock(state, now, this.policy) !== null) n++;
+    return n;
+  }
+
   /**
    * Forgets the failures, block and enrolment count of `source` (attempts in flight still count
    * until they settle). Returns its block and window failures before, or null when it had none.

@@ -45,6 +45,11 @@ export class UnstoredFailures {
     return this.failures.size;
   }
 
+  /** Every tracked failure state, expired ones too (at most `max`). */
+  states(): IterableIterator<FailureState> {
+    return this.failures.values();
+  }
+
   /**
    * Drops expired entries from the old end, and the oldest past the bound. An entry's expiry is
    * set by its last failure and its lock, so the old end expires first but for an entry whose
