@@ -27,7 +27,8 @@ function settings(over: Partial<EffectiveSettings> = {}): EffectiveSettings {
     usersMayConfigure: true,
     minChallenge: null,
     enrolmentGrace: 'none',
-    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default', enrolmentGrace: 'default' },
+    notifications: true,
+    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default' },
     ...over,
   };
 }

@@ -15,7 +15,8 @@ function settings(provider: ProviderName, fallbackProvider: FallbackProvider, so
     usersMayConfigure: true,
     minChallenge: null,
     enrolmentGrace: 'none',
-    sources: { challenge: 'global', provider: sources.provider ?? 'domain', fallbackProvider: sources.fallbackProvider ?? 'global', usersMayConfigure: 'default', enrolmentGrace: 'default' },
+    notifications: true,
+    sources: { challenge: 'global', provider: sources.provider ?? 'domain', fallbackProvider: sources.fallbackProvider ?? 'global', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default' },
   };
 }
 

@@ -19,6 +19,7 @@ export interface SettingFlags {
   usersMayConfigure?: string;
   minChallenge?: string;
   enrolmentGrace?: string;
+  notifications?: string;
 }
 
 // Value parsers throw commander's error, which names the option and reaches the usage handling
@@ -67,6 +68,7 @@ export function settingsPatch(f: SettingFlags): Record<string, unknown> {
   if (f.minChallenge !== undefined) patch['minChallenge'] = f.minChallenge;
   // Parsed by the daemon (core/grace.ts), which names the part that is wrong.
   if (f.enrolmentGrace !== undefined) patch['enrolmentGrace'] = f.enrolmentGrace;
+  if (f.notifications !== undefined) patch['notifications'] = f.notifications;
   return patch;
 }
 
@@ -81,7 +83,8 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
     .option(
       '--enrolment-grace <grace>',
       'none, until=DATE, logins=N, both (comma-separated) or inherit: how long a mailbox that must enrol may log in without a second factor (platform administrator only)',
-    );
+    )
+    .addOption(new Option('--notifications <yes|no|inherit>', 'whether security notices are mailed to the owner (new country, TOTP, recovery codes, app passwords, lockout)').choices(['yes', 'no', 'inherit']));
   if (level !== 'mailbox') {
     cmd.option('--trusted-networks <CIDR,..|inherit>', 'networks whose logins need no second factor');
     cmd.addOption(new Option('--users-may-configure <yes|no|inherit>', 'whether end users may change their own MFA settings').choices(['yes', 'no', 'inherit']));

@@ -2,6 +2,7 @@
 // Plain JSON-compatible shapes only: the store serialises them as they are.
 
 import type { ChallengeMode, CodeProvider, FallbackProvider, ProviderName } from '../protocol/vocabulary.js';
+import type { MailboxNotices } from './notices.js';
 
 // The lists live with the protocol, which must not import the core; the core re-exports them.
 export { CHALLENGE_MODES, CODE_PROVIDERS, FALLBACK_PROVIDERS, PROVIDERS, type ChallengeMode, type CodeProvider, type FallbackProvider, type ProviderName } from '../protocol/vocabulary.js';
@@ -45,6 +46,8 @@ export interface LevelSettings {
   minChallenge?: ChallengeMode;
   /** Set by the platform administrator only; the most specific level that sets it applies. */
   enrolmentGrace?: EnrolmentGrace;
+  /** Whether security notices are mailed to the mailbox's owner (core/notices.ts). */
+  notifications?: boolean;
 }
 
 /**
@@ -79,7 +82,8 @@ export interface EffectiveSettings {
   /** The platform's minimum challenge mode, or null when none is set. */
   minChallenge: ChallengeMinimum | null;
   enrolmentGrace: EnrolmentGrace;
-  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace', SettingSource>;
+  notifications: boolean;
+  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'notifications', SettingSource>;
 }
 
 export interface RememberedIp {
@@ -166,6 +170,8 @@ export interface MailboxRecord {
    * Optional, so that records without it (nearly all) keep their shape.
    */
   enrolmentGraceLogins?: number;
+  /** Security notices waiting to be sent, and recent ones (core/notices.ts); absent: none. */
+  notices?: MailboxNotices;
   createdAt: number;
   updatedAt: number;
 }

@@ -36,9 +36,10 @@ export function atLeastAsStrict(mode: ChallengeMode, than: ChallengeMode): boole
 export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provider'>> & {
   fallbackProvider?: FallbackProvider;
   usersMayConfigure?: boolean;
+  notifications?: boolean;
 };
 
-type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace';
+type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'notifications';
 
 /** The most specific level that sets `key` (mailbox, domain, global), else the default. */
 function pick<K extends Inherited>(
@@ -103,6 +104,7 @@ function resolveChallenge(
  * - trustedNetworks: global ∪ domain. A mailbox cannot declare networks trusted for itself.
  * - enrolmentGrace: the most specific level that sets it (a mailbox's 'none' ends a domain's
  *   grace for it), else 'none'.
+ * - notifications: the most specific level that sets it, else defaults (true without one).
  */
 export function resolveSettings(
   defaults: SettingsDefaults,
@@ -120,6 +122,7 @@ export function resolveSettings(
   const fallbackProvider = pick('fallbackProvider', mailbox, domain, global, defaults.fallbackProvider ?? 'none');
   const usersMayConfigure = pick('usersMayConfigure', undefined, domain, global, defaults.usersMayConfigure ?? false);
   const enrolmentGrace = pick('enrolmentGrace', mailbox, domain, global, 'none');
+  const notifications = pick('notifications', mailbox, domain, global, defaults.notifications ?? true);
 
   // Global first, then domain, then mailbox.
   const countryRules: EffectiveSettings['countryRules'] = [];
@@ -140,12 +143,14 @@ export function resolveSettings(
     usersMayConfigure: usersMayConfigure.value,
     minChallenge: challenge.minimum,
     enrolmentGrace: enrolmentGrace.value,
+    notifications: notifications.value,
     sources: {
       challenge: challenge.source,
       provider: provider.source,
       fallbackProvider: fallbackProvider.source,
       usersMayConfigure: usersMayConfigure.source,
       enrolmentGrace: enrolmentGrace.source,
+      notifications: notifications.source,
     },
   };
 }
@@ -163,6 +168,7 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
   usersMayConfigure: ['global', 'domain'],
   minChallenge: ['global', 'domain'],
   enrolmentGrace: ['global', 'domain', 'mailbox'],
+  notifications: ['global', 'domain', 'mailbox'],
 };
 
 /**
@@ -170,7 +176,7 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
  * usersMayConfigure, minChallenge, and enrolmentGrace, which lets logins in without any second
  * factor) belong to the platform administrator.
  */
-export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule'];
+export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule', 'notifications'];
 
 /** A problem with one key of a patch, named by that key. */
 function patchError(param: string, message: string): MemfaError {
@@ -281,6 +287,9 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
           break;
         case 'enrolmentGrace':
           next.enrolmentGrace = parseEnrolmentGrace(value);
+          break;
+        case 'notifications':
+          next.notifications = parseBoolean(key, value);
           break;
       }
     });

@@ -23,7 +23,7 @@ import { applyHeapPolicy } from './heap.js';
 import { Listener } from './listener.js';
 import { acquireDataDirLock } from './lock.js';
 import { logRequests } from './request-log.js';
-import { checkSenders, createSenders } from './senders.js';
+import { checkSenders, createNoticeSender, createSenders } from './senders.js';
 import { createLogger, type Logger } from './logger.js';
 
 async function ensureDir(dir: string, mode: number, log: Logger): Promise<void> {
@@ -133,6 +133,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       await Promise.all(Object.values(senders).map((s) => s.close()));
     });
     checkSenders(senders, log);
+    const notices = createNoticeSender(config, log, senders);
+    if (notices !== undefined) cleanups.push(notices.close);
 
     const ports: Ports = {
       config,
@@ -148,10 +150,14 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       audit,
       log,
       senders,
+      ...(notices === undefined ? {} : { notices: notices.sender }),
       startedAt: started,
       version: VERSION,
     };
     const services = createServices(ports);
+    // Stopped after the listeners have drained (cleanups run in reverse), before the gateways close.
+    services.notifier.start();
+    cleanups.push(() => services.notifier.stop());
     const dispatcher = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
     const dispatch = config.log.level === 'debug' ? logRequests(dispatcher, log) : dispatcher;
     const listeners = SOCKET_KINDS.map((kind) => new Listener(kind, config.sockets[kind], config.limits, dispatch, log));

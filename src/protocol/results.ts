@@ -84,6 +84,8 @@ export interface EffectiveView {
   fallbackProvider: { value: FallbackProvider; source: SettingSource };
   usersMayConfigure: { value: boolean; source: SettingSource };
   enrolmentGrace: { value: EnrolmentGrace; source: SettingSource };
+  /** Whether security notices are mailed to the owner. */
+  notifications: { value: boolean; source: SettingSource };
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
 }

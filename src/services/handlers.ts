@@ -6,6 +6,7 @@ import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
+import { Notifier } from './notify.js';
 import { ProviderPolicy } from './policy.js';
 import { FactorProof } from './proof.js';
 import type { Ports } from './ports.js';
@@ -22,6 +23,8 @@ import { lockoutPolicy } from './context.js';
 export interface Services {
   handlers: Handlers;
   authenticate: DomainAdmins['authenticate'];
+  /** Sends the security notices the services queue; the daemon starts and stops it. */
+  notifier: Notifier;
 }
 
 export function createServices(p: Ports): Services {
@@ -29,16 +32,17 @@ export function createServices(p: Ports): Services {
   warnProvidersWithoutGateway(p, policy);
   const unstored = new UnstoredFailures(lockoutPolicy(p.config));
   const settings = new SettingsAdmin(p, policy, unstored);
-  const enrolment = new Enrolment(p);
+  const notifier = new Notifier(p, p.notices);
+  const enrolment = new Enrolment(p, notifier);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
-  const recovery = new RecoveryCodes(p);
+  const recovery = new RecoveryCodes(p, notifier);
   const imports = new MailboxImport(p, recovery);
   const security = new SecurityAdmin(p, unstored);
   const admins = new DomainAdmins(p);
-  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
-  const ops = new MailboxOps(p, verifier, codes);
+  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored, notifier);
+  const ops = new MailboxOps(p, verifier, codes, notifier);
   const ipBlocks = new IpBlocks(p, verifier.throttle);
-  const proof = new FactorProof(p, codes, recovery);
+  const proof = new FactorProof(p, codes, recovery, notifier);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
@@ -80,5 +84,5 @@ export function createServices(p: Ports): Services {
     'self.enroll.confirm': (params, ctx) => self.enrollConfirm(params, ctx),
     'self.forget-locations': (params, ctx) => self.forgetLocations(params, ctx),
   };
-  return { handlers, authenticate: (token) => admins.authenticate(token) };
+  return { handlers, authenticate: (token) => admins.authenticate(token), notifier };
 }
