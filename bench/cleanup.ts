@@ -20,9 +20,12 @@ export function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
-/** A fresh directory under the system temp dir; short, because Unix socket paths must fit ~100 bytes. */
-export async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+/**
+ * A fresh directory under the system temp dir (or under `base`); short, because Unix socket paths
+ * must fit ~100 bytes.
+ */
+export async function tempDir(prefix: string, base = os.tmpdir()): Promise<string> {
+  const dir = await mkdtemp(path.join(base, prefix));
   dirs.add(dir);
   return dir;
 }

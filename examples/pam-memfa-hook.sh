@@ -1,15 +1,28 @@
 #!/bin/sh
 # pam-memfa-hook.sh: an example pam_exec(8) hook that asks memfa(1) about a login.
 #
-#   /etc/pam.d/<service>:
-#     auth  required  pam_exec.so quiet expose_authtok /usr/local/libexec/memfa/pam-memfa-hook.sh
+# Two uses, chosen by the hook's first argument:
 #
-# With expose_authtok, pam_exec writes the authentication token, followed by a NUL, to this
-# script's standard input. This example is for a PAM service whose token is the second factor: a
-# one-time code (TOTP, SMS or email) or a recovery code, e.g. the second step of a webmail or
-# single sign-on login whose password was checked before. The token goes from standard input
-# straight into `memfa verify --code-stdin`: it is never put on a command line (where ps(1) shows
-# it), into a variable, a file or a log.
+#   code (the default): the PAM token is the second factor, a one-time code (TOTP, SMS or email)
+#   or a recovery code, e.g. the second step of a webmail or single sign-on login whose password
+#   was checked before. With expose_authtok, pam_exec writes the token, followed by a NUL, to this
+#   script's standard input; it goes from there straight into `memfa verify --code-stdin`: it is
+#   never put on a command line (where ps(1) shows it), into a variable, a file or a log.
+#
+#     auth  required  pam_exec.so quiet expose_authtok /usr/local/libexec/memfa/pam-memfa-hook.sh code
+#
+#   password: the PAM token is the mailbox's password (an IMAP, POP3 or SMTP login through PAM,
+#   after pam_unix or the like has checked it). The token is not memfa's business and is never
+#   read (do not give expose_authtok). The hook asks `memfa verify --no-send`, which decides
+#   without sending a code or counting anything: the login passes only when memfa needs no second
+#   factor for it (a remembered address, a trusted network, mode never). A mail client cannot
+#   answer a challenge, so a challenge or an enrolment is a refusal.
+#
+#     auth  required  pam_exec.so quiet /usr/local/libexec/memfa/pam-memfa-hook.sh password
+#
+#   For app passwords and the primaryPassword setting, use memfa's Dovecot passdb instead
+#   (examples/dovecot, memfa-dovecot(7)): it asks login.check on the hook socket, without a
+#   process per login.
 #
 # It fails closed: the PAM step succeeds only when memfa answers allow (exit 0). Deny (1),
 # challenge (2), enroll (3), a usage error (64), the daemon being unavailable (69), a temporary
@@ -18,7 +31,9 @@
 #
 # Needs: PAM_USER = the mailbox address, PAM_RHOST = the client's IP address (Dovecot passes the
 # address; a host name is refused by memfa). The process running PAM must be able to connect to
-# memfa's hook socket (be in the socket's group, e.g. memfa; see examples/memfa.service).
+# memfa's hook socket (be in the socket's group, e.g. memfa; see examples/memfa.service). A hook
+# that starts Node needs an address space larger than Dovecot's default_vsz_limit (256M): set
+# vsz_limit for the auth service (memfa-dovecot(7)).
 #
 # Install it owned by root, mode 0755, in a directory only root can write to.
 
@@ -48,9 +63,23 @@ if [ -z "$user" ] || [ -z "$ip" ]; then
 fi
 
 # --opt=value: a value starting with "-" can never be taken for an option. memfa checks both.
-# Standard input (the token) is inherited; the answer on standard output is not needed.
-"$MEMFA" verify --user="$user" --ip="$ip" --code-stdin >/dev/null
-status=$?
+# The answer on standard output is not needed.
+case ${1:-code} in
+  code)
+    # Standard input (the token, the code) is inherited.
+    "$MEMFA" verify --user="$user" --ip="$ip" --code-stdin >/dev/null
+    status=$?
+    ;;
+  password)
+    # The token is a password: memfa never gets it.
+    "$MEMFA" verify --user="$user" --ip="$ip" --no-send </dev/null >/dev/null
+    status=$?
+    ;;
+  *)
+    log "unknown mode '$1' (expected code or password); refusing"
+    exit 1
+    ;;
+esac
 
 case $status in
   0)
@@ -60,7 +89,7 @@ case $status in
     log "denied: $user from $ip"
     ;;
   2)
-    log "second factor still needed: $user from $ip"
+    log "second factor needed: $user from $ip"
     ;;
   3)
     log "not enrolled yet: $user from $ip (enrol through the webmail or memfa enroll)"

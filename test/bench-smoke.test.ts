@@ -8,6 +8,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { dovecotMissing } from './helpers/dovecot.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const RUN = path.join(REPO, 'dist', 'bench', 'run.js');
@@ -50,6 +51,9 @@ const FIELDS = [
   'scale_growth_write_p99',
   'scale_growth_store',
 ];
+// The IMAP section runs where Dovecot (with its Lua passdb) is installed, and says why not elsewhere.
+const IMAP_FIELDS = ['imap_login_ms', 'imap_login_memfa_ms', 'imap_login_cli_ms', 'imap_login_ratio', 'imap_login_cli_ratio', 'imap_logins', 'imap_cli_logins'];
+const imapMissing = dovecotMissing();
 
 function run(args: string[], tmp: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -76,7 +80,7 @@ test('npm run bench --quick --json: every field present and numeric, nothing lef
   const r = await run(['--quick', '--json'], tmp, 240_000);
   assert.equal(r.code, 0, `bench exited ${r.code}\n${r.stderr}`);
   const doc = JSON.parse(r.stdout) as Record<string, unknown>;
-  for (const field of FIELDS) {
+  for (const field of imapMissing === null ? [...FIELDS, ...IMAP_FIELDS] : FIELDS) {
     assert.equal(typeof doc[field], 'number', `${field} is a number (got ${JSON.stringify(doc[field])})`);
     assert.ok(Number.isFinite(doc[field]), `${field} is finite (got ${String(doc[field])})`);
   }
@@ -93,6 +97,10 @@ test('npm run bench --quick --json: every field present and numeric, nothing lef
   assert.equal(typeof machine['cores'], 'number');
   const settings = doc['settings'] as Record<string, unknown>;
   assert.equal(settings['mode'], 'quick');
+  if (imapMissing !== null) {
+    assert.match(String(settings['imap_skipped']), /apt-get install/, 'a skipped IMAP section says how to install Dovecot');
+    for (const field of IMAP_FIELDS) assert.equal(doc[field], undefined, `${field}: only that section is skipped`);
+  }
   const targets = doc['targets'] as Record<string, { pass: unknown }>;
   assert.ok(Object.keys(targets).length >= 10, 'every target is reported');
   for (const t of Object.values(targets)) assert.equal(typeof t.pass, 'boolean');

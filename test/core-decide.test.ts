@@ -28,7 +28,8 @@ function settings(over: Partial<EffectiveSettings> = {}): EffectiveSettings {
     minChallenge: null,
     enrolmentGrace: 'none',
     notifications: true,
-    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default' },
+    primaryPassword: 'app-password',
+    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default', primaryPassword: 'default' },
     ...over,
   };
 }

@@ -16,7 +16,8 @@ function settings(provider: ProviderName, fallbackProvider: FallbackProvider, so
     minChallenge: null,
     enrolmentGrace: 'none',
     notifications: true,
-    sources: { challenge: 'global', provider: sources.provider ?? 'domain', fallbackProvider: sources.fallbackProvider ?? 'global', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default' },
+    primaryPassword: 'app-password',
+    sources: { challenge: 'global', provider: sources.provider ?? 'domain', fallbackProvider: sources.fallbackProvider ?? 'global', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default', primaryPassword: 'default' },
   };
 }
 

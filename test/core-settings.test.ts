@@ -89,8 +89,8 @@ test('resolveSettings: the most specific level wins, each with its source', () =
       row.want,
       row.name,
     );
-    // No row sets an enrolment grace or notifications: they come from the default.
-    assert.deepEqual(eff.sources, { ...row.sources, enrolmentGrace: 'default', notifications: 'default' }, row.name);
+    // No row sets an enrolment grace, notifications or primaryPassword (see the tests below): they come from the default.
+    assert.deepEqual(eff.sources, { ...row.sources, enrolmentGrace: 'default', notifications: 'default', primaryPassword: 'default' }, row.name);
   }
 });
 
@@ -112,6 +112,23 @@ test('resolveSettings: notifications come from the most specific level that sets
   assert.deepEqual(applySettingsPatch({ notifications: false }, { notifications: 'inherit' }, 'domain'), {});
   assert.throws(() => applySettingsPatch({}, { notifications: 'maybe' }, 'global'), (e: MemfaError) => e.code === 'INVALID_PARAMS' && /notifications: expected true or false/.test(e.message));
   assert.throws(() => applySettingsPatch({}, { notifications: false }, 'user'), (e: MemfaError) => e.code === 'INVALID_PARAMS' && /notifications: can only be set at global or domain or mailbox level/.test(e.message));
+});
+
+
+test('resolveSettings: primaryPassword from the most specific level, else the default, else app-password', () => {
+  assert.equal(resolveSettings(DEFAULTS, {}, undefined, undefined).primaryPassword, 'app-password');
+  const withDefault = { ...DEFAULTS, primaryPassword: 'password' as const };
+  assert.equal(resolveSettings(withDefault, {}, undefined, undefined).primaryPassword, 'password');
+  const g = resolveSettings(withDefault, { primaryPassword: 'known-location' }, {}, {});
+  assert.deepEqual([g.primaryPassword, g.sources.primaryPassword], ['known-location', 'global']);
+  const d = resolveSettings(withDefault, { primaryPassword: 'known-location' }, { primaryPassword: 'app-password' }, undefined);
+  assert.deepEqual([d.primaryPassword, d.sources.primaryPassword], ['app-password', 'domain']);
+  const m = resolveSettings(withDefault, {}, { primaryPassword: 'app-password' }, { primaryPassword: 'password' });
+  assert.deepEqual([m.primaryPassword, m.sources.primaryPassword], ['password', 'mailbox']);
+  assert.deepEqual(applySettingsPatch({}, { primaryPassword: 'known-location' }, 'mailbox'), { primaryPassword: 'known-location' });
+  assert.deepEqual(applySettingsPatch({ primaryPassword: 'password' }, { primaryPassword: 'inherit' }, 'domain'), {});
+  assert.throws(() => applySettingsPatch({}, { primaryPassword: 'otp' }, 'global'), (err: MemfaError) => err.data?.['param'] === 'primaryPassword');
+  assert.throws(() => applySettingsPatch({}, { primaryPassword: 'password' }, 'user'), (err: MemfaError) => err.data?.['param'] === 'primaryPassword');
 });
 
 test('resolveSettings: missing optional defaults mean no fallback and no self-service', () => {

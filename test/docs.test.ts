@@ -12,6 +12,7 @@ import { VERIFY_HELP } from '../src/cli/verify.js';
 import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
 import { PROVIDER_PROBLEMS } from '../src/core/provider-choice.js';
+import { LOGIN_CHECK_REASONS } from '../src/core/protocol-login.js';
 import { SETTING_LEVELS } from '../src/core/settings.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
 import { METHODS, SOCKET_KINDS, isDelegable, type MethodName } from '../src/protocol/methods.js';
@@ -71,7 +72,7 @@ test('package.json names man pages that exist, and the man pages render as roff'
   const pkg = JSON.parse(read('package.json')) as { man?: string[] };
   assert.ok(Array.isArray(pkg.man) && pkg.man.length >= 2, 'package.json "man" lists the pages');
   for (const page of pkg.man) assert.ok(existsSync(path.join(ROOT, page)), `${page} exists`);
-  for (const src of [man1Source, man5Source]) {
+  for (const src of [man1Source, man5Source, read('man/memfa-dovecot.7')]) {
     assert.match(src, /^\.TH /m);
     assert.match(src, /^\.SH NAME$/m);
     // A text line starting with a dot or quote would be swallowed as an unknown request.
@@ -99,6 +100,25 @@ test('every verify reason is in memfa(1) VERIFY REASONS with its description', (
     assert.ok(tokens(text).includes(reason), `memfa.1 VERIFY REASONS: missing ${reason}`);
     assert.ok(text.includes(description), `memfa.1 VERIFY REASONS: ${reason}'s description "${description}"`);
   }
+});
+
+test('every login.check reason is in memfa(1) LOGIN CHECK REASONS with its result and description', () => {
+  const text = collapse(section('LOGIN CHECK REASONS'));
+  for (const { reason, result, description } of LOGIN_CHECK_REASONS) {
+    assert.ok(text.includes(`${reason} ${result}: ${description}`), `memfa.1 LOGIN CHECK REASONS: "${reason} ${result}: ${description}"`);
+  }
+  const check = collapse(section('LOGIN CHECK'));
+  for (const { reason } of LOGIN_CHECK_REASONS) assert.ok(tokens(check).includes(reason), `memfa.1 LOGIN CHECK: the order names ${reason}`);
+});
+
+test('memfa(1) shows a whole verify exchange, a login.check and an app password made through self-service', () => {
+  const text = collapse(section('SOCKETS AND PROTOCOL'));
+  const verify = text.split('A verify exchange')[1] ?? '';
+  for (const answer of ['"result":"challenge"', '"code":"', '"result":"allow","reason":"code-valid"']) assert.ok(verify.includes(answer), `the verify exchange: ${answer}`);
+  assert.match(text, /The webmail login sequence.*enroll.*75/, 'the webmail login sequence, with enroll and 75');
+  for (const m of ['self.app-password.add', 'self.recovery.generate', 'self.app-password.list', 'self.app-password.revoke']) assert.ok(text.includes(m), `SOCKETS AND PROTOCOL: ${m}`);
+  assert.ok(text.includes('"method":"self.app-password.add"'), 'an example exchange with self.app-password.add');
+  assert.ok(collapse(section('LOGIN CHECK')).includes('"method":"login.check"'), 'an example exchange with login.check');
 });
 
 test('every exit status is in memfa(1) EXIT STATUS', () => {
@@ -297,6 +317,19 @@ test("every audit action and log event of the daemon's own (the 'audit-…' name
   for (const name of names) assert.ok(text.includes(name), `memfa.1: ${name}`);
 });
 
+test('memfa-dovecot(7) explains every setting of the shipped Dovecot configuration', () => {
+  const page = collapse(plain(read('man/memfa-dovecot.7')));
+  const conf = read('examples/dovecot/05-memfa.conf');
+  const settings = [...conf.matchAll(/^\s*(result_[a-z]+ = [a-z-]+)$/gm)].map((m) => m[1]!);
+  assert.deepEqual(settings.map((s) => s.split(' ')[0]).sort(), ['result_failure', 'result_internalfail', 'result_success'], 'the shipped passdb sets its results');
+  for (const s of settings) assert.ok(page.includes(s), `memfa-dovecot(7): ${s}`);
+  const args = /^\s*args = (.*)$/m.exec(conf)?.[1] ?? '';
+  for (const arg of args.split(/\s+/).filter((a) => a.includes('=') && !a.startsWith('file='))) assert.ok(page.includes(arg), `memfa-dovecot(7): passdb argument ${arg}`);
+  for (const name of ['import_environment', 'MEMFA_HOOK_SOCKET', 'MEMFA_TIMEOUT_SECONDS', 'auth_mechanisms', 'vsz_limit', 'default_vsz_limit']) assert.ok(page.includes(name), `memfa-dovecot(7): ${name}`);
+  const lua = read('examples/dovecot/memfa-passdb.lua');
+  for (const env of lua.matchAll(/os\.getenv\("([A-Z_]+)"\)/g)) assert.ok(page.includes(env[1]!), `memfa-dovecot(7): the script's ${env[1]}`);
+});
+
 test('the README has the two set-up commands and links the man pages', () => {
   const readme = read('README.md');
   assert.match(readme, /^npm ci && npm start$/m, 'README: the daemon command');
@@ -304,7 +337,7 @@ test('the README has the two set-up commands and links the man pages', () => {
   assert.match(scripts['start'] ?? '', /npm run build && node bin\/memfa --config config\/local\.json daemon/, 'npm start builds and runs the daemon on the local store');
   assert.match(readme, /^npm test$/m, 'README: npm test on its own line');
   assert.ok(existsSync(path.join(ROOT, 'config/local.json')), 'config/local.json exists');
-  for (const link of ['man/memfa.1', 'man/memfa.conf.5', 'examples/memfa.service', 'examples/pam-memfa-hook.sh']) {
+  for (const link of ['man/memfa.1', 'man/memfa.conf.5', 'man/memfa-dovecot.7', 'examples/memfa.service', 'examples/pam-memfa-hook.sh', 'examples/dovecot/05-memfa.conf', 'examples/webmail/memfa.php']) {
     assert.ok(readme.includes(link), `README links ${link}`);
     assert.ok(existsSync(path.join(ROOT, link)), `${link} exists`);
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
-import { keyedHash, randomToken, verifyKeyedHash } from '../src/security/hash.js';
+import { keyedHash, keyedHashIndex, randomToken, verifyKeyedHash } from '../src/security/hash.js';
 
 const KEY = Buffer.alloc(32, 0x42);
 
@@ -40,4 +40,15 @@ test('randomToken gives base64url of the requested size, different each time', (
   assert.equal(Buffer.from(randomToken(16), 'base64url').length, 16);
   assert.throws(() => randomToken(4), RangeError);
   assert.throws(() => randomToken(1.5), RangeError);
+});
+
+test('keyedHashIndex finds the stored hash of the value, and nothing for another value, purpose or key', () => {
+  const purpose = 'app-password:alice@example.org';
+  const stored = ['h1:short', keyedHash(KEY, purpose, 'one'), keyedHash(KEY, purpose, 'two'), keyedHash(KEY, purpose, 'two')];
+  assert.equal(keyedHashIndex(KEY, purpose, 'one', stored), 1);
+  assert.equal(keyedHashIndex(KEY, purpose, 'two', stored), 2, 'the first match');
+  assert.equal(keyedHashIndex(KEY, purpose, 'three', stored), -1);
+  assert.equal(keyedHashIndex(KEY, 'app-password:bob@example.org', 'one', stored), -1);
+  assert.equal(keyedHashIndex(Buffer.alloc(32, 1), purpose, 'one', stored), -1);
+  assert.equal(keyedHashIndex(KEY, purpose, 'one', []), -1);
 });

@@ -653,3 +653,25 @@ test('journal larger than a read piece: lines across piece edges apply, a garbag
   await assert.rejects(FileStore.open(file), (err: unknown) => err instanceof MemfaError && err.code === 'STORE_CORRUPT' && err.message.includes(`at byte ${at} `));
   assert.deepEqual(await readFile(journal), corrupt, 'journal untouched');
 });
+
+test('migration: a version 2 store, and the journal beside it, load with no app passwords', async (t) => {
+  const file = await tempStore(t);
+  const v2 = (address: string, settings: MailboxRecord['settings'] = {}) => {
+    const { appPasswords: _none, ...rest } = mb(address, { settings });
+    return rest;
+  };
+  const snapshot = { schemaVersion: 2, seq: 1, global: {}, domains: {}, meta: {}, mailboxes: { 'old@example.com': v2('old@example.com', { challenge: 'always' }) } };
+  assert.equal('appPasswords' in snapshot.mailboxes['old@example.com'], false, 'the fixture is a version 2 record');
+  await writeFile(file, JSON.stringify(snapshot), { mode: 0o600 });
+  await writeFile(file + '.journal', JSON.stringify({ s: 2, o: [['m', 'late@example.com', v2('late@example.com')]] }) + '\n', { mode: 0o600 });
+  const s = await openStore(file);
+  assert.deepEqual(s.getMailbox('old@example.com')!.appPasswords, []);
+  assert.deepEqual(s.getMailbox('old@example.com')!.settings, { challenge: 'always' });
+  assert.deepEqual(s.getMailbox('late@example.com')!.appPasswords, []);
+  const written = JSON.parse(await readFile(file, 'utf8'));
+  assert.equal(written.schemaVersion, CURRENT_SCHEMA);
+  assert.deepEqual(written.mailboxes['late@example.com'].appPasswords, []);
+  await s.close();
+  const again = await openStore(file);
+  assert.deepEqual(again.getMailbox('late@example.com')!.appPasswords, []);
+});

@@ -4,7 +4,8 @@
 // - security: every change and security event (administration, enrolment, resets, unlocks, key
 //   rotation, domain administrators, the daemon's own records) and the logins that change a
 //   mailbox's factors (a TOTP secret activated, a recovery code spent).
-// - logins: every other answer of verify; fast-path allows are counted (aggregate.ts).
+// - logins: every other answer of verify, and every answer of login.check; fast-path allows
+//   (and login.check's allows and continues) are counted (aggregate.ts).
 //
 // A query reads both, merged by time; verify checks both; status counts what was lost.
 
@@ -24,7 +25,7 @@ export const STREAMS: readonly AuditStreamName[] = ['security', 'logins'];
 const FACTOR_REASONS: ReadonlySet<string> = new Set(['enrolled', 'recovery-code-used']);
 
 export function streamOf(event: AuditEvent): AuditStreamName {
-  return event.action === 'verify' && !FACTOR_REASONS.has(event.reason ?? '') ? 'logins' : 'security';
+  return (event.action === 'verify' && !FACTOR_REASONS.has(event.reason ?? '')) || event.action === 'login.check' ? 'logins' : 'security';
 }
 
 export interface StreamOptions {

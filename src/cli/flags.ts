@@ -1,12 +1,13 @@
 // Option parsing shared by several command groups: the settings flags of global, domain and
 // mailbox set, and the small value parsers.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PROVIDERS, orInherit } from '../protocol/vocabulary.js';
+import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PRIMARY_PASSWORD_MODES, PROVIDERS, orInherit } from '../protocol/vocabulary.js';
 import { usage } from './io.js';
 
 export const CHALLENGE_CHOICES = orInherit(CHALLENGE_MODES);
 export const PROVIDER_CHOICES = orInherit(PROVIDERS);
 export const FALLBACK_CHOICES = orInherit(FALLBACK_PROVIDERS);
+export const PRIMARY_PASSWORD_CHOICES = orInherit(PRIMARY_PASSWORD_MODES);
 
 export interface SettingFlags {
   challenge?: string;
@@ -20,6 +21,7 @@ export interface SettingFlags {
   minChallenge?: string;
   enrolmentGrace?: string;
   notifications?: string;
+  primaryPassword?: string;
 }
 
 // Value parsers throw commander's error, which names the option and reaches the usage handling
@@ -69,6 +71,7 @@ export function settingsPatch(f: SettingFlags): Record<string, unknown> {
   // Parsed by the daemon (core/grace.ts), which names the part that is wrong.
   if (f.enrolmentGrace !== undefined) patch['enrolmentGrace'] = f.enrolmentGrace;
   if (f.notifications !== undefined) patch['notifications'] = f.notifications;
+  if (f.primaryPassword !== undefined) patch['primaryPassword'] = f.primaryPassword;
   return patch;
 }
 
@@ -84,7 +87,12 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
       '--enrolment-grace <grace>',
       'none, until=DATE, logins=N, both (comma-separated) or inherit: how long a mailbox that must enrol may log in without a second factor (platform administrator only)',
     )
-    .addOption(new Option('--notifications <yes|no|inherit>', 'whether security notices are mailed to the owner (new country, TOTP, recovery codes, app passwords, lockout)').choices(['yes', 'no', 'inherit']));
+    .addOption(new Option('--notifications <yes|no|inherit>', 'whether security notices are mailed to the owner (new country, TOTP, recovery codes, app passwords, lockout)').choices(['yes', 'no', 'inherit']))
+    .addOption(
+      new Option('--primary-password <mode>', 'what the primary password may do over IMAP, POP3, SMTP, ManageSieve and DAV once MFA is on: password, known-location or app-password').choices(
+        PRIMARY_PASSWORD_CHOICES,
+      ),
+    );
   if (level !== 'mailbox') {
     cmd.option('--trusted-networks <CIDR,..|inherit>', 'networks whose logins need no second factor');
     cmd.addOption(new Option('--users-may-configure <yes|no|inherit>', 'whether end users may change their own MFA settings').choices(['yes', 'no', 'inherit']));

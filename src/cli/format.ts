@@ -51,6 +51,7 @@ export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, st
     ['notifications', `${e.notifications.value ? 'yes' : 'no'} ${src(e.notifications.source)}`],
     ['country rules', e.countryRules.length === 0 ? 'none' : e.countryRules.map((r) => `${r.rule.mode} ${r.rule.countries.join(',')} ${src(r.level)}`).join('; ')],
     ['trusted networks', e.trustedNetworks.length === 0 ? 'none' : e.trustedNetworks.join(', ')],
+    ['primary password', `${e.primaryPassword.value} ${src(e.primaryPassword.source)} ${c.dim('over IMAP, POP3, SMTP, ManageSieve, DAV')}`],
   ];
 }
 
@@ -86,6 +87,7 @@ export function formatMailbox(m: MailboxView, c: ChalkInstance): string {
     ['lock, other IPs', lockText(m.lock.elsewhere, c)],
     ['recovery codes left', String(m.recoveryCodesLeft)],
     ...(m.enrolmentGraceLogins > 0 ? [['grace logins used', String(m.enrolmentGraceLogins)] as [string, string]] : []),
+    ['app passwords', String(m.appPasswords)],
   ]);
 }
 
@@ -263,13 +265,15 @@ export function formatKeyRotate(r: KeyRotateResult): string {
 export function formatAudit(r: AuditQueryResult): string {
   if (r.entries.length === 0) return 'no matching entries';
   // A counted line (fast-path allows) stands for details.count logins; any other for one event.
-  const logins = (e: AuditQueryResult['entries'][number]) => (e.action === 'verify' && typeof e.details?.count === 'number' ? e.details.count : 1);
+  const logins = (e: AuditQueryResult['entries'][number]) => ((e.action === 'verify' || e.action === 'login.check') && typeof e.details?.count === 'number' ? e.details.count : 1);
   return r.entries.map((e) => [e.time, e.actor, e.mailbox ?? '-', e.action, e.result, e.reason ?? '-', e.ip ?? '-', e.country ?? '-', logins(e)].join('\t')).join('\n');
 }
 
 export function formatProviderRow(r: ProviderRow, c: ChalkInstance): string {
-  const row = `${r.name.padEnd(6)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}  mailboxes: ${r.mailboxes}`;
-  return r.enabled && !r.gatewayConfigured ? `${row}  ${c.red(`(enabled without a gateway: verify answers provider-unusable where ${r.name} is needed)`)}` : row;
+  // app-password is who may create app passwords: it has no gateway, and its mailboxes are those that have some.
+  const gateway = r.name === 'app-password' ? 'gateway: -   ' : `gateway: ${r.gatewayConfigured ? r.transport : c.yellow('not configured')}`;
+  const row = `${r.name.padEnd(12)} ${r.enabled ? c.green('enabled ') : c.yellow('disabled')}  domain admins: ${r.domainAdmins ? 'yes' : 'no '}  end users: ${r.endUsers ? 'yes' : 'no '}  ${gateway}  mailboxes: ${r.mailboxes}`;
+  return r.enabled && !r.gatewayConfigured && r.name !== 'app-password' ? `${row}  ${c.red(`(enabled without a gateway: verify answers provider-unusable where ${r.name} is needed)`)}` : row;
 }
 
 export function formatAdminAdded(r: AdminAddResult, c: ChalkInstance): string {
@@ -296,6 +300,7 @@ export function formatSelf(v: SelfView): string {
     ['totp', v.totp],
     ['active factors', v.activeFactors.length === 0 ? 'none' : `${v.activeFactors.join(', ')} (changing them needs --current-code-stdin)`],
     ['may configure', v.mayConfigure ? 'yes' : 'no'],
+    ['app passwords', `${v.appPasswords.count}${v.appPasswords.mayCreate ? '' : ' (the platform lets only administrators create them)'}`],
   ]);
 }
 

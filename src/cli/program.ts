@@ -7,6 +7,7 @@ import { VERSION } from '../version.js';
 import { registerAdmins } from './commands/admins.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerConfig } from './commands/config.js';
+import { registerAppPasswords } from './commands/app-passwords.js';
 import { registerDaemon } from './commands/daemon.js';
 import { registerDomain } from './commands/domain.js';
 import { registerGateways } from './commands/gateways.js';
@@ -23,7 +24,7 @@ import { printErrorDocument, reportError } from './io.js';
 import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp } from './usage.js';
 
 /** The command groups, in the order `memfa --help` lists them. */
-const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerIpBlocks, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
+const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerAppPasswords, registerIpBlocks, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
 /** Operations: checking the configuration, shell completion, importing from other tools. */
 const OPERATIONS = [registerConfig, registerCompletion, registerImport];
 

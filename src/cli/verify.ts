@@ -8,7 +8,8 @@ import { EXIT } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
 import { out, printJson, reportError, socketFor, usage, type GlobalOptions } from './io.js';
 
-export const VERIFY_HELP = `Usage: memfa verify --user ADDRESS --ip IP [--code CODE | --code-stdin] [--json]
+export const VERIFY_HELP = `Usage: memfa verify --user ADDRESS --ip IP
+                   [--code CODE | --code-stdin | --no-send] [--json]
 
 Asks the daemon whether a login needs a second factor, or checks the factor.
 
@@ -20,6 +21,9 @@ Options:
                      list: prefer --code-stdin)
   --code-stdin       read the code from standard input (a trailing newline or
                      NUL is ignored)
+  --no-send          decide only: never send a code, create a pending
+                     enrolment or count anything (for hooks that cannot
+                     answer a challenge; a challenge or enroll is a refusal)
   --json             print one JSON object: result, reason, provider, user, ip,
                      country, and where relevant otpauthUri, destination,
                      expiresAt, sent, resent, retryAfter, recoveryCodesLeft,
@@ -67,6 +71,7 @@ export async function runVerify(argv: string[]): Promise<number> {
     ip?: string;
     code?: string;
     'code-stdin'?: boolean;
+    'no-send'?: boolean;
     json?: boolean;
     socket?: string;
     config?: string;
@@ -85,6 +90,7 @@ export async function runVerify(argv: string[]): Promise<number> {
         ip: { type: 'string' },
         code: { type: 'string' },
         'code-stdin': { type: 'boolean' },
+        'no-send': { type: 'boolean' },
         json: { type: 'boolean' },
         socket: { type: 'string' },
         config: { type: 'string' },
@@ -117,9 +123,10 @@ export async function runVerify(argv: string[]): Promise<number> {
     if (!values.user) throw usage('verify: --user ADDRESS is required');
     if (!values.ip) throw usage('verify: --ip IP is required');
     if (values.code !== undefined && values['code-stdin']) throw usage('verify: give --code or --code-stdin, not both');
+    if (values['no-send'] && (values.code !== undefined || values['code-stdin'])) throw usage('verify: --no-send decides without a code; give no --code or --code-stdin with it');
     const code = values['code-stdin'] ? await readCodeFromStdin() : values.code;
-    const params = code === undefined ? { user: values.user, ip: values.ip } : { user: values.user, ip: values.ip, code };
-    const result = (await call(socketFor(opts, 'hook'), 'verify', params)) as VerifyResult;
+    const params = code === undefined ? { user: values.user, ip: values.ip, ...(values['no-send'] ? { send: false } : {}) } : { user: values.user, ip: values.ip, code };
+    const result = await call(socketFor(opts, 'hook'), 'verify', params);
     if (opts.json) printJson(result);
     else await printHuman(result);
     return EXIT_FOR[result.result];

@@ -1,7 +1,7 @@
 // The configuration schema: every key, its default and its check. The validator walks a file
 // against this tree, collects every error (each naming its key) and rejects unknown keys.
 import { NOTICE_KINDS } from '../core/notices.js';
-import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PROVIDERS } from '../protocol/vocabulary.js';
+import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PRIMARY_PASSWORD_MODES, PROVIDERS } from '../protocol/vocabulary.js';
 
 export type Check = (value: unknown) => string | null;
 
@@ -86,6 +86,7 @@ export const CONFIG_SPEC: Section = section({
     fallbackProvider: leaf('none', isOneOf(FALLBACK_PROVIDERS)),
     usersMayConfigure: leaf(true, isBool),
     notifications: leaf(true, isBool),
+    primaryPassword: leaf('app-password', isOneOf(PRIMARY_PASSWORD_MODES)),
   }),
   totp: section({
     algorithm: leaf('SHA1', isOneOf(['SHA1', 'SHA256', 'SHA512'])),
@@ -116,6 +117,14 @@ export const CONFIG_SPEC: Section = section({
     ipBlockSeconds: leaf(900, isInt(1, 86400)),
     ipv4Prefix: leaf(32, isInt(8, 32)),
     ipv6Prefix: leaf(64, isInt(32, 128)),
+  }),
+  appPasswords: section({
+    enabled: leaf(true, isBool),
+    domainAdmins: leaf(true, isBool),
+    endUsers: leaf(true, isBool),
+    maxPerMailbox: leaf(20, isInt(1, 100)),
+    mailboxMaxFailures: leaf(50, isInt(1, 100000)),
+    usageFlushSeconds: leaf(60, isInt(1, 3600)),
   }),
   providers: section({
     totp: providerSection(true, [], ''),

@@ -1,6 +1,6 @@
 // The validated configuration, after defaults are applied and paths resolved (see spec.ts).
-import type { ChallengeMode, ProviderName } from '../core/model.js';
 import type { NoticeKind } from '../core/notices.js';
+import type { ChallengeMode, PrimaryPasswordMode, ProviderName } from '../core/model.js';
 import type { SocketKind } from '../protocol/methods.js';
 
 export interface SocketConfig {
@@ -75,7 +75,7 @@ export interface MemfaConfig {
   store: { file: string; compactJournalBytes: number };
   keyFile: string;
   issuer: string;
-  defaults: { challenge: ChallengeMode; provider: ProviderName; fallbackProvider: ProviderName | 'none'; usersMayConfigure: boolean; notifications: boolean };
+  defaults: { challenge: ChallengeMode; provider: ProviderName; fallbackProvider: ProviderName | 'none'; usersMayConfigure: boolean; notifications: boolean; primaryPassword: PrimaryPasswordMode };
   totp: { algorithm: 'SHA1' | 'SHA256' | 'SHA512'; digits: number; period: number; window: number; enrolmentTtlSeconds: number };
   locations: { maxEntries: number; maxAgeDays: number };
   codes: { digits: number; ttlSeconds: number; maxTries: number; cooldownSeconds: number; hourlyLimit: number };
@@ -93,6 +93,8 @@ export interface MemfaConfig {
     /** Leading bits of a client IPv6 address that make one source for the throttle. */
     ipv6Prefix: number;
   };
+  /** Who may create app passwords (as for a provider), how many a mailbox keeps, the throttle of wrong ones, how often their use is written. */
+  appPasswords: ProviderPolicyConfig & { maxPerMailbox: number; mailboxMaxFailures: number; usageFlushSeconds: number };
   providers: {
     totp: ProviderPolicyConfig;
     sms: ProviderPolicyConfig & { transport: 'smpp' | 'log' };

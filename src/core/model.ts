@@ -1,29 +1,25 @@
 // The data model shared by the pure core, the services and the store.
 // Plain JSON-compatible shapes only: the store serialises them as they are.
 
-import type { ChallengeMode, CodeProvider, FallbackProvider, ProviderName } from '../protocol/vocabulary.js';
+import type { AppProtocol, ChallengeMode, CodeProvider, FallbackProvider, PrimaryPasswordMode, ProviderName } from '../protocol/vocabulary.js';
+import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../protocol/wire-types.js';
 import type { MailboxNotices } from './notices.js';
 
 // The lists live with the protocol, which must not import the core; the core re-exports them.
-export { CHALLENGE_MODES, CODE_PROVIDERS, FALLBACK_PROVIDERS, PROVIDERS, type ChallengeMode, type CodeProvider, type FallbackProvider, type ProviderName } from '../protocol/vocabulary.js';
-
-/** ISO 3166-1 alpha-2 country rule. `block`: refuse the listed countries; `allow-only`: refuse all others. */
-export interface CountryRule {
-  mode: 'block' | 'allow-only';
-  countries: string[];
-}
-
-/**
- * How long a mailbox that must enrol may still log in without a second factor (core/grace.ts).
- * until: an ISO time; logins: how many such logins. With both, the first limit reached ends it.
- */
-export interface GraceLimits {
-  until?: string;
-  logins?: number;
-}
-
-/** 'none': a mailbox without a secret must enrol at its next login that needs a factor. */
-export type EnrolmentGrace = 'none' | GraceLimits;
+export {
+  CHALLENGE_MODES,
+  CODE_PROVIDERS,
+  FALLBACK_PROVIDERS,
+  PRIMARY_PASSWORD_MODES,
+  PROVIDERS,
+  type ChallengeMode,
+  type CodeProvider,
+  type FallbackProvider,
+  type PrimaryPasswordMode,
+  type ProviderName,
+} from '../protocol/vocabulary.js';
+// So are the shapes that the answers carry as they are (a country rule, a remembered location, ...).
+export type { ChallengeMinimum, CountryRule, EnrolmentGrace, GraceLimits, RememberedCountry, RememberedIp, SettingSource } from '../protocol/wire-types.js';
 
 /**
  * Settings stored at one level (global, domain or mailbox). A missing key means "inherit from the
@@ -48,6 +44,8 @@ export interface LevelSettings {
   enrolmentGrace?: EnrolmentGrace;
   /** Whether security notices are mailed to the mailbox's owner (core/notices.ts). */
   notifications?: boolean;
+  /** For mailboxes whose challenge mode is not never: what their primary password may do over mail protocols. */
+  primaryPassword?: PrimaryPasswordMode;
 }
 
 /**
@@ -60,15 +58,6 @@ export interface UserSettings {
 }
 
 export type SettingKey = keyof LevelSettings;
-export type SettingSource = 'global' | 'domain' | 'mailbox' | 'user' | 'default';
-
-/** The platform's minimum challenge mode as it applies to one mailbox. */
-export interface ChallengeMinimum {
-  value: ChallengeMode;
-  source: 'global' | 'domain';
-  /** It lifted the mode the settings gave (sources.challenge then names the minimum's level). */
-  raised: boolean;
-}
 
 /** Effective settings after inheritance, each with where it came from. */
 export interface EffectiveSettings {
@@ -83,19 +72,8 @@ export interface EffectiveSettings {
   minChallenge: ChallengeMinimum | null;
   enrolmentGrace: EnrolmentGrace;
   notifications: boolean;
-  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'notifications', SettingSource>;
-}
-
-export interface RememberedIp {
-  ip: string;
-  firstSeen: number; // epoch ms
-  lastSeen: number;
-}
-
-export interface RememberedCountry {
-  country: string; // ISO 3166-1 alpha-2
-  firstSeen: number;
-  lastSeen: number;
+  primaryPassword: PrimaryPasswordMode;
+  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'notifications' | 'primaryPassword', SettingSource>;
 }
 
 /** A TOTP secret sealed by the key ring (AES-256-GCM); never plain text in the store. */
@@ -172,8 +150,28 @@ export interface MailboxRecord {
   enrolmentGraceLogins?: number;
   /** Security notices waiting to be sent, and recent ones (core/notices.ts); absent: none. */
   notices?: MailboxNotices;
+  /** Standing credentials for mail clients (core/app-passwords.ts); at most appPasswords.maxPerMailbox. */
+  appPasswords: AppPassword[];
   createdAt: number;
   updatedAt: number;
+}
+
+/** An app password as stored: never the password itself. */
+export interface AppPassword {
+  /** Short random id, shown by list and accepted by revoke. */
+  id: string;
+  /** The user's label, unique within the mailbox ('phone', 'Thunderbird at home'). */
+  name: string;
+  /** Keyed hash of the canonical password (see services/app-passwords.ts). */
+  hash: string;
+  protocols: AppProtocol[];
+  /** CIDR networks it may be used from; empty: any. */
+  networks: string[];
+  createdAt: number;
+  /** Epoch ms after which it no longer works; null: never expires. */
+  expiresAt: number | null;
+  lastUsed: { at: number; ip: string; country: string | null } | null;
+  uses: number;
 }
 
 export interface DomainRecord {
@@ -204,6 +202,7 @@ export function newMailbox(address: string, now: number): MailboxRecord {
     countries: [],
     failures: noFailures(),
     recoveryCodeHashes: [],
+    appPasswords: [],
     createdAt: now,
     updatedAt: now,
   };

@@ -155,9 +155,9 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       version: VERSION,
     };
     const services = createServices(ports);
-    // Stopped after the listeners have drained (cleanups run in reverse), before the gateways close.
     services.notifier.start();
-    cleanups.push(() => services.notifier.stop());
+    // Runs after the listeners have drained (cleanups run in reverse), before the gateways and the store close.
+    cleanups.push(() => services.close());
     const dispatcher = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
     const dispatch = config.log.level === 'debug' ? logRequests(dispatcher, log) : dispatcher;
     const listeners = SOCKET_KINDS.map((kind) => new Listener(kind, config.sockets[kind], config.limits, dispatch, log));

@@ -9,6 +9,7 @@ import { configuredNoticeTemplates, NOTICE_PLACEHOLDERS } from '../delivery/noti
 import { TEMPLATE_PLACEHOLDERS, validateTemplate } from '../delivery/template.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
+import { CODE_PROVIDERS } from '../protocol/vocabulary.js';
 import { Keyring } from '../security/keyring.js';
 
 /**
@@ -117,7 +118,7 @@ export async function keyFileFindings(config: MemfaConfig): Promise<Findings> {
 /** What deserves a warning in a valid configuration (the daemon logs the same at start). */
 export function configWarnings(config: MemfaConfig): string[] {
   const warnings: string[] = [];
-  for (const provider of ['sms', 'email'] as const) {
+  for (const provider of CODE_PROVIDERS) {
     if (config.providers[provider].transport === 'log') {
       warnings.push(`providers.${provider}.transport: "log" writes every code in plain text to ${config.logTransport.file}; for development only`);
     }

@@ -6,6 +6,7 @@ import { createSmppSender } from '../delivery/sms.js';
 import { createSmtpSender } from '../delivery/smtp.js';
 import { DEFAULT_SMS_TEMPLATE, DEFAULT_SMTP_TEMPLATES, type NoticeSender, type Sender, type SmtpConfig } from '../delivery/types.js';
 import type { SmtpSettings } from '../config/types.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 import type { Logger } from './logger.js';
 import { assertTemplates } from './preflight.js';
 
@@ -26,10 +27,10 @@ function smtpConfigOf(s: SmtpSettings): SmtpConfig {
   };
 }
 
-export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<'sms' | 'email', Sender>> {
+export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<CodeProvider, Sender>> {
   // Shared with `memfa config check` (preflight.ts); smpp.dataCoding is the validator's (spec.ts).
   assertTemplates(config);
-  const senders: Partial<Record<'sms' | 'email', Sender>> = {};
+  const senders: Partial<Record<CodeProvider, Sender>> = {};
   const email = config.providers.email;
   if (email.transport === 'log') senders.email = createLogSender('email', config.logTransport);
   else if (config.smtp !== null) senders.email = createSmtpSender(smtpConfigOf(config.smtp), log);
@@ -69,7 +70,7 @@ export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<
 }
 
 /** Start-up check of every gateway: logged, never fatal. */
-export function checkSenders(senders: Partial<Record<'sms' | 'email', Sender>>, log: Logger): void {
+export function checkSenders(senders: Partial<Record<CodeProvider, Sender>>, log: Logger): void {
   for (const [provider, sender] of Object.entries(senders)) {
     void sender.check().then((r) =>
       r.ok ? log.info('gateway-ok', { provider, transport: sender.transport }) : log.warn('gateway-unreachable', { provider, transport: sender.transport, error: r.error }),
@@ -82,7 +83,7 @@ export function checkSenders(senders: Partial<Record<'sms' | 'email', Sender>>, 
  * uses; the email sender itself when it is that gateway, so that both share one connection pool.
  * None without an smtp section. `close` releases one made here.
  */
-export function createNoticeSender(config: MemfaConfig, log: Logger, senders: Partial<Record<'sms' | 'email', Sender>>): { sender: NoticeSender; close: () => Promise<void> } | undefined {
+export function createNoticeSender(config: MemfaConfig, log: Logger, senders: Partial<Record<CodeProvider, Sender>>): { sender: NoticeSender; close: () => Promise<void> } | undefined {
   if (config.smtp === null) return undefined;
   const email = senders.email;
   if (email !== undefined && isNoticeSender(email)) return { sender: email, close: async () => undefined };

@@ -1,7 +1,15 @@
-// Result shapes of the methods (see methods.ts), shared by daemon and CLI.
-import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
-import type { ProviderChoice } from '../core/provider-choice.js';
-import type { ChallengeMode, FallbackProvider, ProviderName } from './vocabulary.js';
+// Result shapes of the methods: methods.ts names each method's, the daemon's handlers must return
+// it and the client's call returns it. Shared by daemon and CLI; nothing here has a runtime form.
+import type { SocketKind } from './methods.js';
+import type { ChallengeMode, CodeProvider, FallbackProvider, PolicyName, PrimaryPasswordMode, ProviderName } from './vocabulary.js';
+import type { ChallengeMinimum, CountryRule, EnrolmentGrace, ProviderChoice, RememberedCountry, RememberedIp, SettingSource } from './wire-types.js';
+
+// The answers of the mail-protocol side (app passwords, login.check, explain --protocol).
+export type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, AppPasswordView, LoginCheckOutcome, LoginCheckResult, ProtocolExplainResult } from './results-mail.js';
+
+export interface PingResult {
+  pong: true;
+}
 
 export interface StatusResult {
   version: string;
@@ -48,6 +56,32 @@ export type AuditVerifyResult =
   | { ok: true; lines: number; files: number; lost: number; streams: AuditStreamCheck[] }
   | { ok: false; file: string; line: number; problem: string; streams: AuditStreamCheck[] };
 
+/** An audit line as audit.query answers it (audit/entry.ts writes it), with the stream it is in. */
+export interface AuditEntryView {
+  seq: number;
+  /** ISO 8601. */
+  time: string;
+  /** admin, self, hook, daemon or domain-admin:NAME. */
+  actor: string;
+  socket: SocketKind | null;
+  mailbox: string | null;
+  action: string;
+  result: string;
+  reason: string | null;
+  ip: string | null;
+  country: string | null;
+  /** A counted line (fast-path allows) has details.count: the logins it stands for. */
+  details?: Record<string, unknown>;
+  /** The SHA-256 of the line before, which chains the stream. */
+  prev: string;
+  stream: AuditStreamName;
+}
+
+export interface AuditQueryResult {
+  /** Oldest first. */
+  entries: AuditEntryView[];
+}
+
 export type VerifyOutcome = 'allow' | 'deny' | 'challenge' | 'enroll';
 
 export interface VerifyResult {
@@ -88,6 +122,8 @@ export interface EffectiveView {
   notifications: { value: boolean; source: SettingSource };
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
+  /** What the primary password may do over mail protocols (login.check) while the challenge mode is not never. */
+  primaryPassword: { value: PrimaryPasswordMode; source: SettingSource };
 }
 
 export interface LockView {
@@ -99,6 +135,9 @@ export interface LockView {
   failures: number;
 }
 
+/** A TOTP secret active, one pending (enrolment started, not confirmed), or none. */
+export type TotpStatus = 'active' | 'pending' | 'none';
+
 export interface MailboxView {
   address: string;
   stored: boolean;
@@ -109,7 +148,7 @@ export interface MailboxView {
   effective: EffectiveView;
   phone: string | null;
   altEmail: string | null;
-  totp: 'active' | 'pending' | 'none';
+  totp: TotpStatus;
   totpActivatedAt: number | null;
   ips: RememberedIp[];
   countries: RememberedCountry[];
@@ -128,6 +167,13 @@ export interface MailboxView {
    * (role 'fallback', with the fallback's source), or none (outcome disabled or unusable).
    */
   providerInUse?: ProviderChoice;
+  /** How many app passwords the mailbox has (app-password.list shows them). */
+  appPasswords: number;
+}
+
+export interface MailboxRemoveResult {
+  address: string;
+  removed: true;
 }
 
 export interface EnrolResult {
@@ -141,6 +187,24 @@ export interface EnrolResult {
   period: number;
 }
 
+/** enroll.confirm, self.enroll.confirm. */
+export interface EnrolConfirmResult {
+  address: string;
+  activated: true;
+  /** Epoch ms. */
+  activatedAt: number;
+}
+
+/** reset: what was removed. */
+export interface ResetResult {
+  address: string;
+  secret: boolean;
+  locations: boolean;
+}
+
+/** self.forget-locations: reset's answer, or without `secret` for a mailbox with no stored record (nothing to forget). */
+export type ForgetLocationsResult = ResetResult | { address: string; locations: true };
+
 export interface ExplainResult {
   address: string;
   ip: string;
@@ -153,7 +217,7 @@ export interface ExplainResult {
 
 export interface MailboxListResult {
   total: number;
-  mailboxes: { address: string; challenge: ChallengeMode; provider: ProviderName; totp: 'active' | 'pending' | 'none'; locked: boolean }[];
+  mailboxes: { address: string; challenge: ChallengeMode; provider: ProviderName; totp: TotpStatus; locked: boolean }[];
 }
 
 /** domain.set, domain.show: the domain's own settings and what its mailboxes inherit. */
@@ -172,11 +236,14 @@ export interface DomainListResult {
 /** global.set, global.show. */
 export interface GlobalView {
   settings: Record<string, unknown>;
+  /** The configuration's defaults (defaults in memfa.conf(5)), under the global settings. */
+  defaults: Record<string, unknown>;
   effective: EffectiveView;
 }
 
 export interface ProviderRow {
-  name: ProviderName;
+  /** A provider, or app-password: who may create app passwords. */
+  name: PolicyName;
   enabled: boolean;
   domainAdmins: boolean;
   endUsers: boolean;
@@ -190,7 +257,7 @@ export interface ProvidersListResult {
 }
 
 export interface ProvidersSetResult {
-  provider: ProviderName;
+  provider: PolicyName;
   enabled: boolean;
   domainAdmins: boolean;
   endUsers: boolean;
@@ -202,18 +269,27 @@ export interface ProvidersSetResult {
 /** self.show, self.set. */
 export interface SelfView {
   address: string;
-  challenge: string;
-  provider: string;
+  challenge: ChallengeMode;
+  provider: ProviderName;
   /** Where each came from: 'user' for the user's own choice. */
-  sources: { challenge: string; provider: string };
+  sources: { challenge: SettingSource; provider: SettingSource };
+  /** What the user chose (challenge, provider). */
+  userSettings: Record<string, unknown>;
   phone: string | null;
   altEmail: string | null;
-  totp: string;
+  totp: TotpStatus;
+  ips: RememberedIp[];
+  countries: RememberedCountry[];
+  recoveryCodesLeft: number;
   /** The second factors in use; changing them through self-service needs one of them proved. */
-  activeFactors: string[];
+  activeFactors: ProviderName[];
   mayConfigure: boolean;
-  allowedChallenges: string[];
-  allowedProviders: string[];
+  /** Empty when the user may not configure. */
+  allowedChallenges: ChallengeMode[];
+  /** Empty when the user may not configure, or an administrator set this mailbox's provider. */
+  allowedProviders: ProviderName[];
+  /** Whether the user may create app passwords (the platform's policy), and how many the mailbox has. */
+  appPasswords: { mayCreate: boolean; count: number };
 }
 
 export interface DomainRemoveResult {
@@ -224,7 +300,8 @@ export interface DomainRemoveResult {
 }
 
 export interface SelfCodeSent {
-  provider: string;
+  address: string;
+  provider: CodeProvider;
   destination: string;
   expiresAt: number;
   /** Whether a message went out now; false: the code sent before is still valid and the send limits allow no other yet. */
@@ -245,8 +322,9 @@ export interface AdminListResult {
   admins: { name: string; domains: string[]; createdAt: number }[];
 }
 
-export interface AuditQueryResult {
-  entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null; details?: { count?: unknown } }[];
+export interface AdminRemoveResult {
+  name: string;
+  removed: true;
 }
 
 /** A client source whose code checks are refused (see memfa(1), Lockout). */
@@ -282,16 +360,23 @@ export interface KeyRotateResult {
 }
 
 export interface UnlockResult {
+  address: string;
+  unlocked: true;
   failuresCleared: number;
 }
 
+/** recovery.generate, self.recovery.generate: the new set, shown once. */
 export interface RecoveryCodesResult {
+  address: string;
   codes: string[];
 }
 
 export interface ProviderTestResult {
+  provider: CodeProvider;
   transport: string;
+  /** Masked. */
   to: string;
+  ok: true;
   messageId: string | null;
   ms: number;
 }

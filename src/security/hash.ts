@@ -35,6 +35,22 @@ export function verifyKeyedHash(key: Buffer, purpose: string, value: string, sto
   return timingSafeEqual(actual, expected);
 }
 
+/**
+ * The index of the first of `stored` that is keyedHash(key, purpose, value), or -1: one HMAC,
+ * then a constant-time comparison with every stored hash (no early exit), so that neither the
+ * time nor the work tells which one matched, or how many there are to try.
+ */
+export function keyedHashIndex(key: Buffer, purpose: string, value: string, stored: readonly string[]): number {
+  const expected = Buffer.from(keyedHash(key, purpose, value), 'utf8');
+  let found = -1;
+  for (let i = 0; i < stored.length; i++) {
+    const actual = Buffer.from(stored[i]!, 'utf8');
+    const same = actual.length === expected.length && timingSafeEqual(actual, expected);
+    if (same && found === -1) found = i;
+  }
+  return found;
+}
+
 /** A random token of `bytes` bytes from the CSPRNG, base64url-encoded. */
 export function randomToken(bytes = 32): string {
   if (!Number.isInteger(bytes) || bytes < 16 || bytes > 1024) throw new RangeError('randomToken: bytes must be an integer from 16 to 1024');

@@ -51,6 +51,7 @@ export function effectiveView(e: EffectiveSettings): EffectiveView {
     notifications: { value: e.notifications, source: e.sources.notifications },
     countryRules: e.countryRules,
     trustedNetworks: e.trustedNetworks,
+    primaryPassword: { value: e.primaryPassword, source: e.sources.primaryPassword },
   };
 }
 
@@ -98,6 +99,7 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     lock,
     recoveryCodesLeft: rec.recoveryCodeHashes.length,
     enrolmentGraceLogins: rec.enrolmentGraceLogins ?? 0,
+    appPasswords: rec.appPasswords.length,
   };
   if (choiceOf !== undefined) view.providerInUse = choiceOf(eff, rec);
   return view;

@@ -1,6 +1,10 @@
 // Binds every protocol method to the service that answers it.
 import type { Handlers } from '../daemon/dispatch.js';
 import { DomainAdmins } from './admins.js';
+import { AppPasswordUsage } from './app-password-usage.js';
+import { AppPasswords } from './app-passwords.js';
+import { LoginCheck } from './login-check.js';
+import { SelfCredentials } from './self-credentials.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
@@ -25,6 +29,8 @@ export interface Services {
   authenticate: DomainAdmins['authenticate'];
   /** Sends the security notices the services queue; the daemon starts and stops it. */
   notifier: Notifier;
+  /** Stops the notifier and writes what the services keep to write later (app password usage); before the store closes. */
+  close(): Promise<void>;
 }
 
 export function createServices(p: Ports): Services {
@@ -44,11 +50,16 @@ export function createServices(p: Ports): Services {
   const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery, notifier);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
+  const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
+  const appPasswords = new AppPasswords(p, policy, usage);
+  const loginCheck = new LoginCheck(p, appPasswords);
+  const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
-    explain: (params, ctx) => ops.explain(params, ctx),
+    'login.check': (params, ctx) => loginCheck.check(params, ctx),
+    explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol }, ctx)),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
     'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),
@@ -69,6 +80,9 @@ export function createServices(p: Ports): Services {
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),
     'recovery.generate': (params, ctx) => recovery.generate(params, ctx),
     'key.add': (_params, ctx) => security.addKey(ctx),
+    'app-password.add': (params, ctx) => appPasswords.add(params, ctx),
+    'app-password.list': (params, ctx) => appPasswords.list(params, ctx),
+    'app-password.revoke': (params, ctx) => appPasswords.revoke(params, ctx),
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),
@@ -83,6 +97,14 @@ export function createServices(p: Ports): Services {
     'self.enroll.start': (params, ctx) => self.enrollStart(params, ctx),
     'self.enroll.confirm': (params, ctx) => self.enrollConfirm(params, ctx),
     'self.forget-locations': (params, ctx) => self.forgetLocations(params, ctx),
+    'self.app-password.add': (params, ctx) => credentials.addAppPassword(params, ctx),
+    'self.app-password.list': (params) => credentials.listAppPasswords(params),
+    'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
+    'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
-  return { handlers, authenticate: (token) => admins.authenticate(token), notifier };
+  const close = async () => {
+    await notifier.stop();
+    await usage.close();
+  };
+  return { handlers, authenticate: (token) => admins.authenticate(token), notifier, close };
 }

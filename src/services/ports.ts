@@ -6,7 +6,8 @@ import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { NoticeSender, Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
-import type { AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -31,7 +32,7 @@ export interface KeyAdmin {
 
 export interface AuditReader {
   /** domains: only entries whose mailbox is in one of them (never an entry of no mailbox). */
-  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
+  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<AuditEntryView[]>;
   verify(): Promise<AuditVerifyResult>;
   /** Lines written, lost writes and breaks found, per stream. */
   status(): AuditStatus;
@@ -48,8 +49,9 @@ export interface AuditSink {
   /** Records an event without waiting for the disk; a failure is logged. */
   record(event: AuditEvent): void;
   /**
-   * Records a fast-path allow (no factor needed) without waiting: such allows may be counted into
-   * one line per mailbox, client address and reason per minute. Nothing else may go through here.
+   * Records a fast-path allow (no factor needed), or a login.check allow or continue, without
+   * waiting: such answers may be counted into one line per mailbox, client address, action,
+   * result and reason per minute. Nothing else may go through here.
    */
   recordAllow(event: AuditEvent): void;
 }
@@ -65,7 +67,7 @@ export interface Ports {
   keys: KeyAdmin;
   log: Logger;
   /** Configured code senders; a provider without one cannot deliver. */
-  senders: Partial<Record<'sms' | 'email', Sender>>;
+  senders: Partial<Record<CodeProvider, Sender>>;
   /** Where security notices go out (the SMTP gateway); absent: none can be sent. */
   notices?: NoticeSender;
   startedAt: number;

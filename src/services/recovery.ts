@@ -1,6 +1,7 @@
 // Recovery codes: ten single-use codes a user keeps on paper, accepted by verify in place of any
 // second factor. Stored only as keyed hashes; shown once when generated.
 import { normaliseAddress } from '../core/validate.js';
+import type { RecoveryCodesResult } from '../protocol/results.js';
 import { keyedHash, verifyKeyedHash } from '../security/hash.js';
 import { mailboxOrNew } from './context.js';
 import type { Notifier } from './notify.js';
@@ -49,11 +50,16 @@ export class RecoveryCodes {
     return s;
   }
 
-  async generate(params: { address: string }, ctx: CallContext) {
+  /** A new set: the codes to show once, grouped for reading, and the hashes to store. */
+  newSet(): { codes: string[]; hashes: string[] } {
+    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
+    return { codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`), hashes: codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c)) };
+  }
+
+  async generate(params: { address: string }, ctx: CallContext): Promise<RecoveryCodesResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
-    const hashes = codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c));
+    const { codes, hashes } = this.newSet();
     const now = this.p.clock();
     await this.p.store.transact((tx) => {
       const rec = mailboxOrNew(tx, address, now);
@@ -61,7 +67,7 @@ export class RecoveryCodes {
       tx.putMailbox(this.notifier.queue(tx, { ...rec, recoveryCodeHashes: hashes, updatedAt: now }, { kind: 'recovery-codes-generated' }, now));
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
-    return { address, codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`) };
+    return { address, codes };
   }
 
   /** The stored form of canonical codes (asRecoveryCode, asScratchCode). */

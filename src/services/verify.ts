@@ -3,7 +3,7 @@
 // (replay, try counters, lockout) is atomic even under concurrent logins.
 import { decide, freshEntries, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
 import { failureKind, failuresOf, kindLockState, lockStarted, lockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type FailureKind, type LockState } from '../core/lockout.js';
-import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
+import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord, type RememberedIp } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { graceState, type GraceState } from '../core/grace.js';
 import { checkTotp } from '../core/totp.js';
@@ -29,6 +29,8 @@ export interface VerifyInput {
   user: string;
   ip: string;
   code?: string | undefined;
+  /** false: decide without sending a code, creating a pending enrolment or counting anything. */
+  send?: boolean | undefined;
 }
 
 interface Login {
@@ -67,6 +69,13 @@ function graceAnswer(grace: Extract<GraceState, { active: true }>, offer: { otpa
   if (grace.loginsLeft !== null) answer.graceLoginsLeft = grace.loginsLeft;
   if (grace.until !== null) answer.graceUntil = grace.until;
   return answer;
+}
+
+/** The record's own copy of `ip` when it remembers that address, else `ip` itself. */
+function rememberedCopy(ips: readonly RememberedIp[], ip: string): string {
+  // Indexed: for-of allocates an iterator where V8 does not inline this.
+  for (let i = 0; i < ips.length; i++) if (ips[i]!.ip === ip) return ips[i]!.ip;
+  return ip;
 }
 
 /** The audit reason of an error answer, where it has a name of its own. */
@@ -128,6 +137,8 @@ export class Verifier {
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
     const entry = (result: string, reason: string) => ({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
 
+    const send = input.send !== false;
+    if (!send && input.code !== undefined) throw invalidParams('send: false decides without checking anything; give it without a code', { param: 'send' });
     let code: Factor | null = null;
     if (input.code !== undefined) {
       const recovery = asRecoveryCode(input.code);
@@ -149,11 +160,16 @@ export class Verifier {
     const { settings, choice } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
     const decision = this.decision(login, rec, settings);
     if (code === null && decision.action === 'allow') {
-      // The answer does not wait for this audit line: allows like it are counted per minute.
-      this.p.audit.recordAllow(entry('allow', decision.reason));
+      // The answer does not wait for this audit line: allows like it are counted per minute. The
+      // counter keeps the mailbox and address of each one until its minute ends: the stored
+      // record's own copies of those strings, which live on anyway, rather than the request's,
+      // which would be promoted to the old generation with it (audit/aggregate.ts).
+      const mailbox = rec.address === address ? rec.address : address;
+      const from = decision.reason === 'known-ip' ? rememberedCopy(rec.ips, ip) : ip;
+      this.p.audit.recordAllow({ actor: ctx.actor, socket: ctx.socket, mailbox, action: 'verify', result: 'allow', reason: decision.reason, ip: from, country: login.country });
       return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
-    return this.decideAndAct({ login, rec, settings, choice, decision }, code).then(
+    return this.decideAndAct({ login, rec, settings, choice, decision }, code, send).then(
       async (result) => {
         await this.p.audit.append(entry(result.result, result.reason));
         if (result.result === 'deny') logVerifyDenied(this.p.log, { ip, reason: result.reason, mailbox: address, provider: result.provider });
@@ -167,9 +183,11 @@ export class Verifier {
     );
   }
 
-  private async decideAndAct(assessed: Assessment, code: Factor | null): Promise<Answer> {
-    const { login, settings: eff, choice, decision } = assessed;
-    if (decision.action === 'deny' || decision.action === 'allow') {
+  private async decideAndAct(assessed: Assessment, code: Factor | null, send: boolean): Promise<Answer> {
+    const { login, rec, settings: eff, choice, decision } = assessed;
+    // A code given is checked even when no factor is needed: a hook that passes one (an OTP
+    // passdb) must not let a wrong code in because the login came from a remembered address.
+    if (decision.action === 'deny' || (decision.action === 'allow' && code === null)) {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
     const lock = this.lockFor(login.address, login.ip, login.now);
@@ -186,6 +204,7 @@ export class Verifier {
     const stored = this.p.store.getMailbox(login.address) !== undefined;
 
     if (code === null) {
+      if (!send) return this.withoutSending(decision, rec, eff, stored, login.now);
       if (decision.action === 'enroll') return this.enrolOrGrace(login, eff, stored);
       if (decision.provider === 'totp') return { result: 'challenge', reason: decision.reason, provider: 'totp' };
       const issued = await this.codes.challenge(login.address, sendOrder(choice), login);
@@ -242,6 +261,21 @@ export class Verifier {
     });
     const offer = { otpauthUri: this.enrolment.uriFor(login.address, pending), expiresAt: pending.expiresAt };
     return grace.active ? graceAnswer(grace, offer) : { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...offer };
+  }
+
+  /**
+   * The answer of a verify that must not send, create or count anything (send: false, for hooks
+   * that cannot answer a challenge): challenge or enroll as decided, or, within an enrolment grace,
+   * allow, without counting the login or offering a secret to store.
+   */
+  private withoutSending(decision: Decision, rec: MailboxRecord, eff: EffectiveSettings, stored: boolean, now: number): Answer {
+    if (decision.action !== 'enroll') return { result: 'challenge', reason: decision.reason, provider: decision.provider };
+    const grace = this.grace(rec, eff, stored, now);
+    if (!grace.active) return { result: 'enroll', reason: decision.reason, provider: decision.provider };
+    const answer: Answer = { result: 'allow', reason: 'enrolment-grace', provider: 'totp' };
+    if (grace.loginsLeft !== null) answer.graceLoginsLeft = grace.loginsLeft;
+    if (grace.until !== null) answer.graceUntil = grace.until;
+    return answer;
   }
 
   private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Answer {

@@ -13,9 +13,9 @@
 // The store keeps its own copy, never the caller's object: whatever the caller does with its
 // object afterwards cannot change the state behind the store's back. The JSON of the stored form
 // is the JSON of the record given (same fields, same values), so the files are unchanged.
-import type { FailureState, LevelSettings, MailboxFailures, MailboxRecord, RememberedCountry, RememberedIp, TotpState } from '../core/model.js';
+import type { AppPassword, FailureState, LevelSettings, MailboxFailures, MailboxRecord, RememberedCountry, RememberedIp, TotpState } from '../core/model.js';
 
-const MAILBOX_KEYS = ['address', 'settings', 'userSettings', 'phone', 'altEmail', 'totp', 'pendingTotp', 'openCode', 'ips', 'countries', 'failures', 'recoveryCodeHashes', 'createdAt', 'updatedAt'];
+const MAILBOX_KEYS = ['address', 'settings', 'userSettings', 'phone', 'altEmail', 'totp', 'pendingTotp', 'openCode', 'ips', 'countries', 'failures', 'recoveryCodeHashes', 'appPasswords', 'createdAt', 'updatedAt'];
 const MAILBOX_KEY_SET = new Set(MAILBOX_KEYS);
 const EMPTY_LIST: readonly never[] = Object.freeze([]);
 const NO_FAILURES: MailboxFailures = Object.freeze({ known: null, elsewhere: null });
@@ -155,7 +155,8 @@ export class RecordPool {
     const countries = storedList(r.countries, storedCountry);
     const failures = storedFailures(r.failures);
     const hashes: unknown = r.recoveryCodeHashes;
-    if (totp === undefined || ips === undefined || countries === undefined || failures === undefined || !Array.isArray(hashes)) return frozenCopy(r);
+    const appPasswords: unknown = r.appPasswords;
+    if (totp === undefined || ips === undefined || countries === undefined || failures === undefined || !Array.isArray(hashes) || !Array.isArray(appPasswords)) return frozenCopy(r);
     return Object.freeze({
       address: r.address,
       settings,
@@ -169,6 +170,7 @@ export class RecordPool {
       countries: countries as RememberedCountry[],
       failures,
       recoveryCodeHashes: (hashes.length === 0 ? EMPTY_LIST : Object.freeze([...(hashes as string[])])) as string[],
+      appPasswords: (appPasswords.length === 0 ? EMPTY_LIST : frozenCopy(appPasswords)) as AppPassword[],
       createdAt: r.createdAt,
       updatedAt: r.updatedAt,
     });
@@ -190,7 +192,7 @@ export class RecordPool {
     }
     const f = o['failures'];
     if (isPlainObject(f) && isNoFailures(f)) o['failures'] = NO_FAILURES;
-    for (const k of ['ips', 'countries', 'recoveryCodeHashes']) {
+    for (const k of ['ips', 'countries', 'recoveryCodeHashes', 'appPasswords']) {
       const list = o[k];
       if (Array.isArray(list) && list.length === 0) o[k] = EMPTY_LIST;
     }

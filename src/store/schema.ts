@@ -3,7 +3,7 @@ import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.j
 import { emptyFailures } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
 
-export const CURRENT_SCHEMA = 2;
+export const CURRENT_SCHEMA = 3;
 
 export interface Snapshot {
   schemaVersion: number;
@@ -163,14 +163,34 @@ function migrate1to2(data: Record<string, unknown>): Record<string, unknown> {
   return { ...data, schemaVersion: 2, mailboxes };
 }
 
-const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = { 0: migrate0to1, 1: migrate1to2 };
+/** Version 3 added app passwords (MailboxRecord.appPasswords): an older record has none. */
+export function upgradeMailboxTo3(raw: unknown): unknown {
+  if (!isObject(raw) || Array.isArray(raw['appPasswords'])) return raw;
+  return { ...raw, appPasswords: [] };
+}
+
+/** Applies a record step to every mailbox of a snapshot. */
+function eachMailbox(data: Record<string, unknown>, version: number, step: (r: unknown) => unknown): Record<string, unknown> {
+  const source = data['mailboxes'];
+  // A store of the wrong shape is left as it is, for migrate() to refuse.
+  if (!(source instanceof Map) && !isObject(source)) return { ...data, schemaVersion: version };
+  const mailboxes = new Map<string, unknown>();
+  for (const [address, raw] of source instanceof Map ? (source as Map<string, unknown>).entries() : Object.entries(source)) mailboxes.set(address, step(raw));
+  return { ...data, schemaVersion: version, mailboxes };
+}
+
+const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = {
+  0: migrate0to1,
+  1: migrate1to2,
+  2: (d) => eachMailbox(d, 3, upgradeMailboxTo3),
+};
 
 /**
  * The steps a mailbox record of `version` needs, for records read from a journal: a journal holds
  * whole records as the memfa that wrote it shaped them, and a crash can leave one beside a
  * snapshot of the same older version.
  */
-const RECORD_MIGRATIONS: Record<number, (r: unknown) => unknown> = { 1: upgradeMailboxTo2 };
+const RECORD_MIGRATIONS: Record<number, (r: unknown) => unknown> = { 1: upgradeMailboxTo2, 2: upgradeMailboxTo3 };
 
 export function migrateJournalMailbox(record: unknown, version: number): unknown {
   let r = record;

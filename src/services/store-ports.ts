@@ -1,0 +1,198 @@
+// What the services need of the state, as they use it: small asynchronous interfaces, each
+// defined here by the use case that consumes it (verify, codes, enrolment, recovery, proof of a
+// factor, the throttles, administration), never by how a backend keeps it. A service takes only
+// the interfaces it uses; the file store implements them all (store/state-ports.ts), and so will
+// the PostgreSQL store.
+//
+// Two rules make several daemons on one database act as one:
+// - Every check-then-act is ONE operation: accept a TOTP step, count a failure (and lock), try an
+//   open code, consume a recovery code, claim a send slot, reserve an attempt of a source, count a
+//   grace login. The file store runs each as one in-memory transaction; PostgreSQL as one
+//   statement deciding through RETURNING. A service never reads, decides and then writes what
+//   another daemon could have changed in between.
+// - Time is an argument (`now`), never read inside a port: the backend compares what it is given.
+//
+// Reads may be served from memory or a cache (settings, policy, remembered locations: read-mostly,
+// invalidated on change); counters, steps, codes and tokens are decided by the operations below,
+// never by what a cache last saw.
+import type { RememberPolicy } from '../core/decide.js';
+import type { AttemptOutcome, FailureKind, IpRefusal, IpSourceState, IpThrottlePolicy, IpThrottleRecord, LockoutPolicy } from '../core/lockout.js';
+import type { DomainRecord, FailureState, LevelSettings, MailboxRecord, OpenCode, PendingTotp, TotpState } from '../core/model.js';
+
+// ---------------------------------------------------------------------------------------------
+// Shared shapes
+
+/**
+ * What passing a second factor does besides its own check: the failures of its kind are reset
+ * (core/lockout.ts recordKindSuccess) and, where given, the login's location is remembered
+ * (core/decide.ts rememberLocation).
+ */
+export interface SuccessEffects {
+  kind: FailureKind;
+  now: number;
+  location: { ip: string; country: string | null; policy: RememberPolicy } | null;
+}
+
+/** What a wrong factor does: one more failure of its kind (core/lockout.ts recordKindFailure). */
+export interface FailureEffects {
+  kind: FailureKind;
+  now: number;
+  policy: LockoutPolicy;
+}
+
+/** The mailbox is locked for the login's kind: nothing was checked or changed. */
+export type Locked = { outcome: 'locked'; until: number | null };
+
+// ---------------------------------------------------------------------------------------------
+// verify, explain, the views: what a login is decided on
+
+export interface LoginView {
+  mailbox: MailboxRecord | undefined;
+  domain: LevelSettings | undefined;
+  global: LevelSettings;
+}
+
+export interface LoginReads {
+  /** The mailbox with its domain's and the global settings, in one read. */
+  loginView(address: string): Promise<LoginView>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify, proof (self-service), enrolment: the check-then-acts of a second factor
+
+export interface FactorStore {
+  /**
+   * Accepts TOTP `step` for the active secret `sealedSecret` if it is later than the last step
+   * accepted, applying the success effects. 'reused': that step, or a later one, was accepted
+   * before (a failure is counted); 'changed': the mailbox no longer has that secret (reset or
+   * re-enrolled meanwhile; nothing counted).
+   */
+  acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }): Promise<{ outcome: 'accepted' | 'reused' | 'changed' } | Locked>;
+  /** One failure of a stored mailbox: the state after it, or null when the mailbox is not stored. */
+  recordFailure(address: string, failure: FailureEffects): Promise<FailureState | null>;
+  /**
+   * Tries a sent code, by its keyed hash, against the mailbox's open code: 'ok' uses it up and
+   * applies the success effects; a wrong one counts a try (the code is void after `maxTries`) and
+   * a failure; an expired one is dropped and counts a failure; with none open, a failure.
+   */
+  tryOpenCode(
+    address: string,
+    hash: string,
+    at: { maxTries: number; success: SuccessEffects; failure: FailureEffects },
+  ): Promise<{ outcome: 'ok' | 'code-invalid' | 'code-expired' | 'no-open-code'; provider: 'sms' | 'email' | null } | Locked>;
+  /** Consumes the recovery code of keyed hash `hash` (success effects), or counts a failure. */
+  consumeRecoveryCode(address: string, hash: string, at: { success: SuccessEffects; failure: FailureEffects }): Promise<{ outcome: 'ok'; left: number } | { outcome: 'code-invalid' } | Locked>;
+  /**
+   * Makes the pending secret `sealedSecret` active, its last accepted step `step` (null: forced,
+   * no code), if it is still the mailbox's pending secret and not expired at `success.now`.
+   * `requireProved`: only a pending secret started with the current factor proved.
+   */
+  activatePending(address: string, sealedSecret: string, step: number | null, at: { success: SuccessEffects; requireProved: boolean }): Promise<{ outcome: 'activated' | 'changed' | 'unproved' } | Locked>;
+  /**
+   * Stores a mailbox nobody had configured, enrolled with `totp` (its first right code for the
+   * secret it was offered). 'exists': a record appeared meanwhile; nothing was changed.
+   */
+  createEnrolled(address: string, totp: TotpState, success: SuccessEffects): Promise<'created' | 'exists'>;
+}
+
+/** Failures of mailboxes without a stored record: bounded, expiring, never a record of their own. */
+export interface UnstoredFailureStore {
+  unstoredFailures(address: string, now: number, policy: LockoutPolicy): Promise<FailureState | undefined>;
+  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<FailureState>;
+  clearUnstoredFailures(address: string): Promise<FailureState | undefined>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// codes: one-time codes by SMS or email
+
+export interface CodeStore {
+  /**
+   * Opens `code` as the mailbox's open code (replacing any other: only the latest code sent is
+   * valid); 'missing' when the mailbox is not stored.
+   */
+  openCode(address: string, code: OpenCode): Promise<'opened' | 'missing'>;
+  /** One more send of the open code of hash `hash` (the same code sent again). */
+  codeResent(address: string, hash: string, at: number): Promise<'resent' | 'changed'>;
+  /** Drops the open code of hash `hash`, if it is still the open one (a send that reached nobody). */
+  closeCode(address: string, hash: string): Promise<void>;
+  /**
+   * Claims a send to each of `keys` (the mailbox, the destination) at `now` within the cooldown
+   * and the hourly cap: ok, or the wait until a send is possible and which limit said no.
+   */
+  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<{ ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly' }>;
+  /** Gives back a claim whose send failed, so that a failure does not use up the budget. */
+  releaseSend(keys: readonly string[], claimedAt: number): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throttles
+
+/** The per-source throttle of code checks (core/lockout.ts reserveIpAttempt/settleIpAttempt). */
+export interface SourceStore {
+  /** Reserves an attempt of `source` on `mailbox`, atomically; the attempts in flight count. */
+  reserveAttempt(source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): Promise<{ granted: true } | ({ granted: false } & IpRefusal)>;
+  settleAttempt(source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<void>;
+  /** Every source tracked, with its state (ip-block list picks the blocked ones). */
+  listSources(): Promise<{ source: string; state: IpSourceState }[]>;
+  /**
+   * Forgets the failures, block and enrolment count of `source` (core/lockout.ts clearIpSource:
+   * attempts in flight still count until they settle); its state before, or null when untracked.
+   */
+  clearSource(source: string, now: number): Promise<IpSourceState | null>;
+}
+
+/** Failure windows by key (core/lockout.ts recordIpFailure): the app-password throttle of login.check. */
+export interface WindowCounterStore {
+  windowState(scope: string, key: string): Promise<IpThrottleRecord | undefined>;
+  recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy): Promise<IpThrottleRecord>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrolment
+
+export interface EnrolStore {
+  /**
+   * The mailbox's open pending secret, or `fresh` stored as its pending secret (creating the
+   * record if there is none); the same pending secret is returned until it expires, unless
+   * `restart`, or unless `needProved` and the open one was started without the factor proved.
+   */
+  pendingOrNew(address: string, fresh: PendingTotp, now: number, opts: { restart: boolean; needProved: boolean }): Promise<PendingTotp>;
+  /**
+   * Counts a login let in by an enrolment grace of at most `maxLogins` logins: the count after it,
+   * or null when the grace is used up (nothing counted).
+   */
+  countGraceLogin(address: string, maxLogins: number, now: number): Promise<number | null>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Administration: read-mostly data and read-modify-write of one object
+
+export interface MailboxStore {
+  getMailbox(address: string): Promise<MailboxRecord | undefined>;
+  /**
+   * Runs `change` on the current record (undefined: none stored) and stores its `next` (a record;
+   * null removes it; undefined leaves it as it is), in one transaction; resolves with its result.
+   * For administrators' and users' changes, not for the check-then-acts above.
+   */
+  updateMailbox<T>(address: string, change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T>;
+  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }): Promise<MailboxRecord[]>;
+  countMailboxes(domain?: string): Promise<number>;
+}
+
+export interface SettingsStore {
+  getGlobal(): Promise<LevelSettings>;
+  getDomain(domain: string): Promise<DomainRecord | undefined>;
+  listDomains(): Promise<DomainRecord[]>;
+  updateGlobal(change: (current: LevelSettings) => LevelSettings): Promise<LevelSettings>;
+  /** As updateMailbox, for a domain's record. */
+  updateDomain<T>(domain: string, change: (current: DomainRecord | undefined) => { next?: DomainRecord | null; result: T }): Promise<T>;
+}
+
+/** Small named documents: the provider policy, the domain administrators, the audit anchors, claims. */
+export interface MetaStore {
+  getMeta<T>(key: string): Promise<T | undefined>;
+  updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }): Promise<R>;
+}
+
+/** Everything the services need of the state: what a backend implements. */
+export type StatePorts = LoginReads & FactorStore & UnstoredFailureStore & CodeStore & SourceStore & WindowCounterStore & EnrolStore & MailboxStore & SettingsStore & MetaStore;

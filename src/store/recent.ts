@@ -1,0 +1,46 @@
+// A map that remembers the most recently touched entries: touching an entry moves it to the young
+// end; past `max` entries the oldest goes, in O(1), so that a flood of keys (addresses, sources)
+// costs neither unbounded memory nor scans. `sweep` drops entries at the old end while a predicate
+// says they no longer matter, stopping at the first that does: its cost is what it drops, and one.
+export class Recent<K, V> {
+  private readonly entries = new Map<K, V>();
+
+  constructor(private readonly max: number) {}
+
+  get(key: K): V | undefined {
+    return this.entries.get(key);
+  }
+
+  /** Sets `value` as the most recently touched entry. */
+  touch(key: K, value: V): void {
+    this.entries.delete(key);
+    this.entries.set(key, value);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as K);
+  }
+
+  /** Replaces the value without moving the entry (it was not touched by its owner). */
+  replace(key: K, value: V): void {
+    if (this.entries.has(key)) this.entries.set(key, value);
+  }
+
+  delete(key: K): V | undefined {
+    const v = this.entries.get(key);
+    this.entries.delete(key);
+    return v;
+  }
+
+  sweep(stale: (value: V, key: K) => boolean): void {
+    for (const [key, value] of this.entries) {
+      if (!stale(value, key)) break;
+      this.entries.delete(key);
+    }
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  *[Symbol.iterator](): IterableIterator<[K, V]> {
+    yield* this.entries;
+  }
+}

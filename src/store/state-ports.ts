@@ -1,0 +1,405 @@
+// The file store's implementation of the services' state ports (services/store-ports.ts). Each
+// operation is one transaction of the store (store/types.ts transact: synchronous in memory, then
+// durable in the journal), so every check-then-act is atomic in the one daemon; the rules
+// themselves are the pure core's (core/lockout.ts, core/decide.ts).
+//
+// What the store keeps only in memory, bounded (a restart forgets it, as the services' maps did
+// before): the per-source throttle, the failures of mailboxes without a record, the send limits
+// and the app-password failure windows. It is the store's memory, not a service's: the services
+// hold no state of their own, so another backend can keep these where several daemons see them.
+import { timingSafeEqual } from 'node:crypto';
+import { rememberLocation } from '../core/decide.js';
+import {
+  clearIpSource,
+  ipSourceIdle,
+  kindLockState,
+  recordFailure,
+  recordIpFailure,
+  recordKindFailure,
+  recordKindSuccess,
+  reserveIpAttempt,
+  settleIpAttempt,
+  unstoredFailureExpired,
+  type AttemptOutcome,
+  type IpSourceState,
+  type IpThrottlePolicy,
+  type IpThrottleRecord,
+  type LockoutPolicy,
+} from '../core/lockout.js';
+import { emptyFailures, newMailbox, type DomainRecord, type FailureState, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
+import { domainOf } from '../core/validate.js';
+import type { FailureEffects, Locked, LoginView, StatePorts, SuccessEffects } from '../services/store-ports.js';
+import { Recent } from './recent.js';
+import type { Store, StoreTx } from './types.js';
+
+/** Bounds of what is kept in memory only. */
+export const MAX_SOURCES = 100_000;
+export const MAX_UNSTORED_FAILURES = 10_000;
+export const MAX_SEND_KEYS = 100_000;
+export const MAX_WINDOW_KEYS = 100_000;
+
+const HOUR_MS = 3_600_000;
+
+/** Keyed hashes are compared in constant time: their length is public, their bytes are not. */
+function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function succeeded(rec: MailboxRecord, e: SuccessEffects): MailboxRecord {
+  const places = e.location === null ? null : rememberLocation(rec, e.location.ip, e.location.country, e.now, e.location.policy);
+  return { ...rec, ...(places ?? {}), failures: recordKindSuccess(rec.failures, e.kind), updatedAt: e.now };
+}
+
+function failed(rec: MailboxRecord, f: FailureEffects): MailboxRecord {
+  return { ...rec, failures: recordKindFailure(rec.failures, f.kind, f.now, f.policy), updatedAt: f.now };
+}
+
+function lockedFor(rec: MailboxRecord, kind: SuccessEffects['kind'], now: number): Locked | null {
+  const lock = kindLockState(rec.failures, kind, now);
+  return lock.locked ? { outcome: 'locked', until: lock.until } : null;
+}
+
+export class FileStatePorts implements StatePorts {
+  private readonly sources = new Recent<string, IpSourceState>(MAX_SOURCES);
+  private readonly unstored = new Recent<string, FailureState>(MAX_UNSTORED_FAILURES);
+  /** Send times within the last hour, per key (a mailbox, a destination), oldest first. */
+  private readonly sends = new Recent<string, number[]>(MAX_SEND_KEYS);
+  private readonly windows = new Map<string, Recent<string, IpThrottleRecord>>();
+
+  constructor(private readonly store: Store) {}
+
+  private tx<T>(change: (tx: StoreTx) => T): Promise<T> {
+    return this.store.transact(change);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  loginView(address: string): Promise<LoginView> {
+    return Promise.resolve({ mailbox: this.store.getMailbox(address), domain: this.store.getDomain(domainOf(address))?.settings, global: this.store.getGlobal() });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Second factors
+
+  acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {
+    return this.tx((tx): { outcome: 'accepted' | 'reused' | 'changed' } | Locked => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined || rec.totp === null || rec.totp.sealedSecret !== sealedSecret) return { outcome: 'changed' };
+      const locked = lockedFor(rec, at.success.kind, at.success.now);
+      if (locked !== null) return locked;
+      const last = rec.totp.lastAcceptedStep;
+      if (last !== null && step <= last) {
+        tx.putMailbox(failed(rec, at.failure));
+        return { outcome: 'reused' };
+      }
+      tx.putMailbox(succeeded({ ...rec, totp: { ...rec.totp, lastAcceptedStep: step } }, at.success));
+      return { outcome: 'accepted' };
+    });
+  }
+
+  recordFailure(address: string, failure: FailureEffects): Promise<FailureState | null> {
+    return this.tx((tx) => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return null;
+      const next = failed(rec, failure);
+      tx.putMailbox(next);
+      return next.failures[failure.kind];
+    });
+  }
+
+  tryOpenCode(address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }) {
+    type Outcome = { outcome: 'ok' | 'code-invalid' | 'code-expired' | 'no-open-code'; provider: 'sms' | 'email' | null } | Locked;
+    return this.tx((tx): Outcome => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return { outcome: 'no-open-code', provider: null };
+      const locked = lockedFor(rec, at.success.kind, at.success.now);
+      if (locked !== null) return locked;
+      const open = rec.openCode;
+      if (open === null) {
+        tx.putMailbox(failed(rec, at.failure));
+        return { outcome: 'no-open-code', provider: null };
+      }
+      if (open.expiresAt <= at.success.now) {
+        tx.putMailbox(failed({ ...rec, openCode: null }, at.failure));
+        return { outcome: 'code-expired', provider: open.provider };
+      }
+      if (sameHash(open.hash, hash)) {
+        tx.putMailbox(succeeded({ ...rec, openCode: null }, at.success));
+        return { outcome: 'ok', provider: open.provider };
+      }
+      const tries = open.failedTries + 1;
+      const openCode: OpenCode | null = tries >= at.maxTries ? null : { ...open, failedTries: tries };
+      tx.putMailbox(failed({ ...rec, openCode }, at.failure));
+      return { outcome: 'code-invalid', provider: open.provider };
+    });
+  }
+
+  consumeRecoveryCode(address: string, hash: string, at: { success: SuccessEffects; failure: FailureEffects }) {
+    return this.tx((tx): { outcome: 'ok'; left: number } | { outcome: 'code-invalid' } | Locked => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return { outcome: 'code-invalid' };
+      const locked = lockedFor(rec, at.success.kind, at.success.now);
+      if (locked !== null) return locked;
+      // Every stored hash is compared, so that the time does not tell which one matched.
+      let found = -1;
+      rec.recoveryCodeHashes.forEach((h, i) => {
+        if (sameHash(h, hash) && found === -1) found = i;
+      });
+      if (found === -1) {
+        tx.putMailbox(failed(rec, at.failure));
+        return { outcome: 'code-invalid' };
+      }
+      const left = rec.recoveryCodeHashes.filter((_, i) => i !== found);
+      tx.putMailbox(succeeded({ ...rec, recoveryCodeHashes: left }, at.success));
+      return { outcome: 'ok', left: left.length };
+    });
+  }
+
+  activatePending(address: string, sealedSecret: string, step: number | null, at: { success: SuccessEffects; requireProved: boolean }) {
+    return this.tx((tx): { outcome: 'activated' | 'changed' | 'unproved' } | Locked => {
+      const rec = tx.getMailbox(address);
+      const pending = rec?.pendingTotp ?? null;
+      if (rec === undefined || pending === null || pending.sealedSecret !== sealedSecret || pending.expiresAt <= at.success.now) return { outcome: 'changed' };
+      // A forced activation (no code) is an administrator's; a code is checked like any factor.
+      if (step !== null) {
+        const locked = lockedFor(rec, at.success.kind, at.success.now);
+        if (locked !== null) return locked;
+      }
+      if (at.requireProved && pending.factorProved !== true) return { outcome: 'unproved' };
+      const totp: TotpState = { sealedSecret, activatedAt: at.success.now, lastAcceptedStep: step };
+      tx.putMailbox(succeeded({ ...rec, totp, pendingTotp: null }, at.success));
+      return { outcome: 'activated' };
+    });
+  }
+
+  createEnrolled(address: string, totp: TotpState, success: SuccessEffects): Promise<'created' | 'exists'> {
+    return this.tx((tx) => {
+      if (tx.getMailbox(address) !== undefined) return 'exists';
+      tx.putMailbox(succeeded({ ...newMailbox(address, success.now), totp }, success));
+      return 'created';
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Mailboxes without a record
+
+  unstoredFailures(address: string, now: number, policy: LockoutPolicy): Promise<FailureState | undefined> {
+    const f = this.unstored.get(address);
+    if (f !== undefined && unstoredFailureExpired(f, now, policy)) this.unstored.delete(address);
+    return Promise.resolve(f === undefined || unstoredFailureExpired(f, now, policy) ? undefined : f);
+  }
+
+  async recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<FailureState> {
+    const next = recordFailure((await this.unstoredFailures(address, now, policy)) ?? emptyFailures(), now, policy);
+    this.unstored.touch(address, next);
+    // An entry's expiry follows its last failure and its lock: the old end expires first.
+    this.unstored.sweep((f) => unstoredFailureExpired(f, now, policy));
+    return next;
+  }
+
+  clearUnstoredFailures(address: string): Promise<FailureState | undefined> {
+    return Promise.resolve(this.unstored.delete(address));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // One-time codes
+
+  openCode(address: string, code: OpenCode): Promise<'opened' | 'missing'> {
+    return this.tx((tx) => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return 'missing';
+      tx.putMailbox({ ...rec, openCode: code, updatedAt: code.lastSentAt });
+      return 'opened';
+    });
+  }
+
+  codeResent(address: string, hash: string, at: number): Promise<'resent' | 'changed'> {
+    return this.tx((tx) => {
+      const rec = tx.getMailbox(address);
+      const open = rec?.openCode ?? null;
+      if (rec === undefined || open === null || open.hash !== hash) return 'changed';
+      tx.putMailbox({ ...rec, openCode: { ...open, sends: open.sends + 1, lastSentAt: at }, updatedAt: at });
+      return 'resent';
+    });
+  }
+
+  closeCode(address: string, hash: string): Promise<void> {
+    return this.tx((tx) => {
+      const rec = tx.getMailbox(address);
+      if (rec !== undefined && rec.openCode !== null && rec.openCode.hash === hash) tx.putMailbox({ ...rec, openCode: null });
+    });
+  }
+
+  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
+    let wait = 0;
+    let limit: 'cooldown' | 'hourly' = 'cooldown';
+    for (const key of keys) {
+      const times = (this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS);
+      const last = times[times.length - 1];
+      if (last !== undefined && now - last < limits.cooldownMs && last + limits.cooldownMs - now > wait) {
+        wait = last + limits.cooldownMs - now;
+        limit = 'cooldown';
+      }
+      if (times.length >= limits.hourlyLimit && times[0]! + HOUR_MS - now > wait) {
+        wait = times[0]! + HOUR_MS - now;
+        limit = 'hourly';
+      }
+    }
+    if (wait > 0) return Promise.resolve({ ok: false as const, retryAfterMs: wait, limit });
+    for (const key of keys) this.sends.touch(key, [...(this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS), now]);
+    this.sends.sweep((times) => now - times[times.length - 1]! >= HOUR_MS);
+    return Promise.resolve({ ok: true as const });
+  }
+
+  releaseSend(keys: readonly string[], claimedAt: number): Promise<void> {
+    for (const key of keys) {
+      const times = this.sends.get(key);
+      if (times === undefined) continue;
+      const i = times.lastIndexOf(claimedAt);
+      if (i === -1) continue;
+      const rest = times.filter((_, j) => j !== i);
+      if (rest.length === 0) this.sends.delete(key);
+      else this.sends.replace(key, rest);
+    }
+    return Promise.resolve();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Throttles
+
+  reserveAttempt(source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy) {
+    const r = reserveIpAttempt(this.sources.get(source), mailbox, creates, now, policy);
+    if (!r.granted) return Promise.resolve({ granted: false as const, until: r.until, reason: r.reason });
+    this.sources.touch(source, r.state);
+    return Promise.resolve({ granted: true as const });
+  }
+
+  settleAttempt(source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<void> {
+    const next = settleIpAttempt(this.sources.get(source), mailbox, creates, outcome, now, policy);
+    if (next === null) this.sources.delete(source);
+    else this.sources.touch(source, next);
+    // Sources whose window and block are over go, so that the map shrinks back after a flood.
+    this.sources.sweep((state) => ipSourceIdle(state, now, policy));
+    return Promise.resolve();
+  }
+
+  listSources(): Promise<{ source: string; state: IpSourceState }[]> {
+    return Promise.resolve([...this.sources].map(([source, state]) => ({ source, state })));
+  }
+
+  clearSource(source: string, now: number): Promise<IpSourceState | null> {
+    const state = this.sources.get(source);
+    if (state === undefined) return Promise.resolve(null);
+    const next = clearIpSource(state, now);
+    if (next === null) this.sources.delete(source);
+    else this.sources.replace(source, next);
+    return Promise.resolve(state);
+  }
+
+  windowState(scope: string, key: string): Promise<IpThrottleRecord | undefined> {
+    return Promise.resolve(this.windows.get(scope)?.get(key));
+  }
+
+  recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy): Promise<IpThrottleRecord> {
+    let entries = this.windows.get(scope);
+    if (entries === undefined) this.windows.set(scope, (entries = new Recent(MAX_WINDOW_KEYS)));
+    const next = recordIpFailure(entries.get(key), member, now, policy);
+    entries.touch(key, next);
+    entries.sweep((rec) => now - rec.windowStart >= policy.windowMs && (rec.lockedUntil === null || now >= rec.lockedUntil));
+    return Promise.resolve(next);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Enrolment
+
+  pendingOrNew(address: string, fresh: PendingTotp, now: number, opts: { restart: boolean; needProved: boolean }): Promise<PendingTotp> {
+    return this.tx((tx) => {
+      const rec = tx.getMailbox(address) ?? newMailbox(address, now);
+      const open = rec.pendingTotp;
+      if (!opts.restart && open !== null && open.expiresAt > now && (!opts.needProved || open.factorProved === true)) return open;
+      tx.putMailbox({ ...rec, pendingTotp: fresh, updatedAt: now });
+      return fresh;
+    });
+  }
+
+  countGraceLogin(address: string, maxLogins: number, now: number): Promise<number | null> {
+    return this.tx((tx) => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return null;
+      const used = rec.enrolmentGraceLogins ?? 0;
+      if (used >= maxLogins) return null;
+      tx.putMailbox({ ...rec, enrolmentGraceLogins: used + 1, updatedAt: now });
+      return used + 1;
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Administration
+
+  getMailbox(address: string): Promise<MailboxRecord | undefined> {
+    return Promise.resolve(this.store.getMailbox(address));
+  }
+
+  updateMailbox<T>(address: string, change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T> {
+    return this.tx((tx) => {
+      const { next, result } = change(tx.getMailbox(address));
+      if (next === null) tx.deleteMailbox(address);
+      else if (next !== undefined) tx.putMailbox(next);
+      return result;
+    });
+  }
+
+  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }): Promise<MailboxRecord[]> {
+    return Promise.resolve(this.store.listMailboxes(options));
+  }
+
+  countMailboxes(domain?: string): Promise<number> {
+    return Promise.resolve(this.store.countMailboxes(domain));
+  }
+
+  getGlobal(): Promise<LevelSettings> {
+    return Promise.resolve(this.store.getGlobal());
+  }
+
+  getDomain(domain: string): Promise<DomainRecord | undefined> {
+    return Promise.resolve(this.store.getDomain(domain));
+  }
+
+  listDomains(): Promise<DomainRecord[]> {
+    return Promise.resolve(this.store.listDomains());
+  }
+
+  updateGlobal(change: (current: LevelSettings) => LevelSettings): Promise<LevelSettings> {
+    return this.tx((tx) => {
+      const next = change(tx.getGlobal());
+      tx.putGlobal(next);
+      return next;
+    });
+  }
+
+  updateDomain<T>(domain: string, change: (current: DomainRecord | undefined) => { next?: DomainRecord | null; result: T }): Promise<T> {
+    return this.tx((tx) => {
+      const { next, result } = change(tx.getDomain(domain));
+      if (next === null) tx.deleteDomain(domain);
+      else if (next !== undefined) tx.putDomain(next);
+      return result;
+    });
+  }
+
+  getMeta<T>(key: string): Promise<T | undefined> {
+    return Promise.resolve(this.store.getMeta<T>(key));
+  }
+
+  updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }): Promise<R> {
+    return this.tx((tx) => {
+      const { next, result } = change(tx.getMeta<T>(key));
+      if (next === null) tx.putMeta(key, null);
+      else if (next !== undefined) tx.putMeta(key, next);
+      return result;
+    });
+  }
+}
+

@@ -1,0 +1,177 @@
+// The contract every backend of the services' state ports (services/store-ports.ts) must pass:
+// one set of tests, run against the file store now and the PostgreSQL store next. It checks what
+// makes several daemons act as one: each check-then-act is atomic under concurrency, and time is
+// what the caller passes in.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RememberPolicy } from '../../src/core/decide.js';
+import type { IpThrottlePolicy, LockoutPolicy } from '../../src/core/lockout.js';
+import { newMailbox, type MailboxRecord, type OpenCode } from '../../src/core/model.js';
+import type { FailureEffects, StatePorts, SuccessEffects } from '../../src/services/store-ports.js';
+
+export interface ContractBackend {
+  ports: StatePorts;
+  close(): Promise<void>;
+}
+
+const T0 = Date.UTC(2026, 0, 1);
+const LOCKOUT: LockoutPolicy = { threshold: 1000, baseDelayMs: 60_000, maxDelayMs: 3_600_000, hardLockAfter: 5000 };
+const STRICT: LockoutPolicy = { threshold: 3, baseDelayMs: 60_000, maxDelayMs: 3_600_000, hardLockAfter: 100 };
+const REMEMBER: RememberPolicy = { maxEntries: 20, maxAgeMs: 180 * 86_400_000 };
+const SOURCES: IpThrottlePolicy = { maxFailures: 10, windowMs: 900_000, distinctMailboxes: 1000, blockMs: 900_000 };
+
+const success = (now = T0, ip = '192.0.2.1'): SuccessEffects => ({ kind: 'elsewhere', now, location: { ip, country: 'DE', policy: REMEMBER } });
+const failure = (now = T0, policy = LOCKOUT): FailureEffects => ({ kind: 'elsewhere', now, policy });
+
+async function seed(ports: StatePorts, record: MailboxRecord): Promise<void> {
+  await ports.updateMailbox(record.address, () => ({ next: record, result: undefined }));
+}
+
+function enrolled(address: string, sealed = 'v1.k.sealed'): MailboxRecord {
+  return { ...newMailbox(address, T0), totp: { sealedSecret: sealed, activatedAt: T0, lastAcceptedStep: 100 } };
+}
+
+const count = <T>(xs: T[], pred: (x: T) => boolean) => xs.filter(pred).length;
+
+/** Registers the contract's tests for one backend; `open` gives a fresh, empty state each time. */
+export function runStateContract(name: string, open: () => Promise<ContractBackend>): void {
+  describe(`state contract: ${name}`, () => {
+    const withBackend = (fn: (p: StatePorts) => Promise<void>) => async () => {
+      const b = await open();
+      try {
+        await fn(b.ports);
+      } finally {
+        await b.close();
+      }
+    };
+
+    it('50 concurrent uses of one TOTP step: exactly one accepted, the rest counted as reused', withBackend(async (p) => {
+      await seed(p, enrolled('race@c.test'));
+      const results = await Promise.all(Array.from({ length: 50 }, () => p.acceptTotpStep('race@c.test', 'v1.k.sealed', 101, { success: success(), failure: failure() })));
+      assert.equal(count(results, (r) => r.outcome === 'accepted'), 1);
+      assert.equal(count(results, (r) => r.outcome === 'reused'), 49);
+      const rec = await p.getMailbox('race@c.test');
+      assert.equal(rec?.totp?.lastAcceptedStep, 101);
+      assert.equal(rec?.failures.elsewhere?.consecutive, 49);
+      assert.deepEqual(rec?.ips.map((e) => e.ip), ['192.0.2.1'], 'the accepted step remembered the location');
+    }));
+
+    it('a step at or before the last accepted is reused; another secret is changed', withBackend(async (p) => {
+      await seed(p, enrolled('old@c.test'));
+      assert.equal((await p.acceptTotpStep('old@c.test', 'v1.k.sealed', 100, { success: success(), failure: failure() })).outcome, 'reused');
+      assert.equal((await p.acceptTotpStep('old@c.test', 'v1.k.other', 200, { success: success(), failure: failure() })).outcome, 'changed');
+      assert.equal((await p.acceptTotpStep('nobody@c.test', 'v1.k.sealed', 200, { success: success(), failure: failure() })).outcome, 'changed');
+    }));
+
+    it('N concurrent failures raise the counter by exactly N, and lock at the threshold', withBackend(async (p) => {
+      await seed(p, newMailbox('count@c.test', T0));
+      const states = await Promise.all(Array.from({ length: 40 }, () => p.recordFailure('count@c.test', failure())));
+      assert.equal((await p.getMailbox('count@c.test'))?.failures.elsewhere?.consecutive, 40);
+      assert.deepEqual([...new Set(states.map((s) => s?.consecutive))].length, 40, 'each saw its own count');
+      await seed(p, newMailbox('lock@c.test', T0));
+      for (let i = 0; i < 3; i++) await p.recordFailure('lock@c.test', failure(T0, STRICT));
+      const locked = await p.acceptTotpStep('lock@c.test', 'x', 1, { success: success(T0 + 1000), failure: failure(T0 + 1000, STRICT) });
+      assert.equal(locked.outcome, 'changed', 'no secret: nothing to accept');
+      await seed(p, { ...enrolled('lock2@c.test'), failures: (await p.getMailbox('lock@c.test'))!.failures });
+      const r = await p.acceptTotpStep('lock2@c.test', 'v1.k.sealed', 101, { success: success(T0 + 1000), failure: failure(T0 + 1000, STRICT) });
+      assert.equal(r.outcome, 'locked');
+      // Time is what the caller says: past the lock, the same call succeeds.
+      const later = await p.acceptTotpStep('lock2@c.test', 'v1.k.sealed', 101, { success: success(T0 + 3_600_000), failure: failure(T0 + 3_600_000, STRICT) });
+      assert.equal(later.outcome, 'accepted');
+      assert.equal(await p.recordFailure('absent@c.test', failure()), null);
+    }));
+
+    it("one code's tries are counted exactly: 10 concurrent wrong codes with 5 tries", withBackend(async (p) => {
+      const code: OpenCode = { hash: 'h1:right', provider: 'sms', destination: '+12015550123', createdAt: T0, expiresAt: T0 + 300_000, failedTries: 0, sends: 1, lastSentAt: T0 };
+      await seed(p, newMailbox('tries@c.test', T0));
+      assert.equal(await p.openCode('tries@c.test', code), 'opened');
+      const results = await Promise.all(Array.from({ length: 10 }, () => p.tryOpenCode('tries@c.test', 'h1:wrong', { maxTries: 5, success: success(), failure: failure() })));
+      assert.equal(count(results, (r) => r.outcome === 'code-invalid'), 5);
+      assert.equal(count(results, (r) => r.outcome === 'no-open-code'), 5, 'void after its tries');
+      assert.equal((await p.getMailbox('tries@c.test'))?.failures.elsewhere?.consecutive, 10);
+      // A right code: used once.
+      await p.openCode('tries@c.test', { ...code, hash: 'h1:again' });
+      const right = await Promise.all(Array.from({ length: 10 }, () => p.tryOpenCode('tries@c.test', 'h1:again', { maxTries: 5, success: success(), failure: failure() })));
+      assert.equal(count(right, (r) => r.outcome === 'ok'), 1);
+      // Past its expiry, by the caller's time.
+      await p.openCode('tries@c.test', { ...code, hash: 'h1:late' });
+      assert.equal((await p.tryOpenCode('tries@c.test', 'h1:late', { maxTries: 5, success: success(T0 + 300_000), failure: failure(T0 + 300_000) })).outcome, 'code-expired');
+    }));
+
+    it('a recovery code is consumed once, whatever the concurrency', withBackend(async (p) => {
+      await seed(p, { ...newMailbox('rc@c.test', T0), recoveryCodeHashes: ['h1:a', 'h1:b', 'h1:c'] });
+      const results = await Promise.all(Array.from({ length: 20 }, () => p.consumeRecoveryCode('rc@c.test', 'h1:b', { success: success(), failure: failure() })));
+      assert.equal(count(results, (r) => r.outcome === 'ok'), 1);
+      assert.deepEqual((await p.getMailbox('rc@c.test'))?.recoveryCodeHashes, ['h1:a', 'h1:c']);
+      assert.equal((await p.consumeRecoveryCode('rc@c.test', 'h1:zzz', { success: success(), failure: failure() })).outcome, 'code-invalid');
+    }));
+
+    it('a pending secret is activated once; a record for an unstored mailbox is created once', withBackend(async (p) => {
+      const fresh = { sealedSecret: 'v1.k.pending', createdAt: T0, expiresAt: T0 + 86_400_000 };
+      const pending = await p.pendingOrNew('new@c.test', fresh, T0, { restart: false, needProved: false });
+      assert.deepEqual(pending, fresh);
+      assert.deepEqual(await p.pendingOrNew('new@c.test', { ...fresh, sealedSecret: 'v1.k.other' }, T0 + 1, { restart: false, needProved: false }), fresh, 'the same pending secret until it expires');
+      const results = await Promise.all(Array.from({ length: 10 }, () => p.activatePending('new@c.test', 'v1.k.pending', 5, { success: success(), requireProved: false })));
+      assert.equal(count(results, (r) => r.outcome === 'activated'), 1);
+      assert.equal((await p.getMailbox('new@c.test'))?.totp?.lastAcceptedStep, 5);
+      const totp = { sealedSecret: 'v1.k.first', activatedAt: T0, lastAcceptedStep: 7 };
+      const created = await Promise.all(Array.from({ length: 10 }, () => p.createEnrolled('first@c.test', totp, success())));
+      assert.equal(count(created, (r) => r === 'created'), 1);
+    }));
+
+    it('grace logins are counted up to their limit, no further, under concurrency', withBackend(async (p) => {
+      await seed(p, newMailbox('grace@c.test', T0));
+      const results = await Promise.all(Array.from({ length: 30 }, () => p.countGraceLogin('grace@c.test', 5, T0)));
+      assert.equal(count(results, (r) => r !== null), 5);
+      assert.equal((await p.getMailbox('grace@c.test'))?.enrolmentGraceLogins, 5);
+    }));
+
+    it('one send claim per cooldown; the hourly cap; a released claim gives its slot back', withBackend(async (p) => {
+      const limits = { cooldownMs: 30_000, hourlyLimit: 3 };
+      const claims = await Promise.all(Array.from({ length: 20 }, () => p.claimSend(['m:a@c.test', 'd:+12015550123'], T0, limits)));
+      assert.equal(count(claims, (c) => c.ok), 1);
+      const refused = claims.find((c) => !c.ok);
+      assert.deepEqual(refused, { ok: false, retryAfterMs: 30_000, limit: 'cooldown' });
+      assert.equal((await p.claimSend(['m:a@c.test'], T0 + 30_000, limits)).ok, true);
+      assert.equal((await p.claimSend(['m:a@c.test'], T0 + 60_000, limits)).ok, true);
+      const capped = await p.claimSend(['m:a@c.test'], T0 + 90_000, limits);
+      assert.deepEqual(capped, { ok: false, retryAfterMs: 3_600_000 - 90_000, limit: 'hourly' });
+      await p.releaseSend(['m:a@c.test'], T0 + 60_000);
+      assert.equal((await p.claimSend(['m:a@c.test'], T0 + 90_000, limits)).ok, true);
+    }));
+
+    it('attempts of a source are reserved atomically: 200 concurrent, at most the limit granted', withBackend(async (p) => {
+      const grants = await Promise.all(Array.from({ length: 200 }, (_, i) => p.reserveAttempt('198.51.100.7', `m${i}@c.test`, false, T0, SOURCES)));
+      assert.equal(count(grants, (g) => g.granted), SOURCES.maxFailures);
+      for (let i = 0; i < SOURCES.maxFailures; i++) await p.settleAttempt('198.51.100.7', `m${i}@c.test`, false, 'failure', T0, SOURCES);
+      const after = await p.reserveAttempt('198.51.100.7', 'x@c.test', false, T0 + 1, SOURCES);
+      assert.equal(after.granted, false);
+      assert.ok((await p.listSources()).some((s) => s.source === '198.51.100.7'));
+      assert.notEqual(await p.clearSource('198.51.100.7', T0 + 2), null);
+      assert.equal((await p.reserveAttempt('198.51.100.7', 'x@c.test', false, T0 + 3, SOURCES)).granted, true);
+    }));
+
+    it('failures of unstored mailboxes are counted, expire by the caller time, and never make a record', withBackend(async (p) => {
+      for (let i = 0; i < 3; i++) await p.recordUnstoredFailure('ghost@c.test', T0, STRICT);
+      assert.equal((await p.unstoredFailures('ghost@c.test', T0, STRICT))?.consecutive, 3);
+      assert.equal(await p.getMailbox('ghost@c.test'), undefined);
+      assert.equal(await p.unstoredFailures('ghost@c.test', T0 + 10 * 3_600_000, STRICT), undefined);
+    }));
+
+    it('read-modify-writes of one mailbox, domain and meta are serialised', withBackend(async (p) => {
+      await Promise.all(Array.from({ length: 100 }, () => p.updateMailbox('rmw@c.test', (cur) => {
+        const rec = cur ?? newMailbox('rmw@c.test', T0);
+        return { next: { ...rec, recoveryCodeHashes: [...rec.recoveryCodeHashes, 'x'] }, result: null };
+      })));
+      assert.equal((await p.getMailbox('rmw@c.test'))?.recoveryCodeHashes.length, 100);
+      await Promise.all(Array.from({ length: 50 }, () => p.updateMeta<number, null>('counter', (n) => ({ next: (n ?? 0) + 1, result: null }))));
+      assert.equal(await p.getMeta<number>('counter'), 50);
+      await p.updateDomain('d.test', () => ({ next: { domain: 'd.test', settings: { challenge: 'always' }, updatedAt: T0 }, result: null }));
+      assert.deepEqual((await p.loginView('a@d.test')).domain, { challenge: 'always' });
+      await p.updateGlobal(() => ({ challenge: 'new-ip' }));
+      assert.deepEqual((await p.loginView('a@d.test')).global, { challenge: 'new-ip' });
+      await p.updateMailbox('rmw@c.test', () => ({ next: null, result: null }));
+      assert.equal(await p.getMailbox('rmw@c.test'), undefined);
+    }));
+  });
+}

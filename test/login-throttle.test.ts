@@ -1,0 +1,74 @@
+// The in-memory parts of login.check: the throttle of wrong app passwords, and the coalesced
+// writes of app password usage.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import type { MemfaConfig } from '../src/config/types.js';
+import { loadConfig } from '../src/config/load.js';
+import { newMailbox, type AppPassword, type MailboxRecord } from '../src/core/model.js';
+import { AppPasswordUsage } from '../src/services/app-password-usage.js';
+import { LoginThrottle, MAX_TRACKED } from '../src/services/login-throttle.js';
+import type { Ports } from '../src/services/ports.js';
+import type { StoreTx } from '../src/store/types.js';
+import { REPO } from './helpers/daemon.js';
+
+const NOW = Date.UTC(2026, 5, 1);
+
+function config(lockout: Partial<MemfaConfig['lockout']>, mailboxMaxFailures = 5): MemfaConfig {
+  const base = loadConfig({ config: path.join(REPO, 'config', 'memfa.json') }, {});
+  return { ...base, lockout: { ...base.lockout, ...lockout }, appPasswords: { ...base.appPasswords, mailboxMaxFailures } };
+}
+
+test('the throttle: per source, per mailbox, never at a remembered address; a block ends', () => {
+  const t = new LoginThrottle(config({ ipMaxFailures: 3, ipDistinctMailboxes: 100, ipWindowSeconds: 60, ipBlockSeconds: 120 }, 4));
+  for (let i = 0; i < 3; i++) {
+    assert.equal(t.refusal('192.0.2.1', 'a@example.org', false, NOW), null);
+    t.fail('192.0.2.1', 'a@example.org', NOW);
+  }
+  assert.deepEqual(t.refusal('192.0.2.1', 'b@example.org', false, NOW), { until: NOW + 120_000, by: 'source' }, 'the source, for every mailbox');
+  assert.equal(t.refusal('192.0.2.1', 'a@example.org', true, NOW), null, 'not at an address the mailbox remembers');
+  assert.equal(t.refusal('192.0.2.2', 'a@example.org', false, NOW), null, 'another source, the mailbox not yet at its limit');
+  t.fail('192.0.2.2', 'a@example.org', NOW);
+  assert.deepEqual(t.refusal('192.0.2.3', 'a@example.org', false, NOW), { until: NOW + 120_000, by: 'mailbox' });
+  assert.equal(t.refusal('192.0.2.3', 'b@example.org', false, NOW), null, 'other mailboxes from other sources');
+  assert.equal(t.refusal('192.0.2.1', 'b@example.org', false, NOW + 120_000), null, 'the block is over');
+});
+
+test('the throttle keeps at most MAX_TRACKED sources and mailboxes', () => {
+  const t = new LoginThrottle(config({ ipMaxFailures: 1000, ipDistinctMailboxes: 100000, ipWindowSeconds: 3600 }, 1000));
+  for (let i = 0; i < MAX_TRACKED + 50; i++) t.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `u${i}@example.org`, NOW);
+  assert.deepEqual(t.size, { sources: MAX_TRACKED, mailboxes: MAX_TRACKED });
+});
+
+function fakePorts(records: Map<string, MailboxRecord>): { ports: Ports; writes: () => number } {
+  let writes = 0;
+  const tx = { getMailbox: (a: string) => records.get(a), putMailbox: (r: MailboxRecord) => void records.set(r.address, r) } as unknown as StoreTx;
+  const store = {
+    transact: async <T>(fn: (t: StoreTx) => T) => {
+      writes++;
+      return fn(tx);
+    },
+  };
+  return { ports: { store, log: { error: () => undefined } } as unknown as Ports, writes: () => writes };
+}
+
+test('usage: shown at once, written in one transaction per flush, revoked ones forgotten, a removed mailbox skipped', async () => {
+  const ap = (id: string): AppPassword => ({ id, name: id, hash: 'h1:x', protocols: ['imap'], networks: [], createdAt: NOW, expiresAt: null, lastUsed: null, uses: 0 });
+  const records = new Map<string, MailboxRecord>([['a@example.org', { ...newMailbox('a@example.org', NOW), appPasswords: [ap('one'), ap('two')] }]]);
+  const { ports, writes } = fakePorts(records);
+  const usage = new AppPasswordUsage(ports, 3_600_000);
+  for (let i = 0; i < 10; i++) usage.note('a@example.org', 'one', { at: NOW + i, ip: '192.0.2.1', country: null });
+  usage.note('a@example.org', 'two', { at: NOW, ip: '192.0.2.2', country: 'DE' });
+  usage.note('gone@example.org', 'x', { at: NOW, ip: '192.0.2.3', country: null });
+  assert.deepEqual(usage.view('a@example.org', ap('one')), { lastUsed: { at: NOW + 9, ip: '192.0.2.1', country: null }, uses: 10 });
+  usage.forget('a@example.org', ['two']);
+  assert.equal(writes(), 0, 'nothing written yet');
+  await usage.flush();
+  assert.equal(writes(), 1, 'one transaction for everything waiting');
+  const rec = records.get('a@example.org')!;
+  assert.deepEqual(rec.appPasswords.map((a) => [a.id, a.uses]), [['one', 10], ['two', 0]]);
+  assert.equal(records.has('gone@example.org'), false, 'no record is made');
+  assert.deepEqual(usage.view('a@example.org', rec.appPasswords[0]!), { lastUsed: { at: NOW + 9, ip: '192.0.2.1', country: null }, uses: 10 }, 'nothing counted twice');
+  await usage.close();
+  assert.equal(writes(), 1, 'nothing left to write');
+});
