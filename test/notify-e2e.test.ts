@@ -218,3 +218,30 @@ test('each kind: reset, recovery codes, a recovery code used, a lock; lock notic
   assert.deepEqual(audit.filter((e) => e['result'] === 'suppressed').map((e) => [e['reason'], e['details']['why']]), [['mailbox-locked', 'rate-limited']]);
   assert.equal(logEvents(d.log()).filter((e) => e['event'] === 'mailbox-locked').length, 3, 'every lock is logged, notified or not');
 });
+
+test('an app password created, by an administrator or by the user, and recovery codes made through self-service: one notice each, without the password or the codes', async (t) => {
+  const sink = await startSmtpSink();
+  const d = await startDaemon({ config: { totp: { window: TOTP.window }, smtp: smtpConfig(sink.port) } });
+  t.after(async () => {
+    await d.cleanup();
+    await sink.close();
+  });
+  const { admin, enrolled, notifyAudit } = harness(d);
+  const self = (method: string, params: Record<string, unknown>) => call(d.selfSocket, method as 'self.show', params as never) as Promise<Json>;
+  const fay = 'fay@apps.example';
+  const { next } = await enrolled(fay, 'fay.home@elsewhere.example');
+  const byAdmin = await admin('app-password.add', { address: fay, name: 'desktop' });
+  const bySelf = await self('self.app-password.add', { user: fay, name: 'phone', currentCode: next() });
+  const codes = (await self('self.recovery.generate', { user: fay, currentCode: next() }))['codes'] as string[];
+  await waitFor(() => mailsOf(sink, 'recovery-codes-generated', fay).length === 1, 10000, 'the recovery-codes notice');
+  await waitFor(async () => (await notifyAudit(fay)).filter((e) => e['result'] === 'sent').length === 4, 10000, 'four sent entries');
+
+  assert.deepEqual(sink.messages.map(kindOf), ['totp-enrolled', 'app-password-created', 'app-password-created', 'recovery-codes-generated']);
+  for (const m of mailsOf(sink, 'app-password-created', fay)) {
+    assert.deepEqual(m.to.sort(), ['fay.home@elsewhere.example', fay]);
+    assert.equal(m.headers['subject'], `An app password was created for ${fay}`);
+    assert.match(m.text, /An app password was created for your mailbox\./);
+  }
+  const secrets = [byAdmin['password'] as string, bySelf['password'] as string, ...codes];
+  for (const m of sink.messages) for (const s of secrets) assert.ok(!m.raw.includes(s) && !m.raw.includes(s.replace(/-/g, '')), `no password or code in the "${kindOf(m)}" notice`);
+});

@@ -51,9 +51,9 @@ export function createServices(p: Ports): Services {
   const proof = new FactorProof(p, codes, recovery, notifier);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
   const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
-  const appPasswords = new AppPasswords(p, policy, usage);
+  const appPasswords = new AppPasswords(p, policy, usage, notifier);
   const loginCheck = new LoginCheck(p, appPasswords);
-  const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
+  const credentials = new SelfCredentials(p, appPasswords, recovery, proof, notifier);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p, policy),
