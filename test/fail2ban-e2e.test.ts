@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { call } from '../src/client/call.js';
@@ -114,10 +115,21 @@ test("the filter's reasons are the code's: every failed-factor reason and failur
   assert.deepEqual(alternation('ip-blocked'), [...FAILURE_BLOCK_REASONS]);
 });
 
-test('under systemd (stderr is the JOURNAL_STREAM) every line starts with its syslog priority, and the filter still matches', async (t) => {
+/** A local port that nothing listens on (one just closed). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+test('under systemd (stderr is the JOURNAL_STREAM) every line starts with its syslog priority, a delivery failure at warn, and the filter still matches', async (t) => {
   const dir = await makeTempDir();
   const configFile = path.join(dir, 'memfa.json');
-  await writeFile(configFile, JSON.stringify({ dataDir: 'data', runDir: 'run', ...LOCKOUT }));
+  // Email codes through an SMTP server that is not there: a delivery failure.
+  const smtp = { host: '127.0.0.1', port: await closedPort(), secure: 'none', from: 'mfa@journal.example', pool: false, timeoutMs: 1000 };
+  await writeFile(configFile, JSON.stringify({ dataDir: 'data', runDir: 'run', ...LOCKOUT, providers: { email: { enabled: true, transport: 'smtp' } }, smtp }));
   const logFile = path.join(dir, 'journal-stream.log');
   const fd = openSync(logFile, 'a');
   const st = fstatSync(fd, { bigint: true });
@@ -136,6 +148,13 @@ test('under systemd (stderr is the JOURNAL_STREAM) every line starts with its sy
   const answer = (await call(d.hookSocket, 'verify', { user: 'gina@journal.example', ip: '192.0.2.77', code: wrongCode(key) })) as { reason: string };
   assert.equal(answer.reason, 'code-invalid');
   await waitFor(async () => (await text()).includes('"event":"verify-denied"'), 5000, 'the verify-denied line');
+  await admin('mailbox.set', { address: 'hal@journal.example', settings: { challenge: 'always', provider: 'email' }, altEmail: 'hal@elsewhere.example' });
+  const undelivered = await call(d.hookSocket, 'verify', { user: 'hal@journal.example', ip: '192.0.2.78' }).then(
+    () => null,
+    (err: { code?: string }) => err.code,
+  );
+  assert.equal(undelivered, 'DELIVERY_FAILED');
+  await waitFor(async () => (await text()).includes('"event":"delivery-failed"'), 5000, 'the delivery-failed line');
   proc.kill('SIGTERM');
   assert.equal(await waitExit(proc), 0);
 
@@ -148,5 +167,9 @@ test('under systemd (stderr is the JOURNAL_STREAM) every line starts with its sy
   }
   assert.ok(lines.some((l) => l.startsWith('<6>') && l.includes('"event":"ready"')), 'ready at info, <6>');
   assert.ok(lines.some((l) => l.startsWith('<5>') && l.includes('"event":"verify-denied"')), 'the denial at notice, <5>');
+  const failed = lines.filter((l) => l.includes('"event":"delivery-failed"'));
+  assert.ok(failed.length === 1 && failed[0]!.startsWith('<4>') && failed[0]!.includes('"mailbox":"hal@journal.example"') && failed[0]!.includes('"to":"h***@elsewhere.example"'), `the delivery failure at warn, <4>, with the masked recipient: ${failed.join('\n')}`);
+  // The code that could not be sent is in no line (codes are six digits; nothing else logs a bare six-digit string).
+  assert.ok(!lines.some((l) => /"\d{6}"/.test(l)), 'no code in any line');
   assert.deepEqual(matchedAddresses(logFile), ['192.0.2.77']);
 });
