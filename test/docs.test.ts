@@ -332,8 +332,8 @@ test("every security log line and every reason the fail2ban filter counts is in 
   const logs = collapse(section('LOGS'));
   const t = tokens(logs);
   const events = [...readFileSync(path.join(ROOT, 'src', 'services', 'security-log.ts'), 'utf8').matchAll(/log\.notice\('([a-z-]+)'/g)].map((m) => m[1]!);
-  assert.deepEqual(events.sort(), ['ip-blocked', 'mailbox-locked', 'verify-denied']);
-  for (const name of [...events, ...FAILED_FACTOR_REASONS, ...FAILURE_BLOCK_REASONS, 'delivery-failed', 'JOURNAL_STREAM']) assert.ok(t.includes(name), `memfa.1 LOGS: ${name}`);
+  assert.deepEqual(events.sort(), ['ip-blocked', 'login-throttled', 'mailbox-locked', 'verify-denied']);
+  for (const name of [...events, ...FAILED_FACTOR_REASONS, ...FAILURE_BLOCK_REASONS, 'mailbox-failures', 'delivery-failed', 'JOURNAL_STREAM']) assert.ok(t.includes(name), `memfa.1 LOGS: ${name}`);
   assert.ok(logs.includes('examples/fail2ban/filter.d/memfa.conf'), 'memfa.1 LOGS names the filter');
 });
 

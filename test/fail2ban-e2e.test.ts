@@ -108,11 +108,40 @@ test('fail2ban-regex matches the shipped filter against the lines of a real daem
   assert.deepEqual(count(matchedAddresses(logFile)), { '192.0.2.10': 4, '2001:db8::7': 1, '198.51.100.20': 8 });
 });
 
+test('wrong app passwords over the mail protocols: the block of the source is a login-throttled line, which the filter matches; the block of a mailbox is not matched', async (t) => {
+  // Five wrong passwords block a source, three block a mailbox (whichever addresses they come from).
+  const d = await startDaemon({ config: { lockout: { ipMaxFailures: 5, ipDistinctMailboxes: 10 }, appPasswords: { mailboxMaxFailures: 3 } } });
+  t.after(() => d.cleanup());
+  const check = (user: string, ip: string) => call(d.hookSocket, 'login.check', { user, ip, protocol: 'imap', password: 'guessed-password' }) as Promise<{ result: string; reason: string }>;
+  await call(d.adminSocket, 'domain.set', { domain: 'mail.example', settings: { challenge: 'always' } });
+  // One address tries five mailboxes: the fifth failure blocks its source; the next is refused as throttled.
+  for (const m of ['ann', 'ben', 'cat', 'dan', 'eve']) assert.equal((await check(`${m}@mail.example`, '198.51.100.40')).reason, 'app-password-required');
+  assert.equal((await check('fay@mail.example', '198.51.100.40')).reason, 'throttled');
+  // Three addresses, one failure each, on one mailbox: the mailbox is blocked from unknown addresses.
+  for (const ip of ['192.0.2.41', '192.0.2.42', '192.0.2.43']) assert.equal((await check('gus@mail.example', ip)).reason, 'app-password-required');
+  assert.equal((await check('gus@mail.example', '192.0.2.44')).reason, 'throttled');
+
+  await waitFor(() => logEvents(d.log()).filter((e) => e['event'] === 'login-throttled').length === 2, 5000, 'two login-throttled lines');
+  const lines = logEvents(d.log()).filter((e) => e['event'] === 'login-throttled');
+  assert.deepEqual(
+    lines.map((e) => [e['level'], e['ip'], e['reason'], e['by'], e['source'], e['mailbox']]),
+    [
+      ['notice', '198.51.100.40', 'ip-failures', 'source', '198.51.100.40', 'eve@mail.example'],
+      ['notice', '192.0.2.43', 'mailbox-failures', 'mailbox', undefined, 'gus@mail.example'],
+    ],
+  );
+  assert.ok(!d.log().includes('guessed-password'), 'no password in the log');
+  const logFile = path.join(d.dir, 'daemon.log');
+  await writeFile(logFile, d.log());
+  assert.deepEqual(matchedAddresses(logFile), ['198.51.100.40']);
+});
+
 test("the filter's reasons are the code's: every failed-factor reason and failure block, nothing else", async () => {
   const filter = await readFile(FILTER, 'utf8');
   const alternation = (event: string) => new RegExp(`"${event}","ip":"<HOST>","reason":"\\(\\?:([a-z|-]+)\\)"`).exec(filter)?.[1]?.split('|');
   assert.deepEqual(alternation('verify-denied'), [...FAILED_FACTOR_REASONS]);
   assert.deepEqual(alternation('ip-blocked'), [...FAILURE_BLOCK_REASONS]);
+  assert.deepEqual(alternation('login-throttled'), [...FAILURE_BLOCK_REASONS]);
 });
 
 /** A local port that nothing listens on (one just closed). */

@@ -1,5 +1,5 @@
 // The daemon log lines of security events, at level notice: refused second factors, mailboxes
-// locked, client sources blocked. They carry the client address for fail2ban (which then needs
+// locked, client sources blocked (by verify's throttle, or login.check's of wrong app passwords). They carry the client address for fail2ban (which then needs
 // no access to the audit trail, mode 0600) and never a code or a secret.
 //
 // These lines are an interface: examples/fail2ban/filter.d/memfa.conf matches them, relying on
@@ -37,6 +37,16 @@ export function logMailboxLocked(log: Logger, f: { ip: string | null; mailbox: s
     failures: f.failures,
     ...(f.stored === false ? { stored: false } : {}),
   });
+}
+
+/**
+ * The throttle of wrong app passwords (login.check, services/login-throttle.ts) began to block
+ * mail-protocol logins: of the client's source (`source`, the network of `ip`), or of the mailbox
+ * from every address it never passed a second factor from (`mailbox-failures`; `ip` is then
+ * only the address of the failure that reached the limit).
+ */
+export function logLoginThrottled(log: Logger, f: { ip: string; mailbox: string; by: 'source' | 'mailbox'; reason: string; until: number; source?: string }): void {
+  log.notice('login-throttled', { ip: f.ip, reason: f.reason, by: f.by, ...(f.source === undefined ? {} : { source: f.source }), mailbox: f.mailbox, until: iso(f.until) });
 }
 
 /** The per-source throttle began to block `source` (the network of `ip`, lockout.ipv4Prefix/ipv6Prefix). */
