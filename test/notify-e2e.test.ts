@@ -245,3 +245,16 @@ test('an app password created, by an administrator or by the user, and recovery 
   const secrets = [byAdmin['password'] as string, bySelf['password'] as string, ...codes];
   for (const m of sink.messages) for (const s of secrets) assert.ok(!m.raw.includes(s) && !m.raw.includes(s.replace(/-/g, '')), `no password or code in the "${kindOf(m)}" notice`);
 });
+
+test('the SMTP gateway of the notices is checked at start even when the email provider does not use it', async (t) => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  // Email codes through the log transport; notices through an SMTP server that is not there.
+  const d = await startDaemon({ config: { providers: { email: { enabled: true, transport: 'log' } }, smtp: smtpConfig(port) } });
+  t.after(() => d.cleanup());
+  await waitFor(() => logEvents(d.log()).some((e) => e['event'] === 'gateway-unreachable' && e['purpose'] === 'notices'), 10000, 'the start-up check of the notices gateway');
+  const line = logEvents(d.log()).find((e) => e['event'] === 'gateway-unreachable' && e['purpose'] === 'notices')!;
+  assert.deepEqual([line['level'], line['transport']], ['warn', 'smtp']);
+});

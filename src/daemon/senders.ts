@@ -81,13 +81,18 @@ export function checkSenders(senders: Partial<Record<CodeProvider, Sender>>, log
 /**
  * The sender of security notices: the SMTP gateway (smtp), whichever transport the email provider
  * uses; the email sender itself when it is that gateway, so that both share one connection pool.
- * None without an smtp section. `close` releases one made here.
+ * None without an smtp section. One made here is checked at start, as checkSenders checks the
+ * others; `close` releases it.
  */
 export function createNoticeSender(config: MemfaConfig, log: Logger, senders: Partial<Record<CodeProvider, Sender>>): { sender: NoticeSender; close: () => Promise<void> } | undefined {
   if (config.smtp === null) return undefined;
   const email = senders.email;
   if (email !== undefined && isNoticeSender(email)) return { sender: email, close: async () => undefined };
   const own = createSmtpSender(smtpConfigOf(config.smtp), log);
+  // Checked at start like the code senders: a notice that cannot go out should be known before the first one is due.
+  void own.check().then((r) =>
+    r.ok ? log.info('gateway-ok', { purpose: 'notices', transport: 'smtp' }) : log.warn('gateway-unreachable', { purpose: 'notices', transport: 'smtp', error: r.error }),
+  );
   return { sender: own, close: () => own.close() };
 }
 
