@@ -27,6 +27,7 @@ test('cross-key rules: each names both keys; equal values and the defaults pass'
     'smpp.reconnectInitialMs: must not exceed smpp.reconnectMaxMs (2000 > 1000)',
   ]);
   assert.deepEqual(problems({ lockout: { baseDelaySeconds: 60, maxDelaySeconds: 60, threshold: 7, hardLockAfter: 7 }, smpp: { host: 'h', systemId: 's', reconnectInitialMs: 500, reconnectMaxMs: 500 } }), []);
+  assert.deepEqual(problems({ notifications: { retryInitialSeconds: 7200, retryMaxSeconds: 3600 } }), ['notifications.retryInitialSeconds: must not exceed notifications.retryMaxSeconds (7200 > 3600)']);
   assert.deepEqual(problems({}), []);
   // A key that failed its own check is not compared with anything (its value is not the file's).
   assert.deepEqual(problems({ lockout: { threshold: 'many' } }), ['lockout.threshold: must be an integer from 1 to 1000']);
@@ -129,11 +130,13 @@ test('config check lists every problem at once, needs no daemon and writes nothi
     sockets: { hook: { mode: '0666', group: 'memfa-no-such-group' }, self: { path: 'hook.sock' } },
     smtp: { host: 'mail', from: 'mfa@example.org', subject: 'code for {who}' },
     smpp: { host: 'sms', systemId: 'memfa', dataCoding: 5, reconnectInitialMs: 9000, reconnectMaxMs: 100, template: 'no code here' },
+    // A notice has no {code} to carry: a template that asks for one is refused.
+    notifications: { templates: { 'mailbox-locked': { text: 'locked; your code was {code}' }, 'no-such-kind': { text: 'x' } } },
   });
   const before = readdirSync(dir);
   const r = await runCli(['config', 'check', cfg]);
   assert.equal(r.code, 78, r.stderr);
-  const keys = ['colour', 'lockout.baseDelaySeconds', 'sockets.hook.mode', 'sockets.hook.group', 'sockets.self.path', 'smtp.subject', 'smpp.dataCoding', 'smpp.reconnectInitialMs', 'smpp.template'];
+  const keys = ['colour', 'lockout.baseDelaySeconds', 'sockets.hook.mode', 'sockets.hook.group', 'sockets.self.path', 'smtp.subject', 'smpp.dataCoding', 'smpp.reconnectInitialMs', 'smpp.template', 'notifications.templates.no-such-kind', 'notifications.templates.mailbox-locked.text'];
   for (const key of keys) assert.match(r.stderr, new RegExp(`^  ${key.replaceAll('.', '\\.')}: `, 'm'), `names ${key}:\n${r.stderr}`);
   assert.equal(r.stdout, '');
   assert.deepEqual(readdirSync(dir), before, 'nothing was created');

@@ -27,8 +27,9 @@ function settings(over: Partial<EffectiveSettings> = {}): EffectiveSettings {
     usersMayConfigure: true,
     minChallenge: null,
     enrolmentGrace: 'none',
+    notifications: true,
     primaryPassword: 'app-password',
-    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default', enrolmentGrace: 'default', primaryPassword: 'default' },
+    sources: { challenge: 'global', provider: 'global', fallbackProvider: 'default', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default', primaryPassword: 'default' },
     ...over,
   };
 }

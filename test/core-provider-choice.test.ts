@@ -15,8 +15,9 @@ function settings(provider: ProviderName, fallbackProvider: FallbackProvider, so
     usersMayConfigure: true,
     minChallenge: null,
     enrolmentGrace: 'none',
+    notifications: true,
     primaryPassword: 'app-password',
-    sources: { challenge: 'global', provider: sources.provider ?? 'domain', fallbackProvider: sources.fallbackProvider ?? 'global', usersMayConfigure: 'default', enrolmentGrace: 'default', primaryPassword: 'default' },
+    sources: { challenge: 'global', provider: sources.provider ?? 'domain', fallbackProvider: sources.fallbackProvider ?? 'global', usersMayConfigure: 'default', enrolmentGrace: 'default', notifications: 'default', primaryPassword: 'default' },
   };
 }
 

@@ -89,10 +89,31 @@ test('resolveSettings: the most specific level wins, each with its source', () =
       row.want,
       row.name,
     );
-    // No row sets an enrolment grace or primaryPassword (see the tests below): they come from the default.
-    assert.deepEqual(eff.sources, { ...row.sources, enrolmentGrace: 'default', primaryPassword: 'default' }, row.name);
+    // No row sets an enrolment grace, notifications or primaryPassword (see the tests below): they come from the default.
+    assert.deepEqual(eff.sources, { ...row.sources, enrolmentGrace: 'default', notifications: 'default', primaryPassword: 'default' }, row.name);
   }
 });
+
+test('resolveSettings: notifications come from the most specific level that sets them, else the default (on)', () => {
+  type Row = [name: string, defaults: SettingsDefaults, global: LevelSettings, domain: LevelSettings | undefined, mailbox: LevelSettings | undefined, want: boolean, source: SettingSource];
+  const rows: Row[] = [
+    ['no default, nothing set: on', DEFAULTS, {}, undefined, undefined, true, 'default'],
+    ['the default off', { ...DEFAULTS, notifications: false }, {}, undefined, undefined, false, 'default'],
+    ['global off', DEFAULTS, { notifications: false }, undefined, undefined, false, 'global'],
+    ['domain on over global off', DEFAULTS, { notifications: false }, { notifications: true }, undefined, true, 'domain'],
+    ['mailbox off over domain on', DEFAULTS, {}, { notifications: true }, { notifications: false }, false, 'mailbox'],
+    ['mailbox on over global off', { ...DEFAULTS, notifications: false }, { notifications: false }, {}, { notifications: true }, true, 'mailbox'],
+  ];
+  for (const [name, defaults, global, domain, mailbox, want, source] of rows) {
+    const eff = resolveSettings(defaults, global, domain, mailbox);
+    assert.deepEqual([eff.notifications, eff.sources.notifications], [want, source], name);
+  }
+  assert.deepEqual(applySettingsPatch({}, { notifications: 'no' }, 'mailbox'), { notifications: false });
+  assert.deepEqual(applySettingsPatch({ notifications: false }, { notifications: 'inherit' }, 'domain'), {});
+  assert.throws(() => applySettingsPatch({}, { notifications: 'maybe' }, 'global'), (e: MemfaError) => e.code === 'INVALID_PARAMS' && /notifications: expected true or false/.test(e.message));
+  assert.throws(() => applySettingsPatch({}, { notifications: false }, 'user'), (e: MemfaError) => e.code === 'INVALID_PARAMS' && /notifications: can only be set at global or domain or mailbox level/.test(e.message));
+});
+
 
 test('resolveSettings: primaryPassword from the most specific level, else the default, else app-password', () => {
   assert.equal(resolveSettings(DEFAULTS, {}, undefined, undefined).primaryPassword, 'app-password');

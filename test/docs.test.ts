@@ -13,9 +13,12 @@ import { CONFIG_SPEC, type Section } from '../src/config/spec.js';
 import { DECISION_REASONS } from '../src/core/decide.js';
 import { PROVIDER_PROBLEMS } from '../src/core/provider-choice.js';
 import { LOGIN_CHECK_REASONS } from '../src/core/protocol-login.js';
+import { NOTICE_KINDS } from '../src/core/notices.js';
 import { SETTING_LEVELS } from '../src/core/settings.js';
+import { DEFAULT_NOTICE_SUBJECTS, NOTICE_PLACEHOLDERS } from '../src/delivery/notice.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
 import { createExposition } from '../src/metrics/registry.js';
+import { FAILED_FACTOR_REASONS, FAILURE_BLOCK_REASONS } from '../src/services/security-log.js';
 import { METHODS, SOCKET_KINDS, isDelegable, type MethodName } from '../src/protocol/methods.js';
 import { VERSION } from '../src/version.js';
 import { runCli } from './helpers/daemon.js';
@@ -317,6 +320,23 @@ test("every audit action and log event of the daemon's own (the 'audit-…' name
   for (const expected of ['audit-gap', 'audit-lost', 'audit-recovered', 'audit-write-failed']) assert.ok(names.has(expected), `found ${expected}: ${[...names].join(', ')}`);
   const text = tokens(plain(man1Source));
   for (const name of names) assert.ok(text.includes(name), `memfa.1: ${name}`);
+});
+
+test('every kind of security notice is in memfa(1) NOTIFICATIONS, and its placeholders and built-in subject in memfa.conf(5)', () => {
+  const lines = plain(section('NOTIFICATIONS')).split('\n');
+  for (const kind of NOTICE_KINDS) assert.ok(lines.some((l, i) => l === `.B ${kind}` && lines[i - 1] === '.TP'), `memfa.1 NOTIFICATIONS: an entry for ${kind}`);
+  const man5 = collapse(plain(man5Source));
+  for (const name of NOTICE_PLACEHOLDERS) assert.ok(man5.includes(`{${name}}`), `memfa.conf.5: the placeholder {${name}}`);
+  for (const kind of NOTICE_KINDS) assert.ok(man5.includes(`null: "${DEFAULT_NOTICE_SUBJECTS[kind]}"`), `memfa.conf.5: the built-in subject of ${kind}`);
+});
+
+test("every security log line and every reason the fail2ban filter counts is in memfa(1) LOGS", () => {
+  const logs = collapse(section('LOGS'));
+  const t = tokens(logs);
+  const events = [...readFileSync(path.join(ROOT, 'src', 'services', 'security-log.ts'), 'utf8').matchAll(/log\.notice\('([a-z-]+)'/g)].map((m) => m[1]!);
+  assert.deepEqual(events.sort(), ['ip-blocked', 'login-throttled', 'mailbox-locked', 'verify-denied']);
+  for (const name of [...events, ...FAILED_FACTOR_REASONS, ...FAILURE_BLOCK_REASONS, 'mailbox-failures', 'delivery-failed', 'JOURNAL_STREAM']) assert.ok(t.includes(name), `memfa.1 LOGS: ${name}`);
+  assert.ok(logs.includes('examples/fail2ban/filter.d/memfa.conf'), 'memfa.1 LOGS names the filter');
 });
 
 test('memfa-dovecot(7) explains every setting of the shipped Dovecot configuration', () => {

@@ -20,6 +20,7 @@ export interface SettingFlags {
   usersMayConfigure?: string;
   minChallenge?: string;
   enrolmentGrace?: string;
+  notifications?: string;
   primaryPassword?: string;
 }
 
@@ -69,6 +70,7 @@ export function settingsPatch(f: SettingFlags): Record<string, unknown> {
   if (f.minChallenge !== undefined) patch['minChallenge'] = f.minChallenge;
   // Parsed by the daemon (core/grace.ts), which names the part that is wrong.
   if (f.enrolmentGrace !== undefined) patch['enrolmentGrace'] = f.enrolmentGrace;
+  if (f.notifications !== undefined) patch['notifications'] = f.notifications;
   if (f.primaryPassword !== undefined) patch['primaryPassword'] = f.primaryPassword;
   return patch;
 }
@@ -85,6 +87,7 @@ export function addSettingOptions(cmd: Command, level: 'global' | 'domain' | 'ma
       '--enrolment-grace <grace>',
       'none, until=DATE, logins=N, both (comma-separated) or inherit: how long a mailbox that must enrol may log in without a second factor (platform administrator only)',
     )
+    .addOption(new Option('--notifications <yes|no|inherit>', 'whether security notices are mailed to the owner (new country, TOTP, recovery codes, app passwords, lockout)').choices(['yes', 'no', 'inherit']))
     .addOption(
       new Option('--primary-password <mode>', 'what the primary password may do over IMAP, POP3, SMTP, ManageSieve and DAV once MFA is on: password, known-location or app-password').choices(
         PRIMARY_PASSWORD_CHOICES,

@@ -48,6 +48,7 @@ export function formatEffective(e: EffectiveView, c: ChalkInstance): [string, st
     ['fallback', `${e.fallbackProvider.value} ${src(e.fallbackProvider.source)}`],
     ['users may configure', `${e.usersMayConfigure.value ? 'yes' : 'no'} ${src(e.usersMayConfigure.source)}`],
     ['enrolment grace', `${describeGrace(e.enrolmentGrace.value)} ${src(e.enrolmentGrace.source)}`],
+    ['notifications', `${e.notifications.value ? 'yes' : 'no'} ${src(e.notifications.source)}`],
     ['country rules', e.countryRules.length === 0 ? 'none' : e.countryRules.map((r) => `${r.rule.mode} ${r.rule.countries.join(',')} ${src(r.level)}`).join('; ')],
     ['trusted networks', e.trustedNetworks.length === 0 ? 'none' : e.trustedNetworks.join(', ')],
     ['primary password', `${e.primaryPassword.value} ${src(e.primaryPassword.source)} ${c.dim('over IMAP, POP3, SMTP, ManageSieve, DAV')}`],
@@ -166,6 +167,7 @@ const SETTING_WORDS: Readonly<Record<string, string>> = {
   trustedNetworks: 'trusted networks',
   usersMayConfigure: 'users may configure',
   minChallenge: 'minimum challenge',
+  notifications: 'notifications',
 };
 
 /** A setting's value in words: lists comma-separated, yes/no, a country rule as its mode and countries. */

@@ -27,6 +27,7 @@ const NOT_ABOVE: NotAbove[] = [
   { low: 'lockout.baseDelaySeconds', high: 'lockout.maxDelaySeconds' },
   { low: 'lockout.threshold', high: 'lockout.hardLockAfter' },
   { low: 'smpp.reconnectInitialMs', high: 'smpp.reconnectMaxMs', section: 'smpp' },
+  { low: 'notifications.retryInitialSeconds', high: 'notifications.retryMaxSeconds' },
 ];
 
 const SOCKET_KINDS = ['admin', 'hook', 'self'] as const;

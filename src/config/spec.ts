@@ -1,5 +1,6 @@
 // The configuration schema: every key, its default and its check. The validator walks a file
 // against this tree, collects every error (each naming its key) and rejects unknown keys.
+import { NOTICE_KINDS } from '../core/notices.js';
 import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PRIMARY_PASSWORD_MODES, PROVIDERS } from '../protocol/vocabulary.js';
 import { parseListen } from './listen.js';
 
@@ -96,6 +97,7 @@ export const CONFIG_SPEC: Section = section({
     provider: leaf('totp', isOneOf(PROVIDERS)),
     fallbackProvider: leaf('none', isOneOf(FALLBACK_PROVIDERS)),
     usersMayConfigure: leaf(true, isBool),
+    notifications: leaf(true, isBool),
     primaryPassword: leaf('app-password', isOneOf(PRIMARY_PASSWORD_MODES)),
   }),
   totp: section({
@@ -186,6 +188,16 @@ export const CONFIG_SPEC: Section = section({
     { nullable: true, required: ['host', 'systemId'] },
   ),
   logTransport: section({ file: leaf('outbox.log', isString()) }),
+  notifications: section({
+    support: leaf('If this was not you, change your password now and tell your mail administrator.', isString({ max: 500 })),
+    maxPerKindPerDay: leaf(3, isInt(1, 100)),
+    maxPending: leaf(10000, isInt(1, 1000000)),
+    maxAttempts: leaf(12, isInt(1, 100)),
+    retryInitialSeconds: leaf(60, isInt(1, 86400)),
+    retryMaxSeconds: leaf(3600, isInt(1, 7 * 86400)),
+    // One subject and text per kind of notice; null: the built-in one (delivery/notice.ts).
+    templates: section(Object.fromEntries(NOTICE_KINDS.map((kind) => [kind, section({ subject: leaf(null, orNull(isString({ max: 255 }))), text: leaf(null, orNull(isString({ max: 10000 }))) })]))),
+  }),
   audit: section({
     file: leaf('audit.log', isString()),
     maxBytes: leaf(10 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
@@ -197,5 +209,5 @@ export const CONFIG_SPEC: Section = section({
       keep: leaf(10, isInt(1, 1000)),
     }),
   }),
-  log: section({ level: leaf('info', isOneOf(['debug', 'info', 'warn', 'error'])) }),
+  log: section({ level: leaf('info', isOneOf(['debug', 'info', 'notice', 'warn', 'error'])) }),
 });

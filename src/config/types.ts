@@ -1,4 +1,5 @@
 // The validated configuration, after defaults are applied and paths resolved (see spec.ts).
+import type { NoticeKind } from '../core/notices.js';
 import type { ChallengeMode, PrimaryPasswordMode, ProviderName } from '../core/model.js';
 import type { SocketKind } from '../protocol/methods.js';
 
@@ -76,7 +77,7 @@ export interface MemfaConfig {
   store: { file: string; compactJournalBytes: number };
   keyFile: string;
   issuer: string;
-  defaults: { challenge: ChallengeMode; provider: ProviderName; fallbackProvider: ProviderName | 'none'; usersMayConfigure: boolean; primaryPassword: PrimaryPasswordMode };
+  defaults: { challenge: ChallengeMode; provider: ProviderName; fallbackProvider: ProviderName | 'none'; usersMayConfigure: boolean; notifications: boolean; primaryPassword: PrimaryPasswordMode };
   totp: { algorithm: 'SHA1' | 'SHA256' | 'SHA512'; digits: number; period: number; window: number; enrolmentTtlSeconds: number };
   locations: { maxEntries: number; maxAgeDays: number };
   codes: { digits: number; ttlSeconds: number; maxTries: number; cooldownSeconds: number; hourlyLimit: number };
@@ -104,7 +105,17 @@ export interface MemfaConfig {
   smtp: SmtpSettings | null;
   smpp: SmppSettings | null;
   logTransport: { file: string };
+  /** Security notices to mailbox owners (services/notify.ts); sent through smtp. */
+  notifications: {
+    support: string;
+    maxPerKindPerDay: number;
+    maxPending: number;
+    maxAttempts: number;
+    retryInitialSeconds: number;
+    retryMaxSeconds: number;
+    templates: Record<NoticeKind, { subject: string | null; text: string | null }>;
+  };
   /** file, maxBytes, keep: the login stream; security: the stream of changes and security events. */
   audit: { file: string; maxBytes: number; keep: number; aggregateSeconds: number; security: { file: string; maxBytes: number; keep: number } };
-  log: { level: 'debug' | 'info' | 'warn' | 'error' };
+  log: { level: 'debug' | 'info' | 'notice' | 'warn' | 'error' };
 }

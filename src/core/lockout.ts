@@ -128,6 +128,16 @@ export function recordKindSuccess(f: MailboxFailures, kind: FailureKind): Mailbo
   return kind === 'known' ? { known: next, elsewhere: f.elsewhere } : { known: f.known, elsewhere: next };
 }
 
+/**
+ * The lock a failure of `kind` started, if it started one: logins of that kind were not locked by
+ * `before` and are by `after` (a lockout delay or the hard lock). Null otherwise.
+ */
+export function lockStarted(before: MailboxFailures, after: MailboxFailures, kind: FailureKind, now: number): Extract<LockState, { locked: true }> | null {
+  if (kindLockState(before, kind, now).locked) return null;
+  const lock = kindLockState(after, kind, now);
+  return lock.locked ? lock : null;
+}
+
 /** An administrator's unlock of both kinds. */
 export function adminUnlockAll(): MailboxFailures {
   return noFailures();

@@ -3,6 +3,7 @@
 
 import type { AppProtocol, ChallengeMode, CodeProvider, FallbackProvider, PrimaryPasswordMode, ProviderName } from '../protocol/vocabulary.js';
 import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../protocol/wire-types.js';
+import type { MailboxNotices } from './notices.js';
 
 // The lists live with the protocol, which must not import the core; the core re-exports them.
 export {
@@ -41,6 +42,8 @@ export interface LevelSettings {
   minChallenge?: ChallengeMode;
   /** Set by the platform administrator only; the most specific level that sets it applies. */
   enrolmentGrace?: EnrolmentGrace;
+  /** Whether security notices are mailed to the mailbox's owner (core/notices.ts). */
+  notifications?: boolean;
   /** For mailboxes whose challenge mode is not never: what their primary password may do over mail protocols. */
   primaryPassword?: PrimaryPasswordMode;
 }
@@ -68,8 +71,9 @@ export interface EffectiveSettings {
   /** The platform's minimum challenge mode, or null when none is set. */
   minChallenge: ChallengeMinimum | null;
   enrolmentGrace: EnrolmentGrace;
+  notifications: boolean;
   primaryPassword: PrimaryPasswordMode;
-  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'primaryPassword', SettingSource>;
+  sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'notifications' | 'primaryPassword', SettingSource>;
 }
 
 /** A TOTP secret sealed by the key ring (AES-256-GCM); never plain text in the store. */
@@ -144,6 +148,8 @@ export interface MailboxRecord {
    * Optional, so that records without it (nearly all) keep their shape.
    */
   enrolmentGraceLogins?: number;
+  /** Security notices waiting to be sent, and recent ones (core/notices.ts); absent: none. */
+  notices?: MailboxNotices;
   /** Standing credentials for mail clients (core/app-passwords.ts); at most appPasswords.maxPerMailbox. */
   appPasswords: AppPassword[];
   createdAt: number;

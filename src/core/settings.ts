@@ -38,13 +38,14 @@ export function atLeastAsStrict(mode: ChallengeMode, than: ChallengeMode): boole
 export type SettingsDefaults = Required<Pick<LevelSettings, 'challenge' | 'provider'>> & {
   fallbackProvider?: FallbackProvider;
   usersMayConfigure?: boolean;
+  notifications?: boolean;
   primaryPassword?: PrimaryPasswordMode;
 };
 
 /** Without a configured default: a mailbox with MFA on takes only app passwords over mail protocols. */
 export const DEFAULT_PRIMARY_PASSWORD: PrimaryPasswordMode = 'app-password';
 
-type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'primaryPassword';
+type Inherited = 'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'notifications' | 'primaryPassword';
 
 /** The most specific level that sets `key` (mailbox, domain, global), else the default. */
 function pick<K extends Inherited>(
@@ -111,6 +112,7 @@ function resolveChallenge(
  * - trustedNetworks: global ∪ domain. A mailbox cannot declare networks trusted for itself.
  * - enrolmentGrace: the most specific level that sets it (a mailbox's 'none' ends a domain's
  *   grace for it), else 'none'.
+ * - notifications: the most specific level that sets it, else defaults (true without one).
  * - primaryPassword: the most specific level that sets it (mailbox, domain, global), else defaults.
  */
 export function resolveSettings(
@@ -129,6 +131,7 @@ export function resolveSettings(
   const fallbackProvider = pick('fallbackProvider', mailbox, domain, global, defaults.fallbackProvider ?? 'none');
   const usersMayConfigure = pick('usersMayConfigure', undefined, domain, global, defaults.usersMayConfigure ?? false);
   const enrolmentGrace = pick('enrolmentGrace', mailbox, domain, global, 'none');
+  const notifications = pick('notifications', mailbox, domain, global, defaults.notifications ?? true);
   const primaryPassword = pick('primaryPassword', mailbox, domain, global, defaults.primaryPassword ?? DEFAULT_PRIMARY_PASSWORD);
 
   // Global first, then domain, then mailbox.
@@ -150,6 +153,7 @@ export function resolveSettings(
     usersMayConfigure: usersMayConfigure.value,
     minChallenge: challenge.minimum,
     enrolmentGrace: enrolmentGrace.value,
+    notifications: notifications.value,
     primaryPassword: primaryPassword.value,
     sources: {
       challenge: challenge.source,
@@ -157,6 +161,7 @@ export function resolveSettings(
       fallbackProvider: fallbackProvider.source,
       usersMayConfigure: usersMayConfigure.source,
       enrolmentGrace: enrolmentGrace.source,
+      notifications: notifications.source,
       primaryPassword: primaryPassword.source,
     },
   };
@@ -175,6 +180,7 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
   usersMayConfigure: ['global', 'domain'],
   minChallenge: ['global', 'domain'],
   enrolmentGrace: ['global', 'domain', 'mailbox'],
+  notifications: ['global', 'domain', 'mailbox'],
   primaryPassword: ['global', 'domain', 'mailbox'],
 };
 
@@ -183,7 +189,7 @@ export const SETTING_LEVELS: Readonly<Record<keyof LevelSettings, readonly Setti
  * usersMayConfigure, minChallenge, and enrolmentGrace, which lets logins in without any second
  * factor) belong to the platform administrator.
  */
-export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule', 'primaryPassword'];
+export const DOMAIN_ADMIN_KEYS: readonly (keyof LevelSettings)[] = ['challenge', 'provider', 'fallbackProvider', 'countryRule', 'notifications', 'primaryPassword'];
 
 /** A problem with one key of a patch, named by that key. */
 function patchError(param: string, message: string): MemfaError {
@@ -294,6 +300,9 @@ export function applySettingsPatch(current: LevelSettings, patch: Record<string,
           break;
         case 'enrolmentGrace':
           next.enrolmentGrace = parseEnrolmentGrace(value);
+          break;
+        case 'notifications':
+          next.notifications = parseBoolean(key, value);
           break;
         case 'primaryPassword':
           next.primaryPassword = oneOf<PrimaryPasswordMode>(key, value, PRIMARY_PASSWORD_MODES);

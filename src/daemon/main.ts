@@ -26,7 +26,7 @@ import { applyHeapPolicy } from './heap.js';
 import { Listener } from './listener.js';
 import { acquireDataDirLock } from './lock.js';
 import { logRequests } from './request-log.js';
-import { checkSenders, createSenders } from './senders.js';
+import { checkSenders, createNoticeSender, createSenders } from './senders.js';
 import { createLogger, type Logger } from './logger.js';
 import { serviceManager } from './notify.js';
 
@@ -138,6 +138,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       await Promise.all(Object.values(senders).map((s) => s.close()));
     });
     checkSenders(senders, log);
+    const notices = createNoticeSender(config, log, senders);
+    if (notices !== undefined) cleanups.push(notices.close);
 
     const ports: Ports = {
       config,
@@ -153,11 +155,13 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       audit,
       log,
       senders,
+      ...(notices === undefined ? {} : { notices: notices.sender }),
       startedAt: started,
       version: VERSION,
     };
     const services = createServices(ports);
-    // Runs after the listeners have drained (cleanups run in reverse) and before the store closes.
+    services.notifier.start();
+    // Runs after the listeners have drained (cleanups run in reverse), before the gateways and the store close.
     cleanups.push(() => services.close());
     const handlers = {
       ...services.handlers,

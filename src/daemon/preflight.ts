@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { checkConfig, readConfigFile, type ConfigOverrides } from '../config/load.js';
 import type { MemfaConfig } from '../config/types.js';
+import { configuredNoticeTemplates, NOTICE_PLACEHOLDERS } from '../delivery/notice.js';
 import { TEMPLATE_PLACEHOLDERS, validateTemplate } from '../delivery/template.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
@@ -25,6 +26,10 @@ export function templateProblems(config: MemfaConfig): string[] {
     if (tpl === null || tpl === undefined) continue;
     // The subject need not carry the code; every body must.
     for (const problem of validateTemplate(tpl, TEMPLATE_PLACEHOLDERS, key.endsWith('subject') ? [] : ['code'])) problems.push(`${key}: ${problem}`);
+  }
+  // A notice has no {code} to carry, and its templates can name none.
+  for (const [key, tpl] of configuredNoticeTemplates(config.notifications.templates)) {
+    for (const problem of validateTemplate(tpl, NOTICE_PLACEHOLDERS)) problems.push(`${key}: ${problem}`);
   }
   return problems;
 }

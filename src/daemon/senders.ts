@@ -1,13 +1,31 @@
-// Builds the code senders the configuration asks for. Gateways are checked at start-up and the
+// Builds the code senders the configuration asks for, and the sender of security notices. Gateways are checked at start-up and the
 // result logged; an unreachable gateway does not stop the daemon (TOTP logins must keep working).
 import type { MemfaConfig } from '../config/types.js';
 import { createLogSender } from '../delivery/log.js';
 import { createSmppSender } from '../delivery/sms.js';
 import { createSmtpSender } from '../delivery/smtp.js';
-import { DEFAULT_SMS_TEMPLATE, DEFAULT_SMTP_TEMPLATES, type Sender } from '../delivery/types.js';
+import { DEFAULT_SMS_TEMPLATE, DEFAULT_SMTP_TEMPLATES, type NoticeSender, type Sender, type SmtpConfig } from '../delivery/types.js';
+import type { SmtpSettings } from '../config/types.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
 import type { Logger } from './logger.js';
 import { assertTemplates } from './preflight.js';
+
+function smtpConfigOf(s: SmtpSettings): SmtpConfig {
+  return {
+    host: s.host,
+    port: s.port,
+    secure: s.secure,
+    rejectUnauthorized: s.rejectUnauthorized,
+    ...(s.user !== null ? { auth: { user: s.user, ...(s.passwordFile !== null ? { passFile: s.passwordFile } : {}) } } : {}),
+    from: s.from,
+    pool: s.pool,
+    maxConnections: s.maxConnections,
+    timeoutMs: s.timeoutMs,
+    subject: s.subject ?? DEFAULT_SMTP_TEMPLATES.subject,
+    text: s.text ?? DEFAULT_SMTP_TEMPLATES.text,
+    html: s.html ?? DEFAULT_SMTP_TEMPLATES.html,
+  };
+}
 
 export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<CodeProvider, Sender>> {
   // Shared with `memfa config check` (preflight.ts); smpp.dataCoding is the validator's (spec.ts).
@@ -15,26 +33,7 @@ export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<
   const senders: Partial<Record<CodeProvider, Sender>> = {};
   const email = config.providers.email;
   if (email.transport === 'log') senders.email = createLogSender('email', config.logTransport);
-  else if (config.smtp !== null) {
-    const s = config.smtp;
-    senders.email = createSmtpSender(
-      {
-        host: s.host,
-        port: s.port,
-        secure: s.secure,
-        rejectUnauthorized: s.rejectUnauthorized,
-        ...(s.user !== null ? { auth: { user: s.user, ...(s.passwordFile !== null ? { passFile: s.passwordFile } : {}) } } : {}),
-        from: s.from,
-        pool: s.pool,
-        maxConnections: s.maxConnections,
-        timeoutMs: s.timeoutMs,
-        subject: s.subject ?? DEFAULT_SMTP_TEMPLATES.subject,
-        text: s.text ?? DEFAULT_SMTP_TEMPLATES.text,
-        html: s.html ?? DEFAULT_SMTP_TEMPLATES.html,
-      },
-      log,
-    );
-  }
+  else if (config.smtp !== null) senders.email = createSmtpSender(smtpConfigOf(config.smtp), log);
   const sms = config.providers.sms;
   if (sms.transport === 'log') senders.sms = createLogSender('sms', config.logTransport);
   else if (config.smpp !== null) {
@@ -77,4 +76,26 @@ export function checkSenders(senders: Partial<Record<CodeProvider, Sender>>, log
       r.ok ? log.info('gateway-ok', { provider, transport: sender.transport }) : log.warn('gateway-unreachable', { provider, transport: sender.transport, error: r.error }),
     );
   }
+}
+
+/**
+ * The sender of security notices: the SMTP gateway (smtp), whichever transport the email provider
+ * uses; the email sender itself when it is that gateway, so that both share one connection pool.
+ * None without an smtp section. One made here is checked at start, as checkSenders checks the
+ * others; `close` releases it.
+ */
+export function createNoticeSender(config: MemfaConfig, log: Logger, senders: Partial<Record<CodeProvider, Sender>>): { sender: NoticeSender; close: () => Promise<void> } | undefined {
+  if (config.smtp === null) return undefined;
+  const email = senders.email;
+  if (email !== undefined && isNoticeSender(email)) return { sender: email, close: async () => undefined };
+  const own = createSmtpSender(smtpConfigOf(config.smtp), log);
+  // Checked at start like the code senders: a notice that cannot go out should be known before the first one is due.
+  void own.check().then((r) =>
+    r.ok ? log.info('gateway-ok', { purpose: 'notices', transport: 'smtp' }) : log.warn('gateway-unreachable', { purpose: 'notices', transport: 'smtp', error: r.error }),
+  );
+  return { sender: own, close: () => own.close() };
+}
+
+function isNoticeSender(s: Sender): s is Sender & NoticeSender {
+  return typeof (s as Partial<NoticeSender>).sendNotice === 'function';
 }

@@ -11,18 +11,18 @@ import { deliveryFailed, describeError, readSecretFile, sharedInFlight } from '.
 import { maskEmail } from './mask.js';
 import { smtpFailure } from './smtp-failure.js';
 import { renderTemplate, templateVars } from './template.js';
-import type { CheckResult, DeliveryLogger, OutgoingCode, Sender, SendResult, SmtpConfig } from './types.js';
+import type { CheckResult, DeliveryLogger, NoticeSender, OutgoingCode, OutgoingNotice, Sender, SendResult, SmtpConfig } from './types.js';
 
 type SmtpTransporter = Mail<SMTPSentMessageInfo, SMTPTransportOptions>;
 
 /** A whole send (connect, greeting, AUTH, envelope, data) may take this many timeouts. */
 const SEND_DEADLINE_FACTOR = 2;
 
-export function createSmtpSender(cfg: SmtpConfig, logger: DeliveryLogger): Sender {
+export function createSmtpSender(cfg: SmtpConfig, logger: DeliveryLogger): Sender & NoticeSender {
   return new SmtpSender(cfg, logger);
 }
 
-class SmtpSender implements Sender {
+class SmtpSender implements Sender, NoticeSender {
   readonly provider = 'email' as const;
   readonly transport = 'smtp' as const;
   private transporter: Promise<SmtpTransporter> | null = null;
@@ -55,30 +55,40 @@ class SmtpSender implements Sender {
     if (this.cfg.otpOrigin !== undefined && msg.kind === 'code' && msg.code !== undefined) {
       mail.otp = { code: msg.code, origin: this.cfg.otpOrigin };
     }
+    const info = await this.deliver(transporter, mail, { kind: msg.kind, to: maskEmail(msg.to), mailbox: msg.mailbox }, [msg.code]);
+    return { messageId: info.messageId };
+  }
+
+  /**
+   * A security notice: plain text, one message to every recipient. It goes through the same
+   * transporter (and pool) as the codes.
+   */
+  async sendNotice(msg: OutgoingNotice): Promise<SendResult> {
+    if (this.closed) throw deliveryFailed('email', 'SMTP sender is closed', { transport: 'smtp' });
+    const transporter = await this.getTransporter();
+    const mail: SendMailOptions = {
+      from: this.cfg.from,
+      to: msg.to,
+      subject: msg.subject,
+      text: msg.text,
+      headers: { 'Auto-Submitted': 'auto-generated', 'X-Memfa-Notice': msg.kind },
+      signal: AbortSignal.timeout(this.cfg.timeoutMs * SEND_DEADLINE_FACTOR),
+    };
+    const info = await this.deliver(transporter, mail, { kind: `notice:${msg.kind}`, to: msg.to.map(maskEmail).join(','), mailbox: msg.mailbox }, []);
+    // Some recipients refused, the others not: sent (a retry would repeat it to those who have it).
+    return info.rejected.length > 0 ? { messageId: info.messageId, refused: info.rejected.length } : { messageId: info.messageId };
+  }
+
+  /** Sends `mail`, logging the outcome with `fields`; a failure is thrown as DELIVERY_FAILED without `secrets`. */
+  private async deliver(transporter: SmtpTransporter, mail: SendMailOptions, fields: { kind: string; to: string; mailbox: string }, secrets: (string | undefined)[]): Promise<SMTPSentMessageInfo> {
     const started = Date.now();
     try {
       const info = await transporter.sendMail(mail);
-      this.logger.info('delivery.sent', {
-        provider: 'email',
-        transport: 'smtp',
-        kind: msg.kind,
-        to: maskEmail(msg.to),
-        mailbox: msg.mailbox,
-        messageId: info.messageId,
-        ms: Date.now() - started,
-      });
-      return { messageId: info.messageId };
+      this.logger.info('delivery.sent', { provider: 'email', transport: 'smtp', ...fields, messageId: info.messageId, ...(info.rejected.length > 0 ? { refused: info.rejected.length } : {}), ms: Date.now() - started });
+      return info;
     } catch (err) {
-      const failure = smtpFailure(err, this.failureContext('delivery'), [msg.code, this.password]);
-      this.logger.warn('delivery.failed', {
-        provider: 'email',
-        transport: 'smtp',
-        kind: msg.kind,
-        to: maskEmail(msg.to),
-        mailbox: msg.mailbox,
-        error: failure.message,
-        ms: Date.now() - started,
-      });
+      const failure = smtpFailure(err, this.failureContext('delivery'), [...secrets, this.password]);
+      this.logger.warn('delivery.failed', { provider: 'email', transport: 'smtp', ...fields, error: failure.message, ms: Date.now() - started });
       throw failure;
     }
   }

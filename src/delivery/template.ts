@@ -54,12 +54,12 @@ export function escapeHtml(value: string): string {
  * Fills the placeholders; in 'html' mode the values (not the template) are escaped. An unknown
  * placeholder throws: validateTemplate should have refused it when the configuration loaded.
  */
-export function renderTemplate(tpl: string, vars: TemplateVars, mode: 'text' | 'html' = 'text'): string {
+export function renderTemplate(tpl: string, vars: Readonly<Record<string, string>>, mode: 'text' | 'html' = 'text'): string {
   return tpl.replace(PLACEHOLDER, (_whole, name: string) => {
     if (!Object.prototype.hasOwnProperty.call(vars, name)) {
       throw new MemfaError('CONFIG_INVALID', `template placeholder {${name}} is not known`, { data: { placeholder: name } });
     }
-    const value = vars[name as TemplatePlaceholder];
+    const value = vars[name]!;
     return mode === 'html' ? escapeHtml(value) : value;
   });
 }
@@ -75,7 +75,7 @@ export function formatExpiry(expiresAt: number | undefined): string {
 
 // Values come from login attempts (the IP) and the store; a control character in one could
 // forge a line of an SMS or, in a subject, a header.
-function clean(value: string): string {
+export function clean(value: string): string {
   return value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ').trim();
 }
 

@@ -23,6 +23,8 @@ export interface OutgoingCode {
 export interface SendResult {
   /** The gateway's or server's id for the message, for correlating with its logs. */
   messageId?: string;
+  /** A notice to several recipients: how many the server refused while it accepted the others. */
+  refused?: number;
 }
 
 export type CheckResult = { ok: true } | { ok: false; error: string };
@@ -37,6 +39,24 @@ export interface Sender {
   check(): Promise<CheckResult>;
   /** Releases connections and timers; the sender refuses to send afterwards. */
   close(): Promise<void>;
+}
+
+/** A security notice to a mailbox's owner (core/notices.ts): text only, never a code or a secret. */
+export interface OutgoingNotice {
+  /** The mailbox, and its alternate address when it has one: one message to both. */
+  to: string[];
+  subject: string;
+  text: string;
+  mailbox: string;
+  /** The notice's kind, also sent as the X-Memfa-Notice header for filtering. */
+  kind: string;
+}
+
+/** Where security notices go out (the SMTP gateway). */
+export interface NoticeSender {
+  readonly transport: string;
+  /** Resolves once the server accepted the message for every recipient; otherwise rejects with DELIVERY_FAILED. */
+  sendNotice(msg: OutgoingNotice): Promise<SendResult>;
 }
 
 /** Structured log sink. Fields never hold a code or a secret; recipients are masked. */

@@ -127,6 +127,8 @@ export interface EffectiveView {
   fallbackProvider: { value: FallbackProvider; source: SettingSource };
   usersMayConfigure: { value: boolean; source: SettingSource };
   enrolmentGrace: { value: EnrolmentGrace; source: SettingSource };
+  /** Whether security notices are mailed to the owner. */
+  notifications: { value: boolean; source: SettingSource };
   countryRules: { level: SettingSource; rule: CountryRule }[];
   trustedNetworks: string[];
   /** What the primary password may do over mail protocols (login.check) while the challenge mode is not never. */

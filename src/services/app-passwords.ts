@@ -18,8 +18,10 @@ import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, AppPasswordView } from '../protocol/results.js';
 import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
 import { keyedHash, keyedHashIndex } from '../security/hash.js';
+import type { StoreReader } from '../store/types.js';
 import type { AppPasswordUsage } from './app-password-usage.js';
 import { mailboxOrNew } from './context.js';
+import type { Notifier } from './notify.js';
 import type { ProviderPolicy, Role } from './policy.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox, roleOf } from './scope.js';
@@ -50,6 +52,7 @@ export class AppPasswords {
     private readonly p: Ports,
     private readonly policy: ProviderPolicy,
     readonly usage: AppPasswordUsage,
+    private readonly notifier: Notifier,
   ) {}
 
   private key(): Buffer {
@@ -92,6 +95,15 @@ export class AppPasswords {
     const expiresAt = parseExpiry(input.expires, now);
     const password = generateAppPassword((min, max) => this.p.random.int(min, max));
     return { password, entry: { name, protocols, networks, createdAt: now, expiresAt, lastUsed: null, uses: 0 } };
+  }
+
+  /**
+   * Inside the transaction that stores it: `rec` with the prepared app password added and the
+   * owner's notice of it queued (services/notify.ts); CONFLICT as for added().
+   */
+  created(tx: StoreReader, rec: MailboxRecord, prepared: Prepared, now: number): { record: MailboxRecord; entry: AppPassword } {
+    const done = this.added(rec, prepared, now);
+    return { record: this.notifier.queue(tx, done.record, { kind: 'app-password-created' }, now), entry: done.entry };
   }
 
   /** `rec` with the prepared app password added; CONFLICT for a name in use or a full list. */
@@ -167,7 +179,7 @@ export class AppPasswords {
     const now = this.p.clock();
     const prepared = this.prepare(params, now);
     const entry = await this.p.store.transact((tx) => {
-      const done = this.added(mailboxOrNew(tx, address, now), prepared, now);
+      const done = this.created(tx, mailboxOrNew(tx, address, now), prepared, now);
       tx.putMailbox(done.record);
       return done.entry;
     });

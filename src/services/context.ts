@@ -48,6 +48,7 @@ export function effectiveView(e: EffectiveSettings): EffectiveView {
     fallbackProvider: { value: e.fallbackProvider, source: e.sources.fallbackProvider },
     usersMayConfigure: { value: e.usersMayConfigure, source: e.sources.usersMayConfigure },
     enrolmentGrace: { value: e.enrolmentGrace, source: e.sources.enrolmentGrace },
+    notifications: { value: e.notifications, source: e.sources.notifications },
     countryRules: e.countryRules,
     trustedNetworks: e.trustedNetworks,
     primaryPassword: { value: e.primaryPassword, source: e.sources.primaryPassword },

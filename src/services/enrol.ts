@@ -14,9 +14,11 @@ import type { EnrolConfirmResult, EnrolResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
 import { lockoutPolicy, mailboxOrNew, totpOptions } from './context.js';
-import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
+import { failuresOf, kindLockState, lockStarted, recordKindFailure, recordKindSuccess, type LockState } from '../core/lockout.js';
+import type { Notifier } from './notify.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
+import { logMailboxLocked } from './security-log.js';
 
 export const TOTP_PURPOSE = 'totp';
 /** The key purpose of the secrets offered to mailboxes without a record. */
@@ -25,7 +27,10 @@ export const OFFER_PURPOSE = 'totp-offer';
 const SECRET_BYTES = 20;
 
 export class Enrolment {
-  constructor(private readonly p: Ports) {}
+  constructor(
+    private readonly p: Ports,
+    private readonly notifier: Notifier,
+  ) {}
 
   uriFor(address: string, pending: PendingTotp): string {
     return this.describe(address, pending).otpauthUri;
@@ -137,7 +142,8 @@ export class Enrolment {
     const code = params.code === undefined ? null : normaliseCode(params.code);
     if (params.code !== undefined && code === null) throw invalidParams('code: expected digits', { param: 'code' });
     const now = this.p.clock();
-    const outcome = await this.p.store.transact((tx): { ok: true } | { ok: false; lockedUntil?: number | null } => {
+    type Refused = { ok: false; lockedUntil?: number | null; started?: { lock: Extract<LockState, { locked: true }>; failures: number } };
+    const outcome = await this.p.store.transact((tx): { ok: true } | Refused => {
       const rec = tx.getMailbox(address);
       if (rec === undefined || rec.pendingTotp === null || rec.pendingTotp.expiresAt <= now) {
         throw new MemfaError('CONFLICT', `no pending TOTP enrolment for ${address}`, { hint: `start one with: memfa enroll ${address}` });
@@ -150,12 +156,20 @@ export class Enrolment {
       if (code !== null && lock.locked) return { ok: false, lockedUntil: lock.until };
       const record = this.activated(rec, code, now);
       if (record === null) {
-        tx.putMailbox({ ...rec, failures: recordKindFailure(rec.failures, 'elsewhere', now, lockoutPolicy(this.p.config)), updatedAt: now });
-        return { ok: false };
+        const failures = recordKindFailure(rec.failures, 'elsewhere', now, lockoutPolicy(this.p.config));
+        const lock = lockStarted(rec.failures, failures, 'elsewhere', now);
+        const failed = { ...rec, failures, updatedAt: now };
+        if (lock === null) {
+          tx.putMailbox(failed);
+          return { ok: false };
+        }
+        tx.putMailbox(this.notifier.queue(tx, failed, { kind: 'mailbox-locked', until: lock.until }, now));
+        return { ok: false, started: { lock, failures: failuresOf(failures, 'elsewhere').consecutive } };
       }
-      tx.putMailbox({ ...record, failures: recordKindSuccess(record.failures, 'elsewhere') });
+      tx.putMailbox(this.notifier.queue(tx, { ...record, failures: recordKindSuccess(record.failures, 'elsewhere') }, { kind: 'totp-enrolled' }, now));
       return { ok: true };
     });
+    if (!outcome.ok && outcome.started !== undefined) logMailboxLocked(this.p.log, { ip: null, mailbox: address, kind: 'elsewhere', ...outcome.started });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'lockedUntil' in outcome ? 'locked' : 'code-invalid' });
     if (!outcome.ok && 'lockedUntil' in outcome) {
       const retryAfter = outcome.lockedUntil == null ? undefined : Math.max(1, Math.ceil((outcome.lockedUntil - now) / 1000));

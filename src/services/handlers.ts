@@ -11,6 +11,7 @@ import { IpBlocks } from './ip-blocks.js';
 import { LockCensus } from './lock-census.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
+import { Notifier } from './notify.js';
 import { ProviderPolicy } from './policy.js';
 import { FactorProof } from './proof.js';
 import type { Ports } from './ports.js';
@@ -32,7 +33,9 @@ export interface Services {
   authenticate: DomainAdmins['authenticate'];
   /** Locked mailboxes and blocked sources, counted at a bounded cost (lock-census.ts). */
   census: LockCensus;
-  /** Writes what the services keep to write later (app password usage); before the store closes. */
+  /** Sends the security notices the services queue; the daemon starts and stops it. */
+  notifier: Notifier;
+  /** Stops the notifier and writes what the services keep to write later (app password usage); before the store closes. */
   close(): Promise<void>;
 }
 
@@ -41,21 +44,22 @@ export function createServices(p: Ports): Services {
   warnProvidersWithoutGateway(p, policy);
   const unstored = new UnstoredFailures(lockoutPolicy(p.config));
   const settings = new SettingsAdmin(p, policy, unstored);
-  const enrolment = new Enrolment(p);
+  const notifier = new Notifier(p, p.notices);
+  const enrolment = new Enrolment(p, notifier);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
-  const recovery = new RecoveryCodes(p);
+  const recovery = new RecoveryCodes(p, notifier);
   const imports = new MailboxImport(p, recovery);
   const security = new SecurityAdmin(p, unstored);
   const admins = new DomainAdmins(p);
-  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
-  const ops = new MailboxOps(p, verifier, codes);
+  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored, notifier);
+  const ops = new MailboxOps(p, verifier, codes, notifier);
   const ipBlocks = new IpBlocks(p, verifier.throttle);
-  const proof = new FactorProof(p, codes, recovery);
+  const proof = new FactorProof(p, codes, recovery, notifier);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
   const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
-  const appPasswords = new AppPasswords(p, policy, usage);
+  const appPasswords = new AppPasswords(p, policy, usage, notifier);
   const loginCheck = new LoginCheck(p, appPasswords);
-  const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
+  const credentials = new SelfCredentials(p, appPasswords, recovery, proof, notifier);
   const handlers: ServiceHandlers = {
     ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000) }),
     status: () => daemonStatus(p, policy),
@@ -105,5 +109,9 @@ export function createServices(p: Ports): Services {
     'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
   const census = new LockCensus(() => p.store.allMailboxes(), unstored, verifier.throttle, p.clock);
-  return { handlers, authenticate: (token) => admins.authenticate(token), census, close: () => usage.close() };
+  const close = async () => {
+    await notifier.stop();
+    await usage.close();
+  };
+  return { handlers, authenticate: (token) => admins.authenticate(token), census, notifier, close };
 }

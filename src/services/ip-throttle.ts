@@ -53,11 +53,15 @@ export class SourceThrottle {
     return { source, mailbox, creates };
   }
 
-  settle(reserved: Reserved, outcome: AttemptOutcome, now: number): void {
-    const next = settleIpAttempt(this.sources.get(reserved.source), reserved.mailbox, reserved.creates, outcome, now, this.policy);
+  /** Settles a reserved attempt; returns the block it started, if it started one. */
+  settle(reserved: Reserved, outcome: AttemptOutcome, now: number): IpSourceBlock | null {
+    const before = this.sources.get(reserved.source);
+    const wasBlocked = before !== undefined && ipSourceBlock(before, now, this.policy) !== null;
+    const next = settleIpAttempt(before, reserved.mailbox, reserved.creates, outcome, now, this.policy);
     if (next === null) this.sources.delete(reserved.source);
     else this.put(reserved.source, next);
     this.sweep(now);
+    return wasBlocked || next === null ? null : ipSourceBlock(next, now, this.policy);
   }
 
   get size(): number {

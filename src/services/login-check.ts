@@ -12,6 +12,7 @@ import type { LoginCheckResult, ProtocolExplainResult } from '../protocol/result
 import type { AppPasswords } from './app-passwords.js';
 import { effectiveSettings, mailboxView, rememberPolicy } from './context.js';
 import { LoginThrottle } from './login-throttle.js';
+import { logLoginThrottled } from './security-log.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 
@@ -98,7 +99,9 @@ export class LoginCheck {
     // A wrong app password: one of that shape that matched none, or any password where only app
     // passwords are accepted. A primary password memfa lets through is not counted: the mail
     // server's passdb checks it, and memfa does not learn whether it was right.
-    if (matched === null && (canonical !== null || decision.reason === 'app-password-required')) this.throttle.fail(ip, address, now);
+    if (matched === null && (canonical !== null || decision.reason === 'app-password-required')) {
+      for (const block of this.throttle.fail(ip, address, now)) logLoginThrottled(this.p.log, { ip, mailbox: address, ...block });
+    }
 
     const answer: LoginCheckResult = { ...base, result: decision.result, reason: decision.reason };
     if (decision.message !== undefined) answer.message = decision.message;

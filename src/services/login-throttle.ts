@@ -16,6 +16,9 @@ export const MAX_TRACKED = 100_000;
 
 export type LoginThrottleRefusal = { until: number; by: 'source' | 'mailbox' };
 
+/** A block a wrong app password started: of the client's source (with the limit it reached), or of the mailbox. */
+export type LoginThrottleBlock = { by: 'source'; source: string; until: number; reason: 'ip-failures' | 'ip-mailboxes' } | { by: 'mailbox'; until: number; reason: 'mailbox-failures' };
+
 class Counters {
   private readonly entries = new Map<string, IpThrottleRecord>();
 
@@ -26,13 +29,18 @@ class Counters {
     return state.locked ? state.until : null;
   }
 
-  fail(key: string, member: string, now: number): void {
-    const next = recordIpFailure(this.entries.get(key), member, now, this.policy);
+  /** Counts a failure; returns the block it started, if it started one. */
+  fail(key: string, member: string, now: number): { until: number; reason: 'ip-failures' | 'ip-mailboxes' } | null {
+    const before = this.entries.get(key);
+    const wasBlocked = ipThrottleState(before, now, this.policy).locked;
+    const next = recordIpFailure(before, member, now, this.policy);
     // Re-inserted so that the map's order is least recently touched first.
     this.entries.delete(key);
     this.entries.set(key, next);
     if (this.entries.size > MAX_TRACKED) this.entries.delete(this.entries.keys().next().value!);
     this.sweep(now);
+    const after = ipThrottleState(next, now, this.policy);
+    return wasBlocked || !after.locked ? null : { until: after.until, reason: after.reason };
   }
 
   /** Drops entries at the old end whose window and block are over; stops at the first that still counts. */
@@ -73,10 +81,15 @@ export class LoginThrottle {
     return mailbox === null ? null : { until: mailbox, by: 'mailbox' };
   }
 
-  /** One wrong app password from `ip` for `address`. */
-  fail(ip: string, address: string, now: number): void {
-    this.sources.fail(ipSource(ip, this.grouping), address, now);
-    this.mailboxes.fail(address, '', now);
+  /** One wrong app password from `ip` for `address`; returns the blocks it started (for the log). */
+  fail(ip: string, address: string, now: number): LoginThrottleBlock[] {
+    const source = ipSource(ip, this.grouping);
+    const blocks: LoginThrottleBlock[] = [];
+    const bySource = this.sources.fail(source, address, now);
+    if (bySource !== null) blocks.push({ by: 'source', source, ...bySource });
+    const byMailbox = this.mailboxes.fail(address, '', now);
+    if (byMailbox !== null) blocks.push({ by: 'mailbox', until: byMailbox.until, reason: 'mailbox-failures' });
+    return blocks;
   }
 
   get size(): { sources: number; mailboxes: number } {

@@ -1,6 +1,6 @@
 // Support operations on one mailbox: reset (lost phone), explain (dry run).
 import { describeGrace, type GraceState } from '../core/grace.js';
-import type { EffectiveSettings } from '../core/model.js';
+import type { EffectiveSettings, MailboxRecord } from '../core/model.js';
 import { describeChoice } from '../core/provider-choice.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import { count } from '../core/wording.js';
@@ -11,6 +11,7 @@ import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 import type { Verifier } from './verify.js';
 import type { OneTimeCodes } from './codes.js';
+import type { Notifier } from './notify.js';
 import { providerUnusable } from './unusable.js';
 
 /** What the enrolment grace does for a login that must enrol. */
@@ -33,6 +34,7 @@ export class MailboxOps {
     private readonly p: Ports,
     private readonly verifier: Verifier,
     private readonly codes: OneTimeCodes,
+    private readonly notifier: Notifier,
   ) {}
 
   async reset(params: { address: string; secret?: boolean | undefined; locations?: boolean | undefined }, ctx: CallContext): Promise<ResetResult> {
@@ -45,12 +47,14 @@ export class MailboxOps {
     const changed = await this.p.store.transact((tx) => {
       const rec = tx.getMailbox(address);
       if (rec === undefined) return false;
-      tx.putMailbox({
+      const next: MailboxRecord = {
         ...rec,
         ...(secret ? { totp: null, pendingTotp: null, openCode: null } : {}),
         ...(locations ? { ips: [], countries: [] } : {}),
         updatedAt: now,
-      });
+      };
+      // The owner hears of an active secret removed, not of a pending one or of forgotten places.
+      tx.putMailbox(secret && rec.totp !== null ? this.notifier.queue(tx, next, { kind: 'totp-reset' }, now) : next);
       return true;
     });
     if (!changed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}; nothing to reset`);

@@ -4,7 +4,7 @@ import type { CountryLookup } from '../geo/country.js';
 import type { Logger } from '../daemon/logger.js';
 import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
-import type { Sender } from '../delivery/types.js';
+import type { NoticeSender, Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
 import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
@@ -68,6 +68,8 @@ export interface Ports {
   log: Logger;
   /** Configured code senders; a provider without one cannot deliver. */
   senders: Partial<Record<CodeProvider, Sender>>;
+  /** Where security notices go out (the SMTP gateway); absent: none can be sent. */
+  notices?: NoticeSender;
   startedAt: number;
   version: string;
 }

@@ -8,7 +8,7 @@
 // recovery code is spent, a wrong one counts a failure in the mailbox's lockout, and a locked
 // mailbox is refused before anything is checked.
 import { normaliseCode } from '../core/codes.js';
-import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
+import { failuresOf, kindLockState, lockStarted, recordKindFailure, recordKindSuccess, type LockState } from '../core/lockout.js';
 import type { CodeProvider, EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
 import { checkTotp } from '../core/totp.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
@@ -17,8 +17,10 @@ import type { StoreTx } from '../store/types.js';
 import type { OneTimeCodes } from './codes.js';
 import { lockoutPolicy, mailboxOrNew, totpOptions } from './context.js';
 import { TOTP_PURPOSE } from './enrol.js';
+import type { Notifier } from './notify.js';
 import type { Ports } from './ports.js';
 import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
+import { logMailboxLocked } from './security-log.js';
 
 /** The parameter that carries the proof, wherever a method asks for one. */
 export const PROOF_PARAM = 'currentCode';
@@ -46,13 +48,14 @@ export type ProofFailure = 'code-invalid' | 'code-reused' | 'code-expired' | 'no
 
 export type ProofOutcome =
   | { ok: true; record: MailboxRecord; factor: ActiveFactor | 'recovery' }
-  | { ok: false; reason: ProofFailure; lockedUntil: number | null };
+  | { ok: false; reason: ProofFailure; lockedUntil: number | null; started?: { lock: Extract<LockState, { locked: true }>; failures: number } };
 
 export class FactorProof {
   constructor(
     private readonly p: Ports,
     private readonly codes: OneTimeCodes,
     private readonly recovery: RecoveryCodes,
+    private readonly notifier: Notifier,
   ) {}
 
   /**
@@ -94,14 +97,22 @@ export class FactorProof {
       return { ok: true, record, factor };
     };
     const fail = (next: MailboxRecord, reason: Exclude<ProofFailure, 'locked'>): ProofOutcome => {
-      tx.putMailbox({ ...next, failures: recordKindFailure(next.failures, 'elsewhere', now, lockoutPolicy(this.p.config)), updatedAt: now });
-      return { ok: false, reason, lockedUntil: null };
+      const failures = recordKindFailure(next.failures, 'elsewhere', now, lockoutPolicy(this.p.config));
+      const lock = lockStarted(next.failures, failures, 'elsewhere', now);
+      const failed = { ...next, failures, updatedAt: now };
+      if (lock === null) {
+        tx.putMailbox(failed);
+        return { ok: false, reason, lockedUntil: null };
+      }
+      tx.putMailbox(this.notifier.queue(tx, failed, { kind: 'mailbox-locked', until: lock.until }, now));
+      return { ok: false, reason, lockedUntil: null, started: { lock, failures: failuresOf(failures, 'elsewhere').consecutive } };
     };
 
     if (proof.kind === 'recovery') {
       const i = this.recovery.match(rec.recoveryCodeHashes, proof.value);
       if (i === -1) return fail(rec, 'code-invalid');
-      return succeed({ ...rec, recoveryCodeHashes: rec.recoveryCodeHashes.filter((_, j) => j !== i) }, 'recovery');
+      const left = rec.recoveryCodeHashes.filter((_, j) => j !== i);
+      return succeed(this.notifier.queue(tx, { ...rec, recoveryCodeHashes: left }, { kind: 'recovery-code-used', left: left.length }, now), 'recovery');
     }
     let reason: Exclude<ProofFailure, 'locked'> = 'no-open-code';
     if (rec.totp !== null) {
@@ -120,8 +131,12 @@ export class FactorProof {
     return fail(rec, rec.totp !== null ? reason : 'no-open-code');
   }
 
-  /** The error for a failed proof, thrown once the transaction that counted it has committed. */
+  /**
+   * The error for a failed proof, thrown once the transaction that counted it has committed; the
+   * lock that failure started, if any, is logged here, now that it is stored.
+   */
   refusal(address: string, outcome: Extract<ProofOutcome, { ok: false }>, now: number): MemfaError {
+    if (outcome.started !== undefined) logMailboxLocked(this.p.log, { ip: null, mailbox: address, kind: 'elsewhere', ...outcome.started });
     if (outcome.reason === 'locked') {
       const retryAfter = outcome.lockedUntil === null ? undefined : Math.max(1, Math.ceil((outcome.lockedUntil - now) / 1000));
       return new MemfaError('RATE_LIMITED', `${address} is locked after too many failures${retryAfter === undefined ? ' until an administrator unlocks it' : `; retry in ${retryAfter} s`}`, {

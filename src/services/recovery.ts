@@ -4,6 +4,7 @@ import { normaliseAddress } from '../core/validate.js';
 import type { RecoveryCodesResult } from '../protocol/results.js';
 import { keyedHash, verifyKeyedHash } from '../security/hash.js';
 import { mailboxOrNew } from './context.js';
+import type { Notifier } from './notify.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 
@@ -34,7 +35,10 @@ export function asScratchCode(input: string): string | null {
 }
 
 export class RecoveryCodes {
-  constructor(private readonly p: Ports) {}
+  constructor(
+    private readonly p: Ports,
+    private readonly notifier: Notifier,
+  ) {}
 
   private key(): Buffer {
     return this.p.secrets.macKey(RECOVERY_PURPOSE);
@@ -60,7 +64,7 @@ export class RecoveryCodes {
     await this.p.store.transact((tx) => {
       const rec = mailboxOrNew(tx, address, now);
       // A new set voids the old one.
-      tx.putMailbox({ ...rec, recoveryCodeHashes: hashes, updatedAt: now });
+      tx.putMailbox(this.notifier.queue(tx, { ...rec, recoveryCodeHashes: hashes, updatedAt: now }, { kind: 'recovery-codes-generated' }, now));
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
     return { address, codes };

@@ -14,6 +14,7 @@ import type { AppPasswordInput, AppPasswords, RevokeInput } from './app-password
 import { effectiveSettings } from './context.js';
 import { activeFactors, type FactorProof, type ProofOutcome } from './proof.js';
 import type { CallContext, Ports } from './ports.js';
+import type { Notifier } from './notify.js';
 import type { RecoveryCodes } from './recovery.js';
 import { roleOf } from './scope.js';
 import type { MailboxRecord } from '../core/model.js';
@@ -26,6 +27,7 @@ export class SelfCredentials {
     private readonly appPasswords: AppPasswords,
     private readonly recovery: RecoveryCodes,
     private readonly proof: FactorProof,
+    private readonly notifier: Notifier,
   ) {}
 
   /**
@@ -62,7 +64,7 @@ export class SelfCredentials {
       if (before !== undefined) this.appPasswords.added(before, prepared, now);
       const base = this.proved(tx, address, params.currentCode, 'an app password', ctx, now);
       if (!('address' in base)) return base;
-      const done = this.appPasswords.added(base, prepared, now);
+      const done = this.appPasswords.created(tx, base, prepared, now);
       tx.putMailbox(done.record);
       return done.entry;
     });
@@ -89,7 +91,7 @@ export class SelfCredentials {
     const outcome = await this.p.store.transact((tx) => {
       const base = this.proved(tx, address, params.currentCode, 'recovery codes', ctx, now);
       if (!('address' in base)) return base;
-      tx.putMailbox({ ...base, recoveryCodeHashes: hashes, updatedAt: now });
+      tx.putMailbox(this.notifier.queue(tx, { ...base, recoveryCodeHashes: hashes, updatedAt: now }, { kind: 'recovery-codes-generated' }, now));
       return null;
     });
     if (outcome !== null) return this.refuse(address, 'recovery-codes.generate', outcome, ctx, now);

@@ -1,8 +1,8 @@
 // `verify`: the question a login hook asks on every login. The fast path (no factor needed)
 // reads memory only; everything that changes state is one store transaction, so check-then-act
 // (replay, try counters, lockout) is atomic even under concurrent logins.
-import { decide, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
-import { failureKind, kindLockState, lockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type FailureKind, type LockState } from '../core/lockout.js';
+import { decide, freshEntries, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
+import { failureKind, failuresOf, kindLockState, lockStarted, lockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type FailureKind, type LockState } from '../core/lockout.js';
 import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord, type RememberedIp } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { graceState, type GraceState } from '../core/grace.js';
@@ -17,8 +17,10 @@ import { OneTimeCodes } from './codes.js';
 import { effectiveSettings, lockoutPolicy, rememberPolicy, totpOptions } from './context.js';
 import { Enrolment, TOTP_PURPOSE } from './enrol.js';
 import { SourceThrottle } from './ip-throttle.js';
+import type { NoticeEvent, Notifier } from './notify.js';
 import type { CallContext, Ports } from './ports.js';
 import { asRecoveryCode, asScratchCode, type RecoveryCodes } from './recovery.js';
+import { logMailboxLocked, logSourceBlocked, logVerifyDenied } from './security-log.js';
 import type { ProviderPolicy } from './policy.js';
 import type { UnstoredFailures } from './unstored-failures.js';
 import { providerUnusable } from './unusable.js';
@@ -52,6 +54,14 @@ interface Assessment {
 type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
 
 type Answer = Omit<VerifyResult, 'user' | 'ip' | 'country'>;
+
+/** A lock that a failure in a code check started, logged once the check's transaction committed. */
+interface StartedLock {
+  kind: FailureKind;
+  lock: Extract<LockState, { locked: true }>;
+  failures: number;
+  stored: boolean;
+}
 
 /** allow 'enrolment-grace': in by the grace, with the secret to enrol and what is left of the grace. */
 function graceAnswer(grace: Extract<GraceState, { active: true }>, offer: { otpauthUri: string; expiresAt: number }): Answer {
@@ -90,6 +100,7 @@ export class Verifier {
     private readonly policy: ProviderPolicy,
     /** Failures of mailboxes without a stored record: verify stores none for them. */
     readonly unstored: UnstoredFailures,
+    private readonly notifier: Notifier,
   ) {
     this.remember = rememberPolicy(p.config);
     this.throttle = new SourceThrottle(p.config);
@@ -166,6 +177,7 @@ export class Verifier {
     return this.decideAndAct({ login, rec, settings, choice, decision }, code, send).then(
       async (result) => {
         await this.p.audit.append(entry(result.result, result.reason));
+        if (result.result === 'deny') logVerifyDenied(this.p.log, { ip, reason: result.reason, mailbox: address, provider: result.provider });
         return { ...result, user: address, ip, country: login.country };
       },
       async (err: unknown) => {
@@ -216,9 +228,11 @@ export class Verifier {
       // A code was given: check it and record the outcome in one transaction.
       const checked = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
       outcome = checked.outcome;
+      if (checked.locked !== null) logMailboxLocked(this.p.log, { ip: login.ip, mailbox: login.address, ...checked.locked });
       return checked.answer;
     } finally {
-      this.throttle.settle(reserved, outcome, login.now);
+      const block = this.throttle.settle(reserved, outcome, login.now);
+      if (block !== null) logSourceBlocked(this.p.log, { ip: login.ip, reason: block.reason, source: reserved.source, until: block.until, failures: block.failures });
     }
   }
 
@@ -274,28 +288,49 @@ export class Verifier {
     return answer;
   }
 
-  /** Inside the transaction: the answer, and what it means for the client's source. */
-  private checkCode(tx: StoreTx, login: Login, decision: Decision, factor: Factor): { answer: Answer; outcome: AttemptOutcome } {
+  /** Inside the transaction: the answer, what it means for the client's source, and the lock it started. */
+  private checkCode(tx: StoreTx, login: Login, decision: Decision, factor: Factor): { answer: Answer; outcome: AttemptOutcome; locked: StartedLock | null } {
     // Re-read inside the transaction: a concurrent verify may have changed the record since.
     const rec = tx.getMailbox(login.address);
-    const answer = rec === undefined ? this.checkUnstored(tx, login, decision, factor) : this.checkStored(tx, rec, login, decision, factor);
-    if (answer === 'created') return { answer: { result: 'allow', reason: 'enrolled', provider: 'totp' }, outcome: 'created' };
-    return { answer, outcome: answer.result === 'deny' && answer.reason !== 'locked' ? 'failure' : 'none' };
+    const started: { lock: StartedLock | null } = { lock: null };
+    const answer = rec === undefined ? this.checkUnstored(tx, login, decision, factor, started) : this.checkStored(tx, rec, login, decision, factor, started);
+    if (answer === 'created') return { answer: { result: 'allow', reason: 'enrolled', provider: 'totp' }, outcome: 'created', locked: null };
+    return { answer, outcome: answer.result === 'deny' && answer.reason !== 'locked' ? 'failure' : 'none', locked: started.lock };
   }
 
-  private checkStored(tx: StoreTx, rec: MailboxRecord, login: Login, decision: Decision, factor: Factor): Answer {
+  /**
+   * A second factor passed from a country that none of the mailbox's remembered countries is
+   * (judged on the record before this success). A mailbox that remembers none yet (its first
+   * login with a factor, or after its locations were reset) has nothing to compare with.
+   */
+  private newCountry(rec: MailboxRecord, login: Login): boolean {
+    const known = freshEntries(rec.countries, login.now, this.remember);
+    return login.country !== null && known.length > 0 && !known.some((c) => c.country === login.country);
+  }
+
+  private checkStored(tx: StoreTx, rec: MailboxRecord, login: Login, decision: Decision, factor: Factor, started: { lock: StartedLock | null }): Answer {
     const policy = this.remember;
     const kind: FailureKind = failureKind(rec.ips, login.ip, login.now, policy);
     const lock = kindLockState(rec.failures, kind, login.now);
     if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
-    const succeed = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
+    const where = { ip: login.ip, country: login.country };
+    const succeed = (next: MailboxRecord, reason: string, provider: VerifyResult['provider'], notices: NoticeEvent[] = []) => {
       const places = rememberLocation(next, login.ip, login.country, login.now, policy);
-      tx.putMailbox({ ...next, ...places, failures: recordKindSuccess(next.failures, kind), updatedAt: login.now });
+      let record: MailboxRecord = { ...next, ...places, failures: recordKindSuccess(next.failures, kind), updatedAt: login.now };
+      if (this.newCountry(rec, login)) notices.push({ kind: 'new-country', ...where });
+      for (const notice of notices) record = this.notifier.queue(tx, record, notice, login.now);
+      tx.putMailbox(record);
       return { result: 'allow' as const, reason, provider };
     };
     const fail = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
       const failures = recordKindFailure(next.failures, kind, login.now, lockoutPolicy(this.p.config));
-      tx.putMailbox({ ...next, failures, updatedAt: login.now });
+      let record: MailboxRecord = { ...next, failures, updatedAt: login.now };
+      const lock = lockStarted(next.failures, failures, kind, login.now);
+      if (lock !== null) {
+        started.lock = { kind, lock, failures: failuresOf(failures, kind).consecutive, stored: true };
+        record = this.notifier.queue(tx, record, { kind: 'mailbox-locked', ...where, until: lock.until }, login.now);
+      }
+      tx.putMailbox(record);
       return { result: 'deny' as const, reason, provider };
     };
 
@@ -303,14 +338,15 @@ export class Verifier {
       const i = this.recovery.match(rec.recoveryCodeHashes, factor.value);
       if (i === -1) return fail(rec, 'code-invalid', decision.provider);
       const left = rec.recoveryCodeHashes.filter((_, j) => j !== i);
-      return { ...succeed({ ...rec, recoveryCodeHashes: left }, 'recovery-code-used', decision.provider), recoveryCodesLeft: left.length };
+      const used: NoticeEvent = { kind: 'recovery-code-used', ...where, left: left.length };
+      return { ...succeed({ ...rec, recoveryCodeHashes: left }, 'recovery-code-used', decision.provider, [used]), recoveryCodesLeft: left.length };
     }
     const code = factor.value;
     if (decision.action === 'enroll') {
       if (rec.pendingTotp === null || rec.pendingTotp.expiresAt <= login.now) return fail(rec, 'no-open-code', 'totp');
       const activated = this.enrolment.activated(rec, code, login.now);
       if (activated === null) return fail(rec, 'code-invalid', 'totp');
-      return succeed(activated, 'enrolled', 'totp');
+      return succeed(activated, 'enrolled', 'totp', [{ kind: 'totp-enrolled', ...where }]);
     }
     if (decision.provider === 'totp') {
       // The decision was taken on the record read before the transaction; a reset meanwhile
@@ -332,11 +368,14 @@ export class Verifier {
    * A mailbox without a stored record: its failures stay in memory (unstored-failures.ts); a right
    * code for the secret it was offered stores it, enrolled ('created').
    */
-  private checkUnstored(tx: StoreTx, login: Login, decision: Decision, factor: Factor): Answer | 'created' {
+  private checkUnstored(tx: StoreTx, login: Login, decision: Decision, factor: Factor, started: { lock: StartedLock | null }): Answer | 'created' {
     const lock = lockState(this.unstored.get(login.address, login.now) ?? emptyFailures(), login.now);
     if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
     const fail = (reason: string, provider: VerifyResult['provider']): Answer => {
       this.unstored.fail(login.address, login.now);
+      const after = this.unstored.get(login.address, login.now) ?? emptyFailures();
+      const now = lockState(after, login.now);
+      if (now.locked) started.lock = { kind: 'elsewhere', lock: now, failures: after.consecutive, stored: false };
       return { result: 'deny', reason, provider };
     };
     // No record: no recovery codes, no open code, no active secret.
@@ -345,7 +384,8 @@ export class Verifier {
     const totp = this.enrolment.activateOffered(login.address, factor.value, login.now);
     if (totp === null) return fail('code-invalid', 'totp');
     const fresh = newMailbox(login.address, login.now);
-    tx.putMailbox({ ...fresh, ...rememberLocation(fresh, login.ip, login.country, login.now, this.remember), totp });
+    const record: MailboxRecord = { ...fresh, ...rememberLocation(fresh, login.ip, login.country, login.now, this.remember), totp };
+    tx.putMailbox(this.notifier.queue(tx, record, { kind: 'totp-enrolled', ip: login.ip, country: login.country }, login.now));
     this.unstored.clear(login.address);
     return 'created';
   }

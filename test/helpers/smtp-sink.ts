@@ -23,6 +23,8 @@ export interface SmtpSinkOptions {
   tls?: 'none' | 'starttls' | 'implicit';
   /** Reply to RCPT TO with this error instead of accepting. */
   rejectRcpt?: { code: number; message: string };
+  /** Listen on this port (default: any free one), e.g. one a daemon found closed before. */
+  port?: number;
 }
 
 export interface SmtpSink {
@@ -75,7 +77,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   });
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.server.address() as AddressInfo).port;
 
