@@ -38,9 +38,10 @@ function unavailable(socketPath: string, err: NodeJS.ErrnoException): MemfaError
 }
 
 /**
- * Delays before trying a refused connect again. A full listen backlog (EAGAIN on a Unix socket)
- * empties within milliseconds, and ECONNREFUSED is a restarting daemon's moment between two
- * listeners; a missing socket (ENOENT) is no daemon at all and fails at once.
+ * Delays before trying a refused connect, or a request the daemon never received, again. A full
+ * listen backlog (EAGAIN on a Unix socket) empties within milliseconds, and ECONNREFUSED is a
+ * restarting daemon's moment between two listeners; a missing socket (ENOENT) is no daemon at all
+ * and fails at once.
  */
 const CONNECT_RETRY_DELAYS_MS = [20, 60];
 const RETRYABLE_CONNECT_ERRORS = new Set(['EAGAIN', 'EWOULDBLOCK', 'ECONNREFUSED']);
@@ -74,13 +75,18 @@ export function call<M extends MethodName>(socketPath: string, method: M, params
       // Tracked here because socket.connecting is already false when a failed connect emits 'error'.
       let connected = false;
       let abandoned = false;
+      let answered = false;
       s.once('connect', () => {
         connected = true;
         s.write(encodeFrame({ jsonrpc: '2.0', id: 1, method, params: sent }));
       });
       s.on('error', (err: NodeJS.ErrnoException) => {
-        if (!connected && !settled && tries < CONNECT_RETRY_DELAYS_MS.length && RETRYABLE_CONNECT_ERRORS.has(err.code ?? '')) {
-          // Nothing was sent on a connection that never opened: trying again cannot repeat a request.
+        // Nothing was sent on a connection that never opened, nor by the one write of a request that
+        // failed with EPIPE (the daemon had closed the connection first: it makes room at its
+        // connection limit by closing one that has sent nothing for a while, and a client on a busy
+        // machine may be that slow): trying again cannot repeat a request.
+        const undelivered = connected ? err.code === 'EPIPE' && !answered : RETRYABLE_CONNECT_ERRORS.has(err.code ?? '');
+        if (undelivered && !settled && tries < CONNECT_RETRY_DELAYS_MS.length) {
           abandoned = true;
           s.destroy();
           retry = setTimeout(() => attempt(tries + 1), CONNECT_RETRY_DELAYS_MS[tries]);
@@ -92,6 +98,7 @@ export function call<M extends MethodName>(socketPath: string, method: M, params
         if (!abandoned) finish(() => reject(new MemfaError('DAEMON_UNAVAILABLE', `the memfa daemon at ${socketPath} closed the connection without answering`, { hint: 'check the daemon log' })));
       });
       s.on('data', (chunk: Buffer) => {
+        answered = true;
         for (const frame of decoder.push(chunk)) {
           if (frame.kind === 'oversize') return finish(() => reject(new MemfaError('FRAME_TOO_LARGE', 'the answer is larger than the client accepts')));
           let response: RpcResponse<ResultOf<M>>;

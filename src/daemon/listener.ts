@@ -44,10 +44,12 @@ const SWEEPS_PER_TIMEOUT = 4;
 const MIN_SWEEP_MS = 10;
 /**
  * At the connection limit, a connection may be closed to make room once it has done nothing for
- * this many ticks (more than one whole sweep interval): never one just admitted whose request has
- * not been read yet.
+ * this many ticks (more than one whole sweep interval) and at least EVICTABLE_AFTER_MS: never one
+ * just admitted whose request has not been read yet, nor, with short time-outs configured, a
+ * client between two requests that a busy machine kept from sending its next one at once.
  */
 const EVICTABLE_AFTER_TICKS = 2;
+const EVICTABLE_AFTER_MS = 1000;
 
 /** Resolves when something answers on `path`: a live daemon. */
 function probe(path: string): Promise<boolean> {
@@ -77,6 +79,7 @@ export class Listener {
   private readonly state: ListenerState = { ticks: 0, accepting: true };
   private readonly host: ConnectionHost;
   private readonly sweepMs: number;
+  private readonly evictableTicks: number;
   private readonly idleTicks: number;
   private readonly frameTicks: number;
   private readonly waitTicks: number;
@@ -113,6 +116,7 @@ export class Listener {
     this.idleTicks = Math.ceil(limits.idleTimeoutMs / this.sweepMs);
     this.frameTicks = Math.ceil(limits.frameTimeoutMs / this.sweepMs);
     this.waitTicks = Math.ceil(limits.waitTimeoutMs / this.sweepMs);
+    this.evictableTicks = Math.max(EVICTABLE_AFTER_TICKS, Math.ceil(EVICTABLE_AFTER_MS / this.sweepMs));
   }
 
   get path(): string {
@@ -237,7 +241,7 @@ export class Listener {
     if (this.nothingEvictableAt === now) return false;
     let idlest: Connection | null = null;
     for (const conn of this.connections.values()) {
-      if (conn.pending === 0 && now - conn.lastActive >= EVICTABLE_AFTER_TICKS && (idlest === null || conn.lastActive < idlest.lastActive)) idlest = conn;
+      if (conn.pending === 0 && now - conn.lastActive >= this.evictableTicks && (idlest === null || conn.lastActive < idlest.lastActive)) idlest = conn;
     }
     if (idlest === null) {
       this.nothingEvictableAt = now;
