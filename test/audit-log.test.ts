@@ -393,6 +393,35 @@ test('one batch of multi-byte lines, larger than the encoding buffer, is written
   assert.deepEqual(await log.verify(), { ok: true, lines: 401, files: 1, lost: 0 });
 });
 
+test('a batch of 10,000 lines (a window of counted allows, flushed at shutdown) is written whole and chained, a slice at a time', async (t) => {
+  const { log } = await openLog(t, { maxBytes: 256 * 1024, keep: 100 });
+  // Every buffer asked for while the batch is encoded and written: one per slice, reused, not one
+  // buffer of the whole batch grown by doubling (2.5 MB of lines here).
+  const allocUnsafe = Buffer.allocUnsafe;
+  let largest = 0;
+  Buffer.allocUnsafe = (size: number) => {
+    largest = Math.max(largest, size);
+    return allocUnsafe(size);
+  };
+  let last;
+  try {
+    // Issued in one turn: one batch, as the counter's flush makes it.
+    for (let i = 0; i < 9999; i++) log.record(event(i, { mailbox: `user${i}@example.org`, details: { count: 2 + (i % 50), first: '2025-03-01T12:00:00.000Z', last: '2025-03-01T12:00:59.999Z' } }));
+    last = await log.append(event(9999));
+  } finally {
+    Buffer.allocUnsafe = allocUnsafe;
+  }
+  assert.equal(last.seq, 10_000);
+  assert.ok(largest <= 1024 * 1024, `an encoding buffer of ${largest} bytes`);
+  const result = await log.verify();
+  assert.ok(result.ok, JSON.stringify(result));
+  assert.equal(result.lines, 10_000);
+  assert.ok(result.files > 5, 'rotations fell inside slices and between them');
+  const all = await log.query({ limit: 10_000 });
+  assert.deepEqual(all.map((e) => e.seq), Array.from({ length: 10_000 }, (_, i) => i + 1));
+  assert.deepEqual(all.map((e) => e.mailbox).slice(0, 3), ['user0@example.org', 'user1@example.org', 'user2@example.org']);
+});
+
 test('a failed rotation rejects with STORE_FAILED, keeps what was written, and a reopen recovers', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'memfa-audit.log');

@@ -7,7 +7,7 @@ import { chmod, open, readFile, rm, stat, writeFile, type FileHandle } from 'nod
 import { constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { FileStore, type FileStoreOptions } from '../src/store/file-store.js';
-import { CURRENT_SCHEMA } from '../src/store/schema.js';
+import { CURRENT_SCHEMA, snapshotJson } from '../src/store/schema.js';
 import { newMailbox, type MailboxRecord } from '../src/core/model.js';
 import { MemfaError } from '../src/protocol/errors.js';
 import { makeTempDir } from './helpers/daemon.js';
@@ -353,6 +353,30 @@ test('migration: a version 1 store, and the journal beside it, count their old f
   await s.close();
   const again = await openStore(file);
   assert.deepEqual(again.getMailbox('hard@example.com')!.failures, { known: hard, elsewhere: hard });
+});
+
+test('a snapshot in the line layout loads as its records, frozen with shared values; one of an older schema in that layout is migrated first', async (t) => {
+  const file = await tempStore(t);
+  const settings = { challenge: 'always' } as const;
+  const current = { schemaVersion: CURRENT_SCHEMA, seq: 1, global: {}, domains: {}, meta: {}, mailboxes: { 'a@example.com': mb('a@example.com', { settings: { ...settings } }), 'b@example.com': mb('b@example.com', { settings: { ...settings }, phone: '+15550002' }) } };
+  await writeFile(file, [...snapshotJson(current)].join(''), { mode: 0o600 });
+  const s = await openStore(file);
+  const [a, b] = [s.getMailbox('a@example.com')!, s.getMailbox('b@example.com')!];
+  assert.deepEqual([a, b], [current.mailboxes['a@example.com'], current.mailboxes['b@example.com']]);
+  const frozenThroughout = (v: unknown): boolean => v === null || typeof v !== 'object' || (Object.isFrozen(v) && Object.values(v as object).every(frozenThroughout));
+  assert.ok(frozenThroughout(a) && frozenThroughout(b));
+  assert.equal(a.settings, b.settings, 'equal settings are held once');
+  assert.equal(a.failures, b.failures, 'so is the failure state of mailboxes that never failed');
+  await s.close();
+
+  // Version 2 records (no app passwords) in the layout memfa writes: brought up to date, not taken as they are.
+  const { appPasswords: _none, ...v2 } = mb('old@example.com', { settings: { ...settings } });
+  await writeFile(file, [...snapshotJson({ schemaVersion: 2, seq: 1, global: {}, domains: {}, meta: {}, mailboxes: { 'old@example.com': v2 as MailboxRecord } })].join(''), { mode: 0o600 });
+  assert.equal('appPasswords' in JSON.parse(await readFile(file, 'utf8')).mailboxes['old@example.com'], false, 'the fixture is a version 2 record');
+  const old = await openStore(file);
+  assert.deepEqual(old.getMailbox('old@example.com'), mb('old@example.com', { settings }));
+  await old.close();
+  assert.equal(JSON.parse(await readFile(file, 'utf8')).schemaVersion, CURRENT_SCHEMA);
 });
 
 test('a newer schemaVersion, invalid JSON or a wrong shape is STORE_CORRUPT naming the file, which is left untouched', async (t) => {

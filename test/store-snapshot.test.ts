@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { SnapshotFile } from '../src/store/snapshot.js';
 import { FileStore } from '../src/store/file-store.js';
-import { CURRENT_SCHEMA, type SnapshotOut } from '../src/store/schema.js';
+import { CURRENT_SCHEMA, snapshotJson, type SnapshotOut } from '../src/store/schema.js';
 import { newMailbox, type MailboxRecord } from '../src/core/model.js';
 import { MemfaError } from '../src/protocol/errors.js';
 import { makeTempDir } from './helpers/daemon.js';
@@ -72,6 +72,29 @@ test('a missing file reads as null (lowdb keeps its default data); a file that c
   await writeFile(file, '{"schemaVersion":', { mode: 0o600 });
   await assert.rejects(db.read(), (err: unknown) => err instanceof MemfaError && err.code === 'STORE_CORRUPT' && err.message.includes(file));
   assert.equal(await readFile(file, 'utf8'), '{"schemaVersion":');
+});
+
+test('the layout memfa writes is revived a record at a time, with the schema version its header gives; a file parsed whole is not', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'memfa.json');
+  const calls: [string, unknown][] = [];
+  const revive = (record: unknown, schemaVersion: unknown) => {
+    const address = (record as MailboxRecord).address;
+    calls.push([address, schemaVersion]);
+    return { revived: address };
+  };
+  const addresses = ['b@example.com', 'a@example.com', 'c@example.com'];
+  const mailboxes = Object.fromEntries(addresses.map((a) => [a, newMailbox(a, 1_700_000_000_000)]));
+  await writeFile(file, [...snapshotJson({ ...EMPTY, schemaVersion: 2, mailboxes })].join(''), { mode: 0o600 });
+  const read = (await new SnapshotFile(file, undefined, revive).read())!;
+  assert.deepEqual(calls, addresses.map((a) => [a, 2]), 'once per record, in file order, with the header\'s version');
+  assert.deepEqual([...(read.mailboxes as ReadonlyMap<string, unknown>)], addresses.map((a) => [a, { revived: a }]), 'the store gets the revived records');
+  // A layout written by hand or by an older memfa is parsed whole and left to the store's load.
+  calls.length = 0;
+  await writeFile(file, JSON.stringify({ ...EMPTY, mailboxes }), { mode: 0o600 });
+  const whole = (await new SnapshotFile(file, undefined, revive).read())!;
+  assert.deepEqual(calls, []);
+  assert.deepEqual(whole.mailboxes, mailboxes);
 });
 
 test('a write that fails rejects its caller and every caller waiting behind it, and leaves the old snapshot', async (t) => {

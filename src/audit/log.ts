@@ -44,6 +44,11 @@ export { redact } from './redact.js';
 
 /** How often, at most, the log checks that its file is still there, or retries a broken one. */
 const CHECK_INTERVAL_MS = 1000;
+/**
+ * Lines of a batch encoded and written at once (one write and one fdatasync); a larger batch goes
+ * out in several. A batch of the fast path's own size (tens of lines) is one slice.
+ */
+const LINES_PER_SLICE = 1024;
 
 export interface AuditLogOptions {
   /** Rotate before a write would take the current file past this size. Default 10 MiB. */
@@ -249,23 +254,32 @@ export class AuditLog {
     try {
       prelude = await this.#prelude();
       const bodies = prelude.length === 0 ? batch.items : [...prelude.map((p) => p.event), ...batch.items];
-      const { data, lines: encoded } = this.#encoder.encode(bodies, this.#chain.seq, this.#chain.prev);
-      // The chunk being gathered: lines [first, i), bytes [chunkStart, lineStart).
-      let first = 0;
-      let chunkStart = 0;
-      for (let i = 0; i < encoded.length; i++) {
-        const lineStart = i === 0 ? 0 : encoded[i - 1]!.end;
-        const pendingSize = this.#log.length + (lineStart - chunkStart);
-        if (pendingSize > 0 && pendingSize + (encoded[i]!.end - lineStart) > this.#maxBytes) {
-          await this.#writeChunk(data.subarray(chunkStart, lineStart), encoded, first, i, prelude, batch);
-          written = i;
-          first = i;
-          chunkStart = lineStart;
-          await this.#rotate();
+      // Every line of the batch, in order; `end` is where a line ends in the buffer of its slice.
+      const encoded: EncodedLine[] = [];
+      // A slice at a time, each written before the next is encoded into the encoder's reused buffer:
+      // a batch of a whole window's counts (10,000 lines, at shutdown) would otherwise be one buffer
+      // of megabytes, grown by doubling, at the daemon's peak memory.
+      for (let from = 0; from < bodies.length; from = encoded.length) {
+        const slice = from === 0 && bodies.length <= LINES_PER_SLICE ? bodies : bodies.slice(from, from + LINES_PER_SLICE);
+        const { data, lines } = this.#encoder.encode(slice, this.#chain.seq, this.#chain.prev);
+        for (const line of lines) encoded.push(line);
+        // The chunk being gathered: lines [first, i), bytes [chunkStart, lineStart) of the slice.
+        let first = from;
+        let chunkStart = 0;
+        for (let i = from; i < encoded.length; i++) {
+          const lineStart = i === from ? 0 : encoded[i - 1]!.end;
+          const pendingSize = this.#log.length + (lineStart - chunkStart);
+          if (pendingSize > 0 && pendingSize + (encoded[i]!.end - lineStart) > this.#maxBytes) {
+            await this.#writeChunk(data.subarray(chunkStart, lineStart), encoded, first, i, prelude, batch);
+            written = i;
+            first = i;
+            chunkStart = lineStart;
+            await this.#rotate();
+          }
         }
+        await this.#writeChunk(data.subarray(chunkStart), encoded, first, encoded.length, prelude, batch);
+        written = encoded.length;
       }
-      await this.#writeChunk(data.subarray(chunkStart), encoded, first, encoded.length, prelude, batch);
-      written = encoded.length;
     } catch (error) {
       const failure = storeFailed(this.path, error);
       const lostOwn = prelude.slice(written).filter((p) => p.loss === undefined);

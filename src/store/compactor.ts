@@ -56,7 +56,11 @@ export class Compactor {
     private readonly memory: MemoryState,
     private readonly options: CompactorOptions,
   ) {
-    this.snapshot = new SnapshotFile(file, () => (this.serving ? COMPACTION_CPU_SHARE : undefined));
+    this.snapshot = new SnapshotFile(
+      file,
+      () => (this.serving ? COMPACTION_CPU_SHARE : undefined),
+      (record, schemaVersion) => memory.reviveMailbox(record, schemaVersion),
+    );
     this.db = new Low<SnapshotOut>(this.snapshot, emptySnapshot());
   }
 

@@ -39,6 +39,15 @@ export class MemoryState implements StoreReader {
     for (const [k, v] of Object.entries(s.meta)) this.meta.set(k, deepFreeze(v));
   }
 
+  /**
+   * The stored form of a mailbox record as the snapshot file is read, before load(): made at once,
+   * so that the values it replaces with shared ones are garbage at once. A record of an older
+   * schema is left as it is, for migrate() to bring up to date first; load() does the rest.
+   */
+  reviveMailbox(record: unknown, schemaVersion: unknown): unknown {
+    return schemaVersion === CURRENT_SCHEMA && record !== null && typeof record === 'object' && !Array.isArray(record) ? this.pool.parsedMailbox(record as MailboxRecord) : record;
+  }
+
   /** Applies one change; returns the value as stored (the journal records that). */
   apply(op: Op): unknown {
     return this.applyValue(op, false, CURRENT_SCHEMA);

@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import type { Adapter } from 'lowdb';
 import { writeFileAtomic } from '../files/durable.js';
 import { MemfaError } from '../protocol/errors.js';
-import { readSnapshotLines, snapshotJson, type SnapshotOut } from './schema.js';
+import { readSnapshotLines, snapshotJson, type ReviveMailbox, type SnapshotOut } from './schema.js';
 
 interface Waiting {
   data: SnapshotOut;
@@ -34,10 +34,13 @@ export class SnapshotFile implements Adapter<SnapshotOut> {
   /**
    * `cpuShare`: the share of the event loop that making a write's content may take, asked when
    * the write starts (undefined: as fast as it can be written). See files/durable.ts.
+   * `reviveMailbox`: applied to each mailbox record of the layout memfa writes as it is read (see
+   * readSnapshotLines).
    */
   constructor(
     readonly file: string,
     private readonly cpuShare: () => number | undefined = () => undefined,
+    private readonly reviveMailbox?: ReviveMailbox,
   ) {}
 
   async read(): Promise<SnapshotOut | null> {
@@ -58,7 +61,7 @@ export class SnapshotFile implements Adapter<SnapshotOut> {
       const lines = createInterface({ input: handle.createReadStream({ encoding: 'utf8', autoClose: false }), crlfDelay: Infinity });
       let streamed: Record<string, unknown> | null;
       try {
-        streamed = await readSnapshotLines(lines);
+        streamed = await readSnapshotLines(lines, this.reviveMailbox);
       } catch (err) {
         throw corrupt((err as Error).message);
       } finally {
