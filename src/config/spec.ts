@@ -1,7 +1,6 @@
 // The configuration schema: every key, its default and its check. The validator walks a file
 // against this tree, collects every error (each naming its key) and rejects unknown keys.
-import { NOTICE_KINDS } from '../core/notices.js';
-import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PRIMARY_PASSWORD_MODES, PROVIDERS } from '../protocol/vocabulary.js';
+import { CHALLENGE_MODES, FALLBACK_PROVIDERS, NOTICE_KINDS, PRIMARY_PASSWORD_MODES, PROVIDERS } from '../protocol/vocabulary.js';
 import { parseListen } from './listen.js';
 
 const listenProblem = (v: string): string | null => {

@@ -2,17 +2,11 @@
 // lives on the mailbox record (MailboxRecord.notices) so that a notice is committed in the same
 // store transaction as the event it reports, and survives a restart. Pure: time is a parameter.
 
-/** What a notice reports. */
-export const NOTICE_KINDS = [
-  'new-country',
-  'totp-enrolled',
-  'totp-reset',
-  'recovery-codes-generated',
-  'recovery-code-used',
-  'app-password-created',
-  'mailbox-locked',
-] as const;
-export type NoticeKind = (typeof NOTICE_KINDS)[number];
+import type { NoticeKind } from '../protocol/vocabulary.js';
+
+// What a notice reports: listed with the configuration's words, which memfa verify loads, so that
+// the login hook does not load this module.
+export { NOTICE_KINDS, type NoticeKind } from '../protocol/vocabulary.js';
 
 /** The sentence each notice opens with (the {event} placeholder). */
 export const NOTICE_EVENTS: Readonly<Record<NoticeKind, string>> = {

@@ -50,3 +50,15 @@ export type ProviderProblem = (typeof PROVIDER_PROBLEMS)[number];
 export const APP_PASSWORD_POLICY = 'app-password';
 export const POLICY_NAMES = [...PROVIDERS, APP_PASSWORD_POLICY] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
+
+/** What a security notice to a mailbox's owner reports (core/notices.ts; the keys of notifications.templates). */
+export const NOTICE_KINDS = [
+  'new-country',
+  'totp-enrolled',
+  'totp-reset',
+  'recovery-codes-generated',
+  'recovery-code-used',
+  'app-password-created',
+  'mailbox-locked',
+] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];

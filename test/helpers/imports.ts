@@ -29,3 +29,17 @@ export function packagesReached(entry: string, dynamic: boolean): Set<string> {
   }
   return packages;
 }
+
+/** The compiled modules (paths under dist/src/) a module reaches through its static relative imports. */
+export function modulesReached(entry: string): Set<string> {
+  const seen = new Set<string>();
+  const pending = [path.join(DIST, entry)];
+  const pattern = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.[^'"]+)['"]|(?:^|[\s;])import\s*['"](\.[^'"]+)['"]/g;
+  while (pending.length > 0) {
+    const file = pending.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const m of readFileSync(file, 'utf8').matchAll(pattern)) pending.push(path.resolve(path.dirname(file), (m[1] ?? m[2])!));
+  }
+  return new Set([...seen].map((f) => path.relative(DIST, f)));
+}
