@@ -7,7 +7,8 @@ import type { Logger } from './logger.js';
 
 export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => Promise<unknown> | unknown };
 
-export type Authenticate = (token: string) => { admin: string; domains: string[] };
+/** The scope of a domain administrator's token; rejects with UNAUTHENTICATED for one that grants none. */
+export type Authenticate = (token: string) => Promise<{ admin: string; domains: string[] }>;
 
 function refusalHint(method: MethodName): string {
   if (isDelegable(method)) return 'use the admin socket, or pass a domain administrator token on the hook socket';
@@ -30,6 +31,31 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
     if (err instanceof MemfaError) return err;
     log.error('handler-crashed', { method, error: (err as Error)?.message, stack: (err as Error)?.stack });
     return new MemfaError('INTERNAL', `internal error in "${method}"; see the daemon log`);
+  };
+  const run = (method: MethodName, params: unknown, ctx: CallContext): unknown => {
+    const handler = handlers[method] as (p: unknown, c: CallContext) => unknown;
+    let result: unknown;
+    try {
+      result = handler(params, ctx);
+    } catch (err) {
+      throw wrap(method, err);
+    }
+    if (!isPromise(result)) return result;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      // The handler is not cancelled: what it does may still complete, so the answer says so.
+      timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms; its outcome is unknown (it may still complete)`)), timeoutMs);
+    });
+    return Promise.race([result, timeout]).then(
+      (value) => {
+        clearTimeout(timer);
+        return value;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        throw wrap(method, err);
+      },
+    );
   };
   return (method: string, rawParams: unknown, socket: SocketKind): unknown => {
     if (!isMethodName(method)) {
@@ -55,31 +81,19 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
     const params = METHODS[method].params.parse(rest ?? {}, 'params');
     const ctx: CallContext = { socket, actor: socket === 'admin' ? 'admin' : socket === 'self' ? 'self' : 'hook' };
     if (token !== undefined) {
-      ctx.scope = authenticate(token as string);
-      ctx.actor = `domain-admin:${ctx.scope.admin}`;
-    } else if (method.startsWith('self.')) ctx.actor = 'self';
-    const handler = handlers[method] as (p: unknown, c: CallContext) => unknown;
-    let result: unknown;
-    try {
-      result = handler(params, ctx);
-    } catch (err) {
-      throw wrap(method, err);
+      // Only a delegated call waits for its token's record; the others keep the synchronous path.
+      return authenticate(token as string).then(
+        (scope) => {
+          ctx.scope = scope;
+          ctx.actor = `domain-admin:${scope.admin}`;
+          return run(method, params, ctx);
+        },
+        (err: unknown) => {
+          throw wrap(method, err);
+        },
+      );
     }
-    if (!isPromise(result)) return result;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      // The handler is not cancelled: what it does may still complete, so the answer says so.
-      timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms; its outcome is unknown (it may still complete)`)), timeoutMs);
-    });
-    return Promise.race([result, timeout]).then(
-      (value) => {
-        clearTimeout(timer);
-        return value;
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        throw wrap(method, err);
-      },
-    );
+    if (method.startsWith('self.')) ctx.actor = 'self';
+    return run(method, params, ctx);
   };
 }

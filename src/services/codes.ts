@@ -6,7 +6,7 @@
 import { generateNumericCode } from '../core/codes.js';
 import type { MailboxRecord, OpenCode } from '../core/model.js';
 import { destinationOf, problemText } from '../core/provider-choice.js';
-import { maskRecipient } from '../delivery/mask.js';
+import { maskRecipient } from '../core/mask.js';
 import { MemfaError } from '../protocol/errors.js';
 import { keyedHash, verifyKeyedHash } from '../security/hash.js';
 import type { Ports } from './ports.js';

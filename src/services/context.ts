@@ -1,4 +1,5 @@
-// What several services derive from the configuration and the store for one mailbox.
+// What several services derive from the configuration and the state for one mailbox. Pure: the
+// caller reads what they need (LoginReads.loginView gives a mailbox with its levels in one read).
 import { resolveSettings } from '../core/settings.js';
 import { failuresOf, lockState, type LockoutPolicy } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type FailureState, type MailboxRecord } from '../core/model.js';
@@ -9,17 +10,36 @@ import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
 import type { EffectiveView, LockView, MailboxView } from '../protocol/results.js';
 import type { StoreReader } from '../store/types.js';
+import type { LoginView } from './store-ports.js';
 import type { UnstoredFailures } from './unstored-failures.js';
 
-export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  const rec = mailbox ?? store.getMailbox(address);
-  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, rec?.settings, rec?.userSettings);
+/** The levels a mailbox inherits from: its domain's settings and the global ones. */
+export type Levels = Pick<LoginView, 'domain' | 'global'>;
+
+/** What applies to `rec` (none stored: what it inherits), under `levels`. */
+export function settingsOf(config: MemfaConfig, levels: Levels, rec: MailboxRecord | undefined): EffectiveSettings {
+  return resolveSettings(config.defaults, levels.global, levels.domain, rec?.settings, rec?.userSettings);
 }
 
-/** What the mailbox would have without the user's own choices: the floor self-service may not go under. */
+/** What `rec` would have without the user's own choices: the floor self-service may not go under. */
+export function floorOf(config: MemfaConfig, levels: Levels, rec: MailboxRecord | undefined): EffectiveSettings {
+  return resolveSettings(config.defaults, levels.global, levels.domain, rec?.settings, undefined);
+}
+
+// For the services still on the synchronous store (the second-factor path and login.check), until
+// they read through LoginReads.
+
+function levelsIn(store: StoreReader, address: string): Levels {
+  return { global: store.getGlobal(), domain: store.getDomain(domainOf(address))?.settings };
+}
+
+export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
+  return settingsOf(config, levelsIn(store, address), mailbox ?? store.getMailbox(address));
+}
+
+/** floorOf over the synchronous store, for self-service until it reads through LoginReads. */
 export function settingsWithoutUser(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  const rec = mailbox ?? store.getMailbox(address);
-  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, rec?.settings, undefined);
+  return floorOf(config, levelsIn(store, address), mailbox ?? store.getMailbox(address));
 }
 
 export function rememberPolicy(config: MemfaConfig): RememberPolicy {
@@ -35,7 +55,7 @@ export function totpOptions(config: MemfaConfig): TotpOptions {
   return { algorithm: config.totp.algorithm, digits: config.totp.digits, period: config.totp.period, window: config.totp.window };
 }
 
-/** The stored record, or a fresh one (not stored) for a mailbox that only inherits. */
+/** The stored record, or a fresh one (not stored) for a mailbox that only inherits (the synchronous store's). */
 export function mailboxOrNew(store: StoreReader, address: string, now: number): MailboxRecord {
   return store.getMailbox(address) ?? newMailbox(address, now);
 }
@@ -72,18 +92,19 @@ function lockViews(known: FailureState, elsewhere: FailureState, now: number): M
 export type ChoiceOf = (eff: EffectiveSettings, rec: MailboxRecord) => ProviderChoice;
 
 /**
- * `unstored`: where the failures of a mailbox without a record are kept (verify's). `choiceOf`:
- * when given, the view says which provider verify would use (providerInUse). Remembered
- * locations past locations.maxAgeDays are left out: verify no longer counts them (core/decide.ts).
+ * `view`: the mailbox and its levels (LoginReads.loginView). `elsewhere`: the failures kept for a
+ * mailbox without a record (verify's, UnstoredFailureStore). `choiceOf`: when given, the view says
+ * which provider verify would use (providerInUse). Remembered locations past
+ * locations.maxAgeDays are left out: verify no longer counts them (core/decide.ts).
  */
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures, choiceOf?: ChoiceOf): MailboxView {
-  const stored = store.getMailbox(address);
+export function mailboxViewOf(config: MemfaConfig, view: LoginView, address: string, now: number, opts: { elsewhere?: FailureState | undefined; choiceOf?: ChoiceOf | undefined } = {}): MailboxView {
+  const stored = view.mailbox;
   const rec = stored ?? newMailbox(address, now);
-  const elsewhere = stored === undefined ? unstored?.get(address, now) : undefined;
+  const elsewhere = stored === undefined ? opts.elsewhere : undefined;
   const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
-  const eff = effectiveSettings(config, store, address, rec);
+  const eff = settingsOf(config, view, rec);
   const remember = rememberPolicy(config);
-  const view: MailboxView = {
+  const result: MailboxView = {
     address,
     stored: stored !== undefined,
     settings: { ...rec.settings },
@@ -100,6 +121,12 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     enrolmentGraceLogins: rec.enrolmentGraceLogins ?? 0,
     appPasswords: rec.appPasswords.length,
   };
-  if (choiceOf !== undefined) view.providerInUse = choiceOf(eff, rec);
-  return view;
+  if (opts.choiceOf !== undefined) result.providerInUse = opts.choiceOf(eff, rec);
+  return result;
+}
+
+/** mailboxViewOf over the synchronous store, for login.check's explain until it reads through LoginReads. */
+export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures, choiceOf?: ChoiceOf): MailboxView {
+  const view: LoginView = { mailbox: store.getMailbox(address), ...levelsIn(store, address) };
+  return mailboxViewOf(config, view, address, now, { elsewhere: unstored?.get(address, now), choiceOf });
 }

@@ -11,7 +11,8 @@ import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
-import { ProviderPolicy } from './policy.js';
+import { MailboxList } from './mailbox-list.js';
+import { PlatformPolicy, POLICY_KEY, providerPolicy, type PolicyOverrides } from './policy.js';
 import { FactorProof } from './proof.js';
 import type { Ports } from './ports.js';
 import { testProvider } from './provider-test.js';
@@ -32,16 +33,23 @@ export interface Services {
 }
 
 export function createServices(p: Ports): Services {
-  const policy = new ProviderPolicy(p);
+  const hasGateway = (provider: 'sms' | 'email') => p.senders[provider] !== undefined;
+  const platformPolicy = new PlatformPolicy({ config: p.config, clock: p.clock, state: p.state, audit: p.audit, hasGateway });
+  // The policy as the services still on the synchronous store read it: live, from the store.
+  const policy = providerPolicy(p.config, hasGateway, () => p.store.getMeta<PolicyOverrides>(POLICY_KEY) ?? {});
   warnProvidersWithoutGateway(p, policy);
   const unstored = new UnstoredFailures(lockoutPolicy(p.config));
-  const settings = new SettingsAdmin(p, policy, unstored);
+  // Verify keeps the failures of mailboxes without a record in `unstored` until it moves onto the
+  // state's UnstoredFailureStore; mailbox show reads them from there meanwhile.
+  const unstoredReads = { unstoredFailures: (address: string, now: number) => Promise.resolve(unstored.get(address, now)) };
+  const settings = new SettingsAdmin({ config: p.config, clock: p.clock, state: p.state, unstored: unstoredReads, audit: p.audit, policy: platformPolicy });
+  const mailboxList = new MailboxList({ config: p.config, clock: p.clock, state: p.state });
   const enrolment = new Enrolment(p);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
   const recovery = new RecoveryCodes(p);
   const imports = new MailboxImport(p, recovery);
   const security = new SecurityAdmin(p, unstored);
-  const admins = new DomainAdmins(p);
+  const admins = new DomainAdmins({ clock: p.clock, random: p.random, state: p.state, hashes: p.hashes, audit: p.audit });
   const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
   const ops = new MailboxOps(p, verifier, codes);
   const ipBlocks = new IpBlocks(p, verifier.throttle);
@@ -60,7 +68,7 @@ export function createServices(p: Ports): Services {
     explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol as AppProtocol }, ctx)),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
-    'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),
+    'mailbox.list': (params, ctx) => mailboxList.list(params, ctx),
     'mailbox.remove': (params, ctx) => settings.removeMailbox(params, ctx),
     'mailbox.import': (params, ctx) => imports.import(params, ctx),
     'domain.set': (params, ctx) => settings.setDomain(params, ctx),
@@ -84,8 +92,8 @@ export function createServices(p: Ports): Services {
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),
-    'providers.list': () => policy.list(),
-    'providers.set': (params, ctx) => policy.change(params, ctx),
+    'providers.list': () => platformPolicy.list(),
+    'providers.set': (params, ctx) => platformPolicy.change(params, ctx),
     'admin.add': (params, ctx) => admins.add(params, ctx),
     'admin.list': () => admins.list(),
     'admin.remove': (params, ctx) => admins.remove(params, ctx),

@@ -1,5 +1,5 @@
 // `provider test`: sends a test message through a configured gateway, for administrators.
-import { maskRecipient } from '../delivery/mask.js';
+import { maskRecipient } from '../core/mask.js';
 import { normaliseAddress } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
 import { phoneRules } from './phone-rules.js';

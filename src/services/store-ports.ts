@@ -16,6 +16,8 @@
 // invalidated on change); counters, steps, codes and tokens are decided by the operations below,
 // never by what a cache last saw.
 import type { RememberPolicy } from '../core/decide.js';
+import type { MailboxCriteria } from '../core/mailbox-row.js';
+import type { SettingsDefaults } from '../core/settings.js';
 import type { AttemptOutcome, FailureKind, IpRefusal, IpSourceState, IpThrottlePolicy, IpThrottleRecord, LockoutPolicy } from '../core/lockout.js';
 import type { DomainRecord, FailureState, LevelSettings, MailboxRecord, OpenCode, PendingTotp, TotpState } from '../core/model.js';
 
@@ -175,7 +177,8 @@ export interface MailboxStore {
    * For administrators' and users' changes, not for the check-then-acts above.
    */
   updateMailbox<T>(address: string, change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T>;
-  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }): Promise<MailboxRecord[]>;
+  /** By address, after `after`, at most `limit`: a page (of one domain). Selections go through findMailboxes. */
+  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined }): Promise<MailboxRecord[]>;
   countMailboxes(domain?: string): Promise<number>;
 }
 
@@ -194,5 +197,76 @@ export interface MetaStore {
   updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }): Promise<R>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Administration: what a database answers without the daemon reading every mailbox
+
+export interface MailboxQuery {
+  domain?: string | undefined;
+  after?: string | undefined;
+  /** At most this many records; 0 for the total alone. */
+  limit?: number | undefined;
+  criteria: MailboxCriteria;
+  /** What the criteria are judged by: the configuration's defaults (effective settings) and the time (locks, pending secrets). */
+  defaults: SettingsDefaults;
+  now: number;
+}
+
+export interface MailboxSearch {
+  /**
+   * The stored mailboxes (of `domain`, if given) that meet every criterion (core/mailbox-row.ts
+   * meetsCriteria on their row), by address after `after`, at most `limit`; and how many meet
+   * them in all, whatever `after` and `limit`.
+   */
+  findMailboxes(query: MailboxQuery): Promise<{ total: number; mailboxes: MailboxRecord[] }>;
+}
+
+/** Jobs over every mailbox, a page at a time (key rotation re-seals every secret). */
+export interface MailboxPages {
+  /** As updateMailbox for each of `addresses`, all in one transaction; the results in their order. */
+  updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T[]>;
+}
+
+/** A domain administrator: a name, the domains of their token, and the token's keyed hash. */
+export interface DomainAdminRecord {
+  name: string;
+  /** Named by the token, so that checking a token reads one record. */
+  id: string;
+  domains: string[];
+  tokenHash: string;
+  createdAt: number;
+}
+
+export interface DomainAdminStore {
+  getDomainAdmin(id: string): Promise<DomainAdminRecord | undefined>;
+  /** Every domain administrator, by name. */
+  listDomainAdmins(): Promise<DomainAdminRecord[]>;
+  /** Stores `record`, unless an administrator of its name exists ('exists': nothing stored). */
+  addDomainAdmin(record: DomainAdminRecord): Promise<'added' | 'exists'>;
+  /** Removes the administrator named `name`: their record, or undefined when there was none. */
+  removeDomainAdmin(name: string): Promise<DomainAdminRecord | undefined>;
+}
+
+/** The start check of the key file: can it open what the store holds? */
+export interface SealedSecretSample {
+  /**
+   * For each key id that seals a TOTP secret (active or pending) of a stored mailbox, one such
+   * secret and its mailbox. The key id is the second field of a sealed value (security/seal.ts).
+   */
+  sealedSecretPerKey(): Promise<{ kid: string; address: string; sealedSecret: string }[]>;
+}
+
 /** Everything the services need of the state: what a backend implements. */
-export type StatePorts = LoginReads & FactorStore & UnstoredFailureStore & CodeStore & SourceStore & WindowCounterStore & EnrolStore & MailboxStore & SettingsStore & MetaStore;
+export type StatePorts = LoginReads &
+  FactorStore &
+  UnstoredFailureStore &
+  CodeStore &
+  SourceStore &
+  WindowCounterStore &
+  EnrolStore &
+  MailboxStore &
+  SettingsStore &
+  MetaStore &
+  MailboxSearch &
+  MailboxPages &
+  DomainAdminStore &
+  SealedSecretSample;

@@ -29,6 +29,7 @@ import {
 import { emptyFailures, newMailbox, type DomainRecord, type FailureState, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
 import { domainOf } from '../core/validate.js';
 import type { FailureEffects, Locked, LoginView, StatePorts, SuccessEffects } from '../services/store-ports.js';
+import { FileAdminState } from './admin-state.js';
 import { Recent } from './recent.js';
 import type { Store, StoreTx } from './types.js';
 
@@ -61,14 +62,17 @@ function lockedFor(rec: MailboxRecord, kind: SuccessEffects['kind'], now: number
   return lock.locked ? { outcome: 'locked', until: lock.until } : null;
 }
 
-export class FileStatePorts implements StatePorts {
+/** The administration's operations beyond one record are FileAdminState's (store/admin-state.ts). */
+export class FileStatePorts extends FileAdminState implements StatePorts {
   private readonly sources = new Recent<string, IpSourceState>(MAX_SOURCES);
   private readonly unstored = new Recent<string, FailureState>(MAX_UNSTORED_FAILURES);
   /** Send times within the last hour, per key (a mailbox, a destination), oldest first. */
   private readonly sends = new Recent<string, number[]>(MAX_SEND_KEYS);
   private readonly windows = new Map<string, Recent<string, IpThrottleRecord>>();
 
-  constructor(private readonly store: Store) {}
+  constructor(store: Store) {
+    super(store);
+  }
 
   private tx<T>(change: (tx: StoreTx) => T): Promise<T> {
     return this.store.transact(change);
@@ -352,8 +356,8 @@ export class FileStatePorts implements StatePorts {
     });
   }
 
-  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }): Promise<MailboxRecord[]> {
-    return Promise.resolve(this.store.listMailboxes(options));
+  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined }): Promise<MailboxRecord[]> {
+    return Promise.resolve(this.store.listMailboxes({ domain: options.domain, after: options.after, limit: options.limit }));
   }
 
   countMailboxes(domain?: string): Promise<number> {
