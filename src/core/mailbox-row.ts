@@ -2,7 +2,7 @@
 // administrator's filters; the provider policy's counts). Pure: the file store evaluates them in a
 // scan, a database backend translates them into a query; both must agree with these functions.
 import { kindLockState } from './lockout.js';
-import type { LevelSettings, MailboxRecord } from './model.js';
+import type { LevelSettings, MailboxRecord, ProviderName } from './model.js';
 import { resolveSettings, type SettingsDefaults } from './settings.js';
 import type { MailboxListResult } from '../protocol/results.js';
 
@@ -19,7 +19,7 @@ export interface MailboxCriteria {
   /** An enrolment started and not confirmed (open pending secret, no active one). */
   pending?: boolean | undefined;
   /** The effective provider (core/settings.ts resolveSettings), as the row gives it. */
-  provider?: string | undefined;
+  provider?: ProviderName | undefined;
   /** At least one app password. */
   appPasswords?: boolean | undefined;
 }

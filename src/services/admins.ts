@@ -3,6 +3,7 @@
 // and costs one hash.
 import { normaliseDomain } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
+import type { AdminAddResult, AdminListResult, AdminRemoveResult } from '../protocol/results.js';
 import type { AuditSink, CallContext, Clock, KeyedHashes, Random } from './ports.js';
 import type { DomainAdminRecord, DomainAdminStore } from './store-ports.js';
 
@@ -28,7 +29,7 @@ const SECRET_BYTES = 32;
 export class DomainAdmins {
   constructor(private readonly p: DomainAdminsPorts) {}
 
-  async add(params: { name: string; domains: string[] }, ctx: CallContext) {
+  async add(params: { name: string; domains: string[] }, ctx: CallContext): Promise<AdminAddResult> {
     const name = params.name.toLowerCase();
     if (!NAME.test(name)) throw invalidParams('name: 1-64 of a-z, 0-9, ".", "_", "-", starting with a letter or digit', { param: 'name' });
     if (params.domains.length === 0) throw invalidParams('give at least one --domain', { param: 'domains' });
@@ -42,11 +43,11 @@ export class DomainAdmins {
     return { name, domains, token };
   }
 
-  async list() {
+  async list(): Promise<AdminListResult> {
     return { admins: (await this.p.state.listDomainAdmins()).map(({ name, domains, createdAt }) => ({ name, domains, createdAt })).sort((a, b) => a.name.localeCompare(b.name)) };
   }
 
-  async remove(params: { name: string }, ctx: CallContext) {
+  async remove(params: { name: string }, ctx: CallContext): Promise<AdminRemoveResult> {
     const name = params.name.toLowerCase();
     if ((await this.p.state.removeDomainAdmin(name)) === undefined) throw new MemfaError('NOT_FOUND', `no administrator named ${name}`);
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'admin.remove', result: 'ok', details: { name } });

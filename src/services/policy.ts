@@ -10,6 +10,7 @@ import { APP_PASSWORD_POLICY, POLICY_NAMES, type PolicyName } from '../protocol/
 import { agree, count } from '../core/wording.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { MailboxSearch, MetaStore } from './store-ports.js';
+import type { ProvidersListResult, ProvidersSetResult } from '../protocol/results.js';
 
 export interface ProviderRights {
   enabled: boolean;
@@ -96,7 +97,7 @@ export class PlatformPolicy {
     return (await this.p.state.findMailboxes({ criteria, limit: 0, defaults: this.p.config.defaults, now: this.p.clock() })).total;
   }
 
-  async list() {
+  async list(): Promise<ProvidersListResult> {
     const policy = await this.current();
     const providers = await Promise.all(
       POLICY_NAMES.map(async (name) => {
@@ -113,8 +114,8 @@ export class PlatformPolicy {
     return { providers };
   }
 
-  async change(params: { provider: string; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext) {
-    const provider = params.provider as PolicyName;
+  async change(params: { provider: PolicyName; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext): Promise<ProvidersSetResult> {
+    const provider = params.provider;
     const change: Partial<ProviderRights> = {};
     if (params.enabled !== undefined) change.enabled = params.enabled;
     if (params.domainAdmins !== undefined) change.domainAdmins = params.domainAdmins;

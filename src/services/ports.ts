@@ -8,7 +8,8 @@ import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
-import type { AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 import type { StatePorts } from './store-ports.js';
 
 /** The time now, in milliseconds since the epoch: the daemon's clock, or a test's. */
@@ -58,7 +59,7 @@ export interface KeyedHashes {
 
 export interface AuditReader {
   /** domains: only entries whose mailbox is in one of them (never an entry of no mailbox). */
-  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
+  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<AuditEntryView[]>;
   verify(): Promise<AuditVerifyResult>;
   /** Lines written, lost writes and breaks found, per stream. */
   status(): AuditStatus;
@@ -101,7 +102,7 @@ export interface Ports {
   keys: KeyAdmin;
   log: Log;
   /** Configured code senders; a provider without one cannot deliver. */
-  senders: Partial<Record<'sms' | 'email', Sender>>;
+  senders: Partial<Record<CodeProvider, Sender>>;
   startedAt: number;
   version: string;
 }

@@ -5,7 +5,7 @@ import { normaliseAddress, normaliseAltEmail, normaliseDomain } from '../core/va
 import type { MemfaConfig } from '../config/types.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
-import type { DomainView, MailboxView, SetWarnings } from '../protocol/results.js';
+import type { DomainListResult, DomainRemoveResult, DomainView, GlobalView, MailboxRemoveResult, MailboxView, SetWarnings } from '../protocol/results.js';
 import { effectiveView, lockoutPolicy, mailboxViewOf } from './context.js';
 import type { AuditSink, CallContext, Clock } from './ports.js';
 import type { PlatformPolicy, ProviderPolicy } from './policy.js';
@@ -150,7 +150,7 @@ export class SettingsAdmin {
     return this.view(address, this.p.clock(), await this.p.policy.current(), true);
   }
 
-  async removeMailbox(params: { address: string }, ctx: CallContext) {
+  async removeMailbox(params: { address: string }, ctx: CallContext): Promise<MailboxRemoveResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const removed = await this.p.state.updateMailbox(address, (current) => (current === undefined ? { result: false } : { next: null, result: true }));
@@ -171,7 +171,7 @@ export class SettingsAdmin {
     };
   }
 
-  async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext) {
+  async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext): Promise<DomainView & SetWarnings> {
     const problems = new Problems();
     const named = problems.check(() => normaliseDomain(params.domain));
     if (named !== undefined) assertDomain(ctx, named);
@@ -200,7 +200,7 @@ export class SettingsAdmin {
     return this.domainView(domain);
   }
 
-  async listDomains(ctx: CallContext) {
+  async listDomains(ctx: CallContext): Promise<DomainListResult> {
     const visible = (d: string) => ctx.scope === undefined || ctx.scope.domains.includes(d);
     const domains = (await this.p.state.listDomains()).filter((d) => visible(d.domain));
     return { domains: await Promise.all(domains.map(async (d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: await this.p.state.countMailboxes(d.domain) }))) };
@@ -211,7 +211,7 @@ export class SettingsAdmin {
    * (DOMAIN_ADMIN_KEYS): the platform administrator's settings stay, and so does the record while
    * any remain. `kept` lists them.
    */
-  async removeDomain(params: { domain: string }, ctx: CallContext) {
+  async removeDomain(params: { domain: string }, ctx: CallContext): Promise<DomainRemoveResult> {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
     const now = this.p.clock();
@@ -227,7 +227,7 @@ export class SettingsAdmin {
     return { domain, removed: true, kept };
   }
 
-  async setGlobal(params: { settings?: unknown }, ctx: CallContext) {
+  async setGlobal(params: { settings?: unknown }, ctx: CallContext): Promise<GlobalView & SetWarnings> {
     const patch = asPatch(params.settings);
     if (Object.keys(patch).length === 0) throw invalidParams(`settings: nothing to change: give at least one of ${keysOf('global')}`, { param: 'settings' });
     const settings = await this.p.state.updateGlobal((current) => applySettingsPatch(current, patch, 'global'));
@@ -235,11 +235,11 @@ export class SettingsAdmin {
     return { ...this.globalView(settings), warnings: this.disabledProviderWarnings(await this.p.policy.current(), patch, ctx) };
   }
 
-  async showGlobal() {
+  async showGlobal(): Promise<GlobalView> {
     return this.globalView(await this.p.state.getGlobal());
   }
 
-  private globalView(settings: LevelSettings) {
+  private globalView(settings: LevelSettings): GlobalView {
     return { settings: { ...settings }, defaults: { ...this.p.config.defaults }, effective: effectiveView(resolveSettings(this.p.config.defaults, settings, undefined, undefined)) };
   }
 }
