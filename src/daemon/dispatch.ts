@@ -1,12 +1,13 @@
 // Routes a request to its handler: method allow-list per socket, parameter validation, time-out,
 // and conversion of every failure into a typed error (never a crash, never a raw stack).
 import { MemfaError } from '../protocol/errors.js';
-import { METHODS, isDelegable, isMethodName, methodAllowedOn, type MethodName, type ParamsOf, type ResultOf, type SocketKind } from '../protocol/methods.js';
+import { METHODS, isDelegable, isMethodName, methodAllowedOn, type MethodName, type SocketKind } from '../protocol/methods.js';
+import type { Handlers } from '../services/handlers.js';
 import type { CallContext } from '../services/ports.js';
 import type { Logger } from './logger.js';
 
-/** One handler per method, answering with the method's result type (protocol/methods.ts), at once or later. */
-export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>> };
+/** The handlers are the services' (services/handlers.ts): the daemon routes to them. */
+export type { Handlers };
 
 /** The scope of a domain administrator's token; rejects with UNAUTHENTICATED for one that grants none. */
 export type Authenticate = (token: string) => Promise<{ admin: string; domains: string[] }>;

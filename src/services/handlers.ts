@@ -1,5 +1,6 @@
-// Binds every protocol method to the service that answers it.
-import type { Handlers } from '../daemon/dispatch.js';
+// Binds every protocol method to the service that answers it, and gives each service the ports
+// it names (its own *Ports interface) out of what the daemon wires in (Ports).
+import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { DomainAdmins } from './admins.js';
 import { AppPasswordUsage } from './app-password-usage.js';
 import { AppPasswords } from './app-passwords.js';
@@ -13,7 +14,7 @@ import { MailboxOps } from './mailbox-ops.js';
 import { MailboxList } from './mailbox-list.js';
 import { PlatformPolicy, POLICY_KEY, providerPolicy, type PolicyOverrides } from './policy.js';
 import { FactorProof } from './proof.js';
-import type { Ports } from './ports.js';
+import type { CallContext, Ports } from './ports.js';
 import { testProvider } from './provider-test.js';
 import { RecoveryCodes } from './recovery.js';
 import { SecurityAdmin } from './security-admin.js';
@@ -23,6 +24,9 @@ import { daemonStatus, warnProvidersWithoutGateway } from './status.js';
 import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
 import { lockoutPolicy } from './context.js';
+
+/** One handler per method, answering with the method's result type (protocol/methods.ts), at once or later. */
+export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>> };
 
 export interface Services {
   handlers: Handlers;
@@ -37,30 +41,36 @@ export function createServices(p: Ports): Services {
   // The policy as the services still on the synchronous store read it: live, from the store.
   const policy = providerPolicy(p.config, hasGateway, () => p.store.getMeta<PolicyOverrides>(POLICY_KEY) ?? {});
   warnProvidersWithoutGateway(p, policy);
+  const { config, clock, state, audit } = p;
   const unstored = new UnstoredFailures(lockoutPolicy(p.config));
   // Verify keeps the failures of mailboxes without a record in `unstored` until it moves onto the
   // state's UnstoredFailureStore; mailbox show reads them from there meanwhile.
-  const unstoredReads = { unstoredFailures: (address: string, now: number) => Promise.resolve(unstored.get(address, now)) };
-  const settings = new SettingsAdmin({ config: p.config, clock: p.clock, state: p.state, unstored: unstoredReads, audit: p.audit, policy: platformPolicy });
-  const mailboxList = new MailboxList({ config: p.config, clock: p.clock, state: p.state });
+  const unstoredFailures = {
+    unstoredFailures: (address: string, now: number) => Promise.resolve(unstored.get(address, now)),
+    clearUnstoredFailures: (address: string) => Promise.resolve(unstored.clear(address)),
+  };
+  const settings = new SettingsAdmin({ config, clock, state, unstored: unstoredFailures, audit, policy: platformPolicy });
+  const mailboxList = new MailboxList({ config, clock, state });
   const enrolment = new Enrolment(p);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
   const recovery = new RecoveryCodes(p);
-  const imports = new MailboxImport(p, recovery);
-  const security = new SecurityAdmin(p, unstored);
-  const admins = new DomainAdmins({ clock: p.clock, random: p.random, state: p.state, hashes: p.hashes, audit: p.audit });
+  const imports = new MailboxImport({ config, clock, state, secrets: p.secrets, recovery, audit });
+  // The holder of this daemon's job claims (a key rotation): unique among the daemons of a store.
+  const holder = p.random.bytes(8).toString('hex');
+  const security = new SecurityAdmin({ clock, state, unstored: unstoredFailures, keys: p.keys, audit, holder });
+  const admins = new DomainAdmins({ clock, random: p.random, state, hashes: p.hashes, audit });
   const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
   const ops = new MailboxOps(p, verifier, codes);
   const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
   const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
-  const appPasswords = new AppPasswords(p, policy, usage);
+  const appPasswords = new AppPasswords({ config, clock, random: p.random, hashes: p.hashes, state, audit, policy }, usage);
   const loginCheck = new LoginCheck(p, appPasswords);
   const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
-    status: () => daemonStatus(p, policy),
+    status: async () => daemonStatus({ config, clock, state, storeName: p.store.file, senders: p.senders, audit, startedAt: p.startedAt, version: p.version }, await platformPolicy.current()),
     verify: (params, ctx) => verifier.verify(params, ctx),
     'login.check': (params, ctx) => loginCheck.check(params, ctx),
     explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol }, ctx)),
@@ -78,7 +88,7 @@ export function createServices(p: Ports): Services {
     'enroll.start': (params, ctx) => enrolment.start(params, ctx),
     'enroll.confirm': (params, ctx) => enrolment.confirm(params, ctx),
     reset: (params, ctx) => ops.reset(params, ctx),
-    'provider.test': (params, ctx) => testProvider(p, params, ctx),
+    'provider.test': (params, ctx) => testProvider({ clock, senders: p.senders, audit }, params, ctx),
     unlock: (params, ctx) => security.unlock(params, ctx),
     'ip-block.list': (params) => ipBlocks.list(params),
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),

@@ -255,6 +255,24 @@ export interface SealedSecretSample {
   sealedSecretPerKey(): Promise<{ kid: string; address: string; sealedSecret: string }[]>;
 }
 
+/**
+ * Jobs that must not run twice at once across every daemon of the store (a key rotation): a claim
+ * by name, held by one daemon (`holder`) until it is released or its time runs out, so that a
+ * daemon that died holding it does not hold it for ever. The claim is the flag; nothing of it is
+ * kept in the service.
+ */
+export interface JobClaims {
+  /**
+   * Claims `job` for `holder` until `now + ttlMs`, if nobody else holds it at `now` (a holder that
+   * claims again extends its claim): 'claimed', or who holds it and until when.
+   */
+  claimJob(job: string, holder: string, now: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; holder: string; until: number }>;
+  /** Ends `holder`'s claim of `job` (another holder's claim is left alone). */
+  releaseJob(job: string, holder: string): Promise<void>;
+  /** Who holds `job` at `now`, or undefined. */
+  jobClaim(job: string, now: number): Promise<{ holder: string; until: number } | undefined>;
+}
+
 /** Everything the services need of the state: what a backend implements. */
 export type StatePorts = LoginReads &
   FactorStore &
@@ -269,4 +287,5 @@ export type StatePorts = LoginReads &
   MailboxSearch &
   MailboxPages &
   DomainAdminStore &
-  SealedSecretSample;
+  SealedSecretSample &
+  JobClaims;

@@ -1,10 +1,12 @@
 // The file store's answers to what administration asks beyond one record (services/store-ports.ts:
-// MailboxSearch, MailboxPages, DomainAdminStore, SealedSecretSample). Where a database would use an
-// index or a query, the file store scans its memory: the same answers, at the cost of a scan.
+// MailboxSearch, MailboxPages, DomainAdminStore, SealedSecretSample, JobClaims). Where a database
+// would use an index or a query, the file store scans its memory: the same answers, at the cost of
+// a scan. Job claims live in memory only: one daemon owns a file store (the data directory's
+// lock), so a restart, which ends every job, frees them.
 import { hasCriteria, mailboxRow, meetsCriteria } from '../core/mailbox-row.js';
 import type { MailboxRecord } from '../core/model.js';
 import { domainOf } from '../core/validate.js';
-import type { DomainAdminRecord, DomainAdminStore, MailboxPages, MailboxQuery, MailboxSearch, SealedSecretSample } from '../services/store-ports.js';
+import type { DomainAdminRecord, DomainAdminStore, JobClaims, MailboxPages, MailboxQuery, MailboxSearch, SealedSecretSample } from '../services/store-ports.js';
 import type { Store, StoreReader } from './types.js';
 
 /** Where the domain administrators are kept: one meta document, by id (as stores have them). */
@@ -14,7 +16,10 @@ function domainAdmins(reader: StoreReader): Record<string, DomainAdminRecord> {
   return reader.getMeta<Record<string, DomainAdminRecord>>(DOMAIN_ADMINS_KEY) ?? {};
 }
 
-export class FileAdminState implements MailboxSearch, MailboxPages, DomainAdminStore, SealedSecretSample {
+export class FileAdminState implements MailboxSearch, MailboxPages, DomainAdminStore, SealedSecretSample, JobClaims {
+  /** Few (one per kind of job): never more than the jobs there are. */
+  private readonly claims = new Map<string, { holder: string; until: number }>();
+
   constructor(protected readonly store: Store) {}
 
   findMailboxes(q: MailboxQuery): Promise<{ total: number; mailboxes: MailboxRecord[] }> {
@@ -80,5 +85,22 @@ export class FileAdminState implements MailboxSearch, MailboxPages, DomainAdminS
       }
     }
     return Promise.resolve([...found.values()]);
+  }
+
+  claimJob(job: string, holder: string, now: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; holder: string; until: number }> {
+    const held = this.claims.get(job);
+    if (held !== undefined && held.until > now && held.holder !== holder) return Promise.resolve({ claimed: false, ...held });
+    this.claims.set(job, { holder, until: now + ttlMs });
+    return Promise.resolve({ claimed: true });
+  }
+
+  releaseJob(job: string, holder: string): Promise<void> {
+    if (this.claims.get(job)?.holder === holder) this.claims.delete(job);
+    return Promise.resolve();
+  }
+
+  jobClaim(job: string, now: number): Promise<{ holder: string; until: number } | undefined> {
+    const held = this.claims.get(job);
+    return Promise.resolve(held !== undefined && held.until > now ? { ...held } : undefined);
   }
 }
