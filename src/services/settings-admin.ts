@@ -194,7 +194,7 @@ export class SettingsAdmin {
     return { ...(await this.domainView(domain)), warnings: this.disabledProviderWarnings(policy, patch, ctx) };
   }
 
-  showDomain(params: { domain: string }, ctx: CallContext): Promise<DomainView> {
+  async showDomain(params: { domain: string }, ctx: CallContext): Promise<DomainView> {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
     return this.domainView(domain);
