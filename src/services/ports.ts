@@ -89,8 +89,9 @@ export interface Ports {
   /** The state, as the services use it (store-ports.ts). */
   state: StatePorts;
   /**
-   * The synchronous store, for the services of the second-factor path (verify, codes, enrolment,
-   * proof, recovery, login.check) until they move onto `state`. No other service may use it.
+   * The synchronous store, for the services not yet on `state`: the second-factor path (verify,
+   * codes, enrolment, proof, recovery, login.check, ip-block), self-service and explain/reset
+   * (which build on it), and the live policy they read (handlers.ts). No other service may use it.
    */
   store: Store;
   clock: Clock;
