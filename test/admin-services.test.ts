@@ -52,18 +52,17 @@ function world() {
   const config = validateConfig({ dataDir: '/nonexistent/memfa-test' }, 'test', {}, {});
   const hashes = keyedHasher((purpose) => createHash('sha256').update(`test key for ${purpose}`).digest());
   const random = { bytes: (n: number) => randomBytes(n), int: (min: number, max: number) => randomInt(min, max) };
-  const none = { unstoredFailures: () => Promise.resolve(undefined), clearUnstoredFailures: () => Promise.resolve(undefined) };
   /** The services of one daemon on the shared state. */
   const daemon = () => {
     const policy = new PlatformPolicy({ config, clock, state, audit, hasGateway: () => false });
     return {
       admins: new DomainAdmins({ clock, random, state, hashes, audit }),
-      settings: new SettingsAdmin({ config, clock, state, unstored: none, audit, policy }),
+      settings: new SettingsAdmin({ config, clock, state, audit, policy }),
       list: new MailboxList({ config, clock, state }),
       policy,
     };
   };
-  return { store, state, config, clock, audit, audited, none, daemon, advance: (ms: number) => (now += ms) };
+  return { store, state, config, clock, audit, audited, daemon, advance: (ms: number) => (now += ms) };
 }
 
 async function put(state: FileStatePorts, rec: MailboxRecord): Promise<void> {
@@ -190,7 +189,7 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 test('two daemons on one state: one key rotation at a time, key.add refused meanwhile, a claim that ran out is taken over', async () => {
   const w = world();
   const keys = new SharedKeys();
-  const security = (holder: string) => new SecurityAdmin({ clock: w.clock, state: w.state, unstored: w.none, keys, audit: w.audit, holder });
+  const security = (holder: string) => new SecurityAdmin({ clock: w.clock, state: w.state, keys, audit: w.audit, holder });
   const a = security('daemon-a');
   const b = security('daemon-b');
   for (const address of ['m1@x.test', 'm2@x.test']) {

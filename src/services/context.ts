@@ -11,14 +11,16 @@ import type { MemfaConfig } from '../config/types.js';
 import type { EffectiveView, LockView, MailboxView } from '../protocol/results.js';
 import type { StoreReader } from '../store/types.js';
 import type { LoginView } from './store-ports.js';
-import type { UnstoredFailures } from './unstored-failures.js';
 
 /** The levels a mailbox inherits from: its domain's settings and the global ones. */
 export type Levels = Pick<LoginView, 'domain' | 'global'>;
 
-/** What applies to `rec` (none stored: what it inherits), under `levels`. */
-export function settingsOf(config: MemfaConfig, levels: Levels, rec: MailboxRecord | undefined): EffectiveSettings {
-  return resolveSettings(config.defaults, levels.global, levels.domain, rec?.settings, rec?.userSettings);
+/**
+ * The effective settings of the mailbox of `view` (LoginReads.loginView), or of `mailbox` under the
+ * same levels (none stored: what it inherits).
+ */
+export function viewSettings(config: MemfaConfig, view: Levels & { mailbox?: MailboxRecord | undefined }, mailbox: MailboxRecord | undefined = view.mailbox): EffectiveSettings {
+  return resolveSettings(config.defaults, view.global, view.domain, mailbox?.settings, mailbox?.userSettings);
 }
 
 /** What `rec` would have without the user's own choices: the floor self-service may not go under. */
@@ -26,15 +28,15 @@ export function floorOf(config: MemfaConfig, levels: Levels, rec: MailboxRecord 
   return resolveSettings(config.defaults, levels.global, levels.domain, rec?.settings, undefined);
 }
 
-// For the services still on the synchronous store (the second-factor path and login.check), until
-// they read through LoginReads.
+// For the services still on the synchronous store (self-service, explain), until they read
+// through LoginReads.
 
 function levelsIn(store: StoreReader, address: string): Levels {
   return { global: store.getGlobal(), domain: store.getDomain(domainOf(address))?.settings };
 }
 
 export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  return settingsOf(config, levelsIn(store, address), mailbox ?? store.getMailbox(address));
+  return viewSettings(config, levelsIn(store, address), mailbox ?? store.getMailbox(address));
 }
 
 /** floorOf over the synchronous store, for self-service until it reads through LoginReads. */
@@ -92,17 +94,17 @@ function lockViews(known: FailureState, elsewhere: FailureState, now: number): M
 export type ChoiceOf = (eff: EffectiveSettings, rec: MailboxRecord) => ProviderChoice;
 
 /**
- * `view`: the mailbox and its levels (LoginReads.loginView). `elsewhere`: the failures kept for a
- * mailbox without a record (verify's, UnstoredFailureStore). `choiceOf`: when given, the view says
- * which provider verify would use (providerInUse). Remembered locations past
- * locations.maxAgeDays are left out: verify no longer counts them (core/decide.ts).
+ * `view`: the mailbox and its levels (LoginReads.loginView). `unstored`: the failures kept for a
+ * mailbox without a record (UnstoredFailureStore). `choiceOf`: when given, the view says which
+ * provider verify would use (providerInUse). Remembered locations past locations.maxAgeDays are
+ * left out: verify no longer counts them (core/decide.ts).
  */
-export function mailboxViewOf(config: MemfaConfig, view: LoginView, address: string, now: number, opts: { elsewhere?: FailureState | undefined; choiceOf?: ChoiceOf | undefined } = {}): MailboxView {
+export function mailboxViewOf(config: MemfaConfig, view: LoginView, address: string, now: number, unstored?: FailureState, choiceOf?: ChoiceOf): MailboxView {
   const stored = view.mailbox;
   const rec = stored ?? newMailbox(address, now);
-  const elsewhere = stored === undefined ? opts.elsewhere : undefined;
+  const elsewhere = stored === undefined ? unstored : undefined;
   const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
-  const eff = settingsOf(config, view, rec);
+  const eff = viewSettings(config, view, rec);
   const remember = rememberPolicy(config);
   const result: MailboxView = {
     address,
@@ -121,12 +123,12 @@ export function mailboxViewOf(config: MemfaConfig, view: LoginView, address: str
     enrolmentGraceLogins: rec.enrolmentGraceLogins ?? 0,
     appPasswords: rec.appPasswords.length,
   };
-  if (opts.choiceOf !== undefined) result.providerInUse = opts.choiceOf(eff, rec);
+  if (choiceOf !== undefined) result.providerInUse = choiceOf(eff, rec);
   return result;
 }
 
-/** mailboxViewOf over the synchronous store, for login.check's explain until it reads through LoginReads. */
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures, choiceOf?: ChoiceOf): MailboxView {
+/** mailboxViewOf over the synchronous store, for self-service and explain until they read through LoginReads. */
+export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: FailureState, choiceOf?: ChoiceOf): MailboxView {
   const view: LoginView = { mailbox: store.getMailbox(address), ...levelsIn(store, address) };
-  return mailboxViewOf(config, view, address, now, { elsewhere: unstored?.get(address, now), choiceOf });
+  return mailboxViewOf(config, view, address, now, unstored, choiceOf);
 }

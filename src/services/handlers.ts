@@ -21,9 +21,7 @@ import { SecurityAdmin } from './security-admin.js';
 import { SelfService } from './self.js';
 import { SettingsAdmin } from './settings-admin.js';
 import { daemonStatus, warnProvidersWithoutGateway } from './status.js';
-import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
-import { lockoutPolicy } from './context.js';
 
 /** One handler per method, answering with the method's result type (protocol/methods.ts), at once or later. */
 export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>> };
@@ -42,14 +40,7 @@ export function createServices(p: Ports): Services {
   const policy = providerPolicy(p.config, hasGateway, () => p.store.getMeta<PolicyOverrides>(POLICY_KEY) ?? {});
   warnProvidersWithoutGateway(p, policy);
   const { config, clock, state, audit } = p;
-  const unstored = new UnstoredFailures(lockoutPolicy(p.config));
-  // Verify keeps the failures of mailboxes without a record in `unstored` until it moves onto the
-  // state's UnstoredFailureStore; mailbox show reads them from there meanwhile.
-  const unstoredFailures = {
-    unstoredFailures: (address: string, now: number) => Promise.resolve(unstored.get(address, now)),
-    clearUnstoredFailures: (address: string) => Promise.resolve(unstored.clear(address)),
-  };
-  const settings = new SettingsAdmin({ config, clock, state, unstored: unstoredFailures, audit, policy: platformPolicy });
+  const settings = new SettingsAdmin({ config, clock, state, audit, policy: platformPolicy });
   const mailboxList = new MailboxList({ config, clock, state });
   const enrolment = new Enrolment(p);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
@@ -57,9 +48,9 @@ export function createServices(p: Ports): Services {
   const imports = new MailboxImport({ config, clock, state, secrets: p.secrets, recovery, audit });
   // The holder of this daemon's job claims (a key rotation): unique among the daemons of a store.
   const holder = p.random.bytes(8).toString('hex');
-  const security = new SecurityAdmin({ clock, state, unstored: unstoredFailures, keys: p.keys, audit, holder });
+  const security = new SecurityAdmin({ clock, state, keys: p.keys, audit, holder });
   const admins = new DomainAdmins({ clock, random: p.random, state, hashes: p.hashes, audit });
-  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
+  const verifier = new Verifier(p, enrolment, codes, recovery, policy);
   const ops = new MailboxOps(p, verifier, codes);
   const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery);

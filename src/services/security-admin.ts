@@ -21,9 +21,8 @@ export const KEY_ROTATION_CLAIM_MS = 10 * 60_000;
 
 export interface SecurityAdminPorts {
   clock: Clock;
-  state: Pick<MailboxStore, 'updateMailbox' | 'listMailboxes'> & MailboxPages & JobClaims;
-  /** Failures of mailboxes without a record (verify's), cleared by unlock. */
-  unstored: Pick<UnstoredFailureStore, 'clearUnstoredFailures'>;
+  /** Unlock clears the failures of a mailbox without a record (verify's) too. */
+  state: Pick<MailboxStore, 'updateMailbox' | 'listMailboxes'> & MailboxPages & JobClaims & Pick<UnstoredFailureStore, 'clearUnstoredFailures'>;
   keys: KeyAdmin;
   audit: Pick<AuditSink, 'append'> & AuditReader;
   /** This daemon, as the holder of a job claim: unique among the daemons of the store. */
@@ -49,7 +48,7 @@ export class SecurityAdmin {
     assertMailbox(ctx, address);
     const now = this.p.clock();
     const was = await this.p.state.updateMailbox(address, (rec) => (rec === undefined ? { result: null } : { next: { ...rec, failures: adminUnlockAll(), updatedAt: now }, result: rec.failures }));
-    const unstored = await this.p.unstored.clearUnstoredFailures(address);
+    const unstored = await this.p.state.clearUnstoredFailures(address);
     const failures = was === null ? { known: null, elsewhere: unstored ?? null } : was;
     if (was === null && unstored === undefined) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}, and no failures kept for it`);
     const known = failuresOf(failures, 'known');

@@ -41,9 +41,8 @@ function asPatch(settings: unknown): Record<string, unknown> {
 export interface SettingsAdminPorts {
   config: MemfaConfig;
   clock: Clock;
-  state: LoginReads & MailboxStore & SettingsStore;
-  /** Failures of mailboxes without a record (verify's), shown with such a mailbox. */
-  unstored: Pick<UnstoredFailureStore, 'unstoredFailures'>;
+  /** The failures of a mailbox without a record (verify's) are shown with such a mailbox. */
+  state: LoginReads & MailboxStore & SettingsStore & Pick<UnstoredFailureStore, 'unstoredFailures'>;
   audit: Pick<AuditSink, 'append'>;
   policy: Pick<PlatformPolicy, 'current'>;
 }
@@ -96,8 +95,8 @@ export class SettingsAdmin {
   /** The mailbox as administrators see it, with the provider verify would use. */
   private async view(address: string, now: number, policy: ProviderPolicy, withUnstored: boolean): Promise<MailboxView> {
     const view = await this.p.state.loginView(address);
-    const elsewhere = withUnstored && view.mailbox === undefined ? await this.p.unstored.unstoredFailures(address, now, lockoutPolicy(this.p.config)) : undefined;
-    return mailboxViewOf(this.p.config, view, address, now, { elsewhere, choiceOf: (e, r) => policy.choiceFor(e, r) });
+    const elsewhere = withUnstored && view.mailbox === undefined ? await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config)) : undefined;
+    return mailboxViewOf(this.p.config, view, address, now, elsewhere, (e, r) => policy.choiceFor(e, r));
   }
 
   async setMailbox(

@@ -11,8 +11,11 @@ import { timingSafeEqual } from 'node:crypto';
 import { rememberLocation } from '../core/decide.js';
 import {
   clearIpSource,
+  ipSourceBlock,
+  ipSourceFailures,
   ipSourceIdle,
   kindLockState,
+  lockState,
   recordFailure,
   recordIpFailure,
   recordKindFailure,
@@ -65,13 +68,20 @@ function lockedFor(rec: MailboxRecord, kind: SuccessEffects['kind'], now: number
 /** The administration's operations beyond one record are FileAdminState's (store/admin-state.ts). */
 export class FileStatePorts extends FileAdminState implements StatePorts {
   private readonly sources = new Recent<string, IpSourceState>(MAX_SOURCES);
-  private readonly unstored = new Recent<string, FailureState>(MAX_UNSTORED_FAILURES);
+  private readonly unstored: Recent<string, FailureState>;
   /** Send times within the last hour, per key (a mailbox, a destination), oldest first. */
   private readonly sends = new Recent<string, number[]>(MAX_SEND_KEYS);
   private readonly windows = new Map<string, Recent<string, IpThrottleRecord>>();
 
-  constructor(store: Store) {
+  /** `bounds`: smaller bounds than the defaults above, for tests of what a bound drops. */
+  constructor(store: Store, bounds: { unstoredFailures?: number } = {}) {
     super(store);
+    this.unstored = new Recent(bounds.unstoredFailures ?? MAX_UNSTORED_FAILURES);
+  }
+
+  /** How many mailboxes without a record have failures kept now (at most MAX_UNSTORED_FAILURES). */
+  get unstoredTracked(): number {
+    return this.unstored.size;
   }
 
   private tx<T>(change: (tx: StoreTx) => T): Promise<T> {
@@ -82,7 +92,14 @@ export class FileStatePorts extends FileAdminState implements StatePorts {
   // Reads
 
   loginView(address: string): Promise<LoginView> {
-    return Promise.resolve({ mailbox: this.store.getMailbox(address), domain: this.store.getDomain(domainOf(address))?.settings, global: this.store.getGlobal() });
+    return Promise.resolve(this.loginViewNow(address, { mailbox: undefined, domain: undefined, global: {} }));
+  }
+
+  loginViewNow(address: string, into: LoginView): LoginView {
+    into.mailbox = this.store.getMailbox(address);
+    into.domain = this.store.getDomain(domainOf(address))?.settings;
+    into.global = this.store.getGlobal();
+    return into;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -104,13 +121,15 @@ export class FileStatePorts extends FileAdminState implements StatePorts {
     });
   }
 
-  recordFailure(address: string, failure: FailureEffects): Promise<FailureState | null> {
-    return this.tx((tx) => {
+  recordFailure(address: string, failure: FailureEffects) {
+    return this.tx((tx): { outcome: 'counted'; state: FailureState } | Locked | null => {
       const rec = tx.getMailbox(address);
       if (rec === undefined) return null;
+      const locked = lockedFor(rec, failure.kind, failure.now);
+      if (locked !== null) return locked;
       const next = failed(rec, failure);
       tx.putMailbox(next);
-      return next.failures[failure.kind];
+      return { outcome: 'counted', state: next.failures[failure.kind]! };
     });
   }
 
@@ -196,12 +215,16 @@ export class FileStatePorts extends FileAdminState implements StatePorts {
     return Promise.resolve(f === undefined || unstoredFailureExpired(f, now, policy) ? undefined : f);
   }
 
-  async recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<FailureState> {
-    const next = recordFailure((await this.unstoredFailures(address, now, policy)) ?? emptyFailures(), now, policy);
+  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<{ outcome: 'counted'; state: FailureState } | Locked> {
+    let current = this.unstored.get(address);
+    if (current !== undefined && unstoredFailureExpired(current, now, policy)) current = undefined;
+    const lock = current === undefined ? null : lockState(current, now);
+    if (lock !== null && lock.locked) return Promise.resolve({ outcome: 'locked' as const, until: lock.until });
+    const next = recordFailure(current ?? emptyFailures(), now, policy);
     this.unstored.touch(address, next);
     // An entry's expiry follows its last failure and its lock: the old end expires first.
     this.unstored.sweep((f) => unstoredFailureExpired(f, now, policy));
-    return next;
+    return Promise.resolve({ outcome: 'counted' as const, state: next });
   }
 
   clearUnstoredFailures(address: string): Promise<FailureState | undefined> {
@@ -240,19 +263,22 @@ export class FileStatePorts extends FileAdminState implements StatePorts {
   claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
     let wait = 0;
     let limit: 'cooldown' | 'hourly' = 'cooldown';
+    let by = '';
     for (const key of keys) {
       const times = (this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS);
       const last = times[times.length - 1];
       if (last !== undefined && now - last < limits.cooldownMs && last + limits.cooldownMs - now > wait) {
         wait = last + limits.cooldownMs - now;
         limit = 'cooldown';
+        by = key;
       }
       if (times.length >= limits.hourlyLimit && times[0]! + HOUR_MS - now > wait) {
         wait = times[0]! + HOUR_MS - now;
         limit = 'hourly';
+        by = key;
       }
     }
-    if (wait > 0) return Promise.resolve({ ok: false as const, retryAfterMs: wait, limit });
+    if (wait > 0) return Promise.resolve({ ok: false as const, retryAfterMs: wait, limit, key: by });
     for (const key of keys) this.sends.touch(key, [...(this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS), now]);
     this.sends.sweep((times) => now - times[times.length - 1]! >= HOUR_MS);
     return Promise.resolve({ ok: true as const });
@@ -294,9 +320,9 @@ export class FileStatePorts extends FileAdminState implements StatePorts {
     return Promise.resolve([...this.sources].map(([source, state]) => ({ source, state })));
   }
 
-  clearSource(source: string, now: number): Promise<IpSourceState | null> {
+  clearSource(source: string, now: number, policy: IpThrottlePolicy): Promise<IpSourceState | null> {
     const state = this.sources.get(source);
-    if (state === undefined) return Promise.resolve(null);
+    if (state === undefined || (ipSourceBlock(state, now, policy) === null && ipSourceFailures(state, now, policy) === 0)) return Promise.resolve(null);
     const next = clearIpSource(state, now);
     if (next === null) this.sources.delete(source);
     else this.sources.replace(source, next);
@@ -305,6 +331,11 @@ export class FileStatePorts extends FileAdminState implements StatePorts {
 
   windowState(scope: string, key: string): Promise<IpThrottleRecord | undefined> {
     return Promise.resolve(this.windows.get(scope)?.get(key));
+  }
+
+  /** How many keys the windows of `scope` keep now (at most MAX_WINDOW_KEYS). */
+  windowKeys(scope: string): number {
+    return this.windows.get(scope)?.size ?? 0;
   }
 
   recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy): Promise<IpThrottleRecord> {
