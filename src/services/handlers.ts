@@ -34,34 +34,34 @@ export interface Services {
 }
 
 export function createServices(p: Ports): Services {
-  const hasGateway = (provider: 'sms' | 'email') => p.senders[provider] !== undefined;
-  const platformPolicy = new PlatformPolicy({ config: p.config, clock: p.clock, state: p.state, audit: p.audit, hasGateway });
+  const { config, clock, state, audit, random, secrets, hashes, country, log, senders } = p;
+  const hasGateway = (provider: 'sms' | 'email') => senders[provider] !== undefined;
+  const platformPolicy = new PlatformPolicy({ config, clock, state, audit, hasGateway });
   // The policy as the services still on the synchronous store read it: live, from the store.
-  const policy = providerPolicy(p.config, hasGateway, () => p.store.getMeta<PolicyOverrides>(POLICY_KEY) ?? {});
-  warnProvidersWithoutGateway(p, policy);
-  const { config, clock, state, audit } = p;
+  const policy = providerPolicy(config, hasGateway, () => p.store.getMeta<PolicyOverrides>(POLICY_KEY) ?? {});
+  warnProvidersWithoutGateway({ senders, log }, policy);
   const settings = new SettingsAdmin({ config, clock, state, audit, policy: platformPolicy });
   const mailboxList = new MailboxList({ config, clock, state });
-  const enrolment = new Enrolment(p);
-  const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
-  const recovery = new RecoveryCodes(p);
-  const imports = new MailboxImport({ config, clock, state, secrets: p.secrets, recovery, audit });
+  const enrolment = new Enrolment({ state, config, clock, random, secrets, audit });
+  const codes = new OneTimeCodes({ state, config, clock, random, secrets, log, senders }, (provider) => policy.rights(provider).enabled);
+  const recovery = new RecoveryCodes({ state, secrets, random, clock, audit });
+  const imports = new MailboxImport({ config, clock, state, secrets, recovery, audit });
   // The holder of this daemon's job claims (a key rotation): unique among the daemons of a store.
-  const holder = p.random.bytes(8).toString('hex');
+  const holder = random.bytes(8).toString('hex');
   const security = new SecurityAdmin({ clock, state, keys: p.keys, audit, holder });
-  const admins = new DomainAdmins({ clock, random: p.random, state, hashes: p.hashes, audit });
-  const verifier = new Verifier(p, enrolment, codes, recovery, policy);
-  const ops = new MailboxOps(p, verifier, codes);
-  const ipBlocks = new IpBlocks(p, verifier.throttle);
-  const proof = new FactorProof(p, codes, recovery);
+  const admins = new DomainAdmins({ clock, random, state, hashes, audit });
+  const verifier = new Verifier({ state, config, clock, country, secrets, audit, log }, enrolment, codes, recovery, policy);
+  const ops = new MailboxOps({ config, clock, country, state, audit }, verifier);
+  const ipBlocks = new IpBlocks({ clock, audit }, verifier.throttle);
+  const proof = new FactorProof({ state, config, secrets }, codes, recovery);
   const self = new SelfService(p, enrolment, ops, policy, codes, proof);
-  const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
-  const appPasswords = new AppPasswords({ config, clock, random: p.random, hashes: p.hashes, state, audit, policy }, usage);
-  const loginCheck = new LoginCheck(p, appPasswords);
-  const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
+  const usage = new AppPasswordUsage({ state, log }, config.appPasswords.usageFlushSeconds * 1000);
+  const appPasswords = new AppPasswords({ config, clock, random, hashes, state, audit, policy }, usage);
+  const loginCheck = new LoginCheck({ state, config, clock, country, audit }, appPasswords);
+  const credentials = new SelfCredentials({ config, clock, state, audit }, appPasswords, recovery, proof);
   const handlers: Handlers = {
     ping: () => ({ pong: true }),
-    status: async () => daemonStatus({ config, clock, state, storeName: p.store.file, senders: p.senders, audit, startedAt: p.startedAt, version: p.version }, await platformPolicy.current()),
+    status: async () => daemonStatus({ config, clock, state, storeName: p.store.file, senders, audit, startedAt: p.startedAt, version: p.version }, await platformPolicy.current()),
     verify: (params, ctx) => verifier.verify(params, ctx),
     'login.check': (params, ctx) => loginCheck.check(params, ctx),
     explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol }, ctx)),
@@ -79,7 +79,7 @@ export function createServices(p: Ports): Services {
     'enroll.start': (params, ctx) => enrolment.start(params, ctx),
     'enroll.confirm': (params, ctx) => enrolment.confirm(params, ctx),
     reset: (params, ctx) => ops.reset(params, ctx),
-    'provider.test': (params, ctx) => testProvider({ clock, senders: p.senders, audit }, params, ctx),
+    'provider.test': (params, ctx) => testProvider({ clock, senders, audit }, params, ctx),
     unlock: (params, ctx) => security.unlock(params, ctx),
     'ip-block.list': (params) => ipBlocks.list(params),
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),

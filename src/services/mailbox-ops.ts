@@ -1,16 +1,18 @@
 // Support operations on one mailbox: reset (lost phone), explain (dry run).
 import { describeGrace, type GraceState } from '../core/grace.js';
-import type { EffectiveSettings } from '../core/model.js';
+import { newMailbox, type EffectiveSettings } from '../core/model.js';
 import { describeChoice } from '../core/provider-choice.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import { count } from '../core/wording.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { ExplainResult, ResetResult } from '../protocol/results.js';
-import { effectiveSettings, lockoutPolicy, mailboxOrNew, mailboxView } from './context.js';
-import type { CallContext, Ports } from './ports.js';
+import type { MemfaConfig } from '../config/types.js';
+import type { CountryLookup } from '../geo/country.js';
+import { lockoutPolicy, mailboxViewOf, viewSettings } from './context.js';
+import type { AuditSink, CallContext, Clock } from './ports.js';
 import { assertMailbox } from './scope.js';
+import type { LoginReads, MailboxStore, UnstoredFailureStore } from './store-ports.js';
 import type { Verifier } from './verify.js';
-import type { OneTimeCodes } from './codes.js';
 import { providerUnusable } from './unusable.js';
 
 /** What the enrolment grace does for a login that must enrol. */
@@ -28,11 +30,19 @@ function graceStep(grace: GraceState, eff: EffectiveSettings, used: number): str
   return `${setting}: ${why}`;
 }
 
+export interface MailboxOpsPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  country: CountryLookup;
+  state: LoginReads & Pick<MailboxStore, 'updateMailbox'> & Pick<UnstoredFailureStore, 'unstoredFailures'>;
+  audit: Pick<AuditSink, 'append'>;
+}
+
 export class MailboxOps {
   constructor(
-    private readonly p: Ports,
-    private readonly verifier: Verifier,
-    private readonly codes: OneTimeCodes,
+    private readonly p: MailboxOpsPorts,
+    /** What verify would decide: explain runs its decision without acting on it. */
+    private readonly verifier: Pick<Verifier, 'usableSettings' | 'decision' | 'lockFor' | 'grace'>,
   ) {}
 
   async reset(params: { address: string; secret?: boolean | undefined; locations?: boolean | undefined }, ctx: CallContext): Promise<ResetResult> {
@@ -42,16 +52,15 @@ export class MailboxOps {
     const locations = params.locations === true;
     if (!secret && !locations) throw invalidParams('say what to reset: secret, locations, or both', { param: 'secret' });
     const now = this.p.clock();
-    const changed = await this.p.store.transact((tx) => {
-      const rec = tx.getMailbox(address);
-      if (rec === undefined) return false;
-      tx.putMailbox({
+    const changed = await this.p.state.updateMailbox(address, (rec) => {
+      if (rec === undefined) return { result: false };
+      const next = {
         ...rec,
         ...(secret ? { totp: null, pendingTotp: null, openCode: null } : {}),
         ...(locations ? { ips: [], countries: [] } : {}),
         updatedAt: now,
-      });
-      return true;
+      };
+      return { next, result: true };
     });
     if (!changed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}; nothing to reset`);
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'reset', result: 'ok', details: { secret, locations } });
@@ -64,8 +73,9 @@ export class MailboxOps {
     const ip = normaliseIp(params.ip, 'ip');
     const now = this.p.clock();
     const country = this.p.country(ip);
-    const rec = mailboxOrNew(this.p.store, address, now);
-    const { settings: eff, choice } = this.verifier.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
+    const view = await this.p.state.loginView(address);
+    const rec = view.mailbox ?? newMailbox(address, now);
+    const { settings: eff, choice } = this.verifier.usableSettings(viewSettings(this.p.config, view, rec), rec);
     const decision = this.verifier.decision({ address, ip, country, now }, rec, eff);
     const steps: string[] = [];
     steps.push(`country of ${ip}: ${country ?? 'unknown'}`);
@@ -96,7 +106,7 @@ export class MailboxOps {
       result = { result: 'error', reason: 'provider-unusable', provider: decision.provider, error: 'PROVIDER_UNUSABLE' };
       answer = `error PROVIDER_UNUSABLE (provider-unusable), exit ${err.exitCode}; nothing is sent`;
     } else if (decision.action === 'enroll') {
-      const grace = this.verifier.grace(rec, eff, this.p.store.getMailbox(address) !== undefined, now);
+      const grace = this.verifier.grace(rec, eff, view.mailbox !== undefined, now);
       steps.push(graceStep(grace, eff, rec.enrolmentGraceLogins ?? 0));
       if (grace.active) {
         result = { result: 'allow', reason: 'enrolment-grace', provider: 'totp' };
@@ -104,8 +114,8 @@ export class MailboxOps {
       }
     }
     steps.push(`verify would answer: ${answer}`);
-    const unstored = await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config));
-    const mailbox = mailboxView(this.p.config, this.p.store, address, now, unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
+    const unstored = view.mailbox === undefined ? await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config)) : undefined;
+    const mailbox = mailboxViewOf(this.p.config, view, address, now, unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
     return { address, ip, country, mailbox, decision: result, steps };
   }
 }

@@ -11,17 +11,26 @@ import { normaliseAddress } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, RecoveryCodesResult } from '../protocol/results.js';
 import type { AppPasswordInput, AppPasswords, RevokeInput } from './app-passwords.js';
-import { effectiveSettings } from './context.js';
+import type { MemfaConfig } from '../config/types.js';
+import { viewSettings } from './context.js';
 import { activeFactors, type FactorProof, type ProofOutcome } from './proof.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, Clock } from './ports.js';
 import type { RecoveryCodes } from './recovery.js';
 import { roleOf } from './scope.js';
+import type { LoginReads, MailboxStore } from './store-ports.js';
 
 type ProofRefused = Extract<ProofOutcome, { ok: false }>;
 
+export interface SelfCredentialsPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  state: LoginReads & Pick<MailboxStore, 'getMailbox' | 'updateMailbox'>;
+  audit: Pick<AuditSink, 'append'>;
+}
+
 export class SelfCredentials {
   constructor(
-    private readonly p: Ports,
+    private readonly p: SelfCredentialsPorts,
     private readonly appPasswords: AppPasswords,
     private readonly recovery: RecoveryCodes,
     private readonly proof: FactorProof,
@@ -33,8 +42,9 @@ export class SelfCredentials {
    */
   private async proved(address: string, currentCode: string | undefined, what: string, ctx: CallContext, now: number): Promise<ProofRefused | null> {
     if (ctx.socket === 'admin') return null;
-    const rec = await this.p.state.getMailbox(address);
-    const factors = rec === undefined ? [] : activeFactors(rec, effectiveSettings(this.p.config, this.p.store, address, rec));
+    const view = await this.p.state.loginView(address);
+    const rec = view.mailbox;
+    const factors = rec === undefined ? [] : activeFactors(rec, viewSettings(this.p.config, view, rec));
     if (rec === undefined || factors.length === 0) {
       throw new MemfaError('CONFLICT', `${address} has no second factor yet; enrol one (self.enroll.start) before making ${what}`, {
         data: { reason: 'no-factor' },
@@ -68,9 +78,9 @@ export class SelfCredentials {
     return this.appPasswords.addedView(address, outcome, prepared.password, now);
   }
 
-  listAppPasswords(params: { user: string }): AppPasswordList {
+  async listAppPasswords(params: { user: string }): Promise<AppPasswordList> {
     const address = normaliseAddress(params.user, 'user');
-    return this.appPasswords.listOf(address, this.p.store.getMailbox(address), this.p.clock());
+    return this.appPasswords.listOf(address, await this.p.state.getMailbox(address), this.p.clock());
   }
 
   revokeAppPassword(params: RevokeInput & { user: string }, ctx: CallContext): Promise<AppPasswordRevoked> {
