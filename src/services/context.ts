@@ -6,10 +6,8 @@ import { newMailbox, type EffectiveSettings, type FailureState, type MailboxReco
 import { freshEntries, type RememberPolicy } from '../core/decide.js';
 import type { ProviderChoice } from '../core/provider-choice.js';
 import type { TotpOptions } from '../core/totp.js';
-import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
 import type { EffectiveView, LockView, MailboxView } from '../protocol/results.js';
-import type { StoreReader } from '../store/types.js';
 import type { LoginView } from './store-ports.js';
 
 /** The levels a mailbox inherits from: its domain's settings and the global ones. */
@@ -28,22 +26,6 @@ export function floorOf(config: MemfaConfig, levels: Levels, rec: MailboxRecord 
   return resolveSettings(config.defaults, levels.global, levels.domain, rec?.settings, undefined);
 }
 
-// For the services still on the synchronous store (self-service, explain), until they read
-// through LoginReads.
-
-function levelsIn(store: StoreReader, address: string): Levels {
-  return { global: store.getGlobal(), domain: store.getDomain(domainOf(address))?.settings };
-}
-
-export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  return viewSettings(config, levelsIn(store, address), mailbox ?? store.getMailbox(address));
-}
-
-/** floorOf over the synchronous store, for self-service until it reads through LoginReads. */
-export function settingsWithoutUser(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  return floorOf(config, levelsIn(store, address), mailbox ?? store.getMailbox(address));
-}
-
 export function rememberPolicy(config: MemfaConfig): RememberPolicy {
   return { maxEntries: config.locations.maxEntries, maxAgeMs: config.locations.maxAgeDays * 86_400_000 };
 }
@@ -55,11 +37,6 @@ export function lockoutPolicy(config: MemfaConfig): LockoutPolicy {
 
 export function totpOptions(config: MemfaConfig): TotpOptions {
   return { algorithm: config.totp.algorithm, digits: config.totp.digits, period: config.totp.period, window: config.totp.window };
-}
-
-/** The stored record, or a fresh one (not stored) for a mailbox that only inherits (the synchronous store's). */
-export function mailboxOrNew(store: StoreReader, address: string, now: number): MailboxRecord {
-  return store.getMailbox(address) ?? newMailbox(address, now);
 }
 
 export function effectiveView(e: EffectiveSettings): EffectiveView {
@@ -125,10 +102,4 @@ export function mailboxViewOf(config: MemfaConfig, view: LoginView, address: str
   };
   if (choiceOf !== undefined) result.providerInUse = choiceOf(eff, rec);
   return result;
-}
-
-/** mailboxViewOf over the synchronous store, for self-service and explain until they read through LoginReads. */
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: FailureState, choiceOf?: ChoiceOf): MailboxView {
-  const view: LoginView = { mailbox: store.getMailbox(address), ...levelsIn(store, address) };
-  return mailboxViewOf(config, view, address, now, unstored, choiceOf);
 }

@@ -54,7 +54,7 @@ export function createServices(p: Ports): Services {
   const ops = new MailboxOps({ config, clock, country, state, audit }, verifier);
   const ipBlocks = new IpBlocks({ clock, audit }, verifier.throttle);
   const proof = new FactorProof({ state, config, secrets }, codes, recovery);
-  const self = new SelfService(p, enrolment, ops, policy, codes, proof);
+  const self = new SelfService({ config, clock, country, state, audit }, enrolment, ops, policy, codes, proof);
   const usage = new AppPasswordUsage({ state, log }, config.appPasswords.usageFlushSeconds * 1000);
   const appPasswords = new AppPasswords({ config, clock, random, hashes, state, audit, policy }, usage);
   const loginCheck = new LoginCheck({ state, config, clock, country, audit }, appPasswords);

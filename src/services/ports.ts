@@ -89,9 +89,8 @@ export interface Ports {
   /** The state, as the services use it (store-ports.ts). */
   state: StatePorts;
   /**
-   * The synchronous store, for the services not yet on `state`: the second-factor path (verify,
-   * codes, enrolment, proof, recovery, login.check, ip-block), self-service and explain/reset
-   * (which build on it), and the live policy they read (handlers.ts). No other service may use it.
+   * The synchronous store: only handlers.ts reads it, for the provider policy the synchronous
+   * checks read live (ProviderPolicy.rights) and the store's name in status. No service uses it.
    */
   store: Store;
   clock: Clock;
