@@ -15,9 +15,8 @@ import { maskRecipient } from '../core/mask.js';
 import type { Sender } from '../delivery/types.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
-import { keyedHash } from '../security/hash.js';
-import { secretAad } from '../security/keyring.js';
-import type { Log, Random, SecretBox } from './ports.js';
+import { secretAad } from '../core/secret-binding.js';
+import type { KeyedHashes, Log, Random, SecretBox } from './ports.js';
 import type { CodeStore, LoginReads } from './store-ports.js';
 import { providerUnusable, type UnusableCandidate } from './unusable.js';
 
@@ -30,7 +29,9 @@ export interface CodePorts {
   config: MemfaConfig;
   clock: () => number;
   random: Pick<Random, 'int'>;
-  secrets: Pick<SecretBox, 'seal' | 'open' | 'macKey'>;
+  secrets: Pick<SecretBox, 'seal' | 'open'>;
+  /** Hashes of purpose CODE_PURPOSE: the key never reaches the service. */
+  hashes: Pick<KeyedHashes, 'hash'>;
   log: Pick<Log, 'warn'>;
   /** Configured code senders; a provider without one cannot deliver. */
   senders: Partial<Record<CodeProvider, Sender>>;
@@ -69,7 +70,7 @@ export class OneTimeCodes {
 
   /** The keyed hash a sent code is stored and checked by. */
   hash(code: string): string {
-    return keyedHash(this.p.secrets.macKey(CODE_PURPOSE), CODE_PURPOSE, code);
+    return this.p.hashes.hash(CODE_PURPOSE, code);
   }
 
   private aad(address: string): string {

@@ -13,7 +13,7 @@ import { normaliseCode } from '../core/codes.js';
 import { normaliseAddress } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import type { EnrolConfirmResult, EnrolResult } from '../protocol/results.js';
-import { secretAad } from '../security/keyring.js';
+import { secretAad } from '../core/secret-binding.js';
 import { lockoutPolicy, totpOptions } from './context.js';
 import type { AuditSink, CallContext, Random, SecretBox } from './ports.js';
 import { assertMailbox } from './scope.js';

@@ -43,8 +43,8 @@ export function createServices(p: Ports): Services {
   const settings = new SettingsAdmin({ config, clock, state, audit, policy: platformPolicy });
   const mailboxList = new MailboxList({ config, clock, state });
   const enrolment = new Enrolment({ state, config, clock, random, secrets, audit });
-  const codes = new OneTimeCodes({ state, config, clock, random, secrets, log, senders }, (provider) => policy.rights(provider).enabled);
-  const recovery = new RecoveryCodes({ state, secrets, random, clock, audit });
+  const codes = new OneTimeCodes({ state, config, clock, random, secrets, hashes, log, senders }, (provider) => policy.rights(provider).enabled);
+  const recovery = new RecoveryCodes({ state, hashes, random, clock, audit });
   const imports = new MailboxImport({ config, clock, state, secrets, recovery, audit });
   // The holder of this daemon's job claims (a key rotation): unique among the daemons of a store.
   const holder = random.bytes(8).toString('hex');

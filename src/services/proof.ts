@@ -15,7 +15,7 @@ import { kindLockState } from '../core/lockout.js';
 import type { CodeProvider, EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
 import { checkTotp } from '../core/totp.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
-import { secretAad } from '../security/keyring.js';
+import { secretAad } from '../core/secret-binding.js';
 import type { OneTimeCodes } from './codes.js';
 import { lockoutPolicy, totpOptions } from './context.js';
 import { TOTP_PURPOSE } from './enrol.js';

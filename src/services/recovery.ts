@@ -3,15 +3,15 @@
 import { newMailbox } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import type { RecoveryCodesResult } from '../protocol/results.js';
-import { keyedHash, keyedHashIndex } from '../security/hash.js';
-import type { AuditSink, CallContext, Random, SecretBox } from './ports.js';
+import type { AuditSink, CallContext, KeyedHashes, Random } from './ports.js';
 import { assertMailbox } from './scope.js';
 import type { MailboxStore } from './store-ports.js';
 
 /** What recovery codes need: the keyed hash's key, randomness, and where a new set is stored. */
 export interface RecoveryPorts {
   state: Pick<MailboxStore, 'updateMailbox'>;
-  secrets: Pick<SecretBox, 'macKey'>;
+  /** Hashes of purpose RECOVERY_PURPOSE: the key never reaches the service. */
+  hashes: KeyedHashes;
   random: Pick<Random, 'int'>;
   clock: () => number;
   audit: Pick<AuditSink, 'append'>;
@@ -46,10 +46,6 @@ export function asScratchCode(input: string): string | null {
 export class RecoveryCodes {
   constructor(private readonly p: RecoveryPorts) {}
 
-  private key(): Buffer {
-    return this.p.secrets.macKey(RECOVERY_PURPOSE);
-  }
-
   private generateOne(): string {
     let s = '';
     for (let i = 0; i < LENGTH; i++) s += ALPHABET[this.p.random.int(0, ALPHABET.length)];
@@ -75,8 +71,7 @@ export class RecoveryCodes {
 
   /** The stored form of canonical codes (asRecoveryCode, asScratchCode). */
   hashAll(codes: readonly string[]): string[] {
-    const key = this.key();
-    return codes.map((c) => keyedHash(key, RECOVERY_PURPOSE, c));
+    return codes.map((c) => this.p.hashes.hash(RECOVERY_PURPOSE, c));
   }
 
   /**
@@ -84,11 +79,11 @@ export class RecoveryCodes {
    * consumeRecoveryCode): the store compares hashes, and never sees the code.
    */
   hash(code: string): string {
-    return keyedHash(this.key(), RECOVERY_PURPOSE, code);
+    return this.p.hashes.hash(RECOVERY_PURPOSE, code);
   }
 
   /** Index of the stored hash `code` matches, or -1. Every hash is compared (no early exit). */
   match(hashes: readonly string[], code: string): number {
-    return keyedHashIndex(this.key(), RECOVERY_PURPOSE, code, hashes);
+    return this.p.hashes.indexOf(RECOVERY_PURPOSE, code, hashes);
   }
 }

@@ -14,7 +14,7 @@ import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import type { CountryLookup } from '../geo/country.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
-import { secretAad } from '../security/keyring.js';
+import { secretAad } from '../core/secret-binding.js';
 import { sendOrder, settingsFor, type ProviderChoice } from '../core/provider-choice.js';
 import type { OneTimeCodes } from './codes.js';
 import { lockoutPolicy, rememberPolicy, totpOptions, viewSettings } from './context.js';
