@@ -6,11 +6,9 @@ import path from 'node:path';
 import type { MemfaConfig } from '../src/config/types.js';
 import { loadConfig } from '../src/config/load.js';
 import { newMailbox, type AppPassword, type MailboxRecord } from '../src/core/model.js';
-import { AppPasswordUsage } from '../src/services/app-password-usage.js';
+import { AppPasswordUsage, type AppPasswordUsagePorts } from '../src/services/app-password-usage.js';
 import { LoginThrottle, MAILBOX_SCOPE, SOURCE_SCOPE } from '../src/services/login-throttle.js';
-import type { Ports } from '../src/services/ports.js';
 import { FileStatePorts, MAX_WINDOW_KEYS as MAX_TRACKED } from '../src/store/state-ports.js';
-import type { StoreTx } from '../src/store/types.js';
 import { MemoryStore } from './helpers/memory-store.js';
 import { REPO } from './helpers/daemon.js';
 
@@ -48,16 +46,21 @@ test('the throttle keeps at most MAX_TRACKED sources and mailboxes', async () =>
   assert.deepEqual({ sources: state.windowKeys(SOURCE_SCOPE), mailboxes: state.windowKeys(MAILBOX_SCOPE) }, { sources: MAX_TRACKED, mailboxes: MAX_TRACKED });
 });
 
-function fakePorts(records: Map<string, MailboxRecord>): { ports: Ports; writes: () => number } {
+/** Usage's state port over `records`, counting its transactions (one call of updateMailboxes each). */
+function fakePorts(records: Map<string, MailboxRecord>): { ports: AppPasswordUsagePorts; writes: () => number } {
   let writes = 0;
-  const tx = { getMailbox: (a: string) => records.get(a), putMailbox: (r: MailboxRecord) => void records.set(r.address, r) } as unknown as StoreTx;
-  const store = {
-    transact: async <T>(fn: (t: StoreTx) => T) => {
+  const state: AppPasswordUsagePorts['state'] = {
+    updateMailboxes: async (addresses, change) => {
       writes++;
-      return fn(tx);
+      return addresses.map((address) => {
+        const { next, result } = change(records.get(address));
+        if (next === null) records.delete(address);
+        else if (next !== undefined) records.set(next.address, next);
+        return result;
+      });
     },
   };
-  return { ports: { store, log: { error: () => undefined } } as unknown as Ports, writes: () => writes };
+  return { ports: { state, log: { error: () => undefined } }, writes: () => writes };
 }
 
 test('usage: shown at once, written in one transaction per flush, revoked ones forgotten, a removed mailbox skipped', async () => {
