@@ -23,7 +23,7 @@ import {
   type LockoutPolicy,
 } from '../core/lockout.js';
 import { emptyFailures, type FailureState } from '../core/model.js';
-import type { CodeStore, Locked, SourceStore, UnstoredFailureStore, WindowCounterStore } from '../services/store-ports.js';
+import type { CensusReads, CodeStore, Locked, SourceStore, UnstoredFailureStore, WindowCounterStore } from '../services/store-ports.js';
 import { Recent } from './recent.js';
 
 /** Bounds of what is kept in memory only. */
@@ -34,7 +34,7 @@ export const MAX_WINDOW_KEYS = 100_000;
 
 const HOUR_MS = 3_600_000;
 
-export class MemoryLimits implements UnstoredFailureStore, SourceStore, WindowCounterStore, Pick<CodeStore, 'claimSend' | 'releaseSend'> {
+export class MemoryLimits implements UnstoredFailureStore, SourceStore, WindowCounterStore, Pick<CodeStore, 'claimSend' | 'releaseSend'>, CensusReads {
   private readonly sources = new Recent<string, IpSourceState>(MAX_SOURCES);
   private readonly unstored: Recent<string, FailureState>;
   /** Send times within the last hour, per key (a mailbox, a destination), oldest first. */
@@ -44,6 +44,14 @@ export class MemoryLimits implements UnstoredFailureStore, SourceStore, WindowCo
   /** `bounds`: smaller bounds than the defaults above, for tests of what a bound drops. */
   constructor(bounds: { unstoredFailures?: number } = {}) {
     this.unstored = new Recent(bounds.unstoredFailures ?? MAX_UNSTORED_FAILURES);
+  }
+
+  unstoredFailureStates(): IterableIterator<FailureState> {
+    return this.unstored.values();
+  }
+
+  sourceStates(): IterableIterator<IpSourceState> {
+    return this.sources.values();
   }
 
   /** How many mailboxes without a record have failures kept now (at most MAX_UNSTORED_FAILURES). */
