@@ -71,6 +71,8 @@ export interface MemfaConfig {
     waitTimeoutMs: number;
     listenBacklog: number;
   };
+  /** listen: HOST:PORT or a Unix socket path (resolved against runDir), or null for no HTTP listener. */
+  metrics: { listen: string | null; allowNonLoopback: boolean };
   store: { file: string; compactJournalBytes: number };
   keyFile: string;
   issuer: string;

@@ -9,6 +9,7 @@ import { SelfCredentials } from './self-credentials.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
+import { LockCensus } from './lock-census.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { MailboxList } from './mailbox-list.js';
@@ -26,9 +27,14 @@ import { Verifier } from './verify.js';
 /** One handler per method, answering with the method's result type (protocol/methods.ts), at once or later. */
 export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>> };
 
+/** Every method but `metrics`, which the daemon answers itself (daemon/main.ts, metrics/). */
+export type ServiceHandlers = Omit<Handlers, 'metrics'>;
+
 export interface Services {
-  handlers: Handlers;
+  handlers: ServiceHandlers;
   authenticate: DomainAdmins['authenticate'];
+  /** Locked mailboxes and blocked sources, counted at a bounded cost (lock-census.ts). */
+  census: LockCensus;
   /** Writes what the services keep to write later (app password usage); before the store closes. */
   close(): Promise<void>;
 }
@@ -59,8 +65,8 @@ export function createServices(p: Ports): Services {
   const appPasswords = new AppPasswords({ config, clock, random, hashes, state, audit, policy }, usage);
   const loginCheck = new LoginCheck({ state, config, clock, country, audit }, appPasswords);
   const credentials = new SelfCredentials({ config, clock, state, audit }, appPasswords, recovery, proof);
-  const handlers: Handlers = {
-    ping: () => ({ pong: true }),
+  const handlers: ServiceHandlers = {
+    ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((clock() - p.startedAt) / 1000) }),
     status: async () => daemonStatus({ config, clock, state, storeName: p.store.file, senders, audit, startedAt: p.startedAt, version: p.version }, await platformPolicy.current()),
     verify: (params, ctx) => verifier.verify(params, ctx),
     'login.check': (params, ctx) => loginCheck.check(params, ctx),
@@ -107,5 +113,6 @@ export function createServices(p: Ports): Services {
     'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
     'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
-  return { handlers, authenticate: (token) => admins.authenticate(token), close: () => usage.close() };
+  const census = new LockCensus(() => p.store.allMailboxes(), { states: () => p.state.unstoredFailureStates?.() ?? [] }, verifier.throttle, p.clock);
+  return { handlers, authenticate: (token) => admins.authenticate(token), census, close: () => usage.close() };
 }

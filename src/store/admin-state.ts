@@ -20,7 +20,7 @@ export class FileAdminState implements MailboxSearch, MailboxPages, DomainAdminS
   /** Few (one per kind of job): never more than the jobs there are. */
   private readonly claims = new Map<string, { holder: string; until: number }>();
 
-  constructor(protected readonly store: Store) {}
+  constructor(private readonly store: Store) {}
 
   findMailboxes(q: MailboxQuery): Promise<{ total: number; mailboxes: MailboxRecord[] }> {
     const limit = q.limit ?? Infinity;
