@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import type { RememberPolicy } from '../../src/core/decide.js';
 import type { IpThrottlePolicy, LockoutPolicy } from '../../src/core/lockout.js';
 import { newMailbox, type MailboxRecord, type OpenCode } from '../../src/core/model.js';
-import type { FailureEffects, StatePorts, SuccessEffects } from '../../src/services/store-ports.js';
+import type { NoticeEvent, PendingNotice } from '../../src/core/notices.js';
+import type { FailureEffects, NoticeQueue, StatePorts, SuccessEffects } from '../../src/services/store-ports.js';
 
 export interface ContractBackend {
   ports: StatePorts;
@@ -32,6 +33,21 @@ function enrolled(address: string, sealed = 'v1.k.sealed'): MailboxRecord {
 }
 
 const count = <T>(xs: T[], pred: (x: T) => boolean) => xs.filter(pred).length;
+
+/** A NoticeQueue that records what it was asked and queues each event on the record it is given. */
+function recordingQueue(): { queue: NoticeQueue; calls: { address: string; events: NoticeEvent[] }[] } {
+  const calls: { address: string; events: NoticeEvent[] }[] = [];
+  const queue: NoticeQueue = {
+    queue(rec, events) {
+      calls.push({ address: rec.address, events: events.map((e) => ({ ...e })) });
+      const added = events.map((e, i): PendingNotice => ({ id: `${calls.length}-${i}`, kind: e.kind, at: T0, ip: null, country: null, ...(e.until === undefined ? {} : { until: e.until }), ...(e.left === undefined ? {} : { left: e.left }), to: [rec.address], attempts: 0, nextAt: T0 }));
+      return { ...rec, notices: { pending: [...(rec.notices?.pending ?? []), ...added], recent: rec.notices?.recent ?? [] } };
+    },
+  };
+  return { queue, calls };
+}
+
+const queued = (rec: MailboxRecord | undefined) => rec?.notices?.pending.map((n) => n.kind) ?? [];
 
 /** Registers the contract's tests for one backend; `open` gives a fresh, empty state each time. */
 export function runStateContract(name: string, open: () => Promise<ContractBackend>): void {
@@ -175,6 +191,60 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       assert.equal((await p.getMailbox('sealed@c.test'))?.openCode?.hash, 'h1:right');
       await p.closeCode('sealed@c.test', 'h1:right');
       assert.equal((await p.getMailbox('sealed@c.test'))?.openCode, null);
+    }));
+
+    it('the notices of an outcome are queued by the operation that decides it, in its own write', withBackend(async (p) => {
+      const n = recordingQueue();
+      const ok = (now: number, country: string) => ({ kind: 'elsewhere' as const, now, location: { ip: '192.0.2.1', country, policy: REMEMBER }, notices: n.queue });
+      const bad = (now = T0, policy = STRICT): FailureEffects => ({ kind: 'elsewhere', now, policy, notices: n.queue });
+      // A second factor from a country the mailbox does not remember: new-country; from one it does, nothing.
+      await seed(p, { ...enrolled('n@c.test'), countries: [{ country: 'FR', firstSeen: T0, lastSeen: T0 }], recoveryCodeHashes: ['r1', 'r2'] });
+      assert.equal((await p.acceptTotpStep('n@c.test', 'v1.k.sealed', 101, { success: ok(T0, 'DE'), failure: bad() })).outcome, 'accepted');
+      assert.deepEqual(queued(await p.getMailbox('n@c.test')), ['new-country']);
+      assert.equal((await p.acceptTotpStep('n@c.test', 'v1.k.sealed', 102, { success: ok(T0 + 1, 'FR'), failure: bad() })).outcome, 'accepted');
+      assert.equal(n.calls.length, 1, 'a remembered country is no notice');
+      // A recovery code used: its notice says how many are left.
+      assert.deepEqual(await p.consumeRecoveryCode('n@c.test', 'r2', { success: ok(T0 + 2, 'FR'), failure: bad() }), { outcome: 'ok', left: 1 });
+      assert.deepEqual(n.calls[1]?.events, [{ kind: 'recovery-code-used', left: 1 }]);
+      assert.deepEqual(queued(await p.getMailbox('n@c.test')), ['new-country', 'recovery-code-used']);
+      // Failures: only the one that starts the lock has a notice; a locked mailbox counts nothing more.
+      for (let i = 0; i < 2; i++) await p.recordFailure('n@c.test', bad(T0 + 3));
+      assert.equal(n.calls.length, 2);
+      await p.tryOpenCode('n@c.test', 'nothing-open', { maxTries: 3, success: ok(T0 + 3, 'FR'), failure: bad(T0 + 3) });
+      assert.deepEqual(n.calls[2]?.events, [{ kind: 'mailbox-locked', until: T0 + 3 + STRICT.baseDelayMs }]);
+      assert.equal((await p.recordFailure('n@c.test', bad(T0 + 4)))?.outcome, 'locked');
+      assert.equal(n.calls.length, 3);
+      assert.deepEqual(queued(await p.getMailbox('n@c.test')), ['new-country', 'recovery-code-used', 'mailbox-locked']);
+      // Enrolled: by activating the pending secret, or by storing a mailbox nobody had configured.
+      await seed(p, { ...newMailbox('e@c.test', T0), pendingTotp: { sealedSecret: 'v1.k.p', createdAt: T0, expiresAt: T0 + 600_000 } });
+      assert.equal((await p.activatePending('e@c.test', 'v1.k.p', 7, { success: { kind: 'elsewhere', now: T0, location: null, notices: n.queue }, requireProved: false })).outcome, 'activated');
+      assert.deepEqual(queued(await p.getMailbox('e@c.test')), ['totp-enrolled']);
+      assert.equal(await p.createEnrolled('new@c.test', { sealedSecret: 'v1.k.n', activatedAt: T0, lastAcceptedStep: 7 }, ok(T0, 'DE')), 'created');
+      assert.deepEqual(queued(await p.getMailbox('new@c.test')), ['totp-enrolled']);
+    }));
+
+    it('concurrent failures that reach the lock queue its notice once', withBackend(async (p) => {
+      const n = recordingQueue();
+      await seed(p, enrolled('many@c.test'));
+      const results = await Promise.all(Array.from({ length: 20 }, () => p.acceptTotpStep('many@c.test', 'v1.k.sealed', 100, { success: success(), failure: { ...failure(T0, STRICT), notices: n.queue } })));
+      assert.equal(count(results, (r) => r.outcome === 'reused'), STRICT.threshold);
+      assert.equal(count(results, (r) => r.outcome === 'locked'), 20 - STRICT.threshold);
+      assert.deepEqual(n.calls.map((c) => c.events.map((e) => e.kind)), [['mailbox-locked']]);
+      assert.deepEqual(queued(await p.getMailbox('many@c.test')), ['mailbox-locked']);
+    }));
+
+    it('a settled attempt and a window failure say the block they started, once', withBackend(async (p) => {
+      const started = [];
+      for (let i = 0; i < SOURCES.maxFailures + 2; i++) {
+        await p.reserveAttempt('198.51.100.9', `s${i}@c.test`, false, T0, SOURCES);
+        started.push(await p.settleAttempt('198.51.100.9', `s${i}@c.test`, false, 'failure', T0, SOURCES));
+      }
+      assert.equal(count(started, (b) => b !== null), 1);
+      assert.equal(started[SOURCES.maxFailures - 1]?.reason, 'ip-failures');
+      assert.equal(started[SOURCES.maxFailures - 1]?.until, T0 + SOURCES.blockMs);
+      const windows = [];
+      for (let i = 0; i < 5; i++) windows.push((await p.recordWindowFailure('test-scope', 'k', `m${i}`, T0, { ...SOURCES, maxFailures: 3 })).started);
+      assert.deepEqual(windows, [null, null, { locked: true, until: T0 + SOURCES.blockMs, reason: 'ip-failures' }, null, null]);
     }));
 
     it('attempts of a source are reserved atomically: 200 concurrent, at most the limit granted', withBackend(async (p) => {
