@@ -6,18 +6,18 @@
 import type { MemfaConfig } from '../config/types.js';
 import { decide, type Decision, type RememberPolicy } from '../core/decide.js';
 import { failureKind, kindLockState, lockState, type AttemptOutcome, type FailureKind, type LockoutPolicy, type LockState } from '../core/lockout.js';
-import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord, type RememberedIp } from '../core/model.js';
+import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { graceState, type GraceState } from '../core/grace.js';
 import { checkTotp } from '../core/totp.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import type { CountryLookup } from '../geo/country.js';
-import { invalidParams, MemfaError } from '../protocol/errors.js';
+import { invalidParams } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
 import { secretAad } from '../core/secret-binding.js';
 import { sendOrder, settingsFor, type ProviderChoice } from '../core/provider-choice.js';
 import type { OneTimeCodes } from './codes.js';
-import { lockoutPolicy, rememberPolicy, totpOptions, viewSettings } from './context.js';
+import { lockoutPolicy, rememberPolicy, totpOptions, viewSettings, type Levels } from './context.js';
 import { TOTP_PURPOSE, type Enrolment } from './enrol.js';
 import { SourceThrottle } from './ip-throttle.js';
 import { watchLocks, type Notifier, type StartedLock } from './notify.js';
@@ -25,9 +25,11 @@ import type { AuditSink, CallContext, Log, SecretBox } from './ports.js';
 import { asRecoveryCode, asScratchCode, type RecoveryCodes } from './recovery.js';
 import type { ProviderPolicy } from './policy.js';
 import { logMailboxLocked, logSourceBlocked, logVerifyDenied } from './security-log.js';
-import type { Levels } from './context.js';
 import type { EnrolStore, FactorStore, FailureEffects, LoginReads, LoginView, MailboxStore, SourceStore, SuccessEffects, UnstoredFailureStore } from './store-ports.js';
 import { providerUnusable } from './unusable.js';
+import { errorReason, graceAnswer, lockedAnswer, rememberedCopy, type Answer } from './verify-answers.js';
+
+export { errorReason };
 
 /** What verify needs: the login's read, the check-then-acts of a factor and of its throttles. */
 export interface VerifyPorts {
@@ -72,35 +74,10 @@ interface Assessment {
 /** A given factor: digits (TOTP or a sent code) or a recovery code. */
 type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
 
-type Answer = Omit<VerifyResult, 'user' | 'ip' | 'country'>;
-
 /** A lock that a failure in a code check started, logged once the operation that counted it is done. */
 interface LoggedLock extends StartedLock {
   kind: FailureKind;
   stored: boolean;
-}
-
-/** allow 'enrolment-grace': in by the grace, with the secret to enrol and what is left of the grace. */
-function graceAnswer(grace: Extract<GraceState, { active: true }>, offer: { otpauthUri: string; expiresAt: number }): Answer {
-  const answer: Answer = { result: 'allow', reason: 'enrolment-grace', provider: 'totp', ...offer };
-  if (grace.loginsLeft !== null) answer.graceLoginsLeft = grace.loginsLeft;
-  if (grace.until !== null) answer.graceUntil = grace.until;
-  return answer;
-}
-
-/** The record's own copy of `ip` when it remembers that address, else `ip` itself. */
-function rememberedCopy(ips: readonly RememberedIp[], ip: string): string {
-  // Indexed: for-of allocates an iterator where V8 does not inline this.
-  for (let i = 0; i < ips.length; i++) if (ips[i]!.ip === ip) return ips[i]!.ip;
-  return ip;
-}
-
-/** The audit reason of an error answer, where it has a name of its own. */
-const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited', PROVIDER_UNUSABLE: 'provider-unusable' };
-
-/** The reason of an error answer, as the audit trail and the metrics give it: e.g. 'delivery-failed', 'store-failed'. */
-export function errorReason(err: unknown): string {
-  return err instanceof MemfaError ? ERROR_REASONS[err.code] ?? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
 }
 
 export class Verifier {
@@ -233,7 +210,7 @@ export class Verifier {
     }
     // On what was read: the operations below check the lock again, each atomically.
     const lock = await this.lockOf(stored ? rec : undefined, login.address, login.ip, login.now);
-    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
+    if (lock.locked) return lockedAnswer(decision.provider, lock.until, login.now);
     // Never a silent pass: a factor is needed and no provider can give it. Only a recovery code
     // can still get this user in. The platform's deliberate choice (every provider disabled) is a
     // deny; a missing gateway or destination is a configuration error, answered as one (exit
@@ -259,7 +236,7 @@ export class Verifier {
     // mailbox is touched, so that one attacker cannot lock out every mailbox; its answer is the
     // same as a locked mailbox's.
     const reserved = await this.throttle.reserve(login.ip, login.address, !stored && decision.action === 'enroll', login.now);
-    if (!('source' in reserved)) return this.lockedAnswer(decision.provider, reserved.until, login.now);
+    if (!('source' in reserved)) return lockedAnswer(decision.provider, reserved.until, login.now);
     let outcome: AttemptOutcome = 'none';
     const started: { lock: LoggedLock | null } = { lock: null };
     try {
@@ -323,12 +300,6 @@ export class Verifier {
     return answer;
   }
 
-  private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Answer {
-    const answer: Answer = { result: 'deny', reason: 'locked', provider };
-    if (until !== null) answer.retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
-    return answer;
-  }
-
   /**
    * A code given for a stored mailbox, as read: checked here where it needs the key ring (a TOTP
    * secret), and decided by one operation of the state ports, which checks the lock and the
@@ -353,13 +324,13 @@ export class Verifier {
     const { success, failure } = at;
     const fail = async (reason: string, provider: VerifyResult['provider']): Promise<Answer> => {
       const r = await this.p.state.recordFailure(login.address, failure);
-      if (r !== null && r.outcome === 'locked') return this.lockedAnswer(provider, r.until, login.now);
+      if (r !== null && r.outcome === 'locked') return lockedAnswer(provider, r.until, login.now);
       return { result: 'deny', reason, provider };
     };
 
     if (factor.kind === 'recovery') {
       const r = await this.p.state.consumeRecoveryCode(login.address, this.recovery.hash(factor.value), at);
-      if (r.outcome === 'locked') return this.lockedAnswer(decision.provider, r.until, login.now);
+      if (r.outcome === 'locked') return lockedAnswer(decision.provider, r.until, login.now);
       if (r.outcome === 'code-invalid') return { result: 'deny', reason: 'code-invalid', provider: decision.provider };
       return { result: 'allow', reason: 'recovery-code-used', provider: decision.provider, recoveryCodesLeft: r.left };
     }
@@ -370,7 +341,7 @@ export class Verifier {
       const step = this.enrolment.pendingStep(login.address, pending, code, login.now);
       if (step === undefined || step === null) return fail('code-invalid', 'totp');
       const r = await this.p.state.activatePending(login.address, pending.sealedSecret, step, { success, requireProved: false });
-      if (r.outcome === 'locked') return this.lockedAnswer('totp', r.until, login.now);
+      if (r.outcome === 'locked') return lockedAnswer('totp', r.until, login.now);
       // 'changed': the pending secret was replaced or used meanwhile; the code was for the old one.
       if (r.outcome !== 'activated') return fail('code-invalid', 'totp');
       return { result: 'allow', reason: 'enrolled', provider: 'totp' };
@@ -383,7 +354,7 @@ export class Verifier {
       const check = checkTotp(key, code, login.now, totpOptions(this.p.config), totp.lastAcceptedStep);
       if (!check.ok) return fail(check.reason, 'totp');
       const r = await this.p.state.acceptTotpStep(login.address, totp.sealedSecret, check.step, at);
-      if (r.outcome === 'locked') return this.lockedAnswer('totp', r.until, login.now);
+      if (r.outcome === 'locked') return lockedAnswer('totp', r.until, login.now);
       // 'reused': a concurrent verify took this step (or a later one) first, and it was counted.
       if (r.outcome === 'reused') return { result: 'deny', reason: 'code-reused', provider: 'totp' };
       // 'changed': the secret was reset or replaced meanwhile; the code was for the old one.
@@ -391,7 +362,7 @@ export class Verifier {
       return { result: 'allow', reason: 'code-valid', provider: 'totp' };
     }
     const r = await this.p.state.tryOpenCode(login.address, this.codes.hash(code), { maxTries: this.p.config.codes.maxTries, ...at });
-    if (r.outcome === 'locked') return this.lockedAnswer(decision.provider, r.until, login.now);
+    if (r.outcome === 'locked') return lockedAnswer(decision.provider, r.until, login.now);
     const provider = r.provider ?? rec.openCode?.provider ?? decision.provider;
     if (r.outcome === 'ok') return { result: 'allow', reason: 'code-valid', provider };
     return { result: 'deny', reason: r.outcome, provider };
@@ -404,7 +375,7 @@ export class Verifier {
   private async checkUnstored(levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer | 'created'> {
     const fail = async (reason: string, provider: VerifyResult['provider']): Promise<Answer> => {
       const r = await this.p.state.recordUnstoredFailure(login.address, login.now, this.lockout);
-      if (r.outcome === 'locked') return this.lockedAnswer(provider, r.until, login.now);
+      if (r.outcome === 'locked') return lockedAnswer(provider, r.until, login.now);
       // Not locked before this failure ('locked' otherwise): a lock now is the one it started.
       const lock = lockState(r.state, login.now);
       if (lock.locked) started.lock = { kind: 'elsewhere', lock, failures: r.state.consecutive, stored: false };
