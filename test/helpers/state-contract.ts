@@ -221,6 +221,11 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       assert.deepEqual(queued(await p.getMailbox('e@c.test')), ['totp-enrolled']);
       assert.equal(await p.createEnrolled('new@c.test', { sealedSecret: 'v1.k.n', activatedAt: T0, lastAcceptedStep: 7 }, ok(T0, 'DE')), 'created');
       assert.deepEqual(queued(await p.getMailbox('new@c.test')), ['totp-enrolled']);
+      // The sender's start finds every mailbox with notices, and only those.
+      await seed(p, newMailbox('quiet@c.test', T0));
+      const found = await p.mailboxNotices();
+      assert.deepEqual(found.map((m) => m.address).sort(), ['e@c.test', 'n@c.test', 'new@c.test']);
+      assert.deepEqual(found.find((m) => m.address === 'e@c.test')?.notices.pending.map((x) => x.kind), ['totp-enrolled']);
     }));
 
     it('concurrent failures that reach the lock queue its notice once', withBackend(async (p) => {
