@@ -90,7 +90,8 @@ export interface Ports {
   state: StatePorts;
   /**
    * The synchronous store: only handlers.ts reads it, for the provider policy the synchronous
-   * checks read live (ProviderPolicy.rights) and the store's name in status. No service uses it.
+   * checks read live (ProviderPolicy.rights), the lock census's scan of the stored mailboxes
+   * (metrics) and the store's name in status. No service uses it.
    */
   store: Store;
   clock: Clock;
