@@ -102,7 +102,8 @@ export interface Ports {
   state: StatePorts;
   /**
    * The synchronous store: only handlers.ts reads it, for the provider policy the synchronous
-   * checks read live (ProviderPolicy.rights) and the store's name in status. No service uses it.
+   * checks read live (ProviderPolicy.rights) and the store's name in status. No service uses it:
+   * the lock census (metrics) scans the stored mailboxes through the state (CensusReads).
    */
   store: Store;
   clock: Clock;
