@@ -1,0 +1,138 @@
+// Test harness: a throwaway PostgreSQL cluster in a temporary directory, reached only through a
+// Unix socket in that directory (no TCP port), with a fresh database for each test. Run as root,
+// the server runs as the `postgres` user (PostgreSQL refuses to run as root); run as anyone else,
+// as that user. Nothing is mocked: the tests talk to the real server through node-postgres.
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const run = promisify(execFile);
+
+/** The superuser initdb creates; the clients connect as it, trusted over the socket. */
+export const PG_USER = 'memfa';
+const PORT = 5432;
+
+/** The directory holding initdb and pg_ctl (Debian keeps them off PATH), newest version first; null when none. */
+export function findPostgresBin(): string | null {
+  const candidates: string[] = [];
+  const debian = '/usr/lib/postgresql';
+  if (existsSync(debian)) {
+    try {
+      const versions = readdirSync(debian).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+      for (const v of versions) candidates.push(path.join(debian, v, 'bin'));
+    } catch {
+      // an unreadable directory is as good as none
+    }
+  }
+  for (const dir of (process.env['PATH'] ?? '').split(':')) if (dir) candidates.push(dir);
+  return candidates.find((dir) => existsSync(path.join(dir, 'initdb')) && existsSync(path.join(dir, 'pg_ctl'))) ?? null;
+}
+
+/** Why the PostgreSQL tests cannot run here, or null when they can. */
+export function postgresMissing(): string | null {
+  if (findPostgresBin() === null) return 'PostgreSQL is not installed (no initdb/pg_ctl under /usr/lib/postgresql/*/bin or on PATH); .ci/run installs it';
+  return null;
+}
+
+export interface PgCluster {
+  /** The directory of the server's Unix socket: node-postgres's `host`. */
+  socketDir: string;
+  port: number;
+  /** A fresh, empty database; its name. */
+  createDatabase(): Promise<string>;
+  /** A client configuration for database `name`. */
+  clientConfig(name: string): pg.ClientConfig;
+  /** Stops the server and the cluster, if still running, and removes its directory. */
+  stop(): Promise<void>;
+  /** Stops the server (fast), keeping the cluster for start(). */
+  pause(): Promise<void>;
+  start(): Promise<void>;
+}
+
+async function asServerUser(bin: string, args: string[], dir: string): Promise<void> {
+  const asRoot = process.getuid?.() === 0;
+  const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
+  // cwd: the server's user must be able to stat it (runuser keeps root's cwd otherwise).
+  await run(cmd, argv, { cwd: dir, timeout: 60_000 });
+}
+
+/** Starts a throwaway cluster (about a second). */
+export async function startPostgres(): Promise<PgCluster> {
+  const bin = findPostgresBin();
+  if (bin === null) throw new Error(postgresMissing()!);
+  // Short: the socket path (DIR/.s.PGSQL.5432) must fit in about 100 bytes.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mfpg-'));
+  const data = path.join(dir, 'data');
+  if (process.getuid?.() === 0) {
+    const { stdout } = await run('id', ['-u', 'postgres']);
+    const { stdout: gid } = await run('id', ['-g', 'postgres']);
+    await chown(dir, Number(stdout.trim()), Number(gid.trim()));
+  }
+  let running = false;
+  const ctl = (args: string[]) => asServerUser(path.join(bin, 'pg_ctl'), args, dir);
+  const start = async () => {
+    // fsync off: a test cluster trades durability for speed; nothing in it outlives the test.
+    const options = `-k ${dir} -c listen_addresses='' -p ${PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    await ctl(['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
+    running = true;
+  };
+  const pause = async () => {
+    if (!running) return;
+    await ctl(['-D', data, '-m', 'fast', '-w', 'stop']);
+    running = false;
+  };
+  try {
+    await asServerUser(path.join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', PG_USER, '--no-sync', '-E', 'UTF8', '--locale=C'], dir);
+    await start();
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  let counter = 0;
+  const clientConfig = (database: string): pg.ClientConfig => ({ host: dir, port: PORT, user: PG_USER, database });
+  return {
+    socketDir: dir,
+    port: PORT,
+    clientConfig,
+    async createDatabase() {
+      const name = `t${process.pid}_${++counter}`;
+      const admin = new pg.Client(clientConfig('postgres'));
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await admin.end();
+      }
+      return name;
+    },
+    pause,
+    start,
+    async stop() {
+      try {
+        await pause();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** Runs one statement through a short-lived client: for test set-up only. */
+export async function sql(config: pg.ClientConfig, text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client(config);
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The server's log, for a failing test's message. */
+export async function serverLog(cluster: PgCluster): Promise<string> {
+  return readFile(path.join(cluster.socketDir, 'server.log'), 'utf8').catch(() => '');
+}
