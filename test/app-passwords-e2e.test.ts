@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { call } from '../src/client/call.js';
 import type { MemfaError } from '../src/protocol/errors.js';
 import type { AppPasswordAdded, AppPasswordList, LoginCheckResult, ProtocolExplainResult } from '../src/protocol/results.js';
+import type { AppProtocol } from '../src/protocol/vocabulary.js';
 import { makeTempDir, startDaemon, type TestDaemon } from './helpers/daemon.js';
 
 const NET = '192.0.2.0/24';
@@ -39,7 +40,7 @@ describe('app passwords made by administrators', () => {
     offset += ms;
     await writeFile(clockFile, String(offset));
   };
-  const check = (user: string, password: string, ip = INSIDE, protocol = 'imap') =>
+  const check = (user: string, password: string, ip = INSIDE, protocol: AppProtocol = 'imap') =>
     call(d.hookSocket, 'login.check', { user, ip, protocol, password }) as Promise<LoginCheckResult>;
 
   before(async () => {

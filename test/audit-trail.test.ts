@@ -4,7 +4,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { FastPathCounter } from '../src/audit/aggregate.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { FastPathCounter, keyHash } from '../src/audit/aggregate.js';
 import type { AuditEvent } from '../src/audit/entry.js';
 import { AuditTrail, streamOf } from '../src/audit/trail.js';
 import { MemfaError } from '../src/protocol/errors.js';
@@ -20,10 +22,16 @@ async function tempDir(t: TestContext): Promise<string> {
 
 const allow = (mailbox: string, ip = '192.0.2.1', reason = 'known-ip'): AuditEvent => ({ actor: 'hook', socket: 'hook', mailbox, action: 'verify', result: 'allow', reason, ip, country: 'DE' });
 
-function counter(options: { windowMs?: number; maxKeys?: number } = {}) {
+function counter(options: { windowMs?: number; maxKeys?: number; seed?: number } = {}) {
   let now = START;
   const written: AuditEvent[] = [];
-  const c = new FastPathCounter({ windowMs: options.windowMs ?? MINUTE, clock: () => now, write: (e) => written.push(e), ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }) });
+  const c = new FastPathCounter({
+    windowMs: options.windowMs ?? MINUTE,
+    clock: () => now,
+    write: (e) => written.push(e),
+    ...(options.maxKeys === undefined ? {} : { maxKeys: options.maxKeys }),
+    ...(options.seed === undefined ? {} : { seed: options.seed }),
+  });
   return { c, written, advance: (ms: number) => (now += ms) };
 }
 
@@ -77,6 +85,114 @@ test("login.check's allows and continues are counted apart from verify's allows 
   assert.deepEqual(written[3], { ...check('continue'), details: { count: 1, first: new Date(START).toISOString(), last: new Date(START).toISOString() } });
   assert.equal(streamOf(check('continue')), 'logins');
   assert.equal(streamOf({ ...check('deny'), reason: 'throttled' }), 'logins');
+});
+
+/** Every allow in `written`: a line without a count is one, a counted line is its count. */
+const accounted = (written: AuditEvent[]) => written.reduce((sum, e) => sum + (typeof e.details?.['count'] === 'number' ? e.details['count'] : 1), 0);
+
+test('the counter writes what a plain map of keys would, in the same order, over random logins', () => {
+  // The documented rules, kept in a Map: the reference the fixed-size table must agree with.
+  const model = (maxKeys: number) => {
+    const written: AuditEvent[] = [];
+    const slots = new Map<string, { event: AuditEvent; count: number; first: number; last: number }>();
+    let window = -1;
+    const flush = () => {
+      for (const { event, count, first, last } of slots.values()) {
+        if (count > 0) written.push({ ...event, details: { count, first: new Date(first).toISOString(), last: new Date(last).toISOString() } });
+      }
+      slots.clear();
+    };
+    const note = (e: AuditEvent, now: number) => {
+      if (Math.floor(now / MINUTE) !== window) {
+        flush();
+        window = Math.floor(now / MINUTE);
+      }
+      const key = JSON.stringify([e.mailbox, e.ip, e.reason, e.actor, e.socket, e.action, e.result]);
+      const slot = slots.get(key);
+      if (slot !== undefined) {
+        if (slot.count === 0) slot.first = now;
+        slot.count += 1;
+        slot.last = now;
+        return;
+      }
+      if (slots.size >= maxKeys) flush();
+      slots.set(key, { event: e, count: 0, first: 0, last: 0 });
+      written.push(e);
+    };
+    return { written, note, flush };
+  };
+  let seed = 12345;
+  const random = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  for (const maxKeys of [1, 7, 100]) {
+    const { c, written, advance } = counter({ maxKeys });
+    const ref = model(maxKeys);
+    let now = START;
+    let notes = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const e = allow(`u${random(3 * maxKeys + 5)}@example.org`, `192.0.2.${random(3)}`, random(10) === 0 ? 'trusted-network' : 'known-ip');
+      if (random(50) === 0) {
+        const ms = random(3) === 0 ? MINUTE : random(2000);
+        advance(ms);
+        now += ms;
+      }
+      c.note(e);
+      ref.note(e, now);
+      notes++;
+      assert.ok(c.size <= maxKeys);
+    }
+    c.flush();
+    ref.flush();
+    assert.equal(accounted(written), notes, `maxKeys ${maxKeys}: every allow is a line or in a count`);
+    assert.deepEqual(written, ref.written, `maxKeys ${maxKeys}`);
+  }
+});
+
+test('keys made to collide in the table cost a bounded search: their counts are written early, none lost', () => {
+  // maxKeys 100 gives a table of 512 places; these keys all hash to place 0 under seed 7.
+  const colliding: string[] = [];
+  for (let i = 0; colliding.length < 200; i++) {
+    const mailbox = `c${i}@example.org`;
+    if ((keyHash(7, mailbox, '192.0.2.1', 'known-ip', 'hook', 'hook', 'verify', 'allow') & 511) === 0) colliding.push(mailbox);
+  }
+  const { c, written } = counter({ maxKeys: 100, seed: 7 });
+  let notes = 0;
+  for (const mailbox of colliding) {
+    c.note(allow(mailbox));
+    c.note(allow(mailbox));
+    notes += 2;
+    // A run of 64 places is the most one allow searches; at the 65th key the counts go out.
+    assert.ok(c.size <= 64, `size ${c.size}`);
+  }
+  assert.ok(written.some((e) => e.details !== undefined), 'counts were written before the end of the window');
+  c.flush();
+  assert.equal(accounted(written), notes);
+  assert.equal(written.filter((e) => e.details === undefined).length, colliding.length, 'each key\'s first allow is a line of its own');
+});
+
+test('a counted allow keeps no reference to the event it was given', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const c = new FastPathCounter({ windowMs: MINUTE, clock: () => START, write: () => undefined });
+  // In a function of its own, so that no variable of this frame still holds the last event.
+  const noteAll = () => {
+    const refs: WeakRef<AuditEvent>[] = [];
+    for (let i = 0; i < 100; i++) {
+      const e = allow(`u${i % 10}@example.org`);
+      c.note(e);
+      refs.push(new WeakRef(e));
+    }
+    return refs;
+  };
+  const refs = noteAll();
+  assert.equal(c.size, 10);
+  // WeakRefs hold their target until the current job ends.
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  assert.equal(refs.filter((r) => r.deref() !== undefined).length, 0);
+  c.flush();
 });
 
 test('windowMs 0 writes every allow as a line of its own', () => {

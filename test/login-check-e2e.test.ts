@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { call } from '../src/client/call.js';
 import { fromBase32, totpCode } from '../src/core/totp.js';
 import type { AppPasswordAdded, LoginCheckResult, MailboxView, VerifyResult } from '../src/protocol/results.js';
+import type { AppProtocol } from '../src/protocol/vocabulary.js';
 import { startDaemon, type TestDaemon } from './helpers/daemon.js';
 
 const TOTP = { algorithm: 'SHA1' as const, digits: 6, period: 30, window: 10 };
@@ -20,7 +21,7 @@ describe('login.check: primary passwords, locations, throttling, no codes sent',
   /** The next unused TOTP step of each mailbox (the daemon refuses a step it accepted). */
   const steps = new Map<string, number>();
   const keys = new Map<string, Buffer>();
-  const check = (user: string, password: string, ip: string, protocol = 'imap') => call(d.hookSocket, 'login.check', { user, ip, protocol, password }) as Promise<LoginCheckResult>;
+  const check = (user: string, password: string, ip: string, protocol: AppProtocol = 'imap') => call(d.hookSocket, 'login.check', { user, ip, protocol, password }) as Promise<LoginCheckResult>;
   const verify = (user: string, ip: string, code?: string) => call(d.hookSocket, 'verify', { user, ip, ...(code === undefined ? {} : { code }) }) as Promise<VerifyResult>;
   const nextCode = (user: string) => {
     const k = steps.get(user) ?? 0;

@@ -5,7 +5,8 @@
 
 import { GENESIS_PREV, lineHash, parseEntry } from './entry.js';
 import type { Head } from './disk.js';
-import { readLines, type FileSet } from './files.js';
+import { readLines } from '../files/append-log.js';
+import type { FileSet } from './files.js';
 import { LOST_ACTION } from './losses.js';
 import { describeGap, GAP_ACTION } from './reconcile.js';
 

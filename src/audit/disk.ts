@@ -11,10 +11,11 @@
 import type { FileHandle } from 'node:fs/promises';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { cutTail, readTail } from '../files/append-log.js';
 import { assertPrivateFile, errnoCode, fsyncDir } from '../files/durable.js';
 import { MemfaError } from '../protocol/errors.js';
 import { lineHash, parseEntry, type AuditEvent } from './entry.js';
-import { readFirstLine, readLinesBackward, readTail, rotatedPath, seqOf, withFile, WHAT } from './files.js';
+import { readFirstLine, readLinesBackward, rotatedPath, seqOf, withFile, WHAT } from './files.js';
 
 /** A line of the chain: its seq and the hash the next line names as its prev. */
 export interface Head {
@@ -111,10 +112,7 @@ export async function openStream(path: string, keep: number): Promise<DiskState>
     const stats = await handle.stat();
     const tail = await readTail(handle, stats.size);
     const torn = stats.size - tail.end;
-    if (torn > 0) {
-      await handle.truncate(tail.end);
-      await handle.sync();
-    }
+    if (torn > 0) await cutTail(handle, tail.end);
     let head = headOf(path, tail.lastLine);
     for (let i = 1; head === null && i <= keep; i += 1) {
       const file = rotatedPath(path, i);

@@ -37,7 +37,7 @@ export class BatchEncoder {
    * Encodes `bodies` as the lines after (seq, prev). A body whose line would pass MAX_LINE_BYTES
    * has its details replaced, in place, so that the caller's copy says what was written.
    */
-  encode(bodies: AuditBody[], seq: number, prev: string): { data: Buffer; lines: EncodedLine[] } {
+  encode(bodies: readonly AuditBody[], seq: number, prev: string): { data: Buffer; lines: EncodedLine[] } {
     let buffer = this.#buffer ?? Buffer.allocUnsafe(64 * 1024);
     let offset = 0;
     const lines: EncodedLine[] = [];

@@ -1,5 +1,6 @@
-// Reading the files of one audit stream: the last line, every line in order, lines from the end,
-// the first line; and a set of handles on all of a stream's files, opened together.
+// Reading the files of one audit stream: lines from the end, the first line (the last line and
+// every line in order are read as any append log's, files/append-log.ts); and a set of handles on
+// all of a stream's files, opened together.
 //
 // Files: <path> is written; rotated files are <path>.1 (newest) … <path>.<keep> (oldest).
 
@@ -8,6 +9,9 @@ import { open } from 'node:fs/promises';
 import { errnoCode } from '../files/durable.js';
 import { MemfaError } from '../protocol/errors.js';
 
+/** Every line in order, as the append log reads it (kept here with the stream's other readers). */
+export { readLines } from '../files/append-log.js';
+
 export const WHAT = 'audit log';
 export const NEWLINE = 0x0a;
 const CHUNK_BYTES = 64 * 1024;
@@ -15,54 +19,6 @@ const CHUNK_BYTES = 64 * 1024;
 /** <path> for 0, <path>.<i> for a rotated file. */
 export function rotatedPath(path: string, i: number): string {
   return i === 0 ? path : `${path}.${i}`;
-}
-
-export interface Tail {
-  /** Offset just past the last newline: everything after it is a torn line. */
-  end: number;
-  /** The last complete line, newline excluded. */
-  lastLine: Buffer | null;
-}
-
-/** Reads backwards from the end until the last complete line is found. */
-export async function readTail(handle: FileHandle, size: number): Promise<Tail> {
-  let collected = Buffer.alloc(0);
-  let pos = size;
-  while (pos > 0) {
-    const length = Math.min(CHUNK_BYTES, pos);
-    pos -= length;
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, pos);
-    collected = Buffer.concat([buffer.subarray(0, bytesRead), collected]);
-    const last = collected.lastIndexOf(NEWLINE);
-    if (last === -1) continue;
-    // A negative offset would make lastIndexOf search from the end again.
-    const before = last === 0 ? -1 : collected.lastIndexOf(NEWLINE, last - 1);
-    if (before !== -1 || pos === 0) {
-      return { end: pos + last + 1, lastLine: collected.subarray(before + 1, last) };
-    }
-  }
-  return { end: 0, lastLine: null };
-}
-
-/** Lines of the first `size` bytes; `terminated` is false only for a final line with no newline. */
-export async function* readLines(handle: FileHandle, size: number): AsyncGenerator<{ bytes: Buffer; terminated: boolean }> {
-  const buffer = Buffer.alloc(CHUNK_BYTES);
-  let carry = Buffer.alloc(0);
-  let pos = 0;
-  while (pos < size) {
-    const { bytesRead } = await handle.read(buffer, 0, Math.min(CHUNK_BYTES, size - pos), pos);
-    if (bytesRead === 0) break;
-    pos += bytesRead;
-    const data = Buffer.concat([carry, buffer.subarray(0, bytesRead)]);
-    let start = 0;
-    for (let nl = data.indexOf(NEWLINE, start); nl !== -1; nl = data.indexOf(NEWLINE, start)) {
-      yield { bytes: data.subarray(start, nl), terminated: true };
-      start = nl + 1;
-    }
-    carry = data.subarray(start);
-  }
-  if (carry.length > 0) yield { bytes: carry, terminated: false };
 }
 
 /** The complete lines of the first `size` bytes, newest first (a torn last line is skipped). */

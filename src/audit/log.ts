@@ -6,10 +6,11 @@
 // off, the floor (the seq of the oldest line kept) moves up and is anchored, so that a file
 // rotated out is told apart from one removed (check.ts).
 //
-// Durability: append resolves once its line is on disk (fdatasync). Appends issued while a write
-// is in flight are queued and written together with one write and one fdatasync (group commit),
-// in the order they were issued. record() queues an event the same way without a promise (the
-// login fast path); nobody waits for its line, which goes out with the next batch.
+// Durability (files/append-log.ts): append resolves once its line is on disk (fdatasync). Appends
+// issued while a write is in flight are queued and written together with one write and one
+// fdatasync (group commit), in the order they were issued. record() queues an event the same way
+// without a promise (the login fast path); nobody waits for its line, which goes out with the next
+// batch. Lines are numbered and chained when their batch is written, after the last line on disk.
 //
 // Anchoring (given an AnchorStore; guard.ts): open compares the files with the anchored head and
 // floor, records every break as an 'audit-gap' line, reports it as an error and goes on: refusing
@@ -22,7 +23,7 @@
 // an 'audit-lost' line in front of the next line written. A log left in an unknown state (a failed
 // rotation, or a cut-back that failed) tries to reopen at most once a second.
 
-import type { FileHandle } from 'node:fs/promises';
+import { AppendLog, type Batch } from '../files/append-log.js';
 import { errnoCode } from '../files/durable.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { Anchor, AnchorStore } from './anchor.js';
@@ -75,11 +76,10 @@ export interface AuditLogStats {
   gaps: number;
 }
 
-interface Pending {
+/** A line the log writes of its own in front of a batch: a break found, or the record of a loss. */
+interface Prelude {
   event: AuditBody;
-  /** Absent for an event recorded without waiting (record()). */
-  resolve?: (entry: AuditEntry) => void;
-  reject?: (error: unknown) => void;
+  resolve?: () => void;
   /** An 'audit-lost' line: the loss it records (its own failure is not a further loss). */
   loss?: UnrecordedLoss;
 }
@@ -111,15 +111,13 @@ export class AuditLog {
   readonly #losses = new LossCounter();
   readonly #encoder = new BatchEncoder();
   readonly #bodies: BodyMaker;
-  #handle: FileHandle | null;
+  /** The current file: group commit, and the cut-back of a failed write. */
+  readonly #log: AppendLog<AuditBody, AuditEntry>;
   #id: FileId;
-  #size: number;
   /** seq and hash of the last line on disk, and the floor (the oldest line rotation keeps). */
   readonly #chain: Chain;
   readonly #guard: ChainGuard;
   #checkedAt: number;
-  #queue: Pending[] = [];
-  #draining: Promise<void> | null = null;
   /** Orders writes, rotations and snapshots: a reader never sees files mid-rename. */
   #lock: Promise<unknown> = Promise.resolve();
   /** Set when the file is in an unknown state; cleared by reopening it. */
@@ -135,9 +133,8 @@ export class AuditLog {
     this.#onEvent = options.onEvent;
     this.#limited = new RateLimitedEvents(options.onEvent, options.ticks);
     this.#bodies = new BodyMaker(options.clock);
-    this.#handle = disk.handle;
+    this.#log = new AppendLog<AuditBody, AuditEntry>(disk.handle, disk.size, { writeBatch: (batch) => this.#exclusive(() => this.#writeBatch(batch)) });
     this.#id = disk.id;
-    this.#size = disk.size;
     const seq = disk.head?.seq ?? 0;
     this.#chain = { seq, prev: disk.head?.hash ?? GENESIS_PREV, floor: disk.oldestSeq ?? seq + 1 };
     this.#guard = new ChainGuard(path, options.keep, this.#chain, options.onEvent, this.#limited, options.ticks, store, options.anchorEveryBatch);
@@ -174,7 +171,7 @@ export class AuditLog {
    */
   append(event: AuditEvent): Promise<AuditEntry> {
     if (this.#closed) return Promise.reject(this.#lostAfterClose(event));
-    return new Promise<AuditEntry>((resolve, reject) => this.#enqueue({ event: this.#bodies.body(event), resolve, reject }));
+    return this.#log.append(this.#bodies.body(event));
   }
 
   /**
@@ -187,7 +184,7 @@ export class AuditLog {
       this.#lostAfterClose(event);
       return;
     }
-    this.#enqueue({ event: this.#bodies.body(event) });
+    this.#log.record(this.#bodies.body(event));
   }
 
   #lostAfterClose(event: AuditEvent): MemfaError {
@@ -197,26 +194,10 @@ export class AuditLog {
     return error;
   }
 
-  #enqueue(pending: Pending): void {
-    this.#queue.push(pending);
-    this.#draining ??= this.#drain();
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0);
-        await this.#exclusive(() => this.#writeBatch(batch));
-      }
-    } finally {
-      this.#draining = null;
-    }
-  }
-
   /** The lines to write before a batch: breaks found by a reopen, and the record of lost lines. */
-  async #prelude(): Promise<Pending[]> {
+  async #prelude(): Promise<Prelude[]> {
     const now = this.#ticks();
-    const lines: Pending[] = [];
+    const lines: Prelude[] = [];
     if (now - this.#checkedAt >= CHECK_INTERVAL_MS) {
       this.#checkedAt = now;
       if (this.#broken !== null || !(await isSameFile(this.path, this.#id))) {
@@ -230,7 +211,7 @@ export class AuditLog {
         this.#losses.recorded(loss);
         this.#onEvent('warn', 'audit-write-resumed', { file: this.path, lost: loss.lines });
       };
-      lines.push({ event: this.#bodies.body(lostLine(loss)), resolve, reject: () => undefined, loss });
+      lines.push({ event: this.#bodies.body(lostLine(loss)), resolve, loss });
     }
     return lines;
   }
@@ -238,8 +219,7 @@ export class AuditLog {
   /** Reopens <path> after it was removed or replaced, or after the log broke; the lines to record. */
   async #reopen(): Promise<AuditEvent[]> {
     const expected: Anchor = this.#guard.anchor();
-    const old = this.#handle;
-    this.#handle = null;
+    const old = this.#log.replace(null, 0);
     await old?.close().catch(() => undefined);
     let disk: DiskState;
     try {
@@ -249,9 +229,8 @@ export class AuditLog {
       this.#broken = new MemfaError('STORE_FAILED', `${WHAT} ${this.path} could not be reopened (${why})`, { data: { path: this.path }, cause: error });
       throw this.#broken;
     }
-    this.#handle = disk.handle;
+    this.#log.replace(disk.handle, disk.size);
     this.#id = disk.id;
-    this.#size = disk.size;
     this.#broken = null;
     const lines = await this.#guard.afterReopen(disk, expected);
     if (disk.torn > 0) lines.push(tornTailLine(disk.torn));
@@ -259,87 +238,84 @@ export class AuditLog {
     return lines;
   }
 
-  /** Writes a batch, rotating as needed. Never throws: settles every pending append instead. */
-  async #writeBatch(batch: Pending[]): Promise<void> {
-    let lines = batch;
-    // How many of `lines` are on disk (and settled): #writeChunk resolves its lines in order.
+  /**
+   * Writes a batch, with the log's own lines in front, rotating as needed. Never throws: settles
+   * every line instead. `lines` below are the prelude's, then the batch's.
+   */
+  async #writeBatch(batch: Batch<AuditBody, AuditEntry>): Promise<void> {
+    let prelude: Prelude[] = [];
+    // How many lines are on disk (and settled): #writeChunk settles its lines in order.
     let written = 0;
     try {
-      const prelude = await this.#prelude();
-      if (prelude.length > 0) lines = [...prelude, ...batch];
-      const { data, lines: encoded } = this.#encoder.encode(lines.map((p) => p.event), this.#chain.seq, this.#chain.prev);
+      prelude = await this.#prelude();
+      const bodies = prelude.length === 0 ? batch.items : [...prelude.map((p) => p.event), ...batch.items];
+      const { data, lines: encoded } = this.#encoder.encode(bodies, this.#chain.seq, this.#chain.prev);
       // The chunk being gathered: lines [first, i), bytes [chunkStart, lineStart).
       let first = 0;
       let chunkStart = 0;
       for (let i = 0; i < encoded.length; i++) {
         const lineStart = i === 0 ? 0 : encoded[i - 1]!.end;
-        const pendingSize = this.#size + (lineStart - chunkStart);
+        const pendingSize = this.#log.length + (lineStart - chunkStart);
         if (pendingSize > 0 && pendingSize + (encoded[i]!.end - lineStart) > this.#maxBytes) {
-          await this.#writeChunk(data.subarray(chunkStart, lineStart), lines.slice(first, i), encoded.slice(first, i));
+          await this.#writeChunk(data.subarray(chunkStart, lineStart), encoded, first, i, prelude, batch);
           written = i;
           first = i;
           chunkStart = lineStart;
           await this.#rotate();
         }
       }
-      await this.#writeChunk(data.subarray(chunkStart), lines.slice(first), encoded.slice(first));
-      written = lines.length;
+      await this.#writeChunk(data.subarray(chunkStart), encoded, first, encoded.length, prelude, batch);
+      written = encoded.length;
     } catch (error) {
       const failure = storeFailed(this.path, error);
-      const failed = lines.slice(written);
-      const lost = failed.filter((p) => p.loss === undefined);
-      if (lost.length > 0) {
-        this.#losses.failed(failure.message, lost.length, this.#clock());
+      const lostOwn = prelude.slice(written).filter((p) => p.loss === undefined);
+      const lostBatch = batch.items.slice(Math.max(0, written - prelude.length));
+      const lost = lostOwn.length + lostBatch.length;
+      if (lost > 0) {
+        const first = lostOwn[0]?.event ?? lostBatch[0]!;
+        this.#losses.failed(failure.message, lost, this.#clock());
         this.#limited.emit('error', 'audit-write-failed', {
           file: this.path,
           error: failure.message,
-          action: lost[0]!.event.action,
-          mailbox: lost[0]!.event.mailbox,
-          lines: lost.length,
+          action: first.action,
+          mailbox: first.mailbox,
+          lines: lost,
           failedWrites: this.#losses.failedWrites,
           droppedLines: this.#losses.droppedLines,
         });
       }
-      for (const pending of failed) pending.reject?.(failure);
+      batch.fail(failure);
     }
-    if (written > 0) this.#guard.written(lines.slice(0, written).some((p) => p.resolve !== undefined));
+    if (written > 0) {
+      const fromBatch = Math.max(0, written - prelude.length);
+      let awaited = prelude.slice(0, written).some((p) => p.resolve !== undefined);
+      for (let i = 0; !awaited && i < fromBatch; i++) awaited = batch.isAwaited(i);
+      this.#guard.written(awaited);
+    }
   }
 
-  /** One write and one fdatasync for consecutive lines; on failure the file is cut back. */
-  async #writeChunk(data: Buffer, pendings: Pending[], encoded: EncodedLine[]): Promise<void> {
-    const last = encoded.at(-1);
-    if (last === undefined) return;
-    const handle = this.#handle;
-    if (handle === null) throw new MemfaError('STORE_FAILED', `${WHAT} ${this.path} is not open`);
+  /** Lines [from, to) of prelude + batch, as `data`: one write and one fdatasync; on failure the file is cut back. */
+  async #writeChunk(data: Buffer, encoded: EncodedLine[], from: number, to: number, prelude: Prelude[], batch: Batch<AuditBody, AuditEntry>): Promise<void> {
+    if (to <= from) return;
     try {
-      let written = 0;
-      while (written < data.length) {
-        const { bytesWritten } = await handle.write(data, written, data.length - written);
-        written += bytesWritten;
-      }
-      await handle.datasync();
+      await this.#log.write(data);
     } catch (error) {
-      try {
-        // Undo a partial write so the next line does not land after a torn one.
-        await handle.truncate(this.#size);
-      } catch {
-        this.#broken = new MemfaError('STORE_FAILED', `${WHAT} ${this.path} is in an unknown state after a failed write`, { data: { path: this.path } });
-      }
+      // The log cuts a failed write back so that the next line does not land after a torn one; if
+      // even that failed, the file is in an unknown state until it is reopened.
+      if (this.#log.suspect) this.#broken = new MemfaError('STORE_FAILED', `${WHAT} ${this.path} is in an unknown state after a failed write`, { data: { path: this.path } });
       throw storeFailed(this.path, error);
     }
-    this.#size += data.length;
+    const last = encoded[to - 1]!;
     this.#chain.seq = last.seq;
     this.#chain.prev = last.hash;
+    for (let i = from; i < Math.min(to, prelude.length); i++) prelude[i]!.resolve?.();
+    const skip = prelude.length;
     // Only an awaited line needs its entry as an object; a recorded one has nobody to tell.
-    for (let i = 0; i < pendings.length; i++) {
-      const pending = pendings[i]!;
-      if (pending.resolve !== undefined) pending.resolve({ seq: encoded[i]!.seq, ...pending.event, prev: encoded[i]!.prev });
-    }
+    if (to > skip) batch.done(to - Math.max(from, skip), (body, index) => ({ seq: encoded[skip + index]!.seq, ...body, prev: encoded[skip + index]!.prev }));
   }
 
   async #rotate(): Promise<void> {
-    const handle = this.#handle;
-    this.#handle = null;
+    const handle = this.#log.replace(null, 0);
     try {
       await handle?.close();
       // The floor moves up, and is anchored, before the oldest file goes: a crash in between
@@ -348,9 +324,8 @@ export class AuditLog {
         this.#chain.floor = oldestLeft ?? this.#chain.seq + 1;
         await this.#guard.flush();
       });
-      this.#handle = fresh.handle;
+      this.#log.replace(fresh.handle, 0);
       this.#id = fresh.id;
-      this.#size = 0;
     } catch (error) {
       // Reopening recovers whatever state the files are in (the chain continues from <path>.1
       // when <path> is missing or empty); #prelude retries it.
@@ -400,11 +375,8 @@ export class AuditLog {
   /** Waits for queued appends, anchors the head, then closes the file. Later appends reject with SHUTTING_DOWN. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#draining !== null) await this.#draining;
+    await this.#log.idle();
     await this.#guard.flush();
-    await this.#exclusive(async () => {
-      await this.#handle?.close();
-      this.#handle = null;
-    });
+    await this.#exclusive(() => this.#log.close());
   }
 }

@@ -2,7 +2,8 @@
 
 import type { AuditEntry } from './entry.js';
 import { parseEntry } from './entry.js';
-import { readLines, type FileSet } from './files.js';
+import { readLines } from '../files/append-log.js';
+import type { FileSet } from './files.js';
 
 export interface AuditQuery {
   mailbox?: string;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
 import { call } from '../client/call.js';
-import type { MethodName, ParamsOf } from '../protocol/methods.js';
+import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { out, printJson, socketFor, usage, useColor, type GlobalOptions } from './io.js';
 
 export class Cli {
@@ -33,14 +33,14 @@ export class Cli {
   }
 
   /** Administration: the admin socket, or with a token the hook socket, scoped to the token's domains. */
-  async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
+  async call<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     const token = this.token();
     if (token === undefined) return call(socketFor(this.opts(), 'admin'), method, params);
-    return call(socketFor(this.opts(), 'hook'), method, { ...params, auth: token } as ParamsOf<M>);
+    return call(socketFor(this.opts(), 'hook'), method, params, { auth: token });
   }
 
   /** Self-service: always the self socket. */
-  async callSelf<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<unknown> {
+  async callSelf<M extends MethodName>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     return call(socketFor(this.opts(), 'self'), method, params);
   }
 

@@ -126,7 +126,7 @@ export async function runVerify(argv: string[]): Promise<number> {
     if (values['no-send'] && (values.code !== undefined || values['code-stdin'])) throw usage('verify: --no-send decides without a code; give no --code or --code-stdin with it');
     const code = values['code-stdin'] ? await readCodeFromStdin() : values.code;
     const params = code === undefined ? { user: values.user, ip: values.ip, ...(values['no-send'] ? { send: false } : {}) } : { user: values.user, ip: values.ip, code };
-    const result = (await call(socketFor(opts, 'hook'), 'verify', params)) as VerifyResult;
+    const result = await call(socketFor(opts, 'hook'), 'verify', params);
     if (opts.json) printJson(result);
     else await printHuman(result);
     return EXIT_FOR[result.result];

@@ -4,10 +4,15 @@ import net from 'node:net';
 import { MemfaError } from '../protocol/errors.js';
 import { LineDecoder, encodeFrame } from '../protocol/framing.js';
 import { errorFromObject, type RpcResponse } from '../protocol/jsonrpc.js';
-import type { MethodName, ParamsOf } from '../protocol/methods.js';
+import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 
 export interface CallOptions {
   timeoutMs?: number;
+  /**
+   * A domain administrator's token, sent as params.auth: the daemon takes it off before it
+   * validates the parameters, and refuses it for a method that is not delegable.
+   */
+  auth?: string;
 }
 
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -40,9 +45,14 @@ function unavailable(socketPath: string, err: NodeJS.ErrnoException): MemfaError
 const CONNECT_RETRY_DELAYS_MS = [20, 60];
 const RETRYABLE_CONNECT_ERRORS = new Set(['EAGAIN', 'EWOULDBLOCK', 'ECONNREFUSED']);
 
-export function call<M extends MethodName>(socketPath: string, method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<unknown> {
+/**
+ * The answer is the method's result type as protocol/methods.ts declares it: the daemon's
+ * handlers are held to the same type, so the answer is trusted as it is, not checked again here.
+ */
+export function call<M extends MethodName>(socketPath: string, method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
   const timeoutMs = options.timeoutMs ?? 30000;
-  return new Promise((resolve, reject) => {
+  const sent = options.auth === undefined ? params : { ...params, auth: options.auth };
+  return new Promise<ResultOf<M>>((resolve, reject) => {
     let socket: net.Socket;
     let retry: NodeJS.Timeout | undefined;
     let settled = false;
@@ -66,7 +76,7 @@ export function call<M extends MethodName>(socketPath: string, method: M, params
       let abandoned = false;
       s.once('connect', () => {
         connected = true;
-        s.write(encodeFrame({ jsonrpc: '2.0', id: 1, method, params }));
+        s.write(encodeFrame({ jsonrpc: '2.0', id: 1, method, params: sent }));
       });
       s.on('error', (err: NodeJS.ErrnoException) => {
         if (!connected && !settled && tries < CONNECT_RETRY_DELAYS_MS.length && RETRYABLE_CONNECT_ERRORS.has(err.code ?? '')) {
@@ -84,9 +94,9 @@ export function call<M extends MethodName>(socketPath: string, method: M, params
       s.on('data', (chunk: Buffer) => {
         for (const frame of decoder.push(chunk)) {
           if (frame.kind === 'oversize') return finish(() => reject(new MemfaError('FRAME_TOO_LARGE', 'the answer is larger than the client accepts')));
-          let response: RpcResponse;
+          let response: RpcResponse<ResultOf<M>>;
           try {
-            response = JSON.parse(frame.line) as RpcResponse;
+            response = JSON.parse(frame.line) as RpcResponse<ResultOf<M>>;
           } catch {
             return finish(() => reject(new MemfaError('PARSE_ERROR', 'the daemon sent an answer that is not JSON')));
           }

@@ -2,6 +2,7 @@
 // Plain JSON-compatible shapes only: the store serialises them as they are.
 
 import type { AppProtocol, ChallengeMode, CodeProvider, FallbackProvider, PrimaryPasswordMode, ProviderName } from '../protocol/vocabulary.js';
+import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../protocol/wire-types.js';
 
 // The lists live with the protocol, which must not import the core; the core re-exports them.
 export {
@@ -16,24 +17,8 @@ export {
   type PrimaryPasswordMode,
   type ProviderName,
 } from '../protocol/vocabulary.js';
-
-/** ISO 3166-1 alpha-2 country rule. `block`: refuse the listed countries; `allow-only`: refuse all others. */
-export interface CountryRule {
-  mode: 'block' | 'allow-only';
-  countries: string[];
-}
-
-/**
- * How long a mailbox that must enrol may still log in without a second factor (core/grace.ts).
- * until: an ISO time; logins: how many such logins. With both, the first limit reached ends it.
- */
-export interface GraceLimits {
-  until?: string;
-  logins?: number;
-}
-
-/** 'none': a mailbox without a secret must enrol at its next login that needs a factor. */
-export type EnrolmentGrace = 'none' | GraceLimits;
+// So are the shapes that the answers carry as they are (a country rule, a remembered location, ...).
+export type { ChallengeMinimum, CountryRule, EnrolmentGrace, GraceLimits, RememberedCountry, RememberedIp, SettingSource } from '../protocol/wire-types.js';
 
 /**
  * Settings stored at one level (global, domain or mailbox). A missing key means "inherit from the
@@ -70,15 +55,6 @@ export interface UserSettings {
 }
 
 export type SettingKey = keyof LevelSettings;
-export type SettingSource = 'global' | 'domain' | 'mailbox' | 'user' | 'default';
-
-/** The platform's minimum challenge mode as it applies to one mailbox. */
-export interface ChallengeMinimum {
-  value: ChallengeMode;
-  source: 'global' | 'domain';
-  /** It lifted the mode the settings gave (sources.challenge then names the minimum's level). */
-  raised: boolean;
-}
 
 /** Effective settings after inheritance, each with where it came from. */
 export interface EffectiveSettings {
@@ -94,18 +70,6 @@ export interface EffectiveSettings {
   enrolmentGrace: EnrolmentGrace;
   primaryPassword: PrimaryPasswordMode;
   sources: Record<'challenge' | 'provider' | 'fallbackProvider' | 'usersMayConfigure' | 'enrolmentGrace' | 'primaryPassword', SettingSource>;
-}
-
-export interface RememberedIp {
-  ip: string;
-  firstSeen: number; // epoch ms
-  lastSeen: number;
-}
-
-export interface RememberedCountry {
-  country: string; // ISO 3166-1 alpha-2
-  firstSeen: number;
-  lastSeen: number;
 }
 
 /** A TOTP secret sealed by the key ring (AES-256-GCM); never plain text in the store. */

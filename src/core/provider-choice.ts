@@ -3,34 +3,13 @@
 // without the mailbox's phone number or alternate address. Decided before anything is sent, so
 // that a configuration error is answered as one (PROVIDER_UNUSABLE) and not as a failed send to
 // retry. Pure: what is enabled and which gateways exist are passed in.
-import type { CodeProvider, EffectiveSettings, ProviderName, SettingSource } from './model.js';
+import { CODE_PROVIDERS, isMember, type ProviderProblem } from '../protocol/vocabulary.js';
+import type { ProviderCandidate, ProviderChoice } from '../protocol/wire-types.js';
+import type { CodeProvider, EffectiveSettings, ProviderName } from './model.js';
 
-/** Why a provider cannot be used (memfa(1) names each, under mailbox show). */
-export const PROVIDER_PROBLEMS = ['disabled', 'no-gateway', 'no-destination'] as const;
-export type ProviderProblem = (typeof PROVIDER_PROBLEMS)[number];
-
-export interface ProviderCandidate {
-  provider: ProviderName;
-  role: 'provider' | 'fallback';
-  /** The settings level that named it. */
-  source: SettingSource;
-  /** Why it cannot be used; null when it can. */
-  problem: ProviderProblem | null;
-}
-
-export interface ProviderChoice {
-  /**
-   * usable: `provider` is the one used. disabled: the platform disabled every candidate.
-   * unusable: none can be used and at least one lacks a gateway or a destination.
-   */
-  outcome: 'usable' | 'disabled' | 'unusable';
-  /** The provider used, with its role and source; null when none can be. */
-  provider: ProviderName | null;
-  role: ProviderCandidate['role'] | null;
-  source: SettingSource | null;
-  /** The provider, then the fallback (when one is set and differs), in the order they are tried. */
-  candidates: ProviderCandidate[];
-}
+// The lists and shapes are the protocol's (mailbox show and explain carry the choice as it is).
+export { PROVIDER_PROBLEMS, type ProviderProblem } from '../protocol/vocabulary.js';
+export type { ProviderCandidate, ProviderChoice } from '../protocol/wire-types.js';
 
 export interface ProviderFacts {
   enabled(provider: ProviderName): boolean;
@@ -38,7 +17,7 @@ export interface ProviderFacts {
 }
 
 export function isCodeProvider(provider: string): provider is CodeProvider {
-  return provider === 'sms' || provider === 'email';
+  return isMember(CODE_PROVIDERS, provider);
 }
 
 /** Where a code of `provider` goes for the mailbox, or null when it has none. */

@@ -1,11 +1,12 @@
 // Routes a request to its handler: method allow-list per socket, parameter validation, time-out,
 // and conversion of every failure into a typed error (never a crash, never a raw stack).
 import { MemfaError } from '../protocol/errors.js';
-import { METHODS, isDelegable, isMethodName, methodAllowedOn, type MethodName, type ParamsOf, type SocketKind } from '../protocol/methods.js';
+import { METHODS, isDelegable, isMethodName, methodAllowedOn, type MethodName, type ParamsOf, type ResultOf, type SocketKind } from '../protocol/methods.js';
 import type { CallContext } from '../services/ports.js';
 import type { Logger } from './logger.js';
 
-export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => Promise<unknown> | unknown };
+/** One handler per method, answering with the method's result type (protocol/methods.ts), at once or later. */
+export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>> };
 
 export type Authenticate = (token: string) => { admin: string; domains: string[] };
 
@@ -58,6 +59,8 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
       ctx.scope = authenticate(token as string);
       ctx.actor = `domain-admin:${ctx.scope.admin}`;
     } else if (method.startsWith('self.')) ctx.actor = 'self';
+    // Known by name only at run time: the handler answers with ResultOf<method> (Handlers), which
+    // the connection serialises as it is.
     const handler = handlers[method] as (p: unknown, c: CallContext) => unknown;
     let result: unknown;
     try {

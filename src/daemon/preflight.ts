@@ -8,6 +8,7 @@ import type { MemfaConfig } from '../config/types.js';
 import { TEMPLATE_PLACEHOLDERS, validateTemplate } from '../delivery/template.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
+import { CODE_PROVIDERS } from '../protocol/vocabulary.js';
 import { Keyring } from '../security/keyring.js';
 
 /**
@@ -112,7 +113,7 @@ export async function keyFileFindings(config: MemfaConfig): Promise<Findings> {
 /** What deserves a warning in a valid configuration (the daemon logs the same at start). */
 export function configWarnings(config: MemfaConfig): string[] {
   const warnings: string[] = [];
-  for (const provider of ['sms', 'email'] as const) {
+  for (const provider of CODE_PROVIDERS) {
     if (config.providers[provider].transport === 'log') {
       warnings.push(`providers.${provider}.transport: "log" writes every code in plain text to ${config.logTransport.file}; for development only`);
     }

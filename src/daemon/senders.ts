@@ -5,13 +5,14 @@ import { createLogSender } from '../delivery/log.js';
 import { createSmppSender } from '../delivery/sms.js';
 import { createSmtpSender } from '../delivery/smtp.js';
 import { DEFAULT_SMS_TEMPLATE, DEFAULT_SMTP_TEMPLATES, type Sender } from '../delivery/types.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 import type { Logger } from './logger.js';
 import { assertTemplates } from './preflight.js';
 
-export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<'sms' | 'email', Sender>> {
+export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<CodeProvider, Sender>> {
   // Shared with `memfa config check` (preflight.ts); smpp.dataCoding is the validator's (spec.ts).
   assertTemplates(config);
-  const senders: Partial<Record<'sms' | 'email', Sender>> = {};
+  const senders: Partial<Record<CodeProvider, Sender>> = {};
   const email = config.providers.email;
   if (email.transport === 'log') senders.email = createLogSender('email', config.logTransport);
   else if (config.smtp !== null) {
@@ -70,7 +71,7 @@ export function createSenders(config: MemfaConfig, log: Logger): Partial<Record<
 }
 
 /** Start-up check of every gateway: logged, never fatal. */
-export function checkSenders(senders: Partial<Record<'sms' | 'email', Sender>>, log: Logger): void {
+export function checkSenders(senders: Partial<Record<CodeProvider, Sender>>, log: Logger): void {
   for (const [provider, sender] of Object.entries(senders)) {
     void sender.check().then((r) =>
       r.ok ? log.info('gateway-ok', { provider, transport: sender.transport }) : log.warn('gateway-unreachable', { provider, transport: sender.transport, error: r.error }),

@@ -1,7 +1,10 @@
 // The delivery port: what services need from a way of getting a code to a person, and the
 // configuration each transport is built from. Nothing here knows nodemailer or smpp.
 
-export type Provider = 'sms' | 'email';
+import type { CodeProvider } from '../protocol/vocabulary.js';
+
+/** The providers that deliver a code (sms, email): the protocol's list. */
+export type Provider = CodeProvider;
 
 /** One message to deliver. `to` is an E.164 number (sms) or an address (email). */
 export interface OutgoingCode {

@@ -16,8 +16,8 @@ export interface RpcErrorObject {
   data?: { code: ErrorCode; hint?: string; [key: string]: unknown };
 }
 
-export type RpcResponse =
-  | { jsonrpc: '2.0'; id: RpcId; result: unknown }
+export type RpcResponse<R = unknown> =
+  | { jsonrpc: '2.0'; id: RpcId; result: R }
   | { jsonrpc: '2.0'; id: RpcId; error: RpcErrorObject };
 
 export type Incoming =

@@ -1,7 +1,15 @@
-// Result shapes of the methods (see methods.ts), shared by daemon and CLI.
-import type { ChallengeMinimum, CountryRule, EnrolmentGrace, RememberedCountry, RememberedIp, SettingSource } from '../core/model.js';
-import type { ProviderChoice } from '../core/provider-choice.js';
-import type { AppProtocol, ChallengeMode, FallbackProvider, PolicyName, PrimaryPasswordMode, ProviderName } from './vocabulary.js';
+// Result shapes of the methods: methods.ts names each method's, the daemon's handlers must return
+// it and the client's call returns it. Shared by daemon and CLI; nothing here has a runtime form.
+import type { SocketKind } from './methods.js';
+import type { ChallengeMode, CodeProvider, FallbackProvider, PolicyName, PrimaryPasswordMode, ProviderName } from './vocabulary.js';
+import type { ChallengeMinimum, CountryRule, EnrolmentGrace, ProviderChoice, RememberedCountry, RememberedIp, SettingSource } from './wire-types.js';
+
+// The answers of the mail-protocol side (app passwords, login.check, explain --protocol).
+export type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, AppPasswordView, LoginCheckOutcome, LoginCheckResult, ProtocolExplainResult } from './results-mail.js';
+
+export interface PingResult {
+  pong: true;
+}
 
 export interface StatusResult {
   version: string;
@@ -47,6 +55,32 @@ export type AuditStreamCheck = { stream: AuditStreamName } & (
 export type AuditVerifyResult =
   | { ok: true; lines: number; files: number; lost: number; streams: AuditStreamCheck[] }
   | { ok: false; file: string; line: number; problem: string; streams: AuditStreamCheck[] };
+
+/** An audit line as audit.query answers it (audit/entry.ts writes it), with the stream it is in. */
+export interface AuditEntryView {
+  seq: number;
+  /** ISO 8601. */
+  time: string;
+  /** admin, self, hook, daemon or domain-admin:NAME. */
+  actor: string;
+  socket: SocketKind | null;
+  mailbox: string | null;
+  action: string;
+  result: string;
+  reason: string | null;
+  ip: string | null;
+  country: string | null;
+  /** A counted line (fast-path allows) has details.count: the logins it stands for. */
+  details?: Record<string, unknown>;
+  /** The SHA-256 of the line before, which chains the stream. */
+  prev: string;
+  stream: AuditStreamName;
+}
+
+export interface AuditQueryResult {
+  /** Oldest first. */
+  entries: AuditEntryView[];
+}
 
 export type VerifyOutcome = 'allow' | 'deny' | 'challenge' | 'enroll';
 
@@ -99,6 +133,9 @@ export interface LockView {
   failures: number;
 }
 
+/** A TOTP secret active, one pending (enrolment started, not confirmed), or none. */
+export type TotpStatus = 'active' | 'pending' | 'none';
+
 export interface MailboxView {
   address: string;
   stored: boolean;
@@ -109,7 +146,7 @@ export interface MailboxView {
   effective: EffectiveView;
   phone: string | null;
   altEmail: string | null;
-  totp: 'active' | 'pending' | 'none';
+  totp: TotpStatus;
   totpActivatedAt: number | null;
   ips: RememberedIp[];
   countries: RememberedCountry[];
@@ -132,6 +169,11 @@ export interface MailboxView {
   appPasswords: number;
 }
 
+export interface MailboxRemoveResult {
+  address: string;
+  removed: true;
+}
+
 export interface EnrolResult {
   address: string;
   secret: string;
@@ -142,6 +184,24 @@ export interface EnrolResult {
   digits: number;
   period: number;
 }
+
+/** enroll.confirm, self.enroll.confirm. */
+export interface EnrolConfirmResult {
+  address: string;
+  activated: true;
+  /** Epoch ms. */
+  activatedAt: number;
+}
+
+/** reset: what was removed. */
+export interface ResetResult {
+  address: string;
+  secret: boolean;
+  locations: boolean;
+}
+
+/** self.forget-locations: reset's answer, or without `secret` for a mailbox with no stored record (nothing to forget). */
+export type ForgetLocationsResult = ResetResult | { address: string; locations: true };
 
 export interface ExplainResult {
   address: string;
@@ -155,7 +215,7 @@ export interface ExplainResult {
 
 export interface MailboxListResult {
   total: number;
-  mailboxes: { address: string; challenge: ChallengeMode; provider: ProviderName; totp: 'active' | 'pending' | 'none'; locked: boolean }[];
+  mailboxes: { address: string; challenge: ChallengeMode; provider: ProviderName; totp: TotpStatus; locked: boolean }[];
 }
 
 /** domain.set, domain.show: the domain's own settings and what its mailboxes inherit. */
@@ -174,6 +234,8 @@ export interface DomainListResult {
 /** global.set, global.show. */
 export interface GlobalView {
   settings: Record<string, unknown>;
+  /** The configuration's defaults (defaults in memfa.conf(5)), under the global settings. */
+  defaults: Record<string, unknown>;
   effective: EffectiveView;
 }
 
@@ -205,18 +267,25 @@ export interface ProvidersSetResult {
 /** self.show, self.set. */
 export interface SelfView {
   address: string;
-  challenge: string;
-  provider: string;
+  challenge: ChallengeMode;
+  provider: ProviderName;
   /** Where each came from: 'user' for the user's own choice. */
-  sources: { challenge: string; provider: string };
+  sources: { challenge: SettingSource; provider: SettingSource };
+  /** What the user chose (challenge, provider). */
+  userSettings: Record<string, unknown>;
   phone: string | null;
   altEmail: string | null;
-  totp: string;
+  totp: TotpStatus;
+  ips: RememberedIp[];
+  countries: RememberedCountry[];
+  recoveryCodesLeft: number;
   /** The second factors in use; changing them through self-service needs one of them proved. */
-  activeFactors: string[];
+  activeFactors: ProviderName[];
   mayConfigure: boolean;
-  allowedChallenges: string[];
-  allowedProviders: string[];
+  /** Empty when the user may not configure. */
+  allowedChallenges: ChallengeMode[];
+  /** Empty when the user may not configure, or an administrator set this mailbox's provider. */
+  allowedProviders: ProviderName[];
   /** Whether the user may create app passwords (the platform's policy), and how many the mailbox has. */
   appPasswords: { mayCreate: boolean; count: number };
 }
@@ -229,7 +298,8 @@ export interface DomainRemoveResult {
 }
 
 export interface SelfCodeSent {
-  provider: string;
+  address: string;
+  provider: CodeProvider;
   destination: string;
   expiresAt: number;
   /** Whether a message went out now; false: the code sent before is still valid and the send limits allow no other yet. */
@@ -250,8 +320,9 @@ export interface AdminListResult {
   admins: { name: string; domains: string[]; createdAt: number }[];
 }
 
-export interface AuditQueryResult {
-  entries: { time: string; actor: string; mailbox: string | null; action: string; result: string; reason: string | null; ip: string | null; country: string | null; details?: { count?: unknown } }[];
+export interface AdminRemoveResult {
+  name: string;
+  removed: true;
 }
 
 /** A client source whose code checks are refused (see memfa(1), Lockout). */
@@ -287,16 +358,23 @@ export interface KeyRotateResult {
 }
 
 export interface UnlockResult {
+  address: string;
+  unlocked: true;
   failuresCleared: number;
 }
 
+/** recovery.generate, self.recovery.generate: the new set, shown once. */
 export interface RecoveryCodesResult {
+  address: string;
   codes: string[];
 }
 
 export interface ProviderTestResult {
+  provider: CodeProvider;
   transport: string;
+  /** Masked. */
   to: string;
+  ok: true;
   messageId: string | null;
   ms: number;
 }
@@ -320,71 +398,4 @@ export interface ImportResult {
   replaced: boolean;
   /** Recovery codes stored in place of the mailbox's set; null: its set was left as it was. */
   recoveryCodes: number | null;
-}
-
-/** An app password as app-password.list shows it: never the password or its hash. */
-export interface AppPasswordView {
-  id: string;
-  name: string;
-  protocols: AppProtocol[];
-  /** CIDR networks it may be used from; empty: any. */
-  networks: string[];
-  createdAt: number;
-  /** Epoch ms; null: never expires. */
-  expiresAt: number | null;
-  expired: boolean;
-  lastUsed: { at: number; ip: string; country: string | null } | null;
-  uses: number;
-}
-
-/** app-password.add, self.app-password.add: the password itself, shown this once. */
-export interface AppPasswordAdded extends AppPasswordView {
-  address: string;
-  password: string;
-}
-
-export interface AppPasswordList {
-  address: string;
-  /** appPasswords.maxPerMailbox. */
-  max: number;
-  appPasswords: AppPasswordView[];
-}
-
-export interface AppPasswordRevoked {
-  address: string;
-  revoked: { id: string; name: string }[];
-  /** App passwords the mailbox still has. */
-  left: number;
-}
-
-export type LoginCheckOutcome = 'allow' | 'continue' | 'deny';
-
-/** login.check: what a mail server does with a mail-protocol login (see memfa(1), LOGIN CHECK). */
-export interface LoginCheckResult {
-  result: LoginCheckOutcome;
-  reason: string;
-  user: string;
-  ip: string;
-  country: string | null;
-  protocol: AppProtocol;
-  /** deny: one line the mail server may show the client. */
-  message?: string;
-  /** The id of the app password that matched (allow, or a deny for its protocol, network or expiry). */
-  appPasswordId?: string;
-  /** deny throttled: seconds until a login can succeed again. */
-  retryAfter?: number;
-}
-
-/** explain with a protocol: what login.check would answer, and why. */
-export interface ProtocolExplainResult {
-  address: string;
-  ip: string;
-  country: string | null;
-  protocol: AppProtocol;
-  mailbox: MailboxView;
-  /** For a password that is not one of the mailbox's app passwords. */
-  decision: { result: LoginCheckOutcome; reason: string; message?: string; matched?: string };
-  /** The app passwords that would be accepted here, and those that would not, with why. */
-  appPasswords: { id: string; name: string; accepted: boolean; refusal: string | null }[];
-  steps: string[];
 }

@@ -14,8 +14,10 @@ export type Infer<S> = S extends Schema<infer T> ? T : never;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-export function str(opts: { max?: number; min?: number; allowControl?: boolean; oneOf?: readonly string[] } = {}): Schema<string> {
+/** With `oneOf`, the value is one of those words, and its type says so. */
+export function str<T extends string = string>(opts: { max?: number; min?: number; allowControl?: boolean; oneOf?: readonly T[] } = {}): Schema<T> {
   const max = opts.max ?? 256;
+  const words: readonly string[] | undefined = opts.oneOf;
   return {
     describe: opts.oneOf ? opts.oneOf.join('|') : 'string',
     parse(value, path) {
@@ -23,8 +25,9 @@ export function str(opts: { max?: number; min?: number; allowControl?: boolean; 
       if (value.length > max) throw invalidParams(`${path}: longer than ${max} characters`, { param: path });
       if (value.length < (opts.min ?? 0)) throw invalidParams(`${path}: must not be empty`, { param: path });
       if (!opts.allowControl && CONTROL.test(value)) throw invalidParams(`${path}: contains control characters`, { param: path });
-      if (opts.oneOf && !opts.oneOf.includes(value)) throw invalidParams(`${path}: must be one of ${opts.oneOf.join(', ')}`, { param: path });
-      return value;
+      if (words && !words.includes(value)) throw invalidParams(`${path}: must be one of ${words.join(', ')}`, { param: path });
+      // Without oneOf, T is string; with it, the check above held.
+      return value as T;
     },
   };
 }

@@ -20,6 +20,11 @@ export type FallbackProvider = (typeof FALLBACK_PROVIDERS)[number];
 /** A settings patch value that removes the key, so the level inherits from the one above. */
 export const INHERIT = 'inherit';
 
+/** Whether `value` is one of `words`: for input checked against one of these lists. */
+export function isMember<T extends string>(words: readonly T[], value: string): value is T {
+  return (words as readonly string[]).includes(value);
+}
+
 /** `values` plus INHERIT: what a command or method that changes one level accepts. */
 export function orInherit<T extends string>(values: readonly T[]): readonly (T | typeof INHERIT)[] {
   return [...values, INHERIT];
@@ -36,6 +41,10 @@ export type AppProtocol = (typeof APP_PROTOCOLS)[number];
  */
 export const PRIMARY_PASSWORD_MODES = ['password', 'known-location', 'app-password'] as const;
 export type PrimaryPasswordMode = (typeof PRIMARY_PASSWORD_MODES)[number];
+
+/** Why a provider cannot give a mailbox its factor (memfa(1) names each, under mailbox show). */
+export const PROVIDER_PROBLEMS = ['disabled', 'no-gateway', 'no-destination'] as const;
+export type ProviderProblem = (typeof PROVIDER_PROBLEMS)[number];
 
 /** The pseudo-provider of the provider policy that says who may create app passwords. */
 export const APP_PASSWORD_POLICY = 'app-password';

@@ -3,6 +3,7 @@
 import { normaliseDomain } from '../core/validate.js';
 import { keyedHash, randomToken, verifyKeyedHash } from '../security/hash.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
+import type { AdminAddResult, AdminListResult, AdminRemoveResult } from '../protocol/results.js';
 import type { CallContext, Ports } from './ports.js';
 
 export interface AdminRecord {
@@ -30,7 +31,7 @@ export class DomainAdmins {
     return this.p.store.getMeta<Record<string, AdminRecord>>(META_KEY) ?? {};
   }
 
-  async add(params: { name: string; domains: string[] }, ctx: CallContext) {
+  async add(params: { name: string; domains: string[] }, ctx: CallContext): Promise<AdminAddResult> {
     const name = params.name.toLowerCase();
     if (!NAME.test(name)) throw invalidParams('name: 1-64 of a-z, 0-9, ".", "_", "-", starting with a letter or digit', { param: 'name' });
     if (params.domains.length === 0) throw invalidParams('give at least one --domain', { param: 'domains' });
@@ -48,11 +49,11 @@ export class DomainAdmins {
     return { name, domains, token };
   }
 
-  list() {
+  list(): AdminListResult {
     return { admins: Object.values(this.all()).map(({ name, domains, createdAt }) => ({ name, domains, createdAt })).sort((a, b) => a.name.localeCompare(b.name)) };
   }
 
-  async remove(params: { name: string }, ctx: CallContext) {
+  async remove(params: { name: string }, ctx: CallContext): Promise<AdminRemoveResult> {
     const name = params.name.toLowerCase();
     const removed = await this.p.store.transact((tx) => {
       const all = { ...(tx.getMeta<Record<string, AdminRecord>>(META_KEY) ?? {}) };

@@ -8,11 +8,12 @@ import type { MailboxRecord, OpenCode } from '../core/model.js';
 import { destinationOf, problemText } from '../core/provider-choice.js';
 import { maskRecipient } from '../delivery/mask.js';
 import { MemfaError } from '../protocol/errors.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 import { keyedHash, verifyKeyedHash } from '../security/hash.js';
 import type { Ports } from './ports.js';
 import { providerUnusable, type UnusableCandidate } from './unusable.js';
 
-export type CodeProvider = 'sms' | 'email';
+export type { CodeProvider };
 export const CODE_PURPOSE = 'otp-code';
 
 export interface IssuedCode {

@@ -10,7 +10,7 @@ import type { MailboxRecord, PendingTotp, TotpState } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { normaliseAddress } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
-import type { EnrolResult } from '../protocol/results.js';
+import type { EnrolConfirmResult, EnrolResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import type { StoreTx } from '../store/types.js';
 import { lockoutPolicy, mailboxOrNew, totpOptions } from './context.js';
@@ -130,7 +130,7 @@ export class Enrolment {
     params: { address: string; code?: string | undefined; force?: boolean | undefined },
     ctx: CallContext,
     assertMay?: (rec: MailboxRecord, tx: StoreTx) => void,
-  ) {
+  ): Promise<EnrolConfirmResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     if (params.code === undefined && params.force !== true) throw invalidParams('give the code from the app, or force activation', { param: 'code' });

@@ -1,6 +1,5 @@
 // Binds every protocol method to the service that answers it.
 import type { Handlers } from '../daemon/dispatch.js';
-import type { AppProtocol } from '../protocol/vocabulary.js';
 import { DomainAdmins } from './admins.js';
 import { AppPasswordUsage } from './app-password-usage.js';
 import { AppPasswords } from './app-passwords.js';
@@ -55,9 +54,8 @@ export function createServices(p: Ports): Services {
     ping: () => ({ pong: true }),
     status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
-    // The schema admits only APP_PROTOCOLS as protocol.
-    'login.check': (params, ctx) => loginCheck.check({ ...params, protocol: params.protocol as AppProtocol }, ctx),
-    explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol as AppProtocol }, ctx)),
+    'login.check': (params, ctx) => loginCheck.check(params, ctx),
+    explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol }, ctx)),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
     'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),

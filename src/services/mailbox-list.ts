@@ -1,7 +1,7 @@
 // `mailbox.list`: one row per stored mailbox, and the filters an administrator combines to find
 // the mailboxes that need attention (locked, not enrolled, a pending enrolment, a provider).
 import { kindLockState } from '../core/lockout.js';
-import type { MailboxRecord } from '../core/model.js';
+import type { MailboxRecord, ProviderName } from '../core/model.js';
 import type { MemfaConfig } from '../config/types.js';
 import type { MailboxListResult } from '../protocol/results.js';
 import type { StoreReader } from '../store/types.js';
@@ -20,7 +20,7 @@ export interface MailboxFilter {
   /** An enrolment started and not confirmed (open pending secret, no active one). */
   pending?: boolean | undefined;
   /** The effective provider, as the row gives it. */
-  provider?: string | undefined;
+  provider?: ProviderName | undefined;
 }
 
 export function mailboxRow(config: MemfaConfig, store: StoreReader, r: MailboxRecord, now: number): MailboxRow {

@@ -5,7 +5,7 @@ import { describeChoice } from '../core/provider-choice.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import { count } from '../core/wording.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
-import type { ExplainResult } from '../protocol/results.js';
+import type { ExplainResult, ResetResult } from '../protocol/results.js';
 import { effectiveSettings, mailboxOrNew, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
@@ -35,7 +35,7 @@ export class MailboxOps {
     private readonly codes: OneTimeCodes,
   ) {}
 
-  async reset(params: { address: string; secret?: boolean | undefined; locations?: boolean | undefined }, ctx: CallContext) {
+  async reset(params: { address: string; secret?: boolean | undefined; locations?: boolean | undefined }, ctx: CallContext): Promise<ResetResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const secret = params.secret === true;

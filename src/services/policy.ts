@@ -2,12 +2,12 @@
 // configuration; `memfa providers` changes are stored and override it.
 import type { EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
 import { chooseProvider, type ProviderChoice } from '../core/provider-choice.js';
-import { PROVIDERS } from '../core/model.js';
 import { APP_PASSWORD_POLICY, POLICY_NAMES, type PolicyName } from '../protocol/vocabulary.js';
 import { agree, count } from '../core/wording.js';
 import { effectiveSettings } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import { MemfaError } from '../protocol/errors.js';
+import type { ProvidersListResult, ProvidersSetResult } from '../protocol/results.js';
 
 export interface ProviderRights {
   enabled: boolean;
@@ -63,7 +63,7 @@ export class ProviderPolicy {
     return n;
   }
 
-  list() {
+  list(): ProvidersListResult {
     return {
       providers: POLICY_NAMES.map((name) => {
         const r = this.rights(name);
@@ -79,8 +79,8 @@ export class ProviderPolicy {
     };
   }
 
-  async change(params: { provider: string; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext) {
-    const provider = params.provider as PolicyName;
+  async change(params: { provider: PolicyName; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext): Promise<ProvidersSetResult> {
+    const provider = params.provider;
     const change: Partial<ProviderRights> = {};
     if (params.enabled !== undefined) change.enabled = params.enabled;
     if (params.domainAdmins !== undefined) change.domainAdmins = params.domainAdmins;

@@ -6,7 +6,8 @@ import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
-import type { AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -31,7 +32,7 @@ export interface KeyAdmin {
 
 export interface AuditReader {
   /** domains: only entries whose mailbox is in one of them (never an entry of no mailbox). */
-  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<unknown[]>;
+  query(filter: { mailbox?: string; domains?: readonly string[]; since?: Date; until?: Date; result?: string; action?: string; limit?: number }): Promise<AuditEntryView[]>;
   verify(): Promise<AuditVerifyResult>;
   /** Lines written, lost writes and breaks found, per stream. */
   status(): AuditStatus;
@@ -66,7 +67,7 @@ export interface Ports {
   keys: KeyAdmin;
   log: Logger;
   /** Configured code senders; a provider without one cannot deliver. */
-  senders: Partial<Record<'sms' | 'email', Sender>>;
+  senders: Partial<Record<CodeProvider, Sender>>;
   startedAt: number;
   version: string;
 }

@@ -9,7 +9,7 @@
 // mailbox is refused before anything is checked.
 import { normaliseCode } from '../core/codes.js';
 import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
-import type { EffectiveSettings, MailboxRecord } from '../core/model.js';
+import type { CodeProvider, EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
 import { checkTotp } from '../core/totp.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import { secretAad } from '../security/keyring.js';
@@ -23,7 +23,7 @@ import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
 /** The parameter that carries the proof, wherever a method asks for one. */
 export const PROOF_PARAM = 'currentCode';
 
-export type ActiveFactor = 'totp' | 'sms' | 'email';
+export type ActiveFactor = ProviderName;
 
 /**
  * The second factors a mailbox has now: an active TOTP secret, and a phone or alternate address
@@ -33,7 +33,7 @@ export type ActiveFactor = 'totp' | 'sms' | 'email';
 export function activeFactors(rec: MailboxRecord, eff: EffectiveSettings): ActiveFactor[] {
   const out: ActiveFactor[] = [];
   if (rec.totp !== null) out.push('totp');
-  const uses = (p: 'sms' | 'email') => eff.provider === p || eff.fallbackProvider === p;
+  const uses = (p: CodeProvider) => eff.provider === p || eff.fallbackProvider === p;
   if (rec.phone !== null && uses('sms')) out.push('sms');
   if (rec.altEmail !== null && uses('email')) out.push('email');
   return out;

@@ -2,11 +2,13 @@
 import { maskRecipient } from '../delivery/mask.js';
 import { normaliseAddress } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
+import type { ProviderTestResult } from '../protocol/results.js';
+import type { CodeProvider } from '../protocol/vocabulary.js';
 import { phoneRules } from './phone-rules.js';
 import type { CallContext, Ports } from './ports.js';
 
-export async function testProvider(p: Ports, params: { provider: string; to: string }, ctx: CallContext) {
-  const provider = params.provider as 'sms' | 'email';
+export async function testProvider(p: Ports, params: { provider: CodeProvider; to: string }, ctx: CallContext): Promise<ProviderTestResult> {
+  const provider = params.provider;
   const to = provider === 'sms' ? (await phoneRules()).normalisePhone(params.to, 'to') : normaliseAddress(params.to, 'to');
   const sender = p.senders[provider];
   if (sender === undefined) {

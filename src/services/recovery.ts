@@ -1,6 +1,7 @@
 // Recovery codes: ten single-use codes a user keeps on paper, accepted by verify in place of any
 // second factor. Stored only as keyed hashes; shown once when generated.
 import { normaliseAddress } from '../core/validate.js';
+import type { RecoveryCodesResult } from '../protocol/results.js';
 import { keyedHash, verifyKeyedHash } from '../security/hash.js';
 import { mailboxOrNew } from './context.js';
 import type { CallContext, Ports } from './ports.js';
@@ -51,7 +52,7 @@ export class RecoveryCodes {
     return { codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`), hashes: codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c)) };
   }
 
-  async generate(params: { address: string }, ctx: CallContext) {
+  async generate(params: { address: string }, ctx: CallContext): Promise<RecoveryCodesResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const { codes, hashes } = this.newSet();

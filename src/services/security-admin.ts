@@ -3,6 +3,7 @@ import { adminUnlockAll, failureCount, failuresOf } from '../core/lockout.js';
 import type { MailboxRecord } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
+import type { AuditQueryResult, AuditVerifyResult, KeyAddResult, KeyRotateResult, UnlockResult } from '../protocol/results.js';
 import { secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
@@ -31,7 +32,7 @@ export class SecurityAdmin {
   ) {}
 
   /** Clears both kinds of a mailbox's failures (core/lockout.ts), or those kept for one without a record. */
-  async unlock(params: { address: string }, ctx: CallContext) {
+  async unlock(params: { address: string }, ctx: CallContext): Promise<UnlockResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const was = await this.p.store.transact((tx) => {
@@ -68,7 +69,7 @@ export class SecurityAdmin {
    * wherever it is needed before anything is sealed with it; `rotateKey` then makes it current.
    * Refused during a rotation, which retires every key but its own at the end.
    */
-  async addKey(ctx: CallContext) {
+  async addKey(ctx: CallContext): Promise<KeyAddResult> {
     if (this.rotating) throw new MemfaError('CONFLICT', 'a key rotation is running; add the key after it');
     const kid = await this.p.keys.add();
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'key.add', result: 'ok', details: { kid } });
@@ -81,7 +82,7 @@ export class SecurityAdmin {
    * in the key file, still able to open what was not re-sealed; running rotate again finishes the
    * job. This is the rotation of one daemon; security/rotation.ts has the plan for several.
    */
-  async rotateKey(ctx: CallContext) {
+  async rotateKey(ctx: CallContext): Promise<KeyRotateResult> {
     if (this.rotating) throw new MemfaError('CONFLICT', 'a key rotation is already running');
     this.rotating = true;
     try {
@@ -121,7 +122,7 @@ export class SecurityAdmin {
   async auditQuery(
     params: { mailbox?: string | undefined; since?: string | undefined; until?: string | undefined; result?: string | undefined; action?: string | undefined; limit?: number | undefined },
     ctx: CallContext,
-  ) {
+  ): Promise<AuditQueryResult> {
     const filter: Parameters<Ports['audit']['query']>[0] = {};
     if (params.mailbox !== undefined) {
       filter.mailbox = normaliseAddress(params.mailbox, 'mailbox');
@@ -138,7 +139,7 @@ export class SecurityAdmin {
     return { entries: await this.p.audit.query(filter) };
   }
 
-  auditVerify() {
+  auditVerify(): Promise<AuditVerifyResult> {
     return this.p.audit.verify();
   }
 }

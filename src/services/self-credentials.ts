@@ -82,7 +82,7 @@ export class SelfCredentials {
   }
 
   /** A new set of recovery codes (the old set stops working), shown once. */
-  async generateRecoveryCodes(params: { user: string; currentCode?: string | undefined }, ctx: CallContext): Promise<RecoveryCodesResult & { address: string }> {
+  async generateRecoveryCodes(params: { user: string; currentCode?: string | undefined }, ctx: CallContext): Promise<RecoveryCodesResult> {
     const address = normaliseAddress(params.user, 'user');
     const now = this.p.clock();
     const { codes, hashes } = this.recovery.newSet();

@@ -4,10 +4,12 @@
 // administrators' (MailboxRecord.userSettings), so that neither undoes the other.
 import { applySettingsPatch, atLeastAsStrict, CHALLENGE_STRICTNESS } from '../core/settings.js';
 import { kindLockState } from '../core/lockout.js';
-import { CHALLENGE_MODES, newMailbox, PROVIDERS, type ChallengeMode, type EffectiveSettings, type MailboxRecord, type PendingTotp, type ProviderName } from '../core/model.js';
+import { CHALLENGE_MODES, newMailbox, PROVIDERS, type EffectiveSettings, type MailboxRecord, type PendingTotp } from '../core/model.js';
 import { domainOf, normaliseAddress, normaliseAltEmail, normaliseIp } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
+import type { ParamsOf } from '../protocol/methods.js';
 import { Problems } from '../protocol/problems.js';
+import type { EnrolConfirmResult, EnrolResult, ForgetLocationsResult, SelfCodeSent, SelfView } from '../protocol/results.js';
 import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
 import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
@@ -52,7 +54,7 @@ export class SelfService {
     return effectiveSettings(this.p.config, this.p.store, address).usersMayConfigure;
   }
 
-  show(params: { user: string }) {
+  show(params: { user: string }): SelfView {
     const address = normaliseAddress(params.user, 'user');
     const now = this.p.clock();
     const rec = this.p.store.getMailbox(address) ?? newMailbox(address, now);
@@ -99,10 +101,7 @@ export class SelfService {
    * ('inherit' drops the choice); provider: among those allowed to end users, and only while no
    * administrator set this mailbox's provider.
    */
-  async set(
-    params: { user: string; challenge?: string | undefined; provider?: string | undefined; phone?: string | null | undefined; altEmail?: string | null | undefined; currentCode?: string | undefined },
-    ctx: CallContext,
-  ) {
+  async set(params: ParamsOf<'self.set'>, ctx: CallContext): Promise<SelfView> {
     const address = normaliseAddress(params.user, 'user');
     // Nothing to change would store an empty record.
     if (params.challenge === undefined && params.provider === undefined && params.phone === undefined && params.altEmail === undefined) {
@@ -112,7 +111,7 @@ export class SelfService {
     const patch: Record<string, unknown> = {};
     if (params.challenge !== undefined) patch['challenge'] = params.challenge;
     if (params.provider !== undefined) {
-      if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider as ProviderName, 'end-user');
+      if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider, 'end-user');
       patch['provider'] = params.provider;
     }
     const problems = new Problems();
@@ -128,7 +127,7 @@ export class SelfService {
       // meanwhile is not undone.
       if (params.challenge !== undefined && params.challenge !== 'inherit') {
         const floor = settingsWithoutUser(this.p.config, tx, address, rec);
-        if (!atLeastAsStrict(params.challenge as ChallengeMode, floor.challenge)) {
+        if (!atLeastAsStrict(params.challenge, floor.challenge)) {
           throw new MemfaError('FORBIDDEN', `challenge mode ${params.challenge} is weaker than ${floor.challenge}, which ${whoRequires(floor)}`, {
             data: { right: 'challenge', minimum: floor.challenge, source: floor.sources.challenge },
           });
@@ -187,7 +186,7 @@ export class SelfService {
    * mailbox has a factor, the pending secret is created, and shown, only after `currentCode`
    * proved it, since confirming it would replace that factor.
    */
-  async enrollStart(params: { user: string; restart?: boolean | undefined; currentCode?: string | undefined }, ctx: CallContext) {
+  async enrollStart(params: { user: string; restart?: boolean | undefined; currentCode?: string | undefined }, ctx: CallContext): Promise<EnrolResult> {
     const address = normaliseAddress(params.user, 'user');
     // Replacing an active secret is a change of settings; a first enrolment is always allowed.
     if (this.p.store.getMailbox(address)?.totp) this.assertMayConfigure(address);
@@ -214,7 +213,7 @@ export class SelfService {
    * only a pending secret started with proof of it can be activated here: one started before
    * (while it had none) would otherwise replace the factor without that proof.
    */
-  enrollConfirm(params: { user: string; code: string }, ctx: CallContext) {
+  enrollConfirm(params: { user: string; code: string }, ctx: CallContext): Promise<EnrolConfirmResult> {
     const assertMay =
       ctx.socket === 'admin'
         ? undefined
@@ -234,7 +233,7 @@ export class SelfService {
    * `currentCode` (verify sends one only when a login needs it). The same send limits apply as to
    * verify's challenge; a locked mailbox gets none.
    */
-  async codeSend(params: { user: string; ip?: string | undefined }, ctx: CallContext) {
+  async codeSend(params: { user: string; ip?: string | undefined }, ctx: CallContext): Promise<SelfCodeSent> {
     const address = normaliseAddress(params.user, 'user');
     const ip = params.ip === undefined ? '' : normaliseIp(params.ip, 'ip');
     const now = this.p.clock();
@@ -262,7 +261,7 @@ export class SelfService {
     }
     // Inside the send limits an open code answers without a send: recorded as such.
     await this.p.audit.append(issued.sent ? entry('sent', null, { provider: issued.provider }) : entry('not-sent', 'code-open', { provider: issued.provider }));
-    const answer: { address: string; provider: string; destination: string; expiresAt: number; sent: boolean; resent: boolean; retryAfter?: number } = {
+    const answer: SelfCodeSent = {
       address,
       provider: issued.provider,
       destination: issued.destination,
@@ -274,7 +273,7 @@ export class SelfService {
     return answer;
   }
 
-  async forgetLocations(params: { user: string }, ctx: CallContext) {
+  async forgetLocations(params: { user: string }, ctx: CallContext): Promise<ForgetLocationsResult> {
     const address = normaliseAddress(params.user, 'user');
     if (this.p.store.getMailbox(address) === undefined) return { address, locations: true };
     return this.ops.reset({ address, locations: true }, ctx);

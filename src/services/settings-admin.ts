@@ -4,7 +4,7 @@ import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord }
 import { normaliseAddress, normaliseAltEmail, normaliseDomain } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
-import type { MailboxListResult, MailboxView, SetWarnings } from '../protocol/results.js';
+import type { DomainListResult, DomainRemoveResult, DomainView, GlobalView, MailboxListResult, MailboxRemoveResult, MailboxView, SetWarnings } from '../protocol/results.js';
 import { effectiveSettings, effectiveView, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
@@ -158,7 +158,7 @@ export class SettingsAdmin {
     return { total, mailboxes: records.map(row) };
   }
 
-  async removeMailbox(params: { address: string }, ctx: CallContext) {
+  async removeMailbox(params: { address: string }, ctx: CallContext): Promise<MailboxRemoveResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const removed = await this.p.store.transact((tx) => tx.deleteMailbox(address));
@@ -167,7 +167,7 @@ export class SettingsAdmin {
     return { address, removed: true };
   }
 
-  private domainView(domain: string) {
+  private domainView(domain: string): DomainView {
     const rec = this.p.store.getDomain(domain);
     return {
       domain,
@@ -179,7 +179,7 @@ export class SettingsAdmin {
     };
   }
 
-  async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext) {
+  async setDomain(params: { domain: string; settings?: unknown }, ctx: CallContext): Promise<DomainView & SetWarnings> {
     const problems = new Problems();
     const named = problems.check(() => normaliseDomain(params.domain));
     if (named !== undefined) assertDomain(ctx, named);
@@ -201,13 +201,13 @@ export class SettingsAdmin {
     return { ...this.domainView(domain), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
-  showDomain(params: { domain: string }, ctx: CallContext) {
+  showDomain(params: { domain: string }, ctx: CallContext): DomainView {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
     return this.domainView(domain);
   }
 
-  listDomains(ctx: CallContext) {
+  listDomains(ctx: CallContext): DomainListResult {
     const visible = (d: string) => ctx.scope === undefined || ctx.scope.domains.includes(d);
     return { domains: this.p.store.listDomains().filter((d) => visible(d.domain)).map((d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: this.p.store.countMailboxes(d.domain) })) };
   }
@@ -217,7 +217,7 @@ export class SettingsAdmin {
    * (DOMAIN_ADMIN_KEYS): the platform administrator's settings stay, and so does the record while
    * any remain. `kept` lists them.
    */
-  async removeDomain(params: { domain: string }, ctx: CallContext) {
+  async removeDomain(params: { domain: string }, ctx: CallContext): Promise<DomainRemoveResult> {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
     const now = this.p.clock();
@@ -235,7 +235,7 @@ export class SettingsAdmin {
     return { domain, removed: true, kept };
   }
 
-  async setGlobal(params: { settings?: unknown }, ctx: CallContext) {
+  async setGlobal(params: { settings?: unknown }, ctx: CallContext): Promise<GlobalView & SetWarnings> {
     const patch = asPatch(params.settings);
     if (Object.keys(patch).length === 0) throw invalidParams(`settings: nothing to change: give at least one of ${keysOf('global')}`, { param: 'settings' });
     await this.p.store.transact((tx) => tx.putGlobal(applySettingsPatch(tx.getGlobal(), patch, 'global')));
@@ -243,7 +243,7 @@ export class SettingsAdmin {
     return { ...this.showGlobal(), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
-  showGlobal() {
+  showGlobal(): GlobalView {
     const settings: LevelSettings = this.p.store.getGlobal();
     return { settings: { ...settings }, defaults: { ...this.p.config.defaults }, effective: effectiveView(resolveSettings(this.p.config.defaults, settings, undefined, undefined)) };
   }

@@ -1,7 +1,7 @@
 // `status`: what an administrator checks first. Each configured gateway is checked now (the
 // senders' check() asks the server or gateway, never a remembered state), both at once, so the
 // answer takes as long as the slower check, not their sum.
-import { CODE_PROVIDERS } from '../core/model.js';
+import { CODE_PROVIDERS, type CodeProvider } from '../core/model.js';
 import type { StatusResult } from '../protocol/results.js';
 import type { Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
@@ -9,7 +9,7 @@ import type { ProviderPolicy } from './policy.js';
 type ProviderEntry = StatusResult['providers'][number];
 
 /** What an enabled provider without a gateway means, for status and the start-up log. */
-function withoutGateway(name: 'sms' | 'email'): string {
+function withoutGateway(name: CodeProvider): string {
   return `enabled without a gateway: ${name === 'sms' ? 'smpp' : 'smtp'} is not configured, so verify answers provider-unusable (exit 78) where ${name} is needed`;
 }
 
@@ -20,7 +20,7 @@ export function warnProvidersWithoutGateway(p: Ports, policy: ProviderPolicy): v
   }
 }
 
-async function gatewayEntry(p: Ports, policy: ProviderPolicy, name: 'sms' | 'email'): Promise<ProviderEntry> {
+async function gatewayEntry(p: Ports, policy: ProviderPolicy, name: CodeProvider): Promise<ProviderEntry> {
   const enabled = policy.rights(name).enabled;
   const sender = p.senders[name];
   if (sender === undefined) {

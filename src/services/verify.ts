@@ -3,7 +3,7 @@
 // (replay, try counters, lockout) is atomic even under concurrent logins.
 import { decide, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
 import { failureKind, kindLockState, lockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type FailureKind, type LockState } from '../core/lockout.js';
-import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
+import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord, type RememberedIp } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { graceState, type GraceState } from '../core/grace.js';
 import { checkTotp } from '../core/totp.js';
@@ -59,6 +59,13 @@ function graceAnswer(grace: Extract<GraceState, { active: true }>, offer: { otpa
   if (grace.loginsLeft !== null) answer.graceLoginsLeft = grace.loginsLeft;
   if (grace.until !== null) answer.graceUntil = grace.until;
   return answer;
+}
+
+/** The record's own copy of `ip` when it remembers that address, else `ip` itself. */
+function rememberedCopy(ips: readonly RememberedIp[], ip: string): string {
+  // Indexed: for-of allocates an iterator where V8 does not inline this.
+  for (let i = 0; i < ips.length; i++) if (ips[i]!.ip === ip) return ips[i]!.ip;
+  return ip;
 }
 
 /** The audit reason of an error answer, where it has a name of its own. */
@@ -142,8 +149,13 @@ export class Verifier {
     const { settings, choice } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
     const decision = this.decision(login, rec, settings);
     if (code === null && decision.action === 'allow') {
-      // The answer does not wait for this audit line: allows like it are counted per minute.
-      this.p.audit.recordAllow(entry('allow', decision.reason));
+      // The answer does not wait for this audit line: allows like it are counted per minute. The
+      // counter keeps the mailbox and address of each one until its minute ends: the stored
+      // record's own copies of those strings, which live on anyway, rather than the request's,
+      // which would be promoted to the old generation with it (audit/aggregate.ts).
+      const mailbox = rec.address === address ? rec.address : address;
+      const from = decision.reason === 'known-ip' ? rememberedCopy(rec.ips, ip) : ip;
+      this.p.audit.recordAllow({ actor: ctx.actor, socket: ctx.socket, mailbox, action: 'verify', result: 'allow', reason: decision.reason, ip: from, country: login.country });
       return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
     return this.decideAndAct({ login, rec, settings, choice, decision }, code, send).then(

@@ -1,7 +1,6 @@
 // memfa app-password add | list | revoke: app passwords for mail clients (IMAP, POP3, SMTP,
 // ManageSieve, CalDAV/CardDAV), made by an administrator for a mailbox.
 import type { Command } from 'commander';
-import type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { formatAppPasswordAdded, formatAppPasswordList, formatAppPasswordRevoked } from '../format-app-passwords.js';
 import { usage } from '../io.js';
@@ -43,7 +42,7 @@ export function registerAppPasswords(program: Command, cli: Cli): void {
   const group = program.command('app-password').description('app passwords: what mail clients (IMAP, POP3, SMTP, ManageSieve, DAV) log in with once MFA is on');
   addAppPasswordOptions(group.command('add').argument('<address>').description('create an app password for a mailbox (printed once; only a keyed hash is kept)')).action(
     async (address: string, f: AppPasswordFlags) => {
-      const r = (await cli.call('app-password.add', { address, ...appPasswordParams(f) })) as AppPasswordAdded;
+      const r = await cli.call('app-password.add', { address, ...appPasswordParams(f) });
       cli.print(r, (c) => formatAppPasswordAdded(r, c));
     },
   );
@@ -52,7 +51,7 @@ export function registerAppPasswords(program: Command, cli: Cli): void {
     .argument('<address>')
     .description('the app passwords of a mailbox: name, id, protocols, networks, created, expiry, last use (time, IP, country) and use count')
     .action(async (address: string) => {
-      const r = (await cli.call('app-password.list', { address })) as AppPasswordList;
+      const r = await cli.call('app-password.list', { address });
       cli.print(r, (c) => formatAppPasswordList(r, c));
     });
   group
@@ -62,7 +61,7 @@ export function registerAppPasswords(program: Command, cli: Cli): void {
     .option('--all', 'revoke every app password of the mailbox')
     .description('revoke an app password (or all): it stops working at once')
     .action(async (address: string, ref: string | undefined, f: { all?: boolean }) => {
-      const r = (await cli.call('app-password.revoke', { address, ...revokeTarget(ref, f.all, 'app-password revoke') })) as AppPasswordRevoked;
+      const r = await cli.call('app-password.revoke', { address, ...revokeTarget(ref, f.all, 'app-password revoke') });
       cli.print(r, () => formatAppPasswordRevoked(r));
     });
 }

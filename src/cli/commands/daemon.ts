@@ -1,6 +1,5 @@
 // memfa daemon, memfa status, and the help entry of memfa verify.
 import type { Command } from 'commander';
-import type { MailboxView, StatusResult } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { formatLock, formatStatus } from '../format.js';
 import { configFor, out } from '../io.js';
@@ -21,11 +20,11 @@ export function registerDaemon(program: Command, cli: Cli): void {
     .description('daemon version, uptime, store, mailbox count, provider status and audit log health; or one mailbox\'s lock')
     .action(async (address: string | undefined) => {
       if (address !== undefined) {
-        const m = (await cli.call('mailbox.show', { address })) as MailboxView;
+        const m = await cli.call('mailbox.show', { address });
         cli.print({ address: m.address, lock: m.lock }, (c) => formatLock(m, c));
         return;
       }
-      const s = (await cli.call('status', {})) as StatusResult;
+      const s = await cli.call('status', {});
       cli.print(s, (c) => formatStatus(s, c));
     });
 

@@ -1,6 +1,5 @@
 // memfa global set | show.
 import type { Command } from 'commander';
-import type { GlobalView, SetWarnings } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { addSettingOptions, assertSomethingToSet, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatGlobal } from '../format.js';
@@ -10,7 +9,7 @@ export function registerGlobal(program: Command, cli: Cli): void {
   const global = program.command('global').description('global settings, inherited by every domain');
   addSettingOptions(global.command('set').description('change a global setting ("inherit" falls back to the configuration default)'), 'global').action(async (f: SettingFlags, cmd: Command) => {
     assertSomethingToSet(cmd, f);
-    const r = (await cli.call('global.set', { settings: settingsPatch(f) })) as GlobalView & SetWarnings;
+    const r = await cli.call('global.set', { settings: settingsPatch(f) });
     cli.print(r, (c) => formatGlobal(r, c));
     warn(r.warnings);
   });
@@ -18,7 +17,7 @@ export function registerGlobal(program: Command, cli: Cli): void {
     .command('show')
     .description('the global settings in effect, and where each comes from')
     .action(async () => {
-      const r = (await cli.call('global.show', {})) as GlobalView;
+      const r = await cli.call('global.show', {});
       cli.print(r, (c) => formatGlobal(r, c));
     });
 }

@@ -1,6 +1,5 @@
 // memfa ip-block list | clear: the client sources whose code checks the daemon refuses.
 import type { Command } from 'commander';
-import type { IpBlockClearResult, IpBlockListResult } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { parseLimit } from '../flags.js';
 import { formatIpBlockCleared, formatIpBlocks } from '../format.js';
@@ -13,7 +12,7 @@ export function registerIpBlocks(program: Command, cli: Cli): void {
     .description('the blocked sources: source, reason, until, failures')
     .option('--limit <n>', 'at most n, those whose block ends first (default 1000)', parseLimit)
     .action(async (f: { limit?: number }) => {
-      const r = (await cli.call('ip-block.list', f)) as IpBlockListResult;
+      const r = await cli.call('ip-block.list', f);
       cli.print(r, () => formatIpBlocks(r));
     });
   group
@@ -23,7 +22,7 @@ export function registerIpBlocks(program: Command, cli: Cli): void {
     .option('--all', 'every source')
     .action(async (source: string | undefined, f: { all?: boolean }) => {
       if ((source === undefined) === (f.all !== true)) throw usage('ip-block clear: give a SOURCE or --all');
-      const r = (await cli.call('ip-block.clear', f.all === true ? { all: true } : { source: source! })) as IpBlockClearResult;
+      const r = await cli.call('ip-block.clear', f.all === true ? { all: true } : { source: source! });
       cli.print(r, () => formatIpBlockCleared(r));
     });
 }

@@ -1,7 +1,6 @@
 // memfa key add, memfa key rotate, memfa audit, memfa audit verify.
 import type { Command } from 'commander';
 import { EXIT } from '../../protocol/errors.js';
-import type { AuditQueryResult, AuditVerifyResult, KeyAddResult, KeyRotateResult } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { parseLimit } from '../flags.js';
 import { formatAudit, formatAuditVerify, formatKeyAdd, formatKeyRotate } from '../format.js';
@@ -12,14 +11,14 @@ export function registerKeysAndAudit(program: Command, cli: Cli): void {
     .command('add')
     .description('add a key to the key file without using it yet (the next rotate makes it current)')
     .action(async () => {
-      const r = (await cli.call('key.add', {})) as KeyAddResult;
+      const r = await cli.call('key.add', {});
       cli.print(r, () => formatKeyAdd(r));
     });
   key
     .command('rotate')
     .description('make the added key (or a new one) current, re-encrypt every secret under it, retire the old keys (no downtime)')
     .action(async () => {
-      const r = (await cli.call('key.rotate', {})) as KeyRotateResult;
+      const r = await cli.call('key.rotate', {});
       cli.print(r, () => formatKeyRotate(r));
     });
 
@@ -33,14 +32,14 @@ export function registerKeysAndAudit(program: Command, cli: Cli): void {
     .option('--action <action>', 'only this action (verify, mailbox.set, reset, ...)')
     .option('--limit <n>', 'the most recent n entries (default 1000)', parseLimit)
     .action(async (f: { mailbox?: string; since?: string; until?: string; result?: string; action?: string; limit?: number }) => {
-      const r = (await cli.call('audit.query', f)) as AuditQueryResult;
+      const r = await cli.call('audit.query', f);
       cli.print(r, () => formatAudit(r));
     });
   audit
     .command('verify')
     .description('check the hash chains of the audit log (tampering, removed lines or files)')
     .action(async () => {
-      const r = (await cli.call('audit.verify', {})) as AuditVerifyResult;
+      const r = await cli.call('audit.verify', {});
       cli.print(r, (c) => formatAuditVerify(r, c));
       if (!r.ok) process.exitCode = EXIT.DATAERR;
     });

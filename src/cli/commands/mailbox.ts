@@ -1,8 +1,7 @@
 // memfa mailbox set | show | list | remove.
 import { Option, type Command } from 'commander';
-import { PROVIDERS } from '../../protocol/vocabulary.js';
+import { PROVIDERS, type ProviderName } from '../../protocol/vocabulary.js';
 import type { ParamsOf } from '../../protocol/methods.js';
-import type { MailboxListResult, MailboxView, SetWarnings } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { addSettingOptions, assertSomethingToSet, parseLimit, settingsPatch, type SettingFlags } from '../flags.js';
 import { formatMailbox, formatMailboxList, formatMailboxRemoved } from '../format.js';
@@ -18,7 +17,7 @@ export function registerMailbox(program: Command, cli: Cli): void {
       const params: ParamsOf<'mailbox.set'> = { address, settings: settingsPatch(f) };
       if (f.phone !== undefined) params.phone = f.phone === 'none' ? null : f.phone;
       if (f.altEmail !== undefined) params.altEmail = f.altEmail === 'none' ? null : f.altEmail;
-      const m = (await cli.call('mailbox.set', params)) as MailboxView & SetWarnings;
+      const m = await cli.call('mailbox.set', params);
       cli.print(m, (c) => formatMailbox(m, c));
       warn(m.warnings);
     });
@@ -27,7 +26,7 @@ export function registerMailbox(program: Command, cli: Cli): void {
     .argument('<address>')
     .description('effective settings (and where each comes from), the provider in use where it differs, enrolment, locations, lock')
     .action(async (address: string) => {
-      const m = (await cli.call('mailbox.show', { address })) as MailboxView;
+      const m = await cli.call('mailbox.show', { address });
       cli.print(m, (c) => formatMailbox(m, c));
     });
   mailbox
@@ -41,8 +40,8 @@ export function registerMailbox(program: Command, cli: Cli): void {
     .option('--limit <n>', 'at most n (of those that pass the filters)', parseLimit)
     .option('--after <address>', 'start after this address (paging)')
     .addHelpText('after', '\nThe total printed with --json counts the mailboxes that pass the filters.')
-    .action(async (f: { domain?: string; limit?: number; after?: string; locked?: boolean; notEnrolled?: boolean; pending?: boolean; provider?: string }) => {
-      const r = (await cli.call('mailbox.list', f)) as MailboxListResult;
+    .action(async (f: { domain?: string; limit?: number; after?: string; locked?: boolean; notEnrolled?: boolean; pending?: boolean; provider?: ProviderName }) => {
+      const r = await cli.call('mailbox.list', f);
       const filtered = f.locked === true || f.notEnrolled === true || f.pending === true || f.provider !== undefined;
       cli.print(r, (c) => formatMailboxList(r, c, filtered));
     });

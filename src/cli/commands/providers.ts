@@ -1,8 +1,6 @@
 // memfa providers list | enable | disable | set: the platform's provider policy.
 import type { Command } from 'commander';
-import type { PolicyName } from '../../protocol/vocabulary.js';
-import { POLICY_NAMES } from '../../protocol/vocabulary.js';
-import type { ProvidersListResult, ProvidersSetResult } from '../../protocol/results.js';
+import { isMember, POLICY_NAMES } from '../../protocol/vocabulary.js';
 import type { Cli } from '../context.js';
 import { yesNo } from '../flags.js';
 import { formatProviderRow } from '../format.js';
@@ -16,13 +14,13 @@ export function registerProviders(program: Command, cli: Cli): void {
     .command('list')
     .description('each provider: enabled, who may assign it, its gateway, the mailboxes that use it')
     .action(async () => {
-      const r = (await cli.call('providers.list', {})) as ProvidersListResult;
+      const r = await cli.call('providers.list', {});
       cli.print(r, (c) => r.providers.map((p) => formatProviderRow(p, c)).join('\n'));
     });
   const changeProvider = async (name: string, change: Change) => {
-    if (!(POLICY_NAMES as readonly string[]).includes(name)) throw usage(`the provider is ${POLICY_NAMES.slice(0, -1).join(', ')} or ${POLICY_NAMES.at(-1)} (who may create app passwords)`);
-    const r = (await cli.call('providers.set', { provider: name as PolicyName, ...change })) as ProvidersSetResult;
-    const all = (await cli.call('providers.list', {})) as ProvidersListResult;
+    if (!isMember(POLICY_NAMES, name)) throw usage(`the provider is ${POLICY_NAMES.slice(0, -1).join(', ')} or ${POLICY_NAMES.at(-1)} (who may create app passwords)`);
+    const r = await cli.call('providers.set', { provider: name, ...change });
+    const all = await cli.call('providers.list', {});
     const row = all.providers.find((p) => p.name === name)!;
     cli.print(r, (c) => `${formatProviderRow(row, c)}\n${r.effect}`);
   };

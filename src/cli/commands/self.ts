@@ -3,7 +3,6 @@
 // end-user self-service on the self socket, as a webmail back end offers it.
 import { Option, type Command } from 'commander';
 import type { ParamsOf } from '../../protocol/methods.js';
-import type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, EnrolResult, RecoveryCodesResult, SelfCodeSent, SelfView } from '../../protocol/results.js';
 import type { Cli } from '../context.js';
 import { askCode, askCurrentCode, showEnrolment } from '../enrolment.js';
 import { assertSomethingToSet, CHALLENGE_CHOICES, PROVIDER_CHOICES } from '../flags.js';
@@ -25,7 +24,7 @@ export function registerSelf(program: Command, cli: Cli): void {
     .command('show')
     .description('own challenge mode and provider, what may be chosen, phone, address, TOTP state')
     .action(async () => {
-      const v = (await cli.callSelf('self.show', { user: selfUser() })) as SelfView;
+      const v = await cli.callSelf('self.show', { user: selfUser() });
       cli.print(v, () => formatSelf(v));
     });
   self
@@ -36,14 +35,14 @@ export function registerSelf(program: Command, cli: Cli): void {
     .option('--phone <E164|none>', 'own mobile number for SMS codes, with + and the country code')
     .option('--alt-email <address|none>', 'own alternate address')
     .option('--current-code-stdin', `${CURRENT_CODE_HELP}; needed to change the provider, phone or address of a mailbox with a second factor`)
-    .action(async (f: { challenge?: string; provider?: string; phone?: string; altEmail?: string; currentCodeStdin?: boolean }, cmd: Command) => {
+    .action(async (f: { challenge?: (typeof CHALLENGE_CHOICES)[number]; provider?: (typeof PROVIDER_CHOICES)[number]; phone?: string; altEmail?: string; currentCodeStdin?: boolean }, cmd: Command) => {
       assertSomethingToSet(cmd, f, ['--current-code-stdin']);
       const params: ParamsOf<'self.set'> = { user: selfUser(), ...(await currentCode(f)) };
       if (f.challenge !== undefined) params.challenge = f.challenge;
       if (f.provider !== undefined) params.provider = f.provider;
       if (f.phone !== undefined) params.phone = f.phone === 'none' ? null : f.phone;
       if (f.altEmail !== undefined) params.altEmail = f.altEmail === 'none' ? null : f.altEmail;
-      const v = (await cli.callSelf('self.set', params)) as SelfView;
+      const v = await cli.callSelf('self.set', params);
       cli.print(v, () => formatSelf(v));
     });
   self
@@ -51,7 +50,7 @@ export function registerSelf(program: Command, cli: Cli): void {
     .option('--ip <ip>', "the user's client address, named in the message")
     .description('send a one-time code to the sms or email factor, to prove it with --current-code-stdin')
     .action(async (f: { ip?: string }) => {
-      const r = (await cli.callSelf('self.code.send', { user: selfUser(), ...(f.ip === undefined ? {} : { ip: f.ip }) })) as SelfCodeSent;
+      const r = await cli.callSelf('self.code.send', { user: selfUser(), ...(f.ip === undefined ? {} : { ip: f.ip }) });
       cli.print(r, () => formatSelfCodeSent(r));
     });
   self
@@ -60,7 +59,7 @@ export function registerSelf(program: Command, cli: Cli): void {
     .option('--current-code-stdin', `${CURRENT_CODE_HELP}; needed once the mailbox has a second factor`)
     .description('start own TOTP enrolment (prints the otpauth URI; confirm with self confirm)')
     .action(async (f: { restart?: boolean; currentCodeStdin?: boolean }) => {
-      const e = (await cli.callSelf('self.enroll.start', { user: selfUser(), restart: f.restart === true, ...(await currentCode(f)) })) as EnrolResult;
+      const e = await cli.callSelf('self.enroll.start', { user: selfUser(), restart: f.restart === true, ...(await currentCode(f)) });
       if (cli.opts().json) printJson(e);
       else await showEnrolment(e, cli.chalk());
     });
@@ -83,14 +82,14 @@ export function registerSelf(program: Command, cli: Cli): void {
   addAppPasswordOptions(appPassword.command('add').description('create an own app password (printed once); needs the current second factor'))
     .option('--current-code-stdin', `${CURRENT_CODE_HELP}; always needed`)
     .action(async (f: AppPasswordFlags & { currentCodeStdin?: boolean }) => {
-      const r = (await cli.callSelf('self.app-password.add', { user: selfUser(), ...appPasswordParams(f), ...(await currentCode(f)) })) as AppPasswordAdded;
+      const r = await cli.callSelf('self.app-password.add', { user: selfUser(), ...appPasswordParams(f), ...(await currentCode(f)) });
       cli.print(r, (c) => formatAppPasswordAdded(r, c));
     });
   appPassword
     .command('list')
     .description('own app passwords and when each was last used')
     .action(async () => {
-      const r = (await cli.callSelf('self.app-password.list', { user: selfUser() })) as AppPasswordList;
+      const r = await cli.callSelf('self.app-password.list', { user: selfUser() });
       cli.print(r, (c) => formatAppPasswordList(r, c));
     });
   appPassword
@@ -99,7 +98,7 @@ export function registerSelf(program: Command, cli: Cli): void {
     .option('--all', 'revoke every own app password')
     .description('revoke an own app password (or all)')
     .action(async (ref: string | undefined, f: { all?: boolean }) => {
-      const r = (await cli.callSelf('self.app-password.revoke', { user: selfUser(), ...revokeTarget(ref, f.all, 'self app-password revoke') })) as AppPasswordRevoked;
+      const r = await cli.callSelf('self.app-password.revoke', { user: selfUser(), ...revokeTarget(ref, f.all, 'self app-password revoke') });
       cli.print(r, () => formatAppPasswordRevoked(r));
     });
   self
@@ -107,7 +106,7 @@ export function registerSelf(program: Command, cli: Cli): void {
     .option('--current-code-stdin', `${CURRENT_CODE_HELP}; always needed`)
     .description('generate 10 new own recovery codes (shown once; the previous set stops working); needs the current second factor')
     .action(async (f: { currentCodeStdin?: boolean }) => {
-      const r = (await cli.callSelf('self.recovery.generate', { user: selfUser(), ...(await currentCode(f)) })) as RecoveryCodesResult & { address: string };
+      const r = await cli.callSelf('self.recovery.generate', { user: selfUser(), ...(await currentCode(f)) });
       cli.print(r, (c) => formatRecoveryCodes(r.address, r.codes, c));
     });
 }

@@ -1,7 +1,6 @@
 // Support of one mailbox: memfa enroll, reset, explain, unlock, recovery-codes.
 import { Option, type Command } from 'commander';
-import type { EnrolResult, ExplainResult, MailboxView, ProtocolExplainResult, RecoveryCodesResult, UnlockResult } from '../../protocol/results.js';
-import { APP_PROTOCOLS } from '../../protocol/vocabulary.js';
+import { APP_PROTOCOLS, type AppProtocol } from '../../protocol/vocabulary.js';
 import { formatProtocolExplain } from '../format-app-passwords.js';
 import type { Cli } from '../context.js';
 import { askCode, showEnrolment } from '../enrolment.js';
@@ -17,17 +16,17 @@ export function registerSupport(program: Command, cli: Cli): void {
     .addHelpText('after', '\nWith --json (and without --no-confirm) the pending secret and URI are printed,\nand the secret is activated by the first verify with a valid code from the app.')
     .option('--restart', 'discard a pending secret and create a new one')
     .action(async (address: string, f: { confirm: boolean; restart?: boolean }) => {
-      const e = (await cli.call('enroll.start', { address, restart: f.restart === true })) as EnrolResult;
+      const e = await cli.call('enroll.start', { address, restart: f.restart === true });
       const json = cli.opts().json === true;
       const c = cli.chalk();
       const providerNote = async () => {
-        const m = (await cli.call('mailbox.show', { address })) as MailboxView;
+        const m = await cli.call('mailbox.show', { address });
         const note = formatProviderNote(m.address, m.effective.provider, c);
         if (note !== null) out(note);
       };
       if (!f.confirm) {
         const done = await cli.call('enroll.confirm', { address, force: true });
-        if (json) printJson({ ...e, ...(done as object) });
+        if (json) printJson({ ...e, ...done });
         else {
           await showEnrolment(e, c, false);
           out(formatActivated(address, 'forced', c));
@@ -69,14 +68,10 @@ export function registerSupport(program: Command, cli: Cli): void {
     .requiredOption('--ip <ip>', 'the client address to decide for')
     .addOption(new Option('--protocol <protocol>', 'decide for a mail-protocol login (login.check) instead of verify').choices(APP_PROTOCOLS))
     .description('dry run: what verify (or, with --protocol, a mail-protocol login) would get and why (changes nothing, sends nothing)')
-    .action(async (address: string, f: { ip: string; protocol?: string }) => {
-      if (f.protocol !== undefined) {
-        const r = (await cli.call('explain', { address, ip: f.ip, protocol: f.protocol })) as ProtocolExplainResult;
-        cli.print(r, (c) => formatProtocolExplain(r, c));
-        return;
-      }
-      const r = (await cli.call('explain', { address, ip: f.ip })) as ExplainResult;
-      cli.print(r, (c) => formatExplain(r, c));
+    .action(async (address: string, f: { ip: string; protocol?: AppProtocol }) => {
+      const r = await cli.call('explain', f.protocol === undefined ? { address, ip: f.ip } : { address, ip: f.ip, protocol: f.protocol });
+      // The answer for a protocol names it (ProtocolExplainResult); verify's does not.
+      cli.print(r, (c) => ('protocol' in r ? formatProtocolExplain(r, c) : formatExplain(r, c)));
     });
 
   program
@@ -84,7 +79,7 @@ export function registerSupport(program: Command, cli: Cli): void {
     .argument('<address>')
     .description('clear a mailbox\'s failure counters and locks, at remembered IPs and elsewhere (a hard lock too)')
     .action(async (address: string) => {
-      const r = (await cli.call('unlock', { address })) as UnlockResult;
+      const r = await cli.call('unlock', { address });
       cli.print(r, () => formatUnlock(address, r));
     });
 
@@ -93,7 +88,7 @@ export function registerSupport(program: Command, cli: Cli): void {
     .argument('<address>')
     .description('generate 10 single-use recovery codes (shown once; the previous set stops working)')
     .action(async (address: string) => {
-      const r = (await cli.call('recovery.generate', { address })) as RecoveryCodesResult;
+      const r = await cli.call('recovery.generate', { address });
       cli.print(r, (c) => formatRecoveryCodes(address, r.codes, c));
     });
 }

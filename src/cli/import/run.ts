@@ -47,7 +47,7 @@ export function shownAddress(value: string | undefined): string | null {
 }
 
 export async function runImport(
-  call: (params: ImportParams) => Promise<unknown>,
+  call: (params: ImportParams) => Promise<ImportResult>,
   entries: ImportEntry[],
   found: ImportProblem[],
   options: { apply: boolean; replace: boolean },
@@ -70,7 +70,7 @@ export async function runImport(
     }
     seen.set(address, entry.source);
     try {
-      const r = (await call({ ...entry.params, address, replace: options.replace, dryRun: !options.apply })) as ImportResult;
+      const r = await call({ ...entry.params, address, replace: options.replace, dryRun: !options.apply });
       report.mailboxes.push({ source: entry.source, ...r, notes: entry.notes });
     } catch (err) {
       if (err instanceof MemfaError && REFUSALS.has(err.code)) {
