@@ -68,8 +68,12 @@ export interface FactorStore {
    * re-enrolled meanwhile; nothing counted).
    */
   acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }): Promise<{ outcome: 'accepted' | 'reused' | 'changed' } | Locked>;
-  /** One failure of a stored mailbox: the state after it, or null when the mailbox is not stored. */
-  recordFailure(address: string, failure: FailureEffects): Promise<FailureState | null>;
+  /**
+   * One failure of a stored mailbox (a wrong code the service checked itself): the state after it;
+   * 'locked' when the mailbox is locked for the failure's kind at `failure.now` (nothing counted,
+   * as every operation here checks the lock first); null when the mailbox is not stored.
+   */
+  recordFailure(address: string, failure: FailureEffects): Promise<{ outcome: 'counted'; state: FailureState } | Locked | null>;
   /**
    * Tries a sent code, by its keyed hash, against the mailbox's open code: 'ok' uses it up and
    * applies the success effects; a wrong one counts a try (the code is void after `maxTries`) and
@@ -98,7 +102,8 @@ export interface FactorStore {
 /** Failures of mailboxes without a stored record: bounded, expiring, never a record of their own. */
 export interface UnstoredFailureStore {
   unstoredFailures(address: string, now: number, policy: LockoutPolicy): Promise<FailureState | undefined>;
-  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<FailureState>;
+  /** One failure: the state after it, or 'locked' (nothing counted) while its failures lock it at `now`. */
+  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<{ outcome: 'counted'; state: FailureState } | Locked>;
   clearUnstoredFailures(address: string): Promise<FailureState | undefined>;
 }
 
@@ -117,9 +122,10 @@ export interface CodeStore {
   closeCode(address: string, hash: string): Promise<void>;
   /**
    * Claims a send to each of `keys` (the mailbox, the destination) at `now` within the cooldown
-   * and the hourly cap: ok, or the wait until a send is possible and which limit said no.
+   * and the hourly cap: ok, or the longest wait until a send is possible, which limit said so and
+   * of which key (the refusal names it: this mailbox, or its destination).
    */
-  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<{ ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly' }>;
+  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<{ ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string }>;
   /** Gives back a claim whose send failed, so that a failure does not use up the budget. */
   releaseSend(keys: readonly string[], claimedAt: number): Promise<void>;
 }
@@ -136,9 +142,11 @@ export interface SourceStore {
   listSources(): Promise<{ source: string; state: IpSourceState }[]>;
   /**
    * Forgets the failures, block and enrolment count of `source` (core/lockout.ts clearIpSource:
-   * attempts in flight still count until they settle); its state before, or null when untracked.
+   * attempts in flight still count until they settle) if it has a block or failures at `now`
+   * (ipSourceBlock, ipSourceFailures); its state before, or null when it had neither (nothing
+   * cleared: an administrator is told there was nothing to clear).
    */
-  clearSource(source: string, now: number): Promise<IpSourceState | null>;
+  clearSource(source: string, now: number, policy: IpThrottlePolicy): Promise<IpSourceState | null>;
 }
 
 /** Failure windows by key (core/lockout.ts recordIpFailure): the app-password throttle of login.check. */

@@ -11,8 +11,11 @@ import { timingSafeEqual } from 'node:crypto';
 import { rememberLocation } from '../core/decide.js';
 import {
   clearIpSource,
+  ipSourceBlock,
+  ipSourceFailures,
   ipSourceIdle,
   kindLockState,
+  lockState,
   recordFailure,
   recordIpFailure,
   recordKindFailure,
@@ -100,13 +103,15 @@ export class FileStatePorts implements StatePorts {
     });
   }
 
-  recordFailure(address: string, failure: FailureEffects): Promise<FailureState | null> {
-    return this.tx((tx) => {
+  recordFailure(address: string, failure: FailureEffects) {
+    return this.tx((tx): { outcome: 'counted'; state: FailureState } | Locked | null => {
       const rec = tx.getMailbox(address);
       if (rec === undefined) return null;
+      const locked = lockedFor(rec, failure.kind, failure.now);
+      if (locked !== null) return locked;
       const next = failed(rec, failure);
       tx.putMailbox(next);
-      return next.failures[failure.kind];
+      return { outcome: 'counted', state: next.failures[failure.kind]! };
     });
   }
 
@@ -192,12 +197,16 @@ export class FileStatePorts implements StatePorts {
     return Promise.resolve(f === undefined || unstoredFailureExpired(f, now, policy) ? undefined : f);
   }
 
-  async recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<FailureState> {
-    const next = recordFailure((await this.unstoredFailures(address, now, policy)) ?? emptyFailures(), now, policy);
+  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<{ outcome: 'counted'; state: FailureState } | Locked> {
+    let current = this.unstored.get(address);
+    if (current !== undefined && unstoredFailureExpired(current, now, policy)) current = undefined;
+    const lock = current === undefined ? null : lockState(current, now);
+    if (lock !== null && lock.locked) return Promise.resolve({ outcome: 'locked' as const, until: lock.until });
+    const next = recordFailure(current ?? emptyFailures(), now, policy);
     this.unstored.touch(address, next);
     // An entry's expiry follows its last failure and its lock: the old end expires first.
     this.unstored.sweep((f) => unstoredFailureExpired(f, now, policy));
-    return next;
+    return Promise.resolve({ outcome: 'counted' as const, state: next });
   }
 
   clearUnstoredFailures(address: string): Promise<FailureState | undefined> {
@@ -236,19 +245,22 @@ export class FileStatePorts implements StatePorts {
   claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
     let wait = 0;
     let limit: 'cooldown' | 'hourly' = 'cooldown';
+    let by = '';
     for (const key of keys) {
       const times = (this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS);
       const last = times[times.length - 1];
       if (last !== undefined && now - last < limits.cooldownMs && last + limits.cooldownMs - now > wait) {
         wait = last + limits.cooldownMs - now;
         limit = 'cooldown';
+        by = key;
       }
       if (times.length >= limits.hourlyLimit && times[0]! + HOUR_MS - now > wait) {
         wait = times[0]! + HOUR_MS - now;
         limit = 'hourly';
+        by = key;
       }
     }
-    if (wait > 0) return Promise.resolve({ ok: false as const, retryAfterMs: wait, limit });
+    if (wait > 0) return Promise.resolve({ ok: false as const, retryAfterMs: wait, limit, key: by });
     for (const key of keys) this.sends.touch(key, [...(this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS), now]);
     this.sends.sweep((times) => now - times[times.length - 1]! >= HOUR_MS);
     return Promise.resolve({ ok: true as const });
@@ -290,9 +302,9 @@ export class FileStatePorts implements StatePorts {
     return Promise.resolve([...this.sources].map(([source, state]) => ({ source, state })));
   }
 
-  clearSource(source: string, now: number): Promise<IpSourceState | null> {
+  clearSource(source: string, now: number, policy: IpThrottlePolicy): Promise<IpSourceState | null> {
     const state = this.sources.get(source);
-    if (state === undefined) return Promise.resolve(null);
+    if (state === undefined || (ipSourceBlock(state, now, policy) === null && ipSourceFailures(state, now, policy) === 0)) return Promise.resolve(null);
     const next = clearIpSource(state, now);
     if (next === null) this.sources.delete(source);
     else this.sources.replace(source, next);

@@ -67,7 +67,7 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       await seed(p, newMailbox('count@c.test', T0));
       const states = await Promise.all(Array.from({ length: 40 }, () => p.recordFailure('count@c.test', failure())));
       assert.equal((await p.getMailbox('count@c.test'))?.failures.elsewhere?.consecutive, 40);
-      assert.deepEqual([...new Set(states.map((s) => s?.consecutive))].length, 40, 'each saw its own count');
+      assert.deepEqual([...new Set(states.map((s) => (s?.outcome === 'counted' ? s.state.consecutive : null)))].length, 40, 'each saw its own count');
       await seed(p, newMailbox('lock@c.test', T0));
       for (let i = 0; i < 3; i++) await p.recordFailure('lock@c.test', failure(T0, STRICT));
       const locked = await p.acceptTotpStep('lock@c.test', 'x', 1, { success: success(T0 + 1000), failure: failure(T0 + 1000, STRICT) });
@@ -79,6 +79,22 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const later = await p.acceptTotpStep('lock2@c.test', 'v1.k.sealed', 101, { success: success(T0 + 3_600_000), failure: failure(T0 + 3_600_000, STRICT) });
       assert.equal(later.outcome, 'accepted');
       assert.equal(await p.recordFailure('absent@c.test', failure()), null);
+    }));
+
+    it('a failure is not counted while the mailbox is locked for its kind, by the caller time', withBackend(async (p) => {
+      await seed(p, newMailbox('held@c.test', T0));
+      const counted = await Promise.all(Array.from({ length: 10 }, () => p.recordFailure('held@c.test', failure(T0, STRICT))));
+      assert.equal(count(counted, (r) => r?.outcome === 'counted'), STRICT.threshold, 'concurrent failures stop at the lock');
+      assert.equal(count(counted, (r) => r?.outcome === 'locked'), 10 - STRICT.threshold);
+      const rec = await p.getMailbox('held@c.test');
+      assert.equal(rec?.failures.elsewhere?.consecutive, STRICT.threshold);
+      assert.equal(rec?.failures.known, null, 'the other kind is untouched');
+      const locked = counted.find((r) => r?.outcome === 'locked');
+      assert.deepEqual(locked, { outcome: 'locked', until: rec!.failures.elsewhere!.lockedUntil });
+      // The other kind is not locked: counted there.
+      assert.equal((await p.recordFailure('held@c.test', { kind: 'known', now: T0, policy: STRICT }))?.outcome, 'counted');
+      // Past the lock, by the caller's time, a failure counts again.
+      assert.equal((await p.recordFailure('held@c.test', failure(rec!.failures.elsewhere!.lockedUntil!, STRICT)))?.outcome, 'counted');
     }));
 
     it("one code's tries are counted exactly: 10 concurrent wrong codes with 5 tries", withBackend(async (p) => {
@@ -131,13 +147,34 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const claims = await Promise.all(Array.from({ length: 20 }, () => p.claimSend(['m:a@c.test', 'd:+12015550123'], T0, limits)));
       assert.equal(count(claims, (c) => c.ok), 1);
       const refused = claims.find((c) => !c.ok);
-      assert.deepEqual(refused, { ok: false, retryAfterMs: 30_000, limit: 'cooldown' });
+      assert.deepEqual(refused, { ok: false, retryAfterMs: 30_000, limit: 'cooldown', key: 'm:a@c.test' });
       assert.equal((await p.claimSend(['m:a@c.test'], T0 + 30_000, limits)).ok, true);
       assert.equal((await p.claimSend(['m:a@c.test'], T0 + 60_000, limits)).ok, true);
       const capped = await p.claimSend(['m:a@c.test'], T0 + 90_000, limits);
-      assert.deepEqual(capped, { ok: false, retryAfterMs: 3_600_000 - 90_000, limit: 'hourly' });
+      assert.deepEqual(capped, { ok: false, retryAfterMs: 3_600_000 - 90_000, limit: 'hourly', key: 'm:a@c.test' });
       await p.releaseSend(['m:a@c.test'], T0 + 60_000);
       assert.equal((await p.claimSend(['m:a@c.test'], T0 + 90_000, limits)).ok, true);
+      // The refusal names the key with the longest wait: here the destination, shared by two mailboxes.
+      assert.equal((await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 10_000, limits)).ok, false);
+      assert.deepEqual(await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 10_000, limits), { ok: false, retryAfterMs: 20_000, limit: 'cooldown', key: 'd:+12015550123' });
+      // A refused claim takes no slot: past the cooldown the other mailbox claims at once.
+      assert.equal((await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 30_000, limits)).ok, true);
+    }));
+
+    it('an open code keeps what the service sealed into it through tries and re-sends', withBackend(async (p) => {
+      const code: OpenCode = { hash: 'h1:right', sealedCode: 'v1.k.code', provider: 'email', destination: 'x@home.test', createdAt: T0, expiresAt: T0 + 300_000, failedTries: 0, sends: 1, lastSentAt: T0 };
+      assert.equal(await p.openCode('absent@c.test', code), 'missing', 'no record is made for a code');
+      await seed(p, newMailbox('sealed@c.test', T0));
+      assert.equal(await p.openCode('sealed@c.test', code), 'opened');
+      assert.equal((await p.tryOpenCode('sealed@c.test', 'h1:wrong', { maxTries: 5, success: success(), failure: failure() })).outcome, 'code-invalid');
+      assert.equal(await p.codeResent('sealed@c.test', 'h1:right', T0 + 40_000), 'resent');
+      assert.equal(await p.codeResent('sealed@c.test', 'h1:other', T0 + 40_000), 'changed');
+      assert.deepEqual((await p.getMailbox('sealed@c.test'))?.openCode, { ...code, failedTries: 1, sends: 2, lastSentAt: T0 + 40_000 });
+      // Closed by its hash only: a newer code stays open.
+      await p.closeCode('sealed@c.test', 'h1:other');
+      assert.equal((await p.getMailbox('sealed@c.test'))?.openCode?.hash, 'h1:right');
+      await p.closeCode('sealed@c.test', 'h1:right');
+      assert.equal((await p.getMailbox('sealed@c.test'))?.openCode, null);
     }));
 
     it('attempts of a source are reserved atomically: 200 concurrent, at most the limit granted', withBackend(async (p) => {
@@ -147,13 +184,31 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const after = await p.reserveAttempt('198.51.100.7', 'x@c.test', false, T0 + 1, SOURCES);
       assert.equal(after.granted, false);
       assert.ok((await p.listSources()).some((s) => s.source === '198.51.100.7'));
-      assert.notEqual(await p.clearSource('198.51.100.7', T0 + 2), null);
+      assert.notEqual(await p.clearSource('198.51.100.7', T0 + 2, SOURCES), null);
       assert.equal((await p.reserveAttempt('198.51.100.7', 'x@c.test', false, T0 + 3, SOURCES)).granted, true);
     }));
 
+    it('a source is cleared only when it has a block or failures', withBackend(async (p) => {
+      assert.equal(await p.clearSource('198.51.100.8', T0, SOURCES), null, 'untracked');
+      assert.equal((await p.reserveAttempt('198.51.100.8', 'a@c.test', true, T0, SOURCES)).granted, true);
+      await p.settleAttempt('198.51.100.8', 'a@c.test', true, 'created', T0, SOURCES);
+      assert.equal(await p.clearSource('198.51.100.8', T0 + 1, SOURCES), null, 'one enrolment is neither a block nor a failure');
+      assert.equal((await p.listSources()).find((s) => s.source === '198.51.100.8')?.state.created, 1, 'and it is kept');
+      assert.equal((await p.reserveAttempt('198.51.100.8', 'b@c.test', false, T0 + 2, SOURCES)).granted, true);
+      await p.settleAttempt('198.51.100.8', 'b@c.test', false, 'failure', T0 + 2, SOURCES);
+      const before = await p.clearSource('198.51.100.8', T0 + 3, SOURCES);
+      assert.equal(before?.failures?.failures, 1, 'the state before the clear');
+      assert.equal(await p.clearSource('198.51.100.8', T0 + 4, SOURCES), null, 'nothing left to clear');
+    }));
+
     it('failures of unstored mailboxes are counted, expire by the caller time, and never make a record', withBackend(async (p) => {
-      for (let i = 0; i < 3; i++) await p.recordUnstoredFailure('ghost@c.test', T0, STRICT);
+      const counted = await Promise.all(Array.from({ length: 5 }, () => p.recordUnstoredFailure('ghost@c.test', T0, STRICT)));
+      assert.equal(count(counted, (r) => r.outcome === 'counted'), 3, 'none counted once they lock it');
       assert.equal((await p.unstoredFailures('ghost@c.test', T0, STRICT))?.consecutive, 3);
+      assert.deepEqual(counted[4], { outcome: 'locked', until: T0 + STRICT.baseDelayMs });
+      assert.equal((await p.clearUnstoredFailures('ghost@c.test'))?.consecutive, 3);
+      assert.equal(await p.unstoredFailures('ghost@c.test', T0, STRICT), undefined, 'cleared');
+      for (let i = 0; i < 3; i++) await p.recordUnstoredFailure('ghost@c.test', T0, STRICT);
       assert.equal(await p.getMailbox('ghost@c.test'), undefined);
       assert.equal(await p.unstoredFailures('ghost@c.test', T0 + 10 * 3_600_000, STRICT), undefined);
     }));
