@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import type { PostgresSettings } from '../../src/store/postgres/pool.js';
 
 const run = promisify(execFile);
 
@@ -135,4 +136,37 @@ export async function sql(config: pg.ClientConfig, text: string, values: unknown
 /** The server's log, for a failing test's message. */
 export async function serverLog(cluster: PgCluster): Promise<string> {
   return readFile(path.join(cluster.socketDir, 'server.log'), 'utf8').catch(() => '');
+}
+
+/** The store's settings (store/postgres/pool.ts) for database `name` of `cluster`. */
+export function pgSettings(cluster: PgCluster, name: string, overrides: Partial<PostgresSettings> = {}): PostgresSettings {
+  return {
+    host: cluster.socketDir,
+    port: cluster.port,
+    database: name,
+    user: PG_USER,
+    password: null,
+    ssl: { mode: 'disable', ca: null },
+    poolMax: 10,
+    statementTimeoutMs: 10_000,
+    lockTimeoutMs: 10_000,
+    connectTimeoutMs: 5_000,
+    ...overrides,
+  };
+}
+
+/**
+ * One object with the methods of all `targets`, each call going to the next target in turn: the
+ * ports of several daemons (each its own pool) seen as one, so that a concurrent test spreads its
+ * calls across them.
+ */
+export function roundRobin<T extends object>(targets: T[]): T {
+  let next = 0;
+  return new Proxy(targets[0]!, {
+    get(_target, name) {
+      const t = targets[next++ % targets.length]!;
+      const v = Reflect.get(t, name, t) as unknown;
+      return typeof v === 'function' ? (v as (...args: unknown[]) => unknown).bind(t) : v;
+    },
+  });
 }

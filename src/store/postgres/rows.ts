@@ -10,13 +10,13 @@ import type { Queryable } from './pool.js';
 export const MAILBOX_SELECT = `m.address, m.settings, m.user_settings, m.phone, m.alt_email,
   m.totp_sealed, m.totp_activated_at, m.totp_last_step,
   m.pending_sealed, m.pending_created_at, m.pending_expires_at, m.pending_proved,
-  m.code_hash, m.code_provider, m.code_destination, m.code_created_at, m.code_expires_at, m.code_failed_tries, m.code_sends, m.code_last_sent_at,
+  m.code_hash, m.code_sealed, m.code_provider, m.code_destination, m.code_created_at, m.code_expires_at, m.code_failed_tries, m.code_sends, m.code_last_sent_at,
   m.known_consecutive, m.known_locked_until, m.known_hard_locked, m.known_last_failure_at,
   m.elsewhere_consecutive, m.elsewhere_locked_until, m.elsewhere_hard_locked, m.elsewhere_last_failure_at,
   m.grace_logins, m.created_at, m.updated_at,
-  COALESCE((SELECT json_agg(json_build_array(r.ip, r.first_seen, r.last_seen) ORDER BY r.last_seen DESC, r.first_seen, r.ip)
+  COALESCE((SELECT json_agg(json_build_array(r.ip, r.first_seen, r.last_seen) ORDER BY r.ord)
     FROM remembered_ips r WHERE r.address = m.address), '[]') AS ips,
-  COALESCE((SELECT json_agg(json_build_array(r.country, r.first_seen, r.last_seen) ORDER BY r.last_seen DESC, r.first_seen, r.country)
+  COALESCE((SELECT json_agg(json_build_array(r.country, r.first_seen, r.last_seen) ORDER BY r.ord)
     FROM remembered_countries r WHERE r.address = m.address), '[]') AS countries,
   COALESCE((SELECT json_agg(r.hash ORDER BY r.ord) FROM recovery_codes r WHERE r.address = m.address), '[]') AS recovery,
   COALESCE((SELECT json_agg(json_build_object('id', a.id, 'name', a.name, 'hash', a.hash, 'protocols', a.protocols, 'networks', a.networks,
@@ -55,6 +55,7 @@ function codeOf(row: Row): OpenCode | null {
   if (row['code_hash'] === null) return null;
   return {
     hash: row['code_hash'] as string,
+    ...(row['code_sealed'] === null ? {} : { sealedCode: row['code_sealed'] as string }),
     provider: row['code_provider'] as OpenCode['provider'],
     destination: row['code_destination'] as string,
     createdAt: n(row['code_created_at']),
@@ -118,7 +119,7 @@ const STORED: [
   Covers<MailboxRecord, 'address' | 'settings' | 'userSettings' | 'phone' | 'altEmail' | 'totp' | 'pendingTotp' | 'openCode' | 'ips' | 'countries' | 'failures' | 'recoveryCodeHashes' | 'enrolmentGraceLogins' | 'appPasswords' | 'createdAt' | 'updatedAt'>,
   Covers<TotpState, 'sealedSecret' | 'activatedAt' | 'lastAcceptedStep'>,
   Covers<PendingTotp, 'sealedSecret' | 'createdAt' | 'expiresAt' | 'factorProved'>,
-  Covers<OpenCode, 'hash' | 'provider' | 'destination' | 'createdAt' | 'expiresAt' | 'failedTries' | 'sends' | 'lastSentAt'>,
+  Covers<OpenCode, 'hash' | 'sealedCode' | 'provider' | 'destination' | 'createdAt' | 'expiresAt' | 'failedTries' | 'sends' | 'lastSentAt'>,
   Covers<FailureState, 'consecutive' | 'lockedUntil' | 'hardLocked' | 'lastFailureAt'>,
   Covers<AppPassword, 'id' | 'name' | 'hash' | 'protocols' | 'networks' | 'createdAt' | 'expiresAt' | 'lastUsed' | 'uses'>,
   Covers<RememberedIp, 'ip' | 'firstSeen' | 'lastSeen'>,
@@ -139,7 +140,7 @@ function scalarValues(rec: MailboxRecord): unknown[] {
     rec.altEmail,
     ...(t === null ? [null, null, null] : [t.sealedSecret, t.activatedAt, t.lastAcceptedStep]),
     ...(p === null ? [null, null, null, null] : [p.sealedSecret, p.createdAt, p.expiresAt, p.factorProved === true ? true : null]),
-    ...(o === null ? [null, null, null, null, null, null, null, null] : [o.hash, o.provider, o.destination, o.createdAt, o.expiresAt, o.failedTries, o.sends, o.lastSentAt]),
+    ...(o === null ? [null, null, null, null, null, null, null, null, null] : [o.hash, o.sealedCode ?? null, o.provider, o.destination, o.createdAt, o.expiresAt, o.failedTries, o.sends, o.lastSentAt]),
     ...failureValues(rec.failures.known),
     ...failureValues(rec.failures.elsewhere),
     rec.enrolmentGraceLogins ?? null,
@@ -152,14 +153,14 @@ const SCALAR_COLUMNS = [
   'address', 'settings', 'user_settings', 'phone', 'alt_email',
   'totp_sealed', 'totp_activated_at', 'totp_last_step',
   'pending_sealed', 'pending_created_at', 'pending_expires_at', 'pending_proved',
-  'code_hash', 'code_provider', 'code_destination', 'code_created_at', 'code_expires_at', 'code_failed_tries', 'code_sends', 'code_last_sent_at',
+  'code_hash', 'code_sealed', 'code_provider', 'code_destination', 'code_created_at', 'code_expires_at', 'code_failed_tries', 'code_sends', 'code_last_sent_at',
   'known_consecutive', 'known_locked_until', 'known_hard_locked', 'known_last_failure_at',
   'elsewhere_consecutive', 'elsewhere_locked_until', 'elsewhere_hard_locked', 'elsewhere_last_failure_at',
   'grace_logins', 'created_at', 'updated_at',
 ];
 
 const UPDATE_MAILBOX = `UPDATE mailboxes SET (${SCALAR_COLUMNS.slice(1).join(', ')}) = (${SCALAR_COLUMNS.slice(1)
-  .map((c, i) => `$${i + 2}${c.endsWith('settings') ? '::jsonb' : ''}`)
+  .map((c, i) => `$${i + 2}${c.endsWith('settings') ? '::json' : ''}`)
   .join(', ')}) WHERE address = $1`;
 
 function appPasswordRow(a: AppPassword): unknown[] {
@@ -168,6 +169,35 @@ function appPasswordRow(a: AppPassword): unknown[] {
 
 const ips = (list: RememberedIp[]) => [list.map((e) => e.ip), list.map((e) => e.firstSeen), list.map((e) => e.lastSeen)];
 const countries = (list: RememberedCountry[]) => [list.map((e) => e.country), list.map((e) => e.firstSeen), list.map((e) => e.lastSeen)];
+
+/** Inserts the remembered lists of `address` (whose rows the caller has just deleted), in order. */
+async function insertPlaces(c: Queryable, address: string, places: { ips: RememberedIp[]; countries: RememberedCountry[] }): Promise<void> {
+  if (places.ips.length > 0) {
+    await c.query('INSERT INTO remembered_ips SELECT $1, o::integer, ip, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(ip, f, l, o)', [address, ...ips(places.ips)]);
+  }
+  if (places.countries.length > 0) {
+    await c.query('INSERT INTO remembered_countries SELECT $1, o::integer, cc, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(cc, f, l, o)', [address, ...countries(places.countries)]);
+  }
+}
+
+/** The remembered lists of `address`, in order (the caller holds the mailbox's row lock). */
+export async function readPlaces(c: Queryable, address: string): Promise<{ ips: RememberedIp[]; countries: RememberedCountry[] }> {
+  const { rows } = await c.query<{ kind: string; v: string; f: number; l: number }>(
+    `SELECT 'ip' AS kind, ip AS v, first_seen AS f, last_seen AS l, ord FROM remembered_ips WHERE address = $1
+     UNION ALL SELECT 'country', country, first_seen, last_seen, ord FROM remembered_countries WHERE address = $1 ORDER BY kind, ord`,
+    [address],
+  );
+  return {
+    ips: rows.filter((r) => r.kind === 'ip').map((r) => ({ ip: r.v, firstSeen: r.f, lastSeen: r.l })),
+    countries: rows.filter((r) => r.kind === 'country').map((r) => ({ country: r.v, firstSeen: r.f, lastSeen: r.l })),
+  };
+}
+
+/** Replaces the remembered lists of `address` (the caller holds the mailbox's row lock). */
+export async function writePlaces(c: Queryable, address: string, places: { ips: RememberedIp[]; countries: RememberedCountry[] }): Promise<void> {
+  await c.query('WITH a AS (DELETE FROM remembered_ips WHERE address = $1) DELETE FROM remembered_countries WHERE address = $1', [address]);
+  await insertPlaces(c, address, places);
+}
 
 /**
  * Stores `rec` over the mailbox's row (which the caller holds locked, inserted if need be) and
@@ -181,8 +211,7 @@ export async function writeMailbox(c: Queryable, rec: MailboxRecord): Promise<vo
      SELECT 1`,
     [rec.address],
   );
-  if (rec.ips.length > 0) await c.query('INSERT INTO remembered_ips SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])', [rec.address, ...ips(rec.ips)]);
-  if (rec.countries.length > 0) await c.query('INSERT INTO remembered_countries SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])', [rec.address, ...countries(rec.countries)]);
+  await insertPlaces(c, rec.address, rec);
   if (rec.recoveryCodeHashes.length > 0) {
     await c.query('INSERT INTO recovery_codes SELECT $1, o::integer, h FROM unnest($2::text[]) WITH ORDINALITY AS u(h, o)', [rec.address, rec.recoveryCodeHashes]);
   }

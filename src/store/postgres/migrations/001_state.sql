@@ -1,6 +1,9 @@
 -- memfa's state for several daemons on one database: the tables behind the services' state ports
 -- (src/services/store-ports.ts), implemented by src/store/postgres/.
 --
+-- Documents (settings, the small named documents of meta) are json, not jsonb: read back with
+-- the key order the services wrote, as the file store does.
+--
 -- Times are epoch milliseconds (bigint), as the ports pass them in. Secrets arrive sealed (TOTP
 -- secrets) or as keyed hashes (codes, recovery codes, app passwords); the key file never enters
 -- the database.
@@ -18,8 +21,8 @@ CREATE TABLE mailboxes (
   -- "C": addresses sort by code point, as the file store's (JavaScript's) sort of ASCII does.
   address text COLLATE "C" PRIMARY KEY,
   domain text COLLATE "C" GENERATED ALWAYS AS (substring(address FROM '@([^@]*)$')) STORED,
-  settings jsonb NOT NULL DEFAULT '{}',
-  user_settings jsonb NOT NULL DEFAULT '{}',
+  settings json NOT NULL DEFAULT '{}',
+  user_settings json NOT NULL DEFAULT '{}',
   phone text,
   alt_email text,
   -- The active TOTP secret, sealed; its last accepted step (replay protection).
@@ -31,8 +34,9 @@ CREATE TABLE mailboxes (
   pending_created_at bigint,
   pending_expires_at bigint,
   pending_proved boolean,
-  -- The open one-time code, as its keyed hash.
+  -- The open one-time code, as its keyed hash (and, where the service sealed it, the code itself).
   code_hash text,
+  code_sealed text,
   code_provider text CHECK (code_provider IN ('sms', 'email')),
   code_destination text,
   code_created_at bigint,
@@ -62,8 +66,10 @@ CREATE TABLE mailboxes (
 );
 CREATE INDEX mailboxes_domain ON mailboxes (domain, address);
 
+-- The remembered lists keep the services' order (most recent first, core/decide.ts): ord.
 CREATE TABLE remembered_ips (
   address text COLLATE "C" NOT NULL REFERENCES mailboxes ON DELETE CASCADE,
+  ord integer NOT NULL,
   ip text NOT NULL,
   first_seen bigint NOT NULL,
   last_seen bigint NOT NULL,
@@ -72,6 +78,7 @@ CREATE TABLE remembered_ips (
 
 CREATE TABLE remembered_countries (
   address text COLLATE "C" NOT NULL REFERENCES mailboxes ON DELETE CASCADE,
+  ord integer NOT NULL,
   country text NOT NULL,
   first_seen bigint NOT NULL,
   last_seen bigint NOT NULL,
@@ -107,20 +114,20 @@ CREATE TABLE app_passwords (
 
 CREATE TABLE domains (
   domain text COLLATE "C" PRIMARY KEY,
-  settings jsonb NOT NULL,
+  settings json NOT NULL,
   updated_at bigint NOT NULL
 );
 
 CREATE TABLE global_settings (
   only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-  settings jsonb NOT NULL
+  settings json NOT NULL
 );
 INSERT INTO global_settings (settings) VALUES ('{}');
 
 -- Small named documents: the provider policy, the domain administrators, claims.
 CREATE TABLE meta (
   key text COLLATE "C" PRIMARY KEY,
-  value jsonb NOT NULL
+  value json NOT NULL
 );
 
 -- Failures of mailboxes without a record (core/lockout.ts unstoredFailureExpired): expires_at is
