@@ -17,6 +17,7 @@ import { TOTP_PURPOSE } from '../services/enrol.js';
 import { createServices } from '../services/handlers.js';
 import type { Ports } from '../services/ports.js';
 import { FileStore } from '../store/file-store.js';
+import { FileStatePorts } from '../store/state-ports.js';
 import { VERSION } from '../version.js';
 import { createDispatcher } from './dispatch.js';
 import { applyHeapPolicy } from './heap.js';
@@ -140,6 +141,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const ports: Ports = {
       config,
       store,
+      state: new FileStatePorts(store),
       clock: makeClock(log),
       random: { bytes: (n) => randomBytes(n), int: (min, max) => randomInt(min, max) },
       country,

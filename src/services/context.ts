@@ -9,7 +9,12 @@ import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
 import type { EffectiveView, LockView, MailboxView } from '../protocol/results.js';
 import type { StoreReader } from '../store/types.js';
-import type { UnstoredFailures } from './unstored-failures.js';
+import type { LoginView } from './store-ports.js';
+
+/** The effective settings of the mailbox of `view` (LoginReads loginView), or of `mailbox` under the same domain and global settings. */
+export function viewSettings(config: MemfaConfig, view: LoginView, mailbox: MailboxRecord | undefined = view.mailbox): EffectiveSettings {
+  return resolveSettings(config.defaults, view.global, view.domain, mailbox?.settings, mailbox?.userSettings);
+}
 
 export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
   const rec = mailbox ?? store.getMailbox(address);
@@ -72,16 +77,22 @@ function lockViews(known: FailureState, elsewhere: FailureState, now: number): M
 export type ChoiceOf = (eff: EffectiveSettings, rec: MailboxRecord) => ProviderChoice;
 
 /**
- * `unstored`: where the failures of a mailbox without a record are kept (verify's). `choiceOf`:
+ * `unstored`: the failures kept for a mailbox without a record (UnstoredFailureStore). `choiceOf`:
  * when given, the view says which provider verify would use (providerInUse). Remembered
  * locations past locations.maxAgeDays are left out: verify no longer counts them (core/decide.ts).
  */
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures, choiceOf?: ChoiceOf): MailboxView {
-  const stored = store.getMailbox(address);
+export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: FailureState, choiceOf?: ChoiceOf): MailboxView {
+  const view: LoginView = { mailbox: store.getMailbox(address), domain: store.getDomain(domainOf(address))?.settings, global: store.getGlobal() };
+  return mailboxViewOf(config, view, address, now, unstored, choiceOf);
+}
+
+/** mailboxView of what LoginReads loginView read for `address`. */
+export function mailboxViewOf(config: MemfaConfig, read: LoginView, address: string, now: number, unstored?: FailureState, choiceOf?: ChoiceOf): MailboxView {
+  const stored = read.mailbox;
   const rec = stored ?? newMailbox(address, now);
-  const elsewhere = stored === undefined ? unstored?.get(address, now) : undefined;
+  const elsewhere = stored === undefined ? unstored : undefined;
   const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
-  const eff = effectiveSettings(config, store, address, rec);
+  const eff = viewSettings(config, read, rec);
   const remember = rememberPolicy(config);
   const view: MailboxView = {
     address,

@@ -19,9 +19,7 @@ import { SecurityAdmin } from './security-admin.js';
 import { SelfService } from './self.js';
 import { SettingsAdmin } from './settings-admin.js';
 import { daemonStatus, warnProvidersWithoutGateway } from './status.js';
-import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
-import { lockoutPolicy } from './context.js';
 
 export interface Services {
   handlers: Handlers;
@@ -33,15 +31,14 @@ export interface Services {
 export function createServices(p: Ports): Services {
   const policy = new ProviderPolicy(p);
   warnProvidersWithoutGateway(p, policy);
-  const unstored = new UnstoredFailures(lockoutPolicy(p.config));
-  const settings = new SettingsAdmin(p, policy, unstored);
+  const settings = new SettingsAdmin(p, policy);
   const enrolment = new Enrolment(p);
   const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
   const recovery = new RecoveryCodes(p);
   const imports = new MailboxImport(p, recovery);
-  const security = new SecurityAdmin(p, unstored);
+  const security = new SecurityAdmin(p);
   const admins = new DomainAdmins(p);
-  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored);
+  const verifier = new Verifier(p, enrolment, codes, recovery, policy);
   const ops = new MailboxOps(p, verifier, codes);
   const ipBlocks = new IpBlocks(p, verifier.throttle);
   const proof = new FactorProof(p, codes, recovery);

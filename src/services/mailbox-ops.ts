@@ -6,7 +6,7 @@ import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import { count } from '../core/wording.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { ExplainResult, ResetResult } from '../protocol/results.js';
-import { effectiveSettings, mailboxOrNew, mailboxView } from './context.js';
+import { effectiveSettings, lockoutPolicy, mailboxOrNew, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
 import type { Verifier } from './verify.js';
@@ -54,12 +54,11 @@ export class MailboxOps {
       return true;
     });
     if (!changed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}; nothing to reset`);
-    if (secret) this.codes.forget(address);
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'reset', result: 'ok', details: { secret, locations } });
     return { address, secret, locations };
   }
 
-  explain(params: { address: string; ip: string }, ctx: CallContext): ExplainResult {
+  async explain(params: { address: string; ip: string }, ctx: CallContext): Promise<ExplainResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const ip = normaliseIp(params.ip, 'ip');
@@ -78,7 +77,7 @@ export class MailboxOps {
     let result: ExplainResult['decision'] = { result: decision.action, reason: decision.reason, provider: decision.provider };
     if (decision.matched !== undefined) result.matched = decision.matched;
     if (decision.rule !== undefined) result.rule = decision.rule;
-    const lock = this.verifier.lockFor(address, ip, now);
+    const lock = await this.verifier.lockFor(address, ip, now);
     const needsFactor = decision.action === 'challenge' || decision.action === 'enroll';
     // In verify's order: the lock first, then whether any provider can give the factor.
     let answer = `${result.result} (${result.reason})`;
@@ -105,7 +104,8 @@ export class MailboxOps {
       }
     }
     steps.push(`verify would answer: ${answer}`);
-    const mailbox = mailboxView(this.p.config, this.p.store, address, now, this.verifier.unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
+    const unstored = await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config));
+    const mailbox = mailboxView(this.p.config, this.p.store, address, now, unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
     return { address, ip, country, mailbox, decision: result, steps };
   }
 }

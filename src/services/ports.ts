@@ -8,6 +8,7 @@ import type { Sender } from '../delivery/types.js';
 import type { SocketKind } from '../protocol/methods.js';
 import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
+import type { StatePorts } from './store-ports.js';
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -58,7 +59,10 @@ export interface AuditSink {
 
 export interface Ports {
   config: MemfaConfig;
+  /** The synchronous store, for what is not yet on the state ports (administration). */
   store: Store;
+  /** The use cases' state (store-ports.ts); every check-then-act of a login goes through it. */
+  state: StatePorts;
   clock: () => number;
   random: Random;
   country: CountryLookup;

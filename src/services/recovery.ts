@@ -1,11 +1,21 @@
 // Recovery codes: ten single-use codes a user keeps on paper, accepted by verify in place of any
 // second factor. Stored only as keyed hashes; shown once when generated.
+import { newMailbox } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import type { RecoveryCodesResult } from '../protocol/results.js';
-import { keyedHash, verifyKeyedHash } from '../security/hash.js';
-import { mailboxOrNew } from './context.js';
-import type { CallContext, Ports } from './ports.js';
+import { keyedHash, keyedHashIndex } from '../security/hash.js';
+import type { AuditSink, CallContext, Random, SecretBox } from './ports.js';
 import { assertMailbox } from './scope.js';
+import type { MailboxStore } from './store-ports.js';
+
+/** What recovery codes need: the keyed hash's key, randomness, and where a new set is stored. */
+export interface RecoveryPorts {
+  state: Pick<MailboxStore, 'updateMailbox'>;
+  secrets: Pick<SecretBox, 'macKey'>;
+  random: Pick<Random, 'int'>;
+  clock: () => number;
+  audit: Pick<AuditSink, 'append'>;
+}
 
 export const RECOVERY_PURPOSE = 'recovery-code';
 export const RECOVERY_CODE_COUNT = 10;
@@ -34,7 +44,7 @@ export function asScratchCode(input: string): string | null {
 }
 
 export class RecoveryCodes {
-  constructor(private readonly p: Ports) {}
+  constructor(private readonly p: RecoveryPorts) {}
 
   private key(): Buffer {
     return this.p.secrets.macKey(RECOVERY_PURPOSE);
@@ -49,7 +59,7 @@ export class RecoveryCodes {
   /** A new set: the codes to show once, grouped for reading, and the hashes to store. */
   newSet(): { codes: string[]; hashes: string[] } {
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
-    return { codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`), hashes: codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c)) };
+    return { codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`), hashes: this.hashAll(codes) };
   }
 
   async generate(params: { address: string }, ctx: CallContext): Promise<RecoveryCodesResult> {
@@ -57,11 +67,8 @@ export class RecoveryCodes {
     assertMailbox(ctx, address);
     const { codes, hashes } = this.newSet();
     const now = this.p.clock();
-    await this.p.store.transact((tx) => {
-      const rec = mailboxOrNew(tx, address, now);
-      // A new set voids the old one.
-      tx.putMailbox({ ...rec, recoveryCodeHashes: hashes, updatedAt: now });
-    });
+    // A new set voids the old one.
+    await this.p.state.updateMailbox(address, (rec) => ({ next: { ...(rec ?? newMailbox(address, now)), recoveryCodeHashes: hashes, updatedAt: now }, result: undefined }));
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
     return { address, codes };
   }
@@ -72,13 +79,16 @@ export class RecoveryCodes {
     return codes.map((c) => keyedHash(key, RECOVERY_PURPOSE, c));
   }
 
+  /**
+   * The keyed hash of a canonical code, as the state ports consume it (FactorStore
+   * consumeRecoveryCode): the store compares hashes, and never sees the code.
+   */
+  hash(code: string): string {
+    return keyedHash(this.key(), RECOVERY_PURPOSE, code);
+  }
+
   /** Index of the stored hash `code` matches, or -1. Every hash is compared (no early exit). */
   match(hashes: readonly string[], code: string): number {
-    let found = -1;
-    hashes.forEach((h, i) => {
-      if (verifyKeyedHash(this.key(), RECOVERY_PURPOSE, code, h) && found === -1) found = i;
-    });
-    return found;
+    return keyedHashIndex(this.key(), RECOVERY_PURPOSE, code, hashes);
   }
 }
-

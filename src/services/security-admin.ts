@@ -8,7 +8,6 @@ import { secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from './enrol.js';
 import type { CallContext, Ports } from './ports.js';
 import { assertMailbox } from './scope.js';
-import type { UnstoredFailures } from './unstored-failures.js';
 
 const RESEAL_BATCH = 500;
 
@@ -27,8 +26,6 @@ export class SecurityAdmin {
 
   constructor(
     private readonly p: Ports,
-    /** Failures of mailboxes without a record, which verify keeps in memory. */
-    private readonly unstored: UnstoredFailures,
   ) {}
 
   /** Clears both kinds of a mailbox's failures (core/lockout.ts), or those kept for one without a record. */
@@ -41,7 +38,7 @@ export class SecurityAdmin {
       tx.putMailbox({ ...rec, failures: adminUnlockAll(), updatedAt: this.p.clock() });
       return rec.failures;
     });
-    const unstored = this.unstored.clear(address);
+    const unstored = await this.p.state.clearUnstoredFailures(address);
     const failures = was === null ? { known: null, elsewhere: unstored ?? null } : was;
     if (was === null && unstored === undefined) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}, and no failures kept for it`);
     const known = failuresOf(failures, 'known');

@@ -11,10 +11,9 @@ import type { ParamsOf } from '../protocol/methods.js';
 import { Problems } from '../protocol/problems.js';
 import type { EnrolConfirmResult, EnrolResult, ForgetLocationsResult, SelfCodeSent, SelfView } from '../protocol/results.js';
 import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
-import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
-import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
-import type { Enrolment } from './enrol.js';
+import { effectiveSettings, mailboxView, settingsWithoutUser, viewSettings } from './context.js';
+import type { ConfirmGuard, Enrolment } from './enrol.js';
 import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type ProofOutcome } from './proof.js';
 import type { MailboxOps } from './mailbox-ops.js';
 import { phoneRules } from './phone-rules.js';
@@ -121,12 +120,10 @@ export class SelfService {
     const altEmail = problems.check(() => contactChange(params.altEmail, (v) => normaliseAltEmail(v, address)));
     problems.throwIfAny();
     const now = this.p.clock();
-    const outcome = await this.p.store.transact((tx): { ok: true } | ProofRefused => {
-      const rec = tx.getMailbox(address) ?? newMailbox(address, now);
-      // Checked on the record this transaction writes, so that an administrator's change made
-      // meanwhile is not undone.
+    /** The change on `rec`, refused (thrown) where it goes under the floor or takes an administrator's choice. */
+    const changed = (rec: MailboxRecord): MailboxRecord => {
       if (params.challenge !== undefined && params.challenge !== 'inherit') {
-        const floor = settingsWithoutUser(this.p.config, tx, address, rec);
+        const floor = settingsWithoutUser(this.p.config, this.p.store, address, rec);
         if (!atLeastAsStrict(params.challenge, floor.challenge)) {
           throw new MemfaError('FORBIDDEN', `challenge mode ${params.challenge} is weaker than ${floor.challenge}, which ${whoRequires(floor)}`, {
             data: { right: 'challenge', minimum: floor.challenge, source: floor.sources.challenge },
@@ -139,24 +136,33 @@ export class SelfService {
           hint: 'ask your administrator',
         });
       }
-      const change = (base: MailboxRecord): MailboxRecord => ({
-        ...base,
-        userSettings: applySettingsPatch(base.userSettings, patch, 'user'),
-        phone: phone === undefined ? base.phone : phone,
-        altEmail: altEmail === undefined ? base.altEmail : altEmail,
+      const next: MailboxRecord = {
+        ...rec,
+        userSettings: applySettingsPatch(rec.userSettings, patch, 'user'),
+        phone: phone === undefined ? rec.phone : phone,
+        altEmail: altEmail === undefined ? rec.altEmail : altEmail,
         updatedAt: now,
-      });
-      let next = change(rec);
+      };
       assertReachable(next);
-      const touched = this.factorsTouched(tx, rec, next, ctx);
-      if (touched.length > 0) {
-        const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, touched), now);
-        if (!proved.ok) return proved;
-        next = change(proved.record);
-      }
-      tx.putMailbox(next);
-      return { ok: true };
-    });
+      return next;
+    };
+    // Validated in full before the proof, so that a change refused for its own reasons spends no
+    // code; then proved (one operation), then stored on the record as it is then (another), checked
+    // again there, so that an administrator's change made meanwhile is not undone.
+    const read = (await this.p.state.getMailbox(address)) ?? newMailbox(address, now);
+    const touched = this.factorsTouched(read, changed(read), ctx);
+    let outcome: { ok: true } | ProofRefused = { ok: true };
+    if (touched.length > 0) outcome = await this.proof.prove(read, this.proof.parse(address, params.currentCode, touched), now);
+    if (outcome.ok) {
+      await this.p.state.updateMailbox(address, (current) => {
+        const base = current ?? newMailbox(address, now);
+        const next = changed(base);
+        if (touched.length === 0 && this.factorsTouched(base, next, ctx).length > 0) {
+          throw new MemfaError('CONFLICT', `the second factor of ${address} changed meanwhile; nothing was changed`, { hint: 'try again' });
+        }
+        return { next, result: undefined };
+      });
+    }
     const details = { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null };
     if (!outcome.ok) {
       await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.set', result: 'rejected', reason: outcome.reason, details });
@@ -170,13 +176,13 @@ export class SelfService {
    * The active factors a change from `before` to `after` replaces or redirects (its provider, or
    * a phone or alternate address), which it must then prove; none for an administrator.
    */
-  private factorsTouched(tx: StoreTx, before: MailboxRecord, after: MailboxRecord, ctx: CallContext): ActiveFactor[] {
+  private factorsTouched(before: MailboxRecord, after: MailboxRecord, ctx: CallContext): ActiveFactor[] {
     // Administrators are not asked: support resets a lost phone.
     if (ctx.socket === 'admin') return [];
-    const was = effectiveSettings(this.p.config, tx, before.address, before);
+    const was = effectiveSettings(this.p.config, this.p.store, before.address, before);
     const factors = activeFactors(before, was);
     if (factors.length === 0) return [];
-    const will = effectiveSettings(this.p.config, tx, after.address, after);
+    const will = effectiveSettings(this.p.config, this.p.store, after.address, after);
     const touched = will.provider !== was.provider || after.phone !== before.phone || after.altEmail !== before.altEmail;
     return touched ? factors : [];
   }
@@ -192,14 +198,14 @@ export class SelfService {
     if (this.p.store.getMailbox(address)?.totp) this.assertMayConfigure(address);
     const restart = params.restart === true;
     const now = this.p.clock();
-    const outcome = await this.p.store.transact((tx): { ok: true; pending: PendingTotp; proved: boolean } | ProofRefused => {
-      const rec = mailboxOrNew(tx, address, now);
-      const factors = ctx.socket === 'admin' ? [] : activeFactors(rec, effectiveSettings(this.p.config, tx, address, rec));
-      if (factors.length === 0) return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart), proved: false };
-      const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, factors), now);
-      if (!proved.ok) return proved;
-      return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart, true), proved: true };
-    });
+    const rec = (await this.p.state.getMailbox(address)) ?? newMailbox(address, now);
+    const factors = ctx.socket === 'admin' ? [] : activeFactors(rec, effectiveSettings(this.p.config, this.p.store, address, rec));
+    let outcome: { ok: true; pending: PendingTotp; proved: boolean } | ProofRefused;
+    if (factors.length === 0) outcome = { ok: true, pending: await this.enrolment.pending(address, now, restart), proved: false };
+    else {
+      const proved = await this.proof.prove(rec, this.proof.parse(address, params.currentCode, factors), now);
+      outcome = proved.ok ? { ok: true, pending: await this.enrolment.pending(address, now, restart, true), proved: true } : proved;
+    }
     if (!outcome.ok) {
       await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'rejected', reason: outcome.reason });
       throw this.proof.refusal(address, outcome, now);
@@ -214,18 +220,20 @@ export class SelfService {
    * (while it had none) would otherwise replace the factor without that proof.
    */
   enrollConfirm(params: { user: string; code: string }, ctx: CallContext): Promise<EnrolConfirmResult> {
-    const assertMay =
+    const guard: ConfirmGuard | undefined =
       ctx.socket === 'admin'
         ? undefined
-        : (rec: MailboxRecord, tx: StoreTx) => {
-            const factors = activeFactors(rec, effectiveSettings(this.p.config, tx, rec.address, rec));
+        : (rec, view) => {
+            const factors = activeFactors(rec, viewSettings(this.p.config, view, rec));
             if (factors.length > 0 && rec.pendingTotp?.factorProved !== true) {
               throw new MemfaError('FORBIDDEN', `${PROOF_PARAM}: ${rec.address} has a second factor now (${factors.join(', ')}) and this enrolment was started without proving it; start it again with ${PROOF_PARAM}`, {
                 data: { right: PROOF_PARAM, param: PROOF_PARAM, factors },
               });
             }
+            // Activated only if the pending secret is still one started with that proof.
+            return { requireProved: factors.length > 0 };
           };
-    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx, assertMay);
+    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx, guard);
   }
 
   /**

@@ -5,12 +5,11 @@ import { normaliseAddress, normaliseAltEmail, normaliseDomain } from '../core/va
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
 import type { DomainListResult, DomainRemoveResult, DomainView, GlobalView, MailboxListResult, MailboxRemoveResult, MailboxView, SetWarnings } from '../protocol/results.js';
-import { effectiveSettings, effectiveView, mailboxView } from './context.js';
+import { effectiveSettings, effectiveView, lockoutPolicy, mailboxView } from './context.js';
 import type { CallContext, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
 import { phoneRules } from './phone-rules.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
-import type { UnstoredFailures } from './unstored-failures.js';
 import { mailboxRow, rowFilter, type MailboxFilter } from './mailbox-list.js';
 
 /** A provider set for this very mailbox (by an administrator, else by the user) must be able to reach it. */
@@ -42,7 +41,6 @@ export class SettingsAdmin {
   constructor(
     private readonly p: Ports,
     private readonly policy: ProviderPolicy,
-    private readonly unstored?: UnstoredFailures,
   ) {}
 
   /**
@@ -130,10 +128,13 @@ export class SettingsAdmin {
     return { ...mailboxView(this.p.config, this.p.store, mailbox, now, undefined, (e, r) => this.policy.choiceFor(e, r)), warnings: this.disabledProviderWarnings(patch, ctx) };
   }
 
-  showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
+  async showMailbox(params: { address: string }, ctx: CallContext): Promise<MailboxView> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    return mailboxView(this.p.config, this.p.store, address, this.p.clock(), this.unstored, (e, r) => this.policy.choiceFor(e, r));
+    const now = this.p.clock();
+    // A mailbox without a record may still have failures kept for it (verify's).
+    const unstored = await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config));
+    return mailboxView(this.p.config, this.p.store, address, now, unstored, (e, r) => this.policy.choiceFor(e, r));
   }
 
   listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined } & MailboxFilter, ctx: CallContext): MailboxListResult {

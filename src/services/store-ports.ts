@@ -55,6 +55,14 @@ export interface LoginView {
 export interface LoginReads {
   /** The mailbox with its domain's and the global settings, in one read. */
   loginView(address: string): Promise<LoginView>;
+  /**
+   * The same read answered at once, for verify's fast path (most logins): a backend that holds
+   * the state in memory (the file store) fills `into` and returns it, so that such a login awaits
+   * nothing and allocates nothing for its read. A backend that must ask elsewhere leaves it out,
+   * and verify awaits loginView. `into` is the caller's and is reused: what it holds is valid
+   * until the caller's next read.
+   */
+  loginViewNow?(address: string, into: LoginView): LoginView;
 }
 
 // ---------------------------------------------------------------------------------------------

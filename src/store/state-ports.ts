@@ -81,7 +81,14 @@ export class FileStatePorts implements StatePorts {
   // Reads
 
   loginView(address: string): Promise<LoginView> {
-    return Promise.resolve({ mailbox: this.store.getMailbox(address), domain: this.store.getDomain(domainOf(address))?.settings, global: this.store.getGlobal() });
+    return Promise.resolve(this.loginViewNow(address, { mailbox: undefined, domain: undefined, global: {} }));
+  }
+
+  loginViewNow(address: string, into: LoginView): LoginView {
+    into.mailbox = this.store.getMailbox(address);
+    into.domain = this.store.getDomain(domainOf(address))?.settings;
+    into.global = this.store.getGlobal();
+    return into;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -313,6 +320,11 @@ export class FileStatePorts implements StatePorts {
 
   windowState(scope: string, key: string): Promise<IpThrottleRecord | undefined> {
     return Promise.resolve(this.windows.get(scope)?.get(key));
+  }
+
+  /** How many keys the windows of `scope` keep now (at most MAX_WINDOW_KEYS). */
+  windowKeys(scope: string): number {
+    return this.windows.get(scope)?.size ?? 0;
   }
 
   recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy): Promise<IpThrottleRecord> {
