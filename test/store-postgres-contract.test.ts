@@ -21,7 +21,10 @@ if (missing !== null) {
     cluster ??= startPostgres();
     const c = await cluster;
     const name = await c.createDatabase();
-    const dbs = [1, 2, 3].map(() => new Db(createPool(pgSettings(c, name, { poolMax: 4 }))));
+    // Generous waits: on a loaded machine a hundred serialised changes of one row take seconds,
+    // and the contract is about what is decided, not how fast (store-postgres.test.ts tests the bounds).
+    const waits = { connectTimeoutMs: 60_000, statementTimeoutMs: 60_000, lockTimeoutMs: 60_000 };
+    const dbs = [1, 2, 3].map(() => new Db(createPool(pgSettings(c, name, { poolMax: 4, ...waits }))));
     await migrate(dbs[0]!);
     return {
       ports: roundRobin(dbs.map((db) => new PgStatePorts(db))),

@@ -222,6 +222,41 @@ describe(`PostgreSQL store${missing === null ? '' : ` (SKIPPED: ${missing})`}`, 
     });
   });
 
+  describe('bounds', () => {
+    it('a pool taken by slow work makes others wait at most connectTimeoutMs, then STORE_FAILED; freed, it serves again', async () => {
+      const { d } = await db({ poolMax: 1, connectTimeoutMs: 300 });
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const slow = d.tx(async (c) => {
+        await c.query('SELECT 1');
+        await held;
+      });
+      try {
+        await assert.rejects(d.query('SELECT 1'), (err) => code(err) === 'STORE_FAILED' && /timeout/i.test((err as Error).message));
+      } finally {
+        release();
+        await slow;
+      }
+      assert.equal((await d.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1);
+    });
+
+    it('a server that stops answering mid-statement is given up a little after statementTimeoutMs, and the pool goes on', async () => {
+      const { d } = await db({ poolMax: 2, statementTimeoutMs: 500 });
+      const pid = (await d.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      // The connection's server process frozen: it can neither answer nor cancel the statement.
+      process.kill(pid, 'SIGSTOP');
+      const started = Date.now();
+      try {
+        // The pool hands out its idle connection (the frozen one) first.
+        await assert.rejects(d.query('SELECT 1'), (err) => code(err) === 'STORE_FAILED');
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      assert.ok(Date.now() - started < 30_000, 'bounded');
+      assert.equal((await d.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1);
+    });
+  });
+
   it('a statement error never carries a parameter value out (only its SQLSTATE)', async () => {
     const { d } = await db();
     await assert.rejects(d.query('SELECT $1::integer', ['sealed-secret-value']), (err) => code(err) === 'STORE_FAILED' && !(err as Error).message.includes('sealed-secret-value'));

@@ -154,9 +154,13 @@ export class Db {
         await tracked.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
+        // A connection that failed or timed out on the client's side is closed (the server rolls
+        // back what it had); one that answered with an error is rolled back and kept.
+        if (err instanceof pg.DatabaseError || !failures.has(err as object)) {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+        } else broken = true;
         const fromDb = typeof err === 'object' && err !== null && failures.has(err);
         if (!fromDb) throw err;
         if (attempt < RETRIES && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
