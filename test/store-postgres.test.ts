@@ -141,6 +141,7 @@ describe(`PostgreSQL store${missing === null ? '' : ` (SKIPPED: ${missing})`}`, 
 
     it('TLS: verify-full checks the chain and the host name; require only encrypts; a socket directory has none', () => {
       assert.deepEqual(tlsOptions({ host: 'db.example.org', ssl: { mode: 'verify-full', ca: null } }), { rejectUnauthorized: true, servername: 'db.example.org' });
+      assert.deepEqual(tlsOptions({ host: '192.0.2.5', ssl: { mode: 'verify-full', ca: null } }), { rejectUnauthorized: true });
       assert.deepEqual(tlsOptions({ host: 'db.example.org', ssl: { mode: 'require', ca: null } }), { rejectUnauthorized: false });
       assert.equal(tlsOptions({ host: 'db.example.org', ssl: { mode: 'disable', ca: null } }), false);
       assert.equal(tlsOptions({ host: '/run/postgresql', ssl: { mode: 'verify-full', ca: null } }), false);
@@ -254,6 +255,44 @@ describe(`PostgreSQL store${missing === null ? '' : ` (SKIPPED: ${missing})`}`, 
       }
       assert.ok(Date.now() - started < 30_000, 'bounded');
       assert.equal((await d.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1);
+    });
+  });
+
+  describe('TLS to a network host', () => {
+    let secure: PgCluster;
+    let name: string;
+    before(async () => {
+      secure = await startPostgres({ tls: true });
+      name = await secure.createDatabase();
+    });
+    after(async () => {
+      await secure?.stop();
+    });
+    const tcp = (ssl: { mode: 'verify-full' | 'require' | 'disable'; ca: string | null }, host = 'localhost') =>
+      ({ ...pgSettings(secure, name), host, ssl, connectTimeoutMs: 5000 });
+    const encrypted = async (settings: ReturnType<typeof tcp>) => {
+      const d = new Db(createPool(settings));
+      try {
+        return (await d.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]!.ssl;
+      } finally {
+        await d.close();
+      }
+    };
+
+    it('verify-full connects, encrypted, to the server its CA signed for that host name', async () => {
+      assert.equal(await encrypted(tcp({ mode: 'verify-full', ca: secure.tls!.caFile })), true);
+    });
+
+    it('verify-full refuses a certificate for another name, or one no trusted CA signed (STORE_FAILED)', async () => {
+      // The certificate names localhost only, not the address.
+      await assert.rejects(encrypted(tcp({ mode: 'verify-full', ca: secure.tls!.caFile }, '127.0.0.1')), (err) => code(err) === 'STORE_FAILED' && /altnames|IP: 127\.0\.0\.1/i.test((err as Error).message));
+      // Without caFile: the system's roots, which did not sign the throwaway CA.
+      await assert.rejects(encrypted(tcp({ mode: 'verify-full', ca: null })), (err) => code(err) === 'STORE_FAILED' && /self[- ]signed|unable to (get|verify)/i.test((err as Error).message));
+    });
+
+    it('require encrypts without checking the certificate; disable speaks plain text', async () => {
+      assert.equal(await encrypted(tcp({ mode: 'require', ca: null }, '127.0.0.1')), true);
+      assert.equal(await encrypted(tcp({ mode: 'disable', ca: null })), false);
     });
   });
 

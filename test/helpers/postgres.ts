@@ -4,7 +4,8 @@
 // as that user. Nothing is mocked: the tests talk to the real server through node-postgres.
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +16,7 @@ const run = promisify(execFile);
 
 /** The superuser initdb creates; the clients connect as it, trusted over the socket. */
 export const PG_USER = 'memfa';
-const PORT = 5432;
+const DEFAULT_PORT = 5432;
 
 /** The directory holding initdb and pg_ctl (Debian keeps them off PATH), newest version first; null when none. */
 export function findPostgresBin(): string | null {
@@ -40,6 +41,9 @@ export function postgresMissing(): string | null {
 }
 
 export interface PgCluster {
+  /** With startPostgres({ tls: true }): the server also listens on 127.0.0.1:port with TLS, its
+   * certificate (for DNS name localhost only) signed by the throwaway CA in caFile. */
+  tls: { caFile: string } | null;
   /** The directory of the server's Unix socket: node-postgres's `host`. */
   socketDir: string;
   port: number;
@@ -62,7 +66,30 @@ async function asServerUser(bin: string, args: string[], dir: string): Promise<v
 }
 
 /** Starts a throwaway cluster (about a second). */
-export async function startPostgres(): Promise<PgCluster> {
+/** A free TCP port on the loopback address (bound, then released for the server). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A throwaway CA, and a server certificate it signed for DNS name localhost (no IP address). */
+async function makeCertificates(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  const f = (name: string) => path.join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=memfa test CA']);
+  await run('openssl', ['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
+  await writeFile(f('server.ext'), 'subjectAltName=DNS:localhost\n');
+  await run('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('server.ext')]);
+  return { caFile: f('ca.crt'), certFile: f('server.crt'), keyFile: f('server.key') };
+}
+
+export async function startPostgres(opts: { tls?: boolean } = {}): Promise<PgCluster> {
   const bin = findPostgresBin();
   if (bin === null) throw new Error(postgresMissing()!);
   // Short: the socket path (DIR/.s.PGSQL.5432) must fit in about 100 bytes.
@@ -73,11 +100,23 @@ export async function startPostgres(): Promise<PgCluster> {
     const { stdout: gid } = await run('id', ['-g', 'postgres']);
     await chown(dir, Number(stdout.trim()), Number(gid.trim()));
   }
+  const PORT = opts.tls === true ? await freePort() : DEFAULT_PORT;
+  let tls: { caFile: string; certFile: string; keyFile: string } | null = null;
+  if (opts.tls === true) {
+    tls = await makeCertificates(dir);
+    // The server refuses a key file others can read, or one it does not own.
+    await chmod(tls.keyFile, 0o600);
+    if (process.getuid?.() === 0) {
+      const { stdout } = await run('id', ['-u', 'postgres']);
+      await chown(tls.keyFile, Number(stdout.trim()), 0);
+    }
+  }
   let running = false;
   const ctl = (args: string[]) => asServerUser(path.join(bin, 'pg_ctl'), args, dir);
   const start = async () => {
     // fsync off: a test cluster trades durability for speed; nothing in it outlives the test.
-    const options = `-k ${dir} -c listen_addresses='' -p ${PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    const listen = tls === null ? "-c listen_addresses=''" : `-c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=${tls.certFile} -c ssl_key_file=${tls.keyFile}`;
+    const options = `-k ${dir} ${listen} -p ${PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
     await ctl(['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
     running = true;
   };
@@ -97,6 +136,7 @@ export async function startPostgres(): Promise<PgCluster> {
   const clientConfig = (database: string): pg.ClientConfig => ({ host: dir, port: PORT, user: PG_USER, database });
   return {
     socketDir: dir,
+    tls: tls === null ? null : { caFile: tls.caFile },
     port: PORT,
     clientConfig,
     async createDatabase() {

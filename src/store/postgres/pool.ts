@@ -4,6 +4,7 @@
 // (lockTimeoutMs), a transaction left idle, and each query on the client side too, so that a
 // connection that hangs (a server gone without a word) gives its slot back.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { MemfaError } from '../../protocol/errors.js';
@@ -64,7 +65,8 @@ export function tlsOptions(settings: Pick<PostgresSettings, 'host' | 'ssl'>): fa
   if (settings.ssl.mode === 'require') return { rejectUnauthorized: false };
   // verify-full: the chain up to the configured CA (or the system's), and the host name.
   const ca = settings.ssl.ca === null ? undefined : readFileSync(settings.ssl.ca, 'utf8');
-  return { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }), servername: settings.host };
+  // A name is also sent as SNI; an address is checked against the certificate's IP entries only.
+  return { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }), ...(isIP(settings.host) === 0 ? { servername: settings.host } : {}) };
 }
 
 export function createPool(settings: PostgresSettings): pg.Pool {
