@@ -18,18 +18,27 @@ export class Params {
 const FIELDS = ['consecutive', 'locked_until', 'hard_locked', 'last_failure_at'] as const;
 const KINDS: readonly FailureKind[] = ['known', 'elsewhere'];
 
+/** The kind as a column prefix: only the two words, whatever a caller passes at run time. */
+function col(kind: FailureKind): FailureKind {
+  if (!KINDS.includes(kind)) throw new Error(`not a failure kind: ${String(kind)}`);
+  return kind;
+}
+
 /** `memfa_locked(...)` of `kind` on the row aliased `row`, at `now` (a placeholder). */
 export function lockedExpr(row: string, kind: FailureKind, now: string): string {
+  col(kind);
   return `memfa_locked(${row}.${kind}_hard_locked, ${row}.${kind}_locked_until, ${now})`;
 }
 
 /** The lock's end as lockState tells it: null for a hard lock. */
 export function untilExpr(row: string, kind: FailureKind): string {
+  col(kind);
   return `CASE WHEN ${row}.${kind}_hard_locked THEN NULL ELSE ${row}.${kind}_locked_until END`;
 }
 
 /** The state after one more failure of `kind` (core/lockout.ts recordFailure), as `memfa_failure`. */
 export function failedExpr(row: string, kind: FailureKind, now: string, policy: LockoutPolicy, p: Params): string {
+  col(kind);
   return `memfa_failed(${row}.${kind}_consecutive, ${row}.${kind}_locked_until, ${row}.${kind}_hard_locked, ${now}, ${p.add(policy.threshold, 'integer')}, ${p.add(
     policy.baseDelayMs,
     'bigint',
@@ -38,6 +47,7 @@ export function failedExpr(row: string, kind: FailureKind, now: string, policy: 
 
 /** The state after a success of `kind` (recordKindSuccess: a hard lock survives). */
 export function succeededExpr(row: string, kind: FailureKind): string {
+  col(kind);
   return `memfa_succeeded(${row}.${kind}_consecutive, ${row}.${kind}_locked_until, ${row}.${kind}_hard_locked, ${row}.${kind}_last_failure_at)`;
 }
 
@@ -47,6 +57,8 @@ export function succeededExpr(row: string, kind: FailureKind): string {
  * kind's take `succ` when `succWhen`, everything else stays.
  */
 export function failureSets(fail: { kind: FailureKind; when: string } | null, succ: { kind: FailureKind; when: string } | null): string {
+  if (fail !== null) col(fail.kind);
+  if (succ !== null) col(succ.kind);
   const items: string[] = [];
   for (const kind of KINDS) {
     const cases: string[] = [];
