@@ -382,10 +382,10 @@ export class Verifier {
     if (totp === null) return fail('code-invalid', 'totp');
     const success: SuccessEffects = { kind: 'elsewhere', now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember } };
     if ((await this.p.state.createEnrolled(login.address, totp, success)) === 'exists') {
-      // A record appeared meanwhile (an administrator, or another login): the code is checked as
-      // that mailbox's.
+      // A record appeared meanwhile (an administrator, or a concurrent login with this code): the
+      // code is checked as that mailbox's, against its secret if it has one now.
       const rec = await this.p.state.getMailbox(login.address);
-      if (rec !== undefined) return this.checkStored(rec, login, decision, factor);
+      if (rec !== undefined) return this.checkStored(rec, login, rec.totp === null ? decision : { ...decision, action: 'challenge', provider: 'totp' }, factor);
     }
     await this.p.state.clearUnstoredFailures(login.address);
     return 'created';

@@ -66,12 +66,23 @@ function lockedFor(rec: MailboxRecord, kind: SuccessEffects['kind'], now: number
 
 export class FileStatePorts implements StatePorts {
   private readonly sources = new Recent<string, IpSourceState>(MAX_SOURCES);
-  private readonly unstored = new Recent<string, FailureState>(MAX_UNSTORED_FAILURES);
+  private readonly unstored: Recent<string, FailureState>;
   /** Send times within the last hour, per key (a mailbox, a destination), oldest first. */
   private readonly sends = new Recent<string, number[]>(MAX_SEND_KEYS);
   private readonly windows = new Map<string, Recent<string, IpThrottleRecord>>();
 
-  constructor(private readonly store: Store) {}
+  /** `bounds`: smaller bounds than the defaults above, for tests of what a bound drops. */
+  constructor(
+    private readonly store: Store,
+    bounds: { unstoredFailures?: number } = {},
+  ) {
+    this.unstored = new Recent(bounds.unstoredFailures ?? MAX_UNSTORED_FAILURES);
+  }
+
+  /** How many mailboxes without a record have failures kept now (at most MAX_UNSTORED_FAILURES). */
+  get unstoredTracked(): number {
+    return this.unstored.size;
+  }
 
   private tx<T>(change: (tx: StoreTx) => T): Promise<T> {
     return this.store.transact(change);
