@@ -30,7 +30,7 @@ async function remember(c: Queryable, address: string, success: SuccessEffects):
 function verdictStatement(
   p: Params,
   address: string,
-  at: { success: SuccessEffects | null; failure: FailureEffects | null; lockKind: SuccessEffects['kind']; lockNow: string },
+  at: { success: SuccessEffects | null; failure: FailureEffects | null; lockKind: SuccessEffects['kind'] },
   shape: { decide: string; extra?: string; sets: (failWhen: string, succWhen: string) => string; failOn: string[]; succeedOn: string[]; alsoSelect?: string },
 ): string {
   const a = p.add(address, 'text');
@@ -57,7 +57,7 @@ export async function acceptTotpStep(db: Db, address: string, sealedSecret: stri
     const now = p.add(at.success.now, 'bigint');
     const secret = p.add(sealedSecret, 'text');
     const s = p.add(step, 'bigint');
-    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind, lockNow: now }, {
+    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
       decide: `CASE WHEN cur.totp_sealed IS DISTINCT FROM ${secret} THEN 'changed'
         WHEN ${lockedExpr('cur', at.success.kind, now)} THEN 'locked'
         WHEN cur.totp_last_step IS NOT NULL AND ${s} <= cur.totp_last_step THEN 'reused' ELSE 'accepted' END`,
@@ -77,7 +77,7 @@ export async function acceptTotpStep(db: Db, address: string, sealedSecret: stri
 export async function recordFailure(db: Db, address: string, failure: FailureEffects): Promise<{ outcome: 'counted'; state: FailureState } | Locked | null> {
   const p = new Params();
   const now = p.add(failure.now, 'bigint');
-  const text = verdictStatement(p, address, { success: null, failure, lockKind: failure.kind, lockNow: now }, {
+  const text = verdictStatement(p, address, { success: null, failure, lockKind: failure.kind }, {
     decide: `CASE WHEN ${lockedExpr('cur', failure.kind, now)} THEN 'locked' ELSE 'counted' END`,
     sets: () => '',
     failOn: ['counted'],
@@ -101,7 +101,7 @@ export async function tryOpenCode(db: Db, address: string, hash: string, at: { m
     const h = p.add(hash, 'text');
     const max = p.add(at.maxTries, 'integer');
     // The code is compared by its keyed hash: equality of two HMACs tells nothing of the code.
-    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind, lockNow: now }, {
+    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
       decide: `CASE WHEN ${lockedExpr('cur', at.success.kind, now)} THEN 'locked' WHEN cur.code_hash IS NULL THEN 'no-open-code'
         WHEN cur.code_expires_at <= ${now} THEN 'code-expired' WHEN cur.code_hash = ${h} THEN 'ok' ELSE 'code-invalid' END`,
       extra: `(cur.code_hash IS NOT NULL AND (cur.code_expires_at <= ${now} OR cur.code_hash = ${h} OR cur.code_failed_tries + 1 >= ${max})) AS clear`,
@@ -165,7 +165,7 @@ export async function activatePending(db: Db, address: string, sealedSecret: str
     const s = p.add(step, 'bigint');
     // A forced activation (no code) is an administrator's; a code is checked like any factor.
     const checkLock = step === null ? 'false' : lockedExpr('cur', at.success.kind, now);
-    const text = verdictStatement(p, address, { success: at.success, failure: null, lockKind: at.success.kind, lockNow: now }, {
+    const text = verdictStatement(p, address, { success: at.success, failure: null, lockKind: at.success.kind }, {
       decide: `CASE WHEN cur.pending_sealed IS DISTINCT FROM ${secret} OR cur.pending_expires_at <= ${now} THEN 'changed'
         WHEN ${checkLock} THEN 'locked' WHEN ${p.add(at.requireProved, 'boolean')} AND cur.pending_proved IS NOT TRUE THEN 'unproved' ELSE 'activated' END`,
       sets: (_f, succWhen) =>
