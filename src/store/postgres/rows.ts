@@ -193,10 +193,21 @@ export async function readPlaces(c: Queryable, address: string): Promise<{ ips: 
   };
 }
 
-/** Replaces the remembered lists of `address` (the caller holds the mailbox's row lock). */
+/**
+ * Replaces the remembered lists of `address` (the caller holds the mailbox's row lock), in one
+ * statement: the entries no longer listed go, the listed ones are inserted or updated (disjoint
+ * rows, so the parts of the statement cannot meet).
+ */
 export async function writePlaces(c: Queryable, address: string, places: { ips: RememberedIp[]; countries: RememberedCountry[] }): Promise<void> {
-  await c.query('WITH a AS (DELETE FROM remembered_ips WHERE address = $1) DELETE FROM remembered_countries WHERE address = $1', [address]);
-  await insertPlaces(c, address, places);
+  await c.query(
+    `WITH di AS (DELETE FROM remembered_ips WHERE address = $1 AND ip <> ALL ($2::text[])),
+       dc AS (DELETE FROM remembered_countries WHERE address = $1 AND country <> ALL ($5::text[])),
+       ui AS (INSERT INTO remembered_ips SELECT $1, o::integer, ip, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(ip, f, l, o)
+              ON CONFLICT (address, ip) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen)
+     INSERT INTO remembered_countries SELECT $1, o::integer, cc, f, l FROM unnest($5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(cc, f, l, o)
+     ON CONFLICT (address, country) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen`,
+    [address, ...ips(places.ips), ...countries(places.countries)],
+  );
 }
 
 /**
