@@ -2,11 +2,9 @@
 // receive SMS; and the library stays out of everything a login loads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { normalisePhone } from '../src/core/phone.js';
 import { MemfaError } from '../src/protocol/errors.js';
+import { packagesReached } from './helpers/imports.js';
 
 test('normalisePhone: numbers that can receive SMS, in E.164, trunk prefixes dropped', () => {
   const good: [string, string][] = [
@@ -49,32 +47,6 @@ test('normalisePhone: refusals name the field and say what is wrong', () => {
     );
   }
 });
-
-// Compiled to dist/test/: the compiled sources are in dist/src.
-const DIST = fileURLToPath(new URL('../src/', import.meta.url));
-
-/** The packages a compiled module reaches through its relative imports (dynamic ones too, if asked). */
-function packagesReached(entry: string, dynamic: boolean): Set<string> {
-  const seen = new Set<string>();
-  const packages = new Set<string>();
-  const pending = [path.join(DIST, entry)];
-  const patterns = [/(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]/g, /(?:^|[\s;])import\s*['"]([^'"]+)['"]/g];
-  if (dynamic) patterns.push(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g);
-  while (pending.length > 0) {
-    const file = pending.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    const source = readFileSync(file, 'utf8');
-    for (const pattern of patterns) {
-      for (const m of source.matchAll(pattern)) {
-        const spec = m[1]!;
-        if (spec.startsWith('.')) pending.push(path.resolve(path.dirname(file), spec));
-        else packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
-      }
-    }
-  }
-  return packages;
-}
 
 test('libphonenumber is loaded by no login: not by memfa verify, not by the daemon at start', () => {
   assert.ok(!packagesReached('cli/verify.js', true).has('libphonenumber-js'), 'memfa verify, with everything it may import');

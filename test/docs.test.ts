@@ -15,9 +15,11 @@ import { PROVIDER_PROBLEMS } from '../src/core/provider-choice.js';
 import { LOGIN_CHECK_REASONS } from '../src/core/protocol-login.js';
 import { SETTING_LEVELS } from '../src/core/settings.js';
 import { ERRORS, EXIT } from '../src/protocol/errors.js';
+import { createExposition } from '../src/metrics/registry.js';
 import { METHODS, SOCKET_KINDS, isDelegable, type MethodName } from '../src/protocol/methods.js';
 import { VERSION } from '../src/version.js';
 import { runCli } from './helpers/daemon.js';
+import { stubSources } from './helpers/metrics-sources.js';
 
 // Compiled to dist/test/docs.test.js: the repository is two levels up.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -346,4 +348,27 @@ test('the README has the two set-up commands and links the man pages', () => {
 test('every reason a provider cannot be used is in memfa(1), under mailbox show', () => {
   const text = tokens(section('COMMANDS'));
   for (const problem of PROVIDER_PROBLEMS) assert.ok(text.includes(problem), `memfa.1 COMMANDS (mailbox show): the provider problem ${problem}`);
+});
+
+test('every metric is in memfa(1) METRICS: memfa\'s own each with its type and labels, the process ones by name', () => {
+  const families = createExposition(stubSources()).families();
+  assert.ok(families.filter((f) => f.name.startsWith('memfa_')).length >= 15, `the metrics: ${families.map((f) => f.name).join(', ')}`);
+  const lines = man1Sections.get('METRICS')?.split('\n');
+  assert.ok(lines !== undefined, 'man/memfa.1 has a section METRICS');
+  const others = lines.findIndex((l, i) => l.startsWith('.B process_*') && lines[i - 1] === '.TP');
+  assert.ok(others !== -1, 'memfa.1 METRICS: an entry for the process_* and nodejs_* metrics');
+  const otherWords = tokens(plain(lines.slice(others).join('\n')));
+  for (const f of families) {
+    if (!f.name.startsWith('memfa_')) {
+      for (const word of [f.name, ...f.labelNames]) assert.ok(otherWords.includes(word), `memfa.1 METRICS: ${f.name} (${word})`);
+      continue;
+    }
+    const at = lines.findIndex((l, i) => l === `.B ${f.name}` && lines[i - 1] === '.TP');
+    assert.ok(at !== -1, `memfa.1 METRICS: no entry ".TP" ".B ${f.name}"`);
+    const end = lines.findIndex((l, i) => i > at && /^\.(TP|SH|SS|PP)\b/.test(l));
+    const body = tokens(plain(lines.slice(at + 1, end).join('\n')));
+    assert.equal(body[0], f.type, `memfa.1 METRICS: ${f.name} is a ${f.type}`);
+    for (const label of f.labelNames) assert.ok(body.includes(label), `memfa.1 METRICS: ${f.name} has the label ${label}`);
+    if (f.labelNames.length === 0) assert.ok(!body.slice(0, 3).includes('label') && !body.slice(0, 3).includes('labels'), `memfa.1 METRICS: ${f.name} has no label`);
+  }
 });

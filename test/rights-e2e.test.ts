@@ -32,7 +32,7 @@ describe('sockets: the login hooks cannot change MFA, the webmail cannot answer 
   after(() => d.cleanup());
 
   it('the hook socket serves verify and ping, and no self.* method', async () => {
-    assert.deepEqual(await call(d.hookSocket, 'ping', {}), { pong: true });
+    assert.equal((await call(d.hookSocket, 'ping', {})).pong, true);
     const v = (await call(d.hookSocket, 'verify', { user: 'carl@sock.example', ip: GB })) as { result: string };
     assert.equal(v.result, 'allow');
     const attempts: [string, Record<string, unknown>][] = [
@@ -52,7 +52,7 @@ describe('sockets: the login hooks cannot change MFA, the webmail cannot answer 
   });
 
   it('the self socket serves self.* and ping, and neither verify nor administration', async () => {
-    assert.deepEqual(await call(d.selfSocket, 'ping', {}), { pong: true });
+    assert.equal((await call(d.selfSocket, 'ping', {})).pong, true);
     const shown = (await call(d.selfSocket, 'self.show', { user: 'carl@sock.example' })) as { address: string };
     assert.equal(shown.address, 'carl@sock.example');
     for (const [method, params] of [

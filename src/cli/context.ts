@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Chalk, type ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
-import { call } from '../client/call.js';
+import { call, type CallOptions } from '../client/call.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { out, printJson, socketFor, usage, useColor, type GlobalOptions } from './io.js';
 
@@ -37,6 +37,11 @@ export class Cli {
     const token = this.token();
     if (token === undefined) return call(socketFor(this.opts(), 'admin'), method, params);
     return call(socketFor(this.opts(), 'hook'), method, params, { auth: token });
+  }
+
+  /** Monitoring: the hook socket (or --socket), which the mail server's group may use. */
+  async callHook<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
+    return call(socketFor(this.opts(), 'hook'), method, params, options);
   }
 
   /** Self-service: always the self socket. */

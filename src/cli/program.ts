@@ -16,6 +16,7 @@ import { registerIpBlocks } from './commands/ip-blocks.js';
 import { registerImport } from './commands/import.js';
 import { registerKeysAndAudit } from './commands/keys-audit.js';
 import { registerMailbox } from './commands/mailbox.js';
+import { registerMonitoring } from './commands/monitoring.js';
 import { registerProviders } from './commands/providers.js';
 import { registerSelf } from './commands/self.js';
 import { registerSupport } from './commands/support.js';
@@ -25,8 +26,8 @@ import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp
 
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerAppPasswords, registerIpBlocks, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
-/** Operations: checking the configuration, shell completion, importing from other tools. */
-const OPERATIONS = [registerConfig, registerCompletion, registerImport];
+/** Operations: checking the configuration, monitoring, shell completion, importing from other tools. */
+const OPERATIONS = [registerConfig, registerMonitoring, registerCompletion, registerImport];
 
 export interface Program {
   program: Command;

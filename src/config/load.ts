@@ -135,8 +135,13 @@ export function checkConfig(raw: unknown, source: string, overrides: ConfigOverr
     const other = kinds.slice(0, i).find((k) => sockets[k].path === sockets[kind].path);
     if (other !== undefined) errors.push(`sockets.${kind}.path: the same path as sockets.${other}.path (${sockets[kind].path}); each socket needs its own`);
   }
+  // A socket path for the metrics listener is relative to the run directory, like the sockets.
+  const metricsListen = c.metrics.listen !== null && c.metrics.listen.includes('/') ? abs(c.metrics.listen, runDir) : c.metrics.listen;
+  const clash = kinds.find((k) => sockets[k].path === metricsListen);
+  if (clash !== undefined) errors.push(`metrics.listen: the same path as sockets.${clash}.path (${metricsListen}); the metrics listener needs its own`);
   const config: MemfaConfig = {
     ...c,
+    metrics: { ...c.metrics, listen: metricsListen },
     source,
     dataDir,
     runDir,

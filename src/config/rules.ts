@@ -2,6 +2,8 @@
 // names both keys, so that the daemon and `memfa config check` refuse a file that is valid key by
 // key but makes no sense as a whole.
 
+import { isLoopback, parseListen } from './listen.js';
+
 /** A socket mode may grant at most read and write to the owner and the group. */
 export const WIDEST_SOCKET_MODE = 0o660;
 
@@ -56,6 +58,13 @@ export function crossKeyProblems(merged: Merged, bad: ReadonlySet<string>): stri
       problems.push(
         `${key}: "${mode}" grants more than 0660 (read and write for the owner and the group); set sockets.${kind}.allowWideMode to true if that is meant`,
       );
+    }
+  }
+  const listen = at(merged, 'metrics.listen');
+  if (typeof listen === 'string' && !bad.has('metrics.listen') && !bad.has('metrics.allowNonLoopback') && at(merged, 'metrics.allowNonLoopback') !== true) {
+    const address = parseListen(listen);
+    if ('kind' in address && address.kind === 'tcp' && !isLoopback(address.host)) {
+      problems.push(`metrics.listen: ${address.host} is not a loopback address (127.0.0.0/8, ::1), so the metrics would be open to the network; set metrics.allowNonLoopback to true if that is meant`);
     }
   }
   return problems;

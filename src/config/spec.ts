@@ -1,6 +1,12 @@
 // The configuration schema: every key, its default and its check. The validator walks a file
 // against this tree, collects every error (each naming its key) and rejects unknown keys.
 import { CHALLENGE_MODES, FALLBACK_PROVIDERS, PRIMARY_PASSWORD_MODES, PROVIDERS } from '../protocol/vocabulary.js';
+import { parseListen } from './listen.js';
+
+const listenProblem = (v: string): string | null => {
+  const parsed = parseListen(v);
+  return 'problem' in parsed ? parsed.problem : null;
+};
 
 export type Check = (value: unknown) => string | null;
 
@@ -77,6 +83,12 @@ export const CONFIG_SPEC: Section = section({
     maxWaitingConnections: leaf(4096, isInt(0, 100000)),
     waitTimeoutMs: leaf(2000, isInt(10, 600000)),
     listenBacklog: leaf(4096, isInt(1, 65535)),
+  }),
+  metrics: section({
+    // null: no HTTP listener (the metrics method on the hook and admin sockets is always there).
+    listen: leaf(null, orNull((v) => isString({ max: 100 })(v) ?? listenProblem(v as string))),
+    // A listener on an address other than loopback is refused unless this says it is meant (config/rules.ts).
+    allowNonLoopback: leaf(false, isBool),
   }),
   store: section({
     backend: leaf('file', isOneOf(STORE_BACKENDS)),

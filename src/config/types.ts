@@ -87,6 +87,8 @@ export interface MemfaConfig {
     waitTimeoutMs: number;
     listenBacklog: number;
   };
+  /** listen: HOST:PORT or a Unix socket path (resolved against runDir), or null for no HTTP listener. */
+  metrics: { listen: string | null; allowNonLoopback: boolean };
   store: { backend: 'file' | 'postgres'; file: string; compactJournalBytes: number; postgres: PostgresConfig | null };
   keyFile: string;
   issuer: string;

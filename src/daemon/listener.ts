@@ -22,6 +22,16 @@ export interface ListenerLimits {
   listenBacklog: number;
 }
 
+export interface ListenerStats {
+  socket: SocketKind;
+  open: number;
+  waiting: number;
+  accepted: number;
+  frameTimeouts: number;
+  evicted: number;
+  turnedAway: number;
+}
+
 const QUIET_PERIOD_MS = 100;
 /**
  * Each connection's read and write buffers in Node (the kernel's come on top). A write that finds
@@ -75,6 +85,8 @@ export class Listener {
   private nothingEvictableAt = -1;
   /** Connections shed since the last sweep, logged once per sweep (an attack must not flood the log). */
   private shed = { frameTimeouts: 0, evicted: 0, turnedAway: 0 };
+  /** Since the start, for the metrics: connections accepted, and those shed up to the last sweep. */
+  private readonly totals = { accepted: 0, frameTimeouts: 0, evicted: 0, turnedAway: 0 };
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -105,6 +117,11 @@ export class Listener {
 
   get path(): string {
     return this.cfg.path;
+  }
+
+  /** Connections open and waiting now, and the totals since the start (see `totals`). */
+  stats(): ListenerStats {
+    return { socket: this.kind, open: this.connections.size, waiting: this.waiting.size, ...this.totals };
   }
 
   async listen(): Promise<void> {
@@ -175,6 +192,7 @@ export class Listener {
   }
 
   private accept(socket: net.Socket): void {
+    this.totals.accepted++;
     socket.on('error', () => socket.destroy());
     if (this.waiting.size === 0 && this.connections.size < this.limits.maxConnections) return this.admit(socket);
     // While stopping, nobody waits: SHUTTING_DOWN at once is the answer a client can act on.
@@ -278,6 +296,9 @@ export class Listener {
     const shed = this.shed;
     if (shed.frameTimeouts + shed.evicted + shed.turnedAway > 0) {
       this.log.warn('connections-shed', { socket: this.kind, ...shed, connections: this.connections.size, waiting: this.waiting.size });
+      this.totals.frameTimeouts += shed.frameTimeouts;
+      this.totals.evicted += shed.evicted;
+      this.totals.turnedAway += shed.turnedAway;
       this.shed = { frameTimeouts: 0, evicted: 0, turnedAway: 0 };
     }
   }

@@ -1,6 +1,6 @@
 // The daemon: wires real implementations into the services, starts in order (directories and the
-// data directory's lock, store, keys, audit trail, geo, senders, listeners) and stops in reverse on
-// SIGTERM/SIGINT.
+// data directory's lock, store, keys, audit trail, geo, senders, listeners, the metrics listener),
+// tells systemd it is ready, and stops in reverse on SIGTERM/SIGINT.
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
@@ -8,7 +8,10 @@ import { chmod, mkdir, stat } from 'node:fs/promises';
 import type { AnchorStore } from '../audit/anchor.js';
 import { AuditTrail } from '../audit/trail.js';
 import type { MemfaConfig } from '../config/types.js';
+import { parseListen } from '../config/listen.js';
 import { loadCountryLookup } from '../geo/country.js';
+import { listenMetricsHttp } from '../metrics/http.js';
+import { DaemonMetrics } from '../metrics/wiring.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
 import type { AuditStreamName } from '../protocol/results.js';
@@ -27,6 +30,7 @@ import { assertStoreBackend } from './preflight.js';
 import { logRequests } from './request-log.js';
 import { checkSenders, createSenders } from './senders.js';
 import { createLogger, type Logger } from './logger.js';
+import { serviceManager } from './notify.js';
 
 async function ensureDir(dir: string, mode: number, log: Logger): Promise<void> {
   const existing = await stat(dir).catch(() => null);
@@ -132,7 +136,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     // Closed before the store (cleanups run in reverse): closing anchors the final heads.
     cleanups.push(() => audit.close());
     const country = await loadCountryLookup(config.dataDir);
-    const senders = createSenders(config, log);
+    const metrics = new DaemonMetrics(VERSION);
+    const senders = metrics.watchSenders(createSenders(config, log));
     cleanups.push(async () => {
       await Promise.all(Object.values(senders).map((s) => s.close()));
     });
@@ -159,15 +164,35 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const services = createServices(ports);
     // Runs after the listeners have drained (cleanups run in reverse) and before the store closes.
     cleanups.push(() => services.close());
-    const dispatcher = createDispatcher(services.handlers, log, config.limits.requestTimeoutMs, services.authenticate);
+    const handlers = {
+      ...services.handlers,
+      verify: metrics.meterVerify(services.handlers.verify),
+      'login.check': metrics.meterLoginCheck(services.handlers['login.check']),
+      metrics: () => metrics.render(),
+    };
+    const dispatcher = createDispatcher(handlers, log, config.limits.requestTimeoutMs, services.authenticate);
     const dispatch = config.log.level === 'debug' ? logRequests(dispatcher, log) : dispatcher;
     const listeners = SOCKET_KINDS.map((kind) => new Listener(kind, config.sockets[kind], config.limits, dispatch, log));
+    metrics.attach({
+      locks: () => services.census.counts(),
+      store: () => ({ mailboxes: store.countMailboxes(), domains: store.listDomains().length, ...store.fileSizes() }),
+      audit: () => audit.status(),
+      listeners: () => listeners.map((l) => l.stats()),
+    });
     // Every socket stops accepting at once, then all drain; only then do the store and the rest close.
     cleanups.push(async () => {
       for (const l of listeners) l.pause();
       await Promise.all(listeners.map((l) => l.drain(config.limits.requestTimeoutMs)));
     });
     for (const l of listeners) await l.listen();
+    if (config.metrics.listen !== null) {
+      const address = parseListen(config.metrics.listen);
+      if ('problem' in address) throw new MemfaError('CONFIG_INVALID', `metrics.listen: ${address.problem}`, { data: { key: 'metrics.listen' } });
+      const http = await listenMetricsHttp(address, () => metrics.render(), log);
+      cleanups.push(() => http.close());
+    }
+    const manager = serviceManager(log);
+    let announced: Promise<void> = Promise.resolve();
 
     let resolveDone!: () => void;
     const done = new Promise<void>((r) => (resolveDone = r));
@@ -175,8 +200,10 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const stop = () => {
       stopping ??= (async () => {
         log.info('stopping', {});
+        const told = announced.then(() => manager.stopping());
         // Listeners first (stop accepting, answer what is in flight), then the store and the rest.
         await unwind();
+        await told;
         log.info('stopped', { uptimeMs: Date.now() - started });
         resolveDone();
       })();
@@ -193,6 +220,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       mailboxes: store.countMailboxes(),
       startMs: Date.now() - started,
     });
+    // Not awaited: the daemon serves meanwhile; a stop tells systemd only after this.
+    announced = manager.ready();
     return { stop, done };
   } catch (err) {
     await unwind();

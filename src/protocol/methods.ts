@@ -27,6 +27,7 @@ import type {
   MailboxListResult,
   MailboxRemoveResult,
   MailboxView,
+  MetricsResult,
   PingResult,
   ProtocolExplainResult,
   ProvidersListResult,
@@ -96,6 +97,8 @@ const revokeFields = { idOrName: optional(str({ max: 128, min: 1 })), all: optio
 export const METHODS = {
   ping: { sockets: ['admin', 'hook', 'self'], params: obj({}), result: returns<PingResult>() },
   status: { sockets: ['admin'], params: obj({}), result: returns<StatusResult>() },
+  // Counts only, no mailbox or client address: monitoring in the mail server's group may read them.
+  metrics: { sockets: ['admin', 'hook'], params: obj({}), result: returns<MetricsResult>() },
   verify: {
     sockets: ['admin', 'hook'],
     params: obj({ user: address, ip, code: optional(code), send: optional(bool()) }),

@@ -7,8 +7,17 @@ import type { ChallengeMinimum, CountryRule, EnrolmentGrace, ProviderChoice, Rem
 // The answers of the mail-protocol side (app passwords, login.check, explain --protocol).
 export type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, AppPasswordView, LoginCheckOutcome, LoginCheckResult, ProtocolExplainResult } from './results-mail.js';
 
+/** `ping`: the daemon answers; its version and how long it has run. */
 export interface PingResult {
   pong: true;
+  version: string;
+  uptimeSeconds: number;
+}
+
+/** `metrics`: the Prometheus text exposition, and the HTTP Content-Type it goes with. */
+export interface MetricsResult {
+  contentType: string;
+  text: string;
 }
 
 export interface StatusResult {

@@ -8,6 +8,7 @@ import { SelfCredentials } from './self-credentials.js';
 import { OneTimeCodes } from './codes.js';
 import { Enrolment } from './enrol.js';
 import { IpBlocks } from './ip-blocks.js';
+import { LockCensus } from './lock-census.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { ProviderPolicy } from './policy.js';
@@ -21,9 +22,14 @@ import { SettingsAdmin } from './settings-admin.js';
 import { daemonStatus, warnProvidersWithoutGateway } from './status.js';
 import { Verifier } from './verify.js';
 
+/** Every method but `metrics`, which the daemon answers itself (daemon/main.ts, metrics/). */
+export type ServiceHandlers = Omit<Handlers, 'metrics'>;
+
 export interface Services {
-  handlers: Handlers;
+  handlers: ServiceHandlers;
   authenticate: DomainAdmins['authenticate'];
+  /** Locked mailboxes and blocked sources, counted at a bounded cost (lock-census.ts). */
+  census: LockCensus;
   /** Writes what the services keep to write later (app password usage); before the store closes. */
   close(): Promise<void>;
 }
@@ -47,8 +53,8 @@ export function createServices(p: Ports): Services {
   const appPasswords = new AppPasswords(p, policy, usage);
   const loginCheck = new LoginCheck(p, appPasswords);
   const credentials = new SelfCredentials(p, appPasswords, recovery, proof);
-  const handlers: Handlers = {
-    ping: () => ({ pong: true }),
+  const handlers: ServiceHandlers = {
+    ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000) }),
     status: () => daemonStatus(p, policy),
     verify: (params, ctx) => verifier.verify(params, ctx),
     'login.check': (params, ctx) => loginCheck.check(params, ctx),
@@ -95,5 +101,6 @@ export function createServices(p: Ports): Services {
     'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
     'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
-  return { handlers, authenticate: (token) => admins.authenticate(token), close: () => usage.close() };
+  const census = new LockCensus(() => p.store.allMailboxes(), { states: () => p.state.unstoredFailureStates?.() ?? [] }, verifier.throttle, p.clock);
+  return { handlers, authenticate: (token) => admins.authenticate(token), census, close: () => usage.close() };
 }

@@ -14,7 +14,7 @@ import {
 import { normaliseIp } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
 import { invalidParams } from '../protocol/errors.js';
-import type { SourceStore } from './store-ports.js';
+import type { CensusReads, SourceStore } from './store-ports.js';
 
 /** A reserved attempt: settle it exactly once, whatever happens to the check. */
 export interface Reserved {
@@ -29,7 +29,7 @@ export class SourceThrottle {
 
   constructor(
     config: MemfaConfig,
-    private readonly state: SourceStore,
+    private readonly state: SourceStore & Pick<CensusReads, 'sourceStates'>,
   ) {
     const l = config.lockout;
     this.policy = { maxFailures: l.ipMaxFailures, windowMs: l.ipWindowSeconds * 1000, distinctMailboxes: l.ipDistinctMailboxes, blockMs: l.ipBlockSeconds * 1000 };
@@ -76,6 +76,18 @@ export class SourceThrottle {
       if (block !== null) out.push({ source, ...block });
     }
     return out;
+  }
+
+  /**
+   * How many sources are blocked at `now` (a scan of every tracked source, for the metrics); none
+   * where the state ports do not keep them in memory (CensusReads).
+   */
+  blockedCount(now: number): number {
+    const states = this.state.sourceStates?.();
+    if (states === undefined) return 0;
+    let n = 0;
+    for (const state of states) if (ipSourceBlock(state, now, this.policy) !== null) n++;
+    return n;
   }
 
   /**

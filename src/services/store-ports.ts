@@ -210,5 +210,20 @@ export interface MetaStore {
   updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }): Promise<R>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Metrics: the census of locks (services/lock-census.ts)
+
+/**
+ * What the metrics' census of locks counts besides the stored mailboxes, asked for synchronously
+ * by a scrape (at most once per census interval): a backend that keeps these in memory (the file
+ * store) gives them here; one that does not leaves them out, and the census counts none of them.
+ */
+export interface CensusReads {
+  /** Every failure state kept for a mailbox without a record (expired ones too; bounded). */
+  unstoredFailureStates?(): Iterable<FailureState>;
+  /** Every source state the per-source throttle keeps (bounded). */
+  sourceStates?(): Iterable<IpSourceState>;
+}
+
 /** Everything the services need of the state: what a backend implements. */
-export type StatePorts = LoginReads & FactorStore & UnstoredFailureStore & CodeStore & SourceStore & WindowCounterStore & EnrolStore & MailboxStore & SettingsStore & MetaStore;
+export type StatePorts = LoginReads & FactorStore & UnstoredFailureStore & CodeStore & SourceStore & WindowCounterStore & EnrolStore & MailboxStore & SettingsStore & MetaStore & CensusReads;

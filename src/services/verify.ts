@@ -88,6 +88,11 @@ function rememberedCopy(ips: readonly RememberedIp[], ip: string): string {
 /** The audit reason of an error answer, where it has a name of its own. */
 const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited', PROVIDER_UNUSABLE: 'provider-unusable' };
 
+/** The reason of an error answer, as the audit trail and the metrics give it: e.g. 'delivery-failed', 'store-failed'. */
+export function errorReason(err: unknown): string {
+  return err instanceof MemfaError ? ERROR_REASONS[err.code] ?? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
+}
+
 export class Verifier {
   /** Code checks per client source (see ip-throttle.ts); ip-blocks.ts shows and clears it. */
   readonly throttle: SourceThrottle;
@@ -200,8 +205,7 @@ export class Verifier {
         return { ...result, user: address, ip, country: login.country };
       },
       async (err: unknown) => {
-        const reason = err instanceof MemfaError ? ERROR_REASONS[err.code] ?? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
-        await this.p.audit.append(this.entry(ctx, login, 'error', reason));
+        await this.p.audit.append(this.entry(ctx, login, 'error', errorReason(err)));
         throw err;
       },
     );

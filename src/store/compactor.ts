@@ -60,6 +60,11 @@ export class Compactor {
     this.db = new Low<SnapshotOut>(this.snapshot, emptySnapshot());
   }
 
+  /** The snapshot file's size as last written or read. */
+  get snapshotBytes(): number {
+    return this.snapshot.bytes;
+  }
+
   /** The snapshot as the file holds it (checked and migrated by the caller), or null if there is none. */
   async read(): Promise<unknown> {
     const none = this.db.data;

@@ -104,6 +104,11 @@ export class FileStore implements Store {
     return this.memory.countMailboxes(domain);
   }
 
+  /** The snapshot's size as last written or read, and the journal's durable bytes since (for the metrics). */
+  fileSizes(): { snapshotBytes: number; journalBytes: number } {
+    return { snapshotBytes: this.compactor.snapshotBytes, journalBytes: this.journal.bytes };
+  }
+
   transact<T>(change: (tx: StoreTx) => T): Promise<T> {
     if (this.closed) return Promise.reject(new MemfaError('SHUTTING_DOWN', 'the store is closed'));
     const memory = this.memory;

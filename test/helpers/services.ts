@@ -10,10 +10,9 @@ import type { MemfaConfig } from '../../src/config/types.js';
 import { totpCode } from '../../src/core/totp.js';
 import { newMailbox, type MailboxRecord } from '../../src/core/model.js';
 import type { OutgoingCode, Sender } from '../../src/delivery/types.js';
-import type { Handlers } from '../../src/daemon/dispatch.js';
 import type { ParamsOf, ResultOf } from '../../src/protocol/methods.js';
 import { openWith, parseSealed, secretAad, sealWith } from '../../src/security/seal.js';
-import { createServices } from '../../src/services/handlers.js';
+import { createServices, type ServiceHandlers } from '../../src/services/handlers.js';
 import { TOTP_PURPOSE } from '../../src/services/enrol.js';
 import type { CallContext, Ports, SecretBox } from '../../src/services/ports.js';
 import { totpOptions } from '../../src/services/context.js';
@@ -74,8 +73,8 @@ export interface ServiceRig {
   email: KeptSender;
   audit: AuditEvent[];
   warnings: string[];
-  handlers: Handlers;
-  call<M extends keyof Handlers & string>(method: M, params: ParamsOf<M>, ctx?: CallContext): Promise<ResultOf<M>>;
+  handlers: ServiceHandlers;
+  call<M extends keyof ServiceHandlers>(method: M, params: ParamsOf<M>, ctx?: CallContext): Promise<ResultOf<M>>;
   /** Stores `rec` as it is. */
   seed(rec: MailboxRecord): Promise<void>;
   mailbox(address: string): MailboxRecord | undefined;
