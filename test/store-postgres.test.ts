@@ -2,14 +2,16 @@
 // turns, a newer or changed schema is refused, a failing migration leaves nothing behind), the
 // clock check at start, and faults (the database stopped: typed errors; back: the same pools work
 // again without a restart).
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { newMailbox } from '../src/core/model.js';
 import { MemfaError } from '../src/protocol/errors.js';
-import { loadMigrations, migrate, type Migration } from '../src/store/postgres/migrate.js';
+import { loadMigrations, migrate, MIGRATIONS_DIR, type Migration } from '../src/store/postgres/migrate.js';
 import { CLOCK_SKEW_WARN_MS, openPostgres, postgresSettings } from '../src/store/postgres/open.js';
 import { createPool, Db, tlsOptions } from '../src/store/postgres/pool.js';
 import { PgStatePorts } from '../src/store/postgres/state-ports.js';
@@ -17,6 +19,14 @@ import { pgSettings, postgresMissing, serverLog, sql, startPostgres, type PgClus
 
 const T0 = Date.UTC(2026, 0, 1);
 const missing = postgresMissing();
+
+test('the package ships the migrations where the compiled store looks for them', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const files = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { files: string[] }).files;
+  const dir = `${path.relative(root, MIGRATIONS_DIR)}/`;
+  assert.ok(files.some((f) => dir.startsWith(f)), `package.json "files" lacks ${dir}`);
+  assert.ok(loadMigrations().length >= 2);
+});
 
 const code = (err: unknown) => (err instanceof MemfaError ? err.code : `not a MemfaError: ${String(err)}`);
 
