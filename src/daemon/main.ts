@@ -28,6 +28,7 @@ import { createDispatcher } from './dispatch.js';
 import { applyHeapPolicy } from './heap.js';
 import { Listener } from './listener.js';
 import { acquireDataDirLock } from './lock.js';
+import { assertStoreBackend } from './preflight.js';
 import { logRequests } from './request-log.js';
 import { checkSenders, createNoticeSender, createSenders } from './senders.js';
 import { renderNotice } from '../delivery/notice.js';
@@ -96,6 +97,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => log.error('stop-step-failed', { error: err.message }));
   };
   try {
+    // Before anything is made or locked: a backend this daemon cannot serve is refused outright.
+    assertStoreBackend(config);
     await ensureDir(config.dataDir, 0o700, log);
     await ensureDir(config.runDir, 0o750, log);
     const unlock = await acquireDataDirLock(config.dataDir);

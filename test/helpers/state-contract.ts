@@ -280,7 +280,8 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const counted = await Promise.all(Array.from({ length: 5 }, () => p.recordUnstoredFailure('ghost@c.test', T0, STRICT)));
       assert.equal(count(counted, (r) => r.outcome === 'counted'), 3, 'none counted once they lock it');
       assert.equal((await p.unstoredFailures('ghost@c.test', T0, STRICT))?.consecutive, 3);
-      assert.deepEqual(counted[4], { outcome: 'locked', until: T0 + STRICT.baseDelayMs });
+      // Which of the concurrent calls comes last is not promised (several daemons): any refused one.
+      assert.deepEqual(counted.find((r) => r.outcome === 'locked'), { outcome: 'locked', until: T0 + STRICT.baseDelayMs });
       assert.equal((await p.clearUnstoredFailures('ghost@c.test'))?.consecutive, 3);
       assert.equal(await p.unstoredFailures('ghost@c.test', T0, STRICT), undefined, 'cleared');
       for (let i = 0; i < 3; i++) await p.recordUnstoredFailure('ghost@c.test', T0, STRICT);
