@@ -31,12 +31,14 @@ import {
 } from '../src/core/lockout.js';
 import { lockoutPolicy } from '../src/services/context.js';
 import { SourceThrottle } from '../src/services/ip-throttle.js';
+import { FileStatePorts } from '../src/store/state-ports.js';
+import { MemoryStore } from './helpers/memory-store.js';
 
 // The configuration's defaults (config/spec.ts) are the only defaults; the daemon turns them into
 // these policies the same way.
 const DEFAULTS = validateConfig({}, '/defaults/memfa.json', {}, {});
 const DEFAULT_LOCKOUT = lockoutPolicy(DEFAULTS);
-const { policy: DEFAULT_IP_THROTTLE, grouping: DEFAULT_SOURCE_GROUPING } = new SourceThrottle(DEFAULTS);
+const { policy: DEFAULT_IP_THROTTLE, grouping: DEFAULT_SOURCE_GROUPING } = new SourceThrottle(DEFAULTS, new FileStatePorts(new MemoryStore()));
 
 const T0 = 1_700_000_000_000;
 const MIN = 60_000;

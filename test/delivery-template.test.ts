@@ -8,7 +8,7 @@ import {
   validateTemplate,
   type TemplateVars,
 } from '../src/delivery/template.js';
-import { maskEmail, maskPhone, maskRecipient } from '../src/delivery/mask.js';
+import { maskEmail, maskPhone, maskRecipient } from '../src/core/mask.js';
 import { encodeSms, smppStatusName } from '../src/delivery/smpp-pdu.js';
 import { DEFAULT_SMS_TEMPLATE, DEFAULT_SMTP_TEMPLATES } from '../src/delivery/types.js';
 

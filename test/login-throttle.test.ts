@@ -6,10 +6,10 @@ import path from 'node:path';
 import type { MemfaConfig } from '../src/config/types.js';
 import { loadConfig } from '../src/config/load.js';
 import { newMailbox, type AppPassword, type MailboxRecord } from '../src/core/model.js';
-import { AppPasswordUsage } from '../src/services/app-password-usage.js';
-import { LoginThrottle, MAX_TRACKED } from '../src/services/login-throttle.js';
-import type { Ports } from '../src/services/ports.js';
-import type { StoreTx } from '../src/store/types.js';
+import { AppPasswordUsage, type AppPasswordUsagePorts } from '../src/services/app-password-usage.js';
+import { LoginThrottle, MAILBOX_SCOPE, SOURCE_SCOPE } from '../src/services/login-throttle.js';
+import { FileStatePorts, MAX_WINDOW_KEYS as MAX_TRACKED } from '../src/store/state-ports.js';
+import { MemoryStore } from './helpers/memory-store.js';
 import { REPO } from './helpers/daemon.js';
 
 const NOW = Date.UTC(2026, 5, 1);
@@ -19,37 +19,48 @@ function config(lockout: Partial<MemfaConfig['lockout']>, mailboxMaxFailures = 5
   return { ...base, lockout: { ...base.lockout, ...lockout }, appPasswords: { ...base.appPasswords, mailboxMaxFailures } };
 }
 
-test('the throttle: per source, per mailbox, never at a remembered address; a block ends', () => {
-  const t = new LoginThrottle(config({ ipMaxFailures: 3, ipDistinctMailboxes: 100, ipWindowSeconds: 60, ipBlockSeconds: 120 }, 4));
+// The throttle's windows are the state ports' (WindowCounterStore): here over a store in memory.
+const throttle = (c: MemfaConfig) => {
+  const state = new FileStatePorts(new MemoryStore());
+  return { t: new LoginThrottle(c, state), state };
+};
+
+test('the throttle: per source, per mailbox, never at a remembered address; a block ends', async () => {
+  const { t } = throttle(config({ ipMaxFailures: 3, ipDistinctMailboxes: 100, ipWindowSeconds: 60, ipBlockSeconds: 120 }, 4));
   for (let i = 0; i < 3; i++) {
-    assert.equal(t.refusal('192.0.2.1', 'a@example.org', false, NOW), null);
-    t.fail('192.0.2.1', 'a@example.org', NOW);
+    assert.equal(await t.refusal('192.0.2.1', 'a@example.org', false, NOW), null);
+    await t.fail('192.0.2.1', 'a@example.org', NOW);
   }
-  assert.deepEqual(t.refusal('192.0.2.1', 'b@example.org', false, NOW), { until: NOW + 120_000, by: 'source' }, 'the source, for every mailbox');
-  assert.equal(t.refusal('192.0.2.1', 'a@example.org', true, NOW), null, 'not at an address the mailbox remembers');
-  assert.equal(t.refusal('192.0.2.2', 'a@example.org', false, NOW), null, 'another source, the mailbox not yet at its limit');
-  t.fail('192.0.2.2', 'a@example.org', NOW);
-  assert.deepEqual(t.refusal('192.0.2.3', 'a@example.org', false, NOW), { until: NOW + 120_000, by: 'mailbox' });
-  assert.equal(t.refusal('192.0.2.3', 'b@example.org', false, NOW), null, 'other mailboxes from other sources');
-  assert.equal(t.refusal('192.0.2.1', 'b@example.org', false, NOW + 120_000), null, 'the block is over');
+  assert.deepEqual(await t.refusal('192.0.2.1', 'b@example.org', false, NOW), { until: NOW + 120_000, by: 'source' }, 'the source, for every mailbox');
+  assert.equal(await t.refusal('192.0.2.1', 'a@example.org', true, NOW), null, 'not at an address the mailbox remembers');
+  assert.equal(await t.refusal('192.0.2.2', 'a@example.org', false, NOW), null, 'another source, the mailbox not yet at its limit');
+  await t.fail('192.0.2.2', 'a@example.org', NOW);
+  assert.deepEqual(await t.refusal('192.0.2.3', 'a@example.org', false, NOW), { until: NOW + 120_000, by: 'mailbox' });
+  assert.equal(await t.refusal('192.0.2.3', 'b@example.org', false, NOW), null, 'other mailboxes from other sources');
+  assert.equal(await t.refusal('192.0.2.1', 'b@example.org', false, NOW + 120_000), null, 'the block is over');
 });
 
-test('the throttle keeps at most MAX_TRACKED sources and mailboxes', () => {
-  const t = new LoginThrottle(config({ ipMaxFailures: 1000, ipDistinctMailboxes: 100000, ipWindowSeconds: 3600 }, 1000));
-  for (let i = 0; i < MAX_TRACKED + 50; i++) t.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `u${i}@example.org`, NOW);
-  assert.deepEqual(t.size, { sources: MAX_TRACKED, mailboxes: MAX_TRACKED });
+test('the throttle keeps at most MAX_TRACKED sources and mailboxes', async () => {
+  const { t, state } = throttle(config({ ipMaxFailures: 1000, ipDistinctMailboxes: 100000, ipWindowSeconds: 3600 }, 1000));
+  for (let i = 0; i < MAX_TRACKED + 50; i++) await t.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, `u${i}@example.org`, NOW);
+  assert.deepEqual({ sources: state.windowKeys(SOURCE_SCOPE), mailboxes: state.windowKeys(MAILBOX_SCOPE) }, { sources: MAX_TRACKED, mailboxes: MAX_TRACKED });
 });
 
-function fakePorts(records: Map<string, MailboxRecord>): { ports: Ports; writes: () => number } {
+/** Usage's state port over `records`, counting its transactions (one call of updateMailboxes each). */
+function fakePorts(records: Map<string, MailboxRecord>): { ports: AppPasswordUsagePorts; writes: () => number } {
   let writes = 0;
-  const tx = { getMailbox: (a: string) => records.get(a), putMailbox: (r: MailboxRecord) => void records.set(r.address, r) } as unknown as StoreTx;
-  const store = {
-    transact: async <T>(fn: (t: StoreTx) => T) => {
+  const state: AppPasswordUsagePorts['state'] = {
+    updateMailboxes: async (addresses, change) => {
       writes++;
-      return fn(tx);
+      return addresses.map((address) => {
+        const { next, result } = change(records.get(address));
+        if (next === null) records.delete(address);
+        else if (next !== undefined) records.set(next.address, next);
+        return result;
+      });
     },
   };
-  return { ports: { store, log: { error: () => undefined } } as unknown as Ports, writes: () => writes };
+  return { ports: { state, log: { error: () => undefined } }, writes: () => writes };
 }
 
 test('usage: shown at once, written in one transaction per flush, revoked ones forgotten, a removed mailbox skipped', async () => {

@@ -16,7 +16,8 @@ import { meteredLoginCheck, meteredVerify } from '../src/metrics/login-meter.js'
 import { MemfaError } from '../src/protocol/errors.js';
 import { SourceThrottle } from '../src/services/ip-throttle.js';
 import { countLocks, LockCensus } from '../src/services/lock-census.js';
-import { UnstoredFailures } from '../src/services/unstored-failures.js';
+import { FileStatePorts } from '../src/store/state-ports.js';
+import { MemoryStore } from './helpers/memory-store.js';
 import { packagesReached } from './helpers/imports.js';
 import { stubSources } from './helpers/metrics-sources.js';
 
@@ -290,7 +291,8 @@ test('LockCensus scans at most once per interval, however often it is asked', ()
     return Array.from({ length: locked }, () => ({ failures: { known: failed({ lockedUntil: now + 3_600_000 }), elsewhere: null } }));
   };
   const config = validateConfig({}, '/x/memfa.json', {}, {});
-  const census = new LockCensus(records, new UnstoredFailures({ threshold: 5, baseDelayMs: 1000, maxDelayMs: 60_000, hardLockAfter: 100 }), new SourceThrottle(config), () => now, 30_000);
+  const state = new FileStatePorts(new MemoryStore());
+  const census = new LockCensus(records, { states: () => state.unstoredFailureStates() }, new SourceThrottle(config, state), () => now, 30_000);
   assert.equal(census.counts().lockout, 1);
   locked = 4;
   for (let i = 0; i < 100; i++) census.counts();

@@ -12,9 +12,10 @@ import { newMailbox } from '../src/core/model.js';
 import { createLogger } from '../src/daemon/logger.js';
 import type { OutgoingNotice } from '../src/delivery/types.js';
 import { MemfaError } from '../src/protocol/errors.js';
-import { Notifier } from '../src/services/notify.js';
-import type { Ports } from '../src/services/ports.js';
+import { renderNotice } from '../src/delivery/notice.js';
+import { Notifier, type NotifierPorts } from '../src/services/notify.js';
 import { FileStore } from '../src/store/file-store.js';
+import { FileStatePorts } from '../src/store/state-ports.js';
 import { makeTempDir } from './helpers/daemon.js';
 import { waitFor } from './helpers/protocol-tools.js';
 
@@ -31,11 +32,11 @@ async function setup(t: import('node:test').TestContext, notifications: Record<s
   const config = validateConfig({ dataDir: dir, notifications: { retryInitialSeconds: 60, retryMaxSeconds: 240, maxAttempts: 3, ...notifications } }, path.join(dir, 'config.json'));
   const ports = {
     config,
-    store,
+    state: new FileStatePorts(store),
     clock: () => clock.now,
     log: createLogger('debug', (line) => logLines.push(JSON.parse(line) as Record<string, unknown>), { priorityPrefix: false }),
     audit: { append: async (e: AuditEvent) => audit.push(e) },
-  } as unknown as Ports;
+  } as unknown as NotifierPorts;
   const sender = {
     transport: 'test',
     async sendNotice(msg: OutgoingNotice) {
@@ -45,16 +46,16 @@ async function setup(t: import('node:test').TestContext, notifications: Record<s
       return { messageId: `<${sent.length}@test>` };
     },
   };
-  const notifier = new Notifier(ports, sender);
-  notifier.start();
+  const render = (n: Parameters<typeof renderNotice>[0], mailbox: string) => renderNotice(n, mailbox, config.notifications.templates, config.notifications.support);
+  const notifier = new Notifier(ports, { sender, render });
+  await notifier.start();
   t.after(async () => {
     await notifier.stop();
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });
   const put = (address: string, altEmail: string | null = null) => store.transact((tx) => tx.putMailbox({ ...newMailbox(address, clock.now), altEmail }));
-  const event = (address: string, kind: Parameters<Notifier['queue']>[2]['kind']) =>
-    store.transact((tx) => tx.putMailbox(notifier.queue(tx, tx.getMailbox(address)!, { kind, ip: '192.0.2.1', country: 'GB' }, clock.now)));
+  const event = (address: string, kind: Parameters<Notifier['notify']>[1]['kind']) => notifier.notify(address, { kind, ip: '192.0.2.1', country: 'GB' });
   const advance = (ms: number) => {
     clock.now += ms;
     notifier.wake();

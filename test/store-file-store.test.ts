@@ -699,3 +699,20 @@ test('migration: a version 2 store, and the journal beside it, load with no app 
   const again = await openStore(file);
   assert.deepEqual(again.getMailbox('late@example.com')!.appPasswords, []);
 });
+
+test('migration: a version 3 store loads with its open codes as they were, without a sealed code', async (t) => {
+  const file = await tempStore(t);
+  const open = { hash: 'h1:abc', provider: 'email', destination: 'x@home.example', createdAt: 1_700_000_000_000, expiresAt: 1_700_000_600_000, failedTries: 1, sends: 2, lastSentAt: 1_700_000_030_000 };
+  const snapshot = { schemaVersion: 3, seq: 1, global: {}, domains: {}, meta: {}, mailboxes: { 'old@example.com': mb('old@example.com', { openCode: open as MailboxRecord['openCode'] }) } };
+  await writeFile(file, JSON.stringify(snapshot), { mode: 0o600 });
+  await writeFile(file + '.journal', JSON.stringify({ s: 2, o: [['m', 'late@example.com', mb('late@example.com', { openCode: { ...open, hash: 'h1:def' } as MailboxRecord['openCode'] })]] }) + '\n', { mode: 0o600 });
+  const s = await openStore(file);
+  assert.deepEqual(s.getMailbox('old@example.com')!.openCode, open);
+  assert.equal('sealedCode' in s.getMailbox('old@example.com')!.openCode!, false, 'nothing to send again: a new code is sent instead');
+  assert.equal(s.getMailbox('late@example.com')!.openCode!.hash, 'h1:def');
+  const written = JSON.parse(await readFile(file, 'utf8'));
+  assert.equal(written.schemaVersion, CURRENT_SCHEMA);
+  assert.equal(CURRENT_SCHEMA, 4);
+  assert.deepEqual(written.mailboxes['old@example.com'].openCode, open);
+  await s.close();
+});

@@ -146,7 +146,11 @@ export function checkConfig(raw: unknown, source: string, overrides: ConfigOverr
     dataDir,
     runDir,
     sockets,
-    store: { ...c.store, file: abs(c.store.file, dataDir) },
+    store: {
+      ...c.store,
+      file: abs(c.store.file, dataDir),
+      postgres: c.store.postgres && { ...c.store.postgres, passwordFile: c.store.postgres.passwordFile && abs(c.store.postgres.passwordFile), caFile: c.store.postgres.caFile && abs(c.store.postgres.caFile) },
+    },
     keyFile: abs(c.keyFile ?? 'memfa.key', dataDir),
     audit: { ...c.audit, file: abs(c.audit.file, dataDir), security: { ...c.audit.security, file: abs(c.audit.security.file, dataDir) } },
     logTransport: { file: abs(c.logTransport.file, dataDir) },

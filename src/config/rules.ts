@@ -47,6 +47,9 @@ export function crossKeyProblems(merged: Merged, bad: ReadonlySet<string>): stri
       problems.push(`${rule.low}: must not exceed ${rule.high} (${low} > ${high})`);
     }
   }
+  if (!bad.has('store.backend') && !bad.has('store.postgres') && at(merged, 'store.backend') === 'postgres' && at(merged, 'store.postgres') === null) {
+    problems.push('store.backend: "postgres" needs store.postgres (at least its host: a host name, or the directory of the server\'s socket)');
+  }
   for (const kind of SOCKET_KINDS) {
     const key = `sockets.${kind}.mode`;
     if (bad.has(key) || bad.has(`sockets.${kind}.allowWideMode`)) continue;

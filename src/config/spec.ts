@@ -44,6 +44,11 @@ export const isMode: Check = (v) => (typeof v === 'string' && /^0?[0-7]{3}$/.tes
 export const isIssuer: Check = (v) => isString({ max: 64 })(v) ?? ((v as string).includes(':') ? 'must not contain a colon (it separates the issuer from the account in the otpauth:// label)' : null);
 export const isStringList: Check = (v) => (Array.isArray(v) && v.every((s) => typeof s === 'string' && s.length > 0 && s.length < 256) ? null : 'must be a list of strings');
 
+/** Where the state is kept: the embedded file store, or a PostgreSQL database shared by several daemons. */
+export const STORE_BACKENDS = ['file', 'postgres'] as const;
+/** TLS to PostgreSQL: verify-full checks the certificate chain and the host name; require only encrypts. */
+export const PG_TLS_MODES = ['verify-full', 'require', 'disable'] as const;
+
 const providerSection = (enabled: boolean, transports: readonly string[], transport: string): Section =>
   section({
     enabled: leaf(enabled, isBool),
@@ -86,8 +91,26 @@ export const CONFIG_SPEC: Section = section({
     allowNonLoopback: leaf(false, isBool),
   }),
   store: section({
+    backend: leaf('file', isOneOf(STORE_BACKENDS)),
     file: leaf('memfa.json', isString()),
     compactJournalBytes: leaf(64 * 1024 * 1024, isInt(4096, 1024 * 1024 * 1024)),
+    postgres: section(
+      {
+        // A host name or address, or the directory of the server's Unix socket (an absolute path).
+        host: leaf(null, isString({ max: 255 })),
+        port: leaf(5432, isInt(1, 65535)),
+        database: leaf('memfa', isString({ max: 63 })),
+        user: leaf('memfa', isString({ max: 63 })),
+        passwordFile: leaf(null, orNull(isString())),
+        tls: leaf('verify-full', isOneOf(PG_TLS_MODES)),
+        caFile: leaf(null, orNull(isString())),
+        poolSize: leaf(10, isInt(1, 1000)),
+        connectTimeoutMs: leaf(5000, isInt(100, 120000)),
+        statementTimeoutMs: leaf(5000, isInt(100, 600000)),
+        lockTimeoutMs: leaf(2000, isInt(10, 600000)),
+      },
+      { nullable: true, required: ['host'] },
+    ),
   }),
   keyFile: leaf(null, orNull(isString())),
   issuer: leaf('memfa', isIssuer),

@@ -56,6 +56,22 @@ export interface SmppSettings {
   template: string | null;
 }
 
+/** store.postgres: the shared database (memfa.conf(5)); paths resolved against the configuration file. */
+export interface PostgresConfig {
+  /** A host name or address, or the directory of the server's Unix socket (starts with '/'). */
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  passwordFile: string | null;
+  tls: 'verify-full' | 'require' | 'disable';
+  caFile: string | null;
+  poolSize: number;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+}
+
 export interface MemfaConfig {
   /** The file this configuration came from, or 'built-in defaults'. */
   source: string;
@@ -74,7 +90,7 @@ export interface MemfaConfig {
   };
   /** listen: HOST:PORT or a Unix socket path (resolved against runDir), or null for no HTTP listener. */
   metrics: { listen: string | null; allowNonLoopback: boolean };
-  store: { file: string; compactJournalBytes: number };
+  store: { backend: 'file' | 'postgres'; file: string; compactJournalBytes: number; postgres: PostgresConfig | null };
   keyFile: string;
   issuer: string;
   defaults: { challenge: ChallengeMode; provider: ProviderName; fallbackProvider: ProviderName | 'none'; usersMayConfigure: boolean; notifications: boolean; primaryPassword: PrimaryPasswordMode };

@@ -210,6 +210,16 @@ export function recordIpFailure(rec: IpThrottleRecord | null | undefined, mailbo
   return { failures, mailboxes, windowStart: current.windowStart, lockedUntil };
 }
 
+/**
+ * The block a failure started (`before`, `after`: the window's record around it, recordIpFailure),
+ * or null when it started none: the key was blocked already, or is not blocked now.
+ */
+export function ipBlockStarted(before: IpThrottleRecord | null | undefined, after: IpThrottleRecord, now: number, policy: IpThrottlePolicy): Extract<IpThrottleState, { locked: true }> | null {
+  if (ipThrottleState(before, now, policy).locked) return null;
+  const state = ipThrottleState(after, now, policy);
+  return state.locked ? state : null;
+}
+
 /** The counts of the window a failure at `now` falls in: a new, empty one once a block or the window is over. */
 function currentWindow(rec: IpThrottleRecord, now: number, policy: IpThrottlePolicy): { failures: number; mailboxes: readonly string[]; windowStart: number } {
   const blockOver = rec.lockedUntil !== null && now >= rec.lockedUntil;
@@ -355,6 +365,15 @@ export function ipSourceFailures(s: IpSourceState, now: number, policy: IpThrott
   if (s.failures === null) return 0;
   if (ipThrottleState(s.failures, now, policy).locked) return s.failures.failures;
   return currentWindow(s.failures, now, policy).failures;
+}
+
+/**
+ * The block a settled attempt started (`before`, `after`: the source's state around it), or null
+ * when it started none: the source was blocked already, or is not blocked now.
+ */
+export function sourceBlockStarted(before: IpSourceState | null | undefined, after: IpSourceState | null, now: number, policy: IpThrottlePolicy): IpSourceBlock | null {
+  if (after === null || (before != null && ipSourceBlock(before, now, policy) !== null)) return null;
+  return ipSourceBlock(after, now, policy);
 }
 
 /**

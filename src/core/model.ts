@@ -96,9 +96,16 @@ export interface PendingTotp {
   factorProved?: true;
 }
 
-/** A one-time code sent by SMS or email, stored only as a keyed hash. */
+/**
+ * A one-time code sent by SMS or email, checked by its keyed hash. So that any daemon can send the
+ * same code again while it is open, the code is kept sealed by the key ring too (as TOTP secrets
+ * are, never plain text in the store), its additional authenticated data naming the purpose and
+ * the mailbox (services/codes.ts); a code without it (an older store) cannot be sent again, and a
+ * new code is sent instead.
+ */
 export interface OpenCode {
   hash: string;
+  sealedCode?: string;
   provider: CodeProvider;
   destination: string;
   createdAt: number;

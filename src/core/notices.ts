@@ -1,6 +1,9 @@
 // Security notices to a mailbox's owner: what they are about, and the rules of their queue, which
 // lives on the mailbox record (MailboxRecord.notices) so that a notice is committed in the same
 // store transaction as the event it reports, and survives a restart. Pure: time is a parameter.
+import { freshEntries, type RememberPolicy } from './decide.js';
+import { lockStarted, type FailureKind } from './lockout.js';
+import type { MailboxFailures, RememberedCountry } from './model.js';
 
 import type { NoticeKind } from '../protocol/vocabulary.js';
 
@@ -18,6 +21,37 @@ export const NOTICE_EVENTS: Readonly<Record<NoticeKind, string>> = {
   'app-password-created': 'An app password was created for your mailbox.',
   'mailbox-locked': 'Your mailbox was locked after too many wrong second-factor codes.',
 };
+
+/** What happened, as the operation that saw it knows it. Never a secret or a code. */
+export interface NoticeEvent {
+  kind: NoticeKind;
+  ip?: string | null;
+  country?: string | null;
+  /** mailbox-locked: until when (null: until an administrator unlocks it). */
+  until?: number | null;
+  /** recovery-code-used: recovery codes left. */
+  left?: number;
+}
+
+/**
+ * Whether a second factor passed from `country` is from a new country: one that none of the
+ * mailbox's fresh remembered countries is (judged on the record before the success). A mailbox
+ * that remembers none yet (its first login with a factor, or after its locations were reset) has
+ * nothing to compare with.
+ */
+export function isNewCountry(countries: readonly RememberedCountry[], country: string | null, now: number, policy: RememberPolicy): boolean {
+  const known = freshEntries(countries, now, policy);
+  return country !== null && known.length > 0 && !known.some((c) => c.country === country);
+}
+
+/**
+ * The notice of a failure that started a lock of `kind` (`before` and `after`: the mailbox's
+ * failures around it), or null when it started none.
+ */
+export function lockNotice(before: MailboxFailures, after: MailboxFailures, kind: FailureKind, now: number): NoticeEvent | null {
+  const lock = lockStarted(before, after, kind, now);
+  return lock === null ? null : { kind: 'mailbox-locked', until: lock.until };
+}
 
 /** One notice waiting to be sent. It never holds a secret or a code. */
 export interface PendingNotice {

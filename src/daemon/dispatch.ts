@@ -1,14 +1,16 @@
 // Routes a request to its handler: method allow-list per socket, parameter validation, time-out,
 // and conversion of every failure into a typed error (never a crash, never a raw stack).
 import { MemfaError } from '../protocol/errors.js';
-import { METHODS, isDelegable, isMethodName, methodAllowedOn, type MethodName, type ParamsOf, type ResultOf, type SocketKind } from '../protocol/methods.js';
+import { METHODS, isDelegable, isMethodName, methodAllowedOn, type MethodName, type SocketKind } from '../protocol/methods.js';
+import type { Handlers } from '../services/handlers.js';
 import type { CallContext } from '../services/ports.js';
 import type { Logger } from './logger.js';
 
-/** One handler per method, answering with the method's result type (protocol/methods.ts), at once or later. */
-export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>> };
+/** The handlers are the services' (services/handlers.ts): the daemon routes to them. */
+export type { Handlers };
 
-export type Authenticate = (token: string) => { admin: string; domains: string[] };
+/** The scope of a domain administrator's token; rejects with UNAUTHENTICATED for one that grants none. */
+export type Authenticate = (token: string) => Promise<{ admin: string; domains: string[] }>;
 
 function refusalHint(method: MethodName): string {
   if (isDelegable(method)) return 'use the admin socket, or pass a domain administrator token on the hook socket';
@@ -31,6 +33,31 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
     if (err instanceof MemfaError) return err;
     log.error('handler-crashed', { method, error: (err as Error)?.message, stack: (err as Error)?.stack });
     return new MemfaError('INTERNAL', `internal error in "${method}"; see the daemon log`);
+  };
+  const run = (method: MethodName, params: unknown, ctx: CallContext): unknown => {
+    const handler = handlers[method] as (p: unknown, c: CallContext) => unknown;
+    let result: unknown;
+    try {
+      result = handler(params, ctx);
+    } catch (err) {
+      throw wrap(method, err);
+    }
+    if (!isPromise(result)) return result;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      // The handler is not cancelled: what it does may still complete, so the answer says so.
+      timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms; its outcome is unknown (it may still complete)`)), timeoutMs);
+    });
+    return Promise.race([result, timeout]).then(
+      (value) => {
+        clearTimeout(timer);
+        return value;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        throw wrap(method, err);
+      },
+    );
   };
   return (method: string, rawParams: unknown, socket: SocketKind): unknown => {
     if (!isMethodName(method)) {
@@ -56,33 +83,19 @@ export function createDispatcher(handlers: Handlers, log: Logger, timeoutMs: num
     const params = METHODS[method].params.parse(rest ?? {}, 'params');
     const ctx: CallContext = { socket, actor: socket === 'admin' ? 'admin' : socket === 'self' ? 'self' : 'hook' };
     if (token !== undefined) {
-      ctx.scope = authenticate(token as string);
-      ctx.actor = `domain-admin:${ctx.scope.admin}`;
-    } else if (method.startsWith('self.')) ctx.actor = 'self';
-    // Known by name only at run time: the handler answers with ResultOf<method> (Handlers), which
-    // the connection serialises as it is.
-    const handler = handlers[method] as (p: unknown, c: CallContext) => unknown;
-    let result: unknown;
-    try {
-      result = handler(params, ctx);
-    } catch (err) {
-      throw wrap(method, err);
+      // Only a delegated call waits for its token's record; the others keep the synchronous path.
+      return authenticate(token as string).then(
+        (scope) => {
+          ctx.scope = scope;
+          ctx.actor = `domain-admin:${scope.admin}`;
+          return run(method, params, ctx);
+        },
+        (err: unknown) => {
+          throw wrap(method, err);
+        },
+      );
     }
-    if (!isPromise(result)) return result;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      // The handler is not cancelled: what it does may still complete, so the answer says so.
-      timer = setTimeout(() => reject(new MemfaError('TIMEOUT', `method "${method}" took longer than ${timeoutMs} ms; its outcome is unknown (it may still complete)`)), timeoutMs);
-    });
-    return Promise.race([result, timeout]).then(
-      (value) => {
-        clearTimeout(timer);
-        return value;
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        throw wrap(method, err);
-      },
-    );
+    if (method.startsWith('self.')) ctx.actor = 'self';
+    return run(method, params, ctx);
   };
 }

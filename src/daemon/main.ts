@@ -15,18 +15,23 @@ import { DaemonMetrics } from '../metrics/wiring.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
 import type { AuditStreamName } from '../protocol/results.js';
+import { keyedHasher } from '../security/hash.js';
 import { Keyring, secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from '../services/enrol.js';
 import { createServices } from '../services/handlers.js';
 import type { Ports } from '../services/ports.js';
+import type { SealedSecretSample } from '../services/store-ports.js';
 import { FileStore } from '../store/file-store.js';
+import { FileStatePorts } from '../store/state-ports.js';
 import { VERSION } from '../version.js';
 import { createDispatcher } from './dispatch.js';
 import { applyHeapPolicy } from './heap.js';
 import { Listener } from './listener.js';
 import { acquireDataDirLock } from './lock.js';
+import { assertStoreBackend } from './preflight.js';
 import { logRequests } from './request-log.js';
 import { checkSenders, createNoticeSender, createSenders } from './senders.js';
+import { renderNotice } from '../delivery/notice.js';
 import { createLogger, type Logger } from './logger.js';
 import { serviceManager } from './notify.js';
 
@@ -67,22 +72,15 @@ function makeClock(log: Logger): () => number {
  * Opens one stored secret per key id with the key file, so that a wrong or stale key file stops
  * the daemon at start instead of failing every login later. Never resets anything.
  */
-function checkSecretsOpen(store: FileStore, keyring: { open(sealed: string, aad: string): Buffer }, keyFile: string): void {
-  const tried = new Set<string>();
-  for (const rec of store.allMailboxes()) {
-    for (const sealed of [rec.totp?.sealedSecret, rec.pendingTotp?.sealedSecret]) {
-      if (sealed === undefined) continue;
-      const kid = sealed.split('.')[1] ?? '';
-      if (tried.has(kid)) continue;
-      tried.add(kid);
-      try {
-        keyring.open(sealed, secretAad(TOTP_PURPOSE, rec.address));
-      } catch {
-        throw new MemfaError('CONFIG_INVALID', `the key file ${keyFile} cannot open the secrets in the store (key ${kid}); refusing to start`, {
-          data: { file: keyFile },
-          hint: 'restore the key file that belongs to this store; secrets are never reset automatically',
-        });
-      }
+async function checkSecretsOpen(sample: SealedSecretSample, keyring: { open(sealed: string, aad: string): Buffer }, keyFile: string): Promise<void> {
+  for (const { kid, address, sealedSecret } of await sample.sealedSecretPerKey()) {
+    try {
+      keyring.open(sealedSecret, secretAad(TOTP_PURPOSE, address));
+    } catch {
+      throw new MemfaError('CONFIG_INVALID', `the key file ${keyFile} cannot open the secrets in the store (key ${kid}); refusing to start`, {
+        data: { file: keyFile },
+        hint: 'restore the key file that belongs to this store; secrets are never reset automatically',
+      });
     }
   }
 }
@@ -99,6 +97,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => log.error('stop-step-failed', { error: err.message }));
   };
   try {
+    // Before anything is made or locked: a backend this daemon cannot serve is refused outright.
+    assertStoreBackend(config);
     await ensureDir(config.dataDir, 0o700, log);
     await ensureDir(config.runDir, 0o750, log);
     const unlock = await acquireDataDirLock(config.dataDir);
@@ -113,7 +113,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     // new one would make every stored secret unopenable.
     const firstStart = store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined;
     const keyring = await Keyring.load(config.keyFile, { create: firstStart, onReread: (event) => log.info('key-file-reread', { file: config.keyFile, ...event }) });
-    checkSecretsOpen(store, keyring, config.keyFile);
+    const state = new FileStatePorts(store);
+    await checkSecretsOpen(state, keyring, config.keyFile);
     if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
     // Each stream's head is anchored in the store, so that cut or removed audit files are found
     // after a restart too (audit/anchor.ts).
@@ -143,24 +144,28 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
 
     const ports: Ports = {
       config,
+      state,
       store,
       clock: makeClock(log),
       random: { bytes: (n) => randomBytes(n), int: (min, max) => randomInt(min, max) },
       country,
       secrets: keyring,
       keys: keyring,
+      hashes: keyedHasher((purpose) => keyring.macKey(purpose)),
       // Services audit what has already happened (a committed change, an answer): a failed audit
       // write must not turn that into an error answer, which would claim nothing changed. The
       // trail never rejects; it counts the loss, logs it and records it in the chain.
       audit,
       log,
       senders,
-      ...(notices === undefined ? {} : { notices: notices.sender }),
+      ...(notices === undefined
+        ? {}
+        : { notices: { sender: notices.sender, render: (n, mailbox) => renderNotice(n, mailbox, config.notifications.templates, config.notifications.support) } }),
       startedAt: started,
       version: VERSION,
     };
     const services = createServices(ports);
-    services.notifier.start();
+    await services.notifier.start();
     // Runs after the listeners have drained (cleanups run in reverse), before the gateways and the store close.
     cleanups.push(() => services.close());
     const handlers = {

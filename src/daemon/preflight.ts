@@ -115,6 +115,23 @@ export async function keyFileFindings(config: MemfaConfig): Promise<Findings> {
   return found;
 }
 
+/**
+ * Problems with the configured store backend. The PostgreSQL store (store/postgres/) implements
+ * the services' state ports, but the daemon's services still run on the file store: until they are
+ * wired to the ports, a daemon asked for "postgres" refuses to start rather than use a file store
+ * that other daemons would not share.
+ */
+export function storeBackendProblems(config: MemfaConfig): string[] {
+  if (config.store.backend !== 'postgres') return [];
+  return ['store.backend: "postgres" is not served by this version of the daemon yet (its services still run on the file store); use "file"'];
+}
+
+/** Throws CONFIG_INVALID for a store backend the daemon cannot serve (the daemon's start). */
+export function assertStoreBackend(config: MemfaConfig): void {
+  const errors = storeBackendProblems(config);
+  if (errors.length > 0) throw new MemfaError('CONFIG_INVALID', errors.join('\n  '), { data: { errors }, hint: 'man 5 memfa.conf, store.backend' });
+}
+
 /** What deserves a warning in a valid configuration (the daemon logs the same at start). */
 export function configWarnings(config: MemfaConfig): string[] {
   const warnings: string[] = [];
@@ -144,7 +161,7 @@ export async function checkConfiguration(file: string, overrides: ConfigOverride
   }
   const { config, errors, badKeys } = checkConfig(raw, file, overrides, env);
   const report: ConfigReport = { file, errors: [...errors], warnings: configWarnings(config) };
-  report.errors.push(...templateProblems(config), ...socketGroupProblems(config));
+  report.errors.push(...storeBackendProblems(config), ...templateProblems(config), ...socketGroupProblems(config));
   // A bad path would point the check at another file than the daemon would use.
   if (!['dataDir', 'keyFile', 'store.file', 'store'].some((k) => badKeys.has(k))) {
     const keys = await keyFileFindings(config);

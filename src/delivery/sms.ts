@@ -5,7 +5,7 @@
 import { normaliseE164 } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
 import { deliveryFailed, describeError } from './common.js';
-import { maskPhone } from './mask.js';
+import { maskPhone } from '../core/mask.js';
 import { SmppLink } from './smpp-link.js';
 import { encodeSms, submitSmParams } from './smpp-pdu.js';
 import { submitSm } from './smpp-submit.js';

@@ -8,7 +8,7 @@ import nodemailer from 'nodemailer';
 import type { Mail, SMTPSentMessageInfo, SMTPTransportOptions, SendMailOptions } from 'nodemailer';
 import { MemfaError } from '../protocol/errors.js';
 import { deliveryFailed, describeError, readSecretFile, sharedInFlight } from './common.js';
-import { maskEmail } from './mask.js';
+import { maskEmail } from '../core/mask.js';
 import { smtpFailure } from './smtp-failure.js';
 import { renderTemplate, templateVars } from './template.js';
 import type { CheckResult, DeliveryLogger, NoticeSender, OutgoingCode, OutgoingNotice, Sender, SendResult, SmtpConfig } from './types.js';

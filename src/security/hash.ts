@@ -56,3 +56,17 @@ export function randomToken(bytes = 32): string {
   if (!Number.isInteger(bytes) || bytes < 16 || bytes > 1024) throw new RangeError('randomToken: bytes must be an integer from 16 to 1024');
   return randomBytes(bytes).toString('base64url');
 }
+
+/**
+ * Keyed hashes under the key ring's stable keys (Keyring.macKey), for callers that name only what
+ * a value is for: the key of `purpose` never leaves here. `scope` binds a hash to one owner (an
+ * app password to its mailbox): the hash is of purpose `purpose:scope`, under the key of `purpose`.
+ */
+export function keyedHasher(macKey: (purpose: string) => Buffer) {
+  const named = (purpose: string, scope: string | undefined) => (scope === undefined ? purpose : `${purpose}:${scope}`);
+  return {
+    hash: (purpose: string, value: string, scope?: string): string => keyedHash(macKey(purpose), named(purpose, scope), value),
+    verify: (purpose: string, value: string, stored: string, scope?: string): boolean => verifyKeyedHash(macKey(purpose), named(purpose, scope), value, stored),
+    indexOf: (purpose: string, value: string, stored: readonly string[], scope?: string): number => keyedHashIndex(macKey(purpose), named(purpose, scope), value, stored),
+  };
+}

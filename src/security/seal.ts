@@ -16,10 +16,7 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const B64URL_PATTERN = /^[A-Za-z0-9_-]*$/;
 
-/** The additional authenticated data for a secret of `purpose` belonging to `mailbox`. */
-export function secretAad(purpose: string, mailbox: string): string {
-  return `${purpose}:${mailbox}`;
-}
+export { secretAad } from '../core/secret-binding.js';
 
 export function cannotOpen(kid: string | null): MemfaError {
   const shown = kid !== null && KID_PATTERN.test(kid) ? kid : '(unreadable)';

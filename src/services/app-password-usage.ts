@@ -4,7 +4,13 @@
 // store write a minute, whatever its rate. A crash loses at most that interval's counts; nothing
 // that decides a login depends on them.
 import type { AppPassword } from '../core/model.js';
-import type { Ports } from './ports.js';
+import type { Log } from './ports.js';
+import type { MailboxPages } from './store-ports.js';
+
+export interface AppPasswordUsagePorts {
+  state: MailboxPages;
+  log: Pick<Log, 'error'>;
+}
 
 export interface Use {
   at: number;
@@ -26,7 +32,7 @@ export class AppPasswordUsage {
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly p: Ports,
+    private readonly p: AppPasswordUsagePorts,
     private readonly intervalMs: number,
   ) {}
 
@@ -67,22 +73,21 @@ export class AppPasswordUsage {
     if (this.pending.size === 0) return this.writing;
     const batch = new Map(this.pending);
     this.pending.clear();
-    const write = this.p.store
-      .transact((tx) => {
-        for (const [address, uses] of batch) {
-          const rec = tx.getMailbox(address);
-          if (rec === undefined) continue;
-          let changed = false;
-          const appPasswords = rec.appPasswords.map((ap) => {
-            const u = uses.get(ap.id);
-            if (u === undefined) return ap;
-            changed = true;
-            return { ...ap, lastUsed: { at: u.at, ip: u.ip, country: u.country }, uses: ap.uses + u.count };
-          });
-          // updatedAt stays: a login is not a change of the mailbox's settings.
-          if (changed) tx.putMailbox({ ...rec, appPasswords });
-        }
+    const write = this.p.state
+      .updateMailboxes([...batch.keys()], (rec) => {
+        const uses = rec === undefined ? undefined : batch.get(rec.address);
+        if (rec === undefined || uses === undefined) return { result: undefined };
+        let changed = false;
+        const appPasswords = rec.appPasswords.map((ap) => {
+          const u = uses.get(ap.id);
+          if (u === undefined) return ap;
+          changed = true;
+          return { ...ap, lastUsed: { at: u.at, ip: u.ip, country: u.country }, uses: ap.uses + u.count };
+        });
+        // updatedAt stays: a login is not a change of the mailbox's settings.
+        return changed ? { next: { ...rec, appPasswords }, result: undefined } : { result: undefined };
       })
+      .then(() => undefined)
       .catch((err: unknown) => {
         // Counts only; the logins themselves were answered and audited.
         this.p.log.error('app-password-usage-lost', { mailboxes: batch.size, error: (err as Error).message });

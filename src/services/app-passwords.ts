@@ -16,15 +16,15 @@ import type { AppPassword, MailboxRecord } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, AppPasswordView } from '../protocol/results.js';
+import { newMailbox } from '../core/model.js';
+import type { MemfaConfig } from '../config/types.js';
 import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
-import { keyedHash, keyedHashIndex } from '../security/hash.js';
-import type { StoreReader } from '../store/types.js';
 import type { AppPasswordUsage } from './app-password-usage.js';
-import { mailboxOrNew } from './context.js';
 import type { Notifier } from './notify.js';
 import type { ProviderPolicy, Role } from './policy.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, Clock, KeyedHashes, Random } from './ports.js';
 import { assertMailbox, roleOf } from './scope.js';
+import type { MailboxStore, NoticeQueue } from './store-ports.js';
 
 export const APP_PASSWORD_PURPOSE = 'app-password';
 
@@ -47,27 +47,36 @@ export interface Prepared {
   entry: Omit<AppPassword, 'id' | 'hash'>;
 }
 
+export interface AppPasswordsPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  random: Pick<Random, 'int'>;
+  /** Hashes of purpose APP_PASSWORD_PURPOSE, scoped to the mailbox's address. */
+  hashes: KeyedHashes;
+  state: Pick<MailboxStore, 'getMailbox' | 'updateMailbox'>;
+  audit: Pick<AuditSink, 'append'>;
+  /** The platform's policy as it stands at each call (read live: a change holds at once). */
+  policy: ProviderPolicy;
+}
+
 export class AppPasswords {
+  private readonly policy: ProviderPolicy;
+
   constructor(
-    private readonly p: Ports,
-    private readonly policy: ProviderPolicy,
+    private readonly p: AppPasswordsPorts,
     readonly usage: AppPasswordUsage,
-    private readonly notifier: Notifier,
-  ) {}
-
-  private key(): Buffer {
-    return this.p.secrets.macKey(APP_PASSWORD_PURPOSE);
+    private readonly notifier: Pick<Notifier, 'queueOf'>,
+  ) {
+    this.policy = p.policy;
   }
 
-  /** Bound to the address: a hash copied into another mailbox's record matches nothing there. */
-  private purpose(address: string): string {
-    return `${APP_PASSWORD_PURPOSE}:${address}`;
-  }
-
-  /** The index of the app password of `rec` that `canonical` is, or -1: one HMAC for the whole list. */
+  /**
+   * The index of the app password of `rec` that `canonical` is, or -1: one HMAC for the whole
+   * list. Scoped to the address: a hash copied into another mailbox's record matches nothing there.
+   */
   match(rec: MailboxRecord, canonical: string): number {
     if (rec.appPasswords.length === 0) return -1;
-    return keyedHashIndex(this.key(), this.purpose(rec.address), canonical, rec.appPasswords.map((a) => a.hash));
+    return this.p.hashes.indexOf(APP_PASSWORD_PURPOSE, canonical, rec.appPasswords.map((a) => a.hash), rec.address);
   }
 
   /** Whether app passwords are accepted at all (the platform may switch them off). */
@@ -98,12 +107,12 @@ export class AppPasswords {
   }
 
   /**
-   * Inside the transaction that stores it: `rec` with the prepared app password added and the
-   * owner's notice of it queued (services/notify.ts); CONFLICT as for added().
+   * Inside the write that stores it: `rec` with the prepared app password added and the owner's
+   * notice of it queued (`notices`, services/notify.ts queueOf); CONFLICT as for added().
    */
-  created(tx: StoreReader, rec: MailboxRecord, prepared: Prepared, now: number): { record: MailboxRecord; entry: AppPassword } {
+  created(notices: NoticeQueue, rec: MailboxRecord, prepared: Prepared, now: number): { record: MailboxRecord; entry: AppPassword } {
     const done = this.added(rec, prepared, now);
-    return { record: this.notifier.queue(tx, done.record, { kind: 'app-password-created' }, now), entry: done.entry };
+    return { record: notices.queue(done.record, [{ kind: 'app-password-created' }]), entry: done.entry };
   }
 
   /** `rec` with the prepared app password added; CONFLICT for a name in use or a full list. */
@@ -121,7 +130,7 @@ export class AppPasswords {
     while (rec.appPasswords.some((a) => a.id === id)) id = generateAppPasswordId((min, m) => this.p.random.int(min, m));
     const canonical = canonicalAppPassword(password);
     if (canonical === null) throw new Error('a generated app password is not in canonical form');
-    const full: AppPassword = { id, hash: keyedHash(this.key(), this.purpose(rec.address), canonical), ...entry };
+    const full: AppPassword = { id, hash: this.p.hashes.hash(APP_PASSWORD_PURPOSE, canonical, rec.address), ...entry };
     return { record: { ...rec, appPasswords: [...rec.appPasswords, full], updatedAt: now }, entry: full };
   }
 
@@ -178,19 +187,19 @@ export class AppPasswords {
     this.assertMayCreate(roleOf(ctx));
     const now = this.p.clock();
     const prepared = this.prepare(params, now);
-    const entry = await this.p.store.transact((tx) => {
-      const done = this.created(tx, mailboxOrNew(tx, address, now), prepared, now);
-      tx.putMailbox(done.record);
-      return done.entry;
+    const notices = await this.notifier.queueOf(address, now);
+    const entry = await this.p.state.updateMailbox(address, (current) => {
+      const done = this.created(notices, current ?? newMailbox(address, now), prepared, now);
+      return { next: done.record, result: done.entry };
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'app-password.add', result: 'ok', details: this.auditDetails(entry) });
     return this.addedView(address, entry, prepared.password, now);
   }
 
-  list(params: { address: string }, ctx: CallContext): AppPasswordList {
+  async list(params: { address: string }, ctx: CallContext): Promise<AppPasswordList> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    return this.listOf(address, this.p.store.getMailbox(address), this.p.clock());
+    return this.listOf(address, await this.p.state.getMailbox(address), this.p.clock());
   }
 
   async revoke(params: RevokeInput & { address: string }, ctx: CallContext): Promise<AppPasswordRevoked> {
@@ -202,10 +211,9 @@ export class AppPasswords {
   /** Revokes in one transaction and audits it; shared with self-service. */
   async revokeFor(address: string, which: RevokeInput, ctx: CallContext, action: string): Promise<AppPasswordRevoked> {
     const now = this.p.clock();
-    const { gone, left } = await this.p.store.transact((tx) => {
-      const r = this.revoked(tx.getMailbox(address), address, which, now);
-      if (r.record !== null) tx.putMailbox(r.record);
-      return { gone: r.gone, left: r.record?.appPasswords.length ?? 0 };
+    const { gone, left } = await this.p.state.updateMailbox(address, (current) => {
+      const r = this.revoked(current, address, which, now);
+      return { next: r.record ?? undefined, result: { gone: r.gone, left: r.record?.appPasswords.length ?? 0 } };
     });
     this.usage.forget(address, gone.map((a) => a.id));
     const revoked = gone.map((a) => ({ id: a.id, name: a.name }));

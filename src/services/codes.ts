@@ -1,20 +1,41 @@
-// One-time codes delivered by SMS or email: issue (or re-send) on a challenge, check on verify.
+// One-time codes delivered by SMS or email: issue (or re-send) on a challenge; verify and the
+// proof of a factor check them by their keyed hash (FactorStore tryOpenCode).
 //
-// The store keeps only a keyed hash of a code. To re-send the same code while it is open (so a slow
-// SMS does not make the user's code stale) the daemon keeps the plain code in memory only, until it
-// expires or is used; after a restart a re-challenge issues a new code instead.
+// Nothing is kept in this service's memory, so that several daemons act as one: the send limits
+// are claimed through the state ports (CodeStore claimSend), and the open code is stored before it
+// is sent, its hash to check it by and the code itself sealed by the key ring, so that a repeated
+// challenge on any daemon sends the same code again (a slow SMS does not make the user's code
+// stale). A send slot is claimed once per cooldown whichever daemon asks: two challenges at once
+// cannot send two different codes.
+import type { MemfaConfig } from '../config/types.js';
 import { generateNumericCode } from '../core/codes.js';
 import type { MailboxRecord, OpenCode } from '../core/model.js';
 import { destinationOf, problemText } from '../core/provider-choice.js';
-import { maskRecipient } from '../delivery/mask.js';
+import { maskRecipient } from '../core/mask.js';
+import type { Sender } from '../delivery/types.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
-import { keyedHash, verifyKeyedHash } from '../security/hash.js';
-import type { Ports } from './ports.js';
+import { secretAad } from '../core/secret-binding.js';
+import type { KeyedHashes, Log, Random, SecretBox } from './ports.js';
+import type { CodeStore, LoginReads } from './store-ports.js';
 import { providerUnusable, type UnusableCandidate } from './unusable.js';
 
 export type { CodeProvider };
 export const CODE_PURPOSE = 'otp-code';
+
+/** What one-time codes need: the mailbox, the open code and the send limits, senders, sealing. */
+export interface CodePorts {
+  state: LoginReads & CodeStore;
+  config: MemfaConfig;
+  clock: () => number;
+  random: Pick<Random, 'int'>;
+  secrets: Pick<SecretBox, 'seal' | 'open'>;
+  /** Hashes of purpose CODE_PURPOSE: the key never reaches the service. */
+  hashes: Pick<KeyedHashes, 'hash'>;
+  log: Pick<Log, 'warn'>;
+  /** Configured code senders; a provider without one cannot deliver. */
+  senders: Partial<Record<CodeProvider, Sender>>;
+}
 
 export interface IssuedCode {
   provider: CodeProvider;
@@ -28,20 +49,8 @@ export interface IssuedCode {
   retryAfter?: number;
 }
 
-export type CodeCheck = { ok: true } | { ok: false; reason: 'code-invalid' | 'code-expired' | 'no-open-code'; record: OpenCode | null };
-
-interface Remembered {
-  code: string;
-  hash: string;
-  expiresAt: number;
-}
-
-/** What stops a send now: the cooldown after the last one, or the hourly cap. */
-interface SendLimit {
-  wait: number;
-  limit: 'cooldown' | 'hourly';
-  scope: 'mailbox' | 'destination';
-}
+/** A send claim the limits refused: the wait, which limit, and whose (CodeStore claimSend). */
+type Refusal = { retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string };
 
 /**
  * What a challenge does through one provider, decided in one place: send (a new code, or the open
@@ -50,50 +59,44 @@ interface SendLimit {
  */
 type SendPlan = { kind: 'send'; again: { open: OpenCode; code: string } | null } | { kind: 'hold'; issued: IssuedCode } | { kind: 'refuse'; error: MemfaError };
 
-const HOUR_MS = 3_600_000;
+const mailboxKey = (address: string) => `m:${address}`;
+const destinationKey = (to: string) => `d:${to}`;
 
 export class OneTimeCodes {
-  private readonly plain = new Map<string, Remembered>();
-  /** Send times per mailbox and per destination, for the cooldown and the hourly cap. */
-  private readonly sends = new Map<string, number[]>();
-  /** Serialises challenges per mailbox so two at once cannot send two different codes. */
-  private readonly busy = new Map<string, Promise<unknown>>();
-
   constructor(
-    private readonly p: Ports,
+    private readonly p: CodePorts,
     private readonly isEnabled: (provider: CodeProvider) => boolean,
   ) {}
 
-  private hash(code: string): string {
-    return keyedHash(this.p.secrets.macKey(CODE_PURPOSE), CODE_PURPOSE, code);
+  /** The keyed hash a sent code is stored and checked by. */
+  hash(code: string): string {
+    return this.p.hashes.hash(CODE_PURPOSE, code);
   }
 
-  /** The limit that forbids a send to (mailbox, destination) now, with the longest wait, or null. */
-  private sendLimit(address: string, to: string, now: number): SendLimit | null {
-    const { cooldownSeconds, hourlyLimit } = this.p.config.codes;
-    let found: SendLimit | null = null;
-    const consider = (wait: number, limit: SendLimit['limit'], scope: SendLimit['scope']) => {
-      if (wait > 0 && (found === null || wait > found.wait)) found = { wait, limit, scope };
-    };
-    for (const [key, scope] of [[`m:${address}`, 'mailbox'], [`d:${to}`, 'destination']] as const) {
-      const times = (this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS);
-      if (times.length === 0) this.sends.delete(key);
-      else this.sends.set(key, times);
-      const last = times[times.length - 1];
-      if (last !== undefined && now - last < cooldownSeconds * 1000) consider(Math.ceil((last + cooldownSeconds * 1000 - now) / 1000), 'cooldown', scope);
-      if (times.length >= hourlyLimit) consider(Math.ceil((times[0]! + HOUR_MS - now) / 1000), 'hourly', scope);
+  private aad(address: string): string {
+    return secretAad(CODE_PURPOSE, address);
+  }
+
+  /** The code of an open code, if it was sealed (an older store's was not) and still opens. */
+  private sealedCodeOf(address: string, open: OpenCode): string | null {
+    if (open.sealedCode === undefined) return null;
+    try {
+      return this.p.secrets.open(open.sealedCode, this.aad(address)).toString('utf8');
+    } catch {
+      // Sealed under a key retired since: a new code is sent instead.
+      return null;
     }
-    return found;
   }
 
-  private rateLimited(l: SendLimit): MemfaError {
+  private rateLimited(r: Refusal): MemfaError {
     const { cooldownSeconds, hourlyLimit } = this.p.config.codes;
-    const whom = l.scope === 'mailbox' ? 'this mailbox' : 'its destination';
+    const wait = Math.ceil(r.retryAfterMs / 1000);
+    const whom = r.key.startsWith('m:') ? 'this mailbox' : 'its destination';
     const message =
-      l.limit === 'hourly'
-        ? `the hourly limit of ${hourlyLimit} codes to ${whom} was reached (codes.hourlyLimit); the next code can be sent in ${l.wait} s`
-        : `a code was sent to ${whom} less than ${cooldownSeconds} s ago (codes.cooldownSeconds); the next can be sent in ${l.wait} s`;
-    return new MemfaError('RATE_LIMITED', message, { data: { retryAfter: l.wait, reason: 'rate-limited', limit: l.limit } });
+      r.limit === 'hourly'
+        ? `the hourly limit of ${hourlyLimit} codes to ${whom} was reached (codes.hourlyLimit); the next code can be sent in ${wait} s`
+        : `a code was sent to ${whom} less than ${cooldownSeconds} s ago (codes.cooldownSeconds); the next can be sent in ${wait} s`;
+    return new MemfaError('RATE_LIMITED', message, { data: { retryAfter: wait, reason: 'rate-limited', limit: r.limit } });
   }
 
   /**
@@ -108,41 +111,58 @@ export class OneTimeCodes {
     return { provider, destination: maskRecipient(provider, open.destination), expiresAt: open.expiresAt, sent: false, resent: false };
   }
 
-  /** The send decision (see SendPlan); every challenge, of verify and of self.code.send, takes it here. */
-  private plan(rec: MailboxRecord, provider: CodeProvider, to: string, held: IssuedCode | null, now: number): SendPlan {
-    const limit = this.sendLimit(rec.address, to, now);
-    if (limit !== null) return held !== null ? { kind: 'hold', issued: { ...held, retryAfter: limit.wait } } : { kind: 'refuse', error: this.rateLimited(limit) };
-    // The open code is sent again while it is valid and its plain text is still in memory.
+  /**
+   * The send decision (see SendPlan) once the send was claimed (`refused`: the limits said no);
+   * every challenge, of verify and of self.code.send, takes it here.
+   */
+  private plan(rec: MailboxRecord, provider: CodeProvider, to: string, refused: Refusal | null, held: IssuedCode | null, now: number): SendPlan {
+    if (refused !== null) return held !== null ? { kind: 'hold', issued: { ...held, retryAfter: Math.ceil(refused.retryAfterMs / 1000) } } : { kind: 'refuse', error: this.rateLimited(refused) };
+    // The open code is sent again while it is valid, for this provider and destination, and its
+    // code can be opened.
     const open = rec.openCode;
-    const remembered = this.plain.get(rec.address);
-    const again = open !== null && open.provider === provider && open.destination === to && open.expiresAt > now && remembered !== undefined && remembered.hash === open.hash;
-    return { kind: 'send', again: again ? { open, code: remembered.code } : null };
+    if (open === null || open.provider !== provider || open.destination !== to || open.expiresAt <= now) return { kind: 'send', again: null };
+    const code = this.sealedCodeOf(rec.address, open);
+    return { kind: 'send', again: code === null ? null : { open, code } };
+  }
+
+  /** A new code for `provider` and `to`, as it is stored before it is sent. */
+  private newCode(address: string, provider: CodeProvider, to: string, now: number): { open: OpenCode; code: string } {
+    const code = generateNumericCode((min, max) => this.p.random.int(min, max), this.p.config.codes.digits);
+    const open: OpenCode = {
+      hash: this.hash(code),
+      sealedCode: this.p.secrets.seal(Buffer.from(code, 'utf8'), this.aad(address)),
+      provider,
+      destination: to,
+      createdAt: now,
+      expiresAt: now + this.p.config.codes.ttlSeconds * 1000,
+      failedTries: 0,
+      sends: 1,
+      lastSentAt: now,
+    };
+    return { open, code };
+  }
+
+  private async mailbox(address: string): Promise<MailboxRecord | undefined> {
+    return (await this.p.state.loginView(address)).mailbox;
   }
 
   /**
-   * Sends a code through `providers` in order (the mailbox's provider, then its fallback) and
-   * records the open code once a send succeeded; while the send limits forbid a send, an open
-   * code still valid answers instead (sent: false). Throws RATE_LIMITED (limits reached, no code
-   * open), PROVIDER_UNUSABLE (no provider could even be tried: disabled, no gateway or no
-   * destination) or DELIVERY_FAILED; on failure no code is left open.
+   * Sends a code through `providers` in order (the mailbox's provider, then its fallback). A send
+   * is claimed within the limits first, and a new code stored as the open one before it goes out
+   * (a send that fails gives both back); while the limits forbid a send, an open code still valid
+   * answers instead (sent: false). Throws RATE_LIMITED (limits reached, no code open),
+   * PROVIDER_UNUSABLE (no provider could even be tried: disabled, no gateway or no destination)
+   * or DELIVERY_FAILED; on failure no code is left open.
    */
-  challenge(address: string, providers: CodeProvider[], login: { ip: string; country: string | null }): Promise<IssuedCode> {
-    const previous = this.busy.get(address) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => this.challengeNow(address, providers, login));
-    this.busy.set(address, run);
-    void run.finally(() => {
-      if (this.busy.get(address) === run) this.busy.delete(address);
-    }).catch(() => undefined);
-    return run;
-  }
-
-  private async challengeNow(address: string, providers: CodeProvider[], login: { ip: string; country: string | null }): Promise<IssuedCode> {
+  async challenge(address: string, providers: CodeProvider[], login: { ip: string; country: string | null }): Promise<IssuedCode> {
     const failures: string[] = [];
     const skipped: UnusableCandidate[] = [];
-    const held = this.heldCode(this.p.store.getMailbox(address), providers, this.p.clock());
+    let rec = await this.mailbox(address);
+    const before = rec?.openCode ?? null;
+    const held = this.heldCode(rec, providers, this.p.clock());
+    const limits = { cooldownMs: this.p.config.codes.cooldownSeconds * 1000, hourlyLimit: this.p.config.codes.hourlyLimit };
     for (const provider of providers) {
       const now = this.p.clock();
-      const rec = this.p.store.getMailbox(address);
       const to = rec === undefined ? null : destinationOf(rec, provider);
       const sender = this.p.senders[provider];
       if (!this.isEnabled(provider)) {
@@ -157,80 +177,44 @@ export class OneTimeCodes {
         skipped.push({ provider, problem: 'no-destination' });
         continue;
       }
-      const plan = this.plan(rec, provider, to, held, now);
+      const keys = [mailboxKey(address), destinationKey(to)];
+      const claim = await this.p.state.claimSend(keys, now, limits);
+      let holdable = held;
+      if (!claim.ok) {
+        // Whoever holds the slot (another challenge, perhaps on another daemon) stored its code
+        // before sending it: read again, so that it answers this challenge too.
+        rec = (await this.mailbox(address)) ?? rec;
+        holdable = this.heldCode(rec, providers, now) ?? held;
+      }
+      const plan = this.plan(rec, provider, to, claim.ok ? null : claim, holdable, now);
       if (plan.kind === 'hold') return plan.issued;
       if (plan.kind === 'refuse') throw plan.error;
-      const again = plan.again;
-      const code = again !== null ? again.code : generateNumericCode((min, max) => this.p.random.int(min, max), this.p.config.codes.digits);
-      const expiresAt = again !== null ? again.open.expiresAt : now + this.p.config.codes.ttlSeconds * 1000;
-      const hash = again !== null ? again.open.hash : this.hash(code);
+      const { open, code } = plan.again ?? this.newCode(address, provider, to, now);
+      if (plan.again === null && (await this.p.state.openCode(address, open)) === 'missing') {
+        // Removed meanwhile: nothing to send a code to.
+        await this.p.state.releaseSend(keys, now);
+        skipped.push({ provider, problem: 'no-destination' });
+        continue;
+      }
       try {
-        await sender.send({ kind: 'code', to, code, mailbox: address, ip: login.ip, country: login.country, expiresAt });
+        await sender.send({ kind: 'code', to, code, mailbox: address, ip: login.ip, country: login.country, expiresAt: open.expiresAt });
       } catch (err) {
         const e = err instanceof MemfaError ? err : new MemfaError('DELIVERY_FAILED', (err as Error).message);
         this.p.log.warn('delivery-failed', { mailbox: address, provider, to: maskRecipient(provider, to), error: e.message });
         failures.push(`${provider}: ${e.message}`);
+        // A failed send uses up no budget, and leaves no code open that nobody received.
+        await this.p.state.releaseSend(keys, now);
+        if (plan.again === null) await this.p.state.closeCode(address, open.hash);
         continue;
       }
-      for (const key of [`m:${address}`, `d:${to}`]) this.sends.set(key, [...(this.sends.get(key) ?? []), now]);
-      const sentAt = this.p.clock();
-      await this.p.store.transact((tx) => {
-        const current = tx.getMailbox(address);
-        if (current === undefined) return;
-        const openCode: OpenCode = again !== null
-          ? { ...again.open, sends: again.open.sends + 1, lastSentAt: sentAt }
-          : { hash, provider, destination: to, createdAt: now, expiresAt, failedTries: 0, sends: 1, lastSentAt: sentAt };
-        // Any other open code is replaced: only the latest code sent is valid.
-        tx.putMailbox({ ...current, openCode, updatedAt: sentAt });
-      });
-      this.plain.set(address, { code, hash, expiresAt });
-      this.sweep(now);
-      return { provider, destination: maskRecipient(provider, to), expiresAt, sent: true, resent: again !== null };
+      if (plan.again !== null) await this.p.state.codeResent(address, open.hash, this.p.clock());
+      return { provider, destination: maskRecipient(provider, to), expiresAt: open.expiresAt, sent: true, resent: plan.again !== null };
     }
     // Nothing reached the user: make sure no code stays open that they never received.
-    const stale = this.p.store.getMailbox(address)?.openCode;
-    if (stale) await this.p.store.transact((tx) => {
-      const current = tx.getMailbox(address);
-      if (current?.openCode) tx.putMailbox({ ...current, openCode: null });
-    });
-    this.plain.delete(address);
+    if (before !== null) await this.p.state.closeCode(address, before.hash);
     // Not one provider could be tried: a configuration error, which retrying does not mend.
     if (failures.length === 0) throw providerUnusable(address, skipped);
     const unusable = skipped.map((c) => `${c.provider} ${problemText(c)}`);
     throw new MemfaError('DELIVERY_FAILED', `the code could not be delivered: ${[...failures, ...unusable].join('; ')}`, { data: { reason: 'delivery-failed' }, hint: 'memfa provider test sms|email checks the gateway' });
-  }
-
-  /**
-   * Inside a transaction: checks `code` against the open code. A wrong code counts one try; after
-   * maxTries the code is void. Returns the open code to store (null when used, expired or void).
-   */
-  check(rec: MailboxRecord, code: string, now: number): { result: CodeCheck; openCode: OpenCode | null } {
-    const open = rec.openCode;
-    if (open === null) return { result: { ok: false, reason: 'no-open-code', record: null }, openCode: null };
-    if (open.expiresAt <= now) {
-      this.plain.delete(rec.address);
-      return { result: { ok: false, reason: 'code-expired', record: null }, openCode: null };
-    }
-    if (verifyKeyedHash(this.p.secrets.macKey(CODE_PURPOSE), CODE_PURPOSE, code, open.hash)) {
-      this.plain.delete(rec.address);
-      return { result: { ok: true }, openCode: null };
-    }
-    const tries = open.failedTries + 1;
-    if (tries >= this.p.config.codes.maxTries) {
-      this.plain.delete(rec.address);
-      return { result: { ok: false, reason: 'code-invalid', record: null }, openCode: null };
-    }
-    const next = { ...open, failedTries: tries };
-    return { result: { ok: false, reason: 'code-invalid', record: next }, openCode: next };
-  }
-
-  forget(address: string): void {
-    this.plain.delete(address);
-  }
-
-  /** Drops what can no longer matter: expired codes, and send times older than an hour. */
-  private sweep(now: number): void {
-    for (const [k, v] of this.plain) if (v.expiresAt <= now) this.plain.delete(k);
-    for (const [k, times] of this.sends) if (now - times[times.length - 1]! >= HOUR_MS) this.sends.delete(k);
   }
 }

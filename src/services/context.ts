@@ -1,25 +1,29 @@
-// What several services derive from the configuration and the store for one mailbox.
+// What several services derive from the configuration and the state for one mailbox. Pure: the
+// caller reads what they need (LoginReads.loginView gives a mailbox with its levels in one read).
 import { resolveSettings } from '../core/settings.js';
 import { failuresOf, lockState, type LockoutPolicy } from '../core/lockout.js';
 import { newMailbox, type EffectiveSettings, type FailureState, type MailboxRecord } from '../core/model.js';
 import { freshEntries, type RememberPolicy } from '../core/decide.js';
 import type { ProviderChoice } from '../core/provider-choice.js';
 import type { TotpOptions } from '../core/totp.js';
-import { domainOf } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
 import type { EffectiveView, LockView, MailboxView } from '../protocol/results.js';
-import type { StoreReader } from '../store/types.js';
-import type { UnstoredFailures } from './unstored-failures.js';
+import type { LoginView } from './store-ports.js';
 
-export function effectiveSettings(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  const rec = mailbox ?? store.getMailbox(address);
-  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, rec?.settings, rec?.userSettings);
+/** The levels a mailbox inherits from: its domain's settings and the global ones. */
+export type Levels = Pick<LoginView, 'domain' | 'global'>;
+
+/**
+ * The effective settings of the mailbox of `view` (LoginReads.loginView), or of `mailbox` under the
+ * same levels (none stored: what it inherits).
+ */
+export function viewSettings(config: MemfaConfig, view: Levels & { mailbox?: MailboxRecord | undefined }, mailbox: MailboxRecord | undefined = view.mailbox): EffectiveSettings {
+  return resolveSettings(config.defaults, view.global, view.domain, mailbox?.settings, mailbox?.userSettings);
 }
 
-/** What the mailbox would have without the user's own choices: the floor self-service may not go under. */
-export function settingsWithoutUser(config: MemfaConfig, store: StoreReader, address: string, mailbox?: MailboxRecord): EffectiveSettings {
-  const rec = mailbox ?? store.getMailbox(address);
-  return resolveSettings(config.defaults, store.getGlobal(), store.getDomain(domainOf(address))?.settings, rec?.settings, undefined);
+/** What `rec` would have without the user's own choices: the floor self-service may not go under. */
+export function floorOf(config: MemfaConfig, levels: Levels, rec: MailboxRecord | undefined): EffectiveSettings {
+  return resolveSettings(config.defaults, levels.global, levels.domain, rec?.settings, undefined);
 }
 
 export function rememberPolicy(config: MemfaConfig): RememberPolicy {
@@ -33,11 +37,6 @@ export function lockoutPolicy(config: MemfaConfig): LockoutPolicy {
 
 export function totpOptions(config: MemfaConfig): TotpOptions {
   return { algorithm: config.totp.algorithm, digits: config.totp.digits, period: config.totp.period, window: config.totp.window };
-}
-
-/** The stored record, or a fresh one (not stored) for a mailbox that only inherits. */
-export function mailboxOrNew(store: StoreReader, address: string, now: number): MailboxRecord {
-  return store.getMailbox(address) ?? newMailbox(address, now);
 }
 
 export function effectiveView(e: EffectiveSettings): EffectiveView {
@@ -73,18 +72,19 @@ function lockViews(known: FailureState, elsewhere: FailureState, now: number): M
 export type ChoiceOf = (eff: EffectiveSettings, rec: MailboxRecord) => ProviderChoice;
 
 /**
- * `unstored`: where the failures of a mailbox without a record are kept (verify's). `choiceOf`:
- * when given, the view says which provider verify would use (providerInUse). Remembered
- * locations past locations.maxAgeDays are left out: verify no longer counts them (core/decide.ts).
+ * `view`: the mailbox and its levels (LoginReads.loginView). `unstored`: the failures kept for a
+ * mailbox without a record (UnstoredFailureStore). `choiceOf`: when given, the view says which
+ * provider verify would use (providerInUse). Remembered locations past locations.maxAgeDays are
+ * left out: verify no longer counts them (core/decide.ts).
  */
-export function mailboxView(config: MemfaConfig, store: StoreReader, address: string, now: number, unstored?: UnstoredFailures, choiceOf?: ChoiceOf): MailboxView {
-  const stored = store.getMailbox(address);
+export function mailboxViewOf(config: MemfaConfig, view: LoginView, address: string, now: number, unstored?: FailureState, choiceOf?: ChoiceOf): MailboxView {
+  const stored = view.mailbox;
   const rec = stored ?? newMailbox(address, now);
-  const elsewhere = stored === undefined ? unstored?.get(address, now) : undefined;
+  const elsewhere = stored === undefined ? unstored : undefined;
   const lock = lockViews(failuresOf(rec.failures, 'known'), elsewhere ?? failuresOf(rec.failures, 'elsewhere'), now);
-  const eff = effectiveSettings(config, store, address, rec);
+  const eff = viewSettings(config, view, rec);
   const remember = rememberPolicy(config);
-  const view: MailboxView = {
+  const result: MailboxView = {
     address,
     stored: stored !== undefined,
     settings: { ...rec.settings },
@@ -101,6 +101,6 @@ export function mailboxView(config: MemfaConfig, store: StoreReader, address: st
     enrolmentGraceLogins: rec.enrolmentGraceLogins ?? 0,
     appPasswords: rec.appPasswords.length,
   };
-  if (choiceOf !== undefined) view.providerInUse = choiceOf(eff, rec);
-  return view;
+  if (choiceOf !== undefined) result.providerInUse = choiceOf(eff, rec);
+  return result;
 }

@@ -5,20 +5,50 @@
 // derived from a key and the time instead (see offer): verify stores nothing for it until the
 // first right code, so made-up addresses cannot grow the store.
 import { createHmac } from 'node:crypto';
+import type { MemfaConfig } from '../config/types.js';
 import { checkTotp, generateTotpSecret, groupSecret, otpauthUri, toBase32 } from '../core/totp.js';
+import { kindLockState } from '../core/lockout.js';
 import type { MailboxRecord, PendingTotp, TotpState } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { normaliseAddress } from '../core/validate.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import type { EnrolConfirmResult, EnrolResult } from '../protocol/results.js';
-import { secretAad } from '../security/keyring.js';
-import type { StoreTx } from '../store/types.js';
-import { lockoutPolicy, mailboxOrNew, totpOptions } from './context.js';
-import { failuresOf, kindLockState, lockStarted, recordKindFailure, recordKindSuccess, type LockState } from '../core/lockout.js';
-import type { Notifier } from './notify.js';
-import type { CallContext, Ports } from './ports.js';
+import { secretAad } from '../core/secret-binding.js';
+import { lockoutPolicy, totpOptions } from './context.js';
+import { watchLocks, type Notifier } from './notify.js';
+import type { AuditSink, CallContext, Log, Random, SecretBox } from './ports.js';
 import { assertMailbox } from './scope.js';
 import { logMailboxLocked } from './security-log.js';
+import type { EnrolStore, FactorStore, Locked, LoginReads, LoginView, NoticeQueue } from './store-ports.js';
+
+/** What enrolment needs: the pending secret's reads and check-then-acts, sealing, randomness, time. */
+export interface EnrolPorts {
+  state: LoginReads & Pick<EnrolStore, 'pendingOrNew'> & Pick<FactorStore, 'recordFailure' | 'activatePending'>;
+  config: MemfaConfig;
+  clock: () => number;
+  random: Pick<Random, 'bytes'>;
+  secrets: Pick<SecretBox, 'seal' | 'open' | 'macKey'>;
+  audit: Pick<AuditSink, 'append'>;
+  log: Pick<Log, 'notice'>;
+}
+
+/**
+ * A caller's own rule for confirm (self-service): run on the mailbox as read, it may refuse
+ * (throw) before anything is checked, and says whether only a pending secret started with the
+ * current factor proved may be activated.
+ */
+export type ConfirmGuard = (rec: MailboxRecord, view: LoginView) => { requireProved: boolean };
+
+function lockedError(address: string, until: number | null, now: number): MemfaError {
+  const retryAfter = until === null ? undefined : Math.max(1, Math.ceil((until - now) / 1000));
+  return new MemfaError('RATE_LIMITED', `${address} is locked after too many failures${retryAfter === undefined ? ' until an administrator unlocks it' : `; retry in ${retryAfter} s`}`, {
+    data: { reason: 'locked', ...(retryAfter === undefined ? {} : { retryAfter }) },
+  });
+}
+
+function noPending(address: string): MemfaError {
+  return new MemfaError('CONFLICT', `no pending TOTP enrolment for ${address}`, { hint: `start one with: memfa enroll ${address}` });
+}
 
 export const TOTP_PURPOSE = 'totp';
 /** The key purpose of the secrets offered to mailboxes without a record. */
@@ -28,8 +58,8 @@ const SECRET_BYTES = 20;
 
 export class Enrolment {
   constructor(
-    private readonly p: Ports,
-    private readonly notifier: Notifier,
+    private readonly p: EnrolPorts,
+    private readonly notifier: Pick<Notifier, 'queueFor'>,
   ) {}
 
   uriFor(address: string, pending: PendingTotp): string {
@@ -97,104 +127,106 @@ export class Enrolment {
   }
 
   /**
-   * Inside a transaction: the open pending secret of the mailbox, or a new one. The same pending
-   * secret is returned until it expires, so a user who reloads the login page scans one QR code.
-   * `proved`: the caller proved the mailbox's current factor; only a pending secret started that
-   * way is reused, and a new one is marked so.
+   * A new pending secret for `address`, sealed, not stored: EnrolStore.pendingOrNew stores it only
+   * when the mailbox has no open one to reuse. `proved`: started with the mailbox's current
+   * factor proved (services/proof.ts).
    */
-  pendingIn(tx: StoreTx, address: string, now: number, restart = false, proved = false): PendingTotp {
-    const rec = mailboxOrNew(tx, address, now);
-    const open = rec.pendingTotp;
-    if (!restart && open !== null && open.expiresAt > now && (!proved || open.factorProved === true)) return open;
+  freshPending(address: string, now: number, proved = false): PendingTotp {
     const secret = generateTotpSecret((n) => this.p.random.bytes(n), SECRET_BYTES);
-    const pending: PendingTotp = {
+    return {
       sealedSecret: this.p.secrets.seal(secret, secretAad(TOTP_PURPOSE, address)),
       createdAt: now,
       expiresAt: now + this.p.config.totp.enrolmentTtlSeconds * 1000,
       ...(proved ? { factorProved: true as const } : {}),
     };
-    tx.putMailbox({ ...rec, pendingTotp: pending, updatedAt: now });
-    return pending;
+  }
+
+  /**
+   * The open pending secret of the mailbox, or a new one. The same pending secret is returned
+   * until it expires, so a user who reloads the login page scans one QR code. `proved`: the caller
+   * proved the mailbox's current factor; only a pending secret started that way is reused, and a
+   * new one is marked so.
+   */
+  pending(address: string, now: number, restart = false, proved = false): Promise<PendingTotp> {
+    return this.p.state.pendingOrNew(address, this.freshPending(address, now, proved), now, { restart, needProved: proved });
+  }
+
+  /**
+   * The time step `code` (null: none, a forced activation) matches for the pending secret now,
+   * which activating it records as the last accepted step, so the code that confirmed the secret
+   * cannot then log in; undefined when the code does not match.
+   */
+  pendingStep(address: string, pending: PendingTotp, code: string | null, now: number): number | null | undefined {
+    if (code === null) return null;
+    const key = this.p.secrets.open(pending.sealedSecret, secretAad(TOTP_PURPOSE, address));
+    const check = checkTotp(key, code, now, totpOptions(this.p.config), null);
+    return check.ok ? check.step : undefined;
   }
 
   async start(params: { address: string; restart?: boolean | undefined }, ctx: CallContext): Promise<EnrolResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const now = this.p.clock();
-    const pending = await this.p.store.transact((tx) => this.pendingIn(tx, address, now, params.restart ?? false));
+    const pending = await this.pending(address, now, params.restart ?? false);
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'pending' });
     return this.describe(address, pending);
   }
 
   /**
    * Activates the pending secret. With a code, only if the code is valid now (the step it matched
-   * is recorded, so the same code cannot then log in); with force, without one. `assertMay`, run
-   * on the record inside the transaction, may refuse (throw) before anything is checked.
+   * is recorded, so the same code cannot then log in); with force, without one. The code is
+   * checked here, then ONE operation activates the very pending secret it was checked against
+   * (or counts the failure), so that a pending secret replaced meanwhile is never activated.
+   * `guard` (self-service) may refuse before anything is checked.
    */
-  async confirm(
-    params: { address: string; code?: string | undefined; force?: boolean | undefined },
-    ctx: CallContext,
-    assertMay?: (rec: MailboxRecord, tx: StoreTx) => void,
-  ): Promise<EnrolConfirmResult> {
+  async confirm(params: { address: string; code?: string | undefined; force?: boolean | undefined }, ctx: CallContext, guard?: ConfirmGuard): Promise<EnrolConfirmResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     if (params.code === undefined && params.force !== true) throw invalidParams('give the code from the app, or force activation', { param: 'code' });
     const code = params.code === undefined ? null : normaliseCode(params.code);
     if (params.code !== undefined && code === null) throw invalidParams('code: expected digits', { param: 'code' });
     const now = this.p.clock();
-    type Refused = { ok: false; lockedUntil?: number | null; started?: { lock: Extract<LockState, { locked: true }>; failures: number } };
-    const outcome = await this.p.store.transact((tx): { ok: true } | Refused => {
-      const rec = tx.getMailbox(address);
-      if (rec === undefined || rec.pendingTotp === null || rec.pendingTotp.expiresAt <= now) {
-        throw new MemfaError('CONFLICT', `no pending TOTP enrolment for ${address}`, { hint: `start one with: memfa enroll ${address}` });
-      }
-      assertMay?.(rec, tx);
-      // Guessing the pending secret's code counts like any wrong factor (the self-service variant
-      // of this method is on the self socket). The call carries no client address, so it counts
-      // on the elsewhere side (core/lockout.ts).
-      const lock = kindLockState(rec.failures, 'elsewhere', now);
-      if (code !== null && lock.locked) return { ok: false, lockedUntil: lock.until };
-      const record = this.activated(rec, code, now);
-      if (record === null) {
-        const failures = recordKindFailure(rec.failures, 'elsewhere', now, lockoutPolicy(this.p.config));
-        const lock = lockStarted(rec.failures, failures, 'elsewhere', now);
-        const failed = { ...rec, failures, updatedAt: now };
-        if (lock === null) {
-          tx.putMailbox(failed);
-          return { ok: false };
-        }
-        tx.putMailbox(this.notifier.queue(tx, failed, { kind: 'mailbox-locked', until: lock.until }, now));
-        return { ok: false, started: { lock, failures: failuresOf(failures, 'elsewhere').consecutive } };
-      }
-      tx.putMailbox(this.notifier.queue(tx, { ...record, failures: recordKindSuccess(record.failures, 'elsewhere') }, { kind: 'totp-enrolled' }, now));
-      return { ok: true };
-    });
-    if (!outcome.ok && outcome.started !== undefined) logMailboxLocked(this.p.log, { ip: null, mailbox: address, kind: 'elsewhere', ...outcome.started });
-    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: outcome.ok ? 'enrolled' : 'rejected', reason: outcome.ok ? 'enrolled' : 'lockedUntil' in outcome ? 'locked' : 'code-invalid' });
-    if (!outcome.ok && 'lockedUntil' in outcome) {
-      const retryAfter = outcome.lockedUntil == null ? undefined : Math.max(1, Math.ceil((outcome.lockedUntil - now) / 1000));
-      throw new MemfaError('RATE_LIMITED', `${address} is locked after too many failures${retryAfter === undefined ? ' until an administrator unlocks it' : `; retry in ${retryAfter} s`}`, {
-        data: { reason: 'locked', ...(retryAfter === undefined ? {} : { retryAfter }) },
-      });
+    const view = await this.p.state.loginView(address);
+    const rec = view.mailbox;
+    const pending = rec?.pendingTotp ?? null;
+    if (rec === undefined || pending === null || pending.expiresAt <= now) throw noPending(address);
+    const { requireProved } = guard?.(rec, view) ?? { requireProved: false };
+    // The owner hears of the secret enrolled, or of a lock a wrong code started, in the operation's own write.
+    const notices = watchLocks(this.notifier.queueFor(view, now), 'elsewhere', now);
+    const outcome = await this.activate(rec, pending, code, now, requireProved, notices);
+    if (notices.started !== null) logMailboxLocked(this.p.log, { ip: null, mailbox: address, kind: 'elsewhere', ...notices.started });
+    if (outcome === 'changed') throw noPending(address);
+    if (outcome === 'unproved') {
+      // The guard refuses this pending secret now (it was replaced by one started without proof).
+      const again = await this.p.state.loginView(address);
+      if (again.mailbox !== undefined) guard?.(again.mailbox, again);
+      throw noPending(address);
     }
-    if (!outcome.ok) throw new MemfaError('CONFLICT', 'the code does not match the pending secret; nothing was activated', { data: { reason: 'code-invalid' }, hint: 'check the phone clock and try the next code' });
+    const ok = outcome === 'activated';
+    await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.confirm', result: ok ? 'enrolled' : 'rejected', reason: ok ? 'enrolled' : outcome === 'code-invalid' ? 'code-invalid' : 'locked' });
+    if (outcome !== 'activated' && outcome !== 'code-invalid') throw lockedError(address, outcome.until, now);
+    if (outcome === 'code-invalid') throw new MemfaError('CONFLICT', 'the code does not match the pending secret; nothing was activated', { data: { reason: 'code-invalid' }, hint: 'check the phone clock and try the next code' });
     return { address, activated: true, activatedAt: now };
   }
 
   /**
-   * The record with its pending secret made active, if `code` (null = forced) is valid for it now;
-   * null otherwise. The caller stores it.
+   * Checks `code` against `pending` and activates it, or counts the failure. Guessing the pending
+   * secret's code counts like any wrong factor (the self-service variant of confirm is on the
+   * self socket); the call carries no client address, so it counts on the elsewhere side
+   * (core/lockout.ts), and a locked mailbox is refused before the code is checked. A forced
+   * activation (no code) is an administrator's and checks no lock.
    */
-  activated(rec: MailboxRecord, code: string | null, now: number): MailboxRecord | null {
-    const pending = rec.pendingTotp!;
-    let lastAcceptedStep: number | null = null;
+  private async activate(rec: MailboxRecord, pending: PendingTotp, code: string | null, now: number, requireProved: boolean, notices: NoticeQueue): Promise<'activated' | 'changed' | 'unproved' | 'code-invalid' | Locked> {
     if (code !== null) {
-      const key = this.p.secrets.open(pending.sealedSecret, secretAad(TOTP_PURPOSE, rec.address));
-      const check = checkTotp(key, code, now, totpOptions(this.p.config), null);
-      if (!check.ok) return null;
-      // The code that confirmed the secret cannot then log in.
-      lastAcceptedStep = check.step;
+      const lock = kindLockState(rec.failures, 'elsewhere', now);
+      if (lock.locked) return { outcome: 'locked', until: lock.until };
     }
-    return { ...rec, totp: { sealedSecret: pending.sealedSecret, activatedAt: now, lastAcceptedStep }, pendingTotp: null, updatedAt: now };
+    const step = this.pendingStep(rec.address, pending, code, now);
+    if (step === undefined) {
+      const failed = await this.p.state.recordFailure(rec.address, { kind: 'elsewhere', now, policy: lockoutPolicy(this.p.config), notices });
+      return failed?.outcome === 'locked' ? failed : 'code-invalid';
+    }
+    const r = await this.p.state.activatePending(rec.address, pending.sealedSecret, step, { success: { kind: 'elsewhere', now, location: null, notices }, requireProved });
+    return r.outcome === 'locked' ? r : r.outcome;
   }
 }

@@ -1,5 +1,6 @@
-// Binds every protocol method to the service that answers it.
-import type { Handlers } from '../daemon/dispatch.js';
+// Binds every protocol method to the service that answers it, and gives each service the ports
+// it names (its own *Ports interface) out of what the daemon wires in (Ports).
+import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { DomainAdmins } from './admins.js';
 import { AppPasswordUsage } from './app-password-usage.js';
 import { AppPasswords } from './app-passwords.js';
@@ -11,19 +12,21 @@ import { IpBlocks } from './ip-blocks.js';
 import { LockCensus } from './lock-census.js';
 import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
+import { MailboxList } from './mailbox-list.js';
 import { Notifier } from './notify.js';
-import { ProviderPolicy } from './policy.js';
+import { PlatformPolicy, POLICY_KEY, providerPolicy, type PolicyOverrides } from './policy.js';
 import { FactorProof } from './proof.js';
-import type { Ports } from './ports.js';
+import type { CallContext, Ports } from './ports.js';
 import { testProvider } from './provider-test.js';
 import { RecoveryCodes } from './recovery.js';
 import { SecurityAdmin } from './security-admin.js';
 import { SelfService } from './self.js';
 import { SettingsAdmin } from './settings-admin.js';
 import { daemonStatus, warnProvidersWithoutGateway } from './status.js';
-import { UnstoredFailures } from './unstored-failures.js';
 import { Verifier } from './verify.js';
-import { lockoutPolicy } from './context.js';
+
+/** One handler per method, answering with the method's result type (protocol/methods.ts), at once or later. */
+export type Handlers = { [M in MethodName]: (params: ParamsOf<M>, ctx: CallContext) => ResultOf<M> | Promise<ResultOf<M>> };
 
 /** Every method but `metrics`, which the daemon answers itself (daemon/main.ts, metrics/). */
 export type ServiceHandlers = Omit<Handlers, 'metrics'>;
@@ -40,35 +43,41 @@ export interface Services {
 }
 
 export function createServices(p: Ports): Services {
-  const policy = new ProviderPolicy(p);
-  warnProvidersWithoutGateway(p, policy);
-  const unstored = new UnstoredFailures(lockoutPolicy(p.config));
-  const settings = new SettingsAdmin(p, policy, unstored);
-  const notifier = new Notifier(p, p.notices);
-  const enrolment = new Enrolment(p, notifier);
-  const codes = new OneTimeCodes(p, (provider) => policy.rights(provider).enabled);
-  const recovery = new RecoveryCodes(p, notifier);
-  const imports = new MailboxImport(p, recovery);
-  const security = new SecurityAdmin(p, unstored);
-  const admins = new DomainAdmins(p);
-  const verifier = new Verifier(p, enrolment, codes, recovery, policy, unstored, notifier);
-  const ops = new MailboxOps(p, verifier, codes, notifier);
-  const ipBlocks = new IpBlocks(p, verifier.throttle);
-  const proof = new FactorProof(p, codes, recovery, notifier);
-  const self = new SelfService(p, enrolment, ops, policy, codes, proof);
-  const usage = new AppPasswordUsage(p, p.config.appPasswords.usageFlushSeconds * 1000);
-  const appPasswords = new AppPasswords(p, policy, usage, notifier);
-  const loginCheck = new LoginCheck(p, appPasswords);
-  const credentials = new SelfCredentials(p, appPasswords, recovery, proof, notifier);
+  const { config, clock, state, audit, random, secrets, hashes, country, log, senders } = p;
+  const hasGateway = (provider: 'sms' | 'email') => senders[provider] !== undefined;
+  const platformPolicy = new PlatformPolicy({ config, clock, state, audit, hasGateway });
+  // The policy as the services still on the synchronous store read it: live, from the store.
+  const policy = providerPolicy(config, hasGateway, () => p.store.getMeta<PolicyOverrides>(POLICY_KEY) ?? {});
+  warnProvidersWithoutGateway({ senders, log }, policy);
+  const settings = new SettingsAdmin({ config, clock, state, audit, policy: platformPolicy });
+  const mailboxList = new MailboxList({ config, clock, state });
+  const notifier = new Notifier({ state, config, clock, audit, log }, p.notices);
+  const enrolment = new Enrolment({ state, config, clock, random, secrets, audit, log }, notifier);
+  const codes = new OneTimeCodes({ state, config, clock, random, secrets, hashes, log, senders }, (provider) => policy.rights(provider).enabled);
+  const recovery = new RecoveryCodes({ state, hashes, random, clock, audit }, notifier);
+  const imports = new MailboxImport({ config, clock, state, secrets, recovery, audit });
+  // The holder of this daemon's job claims (a key rotation): unique among the daemons of a store.
+  const holder = random.bytes(8).toString('hex');
+  const security = new SecurityAdmin({ clock, state, keys: p.keys, audit, holder });
+  const admins = new DomainAdmins({ clock, random, state, hashes, audit });
+  const verifier = new Verifier({ state, config, clock, country, secrets, audit, log }, enrolment, codes, recovery, policy, notifier);
+  const ops = new MailboxOps({ config, clock, country, state, audit }, verifier, notifier);
+  const ipBlocks = new IpBlocks({ clock, audit }, verifier.throttle);
+  const proof = new FactorProof({ state, config, secrets, log }, codes, recovery, notifier);
+  const self = new SelfService({ config, clock, country, state, audit }, enrolment, ops, policy, codes, proof);
+  const usage = new AppPasswordUsage({ state, log }, config.appPasswords.usageFlushSeconds * 1000);
+  const appPasswords = new AppPasswords({ config, clock, random, hashes, state, audit, policy }, usage, notifier);
+  const loginCheck = new LoginCheck({ state, config, clock, country, audit, log }, appPasswords);
+  const credentials = new SelfCredentials({ config, clock, state, audit }, appPasswords, recovery, proof, notifier);
   const handlers: ServiceHandlers = {
-    ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000) }),
-    status: () => daemonStatus(p, policy),
+    ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((clock() - p.startedAt) / 1000) }),
+    status: async () => daemonStatus({ config, clock, state, storeName: p.store.file, senders, audit, startedAt: p.startedAt, version: p.version }, await platformPolicy.current()),
     verify: (params, ctx) => verifier.verify(params, ctx),
     'login.check': (params, ctx) => loginCheck.check(params, ctx),
     explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol }, ctx)),
     'mailbox.set': (params, ctx) => settings.setMailbox(params, ctx),
     'mailbox.show': (params, ctx) => settings.showMailbox(params, ctx),
-    'mailbox.list': (params, ctx) => settings.listMailboxes(params, ctx),
+    'mailbox.list': (params, ctx) => mailboxList.list(params, ctx),
     'mailbox.remove': (params, ctx) => settings.removeMailbox(params, ctx),
     'mailbox.import': (params, ctx) => imports.import(params, ctx),
     'domain.set': (params, ctx) => settings.setDomain(params, ctx),
@@ -80,7 +89,7 @@ export function createServices(p: Ports): Services {
     'enroll.start': (params, ctx) => enrolment.start(params, ctx),
     'enroll.confirm': (params, ctx) => enrolment.confirm(params, ctx),
     reset: (params, ctx) => ops.reset(params, ctx),
-    'provider.test': (params, ctx) => testProvider(p, params, ctx),
+    'provider.test': (params, ctx) => testProvider({ clock, senders, audit }, params, ctx),
     unlock: (params, ctx) => security.unlock(params, ctx),
     'ip-block.list': (params) => ipBlocks.list(params),
     'ip-block.clear': (params, ctx) => ipBlocks.clear(params, ctx),
@@ -92,8 +101,8 @@ export function createServices(p: Ports): Services {
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),
-    'providers.list': () => policy.list(),
-    'providers.set': (params, ctx) => policy.change(params, ctx),
+    'providers.list': () => platformPolicy.list(),
+    'providers.set': (params, ctx) => platformPolicy.change(params, ctx),
     'admin.add': (params, ctx) => admins.add(params, ctx),
     'admin.list': () => admins.list(),
     'admin.remove': (params, ctx) => admins.remove(params, ctx),
@@ -108,7 +117,7 @@ export function createServices(p: Ports): Services {
     'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
     'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
-  const census = new LockCensus(() => p.store.allMailboxes(), unstored, verifier.throttle, p.clock);
+  const census = new LockCensus(() => state.storedFailures?.() ?? [], { states: () => state.unstoredFailureStates?.() ?? [] }, verifier.throttle, clock);
   const close = async () => {
     await notifier.stop();
     await usage.close();

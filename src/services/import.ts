@@ -12,12 +12,13 @@ import { normaliseAddress, normaliseAltEmail } from '../core/validate.js';
 import { phoneRules } from './phone-rules.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import type { ImportResult } from '../protocol/results.js';
-import { secretAad } from '../security/keyring.js';
-import type { StoreReader } from '../store/types.js';
+import { secretAad } from '../core/secret-binding.js';
+import type { MemfaConfig } from '../config/types.js';
 import { TOTP_PURPOSE } from './enrol.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, Clock, SecretBox } from './ports.js';
 import { asRecoveryCode, asScratchCode, RECOVERY_CODE_COUNT, type RecoveryCodes } from './recovery.js';
 import { assertMailbox } from './scope.js';
+import type { MailboxStore } from './store-ports.js';
 
 /**
  * The shortest secret accepted: 80 bits, what libpam-google-authenticator wrote for years (memfa's
@@ -60,11 +61,18 @@ function quietly<T>(param: string, message: string, fn: () => T): T {
   }
 }
 
+export interface MailboxImportPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  state: Pick<MailboxStore, 'getMailbox' | 'updateMailbox'>;
+  secrets: Pick<SecretBox, 'seal'>;
+  /** The stored form of recovery codes, as generated ones have it. */
+  recovery: Pick<RecoveryCodes, 'hashAll'>;
+  audit: Pick<AuditSink, 'append'>;
+}
+
 export class MailboxImport {
-  constructor(
-    private readonly p: Ports,
-    private readonly recovery: RecoveryCodes,
-  ) {}
+  constructor(private readonly p: MailboxImportPorts) {}
 
   private async prepare(params: ImportParams): Promise<Prepared> {
     const address = quietly('address', 'not a valid mailbox address (local@domain)', () => normaliseAddress(params.address, 'address'));
@@ -103,8 +111,7 @@ export class MailboxImport {
   }
 
   /** The record after the import, or CONFLICT if it would replace an active secret unasked. */
-  private next(store: StoreReader, prep: Prepared, replace: boolean, now: number): { record: MailboxRecord; stored: boolean; replaced: boolean } {
-    const current = store.getMailbox(prep.address);
+  private next(current: MailboxRecord | undefined, prep: Prepared, replace: boolean, now: number): { record: MailboxRecord; stored: boolean; replaced: boolean } {
     const replaced = current?.totp != null;
     if (replaced && !replace) {
       throw new MemfaError('CONFLICT', `${prep.address} already has an active TOTP secret; nothing was imported`, {
@@ -117,7 +124,7 @@ export class MailboxImport {
       ...rec,
       totp: { sealedSecret: this.p.secrets.seal(prep.key, secretAad(TOTP_PURPOSE, prep.address)), activatedAt: now, lastAcceptedStep: null },
       pendingTotp: null,
-      recoveryCodeHashes: prep.recoveryCodes === undefined ? rec.recoveryCodeHashes : this.recovery.hashAll(prep.recoveryCodes),
+      recoveryCodeHashes: prep.recoveryCodes === undefined ? rec.recoveryCodeHashes : this.p.recovery.hashAll(prep.recoveryCodes),
       phone: prep.phone ?? rec.phone,
       altEmail: prep.altEmail ?? rec.altEmail,
       updatedAt: now,
@@ -137,11 +144,10 @@ export class MailboxImport {
       replaced: o.replaced,
       recoveryCodes: prep.recoveryCodes?.length ?? null,
     });
-    if (params.dryRun === true) return result(this.next(this.p.store, prep, replace, now), true);
-    const outcome = await this.p.store.transact((tx) => {
-      const n = this.next(tx, prep, replace, now);
-      tx.putMailbox(n.record);
-      return n;
+    if (params.dryRun === true) return result(this.next(await this.p.state.getMailbox(prep.address), prep, replace, now), true);
+    const outcome = await this.p.state.updateMailbox(prep.address, (current) => {
+      const n = this.next(current, prep, replace, now);
+      return { next: n.record, result: n };
     });
     await this.p.audit.append({
       actor: ctx.actor,

@@ -6,7 +6,6 @@
 import { lockState, type LockState } from '../core/lockout.js';
 import type { FailureState, MailboxFailures } from '../core/model.js';
 import type { SourceThrottle } from './ip-throttle.js';
-import type { UnstoredFailures } from './unstored-failures.js';
 
 export const LOCK_CENSUS_MAX_AGE_MS = 30_000;
 
@@ -56,8 +55,9 @@ export class LockCensus {
 
   constructor(
     private readonly mailboxes: () => Iterable<{ failures: MailboxFailures }>,
-    private readonly unstored: UnstoredFailures,
-    private readonly throttle: SourceThrottle,
+    /** The failures kept for mailboxes without a record (CensusReads unstoredFailureStates). */
+    private readonly unstored: { states(): Iterable<FailureState> },
+    private readonly throttle: Pick<SourceThrottle, 'blockedCount'>,
     private readonly clock: () => number,
     private readonly maxAgeMs = LOCK_CENSUS_MAX_AGE_MS,
   ) {}

@@ -1,20 +1,33 @@
 // `login.check`: the question a mail server asks for a login that cannot answer a challenge
-// (IMAP, POP3, SMTP AUTH, ManageSieve, CalDAV/CardDAV). It is answered from memory, at once: it
-// never sends a code, never counts a second-factor failure, never writes the store on the
-// answer's path and never creates a mailbox record. The password is hashed only when it has the
-// shape of an app password, and is never logged or audited.
+// (IMAP, POP3, SMTP AUTH, ManageSieve, CalDAV/CardDAV). It is answered from one read of the
+// mailbox and its settings: it never sends a code, never counts a second-factor failure, never
+// writes the store on the answer's path and never creates a mailbox record. The password is
+// hashed only when it has the shape of an app password, and is never logged or audited.
+import type { MemfaConfig } from '../config/types.js';
 import { appPasswordRefusal, canonicalAppPassword, type AppProtocol } from '../core/app-passwords.js';
 import { isRememberedIp, type RememberPolicy } from '../core/decide.js';
 import type { AppPassword, EffectiveSettings, MailboxRecord } from '../core/model.js';
 import { decideProtocolLogin, type ProtocolLoginDecision } from '../core/protocol-login.js';
 import { ipInNetworks, normaliseAddress, normaliseIp } from '../core/validate.js';
+import type { CountryLookup } from '../geo/country.js';
 import type { LoginCheckResult, ProtocolExplainResult } from '../protocol/results.js';
 import type { AppPasswords } from './app-passwords.js';
-import { effectiveSettings, mailboxView, rememberPolicy } from './context.js';
+import { mailboxViewOf, rememberPolicy, viewSettings } from './context.js';
 import { LoginThrottle } from './login-throttle.js';
 import { logLoginThrottled } from './security-log.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, Log } from './ports.js';
 import { assertMailbox } from './scope.js';
+import type { LoginReads, LoginView, WindowCounterStore } from './store-ports.js';
+
+/** What login.check needs: one read of the mailbox, the failure windows of its throttle, the security log. */
+export interface LoginCheckPorts {
+  state: LoginReads & WindowCounterStore;
+  config: MemfaConfig;
+  clock: () => number;
+  country: CountryLookup;
+  audit: Pick<AuditSink, 'record' | 'recordAllow'>;
+  log: Pick<Log, 'notice'>;
+}
 
 export interface LoginCheckInput {
   user: string;
@@ -35,6 +48,7 @@ interface Situation {
   eff: EffectiveSettings;
   /** The address is a fresh remembered one of the mailbox (the throttle spares it). */
   known: boolean;
+  view: LoginView;
 }
 
 export class LoginCheck {
@@ -42,20 +56,22 @@ export class LoginCheck {
   private readonly remember: RememberPolicy;
 
   constructor(
-    private readonly p: Ports,
+    private readonly p: LoginCheckPorts,
     private readonly appPasswords: AppPasswords,
   ) {
-    this.throttle = new LoginThrottle(p.config);
+    this.throttle = new LoginThrottle(p.config, p.state);
     this.remember = rememberPolicy(p.config);
   }
 
-  private situation(user: string, rawIp: string, param: 'user' | 'address'): Situation {
+  /** One read: the mailbox and its settings. */
+  private async situation(user: string, rawIp: string, param: 'user' | 'address'): Promise<Situation> {
     const address = normaliseAddress(user, param);
     const ip = normaliseIp(rawIp, 'ip');
     const now = this.p.clock();
-    const rec = this.p.store.getMailbox(address);
-    const eff = effectiveSettings(this.p.config, this.p.store, address, rec);
-    return { address, ip, country: this.p.country(ip), now, rec, eff, known: rec !== undefined && isRememberedIp(rec.ips, ip, now, this.remember) };
+    const view = await this.p.state.loginView(address);
+    const rec = view.mailbox;
+    const eff = viewSettings(this.p.config, view);
+    return { address, ip, country: this.p.country(ip), now, rec, eff, known: rec !== undefined && isRememberedIp(rec.ips, ip, now, this.remember), view };
   }
 
   private decide(s: Situation, protocol: AppProtocol, matched: AppPassword | null): ProtocolLoginDecision {
@@ -66,8 +82,8 @@ export class LoginCheck {
     return decideProtocolLogin(settings, history, this.remember, login, app);
   }
 
-  check(input: LoginCheckInput, ctx: CallContext): LoginCheckResult {
-    const s = this.situation(input.user, input.ip, 'user');
+  async check(input: LoginCheckInput, ctx: CallContext): Promise<LoginCheckResult> {
+    const s = await this.situation(input.user, input.ip, 'user');
     const { address, ip, country, now } = s;
     const base = { user: address, ip, country, protocol: input.protocol };
     const entry = (result: string, reason: string, details?: Record<string, unknown>) => ({
@@ -82,7 +98,7 @@ export class LoginCheck {
       ...(details === undefined ? {} : { details }),
     });
 
-    const refused = this.throttle.refusal(ip, address, s.known, now);
+    const refused = await this.throttle.refusal(ip, address, s.known, now);
     if (refused !== null) {
       this.p.audit.record(entry('deny', 'throttled', { by: refused.by }));
       return { ...base, result: 'deny', reason: 'throttled', message: THROTTLED_MESSAGE, retryAfter: Math.max(1, Math.ceil((refused.until - now) / 1000)) };
@@ -100,7 +116,7 @@ export class LoginCheck {
     // passwords are accepted. A primary password memfa lets through is not counted: the mail
     // server's passdb checks it, and memfa does not learn whether it was right.
     if (matched === null && (canonical !== null || decision.reason === 'app-password-required')) {
-      for (const block of this.throttle.fail(ip, address, now)) logLoginThrottled(this.p.log, { ip, mailbox: address, ...block });
+      for (const block of await this.throttle.fail(ip, address, now)) logLoginThrottled(this.p.log, { ip, mailbox: address, ...block });
     }
 
     const answer: LoginCheckResult = { ...base, result: decision.result, reason: decision.reason };
@@ -114,8 +130,8 @@ export class LoginCheck {
   }
 
   /** `explain --protocol`: what login.check would answer from this address, and why. Changes nothing. */
-  explain(params: { address: string; ip: string; protocol: AppProtocol }, ctx: CallContext): ProtocolExplainResult {
-    const s = this.situation(params.address, params.ip, 'address');
+  async explain(params: { address: string; ip: string; protocol: AppProtocol }, ctx: CallContext): Promise<ProtocolExplainResult> {
+    const s = await this.situation(params.address, params.ip, 'address');
     assertMailbox(ctx, s.address);
     const { eff } = s;
     const steps: string[] = [];
@@ -136,7 +152,7 @@ export class LoginCheck {
     else steps.push(`app passwords: ${appPasswords.map((a) => `${a.name} (${a.id}) ${a.accepted ? 'accepted' : `refused: ${a.refusal}`}`).join('; ')}`);
 
     let decision: ProtocolExplainResult['decision'];
-    const refused = this.throttle.refusal(s.ip, s.address, s.known, s.now);
+    const refused = await this.throttle.refusal(s.ip, s.address, s.known, s.now);
     if (refused !== null) {
       steps.push(`too many wrong app passwords recently (${refused.by === 'source' ? 'from this address' : 'for this mailbox'}): every login is refused until ${new Date(refused.until).toISOString()}`);
       decision = { result: 'deny', reason: 'throttled', message: THROTTLED_MESSAGE };
@@ -152,7 +168,7 @@ export class LoginCheck {
       ip: s.ip,
       country: s.country,
       protocol: params.protocol,
-      mailbox: mailboxView(this.p.config, this.p.store, s.address, s.now),
+      mailbox: mailboxViewOf(this.p.config, s.view, s.address, s.now),
       decision,
       appPasswords,
       steps,

@@ -1,16 +1,18 @@
 // Support operations on one mailbox: reset (lost phone), explain (dry run).
 import { describeGrace, type GraceState } from '../core/grace.js';
-import type { EffectiveSettings, MailboxRecord } from '../core/model.js';
+import { newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { describeChoice } from '../core/provider-choice.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import { count } from '../core/wording.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { ExplainResult, ResetResult } from '../protocol/results.js';
-import { effectiveSettings, mailboxOrNew, mailboxView } from './context.js';
-import type { CallContext, Ports } from './ports.js';
+import type { MemfaConfig } from '../config/types.js';
+import type { CountryLookup } from '../geo/country.js';
+import { lockoutPolicy, mailboxViewOf, viewSettings } from './context.js';
+import type { AuditSink, CallContext, Clock } from './ports.js';
 import { assertMailbox } from './scope.js';
+import type { LoginReads, MailboxStore, UnstoredFailureStore } from './store-ports.js';
 import type { Verifier } from './verify.js';
-import type { OneTimeCodes } from './codes.js';
 import type { Notifier } from './notify.js';
 import { providerUnusable } from './unusable.js';
 
@@ -29,12 +31,20 @@ function graceStep(grace: GraceState, eff: EffectiveSettings, used: number): str
   return `${setting}: ${why}`;
 }
 
+export interface MailboxOpsPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  country: CountryLookup;
+  state: LoginReads & Pick<MailboxStore, 'updateMailbox'> & Pick<UnstoredFailureStore, 'unstoredFailures'>;
+  audit: Pick<AuditSink, 'append'>;
+}
+
 export class MailboxOps {
   constructor(
-    private readonly p: Ports,
-    private readonly verifier: Verifier,
-    private readonly codes: OneTimeCodes,
-    private readonly notifier: Notifier,
+    private readonly p: MailboxOpsPorts,
+    /** What verify would decide: explain runs its decision without acting on it. */
+    private readonly verifier: Pick<Verifier, 'usableSettings' | 'decision' | 'lockFor' | 'grace'>,
+    private readonly notifier: Pick<Notifier, 'queueOf'>,
   ) {}
 
   async reset(params: { address: string; secret?: boolean | undefined; locations?: boolean | undefined }, ctx: CallContext): Promise<ResetResult> {
@@ -44,9 +54,9 @@ export class MailboxOps {
     const locations = params.locations === true;
     if (!secret && !locations) throw invalidParams('say what to reset: secret, locations, or both', { param: 'secret' });
     const now = this.p.clock();
-    const changed = await this.p.store.transact((tx) => {
-      const rec = tx.getMailbox(address);
-      if (rec === undefined) return false;
+    const notices = await this.notifier.queueOf(address, now);
+    const changed = await this.p.state.updateMailbox(address, (rec) => {
+      if (rec === undefined) return { result: false };
       const next: MailboxRecord = {
         ...rec,
         ...(secret ? { totp: null, pendingTotp: null, openCode: null } : {}),
@@ -54,23 +64,22 @@ export class MailboxOps {
         updatedAt: now,
       };
       // The owner hears of an active secret removed, not of a pending one or of forgotten places.
-      tx.putMailbox(secret && rec.totp !== null ? this.notifier.queue(tx, next, { kind: 'totp-reset' }, now) : next);
-      return true;
+      return { next: secret && rec.totp !== null ? notices.queue(next, [{ kind: 'totp-reset' }]) : next, result: true };
     });
     if (!changed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}; nothing to reset`);
-    if (secret) this.codes.forget(address);
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'reset', result: 'ok', details: { secret, locations } });
     return { address, secret, locations };
   }
 
-  explain(params: { address: string; ip: string }, ctx: CallContext): ExplainResult {
+  async explain(params: { address: string; ip: string }, ctx: CallContext): Promise<ExplainResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
     const ip = normaliseIp(params.ip, 'ip');
     const now = this.p.clock();
     const country = this.p.country(ip);
-    const rec = mailboxOrNew(this.p.store, address, now);
-    const { settings: eff, choice } = this.verifier.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
+    const view = await this.p.state.loginView(address);
+    const rec = view.mailbox ?? newMailbox(address, now);
+    const { settings: eff, choice } = this.verifier.usableSettings(viewSettings(this.p.config, view, rec), rec);
     const decision = this.verifier.decision({ address, ip, country, now }, rec, eff);
     const steps: string[] = [];
     steps.push(`country of ${ip}: ${country ?? 'unknown'}`);
@@ -82,7 +91,7 @@ export class MailboxOps {
     let result: ExplainResult['decision'] = { result: decision.action, reason: decision.reason, provider: decision.provider };
     if (decision.matched !== undefined) result.matched = decision.matched;
     if (decision.rule !== undefined) result.rule = decision.rule;
-    const lock = this.verifier.lockFor(address, ip, now);
+    const lock = await this.verifier.lockFor(address, ip, now);
     const needsFactor = decision.action === 'challenge' || decision.action === 'enroll';
     // In verify's order: the lock first, then whether any provider can give the factor.
     let answer = `${result.result} (${result.reason})`;
@@ -101,7 +110,7 @@ export class MailboxOps {
       result = { result: 'error', reason: 'provider-unusable', provider: decision.provider, error: 'PROVIDER_UNUSABLE' };
       answer = `error PROVIDER_UNUSABLE (provider-unusable), exit ${err.exitCode}; nothing is sent`;
     } else if (decision.action === 'enroll') {
-      const grace = this.verifier.grace(rec, eff, this.p.store.getMailbox(address) !== undefined, now);
+      const grace = this.verifier.grace(rec, eff, view.mailbox !== undefined, now);
       steps.push(graceStep(grace, eff, rec.enrolmentGraceLogins ?? 0));
       if (grace.active) {
         result = { result: 'allow', reason: 'enrolment-grace', provider: 'totp' };
@@ -109,7 +118,8 @@ export class MailboxOps {
       }
     }
     steps.push(`verify would answer: ${answer}`);
-    const mailbox = mailboxView(this.p.config, this.p.store, address, now, this.verifier.unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
+    const unstored = view.mailbox === undefined ? await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config)) : undefined;
+    const mailbox = mailboxViewOf(this.p.config, view, address, now, unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
     return { address, ip, country, mailbox, decision: result, steps };
   }
 }

@@ -3,32 +3,59 @@
 // country, a TOTP secret was enrolled or reset, recovery codes were made or one was used, an app
 // password was created, or the mailbox was locked.
 //
-// A notice never holds up or fails what it reports. The service that makes the change queues
-// the notice on the mailbox record inside its own store transaction (queue()), so the notice is
-// durable exactly when the change is, and a restart loses nothing; the sending happens here,
+// A notice never holds up or fails what it reports. The service that makes the change hands the
+// operation that makes it a queue (queueFor(), store-ports.ts NoticeQueue), which the operation
+// calls in its own write of the mailbox record, so the notice is durable exactly when the change
+// is, and a restart loses nothing; the sending happens here,
 // later, off every request path. Each attempt is first recorded (its count and next time), then
 // sent through the SMTP gateway; a failure waits retryInitialSeconds, doubling up to
 // retryMaxSeconds, and after maxAttempts the notice is given up. Every outcome is audited (action
 // notify) and every failure logged. A crash between a send and its record sends it once more.
 import type { AuditEvent } from '../audit/entry.js';
-import { dueNotice, keptNotices, nextDue, noticesExpireAt, queueNotice, replaceNotice, retryDelay, type MailboxNotices, type NoticeKind, type NoticePolicy, type PendingNotice } from '../core/notices.js';
+import type { MemfaConfig } from '../config/types.js';
+import { failuresOf, kindLockState, type FailureKind, type LockState } from '../core/lockout.js';
+import { maskEmail } from '../core/mask.js';
 import type { MailboxRecord } from '../core/model.js';
-import { maskEmail } from '../delivery/mask.js';
-import { renderNotice } from '../delivery/notice.js';
-import type { NoticeSender } from '../delivery/types.js';
-import type { StoreReader } from '../store/types.js';
-import { effectiveSettings } from './context.js';
-import type { Ports } from './ports.js';
+import { dueNotice, keptNotices, nextDue, noticesExpireAt, queueNotice, replaceNotice, retryDelay, type MailboxNotices, type NoticeEvent, type NoticePolicy, type PendingNotice } from '../core/notices.js';
+import { domainOf } from '../core/validate.js';
+import { viewSettings, type Levels } from './context.js';
+import type { AuditSink, Clock, Log, NoticeOutlet } from './ports.js';
+import type { MailboxStore, NoticeQueue, NoticeStore, SettingsStore } from './store-ports.js';
 
-/** What happened, as the service that saw it knows it. Never a secret or a code. */
-export interface NoticeEvent {
-  kind: NoticeKind;
-  ip?: string | null;
-  country?: string | null;
-  /** mailbox-locked: until when (null: until an administrator unlocks it). */
-  until?: number | null;
-  /** recovery-code-used: recovery codes left. */
-  left?: number;
+export type { NoticeEvent } from '../core/notices.js';
+
+/** What the notice sender needs: the queues on the mailbox records, the levels' settings, time, the audit trail. */
+export interface NotifierPorts {
+  state: NoticeStore & Pick<MailboxStore, 'updateMailbox'> & Pick<SettingsStore, 'getGlobal' | 'getDomain'>;
+  config: MemfaConfig;
+  clock: Clock;
+  audit: Pick<AuditSink, 'append'>;
+  log: Pick<Log, 'info' | 'warn' | 'error'>;
+}
+
+/** A lock a failure started, as the operation that counted it wrote it: for the security log. */
+export interface StartedLock {
+  lock: Extract<LockState, { locked: true }>;
+  failures: number;
+}
+
+/**
+ * `queue`, watched for the mailbox-locked notice of a failure of `kind`: `started` then holds the
+ * lock as the operation wrote it, once the operation is over (whether or not a notice was queued:
+ * notices may be off). For the security log line of the lock (security-log.ts).
+ */
+export function watchLocks(queue: NoticeQueue, kind: FailureKind, now: number): NoticeQueue & { started: StartedLock | null } {
+  const watched = {
+    started: null as StartedLock | null,
+    queue(rec: MailboxRecord, events: readonly NoticeEvent[]): MailboxRecord {
+      if (events.some((e) => e.kind === 'mailbox-locked')) {
+        const lock = kindLockState(rec.failures, kind, now);
+        if (lock.locked) watched.started = { lock, failures: failuresOf(rec.failures, kind).consecutive };
+      }
+      return queue.queue(rec, events);
+    },
+  };
+  return watched;
 }
 
 /** How long stop() waits for a send in flight; its notice stays queued and goes out after a restart. */
@@ -60,18 +87,21 @@ export class Notifier {
   private stopped = false;
   private seq = 0;
 
+  private readonly sender: NoticeOutlet['sender'] | undefined;
+
   constructor(
-    private readonly p: Ports,
-    private readonly sender: NoticeSender | undefined,
+    private readonly p: NotifierPorts,
+    private readonly outlet: NoticeOutlet | undefined,
   ) {
+    this.sender = outlet?.sender;
     const n = p.config.notifications;
     this.policy = { maxPerKindPerDay: n.maxPerKindPerDay, maxAttempts: n.maxAttempts, retryInitialMs: n.retryInitialSeconds * 1000, retryMaxMs: n.retryMaxSeconds * 1000 };
   }
 
   /** Picks up the notices a previous run left queued, and starts sending. */
-  start(): void {
-    for (const rec of this.p.store.allMailboxes()) if (rec.notices !== undefined) this.track(rec.address, rec);
-    if (this.sender === undefined && (this.p.config.defaults.notifications || this.p.store.getGlobal().notifications === true)) {
+  async start(): Promise<void> {
+    for (const { address, notices } of await this.p.state.mailboxNotices()) this.track(address, notices);
+    if (this.sender === undefined && (this.p.config.defaults.notifications || (await this.p.state.getGlobal()).notifications === true)) {
       this.p.log.warn('notifications-without-gateway', { why: 'notifications are on but no smtp section is configured: no security notice can be sent' });
     }
     if (this.total > 0) this.p.log.info('notifications-pending', { notices: this.total, mailboxes: [...this.waiting.values()].filter((w) => w.count > 0).length });
@@ -84,14 +114,36 @@ export class Notifier {
   }
 
   /**
-   * Inside the transaction of the event: `rec` with a notice of `event` queued, to be stored by
-   * the caller in that same transaction. `rec` comes back unchanged when the mailbox's settings
-   * turn notices off (setting notifications), when there is no SMTP gateway to send it, or when a
-   * bound holds it back (maxPerKindPerDay, maxPending: audited as suppressed or dropped).
+   * The queue of the notices of one operation on a mailbox under `levels` (its domain's and the
+   * global settings, as read for it), at `now`: handed to the operation (store-ports.ts
+   * NoticeQueue), which calls it inside its own write of the record. `where`: the login's address
+   * and country, for the events that do not give their own.
    */
-  queue(tx: StoreReader, rec: MailboxRecord, event: NoticeEvent, now: number): MailboxRecord {
+  queueFor(levels: Levels, now: number, where: { ip: string | null; country: string | null } | null = null): NoticeQueue {
+    return {
+      queue: (rec, events) => {
+        let next = rec;
+        for (const event of events) next = this.queueOne(levels, next, where === null ? event : { ...where, ...event }, now);
+        return next;
+      },
+    };
+  }
+
+  /** As queueFor, reading the levels of `address` first (settings: read-mostly, a cache may answer). */
+  async queueOf(address: string, now: number, where: { ip: string | null; country: string | null } | null = null): Promise<NoticeQueue> {
+    const [global, domain] = await Promise.all([this.p.state.getGlobal(), this.p.state.getDomain(domainOf(address))]);
+    return this.queueFor({ global, domain: domain?.settings }, now, where);
+  }
+
+  /**
+   * Inside the operation of the event: `rec` with a notice of `event` queued, to be written by the
+   * operation. `rec` comes back unchanged when the mailbox's settings turn notices off (setting
+   * notifications), when there is no SMTP gateway to send it, or when a bound holds it back
+   * (maxPerKindPerDay, maxPending: audited as suppressed or dropped).
+   */
+  private queueOne(levels: Levels, rec: MailboxRecord, event: NoticeEvent, now: number): MailboxRecord {
     if (this.sender === undefined) return rec;
-    if (!effectiveSettings(this.p.config, tx, rec.address, rec).notifications) return rec;
+    if (!viewSettings(this.p.config, levels, rec).notifications) return rec;
     const to = rec.altEmail !== null && rec.altEmail !== rec.address ? [rec.address, rec.altEmail] : [rec.address];
     const notice: PendingNotice = {
       id: `${now.toString(36)}-${(this.seq++ % 1296).toString(36)}`,
@@ -118,7 +170,7 @@ export class Notifier {
       held('suppressed', outcome.reason);
       return rec;
     }
-    this.track(rec.address, { notices: outcome.notices });
+    this.track(rec.address, outcome.notices);
     this.schedule();
     return withNotices(rec, outcome.notices);
   }
@@ -126,10 +178,8 @@ export class Notifier {
   /** Queues a notice for an event that has no transaction of its own; resolves once it is stored. */
   async notify(address: string, event: NoticeEvent): Promise<void> {
     const now = this.p.clock();
-    await this.p.store.transact((tx) => {
-      const rec = tx.getMailbox(address);
-      if (rec !== undefined) tx.putMailbox(this.queue(tx, rec, event, now));
-    });
+    const queue = await this.queueOf(address, now);
+    await this.p.state.updateMailbox(address, (rec) => ({ next: rec === undefined ? undefined : queue.queue(rec, [event]), result: undefined }));
   }
 
   /** Stops sending; a send in flight is waited for a moment. What is still queued stays in the store. */
@@ -156,12 +206,12 @@ export class Notifier {
     for (const e of events) await this.p.audit.append(e);
   }
 
-  /** Brings the cache of mailbox `address` in line with `rec` (its record; read when not given). */
-  private track(address: string, rec: Pick<MailboxRecord, 'notices'> | undefined = this.p.store.getMailbox(address)): void {
+  /** Brings the cache of mailbox `address` in line with `notices`, its notices as stored. */
+  private track(address: string, notices: MailboxNotices | undefined): void {
     const before = this.waiting.get(address)?.count ?? 0;
-    const count = rec?.notices?.pending.length ?? 0;
-    const due = nextDue(rec?.notices);
-    const expires = noticesExpireAt(rec?.notices);
+    const count = notices?.pending.length ?? 0;
+    const due = nextDue(notices);
+    const expires = noticesExpireAt(notices);
     this.total += count - before;
     if (due === null && expires === null) this.waiting.delete(address);
     else this.waiting.set(address, { count, due, expires });
@@ -213,7 +263,7 @@ export class Notifier {
         }
         const address = now < this.pauseUntil || this.sender === undefined ? undefined : this.firstDue(now);
         if (address === undefined) break;
-        if (!(await this.deliver(address, this.sender!, now))) this.pauseUntil = this.p.clock() + this.policy.retryInitialMs;
+        if (!(await this.deliver(address, this.outlet!, now))) this.pauseUntil = this.p.clock() + this.policy.retryInitialMs;
         await this.flushStaged();
       }
     })()
@@ -227,17 +277,18 @@ export class Notifier {
   }
 
   /** One attempt at the due notice of `address`; false when the send failed. */
-  private async deliver(address: string, sender: NoticeSender, now: number): Promise<boolean> {
+  private async deliver(address: string, outlet: NoticeOutlet, now: number): Promise<boolean> {
     // Recorded before the send: a crash during it still counts the attempt.
-    const claim = await this.p.store.transact((tx) => {
-      const rec = tx.getMailbox(address);
+    type Claimed = { claim: PendingNotice | null; notices: MailboxNotices | undefined };
+    const claimed = await this.p.state.updateMailbox(address, (rec): { next?: MailboxRecord; result: Claimed } => {
       const due = dueNotice(rec?.notices, now);
-      if (rec === undefined || due === undefined) return null;
+      if (rec === undefined || due === undefined) return { result: { claim: null, notices: rec?.notices } };
       const attempt: PendingNotice = { ...due, attempts: due.attempts + 1, nextAt: now + retryDelay(due.attempts + 1, this.policy) };
-      tx.putMailbox(withNotices(rec, replaceNotice(rec.notices!, due.id, attempt)));
-      return attempt;
+      const next = withNotices(rec, replaceNotice(rec.notices!, due.id, attempt));
+      return { next, result: { claim: attempt, notices: next.notices } };
     });
-    this.track(address);
+    this.track(address, claimed.notices);
+    const claim = claimed.claim;
     if (claim === null) return true;
     const to = claim.to.map(maskEmail);
     const entry = (result: string, details: Record<string, unknown>): AuditEvent => ({
@@ -250,8 +301,8 @@ export class Notifier {
       details: { id: claim.id, attempts: claim.attempts, to, ...details },
     });
     try {
-      const { subject, text } = renderNotice(claim, address, this.p.config.notifications.templates, this.p.config.notifications.support);
-      const sent = await sender.sendNotice({ to: claim.to, subject, text, mailbox: address, kind: claim.kind });
+      const { subject, text } = outlet.render(claim, address);
+      const sent = await outlet.sender.sendNotice({ to: claim.to, subject, text, mailbox: address, kind: claim.kind });
       await this.prune(address, claim.id);
       this.stage(entry('sent', sent.refused === undefined ? {} : { refused: sent.refused }));
       this.p.log.info('notification-sent', { mailbox: address, kind: claim.kind, attempts: claim.attempts, to });
@@ -271,12 +322,11 @@ export class Notifier {
   /** Removes notice `id` (null: none) and whatever else of the mailbox's notices is not worth keeping. */
   private async prune(address: string, id: string | null): Promise<void> {
     const now = this.p.clock();
-    await this.p.store.transact((tx) => {
-      const rec = tx.getMailbox(address);
-      if (rec?.notices === undefined) return;
+    const notices = await this.p.state.updateMailbox(address, (rec) => {
+      if (rec?.notices === undefined) return { result: undefined };
       const kept = keptNotices(id === null ? rec.notices : replaceNotice(rec.notices, id, null), now);
-      if (kept !== rec.notices) tx.putMailbox(withNotices(rec, kept));
+      return kept === rec.notices ? { result: kept } : { next: withNotices(rec, kept), result: kept };
     });
-    this.track(address);
+    this.track(address, notices);
   }
 }

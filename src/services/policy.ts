@@ -1,12 +1,15 @@
 // The platform's provider policy: which providers exist, and who may assign them. Starts from the
-// configuration; `memfa providers` changes are stored and override it.
-import type { EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
-import { chooseProvider, type ProviderChoice } from '../core/provider-choice.js';
+// configuration; `memfa providers` changes are stored (MetaStore, POLICY_KEY) and override it.
+// Nothing of it is kept here: each request reads the stored overrides (PlatformPolicy.current),
+// so that a change made through any daemon holds for all.
+import type { MemfaConfig } from '../config/types.js';
+import type { AuditSink, CallContext, Clock } from './ports.js';
+import type { CodeProvider, EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
+import { chooseProvider, settingsFor, type ProviderChoice } from '../core/provider-choice.js';
 import { APP_PASSWORD_POLICY, POLICY_NAMES, type PolicyName } from '../protocol/vocabulary.js';
 import { agree, count } from '../core/wording.js';
-import { effectiveSettings } from './context.js';
-import type { CallContext, Ports } from './ports.js';
 import { MemfaError } from '../protocol/errors.js';
+import type { MailboxSearch, MetaStore } from './store-ports.js';
 import type { ProvidersListResult, ProvidersSetResult } from '../protocol/results.js';
 
 export interface ProviderRights {
@@ -18,65 +21,97 @@ export interface ProviderRights {
 // app-password: not a provider, but who may create app passwords (and whether they work at all)
 // is the same kind of right, kept in the same place.
 export type PolicyOverrides = Partial<Record<PolicyName, Partial<ProviderRights>>>;
-const META_KEY = 'providerPolicy';
+/** Where the overrides are stored. */
+export const POLICY_KEY = 'providerPolicy';
 
 export type Role = 'platform' | 'domain-admin' | 'end-user';
 
-export class ProviderPolicy {
-  constructor(private readonly p: Ports) {}
+/** The platform's policy as one request sees it: the configuration, the stored overrides, the gateways. */
+export interface ProviderPolicy {
+  rights(provider: PolicyName): ProviderRights;
+  /**
+   * The provider that can give `rec` its second factor under these settings, the platform's
+   * policy and the configured gateways: the one verify uses, and explain and mailbox show name.
+   */
+  choiceFor(eff: EffectiveSettings, rec: MailboxRecord): ProviderChoice;
+  /** Throws FORBIDDEN / PROVIDER_DISABLED when `role` may not assign `provider`. */
+  assertAssignable(provider: ProviderName, role: Role): void;
+}
 
-  rights(provider: PolicyName): ProviderRights {
-    const base = provider === APP_PASSWORD_POLICY ? this.p.config.appPasswords : this.p.config.providers[provider];
-    const over = this.p.store.getMeta<PolicyOverrides>(META_KEY)?.[provider] ?? {};
+/** The policy of `overrides` (read each time it is asked: a caller may pass a live reader). */
+export function providerPolicy(config: MemfaConfig, hasGateway: (provider: CodeProvider) => boolean, overrides: () => PolicyOverrides): ProviderPolicy {
+  const rights = (provider: PolicyName): ProviderRights => {
+    const base = provider === APP_PASSWORD_POLICY ? config.appPasswords : config.providers[provider];
+    const over = overrides()[provider] ?? {};
     return {
       enabled: over.enabled ?? base.enabled,
       domainAdmins: over.domainAdmins ?? base.domainAdmins,
       endUsers: over.endUsers ?? base.endUsers,
     };
-  }
+  };
+  return {
+    rights,
+    choiceFor: (eff, rec) => chooseProvider(eff, rec, { enabled: (p) => rights(p).enabled, hasGateway }),
+    assertAssignable(provider, role) {
+      if (role === 'platform') return;
+      const r = rights(provider);
+      if (!r.enabled) throw new MemfaError('PROVIDER_DISABLED', `provider ${provider} is disabled on this platform`, { data: { provider } });
+      if (role === 'domain-admin' && !r.domainAdmins) throw new MemfaError('FORBIDDEN', `domain administrators may not assign provider ${provider} (platform policy)`, { data: { provider, right: 'domainAdmins' } });
+      if (role === 'end-user' && !r.endUsers) throw new MemfaError('FORBIDDEN', `end users may not choose provider ${provider} (platform policy)`, { data: { provider, right: 'endUsers' } });
+    },
+  };
+}
 
-  /**
-   * The provider that can give `rec` its second factor under these settings, the platform's
-   * policy and the configured gateways: the one verify uses, and explain and mailbox show name.
-   */
-  choiceFor(eff: EffectiveSettings, rec: MailboxRecord): ProviderChoice {
-    return chooseProvider(eff, rec, { enabled: (p) => this.rights(p).enabled, hasGateway: (p) => this.p.senders[p] !== undefined });
-  }
+/**
+ * The settings a login acts on: a provider that cannot be used (disabled by the platform, sms or
+ * email without a gateway or without the mailbox's destination) is replaced by the mailbox's
+ * fallback when that one can be; `choice` says which and why (core/provider-choice.ts).
+ */
+export function usableSettings(policy: ProviderPolicy, eff: EffectiveSettings, rec: MailboxRecord): { settings: EffectiveSettings; choice: ProviderChoice } {
+  const choice = policy.choiceFor(eff, rec);
+  return { settings: settingsFor(eff, choice), choice };
+}
 
-  /** Throws FORBIDDEN / PROVIDER_DISABLED when `role` may not assign `provider`. */
-  assertAssignable(provider: ProviderName, role: Role): void {
-    if (role === 'platform') return;
-    const r = this.rights(provider);
-    if (!r.enabled) throw new MemfaError('PROVIDER_DISABLED', `provider ${provider} is disabled on this platform`, { data: { provider } });
-    if (role === 'domain-admin' && !r.domainAdmins) throw new MemfaError('FORBIDDEN', `domain administrators may not assign provider ${provider} (platform policy)`, { data: { provider, right: 'domainAdmins' } });
-    if (role === 'end-user' && !r.endUsers) throw new MemfaError('FORBIDDEN', `end users may not choose provider ${provider} (platform policy)`, { data: { provider, right: 'endUsers' } });
+export interface PlatformPolicyPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  state: MetaStore & MailboxSearch;
+  audit: Pick<AuditSink, 'append'>;
+  /** Whether a code provider has a configured gateway. */
+  hasGateway: (provider: CodeProvider) => boolean;
+}
+
+/** The provider policy as a service: read for a request, listed and changed by the platform administrator. */
+export class PlatformPolicy {
+  constructor(private readonly p: PlatformPolicyPorts) {}
+
+  /** The policy now, for one request. */
+  async current(): Promise<ProviderPolicy> {
+    const overrides = (await this.p.state.getMeta<PolicyOverrides>(POLICY_KEY)) ?? {};
+    return providerPolicy(this.p.config, this.p.hasGateway, () => overrides);
   }
 
   /** Stored mailboxes whose effective provider is `provider` (for app-password: that have app passwords). */
-  mailboxesUsing(provider: PolicyName): number {
-    let n = 0;
-    if (provider === APP_PASSWORD_POLICY) {
-      for (const rec of this.p.store.allMailboxes()) if (rec.appPasswords.length > 0) n++;
-      return n;
-    }
-    for (const rec of this.p.store.allMailboxes()) if (effectiveSettings(this.p.config, this.p.store, rec.address, rec).provider === provider) n++;
-    return n;
+  async mailboxesUsing(provider: PolicyName): Promise<number> {
+    const criteria = provider === APP_PASSWORD_POLICY ? { appPasswords: true } : { provider };
+    return (await this.p.state.findMailboxes({ criteria, limit: 0, defaults: this.p.config.defaults, now: this.p.clock() })).total;
   }
 
-  list(): ProvidersListResult {
-    return {
-      providers: POLICY_NAMES.map((name) => {
-        const r = this.rights(name);
+  async list(): Promise<ProvidersListResult> {
+    const policy = await this.current();
+    const providers = await Promise.all(
+      POLICY_NAMES.map(async (name) => {
         const transport = name === 'totp' || name === APP_PASSWORD_POLICY ? 'none' : this.p.config.providers[name].transport;
         return {
           name,
-          ...r,
+          ...policy.rights(name),
           transport,
-          gatewayConfigured: name === 'totp' || name === APP_PASSWORD_POLICY || this.p.senders[name] !== undefined,
-          mailboxes: this.mailboxesUsing(name),
+          gatewayConfigured: name === 'totp' || name === APP_PASSWORD_POLICY || this.p.hasGateway(name),
+          mailboxes: await this.mailboxesUsing(name),
         };
       }),
-    };
+    );
+    return { providers };
   }
 
   async change(params: { provider: PolicyName; enabled?: boolean | undefined; domainAdmins?: boolean | undefined; endUsers?: boolean | undefined }, ctx: CallContext): Promise<ProvidersSetResult> {
@@ -85,16 +120,16 @@ export class ProviderPolicy {
     if (params.enabled !== undefined) change.enabled = params.enabled;
     if (params.domainAdmins !== undefined) change.domainAdmins = params.domainAdmins;
     if (params.endUsers !== undefined) change.endUsers = params.endUsers;
-    if (change.enabled === true && provider !== 'totp' && provider !== APP_PASSWORD_POLICY && this.p.senders[provider] === undefined) {
+    if (change.enabled === true && provider !== 'totp' && provider !== APP_PASSWORD_POLICY && !this.p.hasGateway(provider)) {
       throw new MemfaError('CONFLICT', `provider ${provider} has no gateway configured; configure ${provider === 'sms' ? 'smpp' : 'smtp'} first`);
     }
-    await this.p.store.transact((tx) => {
-      const current = tx.getMeta<PolicyOverrides>(META_KEY) ?? {};
-      tx.putMeta(META_KEY, { ...current, [provider]: { ...(current[provider] ?? {}), ...change } });
+    const stored = await this.p.state.updateMeta<PolicyOverrides, PolicyOverrides>(POLICY_KEY, (current) => {
+      const next = { ...(current ?? {}), [provider]: { ...(current?.[provider] ?? {}), ...change } };
+      return { next, result: next };
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'providers.set', result: 'ok', details: { provider, ...change } });
-    const affected = this.mailboxesUsing(provider);
-    const rights = this.rights(provider);
+    const affected = await this.mailboxesUsing(provider);
+    const rights = providerPolicy(this.p.config, this.p.hasGateway, () => stored).rights(provider);
     if (provider === APP_PASSWORD_POLICY) return { provider, ...rights, mailboxes: affected, effect: appPasswordEffect(rights, affected) };
     return {
       provider,

@@ -1,13 +1,30 @@
-// The ports services depend on. The daemon wires real implementations in; tests may wire others.
+// The ports services depend on besides the state's (store-ports.ts): time, randomness, secrets,
+// the audit trail, the log, the gateways. Each service names the ones it uses in its own ports
+// interface and receives only those; `Ports` is what the daemon hands over to wire them all
+// (handlers.ts). Tests wire in-memory ones.
 import type { MemfaConfig } from '../config/types.js';
 import type { CountryLookup } from '../geo/country.js';
-import type { Logger } from '../daemon/logger.js';
 import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { NoticeSender, Sender } from '../delivery/types.js';
+import type { PendingNotice } from '../core/notices.js';
 import type { SocketKind } from '../protocol/methods.js';
 import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
+import type { StatePorts } from './store-ports.js';
+
+/** The time now, in milliseconds since the epoch: the daemon's clock, or a test's. */
+export type Clock = () => number;
+
+/** One structured line per event (the daemon's logger, daemon/logger.ts). Never a secret in the fields. */
+export interface Log {
+  debug(event: string, fields?: Record<string, unknown>): void;
+  info(event: string, fields?: Record<string, unknown>): void;
+  /** A security event (security-log.ts): at syslog's notice level, for fail2ban. */
+  notice(event: string, fields?: Record<string, unknown>): void;
+  warn(event: string, fields?: Record<string, unknown>): void;
+  error(event: string, fields?: Record<string, unknown>): void;
+}
 
 export interface SecretBox {
   seal(plaintext: Buffer, aad: string): string;
@@ -28,6 +45,19 @@ export interface KeyAdmin {
   retire(kid: string): Promise<void>;
   needsReseal(sealed: string): boolean;
   reseal(sealed: string, aad: string): string;
+}
+
+/**
+ * Keyed hashes of values that are checked but never stored (tokens, app passwords), under the key
+ * ring's stable key of `purpose` (security/hash.ts keyedHasher): the keys never reach a service.
+ * `scope` binds a hash to its owner (an app password to its mailbox).
+ */
+export interface KeyedHashes {
+  hash(purpose: string, value: string, scope?: string): string;
+  /** Whether `stored` is the hash of `value`; constant time in the value. */
+  verify(purpose: string, value: string, stored: string, scope?: string): boolean;
+  /** The index of the first of `stored` that is the hash of `value`, or -1: one hash, every entry compared. */
+  indexOf(purpose: string, value: string, stored: readonly string[], scope?: string): number;
 }
 
 export interface AuditReader {
@@ -56,20 +86,38 @@ export interface AuditSink {
   recordAllow(event: AuditEvent): void;
 }
 
+/**
+ * Where security notices go out (services/notify.ts): the SMTP gateway, and the text of a notice
+ * (delivery/notice.ts, from the configured templates), which the daemon wires in.
+ */
+export interface NoticeOutlet {
+  sender: NoticeSender;
+  render(notice: PendingNotice, mailbox: string): { subject: string; text: string };
+}
+
+/** Everything the daemon wires in; handlers.ts gives each service its part. */
 export interface Ports {
   config: MemfaConfig;
+  /** The state, as the services use it (store-ports.ts). */
+  state: StatePorts;
+  /**
+   * The synchronous store: only handlers.ts reads it, for the provider policy the synchronous
+   * checks read live (ProviderPolicy.rights) and the store's name in status. No service uses it:
+   * the lock census (metrics) scans the stored mailboxes through the state (CensusReads).
+   */
   store: Store;
-  clock: () => number;
+  clock: Clock;
   random: Random;
   country: CountryLookup;
   secrets: SecretBox;
+  hashes: KeyedHashes;
   audit: AuditSink & AuditReader;
   keys: KeyAdmin;
-  log: Logger;
+  log: Log;
   /** Configured code senders; a provider without one cannot deliver. */
   senders: Partial<Record<CodeProvider, Sender>>;
-  /** Where security notices go out (the SMTP gateway); absent: none can be sent. */
-  notices?: NoticeSender;
+  /** Where security notices go out (the SMTP gateway) and their text; absent: none can be sent. */
+  notices?: NoticeOutlet;
   startedAt: number;
   version: string;
 }

@@ -3,24 +3,35 @@
 // factor for one of their own. One step for every such change (self-service enrolment and
 // settings; app passwords and recovery codes made by the user reuse it).
 //
-// The proof is checked and its outcome recorded in the caller's store transaction, exactly as
-// verify records a code: a TOTP code moves the last accepted step (no replay), a sent code or a
-// recovery code is spent, a wrong one counts a failure in the mailbox's lockout, and a locked
-// mailbox is refused before anything is checked.
+// The proof is checked as verify checks a code, and decided by ONE operation of the state ports:
+// a TOTP code moves the last accepted step (no replay), a sent code or a recovery code is spent,
+// a wrong one counts a failure in the mailbox's lockout, and a locked mailbox is refused before
+// anything is checked. The change it allows is another operation, after it: the caller validates
+// the change fully BEFORE proving, so that a change refused for its own reasons never spends a
+// recovery code or a sent code.
+import type { MemfaConfig } from '../config/types.js';
 import { normaliseCode } from '../core/codes.js';
-import { failuresOf, kindLockState, lockStarted, recordKindFailure, recordKindSuccess, type LockState } from '../core/lockout.js';
+import { kindLockState } from '../core/lockout.js';
 import type { CodeProvider, EffectiveSettings, MailboxRecord, ProviderName } from '../core/model.js';
 import { checkTotp } from '../core/totp.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
-import { secretAad } from '../security/keyring.js';
-import type { StoreTx } from '../store/types.js';
+import { secretAad } from '../core/secret-binding.js';
 import type { OneTimeCodes } from './codes.js';
-import { lockoutPolicy, mailboxOrNew, totpOptions } from './context.js';
+import { lockoutPolicy, totpOptions } from './context.js';
 import { TOTP_PURPOSE } from './enrol.js';
-import type { Notifier } from './notify.js';
-import type { Ports } from './ports.js';
+import { watchLocks, type Notifier, type StartedLock } from './notify.js';
+import type { Log, SecretBox } from './ports.js';
 import { asRecoveryCode, type RecoveryCodes } from './recovery.js';
 import { logMailboxLocked } from './security-log.js';
+import type { FactorStore, FailureEffects, NoticeQueue, SuccessEffects } from './store-ports.js';
+
+/** What a proof needs: the check-then-acts of a factor, the key ring to open a TOTP secret, the security log. */
+export interface ProofPorts {
+  state: Pick<FactorStore, 'acceptTotpStep' | 'tryOpenCode' | 'consumeRecoveryCode' | 'recordFailure'>;
+  config: MemfaConfig;
+  secrets: Pick<SecretBox, 'open'>;
+  log: Pick<Log, 'notice'>;
+}
 
 /** The parameter that carries the proof, wherever a method asks for one. */
 export const PROOF_PARAM = 'currentCode';
@@ -46,16 +57,15 @@ export type Proof = { kind: 'otp'; value: string } | { kind: 'recovery'; value: 
 
 export type ProofFailure = 'code-invalid' | 'code-reused' | 'code-expired' | 'no-open-code' | 'locked';
 
-export type ProofOutcome =
-  | { ok: true; record: MailboxRecord; factor: ActiveFactor | 'recovery' }
-  | { ok: false; reason: ProofFailure; lockedUntil: number | null; started?: { lock: Extract<LockState, { locked: true }>; failures: number } };
+/** A failed proof; `started`: the lock its failure started, logged by refusal(). */
+export type ProofOutcome = { ok: true; factor: ActiveFactor | 'recovery' } | { ok: false; reason: ProofFailure; lockedUntil: number | null; started?: StartedLock };
 
 export class FactorProof {
   constructor(
-    private readonly p: Ports,
-    private readonly codes: OneTimeCodes,
-    private readonly recovery: RecoveryCodes,
-    private readonly notifier: Notifier,
+    private readonly p: ProofPorts,
+    private readonly codes: Pick<OneTimeCodes, 'hash'>,
+    private readonly recovery: Pick<RecoveryCodes, 'hash'>,
+    private readonly notifier: Pick<Notifier, 'queueOf'>,
   ) {}
 
   /**
@@ -82,58 +92,63 @@ export class FactorProof {
   }
 
   /**
-   * Inside a transaction: checks `proof` against the mailbox's current factor and stores the
-   * outcome. On success the caller goes on from `record` (already stored in `tx`); on failure it
-   * lets the transaction commit (the failure is counted) and then throws refusal().
+   * Checks `proof` against the current factor of `rec` (the mailbox as the caller read it) and
+   * records the outcome in one operation of the state ports; on failure the caller throws
+   * refusal(). Self-service carries no client address: a proof counts on the elsewhere side
+   * (core/lockout.ts) and remembers no location.
    */
-  checkIn(tx: StoreTx, address: string, proof: Proof, now: number): ProofOutcome {
-    const rec = mailboxOrNew(tx, address, now);
-    // Self-service carries no client address: a proof counts on the elsewhere side (core/lockout.ts).
+  async prove(rec: MailboxRecord, proof: Proof, now: number): Promise<ProofOutcome> {
+    const address = rec.address;
     const lock = kindLockState(rec.failures, 'elsewhere', now);
     if (lock.locked) return { ok: false, reason: 'locked', lockedUntil: lock.until };
-    const succeed = (next: MailboxRecord, factor: ActiveFactor | 'recovery'): ProofOutcome => {
-      const record = { ...next, failures: recordKindSuccess(next.failures, 'elsewhere'), updatedAt: now };
-      tx.putMailbox(record);
-      return { ok: true, record, factor };
-    };
-    const fail = (next: MailboxRecord, reason: Exclude<ProofFailure, 'locked'>): ProofOutcome => {
-      const failures = recordKindFailure(next.failures, 'elsewhere', now, lockoutPolicy(this.p.config));
-      const lock = lockStarted(next.failures, failures, 'elsewhere', now);
-      const failed = { ...next, failures, updatedAt: now };
-      if (lock === null) {
-        tx.putMailbox(failed);
-        return { ok: false, reason, lockedUntil: null };
-      }
-      tx.putMailbox(this.notifier.queue(tx, failed, { kind: 'mailbox-locked', until: lock.until }, now));
-      return { ok: false, reason, lockedUntil: null, started: { lock, failures: failuresOf(failures, 'elsewhere').consecutive } };
+    // The owner hears of a recovery code used and of a lock a failure started, in the operation's own write.
+    const notices = watchLocks(await this.notifier.queueOf(address, now), 'elsewhere', now);
+    const outcome = await this.check(rec, proof, now, notices);
+    if (!outcome.ok && notices.started !== null) outcome.started = notices.started;
+    return outcome;
+  }
+
+  private async check(rec: MailboxRecord, proof: Proof, now: number, notices: NoticeQueue): Promise<ProofOutcome> {
+    const address = rec.address;
+    const success: SuccessEffects = { kind: 'elsewhere', now, location: null, notices };
+    const failure: FailureEffects = { kind: 'elsewhere', now, policy: lockoutPolicy(this.p.config), notices };
+    const locked = (until: number | null): ProofOutcome => ({ ok: false, reason: 'locked', lockedUntil: until });
+    const fail = async (reason: Exclude<ProofFailure, 'locked'>): Promise<ProofOutcome> => {
+      const r = await this.p.state.recordFailure(address, failure);
+      return r?.outcome === 'locked' ? locked(r.until) : { ok: false, reason, lockedUntil: null };
     };
 
     if (proof.kind === 'recovery') {
-      const i = this.recovery.match(rec.recoveryCodeHashes, proof.value);
-      if (i === -1) return fail(rec, 'code-invalid');
-      const left = rec.recoveryCodeHashes.filter((_, j) => j !== i);
-      return succeed(this.notifier.queue(tx, { ...rec, recoveryCodeHashes: left }, { kind: 'recovery-code-used', left: left.length }, now), 'recovery');
+      const r = await this.p.state.consumeRecoveryCode(address, this.recovery.hash(proof.value), { success, failure });
+      if (r.outcome === 'locked') return locked(r.until);
+      return r.outcome === 'ok' ? { ok: true, factor: 'recovery' } : { ok: false, reason: 'code-invalid', lockedUntil: null };
     }
-    let reason: Exclude<ProofFailure, 'locked'> = 'no-open-code';
+    // With a TOTP secret its reason tells more (a replayed code); otherwise the sent code's.
+    let totpReason: 'code-invalid' | 'code-reused' | null = null;
     if (rec.totp !== null) {
       const key = this.p.secrets.open(rec.totp.sealedSecret, secretAad(TOTP_PURPOSE, address));
       const check = checkTotp(key, proof.value, now, totpOptions(this.p.config), rec.totp.lastAcceptedStep);
-      if (check.ok) return succeed({ ...rec, totp: { ...rec.totp, lastAcceptedStep: check.step } }, 'totp');
-      reason = check.reason;
+      if (check.ok) {
+        const r = await this.p.state.acceptTotpStep(address, rec.totp.sealedSecret, check.step, { success, failure });
+        if (r.outcome === 'locked') return locked(r.until);
+        if (r.outcome === 'accepted') return { ok: true, factor: 'totp' };
+        // 'reused': taken meanwhile, and counted; 'changed': the secret went meanwhile.
+        if (r.outcome === 'reused') return { ok: false, reason: 'code-reused', lockedUntil: null };
+        totpReason = 'code-invalid';
+      } else totpReason = check.reason;
     }
     if (rec.openCode !== null) {
-      const provider = rec.openCode.provider;
-      const { result, openCode } = this.codes.check(rec, proof.value, now);
-      if (result.ok) return succeed({ ...rec, openCode }, provider);
-      // With a TOTP secret its reason tells more (a replayed code); otherwise the sent code's.
-      return fail({ ...rec, openCode }, rec.totp !== null ? reason : result.reason);
+      const r = await this.p.state.tryOpenCode(address, this.codes.hash(proof.value), { maxTries: this.p.config.codes.maxTries, success, failure });
+      if (r.outcome === 'locked') return locked(r.until);
+      if (r.outcome === 'ok') return { ok: true, factor: r.provider ?? rec.openCode.provider };
+      return { ok: false, reason: totpReason ?? r.outcome, lockedUntil: null };
     }
-    return fail(rec, rec.totp !== null ? reason : 'no-open-code');
+    return fail(totpReason ?? 'no-open-code');
   }
 
   /**
-   * The error for a failed proof, thrown once the transaction that counted it has committed; the
-   * lock that failure started, if any, is logged here, now that it is stored.
+   * The error for a failed proof, thrown once the operation that counted it is done; the lock
+   * that failure started, if any, is logged here, now that it is stored.
    */
   refusal(address: string, outcome: Extract<ProofOutcome, { ok: false }>, now: number): MemfaError {
     if (outcome.started !== undefined) logMailboxLocked(this.p.log, { ip: null, mailbox: address, kind: 'elsewhere', ...outcome.started });

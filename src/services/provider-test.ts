@@ -1,13 +1,19 @@
 // `provider test`: sends a test message through a configured gateway, for administrators.
-import { maskRecipient } from '../delivery/mask.js';
+import { maskRecipient } from '../core/mask.js';
 import { normaliseAddress } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { ProviderTestResult } from '../protocol/results.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
 import { phoneRules } from './phone-rules.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, Clock, Ports } from './ports.js';
 
-export async function testProvider(p: Ports, params: { provider: CodeProvider; to: string }, ctx: CallContext): Promise<ProviderTestResult> {
+export interface ProviderTestPorts {
+  clock: Clock;
+  senders: Ports['senders'];
+  audit: Pick<AuditSink, 'append'>;
+}
+
+export async function testProvider(p: ProviderTestPorts, params: { provider: CodeProvider; to: string }, ctx: CallContext): Promise<ProviderTestResult> {
   const provider = params.provider;
   const to = provider === 'sms' ? (await phoneRules()).normalisePhone(params.to, 'to') : normaliseAddress(params.to, 'to');
   const sender = p.senders[provider];

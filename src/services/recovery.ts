@@ -1,12 +1,22 @@
 // Recovery codes: ten single-use codes a user keeps on paper, accepted by verify in place of any
 // second factor. Stored only as keyed hashes; shown once when generated.
+import { newMailbox } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import type { RecoveryCodesResult } from '../protocol/results.js';
-import { keyedHash, verifyKeyedHash } from '../security/hash.js';
-import { mailboxOrNew } from './context.js';
 import type { Notifier } from './notify.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, KeyedHashes, Random } from './ports.js';
 import { assertMailbox } from './scope.js';
+import type { MailboxStore } from './store-ports.js';
+
+/** What recovery codes need: the keyed hash's key, randomness, and where a new set is stored. */
+export interface RecoveryPorts {
+  state: Pick<MailboxStore, 'updateMailbox'>;
+  /** Hashes of purpose RECOVERY_PURPOSE: the key never reaches the service. */
+  hashes: KeyedHashes;
+  random: Pick<Random, 'int'>;
+  clock: () => number;
+  audit: Pick<AuditSink, 'append'>;
+}
 
 export const RECOVERY_PURPOSE = 'recovery-code';
 export const RECOVERY_CODE_COUNT = 10;
@@ -36,13 +46,9 @@ export function asScratchCode(input: string): string | null {
 
 export class RecoveryCodes {
   constructor(
-    private readonly p: Ports,
-    private readonly notifier: Notifier,
+    private readonly p: RecoveryPorts,
+    private readonly notifier: Pick<Notifier, 'queueOf'>,
   ) {}
-
-  private key(): Buffer {
-    return this.p.secrets.macKey(RECOVERY_PURPOSE);
-  }
 
   private generateOne(): string {
     let s = '';
@@ -53,7 +59,7 @@ export class RecoveryCodes {
   /** A new set: the codes to show once, grouped for reading, and the hashes to store. */
   newSet(): { codes: string[]; hashes: string[] } {
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, () => this.generateOne());
-    return { codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`), hashes: codes.map((c) => keyedHash(this.key(), RECOVERY_PURPOSE, c)) };
+    return { codes: codes.map((c) => `${c.slice(0, 5)}-${c.slice(5)}`), hashes: this.hashAll(codes) };
   }
 
   async generate(params: { address: string }, ctx: CallContext): Promise<RecoveryCodesResult> {
@@ -61,28 +67,31 @@ export class RecoveryCodes {
     assertMailbox(ctx, address);
     const { codes, hashes } = this.newSet();
     const now = this.p.clock();
-    await this.p.store.transact((tx) => {
-      const rec = mailboxOrNew(tx, address, now);
-      // A new set voids the old one.
-      tx.putMailbox(this.notifier.queue(tx, { ...rec, recoveryCodeHashes: hashes, updatedAt: now }, { kind: 'recovery-codes-generated' }, now));
-    });
+    const notices = await this.notifier.queueOf(address, now);
+    // A new set voids the old one; its owner hears of it, in the same write.
+    await this.p.state.updateMailbox(address, (rec) => ({
+      next: notices.queue({ ...(rec ?? newMailbox(address, now)), recoveryCodeHashes: hashes, updatedAt: now }, [{ kind: 'recovery-codes-generated' }]),
+      result: undefined,
+    }));
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
     return { address, codes };
   }
 
   /** The stored form of canonical codes (asRecoveryCode, asScratchCode). */
   hashAll(codes: readonly string[]): string[] {
-    const key = this.key();
-    return codes.map((c) => keyedHash(key, RECOVERY_PURPOSE, c));
+    return codes.map((c) => this.p.hashes.hash(RECOVERY_PURPOSE, c));
+  }
+
+  /**
+   * The keyed hash of a canonical code, as the state ports consume it (FactorStore
+   * consumeRecoveryCode): the store compares hashes, and never sees the code.
+   */
+  hash(code: string): string {
+    return this.p.hashes.hash(RECOVERY_PURPOSE, code);
   }
 
   /** Index of the stored hash `code` matches, or -1. Every hash is compared (no early exit). */
   match(hashes: readonly string[], code: string): number {
-    let found = -1;
-    hashes.forEach((h, i) => {
-      if (verifyKeyedHash(this.key(), RECOVERY_PURPOSE, code, h) && found === -1) found = i;
-    });
-    return found;
+    return this.p.hashes.indexOf(RECOVERY_PURPOSE, code, hashes);
   }
 }
-

@@ -1,16 +1,33 @@
 // Administration of the security state: unlocking mailboxes, rotating the key, reading the audit log.
 import { adminUnlockAll, failureCount, failuresOf } from '../core/lockout.js';
 import type { MailboxRecord } from '../core/model.js';
+import { secretAad } from '../core/secret-binding.js';
 import { normaliseAddress } from '../core/validate.js';
 import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { AuditQueryResult, AuditVerifyResult, KeyAddResult, KeyRotateResult, UnlockResult } from '../protocol/results.js';
-import { secretAad } from '../security/keyring.js';
 import { TOTP_PURPOSE } from './enrol.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditReader, AuditSink, CallContext, Clock, KeyAdmin } from './ports.js';
 import { assertMailbox } from './scope.js';
-import type { UnstoredFailures } from './unstored-failures.js';
+import type { JobClaims, MailboxPages, MailboxStore, UnstoredFailureStore } from './store-ports.js';
 
 const RESEAL_BATCH = 500;
+/** The job claim of a key rotation (JobClaims), shared by every daemon of the store. */
+export const KEY_ROTATION_JOB = 'key-rotation';
+/**
+ * How long a rotation's claim holds without being renewed; it is renewed before every batch, so
+ * only a daemon that stopped midway lets it run out (running rotate again then finishes the job).
+ */
+export const KEY_ROTATION_CLAIM_MS = 10 * 60_000;
+
+export interface SecurityAdminPorts {
+  clock: Clock;
+  /** Unlock clears the failures of a mailbox without a record (verify's) too. */
+  state: Pick<MailboxStore, 'updateMailbox' | 'listMailboxes'> & MailboxPages & JobClaims & Pick<UnstoredFailureStore, 'clearUnstoredFailures'>;
+  keys: KeyAdmin;
+  audit: Pick<AuditSink, 'append'> & AuditReader;
+  /** This daemon, as the holder of a job claim: unique among the daemons of the store. */
+  holder: string;
+}
 
 function parseTime(value: string | undefined, param: string): Date | undefined {
   if (value === undefined) return undefined;
@@ -23,25 +40,15 @@ function parseTime(value: string | undefined, param: string): Date | undefined {
 }
 
 export class SecurityAdmin {
-  private rotating = false;
-
-  constructor(
-    private readonly p: Ports,
-    /** Failures of mailboxes without a record, which verify keeps in memory. */
-    private readonly unstored: UnstoredFailures,
-  ) {}
+  constructor(private readonly p: SecurityAdminPorts) {}
 
   /** Clears both kinds of a mailbox's failures (core/lockout.ts), or those kept for one without a record. */
   async unlock(params: { address: string }, ctx: CallContext): Promise<UnlockResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    const was = await this.p.store.transact((tx) => {
-      const rec = tx.getMailbox(address);
-      if (rec === undefined) return null;
-      tx.putMailbox({ ...rec, failures: adminUnlockAll(), updatedAt: this.p.clock() });
-      return rec.failures;
-    });
-    const unstored = this.unstored.clear(address);
+    const now = this.p.clock();
+    const was = await this.p.state.updateMailbox(address, (rec) => (rec === undefined ? { result: null } : { next: { ...rec, failures: adminUnlockAll(), updatedAt: now }, result: rec.failures }));
+    const unstored = await this.p.state.clearUnstoredFailures(address);
     const failures = was === null ? { known: null, elsewhere: unstored ?? null } : was;
     if (was === null && unstored === undefined) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}, and no failures kept for it`);
     const known = failuresOf(failures, 'known');
@@ -70,7 +77,7 @@ export class SecurityAdmin {
    * Refused during a rotation, which retires every key but its own at the end.
    */
   async addKey(ctx: CallContext): Promise<KeyAddResult> {
-    if (this.rotating) throw new MemfaError('CONFLICT', 'a key rotation is running; add the key after it');
+    if ((await this.p.state.jobClaim(KEY_ROTATION_JOB, this.p.clock())) !== undefined) throw new MemfaError('CONFLICT', 'a key rotation is running; add the key after it');
     const kid = await this.p.keys.add();
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'key.add', result: 'ok', details: { kid } });
     return { kid, current: this.p.keys.currentKid };
@@ -80,38 +87,37 @@ export class SecurityAdmin {
    * The added key (or a fresh one) becomes current; every secret is re-sealed under it in batches
    * (logins go on meanwhile); then every other key is retired. A crash midway leaves the old keys
    * in the key file, still able to open what was not re-sealed; running rotate again finishes the
-   * job. This is the rotation of one daemon; security/rotation.ts has the plan for several.
+   * job. One rotation at a time across the daemons of the store (the KEY_ROTATION_JOB claim);
+   * security/rotation.ts has the plan for the key file of several.
    */
   async rotateKey(ctx: CallContext): Promise<KeyRotateResult> {
-    if (this.rotating) throw new MemfaError('CONFLICT', 'a key rotation is already running');
-    this.rotating = true;
+    const claim = () => this.p.state.claimJob(KEY_ROTATION_JOB, this.p.holder, this.p.clock(), KEY_ROTATION_CLAIM_MS);
+    if (!(await claim()).claimed) throw new MemfaError('CONFLICT', 'a key rotation is already running');
     try {
       const kid = await this.p.keys.rotate();
       let resealed = 0;
       let after: string | undefined;
       for (;;) {
-        const batch = this.p.store.listMailboxes({ after, limit: RESEAL_BATCH });
+        const batch = await this.p.state.listMailboxes({ after, limit: RESEAL_BATCH });
         if (batch.length === 0) break;
         after = batch[batch.length - 1]!.address;
-        resealed += await this.p.store.transact((tx) => {
-          let n = 0;
-          for (const r of batch) {
-            const current = tx.getMailbox(r.address);
+        // Renewed before each batch: a claim that ran out meanwhile may be another daemon's now.
+        if (!(await claim()).claimed) throw new MemfaError('CONFLICT', 'the key rotation was taken over by another daemon (its claim ran out); that one finishes it');
+        const changed = await this.p.state.updateMailboxes(
+          batch.map((r) => r.address),
+          (current) => {
             const next = current && this.resealed(current);
-            if (next) {
-              tx.putMailbox(next);
-              n++;
-            }
-          }
-          return n;
-        });
+            return next ? { next, result: 1 } : { result: 0 };
+          },
+        );
+        resealed += changed.reduce((a, b) => a + b, 0);
       }
       const retired = this.p.keys.kids().filter((k) => k !== kid);
       for (const k of retired) await this.p.keys.retire(k);
       await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'key.rotate', result: 'ok', details: { kid, resealed, retired: retired.length } });
       return { kid, resealed, retired };
     } finally {
-      this.rotating = false;
+      await this.p.state.releaseJob(KEY_ROTATION_JOB, this.p.holder);
     }
   }
 
@@ -123,7 +129,7 @@ export class SecurityAdmin {
     params: { mailbox?: string | undefined; since?: string | undefined; until?: string | undefined; result?: string | undefined; action?: string | undefined; limit?: number | undefined },
     ctx: CallContext,
   ): Promise<AuditQueryResult> {
-    const filter: Parameters<Ports['audit']['query']>[0] = {};
+    const filter: Parameters<AuditReader['query']>[0] = {};
     if (params.mailbox !== undefined) {
       filter.mailbox = normaliseAddress(params.mailbox, 'mailbox');
       assertMailbox(ctx, filter.mailbox);

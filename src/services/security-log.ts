@@ -6,7 +6,9 @@
 // the order of their first fields (time, level, event, ip, reason: the logger writes time, level
 // and event first, and the fields in the order given here). Change both together.
 import type { LockState } from '../core/lockout.js';
-import type { Logger } from '../daemon/logger.js';
+import type { Log } from './ports.js';
+
+type Logger = Pick<Log, 'notice'>;
 
 /** The reasons of a verify denial that a wrong or refused factor gives: what fail2ban counts. */
 export const FAILED_FACTOR_REASONS = ['code-invalid', 'code-reused', 'code-expired', 'no-open-code', 'locked'] as const;

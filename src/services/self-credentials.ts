@@ -1,51 +1,60 @@
 // Standing credentials an end user makes for their own mailbox through self-service: app
 // passwords (self.app-password.*) and a new set of recovery codes (self.recovery.generate). Both
 // are ways in that outlast the webmail session, so making one needs proof of the mailbox's current
-// second factor (services/proof.ts), checked in the same transaction that stores the credential,
-// as a mail provider asks again before it shows an app password. A mailbox without a second
+// second factor (services/proof.ts), checked (one operation of the state ports) right before the
+// credential is stored, as a mail provider asks again before it shows an app password. What would
+// refuse the credential itself (a taken name, a full list) is checked before the proof is spent. A mailbox without a second
 // factor gets neither: whoever holds only its password must not be able to mint a way in that
 // survives the switch to MFA. Listing and revoking need no proof: they give nothing away.
 import { newMailbox } from '../core/model.js';
 import { normaliseAddress } from '../core/validate.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { AppPasswordAdded, AppPasswordList, AppPasswordRevoked, RecoveryCodesResult } from '../protocol/results.js';
-import type { StoreTx } from '../store/types.js';
 import type { AppPasswordInput, AppPasswords, RevokeInput } from './app-passwords.js';
-import { effectiveSettings } from './context.js';
+import type { MemfaConfig } from '../config/types.js';
+import { viewSettings } from './context.js';
 import { activeFactors, type FactorProof, type ProofOutcome } from './proof.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, Clock } from './ports.js';
 import type { Notifier } from './notify.js';
 import type { RecoveryCodes } from './recovery.js';
 import { roleOf } from './scope.js';
-import type { MailboxRecord } from '../core/model.js';
+import type { LoginReads, MailboxStore } from './store-ports.js';
 
 type ProofRefused = Extract<ProofOutcome, { ok: false }>;
 
+export interface SelfCredentialsPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  state: LoginReads & Pick<MailboxStore, 'getMailbox' | 'updateMailbox'>;
+  audit: Pick<AuditSink, 'append'>;
+}
+
 export class SelfCredentials {
   constructor(
-    private readonly p: Ports,
+    private readonly p: SelfCredentialsPorts,
     private readonly appPasswords: AppPasswords,
     private readonly recovery: RecoveryCodes,
     private readonly proof: FactorProof,
-    private readonly notifier: Notifier,
+    private readonly notifier: Pick<Notifier, 'queueOf'>,
   ) {}
 
   /**
-   * Inside a transaction: the record to build on once the current factor is proved, or the
-   * refusal of the proof. On the admin socket nothing is asked (support acts for the user).
+   * Proves the mailbox's current factor with `currentCode`: null when proved, or the refusal. On
+   * the admin socket nothing is asked (support acts for the user).
    */
-  private proved(tx: StoreTx, address: string, currentCode: string | undefined, what: string, ctx: CallContext, now: number): MailboxRecord | ProofRefused {
-    const rec = tx.getMailbox(address);
-    if (ctx.socket === 'admin') return rec ?? newMailbox(address, now);
-    const factors = rec === undefined ? [] : activeFactors(rec, effectiveSettings(this.p.config, tx, address, rec));
-    if (factors.length === 0) {
+  private async proved(address: string, currentCode: string | undefined, what: string, ctx: CallContext, now: number): Promise<ProofRefused | null> {
+    if (ctx.socket === 'admin') return null;
+    const view = await this.p.state.loginView(address);
+    const rec = view.mailbox;
+    const factors = rec === undefined ? [] : activeFactors(rec, viewSettings(this.p.config, view, rec));
+    if (rec === undefined || factors.length === 0) {
       throw new MemfaError('CONFLICT', `${address} has no second factor yet; enrol one (self.enroll.start) before making ${what}`, {
         data: { reason: 'no-factor' },
         hint: `${what} can be made only with proof of a second factor`,
       });
     }
-    const outcome = this.proof.checkIn(tx, address, this.proof.parse(address, currentCode, factors), now);
-    return outcome.ok ? outcome.record : outcome;
+    const outcome = await this.proof.prove(rec, this.proof.parse(address, currentCode, factors), now);
+    return outcome.ok ? null : outcome;
   }
 
   private async refuse(address: string, action: string, outcome: ProofRefused, ctx: CallContext, now: number): Promise<never> {
@@ -58,24 +67,23 @@ export class SelfCredentials {
     this.appPasswords.assertMayCreate(roleOf(ctx));
     const now = this.p.clock();
     const prepared = this.appPasswords.prepare(params, now);
-    const outcome = await this.p.store.transact((tx) => {
-      // A taken name or a full list is refused before the proof is spent on it.
-      const before = tx.getMailbox(address);
-      if (before !== undefined) this.appPasswords.added(before, prepared, now);
-      const base = this.proved(tx, address, params.currentCode, 'an app password', ctx, now);
-      if (!('address' in base)) return base;
-      const done = this.appPasswords.created(tx, base, prepared, now);
-      tx.putMailbox(done.record);
-      return done.entry;
+    // A taken name or a full list is refused before the proof is spent on it.
+    const before = await this.p.state.getMailbox(address);
+    if (before !== undefined) this.appPasswords.added(before, prepared, now);
+    const refused = await this.proved(address, params.currentCode, 'an app password', ctx, now);
+    if (refused !== null) return this.refuse(address, 'app-password.add', refused, ctx, now);
+    const notices = await this.notifier.queueOf(address, now);
+    const outcome = await this.p.state.updateMailbox(address, (current) => {
+      const done = this.appPasswords.created(notices, current ?? newMailbox(address, now), prepared, now);
+      return { next: done.record, result: done.entry };
     });
-    if (!('id' in outcome)) return this.refuse(address, 'app-password.add', outcome, ctx, now);
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'app-password.add', result: 'ok', details: this.appPasswords.auditDetails(outcome) });
     return this.appPasswords.addedView(address, outcome, prepared.password, now);
   }
 
-  listAppPasswords(params: { user: string }): AppPasswordList {
+  async listAppPasswords(params: { user: string }): Promise<AppPasswordList> {
     const address = normaliseAddress(params.user, 'user');
-    return this.appPasswords.listOf(address, this.p.store.getMailbox(address), this.p.clock());
+    return this.appPasswords.listOf(address, await this.p.state.getMailbox(address), this.p.clock());
   }
 
   revokeAppPassword(params: RevokeInput & { user: string }, ctx: CallContext): Promise<AppPasswordRevoked> {
@@ -88,13 +96,14 @@ export class SelfCredentials {
     const address = normaliseAddress(params.user, 'user');
     const now = this.p.clock();
     const { codes, hashes } = this.recovery.newSet();
-    const outcome = await this.p.store.transact((tx) => {
-      const base = this.proved(tx, address, params.currentCode, 'recovery codes', ctx, now);
-      if (!('address' in base)) return base;
-      tx.putMailbox(this.notifier.queue(tx, { ...base, recoveryCodeHashes: hashes, updatedAt: now }, { kind: 'recovery-codes-generated' }, now));
-      return null;
-    });
-    if (outcome !== null) return this.refuse(address, 'recovery-codes.generate', outcome, ctx, now);
+    const refused = await this.proved(address, params.currentCode, 'recovery codes', ctx, now);
+    if (refused !== null) return this.refuse(address, 'recovery-codes.generate', refused, ctx, now);
+    const notices = await this.notifier.queueOf(address, now);
+    // A new set voids the old one; its owner hears of it, in the same write.
+    await this.p.state.updateMailbox(address, (current) => ({
+      next: notices.queue({ ...(current ?? newMailbox(address, now)), recoveryCodeHashes: hashes, updatedAt: now }, [{ kind: 'recovery-codes-generated' }]),
+      result: undefined,
+    }));
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'recovery-codes.generate', result: 'ok', details: { count: codes.length } });
     return { address, codes };
   }

@@ -11,16 +11,18 @@ import type { ParamsOf } from '../protocol/methods.js';
 import { Problems } from '../protocol/problems.js';
 import type { EnrolConfirmResult, EnrolResult, ForgetLocationsResult, SelfCodeSent, SelfView } from '../protocol/results.js';
 import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
-import type { StoreTx } from '../store/types.js';
 import type { CodeProvider, OneTimeCodes } from './codes.js';
-import { effectiveSettings, mailboxOrNew, mailboxView, settingsWithoutUser } from './context.js';
-import type { Enrolment } from './enrol.js';
+import type { MemfaConfig } from '../config/types.js';
+import type { CountryLookup } from '../geo/country.js';
+import { floorOf, mailboxViewOf, viewSettings, type Levels } from './context.js';
+import type { ConfirmGuard, Enrolment } from './enrol.js';
 import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type ProofOutcome } from './proof.js';
 import type { MailboxOps } from './mailbox-ops.js';
 import { phoneRules } from './phone-rules.js';
 import type { ProviderPolicy } from './policy.js';
-import type { CallContext, Ports } from './ports.js';
+import type { AuditSink, CallContext, Clock } from './ports.js';
 import { assertReachable, contactChange } from './settings-admin.js';
+import type { LoginReads, LoginView, MailboxStore } from './store-ports.js';
 
 type ProofRefused = Extract<ProofOutcome, { ok: false }>;
 
@@ -40,9 +42,17 @@ function whoRequires(floor: EffectiveSettings): string {
   }
 }
 
+export interface SelfServicePorts {
+  config: MemfaConfig;
+  clock: Clock;
+  country: CountryLookup;
+  state: LoginReads & Pick<MailboxStore, 'getMailbox' | 'updateMailbox'>;
+  audit: Pick<AuditSink, 'append'>;
+}
+
 export class SelfService {
   constructor(
-    private readonly p: Ports,
+    private readonly p: SelfServicePorts,
     private readonly enrolment: Enrolment,
     private readonly ops: MailboxOps,
     private readonly policy: ProviderPolicy,
@@ -50,19 +60,20 @@ export class SelfService {
     private readonly proof: FactorProof,
   ) {}
 
-  private mayConfigure(address: string): boolean {
-    return effectiveSettings(this.p.config, this.p.store, address).usersMayConfigure;
+  private mayConfigure(read: LoginView): boolean {
+    return viewSettings(this.p.config, read).usersMayConfigure;
   }
 
-  show(params: { user: string }): SelfView {
+  async show(params: { user: string }): Promise<SelfView> {
     const address = normaliseAddress(params.user, 'user');
     const now = this.p.clock();
-    const rec = this.p.store.getMailbox(address) ?? newMailbox(address, now);
-    const view = mailboxView(this.p.config, this.p.store, address, now);
-    const floor = settingsWithoutUser(this.p.config, this.p.store, address, rec);
+    const read = await this.p.state.loginView(address);
+    const rec = read.mailbox ?? newMailbox(address, now);
+    const view = mailboxViewOf(this.p.config, read, address, now);
+    const floor = floorOf(this.p.config, read, rec);
     // A user who may not configure chooses nothing; nor the provider, when an administrator set
     // this mailbox's.
-    const mayConfigure = this.mayConfigure(address);
+    const mayConfigure = this.mayConfigure(read);
     const adminProvider = rec.settings.provider !== undefined;
     return {
       address,
@@ -77,7 +88,7 @@ export class SelfService {
       countries: view.countries,
       recoveryCodesLeft: view.recoveryCodesLeft,
       // Changing these (provider, phone, alternate address, a new TOTP secret) needs currentCode.
-      activeFactors: activeFactors(rec, effectiveSettings(this.p.config, this.p.store, address, rec)),
+      activeFactors: activeFactors(rec, viewSettings(this.p.config, read, rec)),
       mayConfigure,
       allowedChallenges: !mayConfigure ? [] : CHALLENGE_MODES.filter((m) => atLeastAsStrict(m, floor.challenge)).sort((a, b) => CHALLENGE_STRICTNESS[a] - CHALLENGE_STRICTNESS[b]),
       allowedProviders: !mayConfigure || adminProvider
@@ -90,8 +101,8 @@ export class SelfService {
     };
   }
 
-  private assertMayConfigure(address: string): void {
-    if (!this.mayConfigure(address)) {
+  private assertMayConfigure(address: string, read: LoginView): void {
+    if (!this.mayConfigure(read)) {
       throw new MemfaError('FORBIDDEN', `users of ${domainOf(address)} may not change their MFA settings`, { data: { right: 'usersMayConfigure' }, hint: 'the domain or platform administrator decides this' });
     }
   }
@@ -107,7 +118,9 @@ export class SelfService {
     if (params.challenge === undefined && params.provider === undefined && params.phone === undefined && params.altEmail === undefined) {
       throw invalidParams('nothing to change: give challenge, provider, phone or altEmail', { param: 'params' });
     }
-    this.assertMayConfigure(address);
+    // The mailbox with its levels, read once: the record is read again where the change is stored.
+    const read = await this.p.state.loginView(address);
+    this.assertMayConfigure(address, read);
     const patch: Record<string, unknown> = {};
     if (params.challenge !== undefined) patch['challenge'] = params.challenge;
     if (params.provider !== undefined) {
@@ -121,12 +134,10 @@ export class SelfService {
     const altEmail = problems.check(() => contactChange(params.altEmail, (v) => normaliseAltEmail(v, address)));
     problems.throwIfAny();
     const now = this.p.clock();
-    const outcome = await this.p.store.transact((tx): { ok: true } | ProofRefused => {
-      const rec = tx.getMailbox(address) ?? newMailbox(address, now);
-      // Checked on the record this transaction writes, so that an administrator's change made
-      // meanwhile is not undone.
+    /** The change on `rec`, refused (thrown) where it goes under the floor or takes an administrator's choice. */
+    const changed = (rec: MailboxRecord): MailboxRecord => {
       if (params.challenge !== undefined && params.challenge !== 'inherit') {
-        const floor = settingsWithoutUser(this.p.config, tx, address, rec);
+        const floor = floorOf(this.p.config, read, rec);
         if (!atLeastAsStrict(params.challenge, floor.challenge)) {
           throw new MemfaError('FORBIDDEN', `challenge mode ${params.challenge} is weaker than ${floor.challenge}, which ${whoRequires(floor)}`, {
             data: { right: 'challenge', minimum: floor.challenge, source: floor.sources.challenge },
@@ -139,24 +150,33 @@ export class SelfService {
           hint: 'ask your administrator',
         });
       }
-      const change = (base: MailboxRecord): MailboxRecord => ({
-        ...base,
-        userSettings: applySettingsPatch(base.userSettings, patch, 'user'),
-        phone: phone === undefined ? base.phone : phone,
-        altEmail: altEmail === undefined ? base.altEmail : altEmail,
+      const next: MailboxRecord = {
+        ...rec,
+        userSettings: applySettingsPatch(rec.userSettings, patch, 'user'),
+        phone: phone === undefined ? rec.phone : phone,
+        altEmail: altEmail === undefined ? rec.altEmail : altEmail,
         updatedAt: now,
-      });
-      let next = change(rec);
+      };
       assertReachable(next);
-      const touched = this.factorsTouched(tx, rec, next, ctx);
-      if (touched.length > 0) {
-        const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, touched), now);
-        if (!proved.ok) return proved;
-        next = change(proved.record);
-      }
-      tx.putMailbox(next);
-      return { ok: true };
-    });
+      return next;
+    };
+    // Validated in full before the proof, so that a change refused for its own reasons spends no
+    // code; then proved (one operation), then stored on the record as it is then (another), checked
+    // again there, so that an administrator's change made meanwhile is not undone.
+    const before = read.mailbox ?? newMailbox(address, now);
+    const touched = this.factorsTouched(read, before, changed(before), ctx);
+    let outcome: { ok: true } | ProofRefused = { ok: true };
+    if (touched.length > 0) outcome = await this.proof.prove(before, this.proof.parse(address, params.currentCode, touched), now);
+    if (outcome.ok) {
+      await this.p.state.updateMailbox(address, (current) => {
+        const base = current ?? newMailbox(address, now);
+        const next = changed(base);
+        if (touched.length === 0 && this.factorsTouched(read, base, next, ctx).length > 0) {
+          throw new MemfaError('CONFLICT', `the second factor of ${address} changed meanwhile; nothing was changed`, { hint: 'try again' });
+        }
+        return { next, result: undefined };
+      });
+    }
     const details = { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null };
     if (!outcome.ok) {
       await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'self.set', result: 'rejected', reason: outcome.reason, details });
@@ -170,13 +190,13 @@ export class SelfService {
    * The active factors a change from `before` to `after` replaces or redirects (its provider, or
    * a phone or alternate address), which it must then prove; none for an administrator.
    */
-  private factorsTouched(tx: StoreTx, before: MailboxRecord, after: MailboxRecord, ctx: CallContext): ActiveFactor[] {
+  private factorsTouched(levels: Levels, before: MailboxRecord, after: MailboxRecord, ctx: CallContext): ActiveFactor[] {
     // Administrators are not asked: support resets a lost phone.
     if (ctx.socket === 'admin') return [];
-    const was = effectiveSettings(this.p.config, tx, before.address, before);
+    const was = viewSettings(this.p.config, levels, before);
     const factors = activeFactors(before, was);
     if (factors.length === 0) return [];
-    const will = effectiveSettings(this.p.config, tx, after.address, after);
+    const will = viewSettings(this.p.config, levels, after);
     const touched = will.provider !== was.provider || after.phone !== before.phone || after.altEmail !== before.altEmail;
     return touched ? factors : [];
   }
@@ -189,17 +209,18 @@ export class SelfService {
   async enrollStart(params: { user: string; restart?: boolean | undefined; currentCode?: string | undefined }, ctx: CallContext): Promise<EnrolResult> {
     const address = normaliseAddress(params.user, 'user');
     // Replacing an active secret is a change of settings; a first enrolment is always allowed.
-    if (this.p.store.getMailbox(address)?.totp) this.assertMayConfigure(address);
+    const read = await this.p.state.loginView(address);
+    if (read.mailbox?.totp) this.assertMayConfigure(address, read);
     const restart = params.restart === true;
     const now = this.p.clock();
-    const outcome = await this.p.store.transact((tx): { ok: true; pending: PendingTotp; proved: boolean } | ProofRefused => {
-      const rec = mailboxOrNew(tx, address, now);
-      const factors = ctx.socket === 'admin' ? [] : activeFactors(rec, effectiveSettings(this.p.config, tx, address, rec));
-      if (factors.length === 0) return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart), proved: false };
-      const proved = this.proof.checkIn(tx, address, this.proof.parse(address, params.currentCode, factors), now);
-      if (!proved.ok) return proved;
-      return { ok: true, pending: this.enrolment.pendingIn(tx, address, now, restart, true), proved: true };
-    });
+    const rec = read.mailbox ?? newMailbox(address, now);
+    const factors = ctx.socket === 'admin' ? [] : activeFactors(rec, viewSettings(this.p.config, read, rec));
+    let outcome: { ok: true; pending: PendingTotp; proved: boolean } | ProofRefused;
+    if (factors.length === 0) outcome = { ok: true, pending: await this.enrolment.pending(address, now, restart), proved: false };
+    else {
+      const proved = await this.proof.prove(rec, this.proof.parse(address, params.currentCode, factors), now);
+      outcome = proved.ok ? { ok: true, pending: await this.enrolment.pending(address, now, restart, true), proved: true } : proved;
+    }
     if (!outcome.ok) {
       await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'enroll.start', result: 'rejected', reason: outcome.reason });
       throw this.proof.refusal(address, outcome, now);
@@ -214,18 +235,20 @@ export class SelfService {
    * (while it had none) would otherwise replace the factor without that proof.
    */
   enrollConfirm(params: { user: string; code: string }, ctx: CallContext): Promise<EnrolConfirmResult> {
-    const assertMay =
+    const guard: ConfirmGuard | undefined =
       ctx.socket === 'admin'
         ? undefined
-        : (rec: MailboxRecord, tx: StoreTx) => {
-            const factors = activeFactors(rec, effectiveSettings(this.p.config, tx, rec.address, rec));
+        : (rec, view) => {
+            const factors = activeFactors(rec, viewSettings(this.p.config, view, rec));
             if (factors.length > 0 && rec.pendingTotp?.factorProved !== true) {
               throw new MemfaError('FORBIDDEN', `${PROOF_PARAM}: ${rec.address} has a second factor now (${factors.join(', ')}) and this enrolment was started without proving it; start it again with ${PROOF_PARAM}`, {
                 data: { right: PROOF_PARAM, param: PROOF_PARAM, factors },
               });
             }
+            // Activated only if the pending secret is still one started with that proof.
+            return { requireProved: factors.length > 0 };
           };
-    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx, assertMay);
+    return this.enrolment.confirm({ address: params.user, code: params.code }, ctx, guard);
   }
 
   /**
@@ -237,8 +260,9 @@ export class SelfService {
     const address = normaliseAddress(params.user, 'user');
     const ip = params.ip === undefined ? '' : normaliseIp(params.ip, 'ip');
     const now = this.p.clock();
-    const rec = this.p.store.getMailbox(address);
-    const eff = effectiveSettings(this.p.config, this.p.store, address, rec);
+    const read = await this.p.state.loginView(address);
+    const rec = read.mailbox;
+    const eff = viewSettings(this.p.config, read, rec);
     const sendable = rec === undefined ? [] : activeFactors(rec, eff).filter((f): f is CodeProvider => f !== 'totp');
     if (rec === undefined || sendable.length === 0) {
       throw new MemfaError('CONFLICT', `${address} has no second factor that a code is sent to${rec?.totp ? '; prove its TOTP factor with a code from the app' : ''} (a recovery code also proves it)`, {
@@ -275,7 +299,7 @@ export class SelfService {
 
   async forgetLocations(params: { user: string }, ctx: CallContext): Promise<ForgetLocationsResult> {
     const address = normaliseAddress(params.user, 'user');
-    if (this.p.store.getMailbox(address) === undefined) return { address, locations: true };
+    if ((await this.p.state.getMailbox(address)) === undefined) return { address, locations: true };
     return this.ops.reset({ address, locations: true }, ctx);
   }
 }

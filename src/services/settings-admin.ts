@@ -2,16 +2,16 @@
 import { applySettingsPatch, checkSettingsPatch, DOMAIN_ADMIN_KEYS, resolveSettings, SETTING_LEVELS } from '../core/settings.js';
 import { newMailbox, type DomainRecord, type LevelSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseAddress, normaliseAltEmail, normaliseDomain } from '../core/validate.js';
+import type { MemfaConfig } from '../config/types.js';
 import { MemfaError, invalidParams } from '../protocol/errors.js';
 import { Problems } from '../protocol/problems.js';
-import type { DomainListResult, DomainRemoveResult, DomainView, GlobalView, MailboxListResult, MailboxRemoveResult, MailboxView, SetWarnings } from '../protocol/results.js';
-import { effectiveSettings, effectiveView, mailboxView } from './context.js';
-import type { CallContext, Ports } from './ports.js';
-import type { ProviderPolicy } from './policy.js';
+import type { DomainListResult, DomainRemoveResult, DomainView, GlobalView, MailboxRemoveResult, MailboxView, SetWarnings } from '../protocol/results.js';
+import { effectiveView, lockoutPolicy, mailboxViewOf } from './context.js';
+import type { AuditSink, CallContext, Clock } from './ports.js';
+import type { PlatformPolicy, ProviderPolicy } from './policy.js';
 import { phoneRules } from './phone-rules.js';
 import { assertDomain, assertMailbox, roleOf } from './scope.js';
-import type { UnstoredFailures } from './unstored-failures.js';
-import { mailboxRow, rowFilter, type MailboxFilter } from './mailbox-list.js';
+import type { LoginReads, MailboxStore, SettingsStore, UnstoredFailureStore } from './store-ports.js';
 
 /** A provider set for this very mailbox (by an administrator, else by the user) must be able to reach it. */
 export function assertReachable(rec: MailboxRecord): void {
@@ -38,12 +38,17 @@ function asPatch(settings: unknown): Record<string, unknown> {
   return settings as Record<string, unknown>;
 }
 
+export interface SettingsAdminPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  /** The failures of a mailbox without a record (verify's) are shown with such a mailbox. */
+  state: LoginReads & MailboxStore & SettingsStore & Pick<UnstoredFailureStore, 'unstoredFailures'>;
+  audit: Pick<AuditSink, 'append'>;
+  policy: Pick<PlatformPolicy, 'current'>;
+}
+
 export class SettingsAdmin {
-  constructor(
-    private readonly p: Ports,
-    private readonly policy: ProviderPolicy,
-    private readonly unstored?: UnstoredFailures,
-  ) {}
+  constructor(private readonly p: SettingsAdminPorts) {}
 
   /**
    * A domain administrator sets only the keys of DOMAIN_ADMIN_KEYS, at the domain and the mailbox
@@ -60,10 +65,10 @@ export class SettingsAdmin {
   }
 
   /** A provider a domain administrator assigns must be one the platform lets them assign. */
-  private assertProviders(patch: Record<string, unknown>, ctx: CallContext): void {
+  private assertProviders(policy: ProviderPolicy, patch: Record<string, unknown>, ctx: CallContext): void {
     for (const key of ['provider', 'fallbackProvider']) {
       const v = patch[key];
-      if (v === 'totp' || v === 'sms' || v === 'email') this.policy.assertAssignable(v, roleOf(ctx));
+      if (v === 'totp' || v === 'sms' || v === 'email') policy.assertAssignable(v, roleOf(ctx));
     }
   }
 
@@ -72,12 +77,12 @@ export class SettingsAdmin {
    * enabling it, say), but is told what it does meanwhile; domain administrators are refused it
    * (assertProviders).
    */
-  private disabledProviderWarnings(patch: Record<string, unknown>, ctx: CallContext): string[] {
+  private disabledProviderWarnings(policy: ProviderPolicy, patch: Record<string, unknown>, ctx: CallContext): string[] {
     if (roleOf(ctx) !== 'platform') return [];
     const warnings: string[] = [];
     for (const key of ['provider', 'fallbackProvider'] as const) {
       const v = patch[key];
-      if ((v !== 'totp' && v !== 'sms' && v !== 'email') || this.policy.rights(v).enabled) continue;
+      if ((v !== 'totp' && v !== 'sms' && v !== 'email') || policy.rights(v).enabled) continue;
       warnings.push(
         key === 'provider'
           ? `provider ${v} is disabled on this platform: until it is enabled (memfa providers enable ${v}), logins that need a second factor use the fallback provider if it is enabled, and are otherwise denied (provider-disabled)`
@@ -85,6 +90,13 @@ export class SettingsAdmin {
       );
     }
     return warnings;
+  }
+
+  /** The mailbox as administrators see it, with the provider verify would use. */
+  private async view(address: string, now: number, policy: ProviderPolicy, withUnstored: boolean): Promise<MailboxView> {
+    const view = await this.p.state.loginView(address);
+    const elsewhere = withUnstored && view.mailbox === undefined ? await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config)) : undefined;
+    return mailboxViewOf(this.p.config, view, address, now, elsewhere, (e, r) => policy.choiceFor(e, r));
   }
 
   async setMailbox(
@@ -111,10 +123,11 @@ export class SettingsAdmin {
     const mailbox = address!;
     const patch = given!;
     this.assertDomainAdminKeys(patch, ctx);
-    this.assertProviders(patch, ctx);
+    const policy = await this.p.policy.current();
+    this.assertProviders(policy, patch, ctx);
     const now = this.p.clock();
-    await this.p.store.transact((tx) => {
-      const current = tx.getMailbox(mailbox) ?? newMailbox(mailbox, now);
+    await this.p.state.updateMailbox(mailbox, (stored) => {
+      const current = stored ?? newMailbox(mailbox, now);
       const settings = applySettingsPatch(current.settings, patch, 'mailbox');
       const next = {
         ...current,
@@ -124,58 +137,36 @@ export class SettingsAdmin {
         updatedAt: now,
       };
       assertReachable(next);
-      tx.putMailbox(next);
+      return { next, result: undefined };
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox, action: 'mailbox.set', result: 'ok', details: { settings: patch, phone: phone === undefined ? undefined : phone !== null, altEmail: altEmail === undefined ? undefined : altEmail !== null } });
-    return { ...mailboxView(this.p.config, this.p.store, mailbox, now, undefined, (e, r) => this.policy.choiceFor(e, r)), warnings: this.disabledProviderWarnings(patch, ctx) };
+    return { ...(await this.view(mailbox, now, policy, false)), warnings: this.disabledProviderWarnings(policy, patch, ctx) };
   }
 
-  showMailbox(params: { address: string }, ctx: CallContext): MailboxView {
+  async showMailbox(params: { address: string }, ctx: CallContext): Promise<MailboxView> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    return mailboxView(this.p.config, this.p.store, address, this.p.clock(), this.unstored, (e, r) => this.policy.choiceFor(e, r));
-  }
-
-  listMailboxes(params: { domain?: string | undefined; limit?: number | undefined; after?: string | undefined } & MailboxFilter, ctx: CallContext): MailboxListResult {
-    const domain = params.domain === undefined ? undefined : normaliseDomain(params.domain);
-    if (domain !== undefined) assertDomain(ctx, domain);
-    else if (ctx.scope) {
-      if (ctx.scope.domains.length !== 1) throw invalidParams('domain: give one of your domains with --domain', { param: 'domain' });
-      return this.listMailboxes({ ...params, domain: ctx.scope.domains[0] }, ctx);
-    }
-    const now = this.p.clock();
-    const row = (r: MailboxRecord) => mailboxRow(this.p.config, this.p.store, r, now);
-    const filter = rowFilter(params);
-    if (filter === null) {
-      const records = this.p.store.listMailboxes({ domain, after: params.after, limit: params.limit });
-      return { total: this.p.store.countMailboxes(domain), mailboxes: records.map(row) };
-    }
-    // With filters, total counts the mailboxes that pass them (a scan of the store or the domain).
-    const suffix = domain === undefined ? null : '@' + domain;
-    let total = 0;
-    for (const r of this.p.store.allMailboxes()) if ((suffix === null || r.address.endsWith(suffix)) && filter(row(r))) total++;
-    const records = this.p.store.listMailboxes({ domain, after: params.after, limit: params.limit, where: (r) => filter(row(r)) });
-    return { total, mailboxes: records.map(row) };
+    return this.view(address, this.p.clock(), await this.p.policy.current(), true);
   }
 
   async removeMailbox(params: { address: string }, ctx: CallContext): Promise<MailboxRemoveResult> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    const removed = await this.p.store.transact((tx) => tx.deleteMailbox(address));
+    const removed = await this.p.state.updateMailbox(address, (current) => (current === undefined ? { result: false } : { next: null, result: true }));
     if (!removed) throw new MemfaError('NOT_FOUND', `no stored mailbox ${address}`, { hint: 'memfa mailbox list shows the stored mailboxes' });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'mailbox.remove', result: 'ok' });
     return { address, removed: true };
   }
 
-  private domainView(domain: string): DomainView {
-    const rec = this.p.store.getDomain(domain);
+  private async domainView(domain: string): Promise<DomainView> {
+    const [rec, global, mailboxes] = await Promise.all([this.p.state.getDomain(domain), this.p.state.getGlobal(), this.p.state.countMailboxes(domain)]);
     return {
       domain,
       stored: rec !== undefined,
       settings: { ...(rec?.settings ?? {}) },
       // What a mailbox of this domain with no settings of its own gets.
-      effective: effectiveView(resolveSettings(this.p.config.defaults, this.p.store.getGlobal(), rec?.settings, undefined)),
-      mailboxes: this.p.store.countMailboxes(domain),
+      effective: effectiveView(resolveSettings(this.p.config.defaults, global, rec?.settings, undefined)),
+      mailboxes,
     };
   }
 
@@ -191,25 +182,27 @@ export class SettingsAdmin {
     const domain = named!;
     const patch = given!;
     this.assertDomainAdminKeys(patch, ctx);
-    this.assertProviders(patch, ctx);
+    const policy = await this.p.policy.current();
+    this.assertProviders(policy, patch, ctx);
     const now = this.p.clock();
-    await this.p.store.transact((tx) => {
-      const current: DomainRecord = tx.getDomain(domain) ?? { domain, settings: {}, updatedAt: now };
-      tx.putDomain({ ...current, settings: applySettingsPatch(current.settings, patch, 'domain'), updatedAt: now });
+    await this.p.state.updateDomain(domain, (stored) => {
+      const current: DomainRecord = stored ?? { domain, settings: {}, updatedAt: now };
+      return { next: { ...current, settings: applySettingsPatch(current.settings, patch, 'domain'), updatedAt: now }, result: undefined };
     });
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.set', result: 'ok', details: { domain, settings: patch } });
-    return { ...this.domainView(domain), warnings: this.disabledProviderWarnings(patch, ctx) };
+    return { ...(await this.domainView(domain)), warnings: this.disabledProviderWarnings(policy, patch, ctx) };
   }
 
-  showDomain(params: { domain: string }, ctx: CallContext): DomainView {
+  async showDomain(params: { domain: string }, ctx: CallContext): Promise<DomainView> {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
     return this.domainView(domain);
   }
 
-  listDomains(ctx: CallContext): DomainListResult {
+  async listDomains(ctx: CallContext): Promise<DomainListResult> {
     const visible = (d: string) => ctx.scope === undefined || ctx.scope.domains.includes(d);
-    return { domains: this.p.store.listDomains().filter((d) => visible(d.domain)).map((d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: this.p.store.countMailboxes(d.domain) })) };
+    const domains = (await this.p.state.listDomains()).filter((d) => visible(d.domain));
+    return { domains: await Promise.all(domains.map(async (d) => ({ domain: d.domain, settings: { ...d.settings }, mailboxes: await this.p.state.countMailboxes(d.domain) }))) };
   }
 
   /**
@@ -221,14 +214,12 @@ export class SettingsAdmin {
     const domain = normaliseDomain(params.domain);
     assertDomain(ctx, domain);
     const now = this.p.clock();
-    const kept = await this.p.store.transact((tx): string[] | null => {
-      const current = tx.getDomain(domain);
-      if (current === undefined) return null;
+    const kept = await this.p.state.updateDomain(domain, (current): { next?: DomainRecord | null; result: string[] | null } => {
+      if (current === undefined) return { result: null };
       const rest: LevelSettings = ctx.scope ? { ...current.settings } : {};
       for (const key of DOMAIN_ADMIN_KEYS) delete rest[key];
-      if (Object.keys(rest).length === 0) tx.deleteDomain(domain);
-      else tx.putDomain({ ...current, settings: rest, updatedAt: now });
-      return Object.keys(rest);
+      const next = Object.keys(rest).length === 0 ? null : { ...current, settings: rest, updatedAt: now };
+      return { next, result: Object.keys(rest) };
     });
     if (kept === null) throw new MemfaError('NOT_FOUND', `no stored settings for domain ${domain}`);
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'domain.remove', result: 'ok', details: { domain, kept } });
@@ -238,13 +229,16 @@ export class SettingsAdmin {
   async setGlobal(params: { settings?: unknown }, ctx: CallContext): Promise<GlobalView & SetWarnings> {
     const patch = asPatch(params.settings);
     if (Object.keys(patch).length === 0) throw invalidParams(`settings: nothing to change: give at least one of ${keysOf('global')}`, { param: 'settings' });
-    await this.p.store.transact((tx) => tx.putGlobal(applySettingsPatch(tx.getGlobal(), patch, 'global')));
+    const settings = await this.p.state.updateGlobal((current) => applySettingsPatch(current, patch, 'global'));
     await this.p.audit.append({ actor: ctx.actor, socket: ctx.socket, mailbox: null, action: 'global.set', result: 'ok', details: { settings: patch } });
-    return { ...this.showGlobal(), warnings: this.disabledProviderWarnings(patch, ctx) };
+    return { ...this.globalView(settings), warnings: this.disabledProviderWarnings(await this.p.policy.current(), patch, ctx) };
   }
 
-  showGlobal(): GlobalView {
-    const settings: LevelSettings = this.p.store.getGlobal();
+  async showGlobal(): Promise<GlobalView> {
+    return this.globalView(await this.p.state.getGlobal());
+  }
+
+  private globalView(settings: LevelSettings): GlobalView {
     return { settings: { ...settings }, defaults: { ...this.p.config.defaults }, effective: effectiveView(resolveSettings(this.p.config.defaults, settings, undefined, undefined)) };
   }
 }

@@ -3,8 +3,22 @@
 // answer takes as long as the slower check, not their sum.
 import { CODE_PROVIDERS, type CodeProvider } from '../core/model.js';
 import type { StatusResult } from '../protocol/results.js';
-import type { Ports } from './ports.js';
+import type { MemfaConfig } from '../config/types.js';
+import type { AuditReader, Clock, Log, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
+import type { MailboxStore, SettingsStore } from './store-ports.js';
+
+export interface StatusPorts {
+  config: MemfaConfig;
+  clock: Clock;
+  state: Pick<MailboxStore, 'countMailboxes'> & Pick<SettingsStore, 'listDomains'>;
+  /** Where the state is kept, as status names it (the store's file). */
+  storeName: string;
+  senders: Ports['senders'];
+  audit: Pick<AuditReader, 'status'>;
+  startedAt: number;
+  version: string;
+}
 
 type ProviderEntry = StatusResult['providers'][number];
 
@@ -14,13 +28,13 @@ function withoutGateway(name: CodeProvider): string {
 }
 
 /** Logs, once at start, every enabled code provider that has no gateway to send through. */
-export function warnProvidersWithoutGateway(p: Ports, policy: ProviderPolicy): void {
+export function warnProvidersWithoutGateway(p: { senders: Ports['senders']; log: Log }, policy: ProviderPolicy): void {
   for (const name of CODE_PROVIDERS) {
     if (policy.rights(name).enabled && p.senders[name] === undefined) p.log.warn('provider-without-gateway', { provider: name, why: withoutGateway(name) });
   }
 }
 
-async function gatewayEntry(p: Ports, policy: ProviderPolicy, name: CodeProvider): Promise<ProviderEntry> {
+async function gatewayEntry(p: StatusPorts, policy: ProviderPolicy, name: CodeProvider): Promise<ProviderEntry> {
   const enabled = policy.rights(name).enabled;
   const sender = p.senders[name];
   if (sender === undefined) {
@@ -34,8 +48,8 @@ async function gatewayEntry(p: Ports, policy: ProviderPolicy, name: CodeProvider
   return entry;
 }
 
-export async function daemonStatus(p: Ports, policy: ProviderPolicy): Promise<StatusResult> {
-  const gateways = await Promise.all([gatewayEntry(p, policy, 'sms'), gatewayEntry(p, policy, 'email')]);
+export async function daemonStatus(p: StatusPorts, policy: ProviderPolicy): Promise<StatusResult> {
+  const [gateways, mailboxes, domains] = await Promise.all([Promise.all([gatewayEntry(p, policy, 'sms'), gatewayEntry(p, policy, 'email')]), p.state.countMailboxes(), p.state.listDomains()]);
   const providers: StatusResult['providers'] = [
     { name: 'totp', enabled: policy.rights('totp').enabled, transport: 'none', gateway: 'not-needed' },
     ...gateways,
@@ -44,9 +58,9 @@ export async function daemonStatus(p: Ports, policy: ProviderPolicy): Promise<St
     version: p.version,
     pid: process.pid,
     uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000),
-    store: p.store.file,
-    mailboxes: p.store.countMailboxes(),
-    domains: p.store.listDomains().length,
+    store: p.storeName,
+    mailboxes,
+    domains: domains.length,
     sockets: { admin: p.config.sockets.admin.path, hook: p.config.sockets.hook.path, self: p.config.sockets.self.path },
     providers,
     audit: p.audit.status(),

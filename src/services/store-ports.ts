@@ -16,28 +16,53 @@
 // invalidated on change); counters, steps, codes and tokens are decided by the operations below,
 // never by what a cache last saw.
 import type { RememberPolicy } from '../core/decide.js';
-import type { AttemptOutcome, FailureKind, IpRefusal, IpSourceState, IpThrottlePolicy, IpThrottleRecord, LockoutPolicy } from '../core/lockout.js';
-import type { DomainRecord, FailureState, LevelSettings, MailboxRecord, OpenCode, PendingTotp, TotpState } from '../core/model.js';
+import type { MailboxCriteria } from '../core/mailbox-row.js';
+import type { SettingsDefaults } from '../core/settings.js';
+import type { AttemptOutcome, FailureKind, IpRefusal, IpSourceBlock, IpSourceState, IpThrottlePolicy, IpThrottleRecord, IpThrottleState, LockoutPolicy } from '../core/lockout.js';
+import type { DomainRecord, FailureState, MailboxFailures, LevelSettings, MailboxRecord, OpenCode, PendingTotp, TotpState } from '../core/model.js';
+import type { MailboxNotices, NoticeEvent } from '../core/notices.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
 
 /**
+ * The security notices of an operation (services/notify.ts), queued on the mailbox record in the
+ * operation's own write of it, so that a notice is durable exactly when the event it reports is.
+ * The backend calls queue() inside the operation, with the record it is about to write and the
+ * events of the outcome (below), and writes the record it returns: the same one, or one whose
+ * `notices` alone differ. The events of an outcome:
+ * - a success with a location: new-country when none of the mailbox's fresh remembered countries
+ *   (before the success) is the login's (core/notices.ts isNewCountry);
+ * - consumeRecoveryCode ok: recovery-code-used, with the codes left; activatePending activated
+ *   and createEnrolled created: totp-enrolled (these first, then new-country);
+ * - a failure that started a lock of its kind: mailbox-locked, with until when
+ *   (core/notices.ts lockNotice).
+ */
+export interface NoticeQueue {
+  queue(rec: MailboxRecord, events: readonly NoticeEvent[]): MailboxRecord;
+}
+
+/**
  * What passing a second factor does besides its own check: the failures of its kind are reset
- * (core/lockout.ts recordKindSuccess) and, where given, the login's location is remembered
- * (core/decide.ts rememberLocation).
+ * (core/lockout.ts recordKindSuccess), where given the login's location is remembered
+ * (core/decide.ts rememberLocation), and the owner's notices of it queued (NoticeQueue).
  */
 export interface SuccessEffects {
   kind: FailureKind;
   now: number;
   location: { ip: string; country: string | null; policy: RememberPolicy } | null;
+  notices?: NoticeQueue | undefined;
 }
 
-/** What a wrong factor does: one more failure of its kind (core/lockout.ts recordKindFailure). */
+/**
+ * What a wrong factor does: one more failure of its kind (core/lockout.ts recordKindFailure), and
+ * the owner's notice of a lock it started (NoticeQueue).
+ */
 export interface FailureEffects {
   kind: FailureKind;
   now: number;
   policy: LockoutPolicy;
+  notices?: NoticeQueue | undefined;
 }
 
 /** The mailbox is locked for the login's kind: nothing was checked or changed. */
@@ -55,6 +80,14 @@ export interface LoginView {
 export interface LoginReads {
   /** The mailbox with its domain's and the global settings, in one read. */
   loginView(address: string): Promise<LoginView>;
+  /**
+   * The same read answered at once, for verify's fast path (most logins): a backend that holds
+   * the state in memory (the file store) fills `into` and returns it, so that such a login awaits
+   * nothing and allocates nothing for its read. A backend that must ask elsewhere leaves it out,
+   * and verify awaits loginView. `into` is the caller's and is reused: what it holds is valid
+   * until the caller's next read.
+   */
+  loginViewNow?(address: string, into: LoginView): LoginView;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -68,8 +101,12 @@ export interface FactorStore {
    * re-enrolled meanwhile; nothing counted).
    */
   acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }): Promise<{ outcome: 'accepted' | 'reused' | 'changed' } | Locked>;
-  /** One failure of a stored mailbox: the state after it, or null when the mailbox is not stored. */
-  recordFailure(address: string, failure: FailureEffects): Promise<FailureState | null>;
+  /**
+   * One failure of a stored mailbox (a wrong code the service checked itself): the state after it;
+   * 'locked' when the mailbox is locked for the failure's kind at `failure.now` (nothing counted,
+   * as every operation here checks the lock first); null when the mailbox is not stored.
+   */
+  recordFailure(address: string, failure: FailureEffects): Promise<{ outcome: 'counted'; state: FailureState } | Locked | null>;
   /**
    * Tries a sent code, by its keyed hash, against the mailbox's open code: 'ok' uses it up and
    * applies the success effects; a wrong one counts a try (the code is void after `maxTries`) and
@@ -98,7 +135,8 @@ export interface FactorStore {
 /** Failures of mailboxes without a stored record: bounded, expiring, never a record of their own. */
 export interface UnstoredFailureStore {
   unstoredFailures(address: string, now: number, policy: LockoutPolicy): Promise<FailureState | undefined>;
-  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<FailureState>;
+  /** One failure: the state after it, or 'locked' (nothing counted) while its failures lock it at `now`. */
+  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<{ outcome: 'counted'; state: FailureState } | Locked>;
   clearUnstoredFailures(address: string): Promise<FailureState | undefined>;
 }
 
@@ -117,9 +155,10 @@ export interface CodeStore {
   closeCode(address: string, hash: string): Promise<void>;
   /**
    * Claims a send to each of `keys` (the mailbox, the destination) at `now` within the cooldown
-   * and the hourly cap: ok, or the wait until a send is possible and which limit said no.
+   * and the hourly cap: ok, or the longest wait until a send is possible, which limit said so and
+   * of which key (the refusal names it: this mailbox, or its destination).
    */
-  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<{ ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly' }>;
+  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<{ ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string }>;
   /** Gives back a claim whose send failed, so that a failure does not use up the budget. */
   releaseSend(keys: readonly string[], claimedAt: number): Promise<void>;
 }
@@ -131,20 +170,24 @@ export interface CodeStore {
 export interface SourceStore {
   /** Reserves an attempt of `source` on `mailbox`, atomically; the attempts in flight count. */
   reserveAttempt(source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): Promise<{ granted: true } | ({ granted: false } & IpRefusal)>;
-  settleAttempt(source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<void>;
+  /** Settles a reserved attempt: the block of `source` it started, if it started one (core/lockout.ts sourceBlockStarted). */
+  settleAttempt(source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<IpSourceBlock | null>;
   /** Every source tracked, with its state (ip-block list picks the blocked ones). */
   listSources(): Promise<{ source: string; state: IpSourceState }[]>;
   /**
    * Forgets the failures, block and enrolment count of `source` (core/lockout.ts clearIpSource:
-   * attempts in flight still count until they settle); its state before, or null when untracked.
+   * attempts in flight still count until they settle) if it has a block or failures at `now`
+   * (ipSourceBlock, ipSourceFailures); its state before, or null when it had neither (nothing
+   * cleared: an administrator is told there was nothing to clear).
    */
-  clearSource(source: string, now: number): Promise<IpSourceState | null>;
+  clearSource(source: string, now: number, policy: IpThrottlePolicy): Promise<IpSourceState | null>;
 }
 
 /** Failure windows by key (core/lockout.ts recordIpFailure): the app-password throttle of login.check. */
 export interface WindowCounterStore {
   windowState(scope: string, key: string): Promise<IpThrottleRecord | undefined>;
-  recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy): Promise<IpThrottleRecord>;
+  /** One failure of `key`: its record after it, and the block it started, if it started one (core/lockout.ts ipBlockStarted). */
+  recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy): Promise<{ record: IpThrottleRecord; started: Extract<IpThrottleState, { locked: true }> | null }>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,7 +218,8 @@ export interface MailboxStore {
    * For administrators' and users' changes, not for the check-then-acts above.
    */
   updateMailbox<T>(address: string, change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T>;
-  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }): Promise<MailboxRecord[]>;
+  /** By address, after `after`, at most `limit`: a page (of one domain). Selections go through findMailboxes. */
+  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined }): Promise<MailboxRecord[]>;
   countMailboxes(domain?: string): Promise<number>;
 }
 
@@ -194,5 +238,126 @@ export interface MetaStore {
   updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }): Promise<R>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Administration: what a database answers without the daemon reading every mailbox
+
+export interface MailboxQuery {
+  domain?: string | undefined;
+  after?: string | undefined;
+  /** At most this many records; 0 for the total alone. */
+  limit?: number | undefined;
+  criteria: MailboxCriteria;
+  /** What the criteria are judged by: the configuration's defaults (effective settings) and the time (locks, pending secrets). */
+  defaults: SettingsDefaults;
+  now: number;
+}
+
+export interface MailboxSearch {
+  /**
+   * The stored mailboxes (of `domain`, if given) that meet every criterion (core/mailbox-row.ts
+   * meetsCriteria on their row), by address after `after`, at most `limit`; and how many meet
+   * them in all, whatever `after` and `limit`.
+   */
+  findMailboxes(query: MailboxQuery): Promise<{ total: number; mailboxes: MailboxRecord[] }>;
+}
+
+/** Jobs over every mailbox, a page at a time (key rotation re-seals every secret). */
+export interface MailboxPages {
+  /** As updateMailbox for each of `addresses`, all in one transaction; the results in their order. */
+  updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T[]>;
+}
+
+/** A domain administrator: a name, the domains of their token, and the token's keyed hash. */
+export interface DomainAdminRecord {
+  name: string;
+  /** Named by the token, so that checking a token reads one record. */
+  id: string;
+  domains: string[];
+  tokenHash: string;
+  createdAt: number;
+}
+
+export interface DomainAdminStore {
+  getDomainAdmin(id: string): Promise<DomainAdminRecord | undefined>;
+  /** Every domain administrator, by name. */
+  listDomainAdmins(): Promise<DomainAdminRecord[]>;
+  /** Stores `record`, unless an administrator of its name exists ('exists': nothing stored). */
+  addDomainAdmin(record: DomainAdminRecord): Promise<'added' | 'exists'>;
+  /** Removes the administrator named `name`: their record, or undefined when there was none. */
+  removeDomainAdmin(name: string): Promise<DomainAdminRecord | undefined>;
+}
+
+/** The start check of the key file: can it open what the store holds? */
+export interface SealedSecretSample {
+  /**
+   * For each key id that seals a TOTP secret (active or pending) of a stored mailbox, one such
+   * secret and its mailbox. The key id is the second field of a sealed value (security/seal.ts).
+   */
+  sealedSecretPerKey(): Promise<{ kid: string; address: string; sealedSecret: string }[]>;
+}
+
+/**
+ * Jobs that must not run twice at once across every daemon of the store (a key rotation): a claim
+ * by name, held by one daemon (`holder`) until it is released or its time runs out, so that a
+ * daemon that died holding it does not hold it for ever. The claim is the flag; nothing of it is
+ * kept in the service.
+ */
+export interface JobClaims {
+  /**
+   * Claims `job` for `holder` until `now + ttlMs`, if nobody else holds it at `now` (a holder that
+   * claims again extends its claim): 'claimed', or who holds it and until when.
+   */
+  claimJob(job: string, holder: string, now: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; holder: string; until: number }>;
+  /** Ends `holder`'s claim of `job` (another holder's claim is left alone). */
+  releaseJob(job: string, holder: string): Promise<void>;
+  /** Who holds `job` at `now`, or undefined. */
+  jobClaim(job: string, now: number): Promise<{ holder: string; until: number } | undefined>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security notices: the sender's view of the queues (services/notify.ts)
+
+export interface NoticeStore {
+  /**
+   * Every stored mailbox with notices (waiting, or recent ones kept for the rate bound), for the
+   * sender's start. The sender changes them with MailboxStore updateMailbox.
+   */
+  mailboxNotices(): Promise<{ address: string; notices: MailboxNotices }[]>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics: the census of locks (services/lock-census.ts)
+
+/**
+ * What the metrics' census of locks counts, asked for synchronously by a scrape (at most once per
+ * census interval), so that the census reads no store of its own: a backend that keeps these in
+ * memory (the file store) gives them here; one that does not leaves them out, and the census
+ * counts none of them.
+ */
+export interface CensusReads {
+  /** The failures of every stored mailbox (a record that never failed shares the empty state). */
+  storedFailures?(): Iterable<{ failures: MailboxFailures }>;
+  /** Every failure state kept for a mailbox without a record (expired ones too; bounded). */
+  unstoredFailureStates?(): Iterable<FailureState>;
+  /** Every source state the per-source throttle keeps (bounded). */
+  sourceStates?(): Iterable<IpSourceState>;
+}
+
 /** Everything the services need of the state: what a backend implements. */
-export type StatePorts = LoginReads & FactorStore & UnstoredFailureStore & CodeStore & SourceStore & WindowCounterStore & EnrolStore & MailboxStore & SettingsStore & MetaStore;
+export type StatePorts = LoginReads &
+  FactorStore &
+  UnstoredFailureStore &
+  CodeStore &
+  SourceStore &
+  WindowCounterStore &
+  EnrolStore &
+  MailboxStore &
+  SettingsStore &
+  MetaStore &
+  CensusReads &
+  NoticeStore &
+  MailboxSearch &
+  MailboxPages &
+  DomainAdminStore &
+  SealedSecretSample &
+  JobClaims;

@@ -1,29 +1,46 @@
-// `verify`: the question a login hook asks on every login. The fast path (no factor needed)
-// reads memory only; everything that changes state is one store transaction, so check-then-act
-// (replay, try counters, lockout) is atomic even under concurrent logins.
-import { decide, freshEntries, rememberLocation, type Decision, type RememberPolicy } from '../core/decide.js';
-import { failureKind, failuresOf, kindLockState, lockStarted, lockState, recordKindFailure, recordKindSuccess, type AttemptOutcome, type FailureKind, type LockState } from '../core/lockout.js';
-import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord, type RememberedIp } from '../core/model.js';
+// `verify`: the question a login hook asks on every login. The fast path (no factor needed) is
+// answered from one read of the state, at once where the backend holds it in memory; everything
+// that changes state is ONE operation of the state ports (store-ports.ts), so that check-then-act
+// (replay, try counters, lockout, the per-source throttle) is atomic under concurrent logins, on
+// one daemon or several.
+import type { MemfaConfig } from '../config/types.js';
+import { decide, type Decision, type RememberPolicy } from '../core/decide.js';
+import { failureKind, kindLockState, lockState, type AttemptOutcome, type FailureKind, type LockoutPolicy, type LockState } from '../core/lockout.js';
+import { emptyFailures, newMailbox, type EffectiveSettings, type MailboxRecord } from '../core/model.js';
 import { normaliseCode } from '../core/codes.js';
 import { graceState, type GraceState } from '../core/grace.js';
 import { checkTotp } from '../core/totp.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
-import { invalidParams, MemfaError } from '../protocol/errors.js';
+import type { CountryLookup } from '../geo/country.js';
+import { invalidParams } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
-import { secretAad } from '../security/keyring.js';
-import type { StoreTx } from '../store/types.js';
+import { secretAad } from '../core/secret-binding.js';
 import { sendOrder, settingsFor, type ProviderChoice } from '../core/provider-choice.js';
-import { OneTimeCodes } from './codes.js';
-import { effectiveSettings, lockoutPolicy, rememberPolicy, totpOptions } from './context.js';
-import { Enrolment, TOTP_PURPOSE } from './enrol.js';
+import type { OneTimeCodes } from './codes.js';
+import { lockoutPolicy, rememberPolicy, totpOptions, viewSettings, type Levels } from './context.js';
+import { TOTP_PURPOSE, type Enrolment } from './enrol.js';
 import { SourceThrottle } from './ip-throttle.js';
-import type { NoticeEvent, Notifier } from './notify.js';
-import type { CallContext, Ports } from './ports.js';
+import { watchLocks, type Notifier, type StartedLock } from './notify.js';
+import type { AuditSink, CallContext, Log, SecretBox } from './ports.js';
 import { asRecoveryCode, asScratchCode, type RecoveryCodes } from './recovery.js';
-import { logMailboxLocked, logSourceBlocked, logVerifyDenied } from './security-log.js';
 import type { ProviderPolicy } from './policy.js';
-import type { UnstoredFailures } from './unstored-failures.js';
+import { logMailboxLocked, logSourceBlocked, logVerifyDenied } from './security-log.js';
+import type { EnrolStore, FactorStore, FailureEffects, LoginReads, LoginView, MailboxStore, SourceStore, SuccessEffects, UnstoredFailureStore } from './store-ports.js';
 import { providerUnusable } from './unusable.js';
+import { errorReason, graceAnswer, lockedAnswer, rememberedCopy, type Answer } from './verify-answers.js';
+
+export { errorReason };
+
+/** What verify needs: the login's read, the check-then-acts of a factor and of its throttles. */
+export interface VerifyPorts {
+  state: LoginReads & FactorStore & UnstoredFailureStore & SourceStore & Pick<EnrolStore, 'countGraceLogin'> & Pick<MailboxStore, 'getMailbox'>;
+  config: MemfaConfig;
+  clock: () => number;
+  country: CountryLookup;
+  secrets: Pick<SecretBox, 'open'>;
+  audit: Pick<AuditSink, 'append' | 'record' | 'recordAllow'>;
+  log: Pick<Log, 'warn' | 'notice'>;
+}
 
 export interface VerifyInput {
   user: string;
@@ -40,10 +57,14 @@ interface Login {
   now: number;
 }
 
-/** What verify knows of a login before it acts: read once, from memory. */
+/** What verify knows of a login before it acts: read once (LoginReads). */
 interface Assessment {
   login: Login;
   rec: MailboxRecord;
+  /** The mailbox has a stored record (rec is a fresh one otherwise). */
+  stored: boolean;
+  /** The levels its settings come from, as read with it: for the owner's notices (notify.ts). */
+  levels: Levels;
   settings: EffectiveSettings;
   /** The provider that gives the factor (the mailbox's, or its fallback), or why none can. */
   choice: ProviderChoice;
@@ -53,66 +74,45 @@ interface Assessment {
 /** A given factor: digits (TOTP or a sent code) or a recovery code. */
 type Factor = { kind: 'otp'; value: string } | { kind: 'recovery'; value: string };
 
-type Answer = Omit<VerifyResult, 'user' | 'ip' | 'country'>;
-
-/** A lock that a failure in a code check started, logged once the check's transaction committed. */
-interface StartedLock {
+/** A lock that a failure in a code check started, logged once the operation that counted it is done. */
+interface LoggedLock extends StartedLock {
   kind: FailureKind;
-  lock: Extract<LockState, { locked: true }>;
-  failures: number;
   stored: boolean;
 }
 
-/** allow 'enrolment-grace': in by the grace, with the secret to enrol and what is left of the grace. */
-function graceAnswer(grace: Extract<GraceState, { active: true }>, offer: { otpauthUri: string; expiresAt: number }): Answer {
-  const answer: Answer = { result: 'allow', reason: 'enrolment-grace', provider: 'totp', ...offer };
-  if (grace.loginsLeft !== null) answer.graceLoginsLeft = grace.loginsLeft;
-  if (grace.until !== null) answer.graceUntil = grace.until;
-  return answer;
-}
-
-/** The record's own copy of `ip` when it remembers that address, else `ip` itself. */
-function rememberedCopy(ips: readonly RememberedIp[], ip: string): string {
-  // Indexed: for-of allocates an iterator where V8 does not inline this.
-  for (let i = 0; i < ips.length; i++) if (ips[i]!.ip === ip) return ips[i]!.ip;
-  return ip;
-}
-
-/** The audit reason of an error answer, where it has a name of its own. */
-const ERROR_REASONS: Partial<Record<MemfaError['code'], string>> = { DELIVERY_FAILED: 'delivery-failed', RATE_LIMITED: 'rate-limited', PROVIDER_UNUSABLE: 'provider-unusable' };
-
-/** The reason of an error answer, as the audit trail and the metrics give it: e.g. 'delivery-failed', 'store-failed'. */
-export function errorReason(err: unknown): string {
-  return err instanceof MemfaError ? ERROR_REASONS[err.code] ?? err.code.toLowerCase().replaceAll('_', '-') : 'internal';
-}
-
 export class Verifier {
-  /** Code checks per client source, in memory (see ip-throttle.ts); ip-blocks.ts shows and clears it. */
+  /** Code checks per client source (see ip-throttle.ts); ip-blocks.ts shows and clears it. */
   readonly throttle: SourceThrottle;
   /** From the configuration, which does not change while the daemon runs. */
   private readonly remember: RememberPolicy;
+  private readonly lockout: LockoutPolicy;
+  /** The fast path's read (LoginReads loginViewNow), reused: read into and used up at once. */
+  private readonly scratch: LoginView = { mailbox: undefined, domain: undefined, global: {} };
 
   constructor(
-    private readonly p: Ports,
+    private readonly p: VerifyPorts,
     private readonly enrolment: Enrolment,
-    private readonly codes: OneTimeCodes,
+    private readonly codes: Pick<OneTimeCodes, 'challenge' | 'hash'>,
     private readonly recovery: RecoveryCodes,
     private readonly policy: ProviderPolicy,
-    /** Failures of mailboxes without a stored record: verify stores none for them. */
-    readonly unstored: UnstoredFailures,
-    private readonly notifier: Notifier,
+    private readonly notifier: Pick<Notifier, 'queueFor'>,
   ) {
     this.remember = rememberPolicy(p.config);
-    this.throttle = new SourceThrottle(p.config);
+    this.lockout = lockoutPolicy(p.config);
+    this.throttle = new SourceThrottle(p.config, p.state);
   }
 
   /**
    * The lock that applies to a login from `ip` to `address`: the one of its kind (remembered
-   * address or not, core/lockout.ts) for a stored mailbox, the one kept in memory for another.
+   * address or not, core/lockout.ts) for a stored mailbox, the one kept for a mailbox without a
+   * record (UnstoredFailureStore) for another.
    */
-  lockFor(address: string, ip: string, now: number): LockState {
-    const stored = this.p.store.getMailbox(address);
-    if (stored === undefined) return lockState(this.unstored.get(address, now) ?? emptyFailures(), now);
+  async lockFor(address: string, ip: string, now: number): Promise<LockState> {
+    return this.lockOf(await this.p.state.getMailbox(address), address, ip, now);
+  }
+
+  private async lockOf(stored: MailboxRecord | undefined, address: string, ip: string, now: number): Promise<LockState> {
+    if (stored === undefined) return lockState((await this.p.state.unstoredFailures(address, now, this.lockout)) ?? emptyFailures(), now);
     return kindLockState(stored.failures, failureKind(stored.ips, ip, now, this.remember), now);
   }
 
@@ -132,15 +132,14 @@ export class Verifier {
   }
 
   /**
-   * Answers a login. The fast path (no code given, no factor needed) is answered synchronously
-   * from memory, without a promise: it is most logins. Everything else goes through
-   * decideAndAct. Every outcome, errors included, gets an audit line.
+   * Answers a login. The fast path (no code given, no factor needed) is answered synchronously,
+   * without a promise, where the state is in memory (LoginReads loginViewNow): it is most logins.
+   * Everything else goes through decideAndAct. Every outcome, errors included, gets an audit line.
    */
   verify(input: VerifyInput, ctx: CallContext): VerifyResult | Promise<VerifyResult> {
     const address = normaliseAddress(input.user, 'user');
     const ip = normaliseIp(input.ip, 'ip');
     const login: Login = { address, ip, country: this.p.country(ip), now: this.p.clock() };
-    const entry = (result: string, reason: string) => ({ actor: ctx.actor, socket: ctx.socket, mailbox: address, action: 'verify', result, reason, ip, country: login.country });
 
     const send = input.send !== false;
     if (!send && input.code !== undefined) throw invalidParams('send: false decides without checking anything; give it without a code', { param: 'send' });
@@ -152,17 +151,31 @@ export class Verifier {
       else if (digits !== null) code = { kind: 'otp', value: digits };
       else {
         // Not awaited: the bad parameter is answered at once, and the line is written after it.
-        this.p.audit.record(entry('error', 'invalid-code'));
+        this.p.audit.record(this.entry(ctx, login, 'error', 'invalid-code'));
         throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
       }
     }
-    const rec = this.p.store.getMailbox(address) ?? newMailbox(address, login.now);
+    const readNow = this.p.state.loginViewNow;
+    if (readNow !== undefined) return this.answer(readNow.call(this.p.state, address, this.scratch), login, code, send, ctx);
+    return this.p.state.loginView(address).then((view) => this.answer(view, login, code, send, ctx));
+  }
+
+  private entry(ctx: CallContext, login: Login, result: string, reason: string) {
+    return { actor: ctx.actor, socket: ctx.socket, mailbox: login.address, action: 'verify', result, reason, ip: login.ip, country: login.country };
+  }
+
+  /** The answer to a login on what was read of it (`view`, used up before anything is awaited). */
+  private answer(view: LoginView, login: Login, given: Factor | null, send: boolean, ctx: CallContext): VerifyResult | Promise<VerifyResult> {
+    const { address, ip } = login;
+    const stored = view.mailbox !== undefined;
+    const rec = view.mailbox ?? newMailbox(address, login.now);
+    let code = given;
     // An imported scratch code (recovery.ts) is digits too: it is a recovery code when it is one
-    // of the mailbox's (checked again, and spent, inside the transaction).
+    // of the mailbox's (spent by the state ports' consumeRecoveryCode, which checks it again).
     if (code?.kind === 'otp' && rec.recoveryCodeHashes.length > 0 && asScratchCode(code.value) !== null && this.recovery.match(rec.recoveryCodeHashes, code.value) !== -1) {
       code = { kind: 'recovery', value: code.value };
     }
-    const { settings, choice } = this.usableSettings(effectiveSettings(this.p.config, this.p.store, address, rec), rec);
+    const { settings, choice } = this.usableSettings(viewSettings(this.p.config, view, view.mailbox), rec);
     const decision = this.decision(login, rec, settings);
     if (code === null && decision.action === 'allow') {
       // The answer does not wait for this audit line: allows like it are counted per minute. The
@@ -174,28 +187,30 @@ export class Verifier {
       this.p.audit.recordAllow({ actor: ctx.actor, socket: ctx.socket, mailbox, action: 'verify', result: 'allow', reason: decision.reason, ip: from, country: login.country });
       return { result: 'allow', reason: decision.reason, provider: decision.provider, user: address, ip, country: login.country };
     }
-    return this.decideAndAct({ login, rec, settings, choice, decision }, code, send).then(
+    const levels: Levels = { domain: view.domain, global: view.global };
+    return this.decideAndAct({ login, rec, stored, levels, settings, choice, decision }, code, send).then(
       async (result) => {
-        await this.p.audit.append(entry(result.result, result.reason));
+        await this.p.audit.append(this.entry(ctx, login, result.result, result.reason));
         if (result.result === 'deny') logVerifyDenied(this.p.log, { ip, reason: result.reason, mailbox: address, provider: result.provider });
         return { ...result, user: address, ip, country: login.country };
       },
       async (err: unknown) => {
-        await this.p.audit.append(entry('error', errorReason(err)));
+        await this.p.audit.append(this.entry(ctx, login, 'error', errorReason(err)));
         throw err;
       },
     );
   }
 
   private async decideAndAct(assessed: Assessment, code: Factor | null, send: boolean): Promise<Answer> {
-    const { login, rec, settings: eff, choice, decision } = assessed;
+    const { login, rec, stored, levels, settings: eff, choice, decision } = assessed;
     // A code given is checked even when no factor is needed: a hook that passes one (an OTP
     // passdb) must not let a wrong code in because the login came from a remembered address.
     if (decision.action === 'deny' || (decision.action === 'allow' && code === null)) {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
-    const lock = this.lockFor(login.address, login.ip, login.now);
-    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
+    // On what was read: the operations below check the lock again, each atomically.
+    const lock = await this.lockOf(stored ? rec : undefined, login.address, login.ip, login.now);
+    if (lock.locked) return lockedAnswer(decision.provider, lock.until, login.now);
     // Never a silent pass: a factor is needed and no provider can give it. Only a recovery code
     // can still get this user in. The platform's deliberate choice (every provider disabled) is a
     // deny; a missing gateway or destination is a configuration error, answered as one (exit
@@ -205,11 +220,10 @@ export class Verifier {
       this.p.log.warn('provider-unusable', { mailbox: login.address, providers: choice.candidates.map((c) => ({ provider: c.provider, source: c.source, problem: c.problem })) });
       throw providerUnusable(login.address, choice.candidates);
     }
-    const stored = this.p.store.getMailbox(login.address) !== undefined;
 
     if (code === null) {
       if (!send) return this.withoutSending(decision, rec, eff, stored, login.now);
-      if (decision.action === 'enroll') return this.enrolOrGrace(login, eff, stored);
+      if (decision.action === 'enroll') return this.enrolOrGrace(login, rec, eff, stored);
       if (decision.provider === 'totp') return { result: 'challenge', reason: decision.reason, provider: 'totp' };
       const issued = await this.codes.challenge(login.address, sendOrder(choice), login);
       const answer: Answer = { result: 'challenge', reason: decision.reason, provider: issued.provider, destination: issued.destination, expiresAt: issued.expiresAt, sent: issued.sent, resent: issued.resent };
@@ -217,21 +231,25 @@ export class Verifier {
       return answer;
     }
 
-    // The attempt is reserved with the client's source before anything is awaited, so that the
-    // attempts in flight count toward its limits (core/lockout.ts). A source over them is refused
-    // before any mailbox is touched, so that one attacker cannot lock out every mailbox; its
-    // answer is the same as a locked mailbox's.
-    const reserved = this.throttle.reserve(login.ip, login.address, !stored && decision.action === 'enroll', login.now);
-    if (!('source' in reserved)) return this.lockedAnswer(decision.provider, reserved.until, login.now);
+    // The attempt is reserved with the client's source first, atomically, so that the attempts in
+    // flight count toward its limits (core/lockout.ts). A source over them is refused before any
+    // mailbox is touched, so that one attacker cannot lock out every mailbox; its answer is the
+    // same as a locked mailbox's.
+    const reserved = await this.throttle.reserve(login.ip, login.address, !stored && decision.action === 'enroll', login.now);
+    if (!('source' in reserved)) return lockedAnswer(decision.provider, reserved.until, login.now);
     let outcome: AttemptOutcome = 'none';
+    const started: { lock: LoggedLock | null } = { lock: null };
     try {
-      // A code was given: check it and record the outcome in one transaction.
-      const checked = await this.p.store.transact((tx) => this.checkCode(tx, login, decision, code));
-      outcome = checked.outcome;
-      if (checked.locked !== null) logMailboxLocked(this.p.log, { ip: login.ip, mailbox: login.address, ...checked.locked });
-      return checked.answer;
+      const answer = stored ? await this.checkStored(rec, levels, login, decision, code, started) : await this.checkUnstored(levels, login, decision, code, started);
+      if (started.lock !== null) logMailboxLocked(this.p.log, { ip: login.ip, mailbox: login.address, ...started.lock });
+      if (answer === 'created') {
+        outcome = 'created';
+        return { result: 'allow', reason: 'enrolled', provider: 'totp' };
+      }
+      outcome = answer.result === 'deny' && answer.reason !== 'locked' ? 'failure' : 'none';
+      return answer;
     } finally {
-      const block = this.throttle.settle(reserved, outcome, login.now);
+      const block = await this.throttle.settle(reserved, outcome, login.now);
       if (block !== null) logSourceBlocked(this.p.log, { ip: login.ip, reason: block.reason, source: reserved.source, until: block.until, failures: block.failures });
     }
   }
@@ -246,23 +264,23 @@ export class Verifier {
    * the mailbox's enrolment grace, allow. A mailbox nobody configured is offered a secret that
    * needs no storing (enrol.ts) and its grace is bounded by the date alone: counting its logins
    * would store a record for every address verify is asked about. A stored mailbox's grace login
-   * is counted in the same transaction that checks the count, so concurrent logins cannot
-   * overrun it.
+   * is counted by the operation that checks the count (EnrolStore countGraceLogin), so concurrent
+   * logins cannot overrun it.
    */
-  private async enrolOrGrace(login: Login, eff: EffectiveSettings, stored: boolean): Promise<Answer> {
+  private async enrolOrGrace(login: Login, rec: MailboxRecord, eff: EffectiveSettings, stored: boolean): Promise<Answer> {
     if (!stored) {
       const offer = this.enrolment.offer(login.address, login.now);
       const grace = graceState(eff.enrolmentGrace, 0, false, login.now);
       return grace.active ? graceAnswer(grace, offer) : { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...offer };
     }
-    const counted = typeof eff.enrolmentGrace === 'object' && eff.enrolmentGrace.logins !== undefined;
-    const { pending, grace } = await this.p.store.transact((tx) => {
-      const pending = this.enrolment.pendingIn(tx, login.address, login.now);
-      const rec = tx.getMailbox(login.address)!;
-      const grace = this.grace(rec, eff, true, login.now);
-      if (grace.active && counted) tx.putMailbox({ ...rec, enrolmentGraceLogins: (rec.enrolmentGraceLogins ?? 0) + 1, updatedAt: login.now });
-      return { pending, grace };
-    });
+    const pending = await this.enrolment.pending(login.address, login.now);
+    let grace = this.grace(rec, eff, true, login.now);
+    const limit = typeof eff.enrolmentGrace === 'object' ? eff.enrolmentGrace.logins : undefined;
+    if (grace.active && limit !== undefined) {
+      const counted = await this.p.state.countGraceLogin(login.address, limit, login.now);
+      // The state before this login was counted, as every other login read it; null: used up meanwhile.
+      grace = graceState(eff.enrolmentGrace, counted === null ? limit : counted - 1, true, login.now);
+    }
     const offer = { otpauthUri: this.enrolment.uriFor(login.address, pending), expiresAt: pending.expiresAt };
     return grace.active ? graceAnswer(grace, offer) : { result: 'enroll', reason: 'enroll-required', provider: 'totp', ...offer };
   }
@@ -282,100 +300,85 @@ export class Verifier {
     return answer;
   }
 
-  private lockedAnswer(provider: VerifyResult['provider'], until: number | null, now: number): Answer {
-    const answer: Answer = { result: 'deny', reason: 'locked', provider };
-    if (until !== null) answer.retryAfter = Math.max(1, Math.ceil((until - now) / 1000));
-    return answer;
-  }
-
-  /** Inside the transaction: the answer, what it means for the client's source, and the lock it started. */
-  private checkCode(tx: StoreTx, login: Login, decision: Decision, factor: Factor): { answer: Answer; outcome: AttemptOutcome; locked: StartedLock | null } {
-    // Re-read inside the transaction: a concurrent verify may have changed the record since.
-    const rec = tx.getMailbox(login.address);
-    const started: { lock: StartedLock | null } = { lock: null };
-    const answer = rec === undefined ? this.checkUnstored(tx, login, decision, factor, started) : this.checkStored(tx, rec, login, decision, factor, started);
-    if (answer === 'created') return { answer: { result: 'allow', reason: 'enrolled', provider: 'totp' }, outcome: 'created', locked: null };
-    return { answer, outcome: answer.result === 'deny' && answer.reason !== 'locked' ? 'failure' : 'none', locked: started.lock };
-  }
-
   /**
-   * A second factor passed from a country that none of the mailbox's remembered countries is
-   * (judged on the record before this success). A mailbox that remembers none yet (its first
-   * login with a factor, or after its locations were reset) has nothing to compare with.
+   * A code given for a stored mailbox, as read: checked here where it needs the key ring (a TOTP
+   * secret), and decided by one operation of the state ports, which checks the lock and the
+   * record again so that a concurrent verify's change is never overwritten. The owner's notices
+   * of the outcome (a new country, a recovery code used, a secret enrolled, a lock started) are
+   * queued by that operation, in its own write (notify.ts); a lock it started goes to `started`.
    */
-  private newCountry(rec: MailboxRecord, login: Login): boolean {
-    const known = freshEntries(rec.countries, login.now, this.remember);
-    return login.country !== null && known.length > 0 && !known.some((c) => c.country === login.country);
+  private async checkStored(rec: MailboxRecord, levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer> {
+    const kind = failureKind(rec.ips, login.ip, login.now, this.remember);
+    const notices = watchLocks(this.notifier.queueFor(levels, login.now, { ip: login.ip, country: login.country }), kind, login.now);
+    const success: SuccessEffects = { kind, now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember }, notices };
+    const failure: FailureEffects = { kind, now: login.now, policy: this.lockout, notices };
+    const at = { success, failure };
+    try {
+      return await this.checkStoredWith(rec, login, decision, factor, at);
+    } finally {
+      if (notices.started !== null) started.lock = { kind, ...notices.started, stored: true };
+    }
   }
 
-  private checkStored(tx: StoreTx, rec: MailboxRecord, login: Login, decision: Decision, factor: Factor, started: { lock: StartedLock | null }): Answer {
-    const policy = this.remember;
-    const kind: FailureKind = failureKind(rec.ips, login.ip, login.now, policy);
-    const lock = kindLockState(rec.failures, kind, login.now);
-    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
-    const where = { ip: login.ip, country: login.country };
-    const succeed = (next: MailboxRecord, reason: string, provider: VerifyResult['provider'], notices: NoticeEvent[] = []) => {
-      const places = rememberLocation(next, login.ip, login.country, login.now, policy);
-      let record: MailboxRecord = { ...next, ...places, failures: recordKindSuccess(next.failures, kind), updatedAt: login.now };
-      if (this.newCountry(rec, login)) notices.push({ kind: 'new-country', ...where });
-      for (const notice of notices) record = this.notifier.queue(tx, record, notice, login.now);
-      tx.putMailbox(record);
-      return { result: 'allow' as const, reason, provider };
-    };
-    const fail = (next: MailboxRecord, reason: string, provider: VerifyResult['provider']) => {
-      const failures = recordKindFailure(next.failures, kind, login.now, lockoutPolicy(this.p.config));
-      let record: MailboxRecord = { ...next, failures, updatedAt: login.now };
-      const lock = lockStarted(next.failures, failures, kind, login.now);
-      if (lock !== null) {
-        started.lock = { kind, lock, failures: failuresOf(failures, kind).consecutive, stored: true };
-        record = this.notifier.queue(tx, record, { kind: 'mailbox-locked', ...where, until: lock.until }, login.now);
-      }
-      tx.putMailbox(record);
-      return { result: 'deny' as const, reason, provider };
+  private async checkStoredWith(rec: MailboxRecord, login: Login, decision: Decision, factor: Factor, at: { success: SuccessEffects; failure: FailureEffects }): Promise<Answer> {
+    const { success, failure } = at;
+    const fail = async (reason: string, provider: VerifyResult['provider']): Promise<Answer> => {
+      const r = await this.p.state.recordFailure(login.address, failure);
+      if (r !== null && r.outcome === 'locked') return lockedAnswer(provider, r.until, login.now);
+      return { result: 'deny', reason, provider };
     };
 
     if (factor.kind === 'recovery') {
-      const i = this.recovery.match(rec.recoveryCodeHashes, factor.value);
-      if (i === -1) return fail(rec, 'code-invalid', decision.provider);
-      const left = rec.recoveryCodeHashes.filter((_, j) => j !== i);
-      const used: NoticeEvent = { kind: 'recovery-code-used', ...where, left: left.length };
-      return { ...succeed({ ...rec, recoveryCodeHashes: left }, 'recovery-code-used', decision.provider, [used]), recoveryCodesLeft: left.length };
+      const r = await this.p.state.consumeRecoveryCode(login.address, this.recovery.hash(factor.value), at);
+      if (r.outcome === 'locked') return lockedAnswer(decision.provider, r.until, login.now);
+      if (r.outcome === 'code-invalid') return { result: 'deny', reason: 'code-invalid', provider: decision.provider };
+      return { result: 'allow', reason: 'recovery-code-used', provider: decision.provider, recoveryCodesLeft: r.left };
     }
     const code = factor.value;
     if (decision.action === 'enroll') {
-      if (rec.pendingTotp === null || rec.pendingTotp.expiresAt <= login.now) return fail(rec, 'no-open-code', 'totp');
-      const activated = this.enrolment.activated(rec, code, login.now);
-      if (activated === null) return fail(rec, 'code-invalid', 'totp');
-      return succeed(activated, 'enrolled', 'totp', [{ kind: 'totp-enrolled', ...where }]);
+      const pending = rec.pendingTotp;
+      if (pending === null || pending.expiresAt <= login.now) return fail('no-open-code', 'totp');
+      const step = this.enrolment.pendingStep(login.address, pending, code, login.now);
+      if (step === undefined || step === null) return fail('code-invalid', 'totp');
+      const r = await this.p.state.activatePending(login.address, pending.sealedSecret, step, { success, requireProved: false });
+      if (r.outcome === 'locked') return lockedAnswer('totp', r.until, login.now);
+      // 'changed': the pending secret was replaced or used meanwhile; the code was for the old one.
+      if (r.outcome !== 'activated') return fail('code-invalid', 'totp');
+      return { result: 'allow', reason: 'enrolled', provider: 'totp' };
     }
     if (decision.provider === 'totp') {
-      // The decision was taken on the record read before the transaction; a reset meanwhile
-      // leaves no secret to check against.
+      // The decision was taken on the record as read; a reset meanwhile leaves no secret.
       const totp = rec.totp;
-      if (totp === null) return fail(rec, 'no-open-code', 'totp');
+      if (totp === null) return fail('no-open-code', 'totp');
       const key = this.p.secrets.open(totp.sealedSecret, secretAad(TOTP_PURPOSE, rec.address));
       const check = checkTotp(key, code, login.now, totpOptions(this.p.config), totp.lastAcceptedStep);
-      if (!check.ok) return fail(rec, check.reason, 'totp');
-      return succeed({ ...rec, totp: { ...totp, lastAcceptedStep: check.step } }, 'code-valid', 'totp');
+      if (!check.ok) return fail(check.reason, 'totp');
+      const r = await this.p.state.acceptTotpStep(login.address, totp.sealedSecret, check.step, at);
+      if (r.outcome === 'locked') return lockedAnswer('totp', r.until, login.now);
+      // 'reused': a concurrent verify took this step (or a later one) first, and it was counted.
+      if (r.outcome === 'reused') return { result: 'deny', reason: 'code-reused', provider: 'totp' };
+      // 'changed': the secret was reset or replaced meanwhile; the code was for the old one.
+      if (r.outcome === 'changed') return fail('code-invalid', 'totp');
+      return { result: 'allow', reason: 'code-valid', provider: 'totp' };
     }
-    const { result, openCode } = this.codes.check(rec, code, login.now);
-    const provider = rec.openCode?.provider ?? decision.provider;
-    if (result.ok) return succeed({ ...rec, openCode }, 'code-valid', provider);
-    return fail({ ...rec, openCode }, result.reason, provider);
+    const r = await this.p.state.tryOpenCode(login.address, this.codes.hash(code), { maxTries: this.p.config.codes.maxTries, ...at });
+    if (r.outcome === 'locked') return lockedAnswer(decision.provider, r.until, login.now);
+    const provider = r.provider ?? rec.openCode?.provider ?? decision.provider;
+    if (r.outcome === 'ok') return { result: 'allow', reason: 'code-valid', provider };
+    return { result: 'deny', reason: r.outcome, provider };
   }
 
   /**
-   * A mailbox without a stored record: its failures stay in memory (unstored-failures.ts); a right
+   * A mailbox without a stored record: its failures are kept apart (UnstoredFailureStore); a right
    * code for the secret it was offered stores it, enrolled ('created').
    */
-  private checkUnstored(tx: StoreTx, login: Login, decision: Decision, factor: Factor, started: { lock: StartedLock | null }): Answer | 'created' {
-    const lock = lockState(this.unstored.get(login.address, login.now) ?? emptyFailures(), login.now);
-    if (lock.locked) return this.lockedAnswer(decision.provider, lock.until, login.now);
-    const fail = (reason: string, provider: VerifyResult['provider']): Answer => {
-      this.unstored.fail(login.address, login.now);
-      const after = this.unstored.get(login.address, login.now) ?? emptyFailures();
-      const now = lockState(after, login.now);
-      if (now.locked) started.lock = { kind: 'elsewhere', lock: now, failures: after.consecutive, stored: false };
+  private async checkUnstored(levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer | 'created'> {
+    const fail = async (reason: string, provider: VerifyResult['provider']): Promise<Answer> => {
+      const r = await this.p.state.recordUnstoredFailure(login.address, login.now, this.lockout);
+      if (r.outcome === 'locked') return lockedAnswer(provider, r.until, login.now);
+      // Not locked before this failure ('locked' otherwise): a lock now is the one it started.
+      const lock = lockState(r.state, login.now);
+      if (lock.locked) started.lock = { kind: 'elsewhere', lock, failures: r.state.consecutive, stored: false };
       return { result: 'deny', reason, provider };
     };
     // No record: no recovery codes, no open code, no active secret.
@@ -383,11 +386,15 @@ export class Verifier {
     if (decision.action !== 'enroll') return fail('no-open-code', decision.provider);
     const totp = this.enrolment.activateOffered(login.address, factor.value, login.now);
     if (totp === null) return fail('code-invalid', 'totp');
-    const fresh = newMailbox(login.address, login.now);
-    const record: MailboxRecord = { ...fresh, ...rememberLocation(fresh, login.ip, login.country, login.now, this.remember), totp };
-    tx.putMailbox(this.notifier.queue(tx, record, { kind: 'totp-enrolled', ip: login.ip, country: login.country }, login.now));
-    this.unstored.clear(login.address);
+    const notices = this.notifier.queueFor(levels, login.now, { ip: login.ip, country: login.country });
+    const success: SuccessEffects = { kind: 'elsewhere', now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember }, notices };
+    if ((await this.p.state.createEnrolled(login.address, totp, success)) === 'exists') {
+      // A record appeared meanwhile (an administrator, or a concurrent login with this code): the
+      // code is checked as that mailbox's, against its secret if it has one now.
+      const rec = await this.p.state.getMailbox(login.address);
+      if (rec !== undefined) return this.checkStored(rec, levels, login, rec.totp === null ? decision : { ...decision, action: 'challenge', provider: 'totp' }, factor, started);
+    }
+    await this.p.state.clearUnstoredFailures(login.address);
     return 'created';
   }
 }
-

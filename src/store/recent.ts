@@ -36,6 +36,10 @@ export class Recent<K, V> {
     }
   }
 
+  values(): IterableIterator<V> {
+    return this.entries.values();
+  }
+
   get size(): number {
     return this.entries.size;
   }

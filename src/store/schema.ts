@@ -3,7 +3,7 @@ import type { DomainRecord, LevelSettings, MailboxRecord } from '../core/model.j
 import { emptyFailures } from '../core/model.js';
 import { MemfaError } from '../protocol/errors.js';
 
-export const CURRENT_SCHEMA = 3;
+export const CURRENT_SCHEMA = 4;
 
 export interface Snapshot {
   schemaVersion: number;
@@ -195,10 +195,20 @@ function eachMailbox(data: Record<string, unknown>, version: number, step: (r: u
   return { ...data, schemaVersion: version, mailboxes };
 }
 
+/**
+ * Version 4 keeps an open code sealed beside its hash (OpenCode.sealedCode), so that any daemon
+ * can send the same code again. An older open code has none and stays as it is: it is still
+ * checked by its hash, and a repeated challenge sends a new code instead of it.
+ */
+function migrate3to4(data: Record<string, unknown>): Record<string, unknown> {
+  return { ...data, schemaVersion: 4 };
+}
+
 const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = {
   0: migrate0to1,
   1: migrate1to2,
   2: (d) => eachMailbox(d, 3, upgradeMailboxTo3),
+  3: migrate3to4,
 };
 
 /**
@@ -206,7 +216,7 @@ const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, 
  * whole records as the memfa that wrote it shaped them, and a crash can leave one beside a
  * snapshot of the same older version.
  */
-const RECORD_MIGRATIONS: Record<number, (r: unknown) => unknown> = { 1: upgradeMailboxTo2, 2: upgradeMailboxTo3 };
+const RECORD_MIGRATIONS: Record<number, (r: unknown) => unknown> = { 1: upgradeMailboxTo2, 2: upgradeMailboxTo3 }; // 3 → 4 changes no record
 
 export function migrateJournalMailbox(record: unknown, version: number): unknown {
   let r = record;

@@ -3,42 +3,19 @@
 // durable in the journal), so every check-then-act is atomic in the one daemon; the rules
 // themselves are the pure core's (core/lockout.ts, core/decide.ts).
 //
-// What the store keeps only in memory, bounded (a restart forgets it, as the services' maps did
-// before): the per-source throttle, the failures of mailboxes without a record, the send limits
-// and the app-password failure windows. It is the store's memory, not a service's: the services
-// hold no state of their own, so another backend can keep these where several daemons see them.
+// What the store keeps only in memory, bounded, is memory-limits.ts's (FileStatePorts extends it).
 import { timingSafeEqual } from 'node:crypto';
 import { rememberLocation } from '../core/decide.js';
-import {
-  clearIpSource,
-  ipSourceIdle,
-  kindLockState,
-  recordFailure,
-  recordIpFailure,
-  recordKindFailure,
-  recordKindSuccess,
-  reserveIpAttempt,
-  settleIpAttempt,
-  unstoredFailureExpired,
-  type AttemptOutcome,
-  type IpSourceState,
-  type IpThrottlePolicy,
-  type IpThrottleRecord,
-  type LockoutPolicy,
-} from '../core/lockout.js';
-import { emptyFailures, newMailbox, type DomainRecord, type FailureState, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
+import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
+import { newMailbox, type DomainRecord, type FailureState, type MailboxFailures, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
+import { isNewCountry, lockNotice, type MailboxNotices, type NoticeEvent } from '../core/notices.js';
 import { domainOf } from '../core/validate.js';
-import type { FailureEffects, Locked, LoginView, StatePorts, SuccessEffects } from '../services/store-ports.js';
-import { Recent } from './recent.js';
+import type { DomainAdminRecord, FailureEffects, Locked, LoginView, MailboxQuery, StatePorts, SuccessEffects } from '../services/store-ports.js';
+import { FileAdminState } from './admin-state.js';
+import { MemoryLimits } from './memory-limits.js';
 import type { Store, StoreTx } from './types.js';
 
-/** Bounds of what is kept in memory only. */
-export const MAX_SOURCES = 100_000;
-export const MAX_UNSTORED_FAILURES = 10_000;
-export const MAX_SEND_KEYS = 100_000;
-export const MAX_WINDOW_KEYS = 100_000;
-
-const HOUR_MS = 3_600_000;
+export { MAX_SEND_KEYS, MAX_SOURCES, MAX_UNSTORED_FAILURES, MAX_WINDOW_KEYS } from './memory-limits.js';
 
 /** Keyed hashes are compared in constant time: their length is public, their bytes are not. */
 function sameHash(a: string, b: string): boolean {
@@ -47,13 +24,23 @@ function sameHash(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function succeeded(rec: MailboxRecord, e: SuccessEffects): MailboxRecord {
+/**
+ * `rec` after a success: its effects applied, and the owner's notices of it queued (`events`: the
+ * operation's own, e.g. totp-enrolled; new-country is judged here, on `rec` before the success).
+ */
+function succeeded(rec: MailboxRecord, e: SuccessEffects, events: NoticeEvent[] = []): MailboxRecord {
   const places = e.location === null ? null : rememberLocation(rec, e.location.ip, e.location.country, e.now, e.location.policy);
-  return { ...rec, ...(places ?? {}), failures: recordKindSuccess(rec.failures, e.kind), updatedAt: e.now };
+  const next: MailboxRecord = { ...rec, ...(places ?? {}), failures: recordKindSuccess(rec.failures, e.kind), updatedAt: e.now };
+  if (e.notices === undefined) return next;
+  if (e.location !== null && isNewCountry(rec.countries, e.location.country, e.now, e.location.policy)) events.push({ kind: 'new-country' });
+  return events.length === 0 ? next : e.notices.queue(next, events);
 }
 
+/** `rec` after a failure: one more of its kind, and the owner's notice of a lock it started. */
 function failed(rec: MailboxRecord, f: FailureEffects): MailboxRecord {
-  return { ...rec, failures: recordKindFailure(rec.failures, f.kind, f.now, f.policy), updatedAt: f.now };
+  const next: MailboxRecord = { ...rec, failures: recordKindFailure(rec.failures, f.kind, f.now, f.policy), updatedAt: f.now };
+  const notice = f.notices === undefined ? null : lockNotice(rec.failures, next.failures, f.kind, f.now);
+  return notice === null ? next : f.notices!.queue(next, [notice]);
 }
 
 function lockedFor(rec: MailboxRecord, kind: SuccessEffects['kind'], now: number): Locked | null {
@@ -61,14 +48,22 @@ function lockedFor(rec: MailboxRecord, kind: SuccessEffects['kind'], now: number
   return lock.locked ? { outcome: 'locked', until: lock.until } : null;
 }
 
-export class FileStatePorts implements StatePorts {
-  private readonly sources = new Recent<string, IpSourceState>(MAX_SOURCES);
-  private readonly unstored = new Recent<string, FailureState>(MAX_UNSTORED_FAILURES);
-  /** Send times within the last hour, per key (a mailbox, a destination), oldest first. */
-  private readonly sends = new Recent<string, number[]>(MAX_SEND_KEYS);
-  private readonly windows = new Map<string, Recent<string, IpThrottleRecord>>();
+/**
+ * The state ports of the file store: the limits it keeps in memory only (MemoryLimits), the
+ * check-then-acts of a login on the records below, and the administration's operations beyond one
+ * record (FileAdminState, store/admin-state.ts), to which it hands those on.
+ */
+export class FileStatePorts extends MemoryLimits implements StatePorts {
+  private readonly admin: FileAdminState;
 
-  constructor(private readonly store: Store) {}
+  /** `bounds`: smaller bounds than memory-limits.ts's, for tests of what a bound drops. */
+  constructor(
+    private readonly store: Store,
+    bounds: { unstoredFailures?: number } = {},
+  ) {
+    super(bounds);
+    this.admin = new FileAdminState(store);
+  }
 
   private tx<T>(change: (tx: StoreTx) => T): Promise<T> {
     return this.store.transact(change);
@@ -78,7 +73,14 @@ export class FileStatePorts implements StatePorts {
   // Reads
 
   loginView(address: string): Promise<LoginView> {
-    return Promise.resolve({ mailbox: this.store.getMailbox(address), domain: this.store.getDomain(domainOf(address))?.settings, global: this.store.getGlobal() });
+    return Promise.resolve(this.loginViewNow(address, { mailbox: undefined, domain: undefined, global: {} }));
+  }
+
+  loginViewNow(address: string, into: LoginView): LoginView {
+    into.mailbox = this.store.getMailbox(address);
+    into.domain = this.store.getDomain(domainOf(address))?.settings;
+    into.global = this.store.getGlobal();
+    return into;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -100,13 +102,15 @@ export class FileStatePorts implements StatePorts {
     });
   }
 
-  recordFailure(address: string, failure: FailureEffects): Promise<FailureState | null> {
-    return this.tx((tx) => {
+  recordFailure(address: string, failure: FailureEffects) {
+    return this.tx((tx): { outcome: 'counted'; state: FailureState } | Locked | null => {
       const rec = tx.getMailbox(address);
       if (rec === undefined) return null;
+      const locked = lockedFor(rec, failure.kind, failure.now);
+      if (locked !== null) return locked;
       const next = failed(rec, failure);
       tx.putMailbox(next);
-      return next.failures[failure.kind];
+      return { outcome: 'counted', state: next.failures[failure.kind]! };
     });
   }
 
@@ -153,7 +157,7 @@ export class FileStatePorts implements StatePorts {
         return { outcome: 'code-invalid' };
       }
       const left = rec.recoveryCodeHashes.filter((_, i) => i !== found);
-      tx.putMailbox(succeeded({ ...rec, recoveryCodeHashes: left }, at.success));
+      tx.putMailbox(succeeded({ ...rec, recoveryCodeHashes: left }, at.success, [{ kind: 'recovery-code-used', left: left.length }]));
       return { outcome: 'ok', left: left.length };
     });
   }
@@ -170,7 +174,7 @@ export class FileStatePorts implements StatePorts {
       }
       if (at.requireProved && pending.factorProved !== true) return { outcome: 'unproved' };
       const totp: TotpState = { sealedSecret, activatedAt: at.success.now, lastAcceptedStep: step };
-      tx.putMailbox(succeeded({ ...rec, totp, pendingTotp: null }, at.success));
+      tx.putMailbox(succeeded({ ...rec, totp, pendingTotp: null }, at.success, [{ kind: 'totp-enrolled' }]));
       return { outcome: 'activated' };
     });
   }
@@ -178,30 +182,9 @@ export class FileStatePorts implements StatePorts {
   createEnrolled(address: string, totp: TotpState, success: SuccessEffects): Promise<'created' | 'exists'> {
     return this.tx((tx) => {
       if (tx.getMailbox(address) !== undefined) return 'exists';
-      tx.putMailbox(succeeded({ ...newMailbox(address, success.now), totp }, success));
+      tx.putMailbox(succeeded({ ...newMailbox(address, success.now), totp }, success, [{ kind: 'totp-enrolled' }]));
       return 'created';
     });
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Mailboxes without a record
-
-  unstoredFailures(address: string, now: number, policy: LockoutPolicy): Promise<FailureState | undefined> {
-    const f = this.unstored.get(address);
-    if (f !== undefined && unstoredFailureExpired(f, now, policy)) this.unstored.delete(address);
-    return Promise.resolve(f === undefined || unstoredFailureExpired(f, now, policy) ? undefined : f);
-  }
-
-  async recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy): Promise<FailureState> {
-    const next = recordFailure((await this.unstoredFailures(address, now, policy)) ?? emptyFailures(), now, policy);
-    this.unstored.touch(address, next);
-    // An entry's expiry follows its last failure and its lock: the old end expires first.
-    this.unstored.sweep((f) => unstoredFailureExpired(f, now, policy));
-    return next;
-  }
-
-  clearUnstoredFailures(address: string): Promise<FailureState | undefined> {
-    return Promise.resolve(this.unstored.delete(address));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -231,85 +214,6 @@ export class FileStatePorts implements StatePorts {
       const rec = tx.getMailbox(address);
       if (rec !== undefined && rec.openCode !== null && rec.openCode.hash === hash) tx.putMailbox({ ...rec, openCode: null });
     });
-  }
-
-  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
-    let wait = 0;
-    let limit: 'cooldown' | 'hourly' = 'cooldown';
-    for (const key of keys) {
-      const times = (this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS);
-      const last = times[times.length - 1];
-      if (last !== undefined && now - last < limits.cooldownMs && last + limits.cooldownMs - now > wait) {
-        wait = last + limits.cooldownMs - now;
-        limit = 'cooldown';
-      }
-      if (times.length >= limits.hourlyLimit && times[0]! + HOUR_MS - now > wait) {
-        wait = times[0]! + HOUR_MS - now;
-        limit = 'hourly';
-      }
-    }
-    if (wait > 0) return Promise.resolve({ ok: false as const, retryAfterMs: wait, limit });
-    for (const key of keys) this.sends.touch(key, [...(this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS), now]);
-    this.sends.sweep((times) => now - times[times.length - 1]! >= HOUR_MS);
-    return Promise.resolve({ ok: true as const });
-  }
-
-  releaseSend(keys: readonly string[], claimedAt: number): Promise<void> {
-    for (const key of keys) {
-      const times = this.sends.get(key);
-      if (times === undefined) continue;
-      const i = times.lastIndexOf(claimedAt);
-      if (i === -1) continue;
-      const rest = times.filter((_, j) => j !== i);
-      if (rest.length === 0) this.sends.delete(key);
-      else this.sends.replace(key, rest);
-    }
-    return Promise.resolve();
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Throttles
-
-  reserveAttempt(source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy) {
-    const r = reserveIpAttempt(this.sources.get(source), mailbox, creates, now, policy);
-    if (!r.granted) return Promise.resolve({ granted: false as const, until: r.until, reason: r.reason });
-    this.sources.touch(source, r.state);
-    return Promise.resolve({ granted: true as const });
-  }
-
-  settleAttempt(source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<void> {
-    const next = settleIpAttempt(this.sources.get(source), mailbox, creates, outcome, now, policy);
-    if (next === null) this.sources.delete(source);
-    else this.sources.touch(source, next);
-    // Sources whose window and block are over go, so that the map shrinks back after a flood.
-    this.sources.sweep((state) => ipSourceIdle(state, now, policy));
-    return Promise.resolve();
-  }
-
-  listSources(): Promise<{ source: string; state: IpSourceState }[]> {
-    return Promise.resolve([...this.sources].map(([source, state]) => ({ source, state })));
-  }
-
-  clearSource(source: string, now: number): Promise<IpSourceState | null> {
-    const state = this.sources.get(source);
-    if (state === undefined) return Promise.resolve(null);
-    const next = clearIpSource(state, now);
-    if (next === null) this.sources.delete(source);
-    else this.sources.replace(source, next);
-    return Promise.resolve(state);
-  }
-
-  windowState(scope: string, key: string): Promise<IpThrottleRecord | undefined> {
-    return Promise.resolve(this.windows.get(scope)?.get(key));
-  }
-
-  recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy): Promise<IpThrottleRecord> {
-    let entries = this.windows.get(scope);
-    if (entries === undefined) this.windows.set(scope, (entries = new Recent(MAX_WINDOW_KEYS)));
-    const next = recordIpFailure(entries.get(key), member, now, policy);
-    entries.touch(key, next);
-    entries.sweep((rec) => now - rec.windowStart >= policy.windowMs && (rec.lockedUntil === null || now >= rec.lockedUntil));
-    return Promise.resolve(next);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -352,8 +256,18 @@ export class FileStatePorts implements StatePorts {
     });
   }
 
-  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }): Promise<MailboxRecord[]> {
-    return Promise.resolve(this.store.listMailboxes(options));
+  storedFailures(): Iterable<{ failures: MailboxFailures }> {
+    return this.store.allMailboxes();
+  }
+
+  mailboxNotices(): Promise<{ address: string; notices: MailboxNotices }[]> {
+    const found: { address: string; notices: MailboxNotices }[] = [];
+    for (const rec of this.store.allMailboxes()) if (rec.notices !== undefined) found.push({ address: rec.address, notices: rec.notices });
+    return Promise.resolve(found);
+  }
+
+  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined }): Promise<MailboxRecord[]> {
+    return Promise.resolve(this.store.listMailboxes({ domain: options.domain, after: options.after, limit: options.limit }));
   }
 
   countMailboxes(domain?: string): Promise<number> {
@@ -401,5 +315,47 @@ export class FileStatePorts implements StatePorts {
       return result;
     });
   }
-}
 
+  // -------------------------------------------------------------------------------------------
+  // Administration beyond one record: FileAdminState's
+
+  findMailboxes(query: MailboxQuery): Promise<{ total: number; mailboxes: MailboxRecord[] }> {
+    return this.admin.findMailboxes(query);
+  }
+
+  updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T[]> {
+    return this.admin.updateMailboxes(addresses, change);
+  }
+
+  getDomainAdmin(id: string): Promise<DomainAdminRecord | undefined> {
+    return this.admin.getDomainAdmin(id);
+  }
+
+  listDomainAdmins(): Promise<DomainAdminRecord[]> {
+    return this.admin.listDomainAdmins();
+  }
+
+  addDomainAdmin(record: DomainAdminRecord): Promise<'added' | 'exists'> {
+    return this.admin.addDomainAdmin(record);
+  }
+
+  removeDomainAdmin(name: string): Promise<DomainAdminRecord | undefined> {
+    return this.admin.removeDomainAdmin(name);
+  }
+
+  sealedSecretPerKey(): Promise<{ kid: string; address: string; sealedSecret: string }[]> {
+    return this.admin.sealedSecretPerKey();
+  }
+
+  claimJob(job: string, holder: string, now: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; holder: string; until: number }> {
+    return this.admin.claimJob(job, holder, now, ttlMs);
+  }
+
+  releaseJob(job: string, holder: string): Promise<void> {
+    return this.admin.releaseJob(job, holder);
+  }
+
+  jobClaim(job: string, now: number): Promise<{ holder: string; until: number } | undefined> {
+    return this.admin.jobClaim(job, now);
+  }
+}

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import type { RememberPolicy } from '../../src/core/decide.js';
 import type { IpThrottlePolicy, LockoutPolicy } from '../../src/core/lockout.js';
 import { newMailbox, type MailboxRecord, type OpenCode } from '../../src/core/model.js';
-import type { FailureEffects, StatePorts, SuccessEffects } from '../../src/services/store-ports.js';
+import type { NoticeEvent, PendingNotice } from '../../src/core/notices.js';
+import type { FailureEffects, NoticeQueue, StatePorts, SuccessEffects } from '../../src/services/store-ports.js';
 
 export interface ContractBackend {
   ports: StatePorts;
@@ -32,6 +33,21 @@ function enrolled(address: string, sealed = 'v1.k.sealed'): MailboxRecord {
 }
 
 const count = <T>(xs: T[], pred: (x: T) => boolean) => xs.filter(pred).length;
+
+/** A NoticeQueue that records what it was asked and queues each event on the record it is given. */
+function recordingQueue(): { queue: NoticeQueue; calls: { address: string; events: NoticeEvent[] }[] } {
+  const calls: { address: string; events: NoticeEvent[] }[] = [];
+  const queue: NoticeQueue = {
+    queue(rec, events) {
+      calls.push({ address: rec.address, events: events.map((e) => ({ ...e })) });
+      const added = events.map((e, i): PendingNotice => ({ id: `${calls.length}-${i}`, kind: e.kind, at: T0, ip: null, country: null, ...(e.until === undefined ? {} : { until: e.until }), ...(e.left === undefined ? {} : { left: e.left }), to: [rec.address], attempts: 0, nextAt: T0 }));
+      return { ...rec, notices: { pending: [...(rec.notices?.pending ?? []), ...added], recent: rec.notices?.recent ?? [] } };
+    },
+  };
+  return { queue, calls };
+}
+
+const queued = (rec: MailboxRecord | undefined) => rec?.notices?.pending.map((n) => n.kind) ?? [];
 
 /** Registers the contract's tests for one backend; `open` gives a fresh, empty state each time. */
 export function runStateContract(name: string, open: () => Promise<ContractBackend>): void {
@@ -67,7 +83,7 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       await seed(p, newMailbox('count@c.test', T0));
       const states = await Promise.all(Array.from({ length: 40 }, () => p.recordFailure('count@c.test', failure())));
       assert.equal((await p.getMailbox('count@c.test'))?.failures.elsewhere?.consecutive, 40);
-      assert.deepEqual([...new Set(states.map((s) => s?.consecutive))].length, 40, 'each saw its own count');
+      assert.deepEqual([...new Set(states.map((s) => (s?.outcome === 'counted' ? s.state.consecutive : null)))].length, 40, 'each saw its own count');
       await seed(p, newMailbox('lock@c.test', T0));
       for (let i = 0; i < 3; i++) await p.recordFailure('lock@c.test', failure(T0, STRICT));
       const locked = await p.acceptTotpStep('lock@c.test', 'x', 1, { success: success(T0 + 1000), failure: failure(T0 + 1000, STRICT) });
@@ -79,6 +95,22 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const later = await p.acceptTotpStep('lock2@c.test', 'v1.k.sealed', 101, { success: success(T0 + 3_600_000), failure: failure(T0 + 3_600_000, STRICT) });
       assert.equal(later.outcome, 'accepted');
       assert.equal(await p.recordFailure('absent@c.test', failure()), null);
+    }));
+
+    it('a failure is not counted while the mailbox is locked for its kind, by the caller time', withBackend(async (p) => {
+      await seed(p, newMailbox('held@c.test', T0));
+      const counted = await Promise.all(Array.from({ length: 10 }, () => p.recordFailure('held@c.test', failure(T0, STRICT))));
+      assert.equal(count(counted, (r) => r?.outcome === 'counted'), STRICT.threshold, 'concurrent failures stop at the lock');
+      assert.equal(count(counted, (r) => r?.outcome === 'locked'), 10 - STRICT.threshold);
+      const rec = await p.getMailbox('held@c.test');
+      assert.equal(rec?.failures.elsewhere?.consecutive, STRICT.threshold);
+      assert.equal(rec?.failures.known, null, 'the other kind is untouched');
+      const locked = counted.find((r) => r?.outcome === 'locked');
+      assert.deepEqual(locked, { outcome: 'locked', until: rec!.failures.elsewhere!.lockedUntil });
+      // The other kind is not locked: counted there.
+      assert.equal((await p.recordFailure('held@c.test', { kind: 'known', now: T0, policy: STRICT }))?.outcome, 'counted');
+      // Past the lock, by the caller's time, a failure counts again.
+      assert.equal((await p.recordFailure('held@c.test', failure(rec!.failures.elsewhere!.lockedUntil!, STRICT)))?.outcome, 'counted');
     }));
 
     it("one code's tries are counted exactly: 10 concurrent wrong codes with 5 tries", withBackend(async (p) => {
@@ -131,13 +163,93 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const claims = await Promise.all(Array.from({ length: 20 }, () => p.claimSend(['m:a@c.test', 'd:+12015550123'], T0, limits)));
       assert.equal(count(claims, (c) => c.ok), 1);
       const refused = claims.find((c) => !c.ok);
-      assert.deepEqual(refused, { ok: false, retryAfterMs: 30_000, limit: 'cooldown' });
+      assert.deepEqual(refused, { ok: false, retryAfterMs: 30_000, limit: 'cooldown', key: 'm:a@c.test' });
       assert.equal((await p.claimSend(['m:a@c.test'], T0 + 30_000, limits)).ok, true);
       assert.equal((await p.claimSend(['m:a@c.test'], T0 + 60_000, limits)).ok, true);
       const capped = await p.claimSend(['m:a@c.test'], T0 + 90_000, limits);
-      assert.deepEqual(capped, { ok: false, retryAfterMs: 3_600_000 - 90_000, limit: 'hourly' });
+      assert.deepEqual(capped, { ok: false, retryAfterMs: 3_600_000 - 90_000, limit: 'hourly', key: 'm:a@c.test' });
       await p.releaseSend(['m:a@c.test'], T0 + 60_000);
       assert.equal((await p.claimSend(['m:a@c.test'], T0 + 90_000, limits)).ok, true);
+      // The refusal names the key with the longest wait: here the destination, shared by two mailboxes.
+      assert.equal((await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 10_000, limits)).ok, false);
+      assert.deepEqual(await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 10_000, limits), { ok: false, retryAfterMs: 20_000, limit: 'cooldown', key: 'd:+12015550123' });
+      // A refused claim takes no slot: past the cooldown the other mailbox claims at once.
+      assert.equal((await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 30_000, limits)).ok, true);
+    }));
+
+    it('an open code keeps what the service sealed into it through tries and re-sends', withBackend(async (p) => {
+      const code: OpenCode = { hash: 'h1:right', sealedCode: 'v1.k.code', provider: 'email', destination: 'x@home.test', createdAt: T0, expiresAt: T0 + 300_000, failedTries: 0, sends: 1, lastSentAt: T0 };
+      assert.equal(await p.openCode('absent@c.test', code), 'missing', 'no record is made for a code');
+      await seed(p, newMailbox('sealed@c.test', T0));
+      assert.equal(await p.openCode('sealed@c.test', code), 'opened');
+      assert.equal((await p.tryOpenCode('sealed@c.test', 'h1:wrong', { maxTries: 5, success: success(), failure: failure() })).outcome, 'code-invalid');
+      assert.equal(await p.codeResent('sealed@c.test', 'h1:right', T0 + 40_000), 'resent');
+      assert.equal(await p.codeResent('sealed@c.test', 'h1:other', T0 + 40_000), 'changed');
+      assert.deepEqual((await p.getMailbox('sealed@c.test'))?.openCode, { ...code, failedTries: 1, sends: 2, lastSentAt: T0 + 40_000 });
+      // Closed by its hash only: a newer code stays open.
+      await p.closeCode('sealed@c.test', 'h1:other');
+      assert.equal((await p.getMailbox('sealed@c.test'))?.openCode?.hash, 'h1:right');
+      await p.closeCode('sealed@c.test', 'h1:right');
+      assert.equal((await p.getMailbox('sealed@c.test'))?.openCode, null);
+    }));
+
+    it('the notices of an outcome are queued by the operation that decides it, in its own write', withBackend(async (p) => {
+      const n = recordingQueue();
+      const ok = (now: number, country: string) => ({ kind: 'elsewhere' as const, now, location: { ip: '192.0.2.1', country, policy: REMEMBER }, notices: n.queue });
+      const bad = (now = T0, policy = STRICT): FailureEffects => ({ kind: 'elsewhere', now, policy, notices: n.queue });
+      // A second factor from a country the mailbox does not remember: new-country; from one it does, nothing.
+      await seed(p, { ...enrolled('n@c.test'), countries: [{ country: 'FR', firstSeen: T0, lastSeen: T0 }], recoveryCodeHashes: ['r1', 'r2'] });
+      assert.equal((await p.acceptTotpStep('n@c.test', 'v1.k.sealed', 101, { success: ok(T0, 'DE'), failure: bad() })).outcome, 'accepted');
+      assert.deepEqual(queued(await p.getMailbox('n@c.test')), ['new-country']);
+      assert.equal((await p.acceptTotpStep('n@c.test', 'v1.k.sealed', 102, { success: ok(T0 + 1, 'FR'), failure: bad() })).outcome, 'accepted');
+      assert.equal(n.calls.length, 1, 'a remembered country is no notice');
+      // A recovery code used: its notice says how many are left.
+      assert.deepEqual(await p.consumeRecoveryCode('n@c.test', 'r2', { success: ok(T0 + 2, 'FR'), failure: bad() }), { outcome: 'ok', left: 1 });
+      assert.deepEqual(n.calls[1]?.events, [{ kind: 'recovery-code-used', left: 1 }]);
+      assert.deepEqual(queued(await p.getMailbox('n@c.test')), ['new-country', 'recovery-code-used']);
+      // Failures: only the one that starts the lock has a notice; a locked mailbox counts nothing more.
+      for (let i = 0; i < 2; i++) await p.recordFailure('n@c.test', bad(T0 + 3));
+      assert.equal(n.calls.length, 2);
+      await p.tryOpenCode('n@c.test', 'nothing-open', { maxTries: 3, success: ok(T0 + 3, 'FR'), failure: bad(T0 + 3) });
+      assert.deepEqual(n.calls[2]?.events, [{ kind: 'mailbox-locked', until: T0 + 3 + STRICT.baseDelayMs }]);
+      assert.equal((await p.recordFailure('n@c.test', bad(T0 + 4)))?.outcome, 'locked');
+      assert.equal(n.calls.length, 3);
+      assert.deepEqual(queued(await p.getMailbox('n@c.test')), ['new-country', 'recovery-code-used', 'mailbox-locked']);
+      // Enrolled: by activating the pending secret, or by storing a mailbox nobody had configured.
+      await seed(p, { ...newMailbox('e@c.test', T0), pendingTotp: { sealedSecret: 'v1.k.p', createdAt: T0, expiresAt: T0 + 600_000 } });
+      assert.equal((await p.activatePending('e@c.test', 'v1.k.p', 7, { success: { kind: 'elsewhere', now: T0, location: null, notices: n.queue }, requireProved: false })).outcome, 'activated');
+      assert.deepEqual(queued(await p.getMailbox('e@c.test')), ['totp-enrolled']);
+      assert.equal(await p.createEnrolled('new@c.test', { sealedSecret: 'v1.k.n', activatedAt: T0, lastAcceptedStep: 7 }, ok(T0, 'DE')), 'created');
+      assert.deepEqual(queued(await p.getMailbox('new@c.test')), ['totp-enrolled']);
+      // The sender's start finds every mailbox with notices, and only those.
+      await seed(p, newMailbox('quiet@c.test', T0));
+      const found = await p.mailboxNotices();
+      assert.deepEqual(found.map((m) => m.address).sort(), ['e@c.test', 'n@c.test', 'new@c.test']);
+      assert.deepEqual(found.find((m) => m.address === 'e@c.test')?.notices.pending.map((x) => x.kind), ['totp-enrolled']);
+    }));
+
+    it('concurrent failures that reach the lock queue its notice once', withBackend(async (p) => {
+      const n = recordingQueue();
+      await seed(p, enrolled('many@c.test'));
+      const results = await Promise.all(Array.from({ length: 20 }, () => p.acceptTotpStep('many@c.test', 'v1.k.sealed', 100, { success: success(), failure: { ...failure(T0, STRICT), notices: n.queue } })));
+      assert.equal(count(results, (r) => r.outcome === 'reused'), STRICT.threshold);
+      assert.equal(count(results, (r) => r.outcome === 'locked'), 20 - STRICT.threshold);
+      assert.deepEqual(n.calls.map((c) => c.events.map((e) => e.kind)), [['mailbox-locked']]);
+      assert.deepEqual(queued(await p.getMailbox('many@c.test')), ['mailbox-locked']);
+    }));
+
+    it('a settled attempt and a window failure say the block they started, once', withBackend(async (p) => {
+      const started = [];
+      for (let i = 0; i < SOURCES.maxFailures + 2; i++) {
+        await p.reserveAttempt('198.51.100.9', `s${i}@c.test`, false, T0, SOURCES);
+        started.push(await p.settleAttempt('198.51.100.9', `s${i}@c.test`, false, 'failure', T0, SOURCES));
+      }
+      assert.equal(count(started, (b) => b !== null), 1);
+      assert.equal(started[SOURCES.maxFailures - 1]?.reason, 'ip-failures');
+      assert.equal(started[SOURCES.maxFailures - 1]?.until, T0 + SOURCES.blockMs);
+      const windows = [];
+      for (let i = 0; i < 5; i++) windows.push((await p.recordWindowFailure('test-scope', 'k', `m${i}`, T0, { ...SOURCES, maxFailures: 3 })).started);
+      assert.deepEqual(windows, [null, null, { locked: true, until: T0 + SOURCES.blockMs, reason: 'ip-failures' }, null, null]);
     }));
 
     it('attempts of a source are reserved atomically: 200 concurrent, at most the limit granted', withBackend(async (p) => {
@@ -147,13 +259,32 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const after = await p.reserveAttempt('198.51.100.7', 'x@c.test', false, T0 + 1, SOURCES);
       assert.equal(after.granted, false);
       assert.ok((await p.listSources()).some((s) => s.source === '198.51.100.7'));
-      assert.notEqual(await p.clearSource('198.51.100.7', T0 + 2), null);
+      assert.notEqual(await p.clearSource('198.51.100.7', T0 + 2, SOURCES), null);
       assert.equal((await p.reserveAttempt('198.51.100.7', 'x@c.test', false, T0 + 3, SOURCES)).granted, true);
     }));
 
+    it('a source is cleared only when it has a block or failures', withBackend(async (p) => {
+      assert.equal(await p.clearSource('198.51.100.8', T0, SOURCES), null, 'untracked');
+      assert.equal((await p.reserveAttempt('198.51.100.8', 'a@c.test', true, T0, SOURCES)).granted, true);
+      await p.settleAttempt('198.51.100.8', 'a@c.test', true, 'created', T0, SOURCES);
+      assert.equal(await p.clearSource('198.51.100.8', T0 + 1, SOURCES), null, 'one enrolment is neither a block nor a failure');
+      assert.equal((await p.listSources()).find((s) => s.source === '198.51.100.8')?.state.created, 1, 'and it is kept');
+      assert.equal((await p.reserveAttempt('198.51.100.8', 'b@c.test', false, T0 + 2, SOURCES)).granted, true);
+      await p.settleAttempt('198.51.100.8', 'b@c.test', false, 'failure', T0 + 2, SOURCES);
+      const before = await p.clearSource('198.51.100.8', T0 + 3, SOURCES);
+      assert.equal(before?.failures?.failures, 1, 'the state before the clear');
+      assert.equal(await p.clearSource('198.51.100.8', T0 + 4, SOURCES), null, 'nothing left to clear');
+    }));
+
     it('failures of unstored mailboxes are counted, expire by the caller time, and never make a record', withBackend(async (p) => {
-      for (let i = 0; i < 3; i++) await p.recordUnstoredFailure('ghost@c.test', T0, STRICT);
+      const counted = await Promise.all(Array.from({ length: 5 }, () => p.recordUnstoredFailure('ghost@c.test', T0, STRICT)));
+      assert.equal(count(counted, (r) => r.outcome === 'counted'), 3, 'none counted once they lock it');
       assert.equal((await p.unstoredFailures('ghost@c.test', T0, STRICT))?.consecutive, 3);
+      // Which of the concurrent calls comes last is not promised (several daemons): any refused one.
+      assert.deepEqual(counted.find((r) => r.outcome === 'locked'), { outcome: 'locked', until: T0 + STRICT.baseDelayMs });
+      assert.equal((await p.clearUnstoredFailures('ghost@c.test'))?.consecutive, 3);
+      assert.equal(await p.unstoredFailures('ghost@c.test', T0, STRICT), undefined, 'cleared');
+      for (let i = 0; i < 3; i++) await p.recordUnstoredFailure('ghost@c.test', T0, STRICT);
       assert.equal(await p.getMailbox('ghost@c.test'), undefined);
       assert.equal(await p.unstoredFailures('ghost@c.test', T0 + 10 * 3_600_000, STRICT), undefined);
     }));

@@ -1,7 +1,8 @@
 // Recipients as they may appear in logs and answers: enough to tell which number or address was
-// used, not enough to harvest them.
+// used, not enough to harvest them. A rule of what memfa shows, not of how it delivers: the
+// services' answers (codes, provider test) and the delivery adapters' log lines both follow it.
 
-import type { Provider } from './types.js';
+import type { CodeProvider } from './model.js';
 
 /** `+447700900789` → `+44*******789`: the country prefix and the last three digits stay. */
 export function maskPhone(phone: string): string {
@@ -22,6 +23,6 @@ export function maskEmail(address: string): string {
   return `${first}***${address.slice(at)}`;
 }
 
-export function maskRecipient(provider: Provider, to: string): string {
+export function maskRecipient(provider: CodeProvider, to: string): string {
   return provider === 'sms' ? maskPhone(to) : maskEmail(to);
 }

@@ -1,0 +1,114 @@
+// What administration asks of the shared database beyond one record (services/store-ports.ts:
+// MailboxSearch, MailboxPages, DomainAdminStore, SealedSecretSample, JobClaims). The domain
+// administrators and the job claims are small named documents (meta), changed under its row lock,
+// so that every daemon sees one list and one holder of a job. The selection of mailboxes by
+// criteria is decided by the core's own rules (core/mailbox-row.ts) on the records, read a page
+// at a time: the same answers as the file store's.
+import { hasCriteria, mailboxRow, meetsCriteria } from '../../core/mailbox-row.js';
+import type { MailboxRecord } from '../../core/model.js';
+import { domainOf } from '../../core/validate.js';
+import type { DomainAdminRecord, MailboxQuery } from '../../services/store-ports.js';
+import { DOMAIN_ADMINS_KEY } from '../admin-state.js';
+import * as admin from './admin.js';
+import type { Db } from './pool.js';
+import { readMailboxRow, writeMailbox } from './rows.js';
+
+/** The job claims' document: holder and end of each job's claim. */
+export const JOB_CLAIMS_KEY = 'jobClaims';
+
+type Claims = Record<string, { holder: string; until: number }>;
+type Admins = Record<string, DomainAdminRecord>;
+
+export async function findMailboxes(db: Db, q: MailboxQuery): Promise<{ total: number; mailboxes: MailboxRecord[] }> {
+  const limit = q.limit ?? Infinity;
+  if (!hasCriteria(q.criteria)) {
+    const total = await admin.countMailboxes(db, q.domain);
+    return { total, mailboxes: limit === 0 ? [] : await admin.listMailboxes(db, { domain: q.domain, after: q.after, limit: q.limit }) };
+  }
+  const global = await admin.getGlobal(db);
+  const domains = new Map((await admin.listDomains(db)).map((d) => [d.domain, d.settings]));
+  const meets = (r: MailboxRecord) => meetsCriteria(q.criteria, mailboxRow(q.defaults, global, domains.get(domainOf(r.address)), r, q.now), r);
+  const all = await admin.listMailboxes(db, { domain: q.domain, where: meets });
+  const after = q.after;
+  const page = limit === 0 ? [] : all.filter((r) => after === undefined || r.address > after).slice(0, limit);
+  return { total: all.length, mailboxes: page };
+}
+
+export function updateMailboxes<T>(db: Db, addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T[]> {
+  return db.tx(async (c) => {
+    // The rows locked in one order, whatever the caller's: two pages never wait for each other.
+    await c.query('SELECT 1 FROM mailboxes WHERE address = ANY($1::text[]) ORDER BY address FOR UPDATE', [[...addresses]]);
+    const results: T[] = [];
+    for (const address of addresses) {
+      const current = await readMailboxRow(c, address);
+      const { next, result } = change(current);
+      if (next === null) {
+        if (current !== undefined) await c.query('DELETE FROM mailboxes WHERE address = $1', [address]);
+      } else if (next !== undefined) {
+        if (current === undefined) await c.query('INSERT INTO mailboxes (address, created_at, updated_at) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING', [address, next.createdAt, next.updatedAt]);
+        await writeMailbox(c, { ...next, address });
+      }
+      results.push(result);
+    }
+    return results;
+  });
+}
+
+export async function getDomainAdmin(db: Db, id: string): Promise<DomainAdminRecord | undefined> {
+  const all = (await admin.getMeta<Admins>(db, DOMAIN_ADMINS_KEY)) ?? {};
+  return Object.hasOwn(all, id) ? all[id] : undefined;
+}
+
+export async function listDomainAdmins(db: Db): Promise<DomainAdminRecord[]> {
+  return Object.values((await admin.getMeta<Admins>(db, DOMAIN_ADMINS_KEY)) ?? {}).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function addDomainAdmin(db: Db, record: DomainAdminRecord): Promise<'added' | 'exists'> {
+  return admin.updateMeta<Admins, 'added' | 'exists'>(db, DOMAIN_ADMINS_KEY, (current) => {
+    const all = current ?? {};
+    if (Object.values(all).some((a) => a.name === record.name)) return { result: 'exists' };
+    return { next: { ...all, [record.id]: record }, result: 'added' };
+  });
+}
+
+export function removeDomainAdmin(db: Db, name: string): Promise<DomainAdminRecord | undefined> {
+  return admin.updateMeta<Admins, DomainAdminRecord | undefined>(db, DOMAIN_ADMINS_KEY, (current) => {
+    const all = { ...(current ?? {}) };
+    const entry = Object.values(all).find((a) => a.name === name);
+    if (entry === undefined) return { result: undefined };
+    delete all[entry.id];
+    return { next: all, result: entry };
+  });
+}
+
+export async function sealedSecretPerKey(db: Db): Promise<{ kid: string; address: string; sealedSecret: string }[]> {
+  // v1.<kid>.<iv>.<tag>.<ciphertext>; a malformed value is sampled too (kid ''), and fails to open.
+  const { rows } = await db.query<{ kid: string; address: string; sealed: string }>(
+    `SELECT DISTINCT ON (kid) split_part(sealed, '.', 2) AS kid, address, sealed FROM (
+       SELECT address, totp_sealed AS sealed FROM mailboxes WHERE totp_sealed IS NOT NULL
+       UNION ALL SELECT address, pending_sealed FROM mailboxes WHERE pending_sealed IS NOT NULL) s
+     ORDER BY kid, address`,
+  );
+  return rows.map((r) => ({ kid: r.kid, address: r.address, sealedSecret: r.sealed }));
+}
+
+export function claimJob(db: Db, job: string, holder: string, now: number, ttlMs: number): Promise<{ claimed: true } | { claimed: false; holder: string; until: number }> {
+  return admin.updateMeta<Claims, { claimed: true } | { claimed: false; holder: string; until: number }>(db, JOB_CLAIMS_KEY, (current) => {
+    const held = current?.[job];
+    if (held !== undefined && held.until > now && held.holder !== holder) return { result: { claimed: false, ...held } };
+    return { next: { ...(current ?? {}), [job]: { holder, until: now + ttlMs } }, result: { claimed: true } };
+  });
+}
+
+export function releaseJob(db: Db, job: string, holder: string): Promise<void> {
+  return admin.updateMeta<Claims, undefined>(db, JOB_CLAIMS_KEY, (current) => {
+    if (current?.[job]?.holder !== holder) return { result: undefined };
+    const { [job]: _gone, ...rest } = current;
+    return { next: rest, result: undefined };
+  });
+}
+
+export async function jobClaim(db: Db, job: string, now: number): Promise<{ holder: string; until: number } | undefined> {
+  const held = (await admin.getMeta<Claims>(db, JOB_CLAIMS_KEY))?.[job];
+  return held !== undefined && held.until > now ? { ...held } : undefined;
+}

@@ -1,0 +1,247 @@
+// The check-then-acts of a second factor on the shared database (services/store-ports.ts
+// FactorStore). Each decides in ONE statement: it locks the mailbox's row (FOR UPDATE, which under
+// READ COMMITTED waits for another daemon's change and then reads the latest committed version),
+// decides from that version with the rules of migrations/002_rules.sql, writes in the same
+// statement and answers through RETURNING. What a success does besides (the login's location
+// remembered, core/decide.ts rememberLocation) follows in the same transaction, under the row
+// lock that statement took, so no other daemon sees the decision without it.
+import { rememberLocation } from '../../core/decide.js';
+import { kindLockState } from '../../core/lockout.js';
+import type { FailureState, RememberedCountry, TotpState } from '../../core/model.js';
+import { isNewCountry, type NoticeEvent } from '../../core/notices.js';
+import type { FailureEffects, Locked, NoticeQueue, SuccessEffects } from '../../services/store-ports.js';
+import type { Db, Queryable } from './pool.js';
+import { readMailboxRow, readPlaces, writeNotices, writePlaces } from './rows.js';
+import { failedExpr, failureSets, failureState, lockedExpr, Params, succeededExpr, untilExpr } from './sql.js';
+
+type Verdict<O extends string> = { outcome: O; until: number | null };
+
+function locked(v: { until: number | null }): Locked {
+  return { outcome: 'locked', until: v.until };
+}
+
+/** The success's location remembered (the caller holds the mailbox's row lock); the countries remembered before. */
+async function remember(c: Queryable, address: string, success: SuccessEffects): Promise<RememberedCountry[] | null> {
+  if (success.location === null) return null;
+  const places = await readPlaces(c, address);
+  const { ip, country, policy } = success.location;
+  await writePlaces(c, address, rememberLocation(places, ip, country, success.now, policy));
+  return places.countries;
+}
+
+/** Queues `events` through `queue` on the mailbox's notices (the caller holds its row lock). */
+async function queueNotices(c: Queryable, address: string, queue: NoticeQueue, events: NoticeEvent[]): Promise<void> {
+  const rec = await readMailboxRow(c, address);
+  if (rec === undefined) return;
+  const next = queue.queue(rec, events);
+  if (next.notices !== rec.notices) await writeNotices(c, address, next.notices);
+}
+
+/**
+ * A success's notices (store-ports.ts NoticeQueue), in its transaction: `events`, the operation's
+ * own, and new-country when none of the countries remembered before (`before`) is the login's.
+ */
+async function succeeded(c: Queryable, address: string, success: SuccessEffects, events: NoticeEvent[] = []): Promise<void> {
+  const before = await remember(c, address, success);
+  if (success.notices === undefined) return;
+  if (success.location !== null && before !== null && isNewCountry(before, success.location.country, success.now, success.location.policy)) events.push({ kind: 'new-country' });
+  if (events.length > 0) await queueNotices(c, address, success.notices, events);
+}
+
+/**
+ * A counted failure's notice, in its transaction: mailbox-locked when its kind is locked now. The
+ * statement that counted it refused a mailbox locked before ('locked'), so a lock now is the one
+ * this failure started (core/notices.ts lockNotice).
+ */
+async function failed(c: Queryable, address: string, failure: FailureEffects): Promise<void> {
+  if (failure.notices === undefined) return;
+  const rec = await readMailboxRow(c, address);
+  if (rec === undefined) return;
+  const lock = kindLockState(rec.failures, failure.kind, failure.now);
+  if (!lock.locked) return;
+  const next = failure.notices.queue(rec, [{ kind: 'mailbox-locked', until: lock.until }]);
+  if (next.notices !== rec.notices) await writeNotices(c, address, next.notices);
+}
+
+/** One statement deciding on the mailbox's locked row; `decide` is the CASE naming the outcome. */
+function verdictStatement(
+  p: Params,
+  address: string,
+  at: { success: SuccessEffects | null; failure: FailureEffects | null; lockKind: SuccessEffects['kind'] },
+  shape: { decide: string; extra?: string; sets: (failWhen: string, succWhen: string) => string; failOn: string[]; succeedOn: string[]; alsoSelect?: string },
+): string {
+  const a = p.add(address, 'text');
+  const fail = at.failure === null ? 'NULL::memfa_failure' : failedExpr('cur', at.failure.kind, p.add(at.failure.now, 'bigint'), at.failure.policy, p);
+  const succ = at.success === null ? 'NULL::memfa_failure' : succeededExpr('cur', at.success.kind);
+  const inList = (xs: string[]) => (xs.length === 0 ? 'false' : `v.outcome IN (${xs.map((x) => `'${x}'`).join(', ')})`);
+  const failWhen = inList(shape.failOn);
+  const succWhen = inList(shape.succeedOn);
+  const failures = failureSets(at.failure === null ? null : { kind: at.failure.kind, when: failWhen }, at.success === null ? null : { kind: at.success.kind, when: succWhen });
+  const sNow = at.success === null ? 'NULL' : p.add(at.success.now, 'bigint');
+  const fNow = at.failure === null ? 'NULL' : p.add(at.failure.now, 'bigint');
+  return `WITH cur AS (SELECT * FROM mailboxes WHERE address = ${a} FOR UPDATE),
+  v AS (SELECT cur.*, ${shape.decide} AS outcome, ${fail} AS fail, ${succ} AS succ,
+    ${untilExpr('cur', at.lockKind)} AS until${shape.extra === undefined ? '' : `, ${shape.extra}`} FROM cur),
+  upd AS (UPDATE mailboxes m SET ${[shape.sets(failWhen, succWhen), failures].filter((s) => s !== '').join(',\n    ')},
+    updated_at = CASE WHEN ${succWhen} THEN ${sNow} WHEN ${failWhen} THEN ${fNow} ELSE m.updated_at END
+    FROM v WHERE m.address = v.address AND (${failWhen} OR ${succWhen}))
+  SELECT outcome, until${shape.alsoSelect === undefined ? '' : `, ${shape.alsoSelect}`} FROM v`;
+}
+
+export async function acceptTotpStep(db: Db, address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {
+  return db.tx(async (c): Promise<{ outcome: 'accepted' | 'reused' | 'changed' } | Locked> => {
+    const p = new Params();
+    const now = p.add(at.success.now, 'bigint');
+    const secret = p.add(sealedSecret, 'text');
+    const s = p.add(step, 'bigint');
+    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
+      decide: `CASE WHEN cur.totp_sealed IS DISTINCT FROM ${secret} THEN 'changed'
+        WHEN ${lockedExpr('cur', at.success.kind, now)} THEN 'locked'
+        WHEN cur.totp_last_step IS NOT NULL AND ${s} <= cur.totp_last_step THEN 'reused' ELSE 'accepted' END`,
+      sets: (_f, succWhen) => `totp_last_step = CASE WHEN ${succWhen} THEN ${s} ELSE m.totp_last_step END`,
+      failOn: ['reused'],
+      succeedOn: ['accepted'],
+    });
+    const { rows } = await c.query<Verdict<'accepted' | 'reused' | 'changed' | 'locked'>>(text, p.values);
+    const v = rows[0];
+    if (v === undefined) return { outcome: 'changed' };
+    if (v.outcome === 'locked') return locked(v);
+    if (v.outcome === 'accepted') await succeeded(c, address, at.success);
+    if (v.outcome === 'reused') await failed(c, address, at.failure);
+    return { outcome: v.outcome };
+  });
+}
+
+export async function recordFailure(db: Db, address: string, failure: FailureEffects): Promise<{ outcome: 'counted'; state: FailureState } | Locked | null> {
+  const p = new Params();
+  const now = p.add(failure.now, 'bigint');
+  const text = verdictStatement(p, address, { success: null, failure, lockKind: failure.kind }, {
+    decide: `CASE WHEN ${lockedExpr('cur', failure.kind, now)} THEN 'locked' ELSE 'counted' END`,
+    sets: () => '',
+    failOn: ['counted'],
+    succeedOn: [],
+    alsoSelect: '(fail).consecutive, (fail).locked_until, (fail).hard_locked, (fail).last_failure_at',
+  });
+  return db.tx(async (c) => {
+    const { rows } = await c.query<Verdict<'counted' | 'locked'> & { consecutive: number; locked_until: number | null; hard_locked: boolean; last_failure_at: number | null }>(text, p.values);
+    const v = rows[0];
+    if (v === undefined) return null;
+    if (v.outcome === 'locked') return locked(v);
+    await failed(c, address, failure);
+    return { outcome: 'counted' as const, state: failureState(v) };
+  });
+}
+
+const CODE_COLUMNS = ['code_hash', 'code_sealed', 'code_provider', 'code_destination', 'code_created_at', 'code_expires_at', 'code_sends', 'code_last_sent_at'];
+
+export async function tryOpenCode(db: Db, address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }) {
+  type Outcome = 'ok' | 'code-invalid' | 'code-expired' | 'no-open-code';
+  return db.tx(async (c): Promise<{ outcome: Outcome; provider: 'sms' | 'email' | null } | Locked> => {
+    const p = new Params();
+    const now = p.add(at.success.now, 'bigint');
+    const h = p.add(hash, 'text');
+    const max = p.add(at.maxTries, 'integer');
+    // The code is compared by its keyed hash: equality of two HMACs tells nothing of the code.
+    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
+      decide: `CASE WHEN ${lockedExpr('cur', at.success.kind, now)} THEN 'locked' WHEN cur.code_hash IS NULL THEN 'no-open-code'
+        WHEN cur.code_expires_at <= ${now} THEN 'code-expired' WHEN cur.code_hash = ${h} THEN 'ok' ELSE 'code-invalid' END`,
+      extra: `(cur.code_hash IS NOT NULL AND (cur.code_expires_at <= ${now} OR cur.code_hash = ${h} OR cur.code_failed_tries + 1 >= ${max})) AS clear`,
+      sets: () =>
+        [
+          ...CODE_COLUMNS.map((col) => `${col} = CASE WHEN v.clear AND v.outcome <> 'locked' THEN NULL ELSE m.${col} END`),
+          `code_failed_tries = CASE WHEN v.outcome = 'locked' THEN m.code_failed_tries WHEN v.clear THEN NULL WHEN v.outcome = 'code-invalid' THEN m.code_failed_tries + 1 ELSE m.code_failed_tries END`,
+        ].join(',\n    '),
+      failOn: ['code-invalid', 'code-expired', 'no-open-code'],
+      succeedOn: ['ok'],
+      alsoSelect: 'code_provider AS provider',
+    });
+    const { rows } = await c.query<Verdict<Outcome | 'locked'> & { provider: 'sms' | 'email' | null }>(text, p.values);
+    const v = rows[0];
+    if (v === undefined) return { outcome: 'no-open-code', provider: null };
+    if (v.outcome === 'locked') return locked(v);
+    if (v.outcome === 'ok') await succeeded(c, address, at.success);
+    else await failed(c, address, at.failure);
+    return { outcome: v.outcome, provider: v.outcome === 'no-open-code' ? null : v.provider };
+  });
+}
+
+export async function consumeRecoveryCode(db: Db, address: string, hash: string, at: { success: SuccessEffects; failure: FailureEffects }) {
+  return db.tx(async (c): Promise<{ outcome: 'ok'; left: number } | { outcome: 'code-invalid' } | Locked> => {
+    const p = new Params();
+    const a = p.add(address, 'text');
+    const now = p.add(at.success.now, 'bigint');
+    const h = p.add(hash, 'text');
+    const fNow = p.add(at.failure.now, 'bigint');
+    // The code's row goes in the same statement that decides: of two daemons consuming the same
+    // code, the second's DELETE finds it gone (and counts a failure). A replacement of all the
+    // codes committed while this statement waited for the row lock is not seen by its snapshot:
+    // the code is then refused, never accepted twice.
+    const text = `WITH cur AS (SELECT * FROM mailboxes WHERE address = ${a} FOR UPDATE),
+      l AS (SELECT cur.*, ${lockedExpr('cur', at.success.kind, now)} AS locked FROM cur),
+      del AS (DELETE FROM recovery_codes r USING l WHERE r.address = l.address AND NOT l.locked
+        AND r.ord = (SELECT min(x.ord) FROM recovery_codes x WHERE x.address = ${a} AND x.hash = ${h}) RETURNING r.ord),
+      v AS (SELECT l.*, CASE WHEN l.locked THEN 'locked' WHEN EXISTS (SELECT 1 FROM del) THEN 'ok' ELSE 'code-invalid' END AS outcome,
+        ${failedExpr('l', at.failure.kind, fNow, at.failure.policy, p)} AS fail, ${succeededExpr('l', at.success.kind)} AS succ,
+        ${untilExpr('l', at.success.kind)} AS until FROM l),
+      upd AS (UPDATE mailboxes m SET ${failureSets({ kind: at.failure.kind, when: "v.outcome = 'code-invalid'" }, { kind: at.success.kind, when: "v.outcome = 'ok'" })},
+        updated_at = CASE WHEN v.outcome = 'ok' THEN ${now} ELSE ${fNow} END
+        FROM v WHERE m.address = v.address AND v.outcome <> 'locked')
+      SELECT outcome, until FROM v`;
+    const { rows } = await c.query<Verdict<'ok' | 'code-invalid' | 'locked'>>(text, p.values);
+    const v = rows[0];
+    if (v === undefined) return { outcome: 'code-invalid' };
+    if (v.outcome === 'locked') return locked(v);
+    if (v.outcome === 'code-invalid') {
+      await failed(c, address, at.failure);
+      return { outcome: 'code-invalid' };
+    }
+    // A statement of its own, under the row lock: it sees every change committed before it.
+    const counted = await c.query<{ n: number }>('SELECT count(*) AS n FROM recovery_codes WHERE address = $1', [address]);
+    const left = counted.rows[0]!.n;
+    await succeeded(c, address, at.success, [{ kind: 'recovery-code-used', left }]);
+    return { outcome: 'ok', left };
+  });
+}
+
+export async function activatePending(db: Db, address: string, sealedSecret: string, step: number | null, at: { success: SuccessEffects; requireProved: boolean }) {
+  return db.tx(async (c): Promise<{ outcome: 'activated' | 'changed' | 'unproved' } | Locked> => {
+    const p = new Params();
+    const now = p.add(at.success.now, 'bigint');
+    const secret = p.add(sealedSecret, 'text');
+    const s = p.add(step, 'bigint');
+    // A forced activation (no code) is an administrator's; a code is checked like any factor.
+    const checkLock = step === null ? 'false' : lockedExpr('cur', at.success.kind, now);
+    const text = verdictStatement(p, address, { success: at.success, failure: null, lockKind: at.success.kind }, {
+      decide: `CASE WHEN cur.pending_sealed IS DISTINCT FROM ${secret} OR cur.pending_expires_at <= ${now} THEN 'changed'
+        WHEN ${checkLock} THEN 'locked' WHEN ${p.add(at.requireProved, 'boolean')} AND cur.pending_proved IS NOT TRUE THEN 'unproved' ELSE 'activated' END`,
+      sets: (_f, succWhen) =>
+        [
+          `totp_sealed = CASE WHEN ${succWhen} THEN ${secret} ELSE m.totp_sealed END`,
+          `totp_activated_at = CASE WHEN ${succWhen} THEN ${now} ELSE m.totp_activated_at END`,
+          `totp_last_step = CASE WHEN ${succWhen} THEN ${s} ELSE m.totp_last_step END`,
+          ...['pending_sealed', 'pending_created_at', 'pending_expires_at', 'pending_proved'].map((col) => `${col} = CASE WHEN ${succWhen} THEN NULL ELSE m.${col} END`),
+        ].join(',\n    '),
+      failOn: [],
+      succeedOn: ['activated'],
+    });
+    const { rows } = await c.query<Verdict<'activated' | 'changed' | 'unproved' | 'locked'>>(text, p.values);
+    const v = rows[0];
+    if (v === undefined) return { outcome: 'changed' };
+    if (v.outcome === 'locked') return locked(v);
+    if (v.outcome === 'activated') await succeeded(c, address, at.success, [{ kind: 'totp-enrolled' }]);
+    return { outcome: v.outcome };
+  });
+}
+
+export async function createEnrolled(db: Db, address: string, totp: TotpState, success: SuccessEffects): Promise<'created' | 'exists'> {
+  return db.tx(async (c) => {
+    const { rows } = await c.query(
+      `INSERT INTO mailboxes (address, totp_sealed, totp_activated_at, totp_last_step, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+       ON CONFLICT (address) DO NOTHING RETURNING address`,
+      [address, totp.sealedSecret, totp.activatedAt, totp.lastAcceptedStep, success.now],
+    );
+    if (rows.length === 0) return 'exists';
+    await succeeded(c, address, success, [{ kind: 'totp-enrolled' }]);
+    return 'created';
+  });
+}

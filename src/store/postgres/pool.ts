@@ -1,0 +1,179 @@
+// The connection pool to the shared PostgreSQL database, and the two ways the store talks through
+// it: one statement, or one transaction. Every wait is bounded: connecting and waiting for a free
+// connection (connectTimeoutMs), each statement on the server (statementTimeoutMs), each lock wait
+// (lockTimeoutMs), a transaction left idle, and each query on the client side too, so that a
+// connection that hangs (a server gone without a word) gives its slot back.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import pg from 'pg';
+import { MemfaError } from '../../protocol/errors.js';
+
+/** What the store needs to reach the database: config/spec.ts store.postgres, resolved. */
+export interface PostgresSettings {
+  /** A host name or address, or the directory of the server's Unix socket (starts with '/'). */
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Read from store.postgres.passwordFile at start; null: none (peer or trust authentication). */
+  password: string | null;
+  ssl: { mode: 'disable' | 'require' | 'verify-full'; ca: string | null };
+  poolMax: number;
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+/** How much longer than the server's statement timeout the client waits for an answer. */
+const CLIENT_MARGIN_MS = 2000;
+const IDLE_CLIENT_MS = 30_000;
+
+const INT8 = 20;
+const INT8_ARRAY = 1016;
+
+/** bigint columns hold epoch milliseconds and counters: numbers, refused past 2^53. */
+function toNumber(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new MemfaError('STORE_CORRUPT', `a stored integer is out of range: ${text}`);
+  return n;
+}
+
+/** A one-dimensional bigint[] without nulls ("{1,2,3}"), the only kind the schema has. */
+function toNumbers(text: string): number[] {
+  const inner = text.slice(1, -1);
+  return inner === '' ? [] : inner.split(',').map(toNumber);
+}
+
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === INT8) return toNumber;
+    if (oid === INT8_ARRAY) return toNumbers;
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** A Unix socket directory, not a network host: TLS does not apply there (as with libpq). */
+export function isSocketDir(host: string): boolean {
+  return host.startsWith('/');
+}
+
+/** node-postgres's TLS options for `settings` (false: plain). */
+export function tlsOptions(settings: Pick<PostgresSettings, 'host' | 'ssl'>): false | ConnectionOptions {
+  if (isSocketDir(settings.host) || settings.ssl.mode === 'disable') return false;
+  // require: encrypted, but any certificate (libpq's sslmode=require without a root certificate).
+  if (settings.ssl.mode === 'require') return { rejectUnauthorized: false };
+  // verify-full: the chain up to the configured CA (or the system's), and the host name.
+  const ca = settings.ssl.ca === null ? undefined : readFileSync(settings.ssl.ca, 'utf8');
+  // A name is also sent as SNI; an address is checked against the certificate's IP entries only.
+  return { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }), ...(isIP(settings.host) === 0 ? { servername: settings.host } : {}) };
+}
+
+export function createPool(settings: PostgresSettings): pg.Pool {
+  const pool = new pg.Pool({
+    host: settings.host,
+    port: settings.port,
+    database: settings.database,
+    user: settings.user,
+    ...(settings.password === null ? {} : { password: settings.password }),
+    ssl: tlsOptions(settings),
+    max: settings.poolMax,
+    connectionTimeoutMillis: settings.connectTimeoutMs,
+    idleTimeoutMillis: IDLE_CLIENT_MS,
+    statement_timeout: settings.statementTimeoutMs,
+    lock_timeout: settings.lockTimeoutMs,
+    idle_in_transaction_session_timeout: settings.statementTimeoutMs + CLIENT_MARGIN_MS,
+    query_timeout: settings.statementTimeoutMs + CLIENT_MARGIN_MS,
+    keepAlive: true,
+    application_name: 'memfa',
+    types: TYPES,
+  });
+  // An idle connection that dies (the server restarted) must not take the daemon with it: the
+  // pool drops it, and the next query opens another.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** SQLSTATEs after which the same statement may simply be tried again: nothing was changed. */
+const RETRYABLE = new Set(['40001', '40P01']);
+const RETRIES = 3;
+
+/** The error a caller sees for a failed database call: STORE_FAILED, never a parameter's value. */
+export function storeFailed(err: unknown): MemfaError {
+  if (err instanceof MemfaError) return err;
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : 'unknown';
+  // A server error's message can quote a value (a sealed secret, a hash): only its SQLSTATE goes
+  // out. A client-side one (refused, timed out, reset) says what happened to the connection.
+  const what = err instanceof pg.DatabaseError ? `SQLSTATE ${code}` : `${typeof e.message === 'string' ? e.message : String(err)}`;
+  return new MemfaError('STORE_FAILED', `the database could not be used: ${what}`, { data: { sqlstate: code }, cause: err });
+}
+
+export type Queryable = Pick<pg.PoolClient, 'query'>;
+
+/** The pool as the store uses it. */
+export class Db {
+  constructor(readonly pool: pg.Pool) {}
+
+  /** One statement, in a transaction of its own. */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.pool.query<R>(text, values);
+      } catch (err) {
+        if (attempt < RETRIES && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
+        throw storeFailed(err);
+      }
+    }
+  }
+
+  /**
+   * `work` in one transaction (READ COMMITTED: each statement sees what was committed before it
+   * started), committed when it resolves, rolled back when it throws.
+   */
+  async tx<T>(work: (client: Queryable) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw storeFailed(err);
+      }
+      // What the database said no to becomes STORE_FAILED; what `work` itself threw (a refusal of
+      // the change, a bug) goes out as it is.
+      const failures = new WeakSet<object>();
+      const tracked: Queryable = {
+        query: ((text: string, values?: unknown[]) =>
+          client.query(text, values).catch((err: unknown) => {
+            if (typeof err === 'object' && err !== null) failures.add(err);
+            throw err;
+          })) as Queryable['query'],
+      };
+      let broken = false;
+      try {
+        await tracked.query('BEGIN');
+        const result = await work(tracked);
+        await tracked.query('COMMIT');
+        return result;
+      } catch (err) {
+        // A connection that failed or timed out on the client's side is closed (the server rolls
+        // back what it had); one that answered with an error is rolled back and kept.
+        if (err instanceof pg.DatabaseError || !failures.has(err as object)) {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+        } else broken = true;
+        const fromDb = typeof err === 'object' && err !== null && failures.has(err);
+        if (!fromDb) throw err;
+        if (attempt < RETRIES && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
+        throw storeFailed(err);
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+}

@@ -1,0 +1,198 @@
+// The PostgreSQL store's implementation of the services' state ports (services/store-ports.ts),
+// for several daemons on one database. Every operation is a statement or a transaction of its own
+// on the shared tables, so what one daemon decides every other sees at once; nothing is kept in
+// this process's memory. The operations are in admin.ts (reads, administration), factors.ts (the
+// check-then-acts of a second factor), codes.ts (codes and enrolment) and throttles.ts.
+import type { AttemptOutcome, IpThrottlePolicy, LockoutPolicy } from '../../core/lockout.js';
+import type { DomainRecord, LevelSettings, MailboxRecord, OpenCode, PendingTotp, TotpState } from '../../core/model.js';
+import type { DomainAdminRecord, FailureEffects, MailboxQuery, StatePorts, SuccessEffects } from '../../services/store-ports.js';
+import * as admin from './admin.js';
+import * as adminState from './admin-state.js';
+import * as codes from './codes.js';
+import * as factors from './factors.js';
+import type { Db } from './pool.js';
+import * as throttles from './throttles.js';
+
+export class PgStatePorts implements StatePorts {
+  constructor(readonly db: Db) {}
+
+  loginView(address: string) {
+    return admin.loginView(this.db, address);
+  }
+
+  acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {
+    return factors.acceptTotpStep(this.db, address, sealedSecret, step, at);
+  }
+
+  recordFailure(address: string, failure: FailureEffects) {
+    return factors.recordFailure(this.db, address, failure);
+  }
+
+  tryOpenCode(address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }) {
+    return factors.tryOpenCode(this.db, address, hash, at);
+  }
+
+  consumeRecoveryCode(address: string, hash: string, at: { success: SuccessEffects; failure: FailureEffects }) {
+    return factors.consumeRecoveryCode(this.db, address, hash, at);
+  }
+
+  activatePending(address: string, sealedSecret: string, step: number | null, at: { success: SuccessEffects; requireProved: boolean }) {
+    return factors.activatePending(this.db, address, sealedSecret, step, at);
+  }
+
+  createEnrolled(address: string, totp: TotpState, success: SuccessEffects) {
+    return factors.createEnrolled(this.db, address, totp, success);
+  }
+
+  unstoredFailures(address: string, now: number, policy: LockoutPolicy) {
+    return throttles.unstoredFailures(this.db, address, now, policy);
+  }
+
+  recordUnstoredFailure(address: string, now: number, policy: LockoutPolicy) {
+    return throttles.recordUnstoredFailure(this.db, address, now, policy);
+  }
+
+  clearUnstoredFailures(address: string) {
+    return throttles.clearUnstoredFailures(this.db, address);
+  }
+
+  openCode(address: string, code: OpenCode) {
+    return codes.openCode(this.db, address, code);
+  }
+
+  codeResent(address: string, hash: string, at: number) {
+    return codes.codeResent(this.db, address, hash, at);
+  }
+
+  closeCode(address: string, hash: string) {
+    return codes.closeCode(this.db, address, hash);
+  }
+
+  claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
+    return throttles.claimSend(this.db, keys, now, limits);
+  }
+
+  releaseSend(keys: readonly string[], claimedAt: number) {
+    return throttles.releaseSend(this.db, keys, claimedAt);
+  }
+
+  reserveAttempt(source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy) {
+    return throttles.reserveAttempt(this.db, source, mailbox, creates, now, policy);
+  }
+
+  settleAttempt(source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy) {
+    return throttles.settleAttempt(this.db, source, mailbox, creates, outcome, now, policy);
+  }
+
+  listSources() {
+    return throttles.listSources(this.db);
+  }
+
+  clearSource(source: string, now: number, policy: IpThrottlePolicy) {
+    return throttles.clearSource(this.db, source, now, policy);
+  }
+
+  windowState(scope: string, key: string) {
+    return throttles.windowState(this.db, scope, key);
+  }
+
+  recordWindowFailure(scope: string, key: string, member: string, now: number, policy: IpThrottlePolicy) {
+    return throttles.recordWindowFailure(this.db, scope, key, member, now, policy);
+  }
+
+  pendingOrNew(address: string, fresh: PendingTotp, now: number, opts: { restart: boolean; needProved: boolean }) {
+    return codes.pendingOrNew(this.db, address, fresh, now, opts);
+  }
+
+  countGraceLogin(address: string, maxLogins: number, now: number) {
+    return codes.countGraceLogin(this.db, address, maxLogins, now);
+  }
+
+  getMailbox(address: string) {
+    return admin.getMailbox(this.db, address);
+  }
+
+  updateMailbox<T>(address: string, change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }) {
+    return admin.updateMailbox(this.db, address, change);
+  }
+
+  listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }) {
+    return admin.listMailboxes(this.db, options);
+  }
+
+  countMailboxes(domain?: string) {
+    return admin.countMailboxes(this.db, domain);
+  }
+
+  mailboxNotices() {
+    return admin.mailboxNotices(this.db);
+  }
+
+  getGlobal() {
+    return admin.getGlobal(this.db);
+  }
+
+  getDomain(domain: string) {
+    return admin.getDomain(this.db, domain);
+  }
+
+  listDomains() {
+    return admin.listDomains(this.db);
+  }
+
+  updateGlobal(change: (current: LevelSettings) => LevelSettings) {
+    return admin.updateGlobal(this.db, change);
+  }
+
+  updateDomain<T>(domain: string, change: (current: DomainRecord | undefined) => { next?: DomainRecord | null; result: T }) {
+    return admin.updateDomain(this.db, domain, change);
+  }
+
+  getMeta<T>(key: string) {
+    return admin.getMeta<T>(this.db, key);
+  }
+
+  updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }) {
+    return admin.updateMeta(this.db, key, change);
+  }
+
+  findMailboxes(query: MailboxQuery) {
+    return adminState.findMailboxes(this.db, query);
+  }
+
+  updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }) {
+    return adminState.updateMailboxes(this.db, addresses, change);
+  }
+
+  getDomainAdmin(id: string) {
+    return adminState.getDomainAdmin(this.db, id);
+  }
+
+  listDomainAdmins() {
+    return adminState.listDomainAdmins(this.db);
+  }
+
+  addDomainAdmin(record: DomainAdminRecord) {
+    return adminState.addDomainAdmin(this.db, record);
+  }
+
+  removeDomainAdmin(name: string) {
+    return adminState.removeDomainAdmin(this.db, name);
+  }
+
+  sealedSecretPerKey() {
+    return adminState.sealedSecretPerKey(this.db);
+  }
+
+  claimJob(job: string, holder: string, now: number, ttlMs: number) {
+    return adminState.claimJob(this.db, job, holder, now, ttlMs);
+  }
+
+  releaseJob(job: string, holder: string) {
+    return adminState.releaseJob(this.db, job, holder);
+  }
+
+  jobClaim(job: string, now: number) {
+    return adminState.jobClaim(this.db, job, now);
+  }
+}

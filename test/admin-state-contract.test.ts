@@ -1,0 +1,23 @@
+// The administration's state contract (test/helpers/admin-state-contract.ts) against the file
+// store, and against the same ports over the in-memory store the service tests use.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { FileStore } from '../src/store/file-store.js';
+import { FileStatePorts } from '../src/store/state-ports.js';
+import { runAdminStateContract } from './helpers/admin-state-contract.js';
+import { MemoryStore } from './helpers/memory-store.js';
+
+runAdminStateContract('file store', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'memfa-admin-contract-'));
+  const store = await FileStore.open(path.join(dir, 'memfa.json'));
+  return {
+    ports: new FileStatePorts(store),
+    async close() {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+runAdminStateContract('memory store', async () => ({ ports: new FileStatePorts(new MemoryStore()), close: () => Promise.resolve() }));

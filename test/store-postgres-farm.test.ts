@@ -1,0 +1,96 @@
+// Three daemons' worth of PostgreSQL ports (each its own pool) on one database, acting as one, at
+// the level of the state ports: the farm cases of issue 16 that do not need the daemons' wiring.
+// A code is accepted once across the farm, failures add up and the lock holds on every node, one
+// send slot per cooldown, a change on one node is what every other reads next (nothing cached),
+// and the throttles' rows go once they no longer matter.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { LockoutPolicy } from '../src/core/lockout.js';
+import { newMailbox } from '../src/core/model.js';
+import type { FailureEffects, SuccessEffects } from '../src/services/store-ports.js';
+import { migrate } from '../src/store/postgres/migrate.js';
+import { createPool, Db } from '../src/store/postgres/pool.js';
+import { PgStatePorts } from '../src/store/postgres/state-ports.js';
+import { pgSettings, postgresMissing, startPostgres, type PgCluster } from './helpers/postgres.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+const POLICY: LockoutPolicy = { threshold: 5, baseDelayMs: 60_000, maxDelayMs: 3_600_000, hardLockAfter: 1000 };
+const success = (now = T0): SuccessEffects => ({ kind: 'elsewhere', now, location: { ip: '192.0.2.9', country: 'NL', policy: { maxEntries: 20, maxAgeMs: 86_400_000 } } });
+const failure = (now = T0): FailureEffects => ({ kind: 'elsewhere', now, policy: POLICY });
+const missing = postgresMissing();
+
+describe(`three daemons on one database${missing === null ? '' : ` (SKIPPED: ${missing})`}`, { skip: missing ?? false }, () => {
+  let cluster: PgCluster;
+  let dbs: Db[] = [];
+  let nodes: PgStatePorts[] = [];
+  before(async () => {
+    cluster = await startPostgres();
+    const name = await cluster.createDatabase();
+    // Generous waits: the cases are about what is decided; the machine may be loaded.
+    dbs = [1, 2, 3].map(() => new Db(createPool(pgSettings(cluster, name, { poolMax: 5, connectTimeoutMs: 60_000, statementTimeoutMs: 60_000, lockTimeoutMs: 60_000 }))));
+    await Promise.all(dbs.map((d) => migrate(d)));
+    nodes = dbs.map((d) => new PgStatePorts(d));
+  });
+  after(async () => {
+    await Promise.all(dbs.map((d) => d.close()));
+    await cluster?.stop();
+  });
+  const node = (i: number) => nodes[i % nodes.length]!;
+
+  it('200 concurrent uses of one TOTP code spread over the nodes: exactly one accepted', async () => {
+    await node(0).updateMailbox('one@farm.test', () => ({ next: { ...newMailbox('one@farm.test', T0), totp: { sealedSecret: 'v1.s', activatedAt: T0, lastAcceptedStep: 10 } }, result: null }));
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => node(i).acceptTotpStep('one@farm.test', 'v1.s', 11, { success: success(), failure: failure() })));
+    assert.equal(results.filter((r) => r.outcome === 'accepted').length, 1);
+    // Past the threshold the refused ones are told 'locked' (nothing counted), before that 'reused'.
+    assert.equal(results.filter((r) => r.outcome === 'reused').length, POLICY.threshold);
+    assert.equal(results.filter((r) => r.outcome === 'locked').length, 200 - 1 - POLICY.threshold);
+    for (const n of nodes) assert.equal((await n.getMailbox('one@farm.test'))?.totp?.lastAcceptedStep, 11);
+  });
+
+  it('wrong codes across the nodes add up exactly, and every node sees the lock at once', async () => {
+    await node(0).updateMailbox('guess@farm.test', () => ({ next: newMailbox('guess@farm.test', T0), result: null }));
+    const n = POLICY.threshold - 1;
+    const states = await Promise.all(Array.from({ length: n }, (_, i) => node(i).recordFailure('guess@farm.test', failure())));
+    assert.deepEqual(states.map((s) => (s?.outcome === 'counted' ? s.state.consecutive : null)).sort(), Array.from({ length: n }, (_, i) => i + 1));
+    for (const x of nodes) assert.equal((await x.getMailbox('guess@farm.test'))?.failures.elsewhere?.consecutive, n);
+    assert.equal((await node(1).recordFailure('guess@farm.test', failure()))?.outcome, 'counted', 'the threshold-th failure locks');
+    for (const x of nodes) {
+      const r = await x.acceptTotpStep('guess@farm.test', 'any', 1, { success: success(T0 + 1), failure: failure(T0 + 1) });
+      assert.equal(r.outcome, 'changed', 'no secret to accept');
+      assert.deepEqual(await x.recordFailure('guess@farm.test', failure(T0 + 1)), { outcome: 'locked', until: T0 + POLICY.baseDelayMs });
+    }
+  });
+
+  it('one send slot per cooldown across the nodes, and the destination is shared', async () => {
+    const limits = { cooldownMs: 30_000, hourlyLimit: 5 };
+    const claims = await Promise.all(Array.from({ length: 60 }, (_, i) => node(i).claimSend(['m:sms@farm.test', 'd:+31612345678'], T0, limits)));
+    assert.equal(claims.filter((c) => c.ok).length, 1);
+    const other = await node(2).claimSend(['m:other@farm.test', 'd:+31612345678'], T0 + 5_000, limits);
+    assert.deepEqual(other, { ok: false, retryAfterMs: 25_000, limit: 'cooldown', key: 'd:+31612345678' });
+  });
+
+  it('a setting changed on one node is what the others read next', async () => {
+    await node(0).updateDomain('farm.test', () => ({ next: { domain: 'farm.test', settings: { challenge: 'always' }, updatedAt: T0 }, result: null }));
+    for (const x of nodes) assert.deepEqual((await x.loginView('who@farm.test')).domain, { challenge: 'always' });
+    await node(1).updateGlobal(() => ({ challenge: 'new-country' }));
+    for (const x of nodes) assert.deepEqual((await x.loginView('who@farm.test')).global, { challenge: 'new-country' });
+    await node(2).updateMailbox('who@farm.test', () => ({ next: { ...newMailbox('who@farm.test', T0), settings: { challenge: 'never' } }, result: null }));
+    for (const x of nodes) assert.deepEqual((await x.loginView('who@farm.test')).mailbox?.settings, { challenge: 'never' });
+  });
+
+  it("a source's row goes once nothing in it matters, and a flood's rows are swept", async () => {
+    const policy = { maxFailures: 3, windowMs: 60_000, distinctMailboxes: 10, blockMs: 60_000 };
+    assert.equal((await node(0).reserveAttempt('203.0.113.1', 'a@farm.test', false, T0, policy)).granted, true);
+    await node(1).settleAttempt('203.0.113.1', 'a@farm.test', false, 'none', T0, policy);
+    assert.equal((await node(2).listSources()).some((s) => s.source === '203.0.113.1'), false, 'a released attempt leaves nothing');
+    for (let i = 0; i < 50; i++) {
+      await node(i).reserveAttempt(`203.0.113.${100 + i}`, 'a@farm.test', false, T0, policy);
+      await node(i + 1).settleAttempt(`203.0.113.${100 + i}`, 'a@farm.test', false, 'failure', T0, policy);
+    }
+    assert.equal((await node(0).listSources()).length, 50);
+    // Past their windows, the next settlement anywhere sweeps them.
+    await node(0).reserveAttempt('203.0.113.2', 'b@farm.test', false, T0 + 120_000, policy);
+    await node(1).settleAttempt('203.0.113.2', 'b@farm.test', false, 'none', T0 + 120_000, policy);
+    assert.deepEqual(await node(2).listSources(), []);
+  });
+});
