@@ -8,6 +8,7 @@
 // never depends on how a JSON library orders keys or escapes text.
 
 import * as crypto from 'node:crypto';
+import type { AuditEntryView } from '../protocol/results.js';
 
 export type AuditActor = 'admin' | 'self' | 'hook' | 'daemon' | `domain-admin:${string}`;
 export type AuditSocket = 'admin' | 'hook' | 'self' | null;
@@ -25,20 +26,10 @@ export interface AuditEvent {
   details?: Record<string, unknown>;
 }
 
-/** A line as stored. */
-export interface AuditEntry {
-  seq: number;
-  time: string;
+/** A line as stored: what audit.query answers (protocol/results.ts) but its stream, with the actor and socket typed. */
+export interface AuditEntry extends Omit<AuditEntryView, 'actor' | 'socket' | 'stream'> {
   actor: AuditActor;
   socket: AuditSocket;
-  mailbox: string | null;
-  action: string;
-  result: string;
-  reason: string | null;
-  ip: string | null;
-  country: string | null;
-  details?: Record<string, unknown>;
-  prev: string;
 }
 
 export const GENESIS_PREV = '0'.repeat(64);

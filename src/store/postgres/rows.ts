@@ -4,7 +4,6 @@
 // does not store, so that a new field cannot be dropped silently.
 import type { AppPassword, FailureState, MailboxRecord, OpenCode, PendingTotp, RememberedCountry, RememberedIp, TotpState } from '../../core/model.js';
 import type { MailboxNotices } from '../../core/notices.js';
-import type { AppProtocol } from '../../protocol/vocabulary.js';
 import type { Queryable } from './pool.js';
 
 /** The mailbox columns and its lists as JSON, for `FROM mailboxes m`. */
@@ -67,19 +66,8 @@ function codeOf(row: Row): OpenCode | null {
   };
 }
 
-interface AppPasswordJson {
-  id: string;
-  name: string;
-  hash: string;
-  protocols: AppProtocol[];
-  networks: string[];
-  createdAt: number;
-  expiresAt: number | null;
-  lastUsedAt: number | null;
-  lastUsedIp: string | null;
-  lastUsedCountry: string | null;
-  uses: number;
-}
+/** An app password as the row's JSON holds it: its last use flattened into three fields. */
+type AppPasswordJson = Omit<AppPassword, 'lastUsed'> & { lastUsedAt: number | null; lastUsedIp: string | null; lastUsedCountry: string | null };
 
 /** A mailbox row selected with MAILBOX_SELECT, as the record the services know. */
 export function recordOf(row: Row): MailboxRecord {
