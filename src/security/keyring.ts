@@ -17,6 +17,7 @@
 import { hkdfSync } from 'node:crypto';
 import { createKeyFile, freshKeyFile, KEY_BYTES, keyFileVersion, missingKeyFile, readKeyFile, writeKeyFile, type KeyFileContent, type KeyFileVersion } from './key-file.js';
 import { checkReread, withAddedKey, withoutKey, withRotatedKey } from './rotation.js';
+import { MemfaError } from '../protocol/errors.js';
 import { cannotOpen, openWith, parseSealed, sealWith } from './seal.js';
 
 // Callers of the ring name their secrets' AAD with it; it lives with the cipher.
@@ -94,6 +95,24 @@ export class Keyring {
     const kid = this.#file.current;
     const key = this.#file.keys.get(kid);
     if (key === undefined) throw cannotOpen(kid); // parseKeyFile makes "current" one of "keys"
+    return sealWith(kid, key, plaintext, aad);
+  }
+
+  /**
+   * Seals with key `kid` rather than the file's current one: with several daemons on one store,
+   * the key the store names current (daemon/key-ring.ts), which a node whose file still names
+   * another must use too. A kid the ring lacks is looked for in the file again (it may have been
+   * installed meanwhile); still lacking it, nothing is sealed.
+   */
+  sealWith(kid: string, plaintext: Buffer, aad: string): string {
+    let key = this.#file.keys.get(kid);
+    if (key === undefined && this.#reread('unknown-kid', kid)) key = this.#file.keys.get(kid);
+    if (key === undefined) {
+      throw new MemfaError('CONFIG_INVALID', `the key file ${this.path} lacks key ${kid}, which the store makes current; nothing was sealed`, {
+        data: { kid, file: this.path },
+        hint: `copy ${this.path} from the node that ran memfa key add or rotate; the daemon takes it at once`,
+      });
+    }
     return sealWith(kid, key, plaintext, aad);
   }
 
