@@ -19,6 +19,14 @@ function secretOf(uri: string): Buffer {
 }
 
 const TOTP = { algorithm: 'SHA1' as const, digits: 6, period: 30, window: 1 };
+async function waitFor(ok: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 const code = (key: Buffer, stepOffset = 0) => totpCode(key, Date.now() + stepOffset * 30_000, TOTP);
 
 describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missing})`}`, { skip: missing ?? false }, () => {
@@ -118,6 +126,45 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     await copyFile(path.join(a.dataDir, 'memfa.key'), path.join(dir, 'data', 'memfa.key'));
     await other.restart();
     assert.match(other.log(), /"event":"ready"/);
+  });
+
+  it('key rotation with several daemons: add on one, copy the key file, rotate once; every daemon seals with the new key, one without it refuses to seal until given the file', async () => {
+    const db = await cluster.createDatabase();
+    const a = await daemonOn(db);
+    const b = await daemonOn(db, a);
+    const c = await daemonOn(db, a);
+    await a.json(['domain', 'set', 'keys.example', '--challenge', 'always', '--provider', 'totp']);
+    const before = secretOf((await a.json<{ otpauthUri: string }>(['enroll', 'old@keys.example', '--no-confirm'])).otpauthUri);
+    const added = await a.json<{ kid: string; current: string }>(['key', 'add']);
+    assert.notEqual(added.kid, added.current);
+    await copyFile(path.join(a.dataDir, 'memfa.key'), path.join(b.dataDir, 'memfa.key'));
+    // c is left with the key file from before the add.
+    const rotated = await b.json<{ kid: string; resealed: number; retired: string[] }>(['key', 'rotate']);
+    assert.deepEqual([rotated.kid, rotated.resealed, rotated.retired], [added.kid, 1, [added.current]]);
+    const ring = await sql(cluster.clientConfig(db), "SELECT value FROM meta WHERE key = 'keyRing'");
+    assert.equal(ring.rows[0].value.current, added.kid, 'the database names the new key current');
+    // a's own file still names the old key current: a seals with the database's.
+    await waitFor(() => a.log().includes('"event":"key-current-changed"'), 'a takes the new current key');
+    const fresh = secretOf((await a.json<{ otpauthUri: string }>(['enroll', 'new@keys.example', '--no-confirm'])).otpauthUri);
+    const sealed = await sql(cluster.clientConfig(db), "SELECT address, totp_sealed FROM mailboxes WHERE address IN ('old@keys.example', 'new@keys.example') ORDER BY address");
+    for (const row of sealed.rows) assert.equal(String(row.totp_sealed).split('.')[1], added.kid, `${row.address} is sealed with the new key`);
+    assert.equal((await b.cli(['verify', '--user', 'new@keys.example', '--ip', '192.0.2.1', '--code-stdin'], { stdin: code(fresh) })).code, 0, 'b opens what a sealed');
+    assert.equal((await a.cli(['verify', '--user', 'old@keys.example', '--ip', '192.0.2.1', '--code-stdin'], { stdin: code(before) })).code, 0, 'a opens what b re-sealed');
+    // c lacks the new key: it neither opens nor seals with another key.
+    await waitFor(() => c.log().includes('"event":"key-current-changed"'), 'c reads the new current key');
+    const refused = await c.cli(['--json', 'enroll', 'third@keys.example', '--no-confirm']);
+    assert.equal(refused.code, 78, refused.stdout + refused.stderr);
+    assert.match(refused.stdout, new RegExp(`lacks key ${added.kid}, which the store makes current`));
+    assert.equal((await sql(cluster.clientConfig(db), "SELECT count(*)::int AS n FROM mailboxes WHERE address = 'third@keys.example' AND totp_sealed IS NOT NULL")).rows[0].n, 0);
+    // The file of the node that rotated lacks the retired key, which c holds: c may take it all the
+    // same, the database having recorded that key retired.
+    await copyFile(path.join(b.dataDir, 'memfa.key'), path.join(c.dataDir, 'memfa.key'));
+    const third = secretOf((await c.json<{ otpauthUri: string }>(['enroll', 'third@keys.example', '--no-confirm'])).otpauthUri);
+    assert.equal((await a.cli(['verify', '--user', 'third@keys.example', '--ip', '192.0.2.1', '--code-stdin'], { stdin: code(third) })).code, 0, 'given the file, c seals with the new key');
+    // a restarts with its own file (old key current, new key held): the database's current key is in it.
+    await a.stop();
+    await a.restart();
+    assert.equal((await a.cli(['verify', '--user', 'new@keys.example', '--ip', '192.0.2.1', '--code-stdin'], { stdin: code(fresh, 1) })).code, 0);
   });
 
   it('the database stopped: verify exits 75 and an admin write fails naming the store; started again, both work without restarting the daemon', async () => {

@@ -81,8 +81,8 @@ async function checkSecretsOpen(sample: SealedSecretSample, keyring: Keyring, ke
   }
 }
 
-function load(config: MemfaConfig, log: Logger, create: boolean): Promise<Keyring> {
-  return Keyring.load(config.keyFile, { create, onReread: (event) => log.info('key-file-reread', { file: config.keyFile, ...event }) });
+function load(config: MemfaConfig, log: Logger, create: boolean, retired?: (kid: string) => boolean): Promise<Keyring> {
+  return Keyring.load(config.keyFile, { create, onReread: (event) => log.info('key-file-reread', { file: config.keyFile, ...event }), ...(retired === undefined ? {} : { retired }) });
 }
 
 async function openFileKeys(config: MemfaConfig, state: KeyState, log: Logger): Promise<DaemonKeys> {
@@ -104,9 +104,12 @@ async function openSharedKeys(config: MemfaConfig, state: KeyState, node: string
   });
   const recorded = await state.getMeta<unknown>(KEY_RING_KEY);
   const mayCreate = claim === node && recorded === undefined && (await state.countMailboxes()) === 0;
+  // What the record says now (kept by sharedKeys): a key it no longer lists was retired through
+  // another daemon, after every stored value was sealed again, and may leave this node's file.
+  const known: { ring: KeyRingRecord | null } = { ring: isRecord(recorded) ? recorded : null };
   let keyring: Keyring;
   try {
-    keyring = await load(config, log, mayCreate);
+    keyring = await load(config, log, mayCreate, (kid) => known.ring !== null && !known.ring.kids.includes(kid));
   } catch (err) {
     if (err instanceof MemfaError && err.message.endsWith('missing')) {
       throw new MemfaError('CONFIG_INVALID', `the key file ${file} is missing, and this node did not create the store's key file; refusing to start`, {
@@ -130,14 +133,17 @@ async function openSharedKeys(config: MemfaConfig, state: KeyState, node: string
     });
   }
   await checkSecretsOpen(state, keyring, file);
-  return sharedKeys(keyring, state, ring.current, log);
+  known.ring = ring;
+  return sharedKeys(keyring, state, known, log);
 }
 
 /** The ring of a shared store: seals with the recorded current key, keeps the record true. */
-function sharedKeys(keyring: Keyring, state: KeyState, current: string, log: Logger): DaemonKeys {
-  let sealing = current;
+function sharedKeys(keyring: Keyring, state: KeyState, known: { ring: KeyRingRecord | null }, log: Logger): DaemonKeys {
+  let sealing = known.ring!.current;
   const take = (ring: unknown) => {
-    if (!isRecord(ring) || ring.current === sealing) return;
+    if (!isRecord(ring)) return;
+    known.ring = ring;
+    if (ring.current === sealing) return;
     log.info('key-current-changed', { previous: sealing, current: ring.current, holds: keyring.kids().includes(ring.current) });
     sealing = ring.current;
   };
