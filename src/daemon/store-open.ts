@@ -6,8 +6,7 @@ import type { MemfaConfig } from '../config/types.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { StatePorts, StoreFacts } from '../services/store-ports.js';
 import { FileStore } from '../store/file-store.js';
-import { checkClock, openPostgres, postgresSettings, type ClockCheck } from '../store/postgres/open.js';
-import type { PostgresSettings } from '../store/postgres/pool.js';
+import { checkClock, databaseLocation, openPostgres, postgresSettings, type ClockCheck } from '../store/postgres/open.js';
 import { FileStatePorts } from '../store/state-ports.js';
 import type { Logger } from './logger.js';
 
@@ -19,11 +18,6 @@ export interface OpenedStore {
   /** The first measurement, taken while opening. */
   clock: ClockCheck | null;
   close(): Promise<void>;
-}
-
-/** Where the database is, as the log and status name it: never the password. */
-export function databaseLocation(s: Pick<PostgresSettings, 'user' | 'host' | 'port' | 'database'>): string {
-  return `postgres://${s.user}@${s.host}:${s.port}/${s.database}`;
 }
 
 async function openFile(config: MemfaConfig, log: Logger): Promise<OpenedStore> {
@@ -53,7 +47,7 @@ async function openDatabase(config: MemfaConfig, log: Logger): Promise<OpenedSto
     if (err instanceof MemfaError && err.code !== 'STORE_FAILED') throw err;
     const e = err instanceof MemfaError ? err : new MemfaError('STORE_FAILED', (err as Error).message, { cause: err });
     const sqlstate = String(e.data?.['sqlstate'] ?? '');
-    const why = e.message.replace(/^the database could not be used: /, '');
+    const why = e.message.replace(/^the database (\S+ )?could not be used: /, '');
     // Refused credentials (28xxx) or no such database (3D000): starting again will not help.
     if (sqlstate.startsWith('28') || sqlstate === '3D000') {
       throw new MemfaError('CONFIG_INVALID', `store.postgres: the database ${location} refused this daemon (${why})`, {
