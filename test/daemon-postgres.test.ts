@@ -168,6 +168,25 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     assert.equal((await a.cli(['verify', '--user', 'new@keys.example', '--ip', '192.0.2.1', '--code-stdin'], { stdin: code(fresh, 1) })).code, 0);
   });
 
+  it('MEMFA_UNSAFE_TEST_CLOCK moves the time a daemon on PostgreSQL passes to the database: a lockout ends when its clock passes it', async () => {
+    const db = await cluster.createDatabase();
+    const dir = await makeTempDir();
+    const clockFile = path.join(dir, 'clock');
+    await writeFile(clockFile, '0');
+    const d = await startDaemon({ dir, config: { ...storeConfig(db), lockout: { threshold: 3 } }, env: { MEMFA_UNSAFE_TEST_CLOCK: clockFile } });
+    daemons.push(d);
+    assert.match(d.log(), /"event":"clock-offset".*"source":"database"/);
+    await d.json(['domain', 'set', 'time.example', '--challenge', 'always', '--provider', 'totp']);
+    const key = secretOf((await d.json<{ otpauthUri: string }>(['enroll', 'erin@time.example', '--no-confirm'])).otpauthUri);
+    const wrong = code(key) === '000000' ? '111111' : '000000';
+    for (let i = 0; i < 3; i++) await d.cli(['verify', '--user', 'erin@time.example', '--ip', '198.51.100.2', '--code-stdin'], { stdin: wrong });
+    const locked = await d.cli(['verify', '--user', 'erin@time.example', '--ip', '198.51.100.2', '--code-stdin', '--json'], { stdin: code(key) });
+    assert.equal(JSON.parse(locked.stdout).reason, 'locked', locked.stdout);
+    await writeFile(clockFile, String(3 * 3600_000));
+    const later = await d.cli(['verify', '--user', 'erin@time.example', '--ip', '198.51.100.2', '--code-stdin', '--json'], { stdin: totpCode(key, Date.now() + 3 * 3600_000, TOTP) });
+    assert.equal(JSON.parse(later.stdout).reason, 'code-valid', later.stdout);
+  });
+
   it('the database stopped: verify exits 75 and an admin write fails naming the store; started again, both work without restarting the daemon', async () => {
     const db = await cluster.createDatabase();
     const d = await daemonOn(db);
