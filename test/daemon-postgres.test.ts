@@ -5,8 +5,10 @@
 // daemons; a start against a database that is not there.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { fromBase32, totpCode } from '../src/core/totp.js';
 import { Keyring } from '../src/security/keyring.js';
 import pg from 'pg';
@@ -14,6 +16,7 @@ import { makeTempDir, rawExchange, rpcLine, runCli, startDaemon, waitExit, type 
 import { PG_USER, postgresMissing, sql, startPostgres, type PgCluster } from './helpers/postgres.js';
 
 const missing = postgresMissing();
+const run = promisify(execFile);
 
 function secretOf(uri: string): Buffer {
   return fromBase32(new URL(uri).searchParams.get('secret')!);
@@ -84,6 +87,15 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     assert.match(metrics.stdout, /^memfa_store_mailboxes 1$/m);
     assert.match(metrics.stdout, /^memfa_store_journal_bytes 0$/m);
     assert.match(metrics.stdout, /^memfa_locked_mailboxes\{reason="lockout"\} 0$/m);
+    // The audit trail is this node's files, their heads anchored in the database under its node id.
+    const node = (await readFile(path.join(d.dataDir, 'node-id'), 'utf8')).trim();
+    await d.stop();
+    const anchors = await sql(cluster.clientConfig(db), "SELECT key FROM meta WHERE key LIKE 'auditAnchor.%' ORDER BY key");
+    assert.deepEqual(anchors.rows.map((r) => r.key), [`auditAnchor.${node}.logins`, `auditAnchor.${node}.security`]);
+    await d.restart();
+    const verified = await d.cli(['audit', 'verify']);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.doesNotMatch(d.log(), /audit-gap/);
   });
 
   it('two daemons on one database: an admin change through one holds on the other at once, a code accepted on one is refused on the other', async () => {
@@ -267,6 +279,36 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
       await holder.end();
     }
     assert.equal((await d.cli(['verify', '--user', 'held@lock.example', '--ip', '192.0.2.3', '--code-stdin'], { stdin: code(key, 1) })).code, 0);
+  });
+
+  it('a database that hangs (its processes stopped, connections open): requests fail within the timeouts (75) and work again once it answers', async () => {
+    const db = await cluster.createDatabase();
+    const d = await daemonOn(db, undefined, { config: storeConfig(db, { poolSize: 3, statementTimeoutMs: 1000, connectTimeoutMs: 1000 }) });
+    await d.json(['domain', 'set', 'hang.example', '--challenge', 'always', '--provider', 'totp']);
+    const key = secretOf((await d.json<{ otpauthUri: string }>(['enroll', 'hung@hang.example', '--no-confirm'])).otpauthUri);
+    // The server's processes, by id: the postmaster (first line of its pid file) and its children.
+    const postmaster = Number((await readFile(path.join(cluster.socketDir, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    const children = (await run('pgrep', ['-P', String(postmaster)]).catch(() => ({ stdout: '' }))).stdout.split('\n').filter((l) => l.trim() !== '').map(Number);
+    const pids = [postmaster, ...children];
+    for (const pid of pids) process.kill(pid, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      const [v, w] = await Promise.all([
+        d.cli(['verify', '--user', 'hung@hang.example', '--ip', '192.0.2.5', '--code-stdin'], { stdin: code(key) }),
+        d.cli(['domain', 'set', 'hang.example', '--challenge', 'new-ip']),
+      ]);
+      const took = Date.now() - started;
+      assert.equal(v.code, 75, v.stdout + v.stderr);
+      assert.equal(w.code, 75, w.stdout + w.stderr);
+      // statementTimeoutMs plus the client's margin (2 s), or connectTimeoutMs, with room for a loaded machine.
+      assert.ok(took < 10_000, `bounded: ${took} ms`);
+    } finally {
+      for (const pid of pids) process.kill(pid, 'SIGCONT');
+    }
+    const until = Date.now() + 10_000;
+    let again = await d.cli(['verify', '--user', 'hung@hang.example', '--ip', '192.0.2.5', '--code-stdin'], { stdin: code(key, 1) });
+    while (again.code === 75 && Date.now() < until) again = await d.cli(['verify', '--user', 'hung@hang.example', '--ip', '192.0.2.5', '--code-stdin'], { stdin: code(key, 1) });
+    assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 
   it('a start against a database that is not there exits 75 naming it; config check passes without it', async () => {

@@ -164,7 +164,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       adminSocket: config.sockets.admin.path,
       hookSocket: config.sockets.hook.path,
       selfSocket: config.sockets.self.path,
-      mailboxes: await state.countMailboxes(),
+      // Counting a database's mailboxes is not free: the file store's count only.
+      ...(facts.backend === 'file' ? { mailboxes: await state.countMailboxes() } : {}),
       startMs: Date.now() - started,
     });
     // Not awaited: the daemon serves meanwhile; a stop tells systemd only after this.
