@@ -68,8 +68,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const { state, facts } = store;
     const clock = daemonClock(log, store.measureClock === null || store.clock === null ? null : { measure: store.measureClock, first: store.clock });
     cleanups.push(async () => clock.stop());
-    const keys = await openKeys(config, facts.backend, state, node, log);
-    cleanups.push(async () => keys.stop());
+    const keys = await openKeys(config, facts.backend, state, node, clock.now, log);
+    cleanups.push(() => keys.stop());
     const audit = await openAudit({ config, backend: facts.backend, node, state, log });
     // Closed before the store (cleanups run in reverse): closing anchors the final heads.
     cleanups.push(() => audit.close());
