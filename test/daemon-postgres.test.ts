@@ -13,7 +13,8 @@ import { fromBase32, totpCode } from '../src/core/totp.js';
 import { Keyring } from '../src/security/keyring.js';
 import pg from 'pg';
 import { makeTempDir, rawExchange, rpcLine, runCli, startDaemon, waitExit, type TestDaemon } from './helpers/daemon.js';
-import { PG_USER, postgresMissing, sql, startPostgres, type PgCluster } from './helpers/postgres.js';
+import { pgLocation, pgStoreConfig, startPgDaemon } from './helpers/pg-daemon.js';
+import { postgresMissing, sql, startPostgres, type PgCluster } from './helpers/postgres.js';
 
 const missing = postgresMissing();
 const run = promisify(execFile);
@@ -44,18 +45,11 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     await cluster?.stop();
   });
 
-  const storeConfig = (database: string, extra: Record<string, unknown> = {}) => ({
-    store: { backend: 'postgres', postgres: { host: cluster.socketDir, port: cluster.port, database, user: PG_USER, connectTimeoutMs: 2000, statementTimeoutMs: 3000, lockTimeoutMs: 1000, ...extra } },
-  });
+  const storeConfig = (database: string, extra: Record<string, unknown> = {}) => pgStoreConfig(cluster, database, extra);
 
   /** A daemon on `database`; `keyFrom`: the daemon whose key file it is given (a node of the same farm). */
   async function daemonOn(database: string, keyFrom?: TestDaemon, options: { expectFailure?: boolean; config?: Record<string, unknown> } = {}): Promise<TestDaemon> {
-    const dir = await makeTempDir();
-    if (keyFrom !== undefined) {
-      await mkdir(path.join(dir, 'data'), { recursive: true, mode: 0o700 });
-      await copyFile(path.join(keyFrom.dataDir, 'memfa.key'), path.join(dir, 'data', 'memfa.key'));
-    }
-    const d = await startDaemon({ dir, config: { ...storeConfig(database), ...options.config }, ...(options.expectFailure === true ? { expectFailure: true } : {}) });
+    const d = await startPgDaemon(cluster, database, { ...(keyFrom === undefined ? {} : { keyFrom }), ...options });
     daemons.push(d);
     return d;
   }
@@ -64,7 +58,7 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     const db = await cluster.createDatabase();
     const d = await daemonOn(db);
     assert.match(d.log(), /"event":"ready".*"backend":"postgres"/);
-    assert.ok(d.log().includes(`"store":"postgres://${PG_USER}@${cluster.socketDir}:${cluster.port}/${db}"`), d.log());
+    assert.ok(d.log().includes(`"store":"${pgLocation(cluster, db)}"`), d.log());
     await d.json(['domain', 'set', 'pg.example', '--challenge', 'always', '--provider', 'totp']);
     const e = await d.json<{ otpauthUri: string; activated: boolean }>(['enroll', 'bob@pg.example', '--no-confirm']);
     assert.equal(e.activated, true);
@@ -80,7 +74,7 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     assert.equal(rows.rows[0].n, 1);
     const status = await d.json<{ store: string; storeBackend: string; mailboxes: number; domains: number }>(['status']);
     assert.equal(status.storeBackend, 'postgres');
-    assert.equal(status.store, `postgres://${PG_USER}@${cluster.socketDir}:${cluster.port}/${db}`);
+    assert.equal(status.store, pgLocation(cluster, db));
     assert.deepEqual([status.mailboxes, status.domains], [1, 1]);
     const metrics = await d.cli(['metrics']);
     assert.equal(metrics.code, 0, metrics.stderr);
@@ -237,7 +231,7 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
       assert.equal(fast.code, 75, 'fail closed: no answer without the store, not even allow');
       const w = await d.cli(['domain', 'set', 'down.example', '--challenge', 'new-ip']);
       assert.equal(w.code, 75, w.stdout + w.stderr);
-      assert.ok(w.stderr.includes(`the database postgres://${PG_USER}@${cluster.socketDir}:${cluster.port}/${db} could not be used`), w.stderr);
+      assert.ok(w.stderr.includes(`the database ${pgLocation(cluster, db)} could not be used`), w.stderr);
     } finally {
       await cluster.start();
     }
@@ -262,7 +256,7 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
       if (answer.result !== undefined) acknowledged.push(address);
       else {
         assert.equal(answer.error?.data?.code, 'STORE_FAILED', JSON.stringify(answer));
-        assert.ok(answer.error?.message.startsWith(`the database postgres://${PG_USER}@${cluster.socketDir}:${cluster.port}/${db} could not be used`), answer.error?.message);
+        assert.ok(answer.error?.message.startsWith(`the database ${pgLocation(cluster, db)} could not be used`), answer.error?.message);
         failed.push(address);
       }
     }

@@ -160,7 +160,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       config: config.source,
       store: facts.location,
       backend: facts.backend,
-      node,
+      ...(facts.backend === 'file' ? {} : { node }),
       adminSocket: config.sockets.admin.path,
       hookSocket: config.sockets.hook.path,
       selfSocket: config.sockets.self.path,
