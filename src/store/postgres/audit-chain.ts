@@ -14,7 +14,7 @@
 import pg from 'pg';
 import { bodyOf, MAX_LINE_BYTES } from '../../audit/encode.js';
 import { lineFields, type AuditBody, type AuditEntry, type AuditEvent } from '../../audit/entry.js';
-import { LossCounter, lostLine, RateLimitedEvents, type EventSink, type UnrecordedLoss } from '../../audit/losses.js';
+import { LossCounter, lostLine, RateLimitedEvents, type EventSink } from '../../audit/losses.js';
 import type { AuditStreamName } from '../../protocol/results.js';
 import { storeFailed, type Db } from './pool.js';
 
@@ -66,6 +66,7 @@ export interface ChainStats {
   droppedLines: number;
   lastError: string | null;
   queued: number;
+  queuedBytes: number;
 }
 
 export class PgAuditChain {
@@ -127,7 +128,7 @@ export class PgAuditChain {
         this.#timer = null;
         this.#kick();
       }, wait);
-      this.#timer.unref();
+      // Not unref'd: lines waiting are work in progress, done (written or lost) within maxWaitMs.
       return;
     }
     this.#running = this.#drain().finally(() => {
@@ -140,8 +141,8 @@ export class PgAuditChain {
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#queue.length <= LINES_PER_BATCH ? this.#queue : this.#queue.slice(0, LINES_PER_BATCH);
+      // Its bytes stay counted until it is written or lost: the bound covers what is in flight.
       this.#queue = batch === this.#queue ? [] : this.#queue.slice(LINES_PER_BATCH);
-      for (const q of batch) this.#queuedBytes -= q.fields.length;
       if (!(await this.#send(batch))) return;
     }
   }
@@ -159,6 +160,7 @@ export class PgAuditChain {
       answer = await this.#write(lines);
     } catch (error) {
       if (!(error instanceof Unreachable)) {
+        this.#settled(batch);
         this.#fail(storeFailed(error).message, batch);
         return true;
       }
@@ -175,6 +177,7 @@ export class PgAuditChain {
       return false;
     }
     this.#retryAt = -Infinity;
+    this.#settled(batch);
     const { first_seq: first, time_iso: time, first_prev: firstPrev, hashes } = answer;
     this.#seq = Math.max(this.#seq, first + lines.length - 1);
     if (loss !== null) {
@@ -219,6 +222,10 @@ export class PgAuditChain {
     }
   }
 
+  #settled(batch: Queued[]): void {
+    for (const q of batch) this.#queuedBytes -= q.fields.length;
+  }
+
   /** Puts an unsent batch back in front of the queue, dropping what has waited too long. */
   #requeue(batch: Queued[], error: string): void {
     const queue = batch.concat(this.#queue);
@@ -255,17 +262,12 @@ export class PgAuditChain {
   }
 
   stats(): ChainStats {
-    return { seq: this.#seq, failedWrites: this.#losses.failedWrites, droppedLines: this.#losses.droppedLines, lastError: this.#losses.lastError, queued: this.#queue.length };
-  }
-
-  /** What is lost and not yet recorded in the chain (for tests and status). */
-  unrecorded(): UnrecordedLoss | null {
-    return this.#losses.unrecorded();
+    return { seq: this.#seq, failedWrites: this.#losses.failedWrites, droppedLines: this.#losses.droppedLines, lastError: this.#losses.lastError, queued: this.#queue.length, queuedBytes: this.#queuedBytes };
   }
 
   /**
-   * Writes what is queued (one attempt if the database is away: what cannot go is counted lost),
-   * then refuses further lines: they are counted lost.
+   * Writes what is queued (one attempt if the database is away: what cannot go is counted lost)
+   * and the record of lines lost so far, then refuses further lines: they are counted lost.
    */
   async close(): Promise<void> {
     this.#closed = true;
@@ -278,5 +280,7 @@ export class PgAuditChain {
       if (this.#running === null) this.#kick();
       await this.#running;
     }
+    // Losses not yet in the chain: a line of their own, or they would be known to this process only.
+    if (this.#losses.unrecorded() !== null) await this.#send([]);
   }
 }

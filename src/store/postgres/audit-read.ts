@@ -18,14 +18,8 @@ export function streamPlace(stream: AuditStreamName): string {
   return `database audit_lines, stream ${stream},`;
 }
 
-/**
- * Entries of both streams matching `filter`, oldest first (by time; at the same millisecond the
- * security stream's first, each stream's in its own order, as mergeByTime does); with a limit,
- * the most recent that many.
- */
-export async function queryTrail(db: Db, filter: AuditQuery): Promise<TrailEntry[]> {
-  checkLimit(filter.limit);
-  if (filter.limit === 0) return [];
+/** The statement of queryTrail: newest first, so that a limit keeps the most recent. */
+export function queryStatement(filter: AuditQuery): { text: string; values: unknown[] } {
   const p = new Params();
   const where: string[] = [];
   if (filter.mailbox !== undefined) where.push(`mailbox = ${p.add(filter.mailbox, 'text')}`);
@@ -35,12 +29,20 @@ export async function queryTrail(db: Db, filter: AuditQuery): Promise<TrailEntry
   if (filter.result !== undefined) where.push(`result = ${p.add(filter.result, 'text')}`);
   if (filter.action !== undefined) where.push(`action = ${p.add(filter.action, 'text')}`);
   const cond = where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`;
-  // Newest first, so that a limit keeps the most recent; turned round below.
   const limit = filter.limit === undefined ? '' : `LIMIT ${p.add(filter.limit, 'bigint')}`;
-  const { rows } = await db.query<{ stream: AuditStreamName; line: string }>(
-    `SELECT stream, line FROM audit_lines ${cond} ORDER BY at DESC, (stream = 'logins') DESC, seq DESC ${limit}`,
-    p.values,
-  );
+  return { text: `SELECT stream, line FROM audit_lines ${cond} ORDER BY at DESC, (stream = 'logins') DESC, seq DESC ${limit}`, values: p.values };
+}
+
+/**
+ * Entries of both streams matching `filter`, oldest first (by time; at the same millisecond the
+ * security stream's first, each stream's in its own order, as mergeByTime does); with a limit,
+ * the most recent that many.
+ */
+export async function queryTrail(db: Db, filter: AuditQuery): Promise<TrailEntry[]> {
+  checkLimit(filter.limit);
+  if (filter.limit === 0) return [];
+  const { text, values } = queryStatement(filter);
+  const { rows } = await db.query<{ stream: AuditStreamName; line: string }>(text, values);
   const out: TrailEntry[] = [];
   for (let i = rows.length - 1; i >= 0; i--) {
     const row = rows[i]!;

@@ -144,6 +144,15 @@ export class PgAuditTrail {
     );
   }
 
+  /** Lines waiting for the database, per stream, and the bytes of their text (bounded by maxQueuedBytes). */
+  pending(): Record<AuditStreamName, { lines: number; bytes: number }> {
+    const of = (name: AuditStreamName) => {
+      const s = this.#chains[name].stats();
+      return { lines: s.queued, bytes: s.queuedBytes };
+    };
+    return { security: of('security'), logins: of('logins') };
+  }
+
   /** Writes the counted allows and whatever is queued, then refuses further lines (counted lost). Leaves the Db open: it is the caller's. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
