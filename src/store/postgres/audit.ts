@@ -139,7 +139,7 @@ export class PgAuditTrail {
     return statusOf(
       STREAMS.map((name) => {
         const s = this.#chains[name].stats();
-        return { name, file: streamPlace(name).replace(/,$/, ''), seq: s.seq, failedWrites: s.failedWrites, droppedLines: s.droppedLines, lastError: s.lastError, gaps: 0 };
+        return { name, file: streamPlace(name), seq: s.seq, failedWrites: s.failedWrites, droppedLines: s.droppedLines, lastError: s.lastError, gaps: 0 };
       }),
     );
   }
