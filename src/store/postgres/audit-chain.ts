@@ -131,10 +131,14 @@ export class PgAuditChain {
       // Not unref'd: lines waiting are work in progress, done (written or lost) within maxWaitMs.
       return;
     }
-    this.#running = this.#drain().finally(() => {
-      this.#running = null;
-      this.#kick();
-    });
+    this.#running = this.#drain()
+      // #send settles every failure of the database; this is for a fault of this code, which
+      // must not become an unhandled rejection of the daemon.
+      .catch((error: unknown) => this.#o.onEvent('error', 'audit-write-failed', { stream: this.#o.stream, error: String(error) }))
+      .finally(() => {
+        this.#running = null;
+        this.#kick();
+      });
   }
 
   /** Sends batches until the queue is empty or the database cannot be reached. */
