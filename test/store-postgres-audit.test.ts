@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { AuditEvent } from '../src/audit/entry.js';
 import { lineHash } from '../src/audit/entry.js';
 import { AuditLog } from '../src/audit/log.js';
+import type { AuditVerifyResult } from '../src/protocol/results.js';
 import { PgAuditTrail, type PgAuditTrailOptions } from '../src/store/postgres/audit.js';
 import { importAuditLines } from '../src/store/postgres/audit-import.js';
 import { queryStatement } from '../src/store/postgres/audit-read.js';
@@ -48,6 +49,9 @@ describe(`the audit trail on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${m
     const nodeDbs = await database(3);
     const nodes = await Promise.all(nodeDbs.map((db, i) => trail(db, `node-${i + 1}`)));
     const PER_NODE = 300;
+    const checker = await trail(nodeDbs[0]!, 'checker');
+    // Checked while the nodes write (from halfway through the first's lines): up to the head as it was when the check began.
+    let during: Promise<AuditVerifyResult> | null = null;
     const appended = await Promise.all(
       nodes.map(async (t, i) => {
         const node = `node-${i + 1}`;
@@ -56,12 +60,16 @@ describe(`the audit trail on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${m
           // Changes awaited, logins recorded, interleaved: both streams busy from every node.
           awaited.push(t.append(change(`m${n % 7}@farm.test`, { node, n })));
           t.record(login(`m${n % 5}@farm.test`, { node, n }));
+          if (i === 0 && n === PER_NODE / 2) during = checker.verify();
           if (n % 50 === 0) await sleep(1);
         }
         return Promise.all(awaited);
       }),
     );
     await Promise.all(nodes.map((t) => t.close()));
+    const mid = await during!;
+    assert.equal(mid.ok, true, JSON.stringify(mid));
+    assert.ok(mid.ok && mid.lines > 0);
     assert.ok(appended.flat().every((e) => e !== null), 'every awaited line was committed');
     const seqs = appended.flat().map((e) => (e as { seq: number }).seq);
     assert.equal(new Set(seqs).size, seqs.length, 'no two lines answered with the same seq');
@@ -89,7 +97,7 @@ describe(`the audit trail on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${m
       for (let i = 0; i < all.length; i++) if (i === 0 || all[i]!.node !== all[i - 1]!.node || all[i]!.at !== all[i - 1]!.at) runs += 1;
       assert.ok(runs < all.length / 3, `${stream}: ${runs} batches for ${all.length} lines`);
     }
-    const check = await (await trail(nodeDbs[1]!, 'checker')).verify();
+    const check = await checker.verify();
     assert.equal(check.ok, true, JSON.stringify(check));
     assert.equal(check.ok && check.lines, 6 * PER_NODE);
   });
