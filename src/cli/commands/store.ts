@@ -1,13 +1,14 @@
 // memfa store export, memfa store import: the whole state as a versioned JSON-lines stream
 // (store/transfer/format.ts), between a file store and PostgreSQL in either direction. They talk
 // to no daemon: each works on the store the configuration names (cli/store-transfer.ts says how).
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MemfaError } from '../../protocol/errors.js';
 import { describeCounts, type Header, type StateCounts } from '../../store/transfer/format.js';
 import { exportState, importState } from '../../store/transfer/run.js';
 import { VERSION } from '../../version.js';
 import type { Cli } from '../context.js';
-import { out, printJson } from '../io.js';
+import { out, printJson, warn } from '../io.js';
 import { openSink, openSource, progressBar, streamIn, streamOut } from '../store-transfer.js';
 
 const EXPORT_HELP = `
@@ -17,7 +18,7 @@ provider policy, the domain administrators, and both audit streams line for line
 file, which the target's daemons need a copy of, and not the throttles (blocked sources, send
 limits, failures of unknown mailboxes), which start afresh. It is as secret as the store: keep it
 mode 0600 (--output makes it so). A file store is exported only while no daemon has it open; a
-PostgreSQL database while its daemons run, as one consistent snapshot. See memfa(1), STORE EXPORT.`;
+PostgreSQL database while its daemons run, as one consistent snapshot. See memfa(1), "Moving the store".`;
 
 const IMPORT_HELP = `
 The stream is checked whole (every line's shape, the order, the counts, the checksum of its
@@ -25,7 +26,7 @@ trailer) before anything of it is kept: a stream cut short, changed, or of a new
 refused, naming the line and the field. A target that already holds state is refused; --replace
 replaces it whole (PostgreSQL: in the same transaction; a file store's audit files are set aside
 as FILE.before-import-TIME, never deleted). A file store is imported only while no daemon has it
-open. Give the target's daemons the source's key file. See memfa(1), STORE EXPORT.`;
+open. Give the target's daemons the source's key file. See memfa(1), "Moving the store".`;
 
 function summary(verb: 'exported' | 'imported', counts: StateCounts, where: string): string {
   return `${verb} ${describeCounts(counts)} ${verb === 'exported' ? 'from' : 'into'} ${where}`;
@@ -95,5 +96,7 @@ export function registerStore(program: Command, cli: Cli): void {
       const report = { result: 'ok', target: config.store.backend, source: header.source, memfa: header.memfa, createdAt: header.createdAt, counts: header.counts };
       if (json) printJson(report);
       else out(`${summary('imported', header.counts, where)} (a ${header.source} store exported by memfa ${header.memfa} at ${header.createdAt})`);
+      // The secrets came sealed: without the source's key file no daemon can open them.
+      if (!existsSync(config.keyFile)) warn([`the key file ${config.keyFile} does not exist: copy the source's key file there before starting a daemon`]);
     });
 }

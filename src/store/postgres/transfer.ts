@@ -10,7 +10,7 @@
 // page each (the page as one JSON parameter), and nothing is visible until the commit, which the
 // importer makes only once the whole stream has been checked.
 import type pg from 'pg';
-import { GENESIS_PREV, lineHash, parseEntry } from '../../audit/entry.js';
+import { GENESIS_PREV } from '../../audit/entry.js';
 import type { DomainRecord, LevelSettings, MailboxRecord } from '../../core/model.js';
 import { MemfaError } from '../../protocol/errors.js';
 import type { AuditStreamName } from '../../protocol/results.js';
@@ -18,6 +18,7 @@ import { AUDIT_STREAMS, isCarriedMeta, isStartMarker, type StateCounts } from '.
 import { holdsState, type StateSink, type StateSource, type TargetState } from '../transfer/ports.js';
 import { targetHoldsState } from '../transfer/file.js';
 import { byteOrder } from '../transfer/stream.js';
+import { importAuditLines } from './audit-import.js';
 import { loadMigrations } from './migrate.js';
 import { storeFailed, type Db } from './pool.js';
 import { appPasswordRow, MAILBOX_SELECT, recordOf, SCALAR_COLUMNS, scalarValues } from './rows.js';
@@ -185,7 +186,6 @@ const INSERT_APP_PASSWORDS = pageInsert(
 const INSERT_DOMAINS = pageInsert('domains', ['domain', 'settings', 'updated_at'], ['text', 'json', 'bigint']);
 // A start marker a daemon wrote before the import (format.ts isStartMarker) gives way to the stream's.
 const INSERT_META = pageInsert('meta', ['key', 'value'], ['text', 'json'], ' ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value');
-const INSERT_AUDIT = pageInsert('audit_lines', ['stream', 'seq', 'at', 'node', 'mailbox', 'action', 'result', 'line'], ['text', 'bigint', 'bigint', 'text', 'text', 'text', 'text', 'text']);
 
 /** The node name of imported audit lines (audit_lines.node: not part of a line's text). */
 export const IMPORT_NODE = 'store.import';
@@ -199,8 +199,7 @@ export class PgSink implements StateSink {
   private boxes: MailboxRecord[] = [];
   private domains: DomainRecord[] = [];
   private metas: [string, string][] = [];
-  private lines: unknown[][] = [];
-  private readonly heads = new Map<AuditStreamName, { first: number; seq: number; line: string }>();
+  private lines: { stream: AuditStreamName; lines: string[] } | null = null;
   private done = false;
 
   private constructor(private readonly c: pg.PoolClient) {}
@@ -258,15 +257,12 @@ export class PgSink implements StateSink {
     if (this.boxes.length >= PAGE) await this.flushMailboxes();
   }
 
-  async audit(stream: AuditStreamName, line: string, seq: number): Promise<void> {
+  async audit(stream: AuditStreamName, line: string): Promise<void> {
     await this.flushMailboxes();
-    const entry = parseEntry(Buffer.from(line, 'utf8'));
-    // The stream's reader has parsed it already; this cannot fail for a line it passed.
-    if (typeof entry === 'string') throw new MemfaError('STREAM_INVALID', `audit line ${seq} of ${stream}: ${entry}`);
-    this.lines.push([stream, seq, Date.parse(entry.time), IMPORT_NODE, entry.mailbox, entry.action, entry.result, line]);
-    const head = this.heads.get(stream);
-    this.heads.set(stream, { first: head?.first ?? seq, seq, line });
-    if (this.lines.length >= PAGE) await this.flushAudit();
+    if (this.lines !== null && this.lines.stream !== stream) await this.flushAudit();
+    this.lines ??= { stream, lines: [] };
+    this.lines.lines.push(line);
+    if (this.lines.lines.length >= PAGE) await this.flushAudit();
   }
 
   private async flushDomains(): Promise<void> {
@@ -303,19 +299,21 @@ export class PgSink implements StateSink {
     }
   }
 
+  /** The lines gathered go on the stream's chain, which moves its head (and, for the first, its floor). */
   private async flushAudit(): Promise<void> {
     await this.flushMailboxes();
-    if (this.lines.length === 0) return;
-    await run(this.c, INSERT_AUDIT, [JSON.stringify(this.lines)]);
-    this.lines = [];
+    if (this.lines === null) return;
+    const { stream, lines } = this.lines;
+    this.lines = null;
+    try {
+      await importAuditLines(this.c, stream, IMPORT_NODE, lines);
+    } catch (err) {
+      throw storeFailed(err);
+    }
   }
 
   async commit(): Promise<void> {
     await this.flushAudit();
-    // Each stream's head is the last line imported, its floor the first: the chain goes on from there.
-    for (const [stream, h] of this.heads) {
-      await run(this.c, 'UPDATE audit_heads SET seq = $2, hash = $3, floor = $4 WHERE stream = $1', [stream, h.seq, lineHash(Buffer.from(h.line, 'utf8')), h.first]);
-    }
     await run(this.c, 'COMMIT');
     this.done = true;
     this.c.release();

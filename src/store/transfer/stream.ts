@@ -244,7 +244,8 @@ export async function* readStream(input: Readable, header: (h: Header) => void |
           if (typeof line !== 'string' || line.includes('\n')) throw invalid(no, 'not one line of text', 'line');
           const entry = parseEntry(Buffer.from(line, 'utf8'));
           if (typeof entry === 'string') throw invalid(no, `not an audit entry (${entry})`, 'line');
-          if (entry.seq <= lastSeq) throw invalid(no, `seq ${entry.seq} does not follow ${lastSeq}: out of order or twice`, 'line');
+          // Rising by one: a chain goes on line by line (its first line may be any, rotation drops the oldest).
+          if (lastSeq !== 0 && entry.seq !== lastSeq + 1) throw invalid(no, `seq ${entry.seq} does not follow ${lastSeq}: lines missing, out of order or twice`, 'line');
           lastSeq = entry.seq;
           counts.audit[AUDIT_STREAMS[stream]!]++;
           return { kind, stream: AUDIT_STREAMS[stream]!, line, seq: entry.seq };
