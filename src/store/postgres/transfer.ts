@@ -167,10 +167,14 @@ const COLUMN_TYPES: Record<string, string> = {
 };
 for (const c of SCALAR_COLUMNS) if (COLUMN_TYPES[c] === undefined) throw new Error(`postgres/transfer.ts: no type for mailboxes.${c}`);
 
-/** `INSERT INTO table (columns) SELECT r->>0::type, … FROM json_array_elements($1)`: a page of rows as one parameter. */
+/**
+ * `INSERT INTO table (columns) SELECT (r->>0)::type, … FROM jsonb_array_elements($1)`: a page of
+ * rows as one parameter. jsonb, not json: each `->>` of a json row would parse its text again (at
+ * 100,000 mailboxes the import took a third longer). json columns travel as their text.
+ */
 function pageInsert(table: string, columns: readonly string[], types: readonly string[], extra = ''): string {
-  const values = columns.map((_, i) => (types[i] === 'text[]' ? `ARRAY(SELECT json_array_elements_text(r->${i}))` : `(r->>${i})::${types[i]}`));
-  return `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${values.join(', ')} FROM json_array_elements($1::json) AS e(r)${extra}`;
+  const values = columns.map((_, i) => (types[i] === 'text[]' ? `ARRAY(SELECT jsonb_array_elements_text(r->${i}))` : `(r->>${i})::${types[i]}`));
+  return `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${values.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e(r)${extra}`;
 }
 
 const INSERT_MAILBOXES = pageInsert('mailboxes', SCALAR_COLUMNS, SCALAR_COLUMNS.map((c) => COLUMN_TYPES[c]!));
