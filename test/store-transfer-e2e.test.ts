@@ -122,6 +122,29 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     await writeFile(path.join(work, 'from-pg.jsonl'), back.stdout);
   });
 
+  it('a daemon on the imported database verifies a TOTP code, and the database exports while it runs', async () => {
+    const dir = path.join(work, 'pg-daemon');
+    await mkdir(path.join(dir, 'data'), { recursive: true, mode: 0o700 });
+    // The key file is not in the stream: every daemon of the database needs the source's.
+    await copyFile(path.join(source.dataDir, 'memfa.key'), path.join(dir, 'data', 'memfa.key'));
+    const d = await startDaemon({ dir, config: { store: pgStore(database) } });
+    try {
+      // One snapshot while the daemon serves: what it wrote at its start (its anchors, the record
+      // of its key ring) is not state the stream carries.
+      const during = ok(await d.cli(['store', 'export']), 'export while a daemon runs');
+      assert.deepEqual(body(during.stdout), body(exported));
+      const code = totpCode(secret, Date.now() + 30_000, TOTP);
+      const v = await d.cli(['--json', 'verify', '--user', 'bob@corp.example', '--ip', GB, '--code-stdin'], { stdin: code + '\n' });
+      assert.equal(v.code, 0, `${v.stdout}${v.stderr}`);
+      assert.equal((JSON.parse(v.stdout) as { reason: string }).reason, 'code-valid');
+      const again = await d.cli(['verify', '--user', 'bob@corp.example', '--ip', GB, '--code-stdin'], { stdin: code + '\n' });
+      assert.equal(again.code, 1, 'the same code twice is refused: the imported last step holds');
+      assert.equal((await d.json<{ ok: boolean }>(['audit', 'verify'])).ok, true);
+    } finally {
+      await d.cleanup();
+    }
+  });
+
   it('carries the audit chains into PostgreSQL, where the farm trail verifies them and goes on from them', async () => {
     const db = new Db(createPool(pgSettings(pg, database)));
     try {

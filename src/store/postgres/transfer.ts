@@ -172,9 +172,9 @@ for (const c of SCALAR_COLUMNS) if (COLUMN_TYPES[c] === undefined) throw new Err
  * rows as one parameter. jsonb, not json: each `->>` of a json row would parse its text again (at
  * 100,000 mailboxes the import took a third longer). json columns travel as their text.
  */
-function pageInsert(table: string, columns: readonly string[], types: readonly string[], extra = ''): string {
+function pageInsert(table: string, columns: readonly string[], types: readonly string[]): string {
   const values = columns.map((_, i) => (types[i] === 'text[]' ? `ARRAY(SELECT jsonb_array_elements_text(r->${i}))` : `(r->>${i})::${types[i]}`));
-  return `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${values.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e(r)${extra}`;
+  return `INSERT INTO ${table} (${columns.join(', ')}) SELECT ${values.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e(r)`;
 }
 
 const INSERT_MAILBOXES = pageInsert('mailboxes', SCALAR_COLUMNS, SCALAR_COLUMNS.map((c) => COLUMN_TYPES[c]!));
@@ -188,8 +188,7 @@ const INSERT_APP_PASSWORDS = pageInsert(
   ['text', 'integer', 'text', 'text', 'text', 'text[]', 'text[]', 'bigint', 'bigint', 'bigint', 'text', 'text', 'bigint'],
 );
 const INSERT_DOMAINS = pageInsert('domains', ['domain', 'settings', 'updated_at'], ['text', 'json', 'bigint']);
-// A start marker a daemon wrote before the import (format.ts isStartMarker) gives way to the stream's.
-const INSERT_META = pageInsert('meta', ['key', 'value'], ['text', 'json'], ' ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value');
+const INSERT_META = pageInsert('meta', ['key', 'value'], ['text', 'json']);
 
 /** The node name of imported audit lines (audit_lines.node: not part of a line's text). */
 export const IMPORT_NODE = 'store.import';
@@ -230,6 +229,10 @@ export class PgSink implements StateSink {
       if (holdsState(state)) {
         if (!opts.replace) throw targetHoldsState(`the database ${db.pool.options.database ?? ''}`.trim(), state);
         await run(c, `TRUNCATE ${[...STATE_TABLES.filter((t) => t !== 'global_settings' && t !== 'audit_heads'), ...TRANSIENT_TABLES].join(', ')}`);
+      } else {
+        // What daemons started on the empty database left (start markers, their anchors, the key
+        // ring's record of their key file) gives way to the stream's: its documents are the state.
+        await run(c, 'DELETE FROM meta');
       }
       await run(c, `UPDATE audit_heads SET seq = 0, hash = $1, floor = 1`, [GENESIS_PREV]);
       return new PgSink(c);

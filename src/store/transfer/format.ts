@@ -59,12 +59,15 @@ export const BODY_KINDS = ['global', 'domain', 'meta', 'mailbox', 'audit'] as co
 export type BodyKind = (typeof BODY_KINDS)[number];
 
 /**
- * Meta documents that are not state worth carrying: the audit anchors, which name the head of
- * the audit files they sit beside and are made again by the import from the lines it writes, and
- * the claims of running jobs (a key rotation), which no daemon holds on the target.
+ * Meta documents that are not state worth carrying, each made again on the target: the audit
+ * anchors (auditAnchor.STREAM, or auditAnchor.NODE.STREAM on a shared database), which name the
+ * head of the audit files they sit beside and are set by the import from the lines it writes;
+ * the record of the key ring of a shared database (keyRing, daemon/key-ring.ts), which its first
+ * daemon writes from the key file it is given; and the claims of running jobs (jobClaims, a key
+ * rotation's), which no daemon holds on the target.
  */
 export function isCarriedMeta(key: string): boolean {
-  return !key.startsWith('auditAnchor.') && key !== 'jobClaims';
+  return !key.startsWith('auditAnchor.') && key !== 'keyRing' && key !== 'jobClaims';
 }
 
 /** The meta documents that do not make a target hold state: set by any daemon's first start. */
