@@ -237,6 +237,14 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
       assert.match(r.stderr, /line \d+: .*(cut short|not valid JSON)/);
     });
 
+    it('cut short into a file store: nothing is left behind, not even a temporary file', async () => {
+      const dir = await makeTempDir('mfcut-');
+      const config = await configIn(dir);
+      const r = await memfa(config, ['store', 'import'], lines().slice(0, -1).join('\n') + '\n');
+      assert.equal(r.code, 65, r.stderr);
+      assert.deepEqual(await readdir(path.join(dir, 'data')), [], 'no store, no audit file, no lock');
+    });
+
     it('of a newer format version', async () => {
       const l = lines();
       const h = JSON.parse(l[0]!) as Record<string, unknown>;
