@@ -21,7 +21,7 @@ import { CURRENT_SCHEMA, migrate, snapshotJson } from '../schema.js';
 import { SnapshotFile } from '../snapshot.js';
 import { AuditImport, auditLines, countAuditLines, type AuditConfig } from './audit-files.js';
 import { AUDIT_STREAMS, isCarriedMeta, isStartMarker, type StateCounts } from './format.js';
-import { holdsState, type StateSink, type StateSource, type TargetState } from './ports.js';
+import { holdsState, targetHoldsState, type StateSink, type StateSource, type TargetState } from './ports.js';
 import { byteOrder } from './stream.js';
 
 /** The state of the store at `file` read as a start would, or null when there is none. */
@@ -196,18 +196,4 @@ export class FileSink implements StateSink {
     for (const s of AUDIT_STREAMS) await this.audits[s].abort();
     await unlink(this.snapshotTemp).catch(() => undefined);
   }
-}
-
-export function targetHoldsState(what: string, t: TargetState): MemfaError {
-  const held = [
-    t.mailboxes > 0 ? `${t.mailboxes} mailboxes` : '',
-    t.domains > 0 ? `${t.domains} domains` : '',
-    t.globalSettings ? 'global settings' : '',
-    t.meta > 0 ? `${t.meta} documents (policy, administrators, ...)` : '',
-    t.auditLines > 0 ? `${t.auditLines} audit lines` : '',
-  ].filter((s) => s !== '');
-  return new MemfaError('CONFLICT', `${what} already hold state (${held.join(', ')}): an import never merges into it`, {
-    data: { target: t },
-    hint: 'import into an empty store, or give --replace to replace it whole (back it up first)',
-  });
 }
