@@ -161,7 +161,23 @@ export interface CodeStore {
   claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<{ ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string }>;
   /** Gives back a claim whose send failed, so that a failure does not use up the budget. */
   releaseSend(keys: readonly string[], claimedAt: number): Promise<void>;
+  /**
+   * A challenge's send of the mailbox's code, as ONE operation, so that challenges at once on
+   * several daemons act as one: claims a send to each of `keys` at `now` (as claimSend) and, when
+   * claimed, makes `fresh` the open code, unless the open one is still valid at `now` for the same
+   * provider and destination ('kept': it is to be sent again; `fresh` is not stored). 'refused':
+   * the limits said no, with the open code as the claim found it (null: none, or expired), so that
+   * a challenge that lost to another one still answers with the code that one stored and sent.
+   * 'missing': the mailbox is not stored; nothing was claimed.
+   */
+  claimAndOpen(address: string, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }, fresh: OpenCode): Promise<SendAndOpen>;
 }
+
+/** What CodeStore claimAndOpen did. */
+export type SendAndOpen =
+  | { outcome: 'missing' }
+  | { outcome: 'opened' | 'kept'; open: OpenCode }
+  | { outcome: 'refused'; open: OpenCode | null; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string };
 
 // ---------------------------------------------------------------------------------------------
 // Throttles

@@ -173,6 +173,11 @@ export class Db {
     }
   }
 
+  /** The pool as one Queryable: each statement in a transaction of its own (retried as query()). */
+  get statements(): Queryable {
+    return { query: this.query.bind(this) } as Queryable;
+  }
+
   close(): Promise<void> {
     return this.pool.end();
   }

@@ -51,7 +51,7 @@ export function pendingOf(row: Row): PendingTotp | null {
   return p;
 }
 
-function codeOf(row: Row): OpenCode | null {
+export function codeOf(row: Row): OpenCode | null {
   if (row['code_hash'] === null) return null;
   return {
     hash: row['code_hash'] as string,

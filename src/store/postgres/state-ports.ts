@@ -69,7 +69,11 @@ export class PgStatePorts implements StatePorts {
   }
 
   claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
-    return throttles.claimSend(this.db, keys, now, limits);
+    return throttles.claimSend(this.db.statements, keys, now, limits);
+  }
+
+  claimAndOpen(address: string, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }, fresh: OpenCode) {
+    return codes.claimAndOpen(this.db, address, keys, now, limits, fresh);
   }
 
   releaseSend(keys: readonly string[], claimedAt: number) {
