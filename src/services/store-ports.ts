@@ -75,6 +75,13 @@ export interface LoginView {
   mailbox: MailboxRecord | undefined;
   domain: LevelSettings | undefined;
   global: LevelSettings;
+  /**
+   * Set by a loginViewNow answered from a cache: the mailbox's read-mostly part only (settings,
+   * destinations, whether a secret is active, remembered locations), its failures, steps, codes,
+   * pending secret, recovery codes and app passwords left empty, not read. Enough for verify's
+   * fast path; for anything else verify reads loginView.
+   */
+  partial?: boolean;
 }
 
 export interface LoginReads {
@@ -84,10 +91,11 @@ export interface LoginReads {
    * The same read answered at once, for verify's fast path (most logins): a backend that holds
    * the state in memory (the file store) fills `into` and returns it, so that such a login awaits
    * nothing and allocates nothing for its read. A backend that must ask elsewhere leaves it out,
-   * and verify awaits loginView. `into` is the caller's and is reused: what it holds is valid
+   * and verify awaits loginView; one that caches (PostgreSQL) answers what it has at hand, partial,
+   * and undefined when it has not. `into` is the caller's and is reused: what it holds is valid
    * until the caller's next read.
    */
-  loginViewNow?(address: string, into: LoginView): LoginView;
+  loginViewNow?(address: string, into: LoginView): LoginView | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
