@@ -365,6 +365,21 @@ export interface CensusReads {
   unstoredFailureStates?(): Iterable<FailureState>;
   /** Every source state the per-source throttle keeps (bounded). */
   sourceStates?(): Iterable<IpSourceState>;
+  /**
+   * For a backend that keeps none of the above in memory (PostgreSQL): the counts themselves, as
+   * it last counted them (undefined: not yet), a count older than `maxAgeMs` started anew in the
+   * background; given, the census reports these instead of scanning.
+   */
+  lockCounts?(now: number, maxAgeMs: number, sources: IpThrottlePolicy): BackendLockCounts | undefined;
+}
+
+/** What CensusReads lockCounts answers: the census's counts (services/lock-census.ts LockCounts). */
+export interface BackendLockCounts {
+  lockout: number;
+  hardLock: number;
+  blockedSources: number;
+  /** Epoch ms of the count. */
+  countedAt: number;
 }
 
 /** Everything the services need of the state: what a backend implements. */

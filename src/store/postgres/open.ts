@@ -88,6 +88,7 @@ export async function openPostgres(settings: PostgresSettings, log: OpenEvents, 
     const ports = new PgStatePorts(db, { cache: cache ?? undefined });
     const close = async () => {
       await listener?.stop();
+      await ports.census.settled();
       await db.close();
     };
     return { ports, db, listener, migration, clock, close };

@@ -2,7 +2,7 @@
 // for several daemons on one database. Every operation is a statement or a transaction of its own
 // on the shared tables, so what one daemon decides every other sees at once. The operations are in
 // admin.ts (reads, administration), factors.ts (the check-then-acts of a second factor), codes.ts
-// (codes and enrolment) and throttles.ts.
+// (codes and enrolment) and throttles.ts; the census of locks in census.ts.
 //
 // What this process keeps is the read cache, where one is given (cache.ts, cached-reads.ts: the
 // settings, the provider policy, mailboxes' read-mostly parts), invalidated by the writing
@@ -16,6 +16,7 @@ import * as admin from './admin.js';
 import * as adminState from './admin-state.js';
 import { ReadCache } from './cache.js';
 import { CachedReads, domainKey, GLOBAL_KEY, mailboxKey, metaKey } from './cached-reads.js';
+import { PgLockCensus } from './census.js';
 import * as codes from './codes.js';
 import * as factors from './factors.js';
 import type { Db } from './pool.js';
@@ -24,12 +25,14 @@ import * as throttles from './throttles.js';
 export class PgStatePorts implements StatePorts {
   /** The cached reads; null: every read goes to the database. */
   readonly reads: CachedReads | null;
+  readonly census: PgLockCensus;
 
   constructor(
     readonly db: Db,
     options: { cache?: ReadCache | undefined } = {},
   ) {
     this.reads = options.cache === undefined ? null : new CachedReads(db, options.cache);
+    this.census = new PgLockCensus(db);
   }
 
   /** Runs `op`, then drops `keys` from the cache, whatever its outcome (a failure may have committed). */
@@ -48,6 +51,10 @@ export class PgStatePorts implements StatePorts {
   /** Verify's fast path from the cache alone (LoginReads loginViewNow): partial, or undefined on a miss. */
   loginViewNow(address: string, into: LoginView): LoginView | undefined {
     return this.reads?.loginViewNow(address, into);
+  }
+
+  lockCounts(now: number, maxAgeMs: number, sources: IpThrottlePolicy) {
+    return this.census.lockCounts(now, maxAgeMs, sources);
   }
 
   acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {

@@ -38,3 +38,5 @@ CREATE TRIGGER announce AFTER INSERT OR UPDATE OR DELETE ON domains FOR EACH ROW
 CREATE TRIGGER announce AFTER INSERT OR UPDATE OR DELETE ON global_settings FOR EACH ROW EXECUTE FUNCTION memfa_announce();
 CREATE TRIGGER announce AFTER INSERT OR UPDATE OR DELETE ON meta FOR EACH ROW EXECUTE FUNCTION memfa_announce();
 
+-- The census of locks (store/postgres/census.ts) counts the mailboxes that have failures: these.
+CREATE INDEX mailboxes_failing ON mailboxes (address) WHERE known_consecutive IS NOT NULL OR elsewhere_consecutive IS NOT NULL;
