@@ -11,7 +11,7 @@ import type { LockoutPolicy } from '../src/core/lockout.js';
 import { newMailbox, type MailboxRecord } from '../src/core/model.js';
 import { POLICY_KEY } from '../src/services/policy.js';
 import type { FailureEffects, LoginView, SuccessEffects } from '../src/services/store-ports.js';
-import { ReadCache } from '../src/store/postgres/cache.js';
+import { MISS, ReadCache } from '../src/store/postgres/cache.js';
 import { ChangeListener } from '../src/store/postgres/listener.js';
 import { migrate } from '../src/store/postgres/migrate.js';
 import { createPool, Db, type PostgresSettings } from '../src/store/postgres/pool.js';
@@ -231,6 +231,20 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     c.setActive(true);
     c.fill('m:y', beforeFlush, 'old');
     assert.equal(c.size, 0, 'a read from before a flush loses too');
+  });
+
+  it('entries past their time go as new ones come, a few per fill, and are never served', () => {
+    let t = 0;
+    const c = new ReadCache({ ttlMs: 100, entries: 1000, clock: () => t });
+    c.setActive(true);
+    for (let i = 0; i < 5; i++) c.fill(`k${i}`, c.ticket(), i);
+    t = 99;
+    assert.equal(c.get('k4'), 4);
+    t = 200;
+    c.fill('new', c.ticket(), 'x');
+    assert.equal(c.size, 4, 'the two oldest swept');
+    assert.equal(c.get('k4'), MISS, 'an expired entry is a miss');
+    assert.equal(c.size, 3);
   });
 
   it('at most cacheEntries entries, the least recently used going first', async () => {

@@ -110,7 +110,7 @@ export const CONFIG_SPEC: Section = section({
         lockTimeoutMs: leaf(2000, isInt(10, 600000)),
         // The read cache of settings, policy and mailboxes' read-mostly parts (store/postgres/cache.ts).
         cacheTtlMs: leaf(2000, isInt(100, 60000)),
-        cacheEntries: leaf(50000, isInt(0, 10_000_000)),
+        cacheEntries: leaf(20000, isInt(0, 10_000_000)),
       },
       { nullable: true, required: ['host'] },
     ),

@@ -1,6 +1,8 @@
 // The read-mostly data a daemon keeps from the shared database, so that verify's fast path (most
 // logins) is answered without a round trip: the global settings ('g'), a domain's ('d:<domain>'),
-// named documents of CACHED_META ('k:<key>') and a mailbox's read-mostly part ('m:<address>').
+// named documents of CACHED_META ('k:<key>') and a mailbox's read-mostly part ('m:<address>': what
+// the fast path decides on, cached-reads.ts; never its failures, last accepted step, open code,
+// pending secret, recovery codes, app passwords or notices).
 // The keys are the payloads of migrations/004_change_notices.sql: the writing transaction
 // announces each change on CACHE_CHANNEL, the listener (listener.ts) drops the entry.
 //
@@ -12,7 +14,6 @@
 //   (tickets below), so a notice that overtakes the read cannot be undone by it.
 // Bounded: at most `entries` entries, the least recently used going first; a daemon never loads
 // more of the store than the logins it answers ask for.
-import type { LevelSettings, RememberedCountry, RememberedIp } from '../../core/model.js';
 import { POLICY_KEY } from '../../services/policy.js';
 
 export const CACHE_CHANNEL = 'memfa_cache';
@@ -20,26 +21,8 @@ export const CACHE_CHANNEL = 'memfa_cache';
 /** The named documents worth caching: read on every request that needs the provider policy. */
 export const CACHED_META: ReadonlySet<string> = new Set([POLICY_KEY]);
 
-/**
- * A mailbox's read-mostly part: what verify's fast path decides on (core/decide.ts, the
- * effective settings, the provider choice). Never its failures, last accepted step, open code,
- * pending secret, recovery codes, app passwords or notices: those are read where they are used.
- */
-export interface MailboxPart {
-  address: string;
-  settings: LevelSettings;
-  userSettings: LevelSettings;
-  phone: string | null;
-  altEmail: string | null;
-  hasActiveTotp: boolean;
-  ips: RememberedIp[];
-  countries: RememberedCountry[];
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** What a key holds: null for an object known not to exist (a mailbox or domain not stored). */
-export type Cached = LevelSettings | MailboxPart | unknown;
+/** What a key holds: its read-mostly value, or null for an object known not to exist (a mailbox or domain not stored). */
+export type Cached = unknown;
 
 /** A cache miss; a stored null (known absent) is a hit. */
 export const MISS: unique symbol = Symbol('miss');
@@ -53,6 +36,8 @@ export interface CacheOptions {
   clock?: () => number;
 }
 
+/** Expired entries a fill drops at most, besides those over the bound. */
+const SWEEP_PER_FILL = 2;
 /** Invalidations remembered for the tickets of reads in flight; past it, older tickets all lose. */
 const DROPPED_KEPT = 10_000;
 
@@ -113,9 +98,16 @@ export class ReadCache {
   /** Keeps what a read that started at `ticket` found for `key`, unless `key` changed since. */
   fill(key: string, ticket: number, value: Cached): void {
     if (!this.active || ticket < this.floor || (this.dropped.get(key) ?? -1) > ticket) return;
+    const now = this.clock();
     this.map.delete(key);
-    this.map.set(key, { value, until: this.clock() + this.ttlMs });
-    while (this.map.size > this.maxEntries) this.map.delete(this.map.keys().next().value as string);
+    this.map.set(key, { value, until: now + this.ttlMs });
+    // The least recently used first: past the bound, and (a few per fill) those past their time,
+    // so that a quiet daemon does not keep a burst's entries until the bound pushes them out.
+    for (let swept = 0; ; swept++) {
+      const [oldest, e] = this.map.entries().next().value as [string, { until: number }];
+      if (this.map.size <= this.maxEntries && (swept >= SWEEP_PER_FILL || e.until > now)) break;
+      this.map.delete(oldest);
+    }
   }
 
   /** `key` changed (announced, or written by this daemon): dropped, and reads in flight lose. */

@@ -1,7 +1,8 @@
 // The reads the read cache (cache.ts) answers: verify's login view and the provider policy. A
 // read that misses goes to the database and fills the cache with what it found, under a ticket
 // taken before it was sent (an announcement that arrives meanwhile wins). What a cached login view
-// holds of a mailbox is its read-mostly part only (cache.ts MailboxPart), as a record whose other
+// holds of a mailbox is its read-mostly part only (settings, destinations, whether a secret is
+// active, remembered locations: what the fast path decides on), as a record whose other
 // fields are left empty and the view marked `partial`: verify decides its fast path on it and
 // reads the whole view from the database for anything else (a code to check, a challenge to send,
 // a lock to honour), so a counter, a step, a code or a token is never taken from the cache.
