@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import type { LockoutPolicy } from '../src/core/lockout.js';
-import { newMailbox, type MailboxRecord } from '../src/core/model.js';
+import { newMailbox, type AppPassword, type MailboxRecord } from '../src/core/model.js';
 import { POLICY_KEY } from '../src/services/policy.js';
 import type { FailureEffects, LoginView, SuccessEffects } from '../src/services/store-ports.js';
 import { MISS, ReadCache } from '../src/store/postgres/cache.js';
@@ -179,6 +179,22 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     assert.equal(seen.mailbox?.openCode?.hash, 'h:c');
     assert.deepEqual(await b.ports.recordFailure('lock@cache.test', failure()), { outcome: 'locked', until: T0 + STRICT.baseDelayMs });
     assert.deepEqual(b.now('lock@cache.test')?.mailbox?.failures, { known: null, elsewhere: null }, 'the partial view never holds failures');
+  });
+
+  it('what leaves the read-mostly part as it was announces nothing: the other daemon keeps serving it', async () => {
+    const a = await open({ ttlMs: 60_000, entries: 1000 });
+    const b = await open({ ttlMs: 60_000, entries: 1000 });
+    const ap: AppPassword = { id: 'ap1', name: 'phone', hash: 'h:ap', protocols: ['imap'], networks: [], createdAt: T0, expiresAt: null, lastUsed: null, uses: 0 };
+    await seed(a, { ...newMailbox('quiet@cache.test', T0), settings: { challenge: 'new-ip' }, ips: [{ ip: '192.0.2.1', firstSeen: T0, lastSeen: T0 }], appPasswords: [ap] });
+    await warm(b, 'quiet@cache.test');
+    // A failure, a code, a grace login, an app password's use (a whole-record rewrite): none is cached.
+    await a.ports.recordFailure('quiet@cache.test', failure());
+    await a.ports.openCode('quiet@cache.test', { hash: 'h:c', provider: 'sms', destination: '+31612345678', createdAt: T0, expiresAt: T0 + 300_000, failedTries: 0, sends: 1, lastSentAt: T0 });
+    await a.ports.countGraceLogin('quiet@cache.test', 5, T0);
+    await a.ports.updateMailboxes(['quiet@cache.test'], (rec) => ({ next: { ...rec!, appPasswords: rec!.appPasswords.map((x) => ({ ...x, uses: x.uses + 3, lastUsed: { at: T0, ip: '192.0.2.9', country: null } })) }, result: null }));
+    await settled(b);
+    assert.equal(b.now('quiet@cache.test')?.partial, true, 'still cached on the other daemon');
+    assert.equal((await a.ports.getMailbox('quiet@cache.test'))?.appPasswords[0]?.uses, 3);
   });
 
   it('an announcement lost: the entry lives no longer than its time-to-live', async () => {
