@@ -15,6 +15,7 @@
 // Reads may be served from memory or a cache (settings, policy, remembered locations: read-mostly,
 // invalidated on change); counters, steps, codes and tokens are decided by the operations below,
 // never by what a cache last saw.
+import type { AppPasswordUses } from '../core/app-passwords.js';
 import type { RememberPolicy } from '../core/decide.js';
 import type { MailboxCriteria } from '../core/mailbox-row.js';
 import type { SettingsDefaults } from '../core/settings.js';
@@ -291,6 +292,16 @@ export interface MailboxPages {
   updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T[]>;
 }
 
+/** The uses of app passwords, written a batch at a time (services/app-password-usage.ts). */
+export interface AppPasswordUseStore {
+  /**
+   * Adds each entry's uses to the app password `id` of `address` (core/app-passwords.ts
+   * withUses), all in one operation that changes nothing else of the mailboxes; an app password
+   * or mailbox that no longer exists is skipped. Each app password is named at most once.
+   */
+  recordAppPasswordUses(uses: readonly ({ address: string; id: string } & AppPasswordUses)[]): Promise<void>;
+}
+
 /** A domain administrator: a name, the domains of their token, and the token's keyed hash. */
 export interface DomainAdminRecord {
   name: string;
@@ -397,6 +408,7 @@ export type StatePorts = LoginReads &
   NoticeStore &
   MailboxSearch &
   MailboxPages &
+  AppPasswordUseStore &
   DomainAdminStore &
   SealedSecretSample &
   JobClaims;

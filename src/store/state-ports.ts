@@ -5,6 +5,7 @@
 //
 // What the store keeps only in memory, bounded, is memory-limits.ts's (FileStatePorts extends it).
 import { timingSafeEqual } from 'node:crypto';
+import { withUses, type AppPasswordUses } from '../core/app-passwords.js';
 import { rememberLocation } from '../core/decide.js';
 import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
 import { newMailbox, type DomainRecord, type FailureState, type MailboxFailures, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
@@ -339,6 +340,22 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
 
   updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T[]> {
     return this.admin.updateMailboxes(addresses, change);
+  }
+
+  recordAppPasswordUses(uses: readonly ({ address: string; id: string } & AppPasswordUses)[]): Promise<void> {
+    return this.tx((tx) => {
+      const byAddress = new Map<string, Map<string, AppPasswordUses>>();
+      for (const u of uses) {
+        const ids = byAddress.get(u.address) ?? new Map<string, AppPasswordUses>();
+        byAddress.set(u.address, ids.set(u.id, u));
+      }
+      for (const [address, ids] of byAddress) {
+        const rec = tx.getMailbox(address);
+        if (rec === undefined || !rec.appPasswords.some((ap) => ids.has(ap.id))) continue;
+        // updatedAt stays: a login is not a change of the mailbox's settings.
+        tx.putMailbox({ ...rec, appPasswords: rec.appPasswords.map((ap) => (ids.has(ap.id) ? withUses(ap, ids.get(ap.id)!) : ap)) });
+      }
+    });
   }
 
   getDomainAdmin(id: string): Promise<DomainAdminRecord | undefined> {

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RememberPolicy } from '../../src/core/decide.js';
 import type { IpThrottlePolicy, LockoutPolicy } from '../../src/core/lockout.js';
-import { newMailbox, type MailboxRecord, type OpenCode } from '../../src/core/model.js';
+import { newMailbox, type AppPassword, type MailboxRecord, type OpenCode } from '../../src/core/model.js';
 import type { NoticeEvent, PendingNotice } from '../../src/core/notices.js';
 import type { FailureEffects, NoticeQueue, StatePorts, SuccessEffects } from '../../src/services/store-ports.js';
 
@@ -204,6 +204,22 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       const late = await p.claimAndOpen('sms@c.test', keys, T0 + 400_000, limits, codeFor(102, T0 + 400_000));
       assert.deepEqual(late, { outcome: 'refused', open: null, retryAfterMs: 3_600_000 - 400_000, limit: 'hourly', key: 'm:sms@c.test' });
       assert.equal((await p.getMailbox('sms@c.test'))?.openCode?.hash, other.hash, 'a refused claim changes no code');
+    }));
+
+    it("app passwords' uses add up across concurrent batches, keep the latest use, and change nothing else", withBackend(async (p) => {
+      const ap = (id: string, lastUsed: AppPassword['lastUsed'] = null): AppPassword => ({ id, name: id, hash: `h1:${id}`, protocols: ['imap'], networks: [], createdAt: T0, expiresAt: null, lastUsed, uses: 0 });
+      const later = { at: T0 + 50_000, ip: '192.0.2.50', country: 'NL' };
+      const rec: MailboxRecord = { ...newMailbox('ap@c.test', T0), ips: [{ ip: '192.0.2.1', firstSeen: T0, lastSeen: T0 }], appPasswords: [ap('one'), ap('two', later), ap('three')] };
+      await seed(p, rec);
+      const use = (id: string, at: number, count = 1) => ({ address: 'ap@c.test', id, count, at, ip: `192.0.2.${at - T0}`, country: null });
+      await Promise.all(Array.from({ length: 10 }, (_, i) => p.recordAppPasswordUses([use('one', T0 + 1 + i, 2), use('two', T0 + 1 + i), { ...use('x', T0), address: 'absent@c.test' }, use('gone', T0)])));
+      const after = (await p.getMailbox('ap@c.test'))!;
+      assert.deepEqual(after.appPasswords.map((a) => [a.id, a.uses]), [['one', 20], ['two', 10], ['three', 0]], 'every batch counted');
+      assert.deepEqual(after.appPasswords[0]!.lastUsed, { at: T0 + 10, ip: '192.0.2.10', country: null }, 'the latest use');
+      assert.deepEqual(after.appPasswords[1]!.lastUsed, later, 'a later use written before is kept');
+      assert.deepEqual({ ...after, appPasswords: [] }, { ...rec, appPasswords: [] }, 'nothing else changed');
+      assert.equal(await p.getMailbox('absent@c.test'), undefined, 'no record is made');
+      await p.recordAppPasswordUses([]);
     }));
 
     it('an open code keeps what the service sealed into it through tries and re-sends', withBackend(async (p) => {

@@ -9,6 +9,7 @@
 // transactions' announcements; an operation of this daemon that may change a cached part drops it
 // here too as soon as it is done, so that the next read on this daemon sees the change without
 // waiting for the announcement.
+import type { AppPasswordUses } from '../../core/app-passwords.js';
 import type { AttemptOutcome, IpThrottlePolicy, LockoutPolicy } from '../../core/lockout.js';
 import type { DomainRecord, LevelSettings, MailboxRecord, OpenCode, PendingTotp, TotpState } from '../../core/model.js';
 import type { DomainAdminRecord, FailureEffects, LoginView, MailboxQuery, StatePorts, SuccessEffects } from '../../services/store-ports.js';
@@ -203,6 +204,11 @@ export class PgStatePorts implements StatePorts {
 
   updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }) {
     return this.changing(addresses.map(mailboxKey), adminState.updateMailboxes(this.db, addresses, change));
+  }
+
+  recordAppPasswordUses(uses: readonly ({ address: string; id: string } & AppPasswordUses)[]) {
+    // Nothing cached changes: an app password's use is read where it is shown.
+    return adminState.recordAppPasswordUses(this.db, uses);
   }
 
   getDomainAdmin(id: string) {
