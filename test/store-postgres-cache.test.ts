@@ -12,7 +12,7 @@ import { newMailbox, type AppPassword, type MailboxRecord } from '../src/core/mo
 import { POLICY_KEY } from '../src/services/policy.js';
 import type { FailureEffects, LoginView, SuccessEffects } from '../src/services/store-ports.js';
 import { MISS, ReadCache } from '../src/store/postgres/cache.js';
-import { ChangeListener } from '../src/store/postgres/listener.js';
+import { ChangeListener, type ListenerEvents } from '../src/store/postgres/listener.js';
 import { migrate } from '../src/store/postgres/migrate.js';
 import { createPool, Db, type PostgresSettings } from '../src/store/postgres/pool.js';
 import { PgStatePorts } from '../src/store/postgres/state-ports.js';
@@ -50,7 +50,7 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
   let name: string;
   const opened: Node[] = [];
 
-  const open = async (cache: { ttlMs: number; entries: number }, events: { listening?(n: number): void } = {}): Promise<Node> => {
+  const open = async (cache: { ttlMs: number; entries: number }, events: ListenerEvents = {}): Promise<Node> => {
     const settings: PostgresSettings = pgSettings(cluster, name, { poolMax: 4, cache });
     const db = new Db(createPool(settings));
     const rc = new ReadCache(cache);
@@ -232,6 +232,26 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     assert.equal(b.now('gone@cache.test'), undefined, 'flushed on reconnect');
     assert.deepEqual((await b.ports.loginView('gone@cache.test')).mailbox?.settings, { challenge: 'always' });
     assert.deepEqual(b.now('gone@cache.test')?.mailbox?.settings, { challenge: 'always' }, 'and serving again');
+  });
+
+  it('the server restarted: the cache is off meanwhile, and the listener comes back by itself', async () => {
+    let listened = 0;
+    const lost: string[] = [];
+    const b = await open({ ttlMs: 60_000, entries: 1000 }, { listening: (n) => (listened = n), lost: (e) => lost.push(e) });
+    await seed(b, newMailbox('restart@cache.test', T0));
+    await warm(b, 'restart@cache.test');
+    await cluster.pause();
+    try {
+      await within(5000, () => !b.cache.serving, 'the listener noticed');
+      assert.equal(b.now('restart@cache.test'), undefined);
+      await sleep(500);
+    } finally {
+      await cluster.start();
+    }
+    await within(15_000, () => b.cache.serving && listened === 1, 'listening again');
+    assert.equal(lost.length, 1, `one loss reported, not one per try to connect: ${lost.join('; ')}`);
+    assert.equal(b.now('restart@cache.test'), undefined, 'flushed');
+    await warm(b, 'restart@cache.test');
   });
 
   it('a read that an announcement overtook does not put its stale answer into the cache', () => {

@@ -16,8 +16,9 @@ export const RECONNECT_MAX_MS = 5000;
 export const HEARTBEAT_MS = 5000;
 
 export interface ListenerEvents {
-  /** The listener is listening (again: `reconnects` > 0), or lost its connection (`error`). */
+  /** The listener is listening (again: `reconnects` > 0). */
   listening?(reconnects: number): void;
+  /** It lost the connection it listened on (once per loss: not for each try to connect again). */
   lost?(error: string): void;
 }
 
@@ -28,6 +29,8 @@ export class ChangeListener {
   private delay = RECONNECT_MIN_MS;
   private stopped = false;
   private connects = 0;
+  /** The current connection got as far as listening. */
+  private listened = false;
   /** Resolves the first time the listener listens (or it is stopped). */
   readonly ready: Promise<void>;
   private markReady!: () => void;
@@ -74,6 +77,7 @@ export class ChangeListener {
       // Listening from here: what was cached before (nothing, or what a lost connection could not
       // keep true) goes, and reads from now on may fill the cache.
       this.cache.setActive(true);
+      this.listened = true;
       this.delay = RECONNECT_MIN_MS;
       this.events.listening?.(this.connects++);
       this.markReady();
@@ -97,7 +101,8 @@ export class ChangeListener {
     client.on('error', () => {});
     void client.end().catch(() => {});
     if (this.stopped) return;
-    this.events.lost?.(err instanceof Error ? err.message : String(err));
+    if (this.listened) this.events.lost?.(err instanceof Error ? err.message : String(err));
+    this.listened = false;
     const wait = this.delay;
     this.delay = Math.min(RECONNECT_MAX_MS, this.delay * 2);
     this.timer = setTimeout(() => void this.connect(), wait);
