@@ -15,7 +15,7 @@ import type { DomainRecord, LevelSettings, MailboxRecord, OpenCode, PendingTotp,
 import type { DomainAdminRecord, FailureEffects, LoginView, MailboxQuery, StatePorts, SuccessEffects } from '../../services/store-ports.js';
 import * as admin from './admin.js';
 import * as adminState from './admin-state.js';
-import { ReadCache } from './cache.js';
+import type { ReadCache } from './cache.js';
 import { CachedReads, domainKey, GLOBAL_KEY, mailboxKey, metaKey } from './cached-reads.js';
 import { PgLockCensus } from './census.js';
 import * as codes from './codes.js';
