@@ -46,27 +46,18 @@ test('the throttle keeps at most MAX_TRACKED sources and mailboxes', async () =>
   assert.deepEqual({ sources: state.windowKeys(SOURCE_SCOPE), mailboxes: state.windowKeys(MAILBOX_SCOPE) }, { sources: MAX_TRACKED, mailboxes: MAX_TRACKED });
 });
 
-/** Usage's state port over `records`, counting its transactions (one call of updateMailboxes each). */
-function fakePorts(records: Map<string, MailboxRecord>): { ports: AppPasswordUsagePorts; writes: () => number } {
-  let writes = 0;
-  const state: AppPasswordUsagePorts['state'] = {
-    updateMailboxes: async (addresses, change) => {
-      writes++;
-      return addresses.map((address) => {
-        const { next, result } = change(records.get(address));
-        if (next === null) records.delete(address);
-        else if (next !== undefined) records.set(next.address, next);
-        return result;
-      });
-    },
-  };
-  return { ports: { state, log: { error: () => undefined } }, writes: () => writes };
+/** Usage's state port: the file store's over a store in memory, holding `records`, counting its transactions. */
+async function usagePorts(records: MailboxRecord[]): Promise<{ ports: AppPasswordUsagePorts; store: MemoryStore; writes: () => number }> {
+  const store = new MemoryStore();
+  const state = new FileStatePorts(store);
+  for (const rec of records) await state.updateMailbox(rec.address, () => ({ next: rec, result: undefined }));
+  const seeded = store.commits;
+  return { ports: { state, log: { error: () => undefined } }, store, writes: () => store.commits - seeded };
 }
 
 test('usage: shown at once, written in one transaction per flush, revoked ones forgotten, a removed mailbox skipped', async () => {
   const ap = (id: string): AppPassword => ({ id, name: id, hash: 'h1:x', protocols: ['imap'], networks: [], createdAt: NOW, expiresAt: null, lastUsed: null, uses: 0 });
-  const records = new Map<string, MailboxRecord>([['a@example.org', { ...newMailbox('a@example.org', NOW), appPasswords: [ap('one'), ap('two')] }]]);
-  const { ports, writes } = fakePorts(records);
+  const { ports, store, writes } = await usagePorts([{ ...newMailbox('a@example.org', NOW), appPasswords: [ap('one'), ap('two')] }]);
   const usage = new AppPasswordUsage(ports, 3_600_000);
   for (let i = 0; i < 10; i++) usage.note('a@example.org', 'one', { at: NOW + i, ip: '192.0.2.1', country: null });
   usage.note('a@example.org', 'two', { at: NOW, ip: '192.0.2.2', country: 'DE' });
@@ -76,9 +67,9 @@ test('usage: shown at once, written in one transaction per flush, revoked ones f
   assert.equal(writes(), 0, 'nothing written yet');
   await usage.flush();
   assert.equal(writes(), 1, 'one transaction for everything waiting');
-  const rec = records.get('a@example.org')!;
+  const rec = store.getMailbox('a@example.org')!;
   assert.deepEqual(rec.appPasswords.map((a) => [a.id, a.uses]), [['one', 10], ['two', 0]]);
-  assert.equal(records.has('gone@example.org'), false, 'no record is made');
+  assert.equal(store.getMailbox('gone@example.org'), undefined, 'no record is made');
   assert.deepEqual(usage.view('a@example.org', rec.appPasswords[0]!), { lastUsed: { at: NOW + 9, ip: '192.0.2.1', country: null }, uses: 10 }, 'nothing counted twice');
   await usage.close();
   assert.equal(writes(), 1, 'nothing left to write');

@@ -90,7 +90,9 @@ describe(`PostgreSQL store${missing === null ? '' : ` (SKIPPED: ${missing})`}`, 
 
     it('a failing migration leaves nothing behind: all of them are one transaction', async () => {
       const { d } = await db();
-      const broken: Migration[] = [...loadMigrations(), { version: 3, name: '003_broken.sql', sql: 'CREATE TABLE later (x int); SELECT no_such_function();', sha256: '0'.repeat(64) }];
+      const shipped = loadMigrations();
+      const next = shipped.length + 1;
+      const broken: Migration[] = [...shipped, { version: next, name: `${String(next).padStart(3, '0')}_broken.sql`, sql: 'CREATE TABLE later (x int); SELECT no_such_function();', sha256: '0'.repeat(64) }];
       await assert.rejects(migrate(d, broken), (err) => code(err) === 'STORE_FAILED');
       const { rows } = await d.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t UNION ALL SELECT to_regclass('mailboxes')::text UNION ALL SELECT to_regclass('later')::text");
       assert.deepEqual(rows.map((r) => r.t), [null, null, null]);
@@ -139,10 +141,11 @@ describe(`PostgreSQL store${missing === null ? '' : ` (SKIPPED: ${missing})`}`, 
       try {
         const file = path.join(dir, 'pw');
         await writeFile(file, 's3cret\n', { mode: 0o600 });
-        const base = { host: '/run/postgresql', port: 5432, database: 'memfa', user: 'memfa', tls: 'verify-full' as const, caFile: null, poolSize: 3, connectTimeoutMs: 1000, statementTimeoutMs: 1000, lockTimeoutMs: 500 };
+        const base = { host: '/run/postgresql', port: 5432, database: 'memfa', user: 'memfa', tls: 'verify-full' as const, caFile: null, poolSize: 3, connectTimeoutMs: 1000, statementTimeoutMs: 1000, lockTimeoutMs: 500, cacheTtlMs: 2000, cacheEntries: 0 };
         const s = await postgresSettings({ ...base, passwordFile: file });
         assert.equal(s.password, 's3cret');
         assert.equal(s.poolMax, 3);
+        assert.equal(s.cache, null, 'cacheEntries 0: no cache');
         await assert.rejects(postgresSettings({ ...base, passwordFile: path.join(dir, 'absent') }), (err) => code(err) === 'CONFIG_INVALID' && /store\.postgres\.passwordFile/.test((err as Error).message));
       } finally {
         await rm(dir, { recursive: true, force: true });

@@ -134,3 +134,21 @@ export function appPasswordRefusal(
   if (ap.networks.length > 0 && !inNetworks(login.ip, ap.networks)) return 'app-password-network';
   return null;
 }
+
+/** Uses of one app password since they were last written (services/app-password-usage.ts). */
+export interface AppPasswordUses {
+  count: number;
+  at: number;
+  ip: string;
+  country: string | null;
+}
+
+/**
+ * `ap` with `uses` added: its count, and its last use the later of the stored one and this one
+ * (another daemon may have written a later one first). Mirrored by the PostgreSQL store's
+ * statement (store/postgres/admin-state.ts recordAppPasswordUses).
+ */
+export function withUses(ap: AppPassword, uses: AppPasswordUses): AppPassword {
+  const lastUsed = ap.lastUsed !== null && ap.lastUsed.at > uses.at ? ap.lastUsed : { at: uses.at, ip: uses.ip, country: uses.country };
+  return { ...ap, uses: ap.uses + uses.count, lastUsed };
+}

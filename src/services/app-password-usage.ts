@@ -1,14 +1,15 @@
 // When and from where each app password was last used, and how often: kept in memory as logins
-// happen and written to the store in one transaction per appPasswords.usageFlushSeconds (and at
-// shutdown), never on a login's path. An IMAP client that logs in every few seconds costs one
+// happen and written to the store in one operation per appPasswords.usageFlushSeconds (and at
+// shutdown; AppPasswordUseStore recordAppPasswordUses, which adds to what other daemons wrote and
+// touches nothing else of the mailboxes), never on a login's path. An IMAP client that logs in every few seconds costs one
 // store write a minute, whatever its rate. A crash loses at most that interval's counts; nothing
 // that decides a login depends on them.
 import type { AppPassword } from '../core/model.js';
 import type { Log } from './ports.js';
-import type { MailboxPages } from './store-ports.js';
+import type { AppPasswordUseStore } from './store-ports.js';
 
 export interface AppPasswordUsagePorts {
-  state: MailboxPages;
+  state: AppPasswordUseStore;
   log: Pick<Log, 'error'>;
 }
 
@@ -64,7 +65,7 @@ export class AppPasswordUsage {
     else for (const id of ids) this.pending.get(address)?.delete(id);
   }
 
-  /** Writes everything waiting, in one transaction; resolves once it is durable (or was lost). */
+  /** Writes everything waiting, in one operation; resolves once it is durable (or was lost). */
   flush(): Promise<void> {
     if (this.timer !== null) {
       clearTimeout(this.timer);
@@ -73,21 +74,9 @@ export class AppPasswordUsage {
     if (this.pending.size === 0) return this.writing;
     const batch = new Map(this.pending);
     this.pending.clear();
+    const uses = [...batch].flatMap(([address, ids]) => [...ids].map(([id, u]) => ({ address, id, ...u })));
     const write = this.p.state
-      .updateMailboxes([...batch.keys()], (rec) => {
-        const uses = rec === undefined ? undefined : batch.get(rec.address);
-        if (rec === undefined || uses === undefined) return { result: undefined };
-        let changed = false;
-        const appPasswords = rec.appPasswords.map((ap) => {
-          const u = uses.get(ap.id);
-          if (u === undefined) return ap;
-          changed = true;
-          return { ...ap, lastUsed: { at: u.at, ip: u.ip, country: u.country }, uses: ap.uses + u.count };
-        });
-        // updatedAt stays: a login is not a change of the mailbox's settings.
-        return changed ? { next: { ...rec, appPasswords }, result: undefined } : { result: undefined };
-      })
-      .then(() => undefined)
+      .recordAppPasswordUses(uses)
       .catch((err: unknown) => {
         // Counts only; the logins themselves were answered and audited.
         this.p.log.error('app-password-usage-lost', { mailboxes: batch.size, error: (err as Error).message });

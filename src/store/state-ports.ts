@@ -5,12 +5,13 @@
 //
 // What the store keeps only in memory, bounded, is memory-limits.ts's (FileStatePorts extends it).
 import { timingSafeEqual } from 'node:crypto';
+import { withUses, type AppPasswordUses } from '../core/app-passwords.js';
 import { rememberLocation } from '../core/decide.js';
 import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
 import { newMailbox, type DomainRecord, type FailureState, type MailboxFailures, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
 import { isNewCountry, lockNotice, type MailboxNotices, type NoticeEvent } from '../core/notices.js';
 import { domainOf } from '../core/validate.js';
-import type { DomainAdminRecord, FailureEffects, Locked, LoginView, MailboxQuery, StatePorts, SuccessEffects } from '../services/store-ports.js';
+import type { DomainAdminRecord, FailureEffects, Locked, LoginView, MailboxQuery, SendAndOpen, StatePorts, SuccessEffects } from '../services/store-ports.js';
 import { FileAdminState } from './admin-state.js';
 import { MemoryLimits } from './memory-limits.js';
 import type { Store, StoreTx } from './types.js';
@@ -199,6 +200,20 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
     });
   }
 
+  claimAndOpen(address: string, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }, fresh: OpenCode): Promise<SendAndOpen> {
+    // One transaction of the store: the claim (in memory) and the code decided together.
+    return this.tx((tx): SendAndOpen => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return { outcome: 'missing' };
+      const open = rec.openCode !== null && rec.openCode.expiresAt > now ? rec.openCode : null;
+      const claim = this.claimSendNow(keys, now, limits);
+      if (!claim.ok) return { outcome: 'refused', open, retryAfterMs: claim.retryAfterMs, limit: claim.limit, key: claim.key };
+      if (open !== null && open.provider === fresh.provider && open.destination === fresh.destination) return { outcome: 'kept', open };
+      tx.putMailbox({ ...rec, openCode: fresh, updatedAt: fresh.lastSentAt });
+      return { outcome: 'opened', open: fresh };
+    });
+  }
+
   codeResent(address: string, hash: string, at: number): Promise<'resent' | 'changed'> {
     return this.tx((tx) => {
       const rec = tx.getMailbox(address);
@@ -329,6 +344,22 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
 
   updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }): Promise<T[]> {
     return this.admin.updateMailboxes(addresses, change);
+  }
+
+  recordAppPasswordUses(uses: readonly ({ address: string; id: string } & AppPasswordUses)[]): Promise<void> {
+    return this.tx((tx) => {
+      const byAddress = new Map<string, Map<string, AppPasswordUses>>();
+      for (const u of uses) {
+        const ids = byAddress.get(u.address) ?? new Map<string, AppPasswordUses>();
+        byAddress.set(u.address, ids.set(u.id, u));
+      }
+      for (const [address, ids] of byAddress) {
+        const rec = tx.getMailbox(address);
+        if (rec === undefined || !rec.appPasswords.some((ap) => ids.has(ap.id))) continue;
+        // updatedAt stays: a login is not a change of the mailbox's settings.
+        tx.putMailbox({ ...rec, appPasswords: rec.appPasswords.map((ap) => (ids.has(ap.id) ? withUses(ap, ids.get(ap.id)!) : ap)) });
+      }
+    });
   }
 
   getDomainAdmin(id: string): Promise<DomainAdminRecord | undefined> {

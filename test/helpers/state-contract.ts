@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RememberPolicy } from '../../src/core/decide.js';
 import type { IpThrottlePolicy, LockoutPolicy } from '../../src/core/lockout.js';
-import { newMailbox, type MailboxRecord, type OpenCode } from '../../src/core/model.js';
+import { newMailbox, type AppPassword, type MailboxRecord, type OpenCode } from '../../src/core/model.js';
 import type { NoticeEvent, PendingNotice } from '../../src/core/notices.js';
 import type { FailureEffects, NoticeQueue, StatePorts, SuccessEffects } from '../../src/services/store-ports.js';
 
@@ -175,6 +175,51 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       assert.deepEqual(await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 10_000, limits), { ok: false, retryAfterMs: 20_000, limit: 'cooldown', key: 'd:+12015550123' });
       // A refused claim takes no slot: past the cooldown the other mailbox claims at once.
       assert.equal((await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 30_000, limits)).ok, true);
+    }));
+
+    it('a send claimed and its code opened in one operation: concurrent challenges send one code, and the refused ones see it', withBackend(async (p) => {
+      const limits = { cooldownMs: 30_000, hourlyLimit: 3 };
+      const keys = ['m:sms@c.test', 'd:+12015550123'];
+      const codeFor = (i: number, now = T0, destination = '+12015550123'): OpenCode => ({ hash: `h1:${i}`, sealedCode: `v1.k.${i}`, provider: 'sms', destination, createdAt: now, expiresAt: now + 300_000, failedTries: 0, sends: 1, lastSentAt: now });
+      assert.deepEqual(await p.claimAndOpen('absent@c.test', ['m:absent@c.test'], T0, limits, codeFor(0)), { outcome: 'missing' });
+      assert.equal((await p.claimSend(['m:absent@c.test'], T0, limits)).ok, true, 'a missing mailbox takes no slot');
+      await seed(p, { ...newMailbox('sms@c.test', T0), phone: '+12015550123' });
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => p.claimAndOpen('sms@c.test', keys, T0, limits, codeFor(i + 1))));
+      const opened = results.filter((r) => r.outcome === 'opened');
+      assert.equal(opened.length, 1, 'one claim, one code');
+      const code = opened[0]!.outcome === 'opened' ? opened[0]!.open : null;
+      for (const r of results.filter((x) => x.outcome !== 'opened')) {
+        assert.deepEqual(r, { outcome: 'refused', open: code, retryAfterMs: 30_000, limit: 'cooldown', key: 'm:sms@c.test' }, 'a refused challenge sees the code the winner stored');
+      }
+      assert.deepEqual((await p.getMailbox('sms@c.test'))?.openCode, code);
+      // Past the cooldown, the open code (same provider and destination, still valid) is kept to be sent again.
+      assert.deepEqual(await p.claimAndOpen('sms@c.test', keys, T0 + 30_000, limits, codeFor(99, T0 + 30_000)), { outcome: 'kept', open: code });
+      assert.deepEqual((await p.getMailbox('sms@c.test'))?.openCode, code, 'fresh is not stored when the open code is kept');
+      // Another destination: the new code replaces it.
+      const other = codeFor(100, T0 + 60_000, '+12015550199');
+      assert.deepEqual(await p.claimAndOpen('sms@c.test', ['m:sms@c.test', 'd:+12015550199'], T0 + 60_000, limits, other), { outcome: 'opened', open: other });
+      // The hourly cap: refused, with the open code while it is valid, and none once it has expired.
+      const capped = await p.claimAndOpen('sms@c.test', keys, T0 + 90_000, limits, codeFor(101, T0 + 90_000));
+      assert.deepEqual(capped, { outcome: 'refused', open: other, retryAfterMs: 3_600_000 - 90_000, limit: 'hourly', key: 'm:sms@c.test' });
+      const late = await p.claimAndOpen('sms@c.test', keys, T0 + 400_000, limits, codeFor(102, T0 + 400_000));
+      assert.deepEqual(late, { outcome: 'refused', open: null, retryAfterMs: 3_600_000 - 400_000, limit: 'hourly', key: 'm:sms@c.test' });
+      assert.equal((await p.getMailbox('sms@c.test'))?.openCode?.hash, other.hash, 'a refused claim changes no code');
+    }));
+
+    it("app passwords' uses add up across concurrent batches, keep the latest use, and change nothing else", withBackend(async (p) => {
+      const ap = (id: string, lastUsed: AppPassword['lastUsed'] = null): AppPassword => ({ id, name: id, hash: `h1:${id}`, protocols: ['imap'], networks: [], createdAt: T0, expiresAt: null, lastUsed, uses: 0 });
+      const later = { at: T0 + 50_000, ip: '192.0.2.50', country: 'NL' };
+      const rec: MailboxRecord = { ...newMailbox('ap@c.test', T0), ips: [{ ip: '192.0.2.1', firstSeen: T0, lastSeen: T0 }], appPasswords: [ap('one'), ap('two', later), ap('three')] };
+      await seed(p, rec);
+      const use = (id: string, at: number, count = 1) => ({ address: 'ap@c.test', id, count, at, ip: `192.0.2.${at - T0}`, country: null });
+      await Promise.all(Array.from({ length: 10 }, (_, i) => p.recordAppPasswordUses([use('one', T0 + 1 + i, 2), use('two', T0 + 1 + i), { ...use('x', T0), address: 'absent@c.test' }, use('gone', T0)])));
+      const after = (await p.getMailbox('ap@c.test'))!;
+      assert.deepEqual(after.appPasswords.map((a) => [a.id, a.uses]), [['one', 20], ['two', 10], ['three', 0]], 'every batch counted');
+      assert.deepEqual(after.appPasswords[0]!.lastUsed, { at: T0 + 10, ip: '192.0.2.10', country: null }, 'the latest use');
+      assert.deepEqual(after.appPasswords[1]!.lastUsed, later, 'a later use written before is kept');
+      assert.deepEqual({ ...after, appPasswords: [] }, { ...rec, appPasswords: [] }, 'nothing else changed');
+      assert.equal(await p.getMailbox('absent@c.test'), undefined, 'no record is made');
+      await p.recordAppPasswordUses([]);
     }));
 
     it('an open code keeps what the service sealed into it through tries and re-sends', withBackend(async (p) => {

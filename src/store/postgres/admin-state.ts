@@ -4,6 +4,7 @@
 // so that every daemon sees one list and one holder of a job. The selection of mailboxes by
 // criteria is decided by the core's own rules (core/mailbox-row.ts) on the records, read a page
 // at a time: the same answers as the file store's.
+import type { AppPasswordUses } from '../../core/app-passwords.js';
 import { hasCriteria, mailboxRow, meetsCriteria } from '../../core/mailbox-row.js';
 import type { MailboxRecord } from '../../core/model.js';
 import { domainOf } from '../../core/validate.js';
@@ -51,6 +52,27 @@ export function updateMailboxes<T>(db: Db, addresses: readonly string[], change:
       results.push(result);
     }
     return results;
+  });
+}
+
+/**
+ * The uses of app passwords in one transaction: the mailboxes' rows locked first (in address
+ * order, as updateMailboxes does), so that a record being rewritten is counted on once it is
+ * written; then one statement that adds the uses as core/app-passwords.ts withUses does.
+ */
+export function recordAppPasswordUses(db: Db, uses: readonly ({ address: string; id: string } & AppPasswordUses)[]): Promise<void> {
+  if (uses.length === 0) return Promise.resolve();
+  return db.tx(async (c) => {
+    await c.query('SELECT 1 FROM mailboxes WHERE address = ANY($1::text[]) ORDER BY address FOR UPDATE', [[...new Set(uses.map((u) => u.address))]]);
+    await c.query(
+      `UPDATE app_passwords a SET uses = a.uses + u.n,
+         last_used_at = CASE WHEN a.last_used_at > u.at THEN a.last_used_at ELSE u.at END,
+         last_used_ip = CASE WHEN a.last_used_at > u.at THEN a.last_used_ip ELSE u.ip END,
+         last_used_country = CASE WHEN a.last_used_at > u.at THEN a.last_used_country ELSE u.country END
+       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) AS u(address, id, n, at, ip, country)
+       WHERE a.address = u.address AND a.id = u.id`,
+      [uses.map((u) => u.address), uses.map((u) => u.id), uses.map((u) => u.count), uses.map((u) => u.at), uses.map((u) => u.ip), uses.map((u) => u.country)],
+    );
   });
 }
 
