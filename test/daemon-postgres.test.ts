@@ -81,11 +81,14 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     assert.match(metrics.stdout, /^memfa_store_mailboxes 1$/m);
     assert.match(metrics.stdout, /^memfa_store_journal_bytes 0$/m);
     assert.match(metrics.stdout, /^memfa_locked_mailboxes\{reason="lockout"\} 0$/m);
-    // The audit trail is this node's files, their heads anchored in the database under its node id.
+    // The audit trail is the database's, one chain per stream for every node, each line naming its node.
     const node = (await readFile(path.join(d.dataDir, 'node-id'), 'utf8')).trim();
     await d.stop();
-    const anchors = await sql(cluster.clientConfig(db), "SELECT key FROM meta WHERE key LIKE 'auditAnchor.%' ORDER BY key");
-    assert.deepEqual(anchors.rows.map((r) => r.key), [`auditAnchor.${node}.logins`, `auditAnchor.${node}.security`]);
+    const lines = await sql(cluster.clientConfig(db), 'SELECT stream, node, count(*)::int AS n FROM audit_lines GROUP BY stream, node ORDER BY stream');
+    assert.deepEqual(lines.rows.map((r) => [r.stream, r.node]), [['logins', node], ['security', node]]);
+    assert.ok(lines.rows.every((r) => r.n > 0));
+    const anchors = await sql(cluster.clientConfig(db), "SELECT key FROM meta WHERE key LIKE 'auditAnchor.%'");
+    assert.equal(anchors.rows.length, 0, 'the head rows are the anchors: none in meta');
     await d.restart();
     const verified = await d.cli(['audit', 'verify']);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
@@ -112,6 +115,12 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     await b.json(['providers', 'enable', 'totp']);
     const challenged = await a.cli(['verify', '--user', 'carol@farm.example', '--ip', '198.51.100.9', '--json']);
     assert.equal(JSON.parse(challenged.stdout).result, 'challenge');
+    // One audit trail for the farm: either node shows and verifies what both wrote.
+    const trail = await b.json<{ entries: { action: string; result: string }[] }>(['audit', '--mailbox', 'carol@farm.example']);
+    assert.ok(trail.entries.some((l) => l.action === 'verify' && l.result === 'allow'), 'b lists the allow a wrote');
+    assert.ok(trail.entries.some((l) => l.action === 'verify' && l.result === 'deny'), 'and its own refusal');
+    const verified = await a.cli(['audit', 'verify']);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   });
 
   it('the key file: the first daemon creates it; another without a copy, or with another key file, refuses to start naming the fix', async () => {

@@ -6,7 +6,8 @@ import type { MemfaConfig } from '../config/types.js';
 import { MemfaError } from '../protocol/errors.js';
 import type { StatePorts, StoreFacts } from '../services/store-ports.js';
 import { FileStore } from '../store/file-store.js';
-import { checkClock, databaseLocation, openPostgres, postgresSettings, type ClockCheck } from '../store/postgres/open.js';
+import type { ClockCheck } from '../store/postgres/open.js';
+import type { Db } from '../store/postgres/pool.js';
 import { FileStatePorts } from '../store/state-ports.js';
 import type { Logger } from './logger.js';
 
@@ -17,6 +18,8 @@ export interface OpenedStore {
   measureClock: ((now: () => number) => Promise<ClockCheck>) | null;
   /** The first measurement, taken while opening. */
   clock: ClockCheck | null;
+  /** PostgreSQL: the database, where the farm's audit trail is kept (daemon/audit-choice.ts); null for the file store. */
+  db: Db | null;
   close(): Promise<void>;
 }
 
@@ -30,12 +33,15 @@ async function openFile(config: MemfaConfig, log: Logger): Promise<OpenedStore> 
     facts: { backend: 'file', location: config.store.file, fileSizes: () => store.fileSizes() },
     measureClock: null,
     clock: null,
+    db: null,
     close: () => store.close(),
   };
 }
 
 async function openDatabase(config: MemfaConfig, log: Logger): Promise<OpenedStore> {
   if (config.store.postgres === null) throw new MemfaError('CONFIG_INVALID', 'store.backend: "postgres" needs store.postgres', { data: { key: 'store.postgres' } });
+  // Loaded only here: a daemon on the file store never loads node-postgres.
+  const { checkClock, databaseLocation, openPostgres, postgresSettings } = await import('../store/postgres/open.js');
   const settings = await postgresSettings(config.store.postgres);
   const location = databaseLocation(settings);
   let opened;
@@ -69,6 +75,7 @@ async function openDatabase(config: MemfaConfig, log: Logger): Promise<OpenedSto
     facts: { backend: 'postgres', location },
     measureClock: (now) => checkClock(db, now),
     clock: opened.clock,
+    db,
     close: () => opened.close(),
   };
 }

@@ -5,11 +5,9 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MemfaError } from '../../protocol/errors.js';
 import { describeCounts, type Header, type StateCounts } from '../../store/transfer/format.js';
-import { exportState, importState } from '../../store/transfer/run.js';
 import { VERSION } from '../../version.js';
 import type { Cli } from '../context.js';
 import { out, printJson, warn } from '../io.js';
-import { openSink, openSource, progressBar, streamIn, streamOut } from '../store-transfer.js';
 
 const EXPORT_HELP = `
 The stream holds every mailbox (its TOTP secret and open codes still sealed with the key file,
@@ -42,6 +40,9 @@ export function registerStore(program: Command, cli: Cli): void {
     .action(async (f: { output?: string }) => {
       const json = cli.opts().json === true;
       const config = cli.config();
+      // Loaded when used: the store's code and node-postgres are no weight for the other commands.
+      const { openSource, progressBar, streamOut } = await import('../store-transfer.js');
+      const { exportState } = await import('../../store/transfer/run.js');
       const target = await streamOut(f.output);
       const progress = progressBar(!json && process.stderr.isTTY === true);
       let counts: StateCounts;
@@ -76,6 +77,8 @@ export function registerStore(program: Command, cli: Cli): void {
     .action(async (f: { input?: string; replace?: boolean }) => {
       const json = cli.opts().json === true;
       const config = cli.config();
+      const { openSink, progressBar, streamIn } = await import('../store-transfer.js');
+      const { importState } = await import('../../store/transfer/run.js');
       const source = await streamIn(f.input);
       const progress = progressBar(!json && process.stderr.isTTY === true);
       let header: Header;
