@@ -38,6 +38,11 @@ export async function postgresSettings(config: PostgresConfig): Promise<Postgres
   };
 }
 
+/** Where the database is, as errors, the log and status name it: never the password. */
+export function databaseLocation(s: Pick<PostgresSettings, 'user' | 'host' | 'port' | 'database'>): string {
+  return `postgres://${s.user}@${s.host}:${s.port}/${s.database}`;
+}
+
 export interface ClockCheck {
   /** The database's clock minus this node's, at the middle of the round trip. */
   skewMs: number;
@@ -66,7 +71,7 @@ export interface OpenEvents {
 }
 
 export async function openPostgres(settings: PostgresSettings, log: OpenEvents, now: () => number = Date.now): Promise<OpenedPostgres> {
-  const db = new Db(createPool(settings));
+  const db = new Db(createPool(settings), databaseLocation(settings));
   try {
     const migration = await migrate(db);
     if (migration.applied.length > 0) log.info('store-migrated', { applied: migration.applied, version: migration.version });

@@ -98,22 +98,29 @@ export function createPool(settings: PostgresSettings): pg.Pool {
 const RETRYABLE = new Set(['40001', '40P01']);
 const RETRIES = 3;
 
-/** The error a caller sees for a failed database call: STORE_FAILED, never a parameter's value. */
-export function storeFailed(err: unknown): MemfaError {
+/**
+ * The error a caller sees for a failed database call: STORE_FAILED, never a parameter's value.
+ * `where`: the database as an administrator knows it (open.ts databaseLocation), never a password.
+ */
+export function storeFailed(err: unknown, where?: string): MemfaError {
   if (err instanceof MemfaError) return err;
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e.code === 'string' ? e.code : 'unknown';
   // A server error's message can quote a value (a sealed secret, a hash): only its SQLSTATE goes
   // out. A client-side one (refused, timed out, reset) says what happened to the connection.
   const what = err instanceof pg.DatabaseError ? `SQLSTATE ${code}` : `${typeof e.message === 'string' ? e.message : String(err)}`;
-  return new MemfaError('STORE_FAILED', `the database could not be used: ${what}`, { data: { sqlstate: code }, cause: err });
+  return new MemfaError('STORE_FAILED', `the database ${where === undefined ? '' : `${where} `}could not be used: ${what}`, { data: { sqlstate: code, ...(where === undefined ? {} : { store: where }) }, cause: err });
 }
 
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 
 /** The pool as the store uses it. */
 export class Db {
-  constructor(readonly pool: pg.Pool) {}
+  /** `where`: named in its errors (storeFailed). */
+  constructor(
+    readonly pool: pg.Pool,
+    readonly where?: string,
+  ) {}
 
   /** One statement, in a transaction of its own. */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
@@ -122,7 +129,7 @@ export class Db {
         return await this.pool.query<R>(text, values);
       } catch (err) {
         if (attempt < RETRIES && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
-        throw storeFailed(err);
+        throw storeFailed(err, this.where);
       }
     }
   }
@@ -137,7 +144,7 @@ export class Db {
       try {
         client = await this.pool.connect();
       } catch (err) {
-        throw storeFailed(err);
+        throw storeFailed(err, this.where);
       }
       // Checked out, the client has no listener for its connection's death (the pool's is for idle
       // ones): the server ending it between two statements (a restart) would be an uncaught
@@ -174,7 +181,7 @@ export class Db {
         const fromDb = typeof err === 'object' && err !== null && failures.has(err);
         if (!fromDb) throw err;
         if (attempt < RETRIES && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
-        throw storeFailed(err);
+        throw storeFailed(err, this.where);
       } finally {
         client.off('error', onLost);
         client.release(broken || lost);
