@@ -81,18 +81,26 @@ export class BodyMaker {
       this.#timeMs = now;
       this.#timeText = new Date(now).toISOString();
     }
-    const body: AuditBody = {
-      time: this.#timeText,
-      actor: event.actor,
-      socket: event.socket ?? null,
-      mailbox: event.mailbox ?? null,
-      action: event.action,
-      result: event.result,
-      reason: event.reason ?? null,
-      ip: event.ip ?? null,
-      country: event.country ?? null,
-    };
-    if (event.details !== undefined) body.details = redact(event.details) as Record<string, unknown>;
-    return body;
+    return bodyOf(event, this.#timeText);
   }
+}
+
+/**
+ * What a line says of `event` at `time` (ISO 8601); `details` pass through redact(). A store that
+ * times lines itself (the database's clock) passes '' and writes lineFields() of the body.
+ */
+export function bodyOf(event: AuditEvent, time: string): AuditBody {
+  const body: AuditBody = {
+    time,
+    actor: event.actor,
+    socket: event.socket ?? null,
+    mailbox: event.mailbox ?? null,
+    action: event.action,
+    result: event.result,
+    reason: event.reason ?? null,
+    ip: event.ip ?? null,
+    country: event.country ?? null,
+  };
+  if (event.details !== undefined) body.details = redact(event.details) as Record<string, unknown>;
+  return body;
 }

@@ -54,18 +54,29 @@ const str = (v: string | null) => (v === null ? 'null' : NEEDS_ESCAPE.test(v) ? 
 /** An entry before the log numbers and chains it. */
 export type AuditBody = Omit<AuditEntry, 'seq' | 'prev'>;
 
+/** A body before it is timed: what a store that takes the time itself (the database's) is given. */
+export type AuditFields = Omit<AuditBody, 'time'>;
+
+/**
+ * The part of a line between its "time" and its "prev": "actor":… through "details" when there
+ * are any, keys in the fixed order. The database store splices it into the line it numbers, times
+ * and chains (store/postgres/migrations/004_audit.sql), so that both stores write the same text.
+ */
+export function lineFields(body: AuditFields): string {
+  const details = body.details === undefined ? '' : `,"details":${JSON.stringify(body.details)}`;
+  return (
+    `"actor":${str(body.actor)},"socket":${str(body.socket)},"mailbox":${str(body.mailbox)},"action":${str(body.action)},` +
+    `"result":${str(body.result)},"reason":${str(body.reason)},"ip":${str(body.ip)},"country":${str(body.country)}${details}`
+  );
+}
+
 /**
  * One line, keys in a fixed order. Built as a template rather than through an ordered object and
  * JSON.stringify: the same text, for half the work, and it runs for every login. Takes seq and
  * prev apart from the body so that the log need not build an entry object per line.
  */
 export function serialiseLine(seq: number, body: AuditBody, prev: string): string {
-  const details = body.details === undefined ? '' : `,"details":${JSON.stringify(body.details)}`;
-  return (
-    `{"seq":${seq},"time":${str(body.time)},"actor":${str(body.actor)},"socket":${str(body.socket)},` +
-    `"mailbox":${str(body.mailbox)},"action":${str(body.action)},"result":${str(body.result)},"reason":${str(body.reason)},` +
-    `"ip":${str(body.ip)},"country":${str(body.country)}${details},"prev":${str(prev)}}`
-  );
+  return `{"seq":${seq},"time":${str(body.time)},${lineFields(body)},"prev":${str(prev)}}`;
 }
 
 export function serialiseEntry(entry: AuditEntry): string {

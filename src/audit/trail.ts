@@ -11,7 +11,7 @@
 
 import { basename, dirname } from 'node:path';
 import { MemfaError } from '../protocol/errors.js';
-import type { AuditStatus, AuditStreamCheck, AuditStreamName, AuditVerifyResult } from '../protocol/results.js';
+import type { AuditStatus, AuditStreamCheck, AuditStreamName, AuditStreamStatus, AuditVerifyResult } from '../protocol/results.js';
 import { FastPathCounter } from './aggregate.js';
 import type { AnchorStore } from './anchor.js';
 import type { AuditEntry, AuditEvent } from './entry.js';
@@ -55,6 +55,32 @@ function checkDistinct(security: string, logins: string): void {
       data: { key: 'audit.security.file' },
     });
   }
+}
+
+/** The trail's answer to verify from its streams' checks: the first problem on top, or the sums. */
+export function verifyResult(streams: AuditStreamCheck[]): AuditVerifyResult {
+  for (const check of streams) {
+    if (!check.ok) return { ok: false, file: check.file, line: check.line, problem: check.problem, streams };
+  }
+  let lines = 0;
+  let files = 0;
+  let lost = 0;
+  for (const check of streams) {
+    if (!check.ok) continue;
+    lines += check.lines;
+    files += check.files;
+    lost += check.lost;
+  }
+  return { ok: true, lines, files, lost, streams };
+}
+
+/** The trail's status from its streams'. */
+export function statusOf(streams: AuditStreamStatus[]): AuditStatus {
+  return {
+    failedWrites: streams.reduce((sum, s) => sum + s.failedWrites, 0),
+    droppedLines: streams.reduce((sum, s) => sum + s.droppedLines, 0),
+    streams,
+  };
 }
 
 export class AuditTrail {
@@ -114,29 +140,11 @@ export class AuditTrail {
   }
 
   async verify(): Promise<AuditVerifyResult> {
-    const streams = await Promise.all(STREAMS.map(async (stream): Promise<AuditStreamCheck> => ({ stream, ...(await this.#logs[stream].verify()) })));
-    for (const check of streams) {
-      if (!check.ok) return { ok: false, file: check.file, line: check.line, problem: check.problem, streams };
-    }
-    let lines = 0;
-    let files = 0;
-    let lost = 0;
-    for (const check of streams) {
-      if (!check.ok) continue;
-      lines += check.lines;
-      files += check.files;
-      lost += check.lost;
-    }
-    return { ok: true, lines, files, lost, streams };
+    return verifyResult(await Promise.all(STREAMS.map(async (stream): Promise<AuditStreamCheck> => ({ stream, ...(await this.#logs[stream].verify()) }))));
   }
 
   status(): AuditStatus {
-    const streams = STREAMS.map((name) => ({ name, ...this.#logs[name].stats() }));
-    return {
-      failedWrites: streams.reduce((sum, s) => sum + s.failedWrites, 0),
-      droppedLines: streams.reduce((sum, s) => sum + s.droppedLines, 0),
-      streams,
-    };
+    return statusOf(STREAMS.map((name) => ({ name, ...this.#logs[name].stats() })));
   }
 
   /** Writes the counted allows, then closes both streams (each anchoring its head). */

@@ -5,13 +5,19 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import type { Command } from 'commander';
 import { call, type CallOptions } from '../client/call.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { out, printJson, socketFor, usage, useColor, type GlobalOptions } from './io.js';
+import type { MemfaConfig } from '../config/types.js';
+import { configFor, out, printJson, socketFor, usage, useColor, type GlobalOptions } from './io.js';
 
 export class Cli {
   constructor(private readonly program: Command) {}
 
   opts(): GlobalOptions {
     return this.program.opts<GlobalOptions>();
+  }
+
+  /** The configuration (--config, --data-dir, ...), for the commands that work on the store themselves. */
+  config(): MemfaConfig {
+    return configFor(this.opts());
   }
 
   chalk(): ChalkInstance {

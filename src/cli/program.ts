@@ -19,6 +19,7 @@ import { registerMailbox } from './commands/mailbox.js';
 import { registerMonitoring } from './commands/monitoring.js';
 import { registerProviders } from './commands/providers.js';
 import { registerSelf } from './commands/self.js';
+import { registerStore } from './commands/store.js';
 import { registerSupport } from './commands/support.js';
 import { Cli } from './context.js';
 import { printErrorDocument, reportError } from './io.js';
@@ -26,8 +27,8 @@ import { afterErrorText, everyCommand, fromCommander, jsonRequested, pointToHelp
 
 /** The command groups, in the order `memfa --help` lists them. */
 const GROUPS = [registerDaemon, registerMailbox, registerDomain, registerGlobal, registerSupport, registerAppPasswords, registerIpBlocks, registerKeysAndAudit, registerProviders, registerAdmins, registerSelf, registerGateways];
-/** Operations: checking the configuration, monitoring, shell completion, importing from other tools. */
-const OPERATIONS = [registerConfig, registerMonitoring, registerCompletion, registerImport];
+/** Operations: checking the configuration, monitoring, shell completion, importing from other tools, moving the store. */
+const OPERATIONS = [registerConfig, registerMonitoring, registerCompletion, registerImport, registerStore];
 
 export interface Program {
   program: Command;

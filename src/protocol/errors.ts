@@ -37,6 +37,7 @@ export const ERRORS = {
   CONFLICT: { rpc: -32006, exit: EXIT.DATAERR, summary: 'the request conflicts with the current state' },
   PROVIDER_DISABLED: { rpc: -32007, exit: EXIT.DATAERR, summary: 'the provider is disabled or not permitted here' },
   STORE_CORRUPT: { rpc: -32011, exit: EXIT.DATAERR, summary: 'the store file cannot be read; the daemon refuses to start and leaves it untouched' },
+  STREAM_INVALID: { rpc: -32012, exit: EXIT.DATAERR, summary: 'the import stream is cut short, corrupt or of a newer format; nothing was imported' },
   STORE_FAILED: { rpc: -32010, exit: EXIT.TEMPFAIL, summary: 'the store could not be written; nothing was changed' },
   DELIVERY_FAILED: { rpc: -32020, exit: EXIT.TEMPFAIL, summary: 'the code could not be delivered' },
   RATE_LIMITED: { rpc: -32021, exit: EXIT.TEMPFAIL, summary: 'too many sends or attempts; retry later' },

@@ -119,8 +119,8 @@ void STORED;
 
 const failureValues = (f: FailureState | null) => (f === null ? [null, null, null, null] : [f.consecutive, f.lockedUntil, f.hardLocked, f.lastFailureAt]);
 
-/** The scalar columns of a record, in the order of SCALAR_COLUMNS. */
-function scalarValues(rec: MailboxRecord): unknown[] {
+/** The scalar columns of a record, in the order of SCALAR_COLUMNS (json columns as their text). */
+export function scalarValues(rec: MailboxRecord): unknown[] {
   const { totp: t, pendingTotp: p, openCode: o } = rec;
   return [
     rec.address,
@@ -140,7 +140,7 @@ function scalarValues(rec: MailboxRecord): unknown[] {
   ];
 }
 
-const SCALAR_COLUMNS = [
+export const SCALAR_COLUMNS = [
   'address', 'settings', 'user_settings', 'phone', 'alt_email',
   'totp_sealed', 'totp_activated_at', 'totp_last_step',
   'pending_sealed', 'pending_created_at', 'pending_expires_at', 'pending_proved',
@@ -157,7 +157,7 @@ const UPDATE_MAILBOX = `UPDATE mailboxes SET (${SCALAR_COLUMNS.slice(1).join(', 
   .map((c, i) => `$${i + 2}${JSON_COLUMNS.has(c) ? '::json' : ''}`)
   .join(', ')}) WHERE address = $1`;
 
-function appPasswordRow(a: AppPassword): unknown[] {
+export function appPasswordRow(a: AppPassword): unknown[] {
   return [a.id, a.name, a.hash, a.protocols, a.networks, a.createdAt, a.expiresAt, a.lastUsed?.at ?? null, a.lastUsed?.ip ?? null, a.lastUsed?.country ?? null, a.uses];
 }
 
