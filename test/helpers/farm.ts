@@ -2,7 +2,7 @@
 // node is `bin/memfa daemon` with its own configuration file, run and data directories and
 // sockets; all share the database and one key file, as the nodes behind a load balancer would.
 // Requests are spread across the nodes in turn, through the real CLI or straight to a socket.
-import { rm } from 'node:fs/promises';
+import { chmod, copyFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { call } from '../../src/client/call.js';
@@ -17,6 +17,10 @@ export interface FarmOptions {
   /** Configuration every node shares, merged over the store's (a key here wins). */
   config?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
+  /** The key file the nodes share; a fresh one when not given (a store moved here brings its own). */
+  keyFile?: string;
+  /** Run once the database exists, before any node starts (an import into it, say). */
+  prepare?(at: { cluster: PgCluster; database: string; store: Record<string, unknown>; dir: string }): Promise<void>;
 }
 
 export interface Farm {
@@ -88,8 +92,14 @@ export async function startFarm(options: FarmOptions = {}): Promise<Farm> {
     dirs.push(shared);
     // Made before any node starts: every node must seal with the same keys, and none may make its own.
     const keyFile = path.join(shared, 'memfa.key');
-    await Keyring.load(keyFile, { create: true });
-    const config = mergeConfig({ keyFile, store: postgresStore(cluster, database) }, options.config ?? {});
+    if (options.keyFile === undefined) await Keyring.load(keyFile, { create: true });
+    else {
+      await copyFile(options.keyFile, keyFile);
+      await chmod(keyFile, 0o600);
+    }
+    const store = postgresStore(cluster, database);
+    await options.prepare?.({ cluster, database, store, dir: shared });
+    const config = mergeConfig({ keyFile, store }, options.config ?? {});
     const nodeDirs: string[] = [];
     for (let i = 0; i < count; i++) nodeDirs.push(await makeTempDir(`mf-n${i}-`));
     dirs.push(...nodeDirs);
