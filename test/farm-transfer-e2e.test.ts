@@ -25,15 +25,21 @@ describe(`a file store moved to PostgreSQL, served by three daemons${missing ===
   let farm: Farm;
   let key: Buffer;
   let usedCode: string;
+  /** When the source accepted usedCode; the nodes' clock is set back to it (below). */
+  let usedAt: number;
+  let clockFile: string;
   let recovery: string[];
   let auditLines = 0;
 
   before(async () => {
     source = await startDaemon();
+    clockFile = path.join(source.dir, 'clock-offset');
+    await writeFile(clockFile, '0');
     await source.json(['domain', 'set', 'moved.example', '--challenge', 'always', '--provider', 'totp']);
     key = fromBase32((await source.json<{ secret: string }>(['enroll', USER, '--no-confirm'])).secret);
     recovery = (await source.json<RecoveryCodesResult>(['recovery-codes', USER])).codes;
-    usedCode = totpCode(key, Date.now() - 30_000, TOTP);
+    usedAt = Date.now();
+    usedCode = totpCode(key, usedAt, TOTP);
     const login = await source.cli(['verify', '--user', USER, '--ip', IP, '--code-stdin'], { stdin: usedCode + '\n' });
     assert.equal(login.code, 0, `a login at the source: ${login.stdout}${login.stderr}`);
     const usedRecovery = await source.cli(['verify', '--user', USER, '--ip', IP, '--code-stdin'], { stdin: recovery[0]! + '\n' });
@@ -47,6 +53,7 @@ describe(`a file store moved to PostgreSQL, served by three daemons${missing ===
     farm = await startFarm({
       // The refusals below count as failures at a remembered address: not enough to lock here.
       config: { lockout: { threshold: 50 } },
+      env: { MEMFA_UNSAFE_TEST_CLOCK: clockFile },
       keyFile: path.join(source.dataDir, 'memfa.key'),
       async prepare({ store, dir }) {
         const config = path.join(dir, 'import.json');
@@ -65,8 +72,11 @@ describe(`a file store moved to PostgreSQL, served by three daemons${missing ===
   const verify = (i: number, code: string) => farm.call(i, 'hook', 'verify', { user: USER, ip: IP, code });
 
   it('verify still works on every node: the sealed secret opens, the used step and recovery code stay used, a new use holds everywhere', async () => {
+    // The move took longer than a TOTP step may last: the nodes' time goes on from the source's
+    // last login, so that its step is still one the window accepts.
+    await writeFile(clockFile, String(usedAt - Date.now()));
     for (let i = 0; i < 3; i++) assert.equal((await verify(i, usedCode)).reason, 'code-reused', `node ${i}: the step used at the source`);
-    const fresh = totpCode(key, Date.now() + 30_000, TOTP);
+    const fresh = totpCode(key, usedAt + 30_000, TOTP);
     assert.deepEqual(await verify(0, fresh).then((a) => [a.result, a.reason]), ['allow', 'code-valid']);
     for (const i of [1, 2]) assert.equal((await verify(i, fresh)).reason, 'code-reused', `node ${i}`);
 
