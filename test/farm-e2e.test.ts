@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fromBase32, totpCode } from '../src/core/totp.js';
-import type { MailboxListResult, VerifyResult } from '../src/protocol/results.js';
+import type { VerifyResult } from '../src/protocol/results.js';
 import { startFarm, timesToApply, type Farm } from './helpers/farm.js';
 import { postgresMissing } from './helpers/postgres.js';
 import { waitFor } from './helpers/protocol-tools.js';
@@ -272,7 +272,7 @@ describe(`three daemons on one database, end to end${missing === null ? '' : ` (
     // Written before the database stopped, written after it came back: all of it on every node.
     const want = writes.filter((w) => w.acked).map((w) => w.address).sort();
     for (let i = 0; i < 3; i++) {
-      const listed = await farm.node(i).json<MailboxListResult>(['mailbox', 'list', '--domain', 'restart.test']);
+      const listed = await farm.call(i, 'admin', 'mailbox.list', { domain: 'restart.test' });
       assert.equal(listed.mailboxes.length, listed.total, 'the whole list');
       const found = new Map(listed.mailboxes.map((m) => [m.address, m.challenge]));
       const lost = want.filter((a) => found.get(a) !== 'always');
