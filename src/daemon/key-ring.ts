@@ -9,57 +9,21 @@
 // PostgreSQL: the first daemon to claim the store (atomically, through the meta port) may create
 // the key file, and records the key ring; every other daemon must be given a copy. A daemon
 // refuses to start (CONFIG_INVALID) when its key file is missing, lacks the key the record names
-// current, or has another MAC seed (its keyed hashes would match nothing the others stored). While
-// running, it seals with the key the record names current, read again every few seconds, so that
-// a rotation made through any daemon moves every daemon to the new key; key add, rotate and
-// retire update the record.
-import { createHmac } from 'node:crypto';
+// current, or has another MAC seed (its keyed hashes would match nothing the others stored). What
+// it does while running is shared-keys.ts'.
 import type { MemfaConfig } from '../config/types.js';
 import { MemfaError } from '../protocol/errors.js';
 import { TOTP_PURPOSE } from '../services/enrol.js';
-import type { KeyAdmin, SecretBox } from '../services/ports.js';
 import type { MailboxStore, MetaStore, SealedSecretSample, StoreBackend } from '../services/store-ports.js';
 import { Keyring, secretAad } from '../security/keyring.js';
 import type { Logger } from './logger.js';
+import { isRecord, KEY_RING_KEY, recordOf, sharedKeys, type DaemonKeys, type KeyRingRecord } from './shared-keys.js';
+
+export type { DaemonKeys } from './shared-keys.js';
 
 /** Who may create the key file (the file store: when it was created). */
 export const KEY_CREATED_KEY = 'keyringCreated';
-/** The key ring's record in a shared store. */
-export const KEY_RING_KEY = 'keyRing';
-/** How often a daemon on a shared store reads which key seals. */
-export const KEY_RECORD_REFRESH_MS = 2000;
-/** How long a rotation waits, once the new key is recorded, for every daemon to seal with it. */
-export const KEY_SWITCH_SETTLE_MS = 2.5 * KEY_RECORD_REFRESH_MS;
-
-export interface KeyRingRecord {
-  current: string;
-  kids: string[];
-  /** An HMAC under the key file's MAC seed: equal on every node with the same key file. */
-  fingerprint: string;
-}
-
 type KeyState = MetaStore & Pick<MailboxStore, 'countMailboxes'> & SealedSecretSample;
-
-export interface DaemonKeys {
-  keyring: Keyring;
-  secrets: SecretBox;
-  keys: KeyAdmin;
-  /** Stops reading the record (before the store closes). */
-  stop(): void;
-}
-
-function fingerprint(keyring: Keyring): string {
-  return createHmac('sha256', keyring.macKey('key-ring-fingerprint')).update('memfa key ring').digest('hex').slice(0, 32);
-}
-
-function recordOf(keyring: Keyring): KeyRingRecord {
-  return { current: keyring.currentKid, kids: keyring.kids(), fingerprint: fingerprint(keyring) };
-}
-
-function isRecord(v: unknown): v is KeyRingRecord {
-  const r = v as Partial<KeyRingRecord> | null;
-  return typeof r === 'object' && r !== null && typeof r.current === 'string' && Array.isArray(r.kids) && typeof r.fingerprint === 'string';
-}
 
 const copyHint = (file: string, node: string | null) =>
   `copy ${file} from the node that created it${node === null ? '' : ` (node ${node})`}, with its owner and mode 0600: every daemon of the database uses the same key file`;
@@ -92,11 +56,11 @@ async function openFileKeys(config: MemfaConfig, state: KeyState, log: Logger): 
   const keyring = await load(config, log, (await state.countMailboxes()) === 0 && created === undefined);
   await checkSecretsOpen(state, keyring, config.keyFile);
   if (created === undefined) await state.updateMeta(KEY_CREATED_KEY, (cur) => (cur === undefined ? { next: Date.now(), result: undefined } : { result: undefined }));
-  return { keyring, secrets: keyring, keys: keyring, stop: () => undefined };
+  return { keyring, secrets: keyring, keys: keyring, stop: async () => undefined };
 }
 
 /** The key file of a daemon on a shared store (the rule above). */
-async function openSharedKeys(config: MemfaConfig, state: KeyState, node: string, log: Logger): Promise<DaemonKeys> {
+async function openSharedKeys(config: MemfaConfig, state: KeyState, node: string, now: () => number, log: Logger): Promise<DaemonKeys> {
   const file = config.keyFile;
   const claim = await state.updateMeta<{ node?: unknown }, string | null>(KEY_CREATED_KEY, (cur) => {
     if (cur === undefined) return { next: { node, at: Date.now() }, result: node };
@@ -134,62 +98,10 @@ async function openSharedKeys(config: MemfaConfig, state: KeyState, node: string
   }
   await checkSecretsOpen(state, keyring, file);
   known.ring = ring;
-  return sharedKeys(keyring, state, known, log);
-}
-
-/** The ring of a shared store: seals with the recorded current key, keeps the record true. */
-function sharedKeys(keyring: Keyring, state: KeyState, known: { ring: KeyRingRecord | null }, log: Logger): DaemonKeys {
-  let sealing = known.ring!.current;
-  const take = (ring: unknown) => {
-    if (!isRecord(ring)) return;
-    known.ring = ring;
-    if (ring.current === sealing) return;
-    log.info('key-current-changed', { previous: sealing, current: ring.current, holds: keyring.kids().includes(ring.current) });
-    sealing = ring.current;
-  };
-  const refresh = setInterval(() => {
-    state.getMeta<unknown>(KEY_RING_KEY).then(take, (err: Error) => log.debug('key-record-unread', { error: err.message }));
-  }, KEY_RECORD_REFRESH_MS);
-  refresh.unref();
-  const record = async () => {
-    const mine = recordOf(keyring);
-    await state.updateMeta(KEY_RING_KEY, () => ({ next: mine, result: undefined }));
-    take(mine);
-  };
-  const secrets: SecretBox = {
-    seal: (plaintext, aad) => keyring.sealWith(sealing, plaintext, aad),
-    open: (sealed, aad) => keyring.open(sealed, aad),
-    macKey: (purpose) => keyring.macKey(purpose),
-  };
-  const keys: KeyAdmin = {
-    get currentKid() {
-      return sealing;
-    },
-    kids: () => keyring.kids(),
-    async add() {
-      const kid = await keyring.add();
-      await record();
-      return kid;
-    },
-    async rotate() {
-      const kid = await keyring.rotate();
-      await record();
-      // Every daemon reads the record within KEY_RECORD_REFRESH_MS: what they seal from then on
-      // is under the new key, so the re-seal that follows leaves nothing behind under the old one.
-      await new Promise((r) => setTimeout(r, KEY_SWITCH_SETTLE_MS));
-      return kid;
-    },
-    async retire(kid) {
-      await keyring.retire(kid);
-      await record();
-    },
-    needsReseal: (sealed) => keyring.needsReseal(sealed),
-    reseal: (sealed, aad) => keyring.reseal(sealed, aad),
-  };
-  return { keyring, secrets, keys, stop: () => clearInterval(refresh) };
+  return sharedKeys({ keyring, state, known, node, now, log });
 }
 
 /** The key file for `backend`, checked against what the store holds (the rule above). */
-export function openKeys(config: MemfaConfig, backend: StoreBackend, state: KeyState, node: string, log: Logger): Promise<DaemonKeys> {
-  return backend === 'file' ? openFileKeys(config, state, log) : openSharedKeys(config, state, node, log);
+export function openKeys(config: MemfaConfig, backend: StoreBackend, state: KeyState, node: string, now: () => number, log: Logger): Promise<DaemonKeys> {
+  return backend === 'file' ? openFileKeys(config, state, log) : openSharedKeys(config, state, node, now, log);
 }

@@ -68,8 +68,8 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const { state, facts } = store;
     const clock = daemonClock(log, store.measureClock === null || store.clock === null ? null : { measure: store.measureClock, first: store.clock });
     cleanups.push(async () => clock.stop());
-    const keys = await openKeys(config, facts.backend, state, node, log);
-    cleanups.push(async () => keys.stop());
+    const keys = await openKeys(config, facts.backend, state, node, clock.now, log);
+    cleanups.push(() => keys.stop());
     const audit = await openAudit({ config, backend: facts.backend, node, state, log });
     // Closed before the store (cleanups run in reverse): closing anchors the final heads.
     cleanups.push(() => audit.close());
@@ -160,11 +160,12 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       config: config.source,
       store: facts.location,
       backend: facts.backend,
-      node,
+      ...(facts.backend === 'file' ? {} : { node }),
       adminSocket: config.sockets.admin.path,
       hookSocket: config.sockets.hook.path,
       selfSocket: config.sockets.self.path,
-      mailboxes: await state.countMailboxes(),
+      // Counting a database's mailboxes is not free: the file store's count only.
+      ...(facts.backend === 'file' ? { mailboxes: await state.countMailboxes() } : {}),
       startMs: Date.now() - started,
     });
     // Not awaited: the daemon serves meanwhile; a stop tells systemd only after this.

@@ -37,8 +37,11 @@ export interface KeyringOptions {
 }
 
 export interface KeyFileReread {
-  /** A sealed value named a kid the ring lacked, or the ring was about to write the file. */
-  why: 'unknown-kid' | 'before-write';
+  /**
+   * A sealed value named a kid the ring lacked, the ring was about to write the file, or a daemon
+   * of a shared store looked for a key file installed meanwhile (reread).
+   */
+  why: 'unknown-kid' | 'before-write' | 'check';
   /** The kid that was lacking, for 'unknown-kid'. */
   kid?: string;
   /** What the file holds now. */
@@ -178,6 +181,15 @@ export class Keyring {
       this.#macKeys.set(purpose, key);
     }
     return Buffer.from(key);
+  }
+
+  /**
+   * Takes the key file if it changed since it was last read or written (a stat when it did not),
+   * so that a daemon of a shared store learns of a key file installed on its host; whether it
+   * took it. CONFIG_INVALID when the file may not be taken (checkReread).
+   */
+  reread(): boolean {
+    return this.#reread('check');
   }
 
   /**

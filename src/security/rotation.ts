@@ -24,11 +24,11 @@
 //     lists (checkReread's `retired`);
 //   - at start, a daemon whose file lacks the recorded current kid, or has another MAC seed, is
 //     refused, and one value per kid in the store must open.
+//   - each daemon looks at its key file every few seconds and records the kids it holds; a
+//     rotation is refused while a running daemon lacks the key it would make current
+//     (daemon/shared-keys.ts).
 // The steps for an administrator (memfa(1), Key rotation): key add on one host, the key file
-// copied to every host, key rotate once, the key file copied again. Not built: the store does not
-// record which kids each running daemon holds, so a rotation is not refused while one of them
-// lacks the new key (that daemon refuses to seal and to open the re-sealed values until it is
-// given the file).
+// copied to every host, key rotate once, the key file copied again.
 // What each daemon checks, so that one with an older key file neither seals with a key the
 // others cannot open nor fails to open what they sealed:
 //   - opening a value whose kid it lacks, it reads its key file again (once for each change of the

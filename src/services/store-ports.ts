@@ -1,8 +1,8 @@
 // What the services need of the state, as they use it: small asynchronous interfaces, each
 // defined here by the use case that consumes it (verify, codes, enrolment, recovery, proof of a
 // factor, the throttles, administration), never by how a backend keeps it. A service takes only
-// the interfaces it uses; the file store implements them all (store/state-ports.ts), and so will
-// the PostgreSQL store.
+// the interfaces it uses; the file store implements them all (store/state-ports.ts), and so does
+// the PostgreSQL store (store/postgres/state-ports.ts).
 //
 // Two rules make several daemons on one database act as one:
 // - Every check-then-act is ONE operation: accept a TOTP step, count a failure (and lock), try an
