@@ -3,13 +3,15 @@
 // out the same, and a daemon on the store it ends in verifies a TOTP code and its audit chain;
 // streams cut short, changed, of a newer version, and targets that hold state are refused.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fromBase32, totpCode } from '../src/core/totp.js';
 import { PgAuditTrail } from '../src/store/postgres/audit.js';
 import { createPool, Db } from '../src/store/postgres/pool.js';
-import { makeTempDir, runCli, startDaemon, type CliResult, type TestDaemon } from './helpers/daemon.js';
+import { BIN, makeTempDir, runCli, startDaemon, type CliResult, type TestDaemon } from './helpers/daemon.js';
 import { pgSettings, postgresMissing, sql, startPostgres, type PgCluster } from './helpers/postgres.js';
 
 const GB = '81.2.69.142';
@@ -106,6 +108,19 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     const again = ok(await source.cli(['store', 'export']), 'export to stdout');
     assert.deepEqual(body(again.stdout), body(exported));
     assert.match(again.stderr, /^memfa: exported 2 mailboxes/);
+  });
+
+  it('draws a progress bar on standard error only when it is a terminal', { skip: existsSync('/usr/bin/script') ? false : 'no script(1) to give it a terminal' }, async () => {
+    const out = path.join(work, 'progress.jsonl');
+    // script(1) runs the command on a pseudo-terminal and copies what it draws.
+    const shell = `${process.execPath} ${BIN} --config ${source.configFile} store export --output ${out}`;
+    const tty = await new Promise<string>((resolve, reject) => {
+      execFile('script', ['-qec', shell, '/dev/null'], { env: { ...process.env, NO_COLOR: '1' } }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    });
+    assert.match(tty, /\r\[#+\] \d+\/\d+/, 'a bar on the terminal');
+    assert.match(tty, /\r\x1b\[2K/, 'wiped before the summary');
+    const piped = ok(await source.cli(['store', 'export', '--output', out]), 'export');
+    assert.doesNotMatch(piped.stderr + piped.stdout, /\[#/, 'no bar into a pipe');
   });
 
   it('imports into PostgreSQL, and exports from it the same content', async () => {
@@ -220,6 +235,14 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
       r = await tryImport(exported.slice(0, Math.floor(exported.length / 2)));
       assert.equal(r.code, 65);
       assert.match(r.stderr, /line \d+: .*(cut short|not valid JSON)/);
+    });
+
+    it('cut short into a file store: nothing is left behind, not even a temporary file', async () => {
+      const dir = await makeTempDir('mfcut-');
+      const config = await configIn(dir);
+      const r = await memfa(config, ['store', 'import'], lines().slice(0, -1).join('\n') + '\n');
+      assert.equal(r.code, 65, r.stderr);
+      assert.deepEqual(await readdir(path.join(dir, 'data')), [], 'no store, no audit file, no lock');
     });
 
     it('of a newer format version', async () => {

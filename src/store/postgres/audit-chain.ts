@@ -131,10 +131,14 @@ export class PgAuditChain {
       // Not unref'd: lines waiting are work in progress, done (written or lost) within maxWaitMs.
       return;
     }
-    this.#running = this.#drain().finally(() => {
-      this.#running = null;
-      this.#kick();
-    });
+    this.#running = this.#drain()
+      // #send settles every failure of the database; this is for a fault of this code, which
+      // must not become an unhandled rejection of the daemon.
+      .catch((error: unknown) => this.#o.onEvent('error', 'audit-write-failed', { stream: this.#o.stream, error: String(error) }))
+      .finally(() => {
+        this.#running = null;
+        this.#kick();
+      });
   }
 
   /** Sends batches until the queue is empty or the database cannot be reached. */
@@ -202,7 +206,14 @@ export class PgAuditChain {
     } catch (error) {
       throw new Unreachable(storeFailed(error).message);
     }
+    // A checked-out client has no listener of the pool's: an error the server sends just after
+    // the answer (a shutdown terminating the session), read in the same chunk, would be thrown
+    // from the socket's callback, before this function resumes to release the client.
     let broken = false;
+    const onError = () => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       const { rows } = await client.query<Appended>(APPEND, [
         this.#o.stream,
@@ -215,9 +226,10 @@ export class PgAuditChain {
       return rows[0]!;
     } catch (error) {
       // The server answered with an error: the connection is sound. Anything else (reset, timeout) is not.
-      broken = !(error instanceof pg.DatabaseError);
+      if (!(error instanceof pg.DatabaseError)) broken = true;
       throw error;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

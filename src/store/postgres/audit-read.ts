@@ -13,9 +13,9 @@ import { Params } from './sql.js';
 /** Rows read per statement by verify. */
 export const VERIFY_PAGE_ROWS = 5000;
 
-/** How a stream's table is named where verify reports a problem (its `line` is the seq). */
+/** Where a stream's lines are, for status and for verify's problems (whose `line` is the seq). */
 export function streamPlace(stream: AuditStreamName): string {
-  return `database audit_lines, stream ${stream},`;
+  return `database audit_lines, stream ${stream}`;
 }
 
 /** The statement of queryTrail: newest first, so that a limit keeps the most recent. */
@@ -78,7 +78,8 @@ function columnsDisagree(row: LineRow, entry: { seq: number; time: string; mailb
  * its columns against its line, and the last line against the head row.
  */
 export async function checkStream(db: Db, stream: AuditStreamName, pageRows = VERIFY_PAGE_ROWS): Promise<StreamCheck> {
-  const place = streamPlace(stream);
+  // verify's answer reads "broken at <file> line <seq>".
+  const place = `${streamPlace(stream)},`;
   const { rows: heads } = await db.query<{ seq: number; hash: string; floor: number }>('SELECT seq, hash, floor FROM audit_heads WHERE stream = $1', [stream]);
   const head = heads[0];
   if (head === undefined) return { ok: false, file: place, line: 0, problem: 'the head row of this stream is missing' };

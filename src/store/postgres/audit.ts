@@ -96,7 +96,7 @@ export class PgAuditTrail {
     const { rows } = await db.query<{ stream: string; seq: number; present: boolean }>(
       "SELECT s.stream, coalesce(h.seq, 0) AS seq, h.stream IS NOT NULL AS present FROM unnest(ARRAY['security', 'logins']) AS s(stream) LEFT JOIN audit_heads h USING (stream)",
     ).catch((error: unknown) => {
-      if ((error as MemfaError).data?.['sqlstate'] === '42P01') throw new MemfaError('STORE_CORRUPT', 'the database has no audit tables: its schema was not migrated (migrations/004_audit.sql)', { cause: error });
+      if ((error as MemfaError).data?.['sqlstate'] === '42P01') throw new MemfaError('STORE_CORRUPT', "the database has no audit tables: its schema was not migrated (migrate.ts, at the daemon's start)", { cause: error });
       throw error;
     });
     const missing = rows.filter((r) => !r.present).map((r) => r.stream);
@@ -139,7 +139,7 @@ export class PgAuditTrail {
     return statusOf(
       STREAMS.map((name) => {
         const s = this.#chains[name].stats();
-        return { name, file: streamPlace(name).replace(/,$/, ''), seq: s.seq, failedWrites: s.failedWrites, droppedLines: s.droppedLines, lastError: s.lastError, gaps: 0 };
+        return { name, file: streamPlace(name), seq: s.seq, failedWrites: s.failedWrites, droppedLines: s.droppedLines, lastError: s.lastError, gaps: 0 };
       }),
     );
   }

@@ -15,8 +15,7 @@ import type { DomainRecord, LevelSettings, MailboxRecord } from '../../core/mode
 import { MemfaError } from '../../protocol/errors.js';
 import type { AuditStreamName } from '../../protocol/results.js';
 import { AUDIT_STREAMS, isCarriedMeta, isStartMarker, type StateCounts } from '../transfer/format.js';
-import { holdsState, type StateSink, type StateSource, type TargetState } from '../transfer/ports.js';
-import { targetHoldsState } from '../transfer/file.js';
+import { holdsState, targetHoldsState, type StateSink, type StateSource, type TargetState } from '../transfer/ports.js';
 import { byteOrder } from '../transfer/stream.js';
 import { importAuditLines } from './audit-import.js';
 import { loadMigrations } from './migrate.js';

@@ -56,6 +56,8 @@ export class AuditImport {
   private pendingBytes = 0;
   private first: number | null = null;
   private last: { seq: number; line: string } | null = null;
+  /** The temporary file is complete and durable, waiting for install(). */
+  private prepared = false;
 
   constructor(private readonly files: AuditFiles) {
     this.temp = path.join(path.dirname(files.file), `.${path.basename(files.file)}.import-${process.pid}`);
@@ -88,12 +90,21 @@ export class AuditImport {
     return countAuditLines(this.files);
   }
 
-  /**
-   * Makes the imported lines the stream: the target's own files (with --replace) are first set
-   * aside under `<name>.before-import-<stamp>`, never deleted.
-   */
-  async commit(stamp: string): Promise<string[]> {
+  /** Makes the imported lines durable in the temporary file (nothing of the target is touched yet). */
+  async prepare(): Promise<void> {
     await this.flush();
+    if (this.handle === null) return;
+    await this.handle.sync();
+    await this.handle.close();
+    this.handle = null;
+    this.prepared = true;
+  }
+
+  /**
+   * Makes the prepared lines the stream: the target's own files (with --replace) are first set
+   * aside under `<name>.before-import-<stamp>`, never deleted. Renames only.
+   */
+  async install(stamp: string): Promise<string[]> {
     const setAside: string[] = [];
     for (const f of await existing(this.files)) {
       // An empty current file (a daemon that never wrote) is replaced, not kept.
@@ -101,20 +112,19 @@ export class AuditImport {
       await rename(f, `${f}.before-import-${stamp}`);
       setAside.push(f);
     }
-    if (this.handle !== null) {
-      await this.handle.sync();
-      await this.handle.close();
-      this.handle = null;
+    if (this.prepared) {
       await rename(this.temp, this.files.file);
+      this.prepared = false;
     }
     await fsyncDir(path.dirname(this.files.file));
     return setAside;
   }
 
   async abort(): Promise<void> {
-    if (this.handle === null) return;
-    await this.handle.close().catch(() => undefined);
+    if (this.handle === null && !this.prepared) return;
+    await this.handle?.close().catch(() => undefined);
     this.handle = null;
+    this.prepared = false;
     await unlink(this.temp).catch(() => undefined);
   }
 }

@@ -9,7 +9,7 @@
 // state in memory (a file store is held in memory whole by its daemon too), writes the audit
 // files, then the snapshot in the layout the daemon writes (schema.ts snapshotJson), then an empty
 // journal: a store the daemon opens as its own.
-import { open, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { DomainRecord, LevelSettings, MailboxRecord } from '../../core/model.js';
 import { fsyncDir, writeFileAtomic } from '../../files/durable.js';
@@ -21,7 +21,7 @@ import { CURRENT_SCHEMA, migrate, snapshotJson } from '../schema.js';
 import { SnapshotFile } from '../snapshot.js';
 import { AuditImport, auditLines, countAuditLines, type AuditConfig } from './audit-files.js';
 import { AUDIT_STREAMS, isCarriedMeta, isStartMarker, type StateCounts } from './format.js';
-import { holdsState, type StateSink, type StateSource, type TargetState } from './ports.js';
+import { holdsState, targetHoldsState, type StateSink, type StateSource, type TargetState } from './ports.js';
 import { byteOrder } from './stream.js';
 
 /** The state of the store at `file` read as a start would, or null when there is none. */
@@ -103,6 +103,7 @@ export class FileSink implements StateSink {
   private readonly metas = new Map<string, unknown>();
   private readonly boxes = new Map<string, MailboxRecord>();
   private readonly audits: Record<AuditStreamName, AuditImport>;
+  private readonly snapshotTemp: string;
 
   private constructor(
     private readonly storeFile: string,
@@ -112,6 +113,7 @@ export class FileSink implements StateSink {
     private readonly now: () => Date,
   ) {
     this.audits = { security: new AuditImport(audits.security), logins: new AuditImport(audits.logins) };
+    this.snapshotTemp = path.join(path.dirname(storeFile), `.${path.basename(storeFile)}.import-${process.pid}`);
   }
 
   /** What the store at `storeFile` and the audit files hold now. */
@@ -162,19 +164,27 @@ export class FileSink implements StateSink {
     return this.audits[stream].add(line, seq);
   }
 
+  /**
+   * Everything is first written beside the target and made durable (the audit streams' files, the
+   * snapshot under a temporary name); only then is the target changed, by renames: the audit files
+   * (the replaced ones set aside), then the snapshot, with a sequence number past every entry of
+   * the replaced store's journals, then those journals go. A failure before the renames leaves the
+   * target as it was; a crash among them leaves the new state or the old one's files beside it.
+   */
   async commit(): Promise<void> {
-    const stamp = stampOf(this.now());
     for (const s of AUDIT_STREAMS) {
-      await this.audits[s].commit(stamp);
+      await this.audits[s].prepare();
       const anchor = this.audits[s].anchor();
       if (anchor !== null) this.metas.set(`auditAnchor.${s}`, anchor);
     }
-    // The snapshot first, with a sequence number past every entry of the replaced store's
-    // journals, then those journals go: a crash in between leaves the new state either way.
     await writeFileAtomic(
-      this.storeFile,
+      this.snapshotTemp,
       snapshotJson({ schemaVersion: CURRENT_SCHEMA, seq: this.seq, global: this.settings, domains: this.domains, mailboxes: this.boxes, meta: this.metas }),
     );
+    const stamp = stampOf(this.now());
+    for (const s of AUDIT_STREAMS) await this.audits[s].install(stamp);
+    await rename(this.snapshotTemp, this.storeFile);
+    await fsyncDir(path.dirname(this.storeFile));
     for (const j of [this.storeFile + '.journal.old', this.storeFile + '.journal']) await unlink(j).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
     const journal = await open(this.storeFile + '.journal', 'wx', 0o600);
     await journal.sync();
@@ -184,19 +194,6 @@ export class FileSink implements StateSink {
 
   async abort(): Promise<void> {
     for (const s of AUDIT_STREAMS) await this.audits[s].abort();
+    await unlink(this.snapshotTemp).catch(() => undefined);
   }
-}
-
-export function targetHoldsState(what: string, t: TargetState): MemfaError {
-  const held = [
-    t.mailboxes > 0 ? `${t.mailboxes} mailboxes` : '',
-    t.domains > 0 ? `${t.domains} domains` : '',
-    t.globalSettings ? 'global settings' : '',
-    t.meta > 0 ? `${t.meta} documents (policy, administrators, ...)` : '',
-    t.auditLines > 0 ? `${t.auditLines} audit lines` : '',
-  ].filter((s) => s !== '');
-  return new MemfaError('CONFLICT', `${what} already hold state (${held.join(', ')}): an import never merges into it`, {
-    data: { target: t },
-    hint: 'import into an empty store, or give --replace to replace it whole (back it up first)',
-  });
 }

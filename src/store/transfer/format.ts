@@ -59,15 +59,18 @@ export const BODY_KINDS = ['global', 'domain', 'meta', 'mailbox', 'audit'] as co
 export type BodyKind = (typeof BODY_KINDS)[number];
 
 /**
- * Meta documents that are not state worth carrying, each made again on the target: the audit
- * anchors (auditAnchor.STREAM, or auditAnchor.NODE.STREAM on a shared database), which name the
- * head of the audit files they sit beside and are set by the import from the lines it writes;
- * the record of the key ring of a shared database (keyRing, daemon/key-ring.ts), which its first
- * daemon writes from the key file it is given; and the claims of running jobs (jobClaims, a key
+ * Meta documents that are not state worth carrying, each made again on the target or transient:
+ * the audit anchors (auditAnchor.STREAM, or auditAnchor.NODE.STREAM on a shared database), which
+ * name the head of the audit files they sit beside and are set by the import from the lines it
+ * writes; on a shared database the record of the key ring (keyRing, daemon/shared-keys.ts), which
+ * its first daemon writes from the key file it is given, and the key ids each running daemon holds
+ * (keyHolders), which the running daemons renew; and the claims of running jobs (jobClaims, a key
  * rotation's), which no daemon holds on the target.
  */
+const NOT_CARRIED = new Set(['keyRing', 'keyHolders', 'jobClaims']);
+
 export function isCarriedMeta(key: string): boolean {
-  return !key.startsWith('auditAnchor.') && key !== 'keyRing' && key !== 'jobClaims';
+  return !key.startsWith('auditAnchor.') && !NOT_CARRIED.has(key);
 }
 
 /** The meta documents that do not make a target hold state: set by any daemon's first start. */

@@ -3,6 +3,7 @@
 // them over its own storage (transfer/file.ts, postgres/transfer.ts); the stream and its checks
 // (stream.ts) know nothing of either.
 import type { DomainRecord, LevelSettings, MailboxRecord } from '../../core/model.js';
+import { MemfaError } from '../../protocol/errors.js';
 import type { AuditStreamName } from '../../protocol/results.js';
 import type { Backend, StateCounts } from './format.js';
 
@@ -51,4 +52,19 @@ export interface TargetState {
 
 export function holdsState(t: TargetState): boolean {
   return t.mailboxes > 0 || t.domains > 0 || t.meta > 0 || t.globalSettings || t.auditLines > 0;
+}
+
+/** The refusal of an import into `what` (which holds `t`): it never merges. */
+export function targetHoldsState(what: string, t: TargetState): MemfaError {
+  const held = [
+    t.mailboxes > 0 ? `${t.mailboxes} mailboxes` : '',
+    t.domains > 0 ? `${t.domains} domains` : '',
+    t.globalSettings ? 'global settings' : '',
+    t.meta > 0 ? `${t.meta} documents (policy, administrators, ...)` : '',
+    t.auditLines > 0 ? `${t.auditLines} audit lines` : '',
+  ].filter((s) => s !== '');
+  return new MemfaError('CONFLICT', `${what} already hold state (${held.join(', ')}): an import never merges into it`, {
+    data: { target: t },
+    hint: 'import into an empty store, or give --replace to replace it whole (back it up first)',
+  });
 }

@@ -164,6 +164,85 @@ export function byteOrder(a: string, b: string): number {
 
 const AUDIT_LINE_FIELDS = new Set(['kind', 'stream', 'line']);
 
+/** What the lines read so far allow of the next: the kind reached, the last key, each stream's last seq; and the counts. */
+class BodyOrder {
+  readonly counts = emptyCounts();
+  /** The index in BODY_KINDS of the kind read last; -1 before the global line. */
+  stage = -1;
+  private lastKey: string | null = null;
+  private auditStream = -1;
+  private lastSeq = 0;
+
+  /** The item of body line `no`, or STREAM_INVALID naming the line and the field. */
+  item(no: number, v: Record<string, unknown>): Item {
+    const kind = v['kind'];
+    const at = BODY_KINDS.indexOf(kind as BodyKind);
+    if (at === -1) throw invalid(no, `not a kind of line (${BODY_KINDS.join(', ')}, end)`, 'kind');
+    if (at < this.stage || (at === 0 && this.stage === 0)) throw invalid(no, `a "${String(kind)}" line after the "${BODY_KINDS[this.stage]}" lines: out of order`, 'kind');
+    if (at !== 0 && this.stage < 0) throw invalid(no, 'the first line after the header must be the "global" line', 'kind');
+    if (at !== this.stage) this.lastKey = null;
+    this.stage = at;
+    try {
+      return this.checked(no, v, BODY_KINDS[at]!);
+    } catch (err) {
+      if (err instanceof FieldError) throw invalid(no, err.problem, err.field);
+      throw err;
+    }
+  }
+
+  /** Keys rise within a kind: a key given twice is refused without remembering the keys. */
+  private ascending(no: number, key: string, field: string): void {
+    if (this.lastKey !== null && byteOrder(key, this.lastKey) <= 0) throw invalid(no, `"${key}" does not come after "${this.lastKey}": the stream is out of order or holds it twice`, field);
+    this.lastKey = key;
+  }
+
+  private checked(no: number, v: Record<string, unknown>, kind: BodyKind): Item {
+    switch (kind) {
+      case 'global':
+        return { kind, settings: checkSettings(v['settings']) };
+      case 'domain': {
+        const record = checkDomain(v['record']);
+        this.ascending(no, record.domain, 'record.domain');
+        this.counts.domains++;
+        return { kind, record };
+      }
+      case 'meta': {
+        const key = checkMetaKey(v['key']);
+        this.ascending(no, key, 'key');
+        this.counts.meta++;
+        return { kind, key, value: checkMetaValue(v['value']) };
+      }
+      case 'mailbox': {
+        const record = checkMailbox(v['record']);
+        this.ascending(no, record.address, 'record.address');
+        this.counts.mailboxes++;
+        return { kind, record };
+      }
+      case 'audit':
+        return this.audit(no, v);
+    }
+  }
+
+  private audit(no: number, v: Record<string, unknown>): Item {
+    for (const k of Object.keys(v)) if (!AUDIT_LINE_FIELDS.has(k)) throw invalid(no, 'not a field of an audit line', k);
+    const at = AUDIT_STREAMS.indexOf(v['stream'] as AuditStreamName);
+    if (at === -1) throw invalid(no, `not an audit stream (${AUDIT_STREAMS.join(', ')})`, 'stream');
+    if (at < this.auditStream) throw invalid(no, `a "${AUDIT_STREAMS[at]}" line after the "${AUDIT_STREAMS[this.auditStream]}" lines: out of order`, 'stream');
+    if (at !== this.auditStream) this.lastSeq = 0;
+    this.auditStream = at;
+    const stream = AUDIT_STREAMS[at]!;
+    const line = v['line'];
+    if (typeof line !== 'string' || line.includes('\n')) throw invalid(no, 'not one line of text', 'line');
+    const entry = parseEntry(Buffer.from(line, 'utf8'));
+    if (typeof entry === 'string') throw invalid(no, `not an audit entry (${entry})`, 'line');
+    // Rising by one: a chain goes on line by line (its first line may be any: rotation drops the oldest).
+    if (this.lastSeq !== 0 && entry.seq !== this.lastSeq + 1) throw invalid(no, `seq ${entry.seq} does not follow ${this.lastSeq}: lines missing, out of order or twice`, 'line');
+    this.lastSeq = entry.seq;
+    this.counts.audit[stream]++;
+    return { kind: 'audit', stream, line, seq: entry.seq };
+  }
+}
+
 /**
  * Reads a whole stream: `header` is called with the header, then every body line comes out as an
  * item, in order; the iteration ends normally only when the trailer matched.
@@ -176,82 +255,22 @@ export async function* readStream(input: Readable, header: (h: Header) => void |
   await header(h);
   const hash = createHash('sha256');
   hash.update(first.value.bytes).update('\n');
-  const counts = emptyCounts();
-  let stage = -1;
-  let lastKey: string | null = null;
-  let auditStream = -1;
-  let lastSeq = 0;
+  const order = new BodyOrder();
   for await (const { no, bytes } of lines) {
     const v = parseLine(no, bytes);
-    const kind = v['kind'];
-    if (kind === 'end') {
-      if (stage < 0) throw invalid(no, 'the stream has no "global" line', 'kind');
-      const claimed = countsOf(no, v['counts'], 'counts');
-      if (!sameCounts(claimed, counts)) throw invalid(no, 'the trailer\'s counts are not the lines read: lines are missing or were added', 'counts');
-      if (!sameCounts(h.counts, counts)) throw invalid(no, 'the header\'s counts are not the lines read', 'counts');
-      if (v['sha256'] !== hash.digest('hex')) throw invalid(no, 'the checksum does not match the lines before it: the stream was changed', 'sha256');
-      const rest = await lines.next();
-      if (rest.done !== true) throw invalid(rest.value.no, 'a line after the trailer');
-      return;
+    if (v['kind'] !== 'end') {
+      hash.update(bytes).update('\n');
+      yield order.item(no, v);
+      continue;
     }
-    hash.update(bytes).update('\n');
-    const at = BODY_KINDS.indexOf(kind as BodyKind);
-    if (at === -1) throw invalid(no, `not a kind of line (${BODY_KINDS.join(', ')}, end)`, 'kind');
-    if (at < stage || (at === 0 && stage === 0)) throw invalid(no, `a "${String(kind)}" line after the "${BODY_KINDS[stage]}" lines: out of order`, 'kind');
-    if (at !== 0 && stage < 0) throw invalid(no, 'the first line after the header must be the "global" line', 'kind');
-    if (at !== stage) lastKey = null;
-    stage = at;
-    try {
-      yield itemOf(no, v, kind as BodyKind);
-    } catch (err) {
-      if (err instanceof FieldError) throw invalid(no, err.problem, err.field);
-      throw err;
-    }
-    function ascending(key: string, field: string): void {
-      if (lastKey !== null && byteOrder(key, lastKey) <= 0) throw invalid(no, `"${key}" does not come after "${lastKey}": the stream is out of order or holds it twice`, field);
-      lastKey = key;
-    }
-    function itemOf(no: number, v: Record<string, unknown>, kind: BodyKind): Item {
-      switch (kind) {
-        case 'global':
-          return { kind, settings: checkSettings(v['settings']) };
-        case 'domain': {
-          const record = checkDomain(v['record']);
-          ascending(record.domain, 'record.domain');
-          counts.domains++;
-          return { kind, record };
-        }
-        case 'meta': {
-          const key = checkMetaKey(v['key']);
-          ascending(key, 'key');
-          counts.meta++;
-          return { kind, key, value: checkMetaValue(v['value']) };
-        }
-        case 'mailbox': {
-          const record = checkMailbox(v['record']);
-          ascending(record.address, 'record.address');
-          counts.mailboxes++;
-          return { kind, record };
-        }
-        case 'audit': {
-          for (const k of Object.keys(v)) if (!AUDIT_LINE_FIELDS.has(k)) throw invalid(no, 'not a field of an audit line', k);
-          const stream = AUDIT_STREAMS.indexOf(v['stream'] as AuditStreamName);
-          if (stream === -1) throw invalid(no, `not an audit stream (${AUDIT_STREAMS.join(', ')})`, 'stream');
-          if (stream < auditStream) throw invalid(no, `a "${AUDIT_STREAMS[stream]}" line after the "${AUDIT_STREAMS[auditStream]}" lines: out of order`, 'stream');
-          if (stream !== auditStream) lastSeq = 0;
-          auditStream = stream;
-          const line = v['line'];
-          if (typeof line !== 'string' || line.includes('\n')) throw invalid(no, 'not one line of text', 'line');
-          const entry = parseEntry(Buffer.from(line, 'utf8'));
-          if (typeof entry === 'string') throw invalid(no, `not an audit entry (${entry})`, 'line');
-          // Rising by one: a chain goes on line by line (its first line may be any, rotation drops the oldest).
-          if (lastSeq !== 0 && entry.seq !== lastSeq + 1) throw invalid(no, `seq ${entry.seq} does not follow ${lastSeq}: lines missing, out of order or twice`, 'line');
-          lastSeq = entry.seq;
-          counts.audit[AUDIT_STREAMS[stream]!]++;
-          return { kind, stream: AUDIT_STREAMS[stream]!, line, seq: entry.seq };
-        }
-      }
-    }
+    if (order.stage < 0) throw invalid(no, 'the stream has no "global" line', 'kind');
+    const claimed = countsOf(no, v['counts'], 'counts');
+    if (!sameCounts(claimed, order.counts)) throw invalid(no, "the trailer's counts are not the lines read: lines are missing or were added", 'counts');
+    if (!sameCounts(h.counts, order.counts)) throw invalid(no, "the header's counts are not the lines read", 'counts');
+    if (v['sha256'] !== hash.digest('hex')) throw invalid(no, 'the checksum does not match the lines before it: the stream was changed', 'sha256');
+    const rest = await lines.next();
+    if (rest.done !== true) throw invalid(rest.value.no, 'a line after the trailer');
+    return;
   }
   throw invalid(null, 'the stream ends without its trailer (cut short)');
 }
