@@ -136,7 +136,8 @@ describe(`three daemons on one database, end to end${missing === null ? '' : ` (
 
   it('one SMS code and one cooldown across the nodes', async (t) => {
     const user = 'sms@farm.test';
-    await farm.call(0, 'admin', 'mailbox.set', { address: user, settings: { challenge: 'always', provider: 'sms' }, phone: PHONE });
+    const set = await farm.cli(['mailbox', 'set', user, '--challenge', 'always', '--provider', 'sms', '--phone', PHONE]);
+    assert.equal(set.code, 0, `node ${set.node}: ${set.stderr}`);
     const sent = smpp.submitted.length;
     // Six challenges at once, two on each node: one claims the send slot and sends; each other one
     // answers with the code that one stored (not sent again), or, if it looked before that code

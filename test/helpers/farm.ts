@@ -9,7 +9,8 @@ import { call } from '../../src/client/call.js';
 import type { MethodName, ParamsOf, ResultOf } from '../../src/protocol/methods.js';
 import { Keyring } from '../../src/security/keyring.js';
 import { makeTempDir, startDaemon, type CliResult, type TestDaemon } from './daemon.js';
-import { PG_USER, serverLog, startPostgres, type PgCluster } from './postgres.js';
+import { pgStoreConfig } from './pg-daemon.js';
+import { serverLog, startPostgres, type PgCluster } from './postgres.js';
 
 export interface FarmOptions {
   /** How many daemons (3 unless told). */
@@ -31,8 +32,6 @@ export interface Farm {
   nodes: TestDaemon[];
   /** Node i modulo the farm's size: a request's place in a spread decides its node. */
   node(i: number): TestDaemon;
-  /** The next node in turn. */
-  next(): TestDaemon;
   /** `memfa ARGS` against the next node in turn. */
   cli(args: string[], options?: { stdin?: string }): Promise<CliResult & { node: number }>;
   /** One request to node i's socket of `kind` (the hook socket for verify, the admin socket for the rest). */
@@ -51,15 +50,6 @@ export function mergeConfig(base: Obj, over: Obj): Obj {
   const out: Obj = { ...base };
   for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) ? mergeConfig(out[k] as Obj, v) : v;
   return out;
-}
-
-/** The store section of a node on `database` of `cluster`, over its socket. */
-export function postgresStore(cluster: PgCluster, database: string): Obj {
-  return {
-    backend: 'postgres',
-    // Generous waits: the machine running the tests may be loaded; the cases are about what is decided.
-    postgres: { host: cluster.socketDir, port: cluster.port, database, user: PG_USER, poolSize: 5, connectTimeoutMs: 10_000, statementTimeoutMs: 10_000, lockTimeoutMs: 10_000 },
-  };
 }
 
 const READY_MS = 30_000;
@@ -97,7 +87,8 @@ export async function startFarm(options: FarmOptions = {}): Promise<Farm> {
       await copyFile(options.keyFile, keyFile);
       await chmod(keyFile, 0o600);
     }
-    const store = postgresStore(cluster, database);
+    // Generous waits: the machine running the tests may be loaded; the cases are about what is decided.
+    const { store } = pgStoreConfig(cluster, database, { poolSize: 5, connectTimeoutMs: 10_000, statementTimeoutMs: 10_000, lockTimeoutMs: 10_000 }) as { store: Record<string, unknown> };
     await options.prepare?.({ cluster, database, store, dir: shared });
     const config = mergeConfig({ keyFile, store }, options.config ?? {});
     const nodeDirs: string[] = [];
@@ -114,7 +105,6 @@ export async function startFarm(options: FarmOptions = {}): Promise<Farm> {
       keyFile,
       nodes,
       node: (i) => nodes[((i % count) + count) % count]!,
-      next: () => nodes[turn++ % count]!,
       async cli(args, o = {}) {
         const i = turn++ % count;
         const r = await nodes[i]!.cli(args, o.stdin === undefined ? {} : { stdin: o.stdin });
