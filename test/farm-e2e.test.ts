@@ -183,7 +183,7 @@ describe(`three daemons on one database, end to end${missing === null ? '' : ` (
     assert.equal(smpp.submitted.length, sent + 1, 'exactly one SMS reached the gateway');
   });
 
-  it('a setting changed on one node is applied by the others within one second', async (t) => {
+  it('a setting changed on one node is applied by the others within one second: domain, global, provider policy', async (t) => {
     const user = 'prop@prop.test';
     // The mailbox inherits its challenge from the domain.
     const started = await farm.call(0, 'admin', 'enroll.start', { address: user });
@@ -198,10 +198,32 @@ describe(`three daemons on one database, end to end${missing === null ? '' : ` (
     const reset = await farm.node(1).cli(['domain', 'set', 'prop.test', '--challenge', 'inherit']);
     assert.equal(reset.code, 0, reset.stderr);
     const off = await timesToApply(farm, [2, 0], user, ipOf(1400), 'allow');
-    t.diagnostic(`applied after (ms): always on nodes 1, 2: ${on.map(Math.round).join(', ')}; inherit on nodes 2, 0: ${off.map(Math.round).join(', ')}`);
-    for (const ms of [...on, ...off]) assert.ok(ms <= 1000, `applied ${Math.round(ms)} ms after the change`);
-    // And it stays applied (no node goes back to what it had).
+    // The global settings, under the domain's: changed on node 2, applied by nodes 0 and 1.
+    const global = await farm.node(2).cli(['global', 'set', '--challenge', 'always']);
+    assert.equal(global.code, 0, global.stderr);
+    const globalOn = await timesToApply(farm, [0, 1], user, ipOf(1400), 'challenge');
+    const globalOff = await farm.node(2).cli(['global', 'set', '--challenge', 'inherit']);
+    assert.equal(globalOff.code, 0, globalOff.stderr);
+    const globalBack = await timesToApply(farm, [0, 1], user, ipOf(1400), 'allow');
+    // The platform's provider policy: TOTP disabled on node 0, applied by nodes 1 and 2.
+    await farm.call(1, 'admin', 'mailbox.set', { address: 'policy@prop.test', settings: { challenge: 'always', provider: 'totp' } });
+    await farm.call(1, 'admin', 'enroll.start', { address: 'policy@prop.test' });
+    await farm.call(1, 'admin', 'enroll.confirm', { address: 'policy@prop.test', force: true });
+    for (let i = 0; i < 3; i++) assert.equal((await verify(i, 'policy@prop.test', ipOf(1400))).result, 'challenge');
+    const disable = await farm.node(0).cli(['providers', 'disable', 'totp']);
+    assert.equal(disable.code, 0, disable.stderr);
+    const disabled = await timesToApply(farm, [1, 2], 'policy@prop.test', ipOf(1400), 'deny');
+    assert.equal((await verify(1, 'policy@prop.test', ipOf(1400))).reason, 'provider-disabled');
+    const enable = await farm.node(0).cli(['providers', 'enable', 'totp']);
+    assert.equal(enable.code, 0, enable.stderr);
+    const enabled = await timesToApply(farm, [1, 2], 'policy@prop.test', ipOf(1400), 'challenge');
+
+    const figures = { domain: [...on, ...off], global: [...globalOn, ...globalBack], policy: [...disabled, ...enabled] };
+    t.diagnostic(`applied after (ms): ${Object.entries(figures).map(([k, v]) => `${k} ${v.map(Math.round).join(', ')}`).join('; ')}`);
+    for (const [what, times] of Object.entries(figures)) for (const ms of times) assert.ok(ms <= 1000, `${what}: applied ${Math.round(ms)} ms after the change`);
+    // And each stays applied (no node goes back to what it had).
     for (let i = 0; i < 3; i++) assert.equal((await verify(i, user, ipOf(1400))).reason, 'mode-never', `node ${i}`);
+    for (let i = 0; i < 3; i++) assert.equal((await verify(i, 'policy@prop.test', ipOf(1400))).result, 'challenge', `node ${i}`);
   });
 
   // Last: it stops the database under the others' feet.
