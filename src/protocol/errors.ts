@@ -38,7 +38,7 @@ export const ERRORS = {
   PROVIDER_DISABLED: { rpc: -32007, exit: EXIT.DATAERR, summary: 'the provider is disabled or not permitted here' },
   STORE_CORRUPT: { rpc: -32011, exit: EXIT.DATAERR, summary: 'the store file cannot be read; the daemon refuses to start and leaves it untouched' },
   STREAM_INVALID: { rpc: -32012, exit: EXIT.DATAERR, summary: 'the import stream is cut short, corrupt or of a newer format; nothing was imported' },
-  STORE_FAILED: { rpc: -32010, exit: EXIT.TEMPFAIL, summary: 'the store could not be written; nothing was changed' },
+  STORE_FAILED: { rpc: -32010, exit: EXIT.TEMPFAIL, summary: 'the store could not be written, or its database not reached in time; nothing was changed' },
   DELIVERY_FAILED: { rpc: -32020, exit: EXIT.TEMPFAIL, summary: 'the code could not be delivered' },
   RATE_LIMITED: { rpc: -32021, exit: EXIT.TEMPFAIL, summary: 'too many sends or attempts; retry later' },
   SHUTTING_DOWN: { rpc: -32030, exit: EXIT.TEMPFAIL, summary: 'the daemon is stopping' },
