@@ -53,7 +53,7 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     pg = await startPostgres();
     work = await makeTempDir('mfst-');
     // The source: a file store with every kind of state and audit lines in both streams.
-    source = await startDaemon();
+    source = await startDaemon({ config: { providers: { email: { enabled: true, transport: 'log' } } } });
     const e = await source.json<{ secret: string }>(['enroll', 'bob@corp.example', '--no-confirm']);
     secret = fromBase32(e.secret);
     await source.json(['enroll', 'amy@corp.example', '--no-confirm']);
@@ -69,6 +69,12 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     assert.equal(v.code, 2, `a challenge for amy: ${v.stdout}${v.stderr}`);
     const login = await source.cli(['verify', '--user', 'bob@corp.example', '--ip', GB, '--code-stdin'], { stdin: totpCode(secret, Date.now(), TOTP) + '\n' });
     assert.equal(login.code, 0, `bob's code: ${login.stdout}${login.stderr}`);
+    // The rest of a record's parts: a failure, a pending enrolment, an open (sealed) email code.
+    const wrong = await source.cli(['verify', '--user', 'amy@corp.example', '--ip', GB, '--code-stdin'], { stdin: '000000\n' });
+    assert.equal(wrong.code, 1, `a wrong code for amy: ${wrong.stdout}${wrong.stderr}`);
+    await source.json(['enroll', 'dan@corp.example']);
+    await source.json(['mailbox', 'set', 'eve@corp.example', '--provider', 'email', '--alt-email', 'eve@home.example']);
+    assert.equal((await source.cli(['verify', '--user', 'eve@corp.example', '--ip', GB])).code, 2, 'a code sent to eve');
     assert.equal((await source.cli(['audit', 'verify'])).code, 0);
   });
 
@@ -88,7 +94,7 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     await source.stop();
     const out = path.join(work, 'from-file.jsonl');
     const r = ok(await source.cli(['store', 'export', '--output', out]), 'export');
-    assert.match(r.stdout, /^exported 2 mailboxes, 2 domains, 3 documents, \d+ \+ \d+ audit lines/);
+    assert.match(r.stdout, /^exported 4 mailboxes, 2 domains, 3 documents, \d+ \+ \d+ audit lines/);
     exported = await readFile(out, 'utf8');
     const lines = exported.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(
@@ -97,17 +103,24 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     );
     assert.deepEqual(lines.map((l) => l['kind']).filter((k, i, all) => all[i - 1] !== k), ['header', 'global', 'domain', 'meta', 'mailbox', 'audit', 'end']);
     assert.deepEqual(lines.filter((l) => l['kind'] === 'meta').map((l) => l['key']), ['domainAdmins', 'keyringCreated', 'providerPolicy'], 'the audit anchors are not carried');
-    const bob = lines.find((l) => l['kind'] === 'mailbox' && (l['record'] as { address: string }).address === 'bob@corp.example')!['record'] as Record<string, unknown>;
+    const record = (address: string) => lines.find((l) => l['kind'] === 'mailbox' && (l['record'] as { address: string }).address === address)!['record'] as Record<string, unknown>;
+    const bob = record('bob@corp.example');
     assert.match((bob['totp'] as { sealedSecret: string }).sealedSecret, /^v1\./, 'the secret stays sealed');
     assert.ok(!exported.includes(secret.toString('hex')) && !exported.includes(Buffer.from(secret).toString('base64')));
     assert.equal((bob['recoveryCodeHashes'] as string[]).length, 10);
     assert.equal((bob['appPasswords'] as unknown[]).length, 1);
+    const failures = record('amy@corp.example')['failures'] as { known: unknown; elsewhere: unknown };
+    assert.ok(failures.known !== null || failures.elsewhere !== null, 'a failure counted');
+    assert.match((record('dan@corp.example')['pendingTotp'] as { sealedSecret: string }).sealedSecret, /^v1\./);
+    const open = record('eve@corp.example')['openCode'] as { hash: string; sealedCode?: string; provider: string };
+    assert.equal(open.provider, 'email');
+    assert.match(open.sealedCode ?? '', /^v1\./, 'the open code stays sealed');
     const streams = new Set(lines.filter((l) => l['kind'] === 'audit').map((l) => l['stream']));
     assert.deepEqual([...streams], ['security', 'logins']);
     // The same stream on standard output.
     const again = ok(await source.cli(['store', 'export']), 'export to stdout');
     assert.deepEqual(body(again.stdout), body(exported));
-    assert.match(again.stderr, /^memfa: exported 2 mailboxes/);
+    assert.match(again.stderr, /^memfa: exported 4 mailboxes/);
   });
 
   it('draws a progress bar on standard error only when it is a terminal', { skip: existsSync('/usr/bin/script') ? false : 'no script(1) to give it a terminal' }, async () => {
@@ -128,7 +141,7 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     pgConfig = await configIn(path.join(work, 'pg'), pgStore(database));
     const r = ok(await memfa(pgConfig, ['--json', 'store', 'import', '--input', path.join(work, 'from-file.jsonl')]), 'import to PostgreSQL');
     const report = JSON.parse(r.stdout) as { target: string; source: string; counts: { mailboxes: number } };
-    assert.deepEqual([report.target, report.source, report.counts.mailboxes], ['postgres', 'file', 2]);
+    assert.deepEqual([report.target, report.source, report.counts.mailboxes], ['postgres', 'file', 4]);
     const rows = await sql(pg.clientConfig(database), 'SELECT count(*)::int AS n FROM recovery_codes');
     assert.equal(rows.rows[0].n, 10);
     const back = ok(await memfa(pgConfig, ['store', 'export']), 'export from PostgreSQL');
@@ -185,11 +198,11 @@ describe('memfa store export and import', { skip: postgresMissing() ?? false }, 
     const input = path.join(work, 'from-file.jsonl');
     const r = await memfa(pgConfig, ['store', 'import', '--input', input]);
     assert.equal(r.code, 65, r.stderr);
-    assert.match(r.stderr, /already hold state \(2 mailboxes, 2 domains, global settings, 2 documents .*audit lines\): an import never merges into it/);
+    assert.match(r.stderr, /already hold state \(4 mailboxes, 2 domains, global settings, 2 documents .*audit lines\): an import never merges into it/);
     assert.match(r.stderr, /--replace/);
     ok(await memfa(pgConfig, ['store', 'import', '--replace', '--input', input]), 'import --replace');
     const { rows } = await sql(pg.clientConfig(database), 'SELECT count(*)::int AS n FROM mailboxes');
-    assert.equal(rows[0].n, 2, 'replaced, not merged');
+    assert.equal(rows[0].n, 4, 'replaced, not merged');
   });
 
   it('imports back into a fresh file store whose daemon verifies a TOTP code and the audit chain', async () => {
