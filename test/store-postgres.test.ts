@@ -200,6 +200,19 @@ describe(`PostgreSQL store${missing === null ? '' : ` (SKIPPED: ${missing})`}`, 
       assert.equal((await ports.getMailbox('f@x.test'))?.totp?.lastAcceptedStep, 2);
     });
 
+    it('a connection ended by the server in the middle of a transaction fails it with STORE_FAILED, and the process goes on', async () => {
+      const { d, name } = await db({ poolMax: 1 });
+      const done = d.tx(async (c) => {
+        const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+        // Between two statements, as when the server restarts: the client is checked out and idle.
+        await sql(cluster.clientConfig(name), 'SELECT pg_terminate_backend($1)', [pid]);
+        await new Promise((r) => setTimeout(r, 200));
+        await c.query('SELECT 1');
+      });
+      await assert.rejects(done, (err) => code(err) === 'STORE_FAILED');
+      assert.equal((await d.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one, 1, 'the dead connection was not given back to the pool');
+    });
+
     it('a statement that runs past statementTimeoutMs is cancelled with STORE_FAILED, and its connection is given back', async () => {
       const { d } = await db({ statementTimeoutMs: 300, poolMax: 1 });
       await assert.rejects(d.query('SELECT pg_sleep(5)'), (err) => code(err) === 'STORE_FAILED' && /57014/.test((err as Error).message));

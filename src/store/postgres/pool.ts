@@ -151,6 +151,14 @@ export class Db {
       } catch (err) {
         throw storeFailed(err, this.where);
       }
+      // Checked out, the client has no listener for its connection's death (the pool's is for idle
+      // ones): the server ending it between two statements (a restart) would be an uncaught
+      // 'error' and take the daemon down. Noted here instead; the next statement fails by itself.
+      let lost = false;
+      const onLost = () => {
+        lost = true;
+      };
+      client.on('error', onLost);
       // What the database said no to becomes STORE_FAILED; what `work` itself threw (a refusal of
       // the change, a bug) goes out as it is.
       const failures = new WeakSet<object>();
@@ -180,7 +188,8 @@ export class Db {
         if (attempt < RETRIES && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
         throw storeFailed(err, this.where);
       } finally {
-        client.release(broken);
+        client.off('error', onLost);
+        client.release(broken || lost);
       }
     }
   }
