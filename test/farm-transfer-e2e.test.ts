@@ -94,6 +94,10 @@ describe(`a file store moved to PostgreSQL, served by three daemons${missing ===
       const r = await farm.node(i).json<{ ok: boolean }>(['audit', 'verify']);
       assert.equal(r.ok, true, `node ${i}: ${JSON.stringify(r)}`);
     }
+    // Any node lists the lines carried from the source and those every node wrote since.
+    const listed = await farm.node(2).json<{ entries: { action: string; reason: string | null }[] }>(['audit', '--mailbox', USER]);
+    assert.ok(listed.entries.filter((e) => e.action === 'verify' && e.reason === 'recovery-code-used').length >= 2, 'the source\'s and node 1\'s recovery logins');
+    assert.ok(listed.entries.some((e) => e.action.startsWith('enroll.')), 'the enrolment made at the source');
     const db = new Db(createPool(pgSettings(farm.cluster, farm.database)));
     try {
       const trail = await PgAuditTrail.open(db, { node: 'checker', aggregateMs: 0 });
