@@ -227,8 +227,10 @@ export class Verifier {
     if (decision.action === 'deny' || (decision.action === 'allow' && code === null)) {
       return { result: decision.action, reason: decision.reason, provider: decision.provider };
     }
-    // On what was read: the operations below check the lock again, each atomically.
-    const lock = await this.lockOf(stored ? rec : undefined, login.address, login.ip, login.now);
+    // On what was read: the operations below check the lock again, each atomically. A stored
+    // mailbox's lock is on the record read, so it is judged here without waiting on anything.
+    const kind = stored ? failureKind(rec.ips, login.ip, login.now, this.remember) : 'elsewhere';
+    const lock = stored ? kindLockState(rec.failures, kind, login.now) : await this.lockOf(undefined, login.address, login.ip, login.now);
     if (lock.locked) return lockedAnswer(decision.provider, lock.until, login.now);
     // Never a silent pass: a factor is needed and no provider can give it. Only a recovery code
     // can still get this user in. The platform's deliberate choice (every provider disabled) is a
@@ -259,7 +261,7 @@ export class Verifier {
     let outcome: AttemptOutcome = 'none';
     const started: { lock: LoggedLock | null } = { lock: null };
     try {
-      const answer = stored ? await this.checkStored(rec, levels, login, decision, code, started) : await this.checkUnstored(levels, login, decision, code, started);
+      const answer = stored ? await this.checkStored(rec, kind, levels, login, decision, code, started) : await this.checkUnstored(levels, login, decision, code, started);
       if (started.lock !== null) logMailboxLocked(this.p.log, { ip: login.ip, mailbox: login.address, ...started.lock });
       if (answer === 'created') {
         outcome = 'created';
@@ -326,8 +328,7 @@ export class Verifier {
    * of the outcome (a new country, a recovery code used, a secret enrolled, a lock started) are
    * queued by that operation, in its own write (notify.ts); a lock it started goes to `started`.
    */
-  private async checkStored(rec: MailboxRecord, levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer> {
-    const kind = failureKind(rec.ips, login.ip, login.now, this.remember);
+  private async checkStored(rec: MailboxRecord, kind: FailureKind, levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer> {
     const notices = watchLocks(this.notifier.queueFor(levels, login.now, { ip: login.ip, country: login.country }), kind, login.now);
     const success: SuccessEffects = { kind, now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember }, notices };
     const failure: FailureEffects = { kind, now: login.now, policy: this.lockout, notices };
@@ -411,7 +412,7 @@ export class Verifier {
       // A record appeared meanwhile (an administrator, or a concurrent login with this code): the
       // code is checked as that mailbox's, against its secret if it has one now.
       const rec = await this.p.state.getMailbox(login.address);
-      if (rec !== undefined) return this.checkStored(rec, levels, login, rec.totp === null ? decision : { ...decision, action: 'challenge', provider: 'totp' }, factor, started);
+      if (rec !== undefined) return this.checkStored(rec, failureKind(rec.ips, login.ip, login.now, this.remember), levels, login, rec.totp === null ? decision : { ...decision, action: 'challenge', provider: 'totp' }, factor, started);
     }
     await this.p.state.clearUnstoredFailures(login.address);
     return 'created';

@@ -26,20 +26,25 @@ function sameHash(a: string, b: string): boolean {
 }
 
 /**
- * `rec` after a success: its effects applied, and the owner's notices of it queued (`events`: the
- * operation's own, e.g. totp-enrolled; new-country is judged here, on `rec` before the success).
+ * `rec` with `change` after a success: its effects applied, and the owner's notices of it queued
+ * (`events`: the operation's own, e.g. totp-enrolled; new-country is judged here, on `rec` before
+ * the success). `change` never touches the locations or failures. One copy of the record per
+ * operation: the store then makes its own (records.ts), so an intermediate copy is pure cost on
+ * every code check.
  */
-function succeeded(rec: MailboxRecord, e: SuccessEffects, events: NoticeEvent[] = []): MailboxRecord {
+function succeeded(rec: MailboxRecord, change: Partial<MailboxRecord>, e: SuccessEffects, events: NoticeEvent[] = []): MailboxRecord {
   const places = e.location === null ? null : rememberLocation(rec, e.location.ip, e.location.country, e.now, e.location.policy);
-  const next: MailboxRecord = { ...rec, ...(places ?? {}), failures: recordKindSuccess(rec.failures, e.kind), updatedAt: e.now };
+  const failures = recordKindSuccess(rec.failures, e.kind);
+  const next: MailboxRecord = places === null ? { ...rec, ...change, failures, updatedAt: e.now } : { ...rec, ...change, ips: places.ips, countries: places.countries, failures, updatedAt: e.now };
   if (e.notices === undefined) return next;
   if (e.location !== null && isNewCountry(rec.countries, e.location.country, e.now, e.location.policy)) events.push({ kind: 'new-country' });
   return events.length === 0 ? next : e.notices.queue(next, events);
 }
 
-/** `rec` after a failure: one more of its kind, and the owner's notice of a lock it started. */
-function failed(rec: MailboxRecord, f: FailureEffects): MailboxRecord {
-  const next: MailboxRecord = { ...rec, failures: recordKindFailure(rec.failures, f.kind, f.now, f.policy), updatedAt: f.now };
+/** `rec` with `change` after a failure: one more of its kind, and the owner's notice of a lock it started. */
+function failed(rec: MailboxRecord, f: FailureEffects, change?: Partial<MailboxRecord>): MailboxRecord {
+  const failures = recordKindFailure(rec.failures, f.kind, f.now, f.policy);
+  const next: MailboxRecord = change === undefined ? { ...rec, failures, updatedAt: f.now } : { ...rec, ...change, failures, updatedAt: f.now };
   const notice = f.notices === undefined ? null : lockNotice(rec.failures, next.failures, f.kind, f.now);
   return notice === null ? next : f.notices!.queue(next, [notice]);
 }
@@ -98,7 +103,7 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
         tx.putMailbox(failed(rec, at.failure));
         return { outcome: 'reused' };
       }
-      tx.putMailbox(succeeded({ ...rec, totp: { ...rec.totp, lastAcceptedStep: step } }, at.success));
+      tx.putMailbox(succeeded(rec, { totp: { ...rec.totp, lastAcceptedStep: step } }, at.success));
       return { outcome: 'accepted' };
     });
   }
@@ -128,16 +133,16 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
         return { outcome: 'no-open-code', provider: null };
       }
       if (open.expiresAt <= at.success.now) {
-        tx.putMailbox(failed({ ...rec, openCode: null }, at.failure));
+        tx.putMailbox(failed(rec, at.failure, { openCode: null }));
         return { outcome: 'code-expired', provider: open.provider };
       }
       if (sameHash(open.hash, hash)) {
-        tx.putMailbox(succeeded({ ...rec, openCode: null }, at.success));
+        tx.putMailbox(succeeded(rec, { openCode: null }, at.success));
         return { outcome: 'ok', provider: open.provider };
       }
       const tries = open.failedTries + 1;
       const openCode: OpenCode | null = tries >= at.maxTries ? null : { ...open, failedTries: tries };
-      tx.putMailbox(failed({ ...rec, openCode }, at.failure));
+      tx.putMailbox(failed(rec, at.failure, { openCode }));
       return { outcome: 'code-invalid', provider: open.provider };
     });
   }
@@ -158,7 +163,7 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
         return { outcome: 'code-invalid' };
       }
       const left = rec.recoveryCodeHashes.filter((_, i) => i !== found);
-      tx.putMailbox(succeeded({ ...rec, recoveryCodeHashes: left }, at.success, [{ kind: 'recovery-code-used', left: left.length }]));
+      tx.putMailbox(succeeded(rec, { recoveryCodeHashes: left }, at.success, [{ kind: 'recovery-code-used', left: left.length }]));
       return { outcome: 'ok', left: left.length };
     });
   }
@@ -175,7 +180,7 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
       }
       if (at.requireProved && pending.factorProved !== true) return { outcome: 'unproved' };
       const totp: TotpState = { sealedSecret, activatedAt: at.success.now, lastAcceptedStep: step };
-      tx.putMailbox(succeeded({ ...rec, totp, pendingTotp: null }, at.success, [{ kind: 'totp-enrolled' }]));
+      tx.putMailbox(succeeded(rec, { totp, pendingTotp: null }, at.success, [{ kind: 'totp-enrolled' }]));
       return { outcome: 'activated' };
     });
   }
@@ -183,7 +188,7 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
   createEnrolled(address: string, totp: TotpState, success: SuccessEffects): Promise<'created' | 'exists'> {
     return this.tx((tx) => {
       if (tx.getMailbox(address) !== undefined) return 'exists';
-      tx.putMailbox(succeeded({ ...newMailbox(address, success.now), totp }, success, [{ kind: 'totp-enrolled' }]));
+      tx.putMailbox(succeeded(newMailbox(address, success.now), { totp }, success, [{ kind: 'totp-enrolled' }]));
       return 'created';
     });
   }
