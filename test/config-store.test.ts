@@ -1,15 +1,15 @@
 // store.backend and store.postgres: validated like every key (each problem names its key), paths
-// resolved against the configuration file, and a daemon asked for "postgres" refused at start,
-// with the same verdict from memfa config check, while its services still run on the file store.
+// resolved against the configuration file, and what memfa config check can judge of store.postgres
+// without the database (the daemon on PostgreSQL: daemon-postgres.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { validateConfig } from '../src/config/load.js';
 import { MemfaError } from '../src/protocol/errors.js';
 import { makeTempDir, runCli } from './helpers/daemon.js';
-import { runDaemonExpectingExit, writeJson } from './helpers/protocol-tools.js';
+import { writeJson } from './helpers/protocol-tools.js';
 
 function problems(raw: unknown): string[] {
   try {
@@ -65,18 +65,27 @@ test('store.postgres: its defaults, and every bad key named', () => {
   assert.deepEqual(problems({ store: { postgres: 'postgres://db' } }), ['store.postgres: must be an object or null']);
 });
 
-test('a daemon asked for the postgres backend refuses to start, as config check says, and makes nothing', async (t) => {
+test('memfa config check judges store.postgres without the database: its password and CA files, TLS without a check', async (t) => {
   const dir = await makeTempDir();
   t.after(() => rm(dir, { recursive: true, force: true }));
   const cfg = path.join(dir, 'memfa.json');
-  await writeJson(cfg, { dataDir: 'data', runDir: 'run', store: { backend: 'postgres', postgres: { host: '/run/postgresql' } } });
+  // No server anywhere: the check must not need one.
+  await writeJson(cfg, { dataDir: 'data', runDir: 'run', store: { backend: 'postgres', postgres: { host: 'db.invalid', passwordFile: 'pg.pw', caFile: 'ca.pem' } } });
   const check = await runCli(['--json', 'config', 'check', cfg]);
   assert.equal(check.code, 78, check.stderr);
   const doc = JSON.parse(check.stdout) as { error: { code: string; errors: string[] } };
   assert.equal(doc.error.code, 'CONFIG_INVALID');
-  assert.deepEqual(doc.error.errors.filter((e) => e.startsWith('store.')), ['store.backend: "postgres" is not served by this version of the daemon yet (its services still run on the file store); use "file"']);
-  const daemon = await runDaemonExpectingExit(cfg);
-  assert.equal(daemon.code, 78, daemon.stderr);
-  assert.match(daemon.stderr, /store\.backend: \\"postgres\\" is not served/);
-  assert.equal(existsSync(path.join(dir, 'data')), false, 'no data directory was made');
+  assert.deepEqual(doc.error.errors.filter((e) => e.startsWith('store.')), [
+    `store.postgres.passwordFile: ${path.join(dir, 'pg.pw')} cannot be read (ENOENT)`,
+    `store.postgres.caFile: ${path.join(dir, 'ca.pem')} cannot be read (ENOENT)`,
+  ]);
+  await writeFile(path.join(dir, 'pg.pw'), 'secret\n', { mode: 0o600 });
+  await writeFile(path.join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\n', { mode: 0o644 });
+  const ok = await runCli(['--json', 'config', 'check', cfg]);
+  assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  assert.equal(existsSync(path.join(dir, 'data')), false, 'the check made nothing');
+  await writeJson(cfg, { dataDir: 'data', runDir: 'run', store: { backend: 'postgres', postgres: { host: 'db.example.org', tls: 'require' } } });
+  const warned = await runCli(['config', 'check', cfg]);
+  assert.equal(warned.code, 0, warned.stderr);
+  assert.match(warned.stdout + warned.stderr, /store\.postgres\.tls: "require" does not check the server's certificate/);
 });

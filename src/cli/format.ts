@@ -96,7 +96,7 @@ export function formatStatus(s: StatusResult, c: ChalkInstance): string {
     ['version', s.version],
     ['pid', String(s.pid)],
     ['uptime', `${s.uptimeSeconds} s`],
-    ['store', s.store],
+    ['store', s.storeBackend === 'file' ? s.store : `${s.storeBackend} ${s.store}`],
     ['mailboxes', String(s.mailboxes)],
     ['domains', String(s.domains)],
     ['admin socket', s.sockets.admin],

@@ -2,11 +2,8 @@
 // data directory's lock, store, keys, audit trail, geo, senders, listeners, the metrics listener),
 // tells systemd it is ready, and stops in reverse on SIGTERM/SIGINT.
 import { randomBytes, randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 
-import type { AnchorStore } from '../audit/anchor.js';
-import { AuditTrail } from '../audit/trail.js';
 import type { MemfaConfig } from '../config/types.js';
 import { parseListen } from '../config/listen.js';
 import { loadCountryLookup } from '../geo/country.js';
@@ -14,23 +11,22 @@ import { listenMetricsHttp } from '../metrics/http.js';
 import { DaemonMetrics } from '../metrics/wiring.js';
 import { MemfaError } from '../protocol/errors.js';
 import { SOCKET_KINDS } from '../protocol/methods.js';
-import type { AuditStreamName } from '../protocol/results.js';
 import { keyedHasher } from '../security/hash.js';
-import { Keyring, secretAad } from '../security/keyring.js';
-import { TOTP_PURPOSE } from '../services/enrol.js';
 import { createServices } from '../services/handlers.js';
 import type { Ports } from '../services/ports.js';
-import type { SealedSecretSample } from '../services/store-ports.js';
-import { FileStore } from '../store/file-store.js';
-import { FileStatePorts } from '../store/state-ports.js';
 import { VERSION } from '../version.js';
+import { openAudit } from './audit-choice.js';
+import { daemonClock } from './clock.js';
 import { createDispatcher } from './dispatch.js';
 import { applyHeapPolicy } from './heap.js';
+import { openKeys } from './key-ring.js';
 import { Listener } from './listener.js';
 import { acquireDataDirLock } from './lock.js';
-import { assertStoreBackend } from './preflight.js';
+import { nodeId } from './node-id.js';
 import { logRequests } from './request-log.js';
 import { checkSenders, createNoticeSender, createSenders } from './senders.js';
+import { storeFigures } from './store-figures.js';
+import { openStore } from './store-open.js';
 import { renderNotice } from '../delivery/notice.js';
 import { createLogger, type Logger } from './logger.js';
 import { serviceManager } from './notify.js';
@@ -48,43 +44,6 @@ async function ensureDir(dir: string, mode: number, log: Logger): Promise<void> 
   }
 }
 
-/**
- * The daemon's clock. Tests of expiry and lockout timing set MEMFA_UNSAFE_TEST_CLOCK to a file
- * holding an offset in milliseconds, read at every tick; production never sets it, and the daemon
- * warns loudly when it is set.
- */
-function makeClock(log: Logger): () => number {
-  const file = process.env['MEMFA_UNSAFE_TEST_CLOCK'];
-  if (!file) return () => Date.now();
-  log.warn('unsafe-test-clock', { file, why: 'MEMFA_UNSAFE_TEST_CLOCK is set: time can be shifted by whoever writes this file; never set it in production' });
-  return () => {
-    let offset = 0;
-    try {
-      offset = Number(readFileSync(file, 'utf8').trim()) || 0;
-    } catch {
-      offset = 0;
-    }
-    return Date.now() + offset;
-  };
-}
-
-/**
- * Opens one stored secret per key id with the key file, so that a wrong or stale key file stops
- * the daemon at start instead of failing every login later. Never resets anything.
- */
-async function checkSecretsOpen(sample: SealedSecretSample, keyring: { open(sealed: string, aad: string): Buffer }, keyFile: string): Promise<void> {
-  for (const { kid, address, sealedSecret } of await sample.sealedSecretPerKey()) {
-    try {
-      keyring.open(sealedSecret, secretAad(TOTP_PURPOSE, address));
-    } catch {
-      throw new MemfaError('CONFIG_INVALID', `the key file ${keyFile} cannot open the secrets in the store (key ${kid}); refusing to start`, {
-        data: { file: keyFile },
-        hint: 'restore the key file that belongs to this store; secrets are never reset automatically',
-      });
-    }
-  }
-}
-
 export interface RunningDaemon {
   stop(): Promise<void>;
   done: Promise<void>;
@@ -97,39 +56,21 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     for (const c of cleanups.splice(0).reverse()) await c().catch((err: Error) => log.error('stop-step-failed', { error: err.message }));
   };
   try {
-    // Before anything is made or locked: a backend this daemon cannot serve is refused outright.
-    assertStoreBackend(config);
     await ensureDir(config.dataDir, 0o700, log);
     await ensureDir(config.runDir, 0o750, log);
     const unlock = await acquireDataDirLock(config.dataDir);
     cleanups.push(unlock);
 
-    const store = await FileStore.open(config.store.file, {
-      compactJournalBytes: config.store.compactJournalBytes,
-      onEvent: (event, fields) => log.info(event, fields),
-    });
+    // Only daemons that share a store need to tell themselves apart in it.
+    const node = config.store.backend === 'file' ? 'local' : await nodeId(config.dataDir);
+    const store = await openStore(config, log);
     cleanups.push(() => store.close());
-    // A key file is created only at the first start: later, a missing one means lost keys, and a
-    // new one would make every stored secret unopenable.
-    const firstStart = store.countMailboxes() === 0 && store.getMeta('keyringCreated') === undefined;
-    const keyring = await Keyring.load(config.keyFile, { create: firstStart, onReread: (event) => log.info('key-file-reread', { file: config.keyFile, ...event }) });
-    const state = new FileStatePorts(store);
-    await checkSecretsOpen(state, keyring, config.keyFile);
-    if (store.getMeta('keyringCreated') === undefined) await store.transact((tx) => tx.putMeta('keyringCreated', Date.now()));
-    // Each stream's head is anchored in the store, so that cut or removed audit files are found
-    // after a restart too (audit/anchor.ts).
-    const anchorIn = (name: AuditStreamName): AnchorStore => ({
-      load: () => store.getMeta(`auditAnchor.${name}`),
-      save: (anchor) => store.transact((tx) => tx.putMeta(`auditAnchor.${name}`, anchor)),
-    });
-    const audit = await AuditTrail.open({
-      streams: {
-        security: { ...config.audit.security, anchor: anchorIn('security') },
-        logins: { file: config.audit.file, maxBytes: config.audit.maxBytes, keep: config.audit.keep, anchor: anchorIn('logins') },
-      },
-      aggregateMs: config.audit.aggregateSeconds * 1000,
-      onEvent: (level, event, fields) => log[level](event, fields),
-    });
+    const { state, facts } = store;
+    const clock = daemonClock(log, store.measureClock === null || store.clock === null ? null : { measure: store.measureClock, first: store.clock });
+    cleanups.push(async () => clock.stop());
+    const keys = await openKeys(config, facts.backend, state, node, log);
+    cleanups.push(async () => keys.stop());
+    const audit = await openAudit({ config, backend: facts.backend, node, state, log });
     // Closed before the store (cleanups run in reverse): closing anchors the final heads.
     cleanups.push(() => audit.close());
     const country = await loadCountryLookup(config.dataDir);
@@ -145,13 +86,13 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const ports: Ports = {
       config,
       state,
-      store,
-      clock: makeClock(log),
+      storeFacts: facts,
+      clock: clock.now,
       random: { bytes: (n) => randomBytes(n), int: (min, max) => randomInt(min, max) },
       country,
-      secrets: keyring,
-      keys: keyring,
-      hashes: keyedHasher((purpose) => keyring.macKey(purpose)),
+      secrets: keys.secrets,
+      keys: keys.keys,
+      hashes: keyedHasher((purpose) => keys.keyring.macKey(purpose)),
       // Services audit what has already happened (a committed change, an answer): a failed audit
       // write must not turn that into an error answer, which would claim nothing changed. The
       // trail never rejects; it counts the loss, logs it and records it in the chain.
@@ -179,7 +120,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     const listeners = SOCKET_KINDS.map((kind) => new Listener(kind, config.sockets[kind], config.limits, dispatch, log));
     metrics.attach({
       locks: () => services.census.counts(),
-      store: () => ({ mailboxes: store.countMailboxes(), domains: store.listDomains().length, ...store.fileSizes() }),
+      store: storeFigures(state, facts, log),
       audit: () => audit.status(),
       listeners: () => listeners.map((l) => l.stats()),
     });
@@ -217,11 +158,13 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
       version: VERSION,
       pid: process.pid,
       config: config.source,
-      store: config.store.file,
+      store: facts.location,
+      backend: facts.backend,
+      node,
       adminSocket: config.sockets.admin.path,
       hookSocket: config.sockets.hook.path,
       selfSocket: config.sockets.self.path,
-      mailboxes: store.countMailboxes(),
+      mailboxes: await state.countMailboxes(),
       startMs: Date.now() - started,
     });
     // Not awaited: the daemon serves meanwhile; a stop tells systemd only after this.

@@ -1,8 +1,9 @@
 // The checks of a configuration that need more than the file itself: message templates, socket
-// groups (the system's group database) and the key file. The daemon runs each at start, and
+// groups (the system's group database), the key file and the database's password and CA files. The daemon runs each at start, and
 // `memfa config check` runs the same functions, so the two cannot disagree. Nothing here writes.
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { checkConfig, readConfigFile, type ConfigOverrides } from '../config/load.js';
 import type { MemfaConfig } from '../config/types.js';
 import { configuredNoticeTemplates, NOTICE_PLACEHOLDERS } from '../delivery/notice.js';
@@ -92,6 +93,10 @@ export async function keyFileFindings(config: MemfaConfig): Promise<Findings> {
       found.warnings.push(`keyFile: ${file} cannot be checked by uid ${process.getuid?.() ?? '?'} (${info}); run the check as the daemon's user`);
       return found;
     }
+    if (config.store.backend === 'postgres') {
+      found.warnings.push(`keyFile: ${file} does not exist; a daemon creates it only when it is the first to use the database, otherwise copy it from the node that created it`);
+      return found;
+    }
     // The daemon creates a key file only for a store that has never had one.
     const store = await stat(config.store.file).catch((err: unknown) => errnoOf(err) ?? 'EIO');
     if (typeof store === 'string' && store === 'ENOENT') found.warnings.push(`keyFile: ${file} does not exist yet; the daemon creates it at its first start`);
@@ -116,20 +121,32 @@ export async function keyFileFindings(config: MemfaConfig): Promise<Findings> {
 }
 
 /**
- * Problems with the configured store backend. The PostgreSQL store (store/postgres/) implements
- * the services' state ports, but the daemon's services still run on the file store: until they are
- * wired to the ports, a daemon asked for "postgres" refuses to start rather than use a file store
- * that other daemons would not share.
+ * What can be checked of store.postgres without the database (`memfa config check` needs no
+ * server): the password file and the CA file readable by this user. Whether the database answers,
+ * and to these credentials, only the daemon's start finds out.
  */
-export function storeBackendProblems(config: MemfaConfig): string[] {
-  if (config.store.backend !== 'postgres') return [];
-  return ['store.backend: "postgres" is not served by this version of the daemon yet (its services still run on the file store); use "file"'];
-}
-
-/** Throws CONFIG_INVALID for a store backend the daemon cannot serve (the daemon's start). */
-export function assertStoreBackend(config: MemfaConfig): void {
-  const errors = storeBackendProblems(config);
-  if (errors.length > 0) throw new MemfaError('CONFIG_INVALID', errors.join('\n  '), { data: { errors }, hint: 'man 5 memfa.conf, store.backend' });
+export async function postgresFindings(config: MemfaConfig): Promise<Findings> {
+  const found: Findings = { errors: [], warnings: [] };
+  const pg = config.store.postgres;
+  if (config.store.backend !== 'postgres' || pg === null) return found;
+  const readable = async (key: string, file: string) => {
+    try {
+      await access(file, constants.R_OK);
+      const info = await stat(file);
+      if (!info.isFile()) found.errors.push(`${key}: ${file} is not a regular file`);
+      else if (key.endsWith('passwordFile') && (info.mode & 0o077) !== 0) found.warnings.push(`${key}: ${file} can be read by group or others (mode ${(info.mode & 0o777).toString(8)}); make it 0600 or 0640`);
+    } catch (err) {
+      const code = errnoOf(err) ?? 'EIO';
+      if (code === 'EACCES') found.warnings.push(`${key}: ${file} cannot be read by uid ${process.getuid?.() ?? '?'}; run the check as the daemon's user`);
+      else found.errors.push(`${key}: ${file} cannot be read (${code})`);
+    }
+  };
+  if (pg.passwordFile !== null) await readable('store.postgres.passwordFile', pg.passwordFile);
+  if (pg.caFile !== null && pg.tls === 'verify-full' && !pg.host.startsWith('/')) await readable('store.postgres.caFile', pg.caFile);
+  if (pg.tls !== 'verify-full' && !pg.host.startsWith('/')) {
+    found.warnings.push(`store.postgres.tls: "${pg.tls}" does not check the server's certificate${pg.tls === 'disable' ? ' and sends everything in plain text' : ''}; use "verify-full" over a network`);
+  }
+  return found;
 }
 
 /** What deserves a warning in a valid configuration (the daemon logs the same at start). */
@@ -161,7 +178,12 @@ export async function checkConfiguration(file: string, overrides: ConfigOverride
   }
   const { config, errors, badKeys } = checkConfig(raw, file, overrides, env);
   const report: ConfigReport = { file, errors: [...errors], warnings: configWarnings(config) };
-  report.errors.push(...storeBackendProblems(config), ...templateProblems(config), ...socketGroupProblems(config));
+  report.errors.push(...templateProblems(config), ...socketGroupProblems(config));
+  if (!badKeys.has('store') && !badKeys.has('store.postgres')) {
+    const db = await postgresFindings(config);
+    report.errors.push(...db.errors);
+    report.warnings.push(...db.warnings);
+  }
   // A bad path would point the check at another file than the daemon would use.
   if (!['dataDir', 'keyFile', 'store.file', 'store'].some((k) => badKeys.has(k))) {
     const keys = await keyFileFindings(config);

@@ -13,6 +13,7 @@ import { VERIFY_LATENCY_BUCKETS, type DeliveryTally, type LoginCheckTally, type 
 export interface StoreFigures {
   mailboxes: number;
   domains: number;
+  /** The file store's snapshot and journal (services/store-ports.ts StoreFacts.fileSizes); 0 for a database. */
   snapshotBytes: number;
   journalBytes: number;
 }

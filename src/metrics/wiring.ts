@@ -7,7 +7,7 @@ import type { Sender } from '../delivery/types.js';
 import type { ParamsOf } from '../protocol/methods.js';
 import type { LoginCheckResult, MetricsResult, VerifyResult } from '../protocol/results.js';
 import { GatewayWatch } from './gateways.js';
-import { createExposition, type MetricsExposition, type MetricsSources } from './registry.js';
+import { createExposition, type MetricsExposition, type MetricsSources, type StoreFigures } from './registry.js';
 import { DeliveryTally, LoginCheckTally, VerifyTally } from './tally.js';
 import { meteredLoginCheck, meteredVerify } from './login-meter.js';
 
@@ -20,7 +20,9 @@ export class DaemonMetrics {
   private readonly loginCheckTally = new LoginCheckTally();
   private readonly deliveries = new DeliveryTally(['sms', 'email']);
   private readonly gateways = new GatewayWatch(this.deliveries);
-  private sources: Omit<MetricsSources, 'version' | 'verify' | 'loginCheck' | 'deliveries' | 'gateways'> | null = null;
+  private sources: (Omit<MetricsSources, 'version' | 'verify' | 'loginCheck' | 'deliveries' | 'gateways' | 'store'> & { store: () => StoreFigures | Promise<StoreFigures> }) | null = null;
+  /** The store's figures as read for the scrape being rendered (they may have to be asked for). */
+  private storeNow: StoreFigures | null = null;
   private readonly exposition: MetricsExposition;
 
   constructor(version: string) {
@@ -31,7 +33,10 @@ export class DaemonMetrics {
       deliveries: this.deliveries,
       gateways: this.gateways,
       locks: () => this.from().locks(),
-      store: () => this.from().store(),
+      store: () => {
+        if (this.storeNow === null) throw new Error('the store figures are read before a scrape renders');
+        return this.storeNow;
+      },
       audit: () => this.from().audit(),
       listeners: () => this.from().listeners(),
     });
@@ -62,7 +67,8 @@ export class DaemonMetrics {
     this.sources = sources;
   }
 
-  render(): Promise<MetricsResult> {
+  async render(): Promise<MetricsResult> {
+    this.storeNow = await this.from().store();
     return this.exposition.render();
   }
 }

@@ -24,7 +24,9 @@ export interface StatusResult {
   version: string;
   pid: number;
   uptimeSeconds: number;
+  /** The store's file, or the database as postgres://user@host:port/database (never a password). */
   store: string;
+  storeBackend: 'file' | 'postgres';
   mailboxes: number;
   domains: number;
   sockets: { admin: string; hook: string; self: string };

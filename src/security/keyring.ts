@@ -11,12 +11,14 @@
 //   - before each change it writes (add, rotate, retire), so that the change extends what the file
 //     holds instead of overwriting it with what was read earlier. (Only the daemon writes the
 //     file; a file installed during the moment of a write is overwritten.)
-// The file read again must keep the MAC seed and every key the ring holds, unchanged
-// (rotation.checkReread); otherwise it is not taken and the caller gets CONFIG_INVALID.
+// The file read again must keep the MAC seed and every key the ring holds, unchanged, but for a
+// key retired from the store through another daemon (rotation.checkReread); otherwise it is not
+// taken and the caller gets CONFIG_INVALID.
 
 import { hkdfSync } from 'node:crypto';
 import { createKeyFile, freshKeyFile, KEY_BYTES, keyFileVersion, missingKeyFile, readKeyFile, writeKeyFile, type KeyFileContent, type KeyFileVersion } from './key-file.js';
 import { checkReread, withAddedKey, withoutKey, withRotatedKey } from './rotation.js';
+import { MemfaError } from '../protocol/errors.js';
 import { cannotOpen, openWith, parseSealed, sealWith } from './seal.js';
 
 // Callers of the ring name their secrets' AAD with it; it lives with the cipher.
@@ -27,6 +29,11 @@ export interface KeyringOptions {
   create: boolean;
   /** Told each time the key file was read again and taken (never anything secret). */
   onReread?: (event: KeyFileReread) => void;
+  /**
+   * Whether key `kid` was retired from the store through another daemon (several daemons on one
+   * store: daemon/key-ring.ts), so that a file read again may lack it. Absent: none was.
+   */
+  retired?: (kid: string) => boolean;
 }
 
 export interface KeyFileReread {
@@ -45,6 +52,7 @@ export class Keyring {
   /** The version of the file #file was read from or written as; null if none could be told. */
   #version: KeyFileVersion | null;
   readonly #onReread: ((event: KeyFileReread) => void) | undefined;
+  readonly #retired: ((kid: string) => boolean) | undefined;
   /**
    * Keyed hashes (one-time codes, recovery codes, admin tokens) are one-way: once stored, they
    * cannot be re-keyed because the plain value is gone. If their keys came from the rotating
@@ -57,11 +65,12 @@ export class Keyring {
   /** Serialises the changes so that two rewrites of the key file never interleave. */
   #writes: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, file: KeyFileContent, version: KeyFileVersion | null, onReread: KeyringOptions['onReread']) {
+  private constructor(path: string, file: KeyFileContent, version: KeyFileVersion | null, options: KeyringOptions) {
     this.path = path;
     this.#file = file;
     this.#version = version;
-    this.#onReread = onReread;
+    this.#onReread = options.onReread;
+    this.#retired = options.retired;
   }
 
   /**
@@ -78,7 +87,7 @@ export class Keyring {
       read = readKeyFile(path);
       if (read === null) throw missingKeyFile(path);
     }
-    return new Keyring(path, read.content, read.version, options.onReread);
+    return new Keyring(path, read.content, read.version, options);
   }
 
   get currentKid(): string {
@@ -94,6 +103,24 @@ export class Keyring {
     const kid = this.#file.current;
     const key = this.#file.keys.get(kid);
     if (key === undefined) throw cannotOpen(kid); // parseKeyFile makes "current" one of "keys"
+    return sealWith(kid, key, plaintext, aad);
+  }
+
+  /**
+   * Seals with key `kid` rather than the file's current one: with several daemons on one store,
+   * the key the store names current (daemon/key-ring.ts), which a node whose file still names
+   * another must use too. A kid the ring lacks is looked for in the file again (it may have been
+   * installed meanwhile); still lacking it, nothing is sealed.
+   */
+  sealWith(kid: string, plaintext: Buffer, aad: string): string {
+    let key = this.#file.keys.get(kid);
+    if (key === undefined && this.#reread('unknown-kid', kid)) key = this.#file.keys.get(kid);
+    if (key === undefined) {
+      throw new MemfaError('CONFIG_INVALID', `the key file ${this.path} lacks key ${kid}, which the store makes current; nothing was sealed`, {
+        data: { kid, file: this.path },
+        hint: `copy ${this.path} from the node that ran memfa key add or rotate; the daemon takes it at once`,
+      });
+    }
     return sealWith(kid, key, plaintext, aad);
   }
 
@@ -162,7 +189,7 @@ export class Keyring {
     if (version === null || version === this.#version) return false;
     const read = readKeyFile(this.path);
     if (read === null) return false;
-    checkReread(this.#file, read.content, this.path);
+    checkReread(this.#file, read.content, this.path, this.#retired);
     this.#file = read.content;
     this.#version = read.version;
     this.#onReread?.({ why, ...(kid === undefined ? {} : { kid }), current: this.#file.current, kids: this.kids() });

@@ -8,38 +8,34 @@
 //   still open until they are re-sealed, because their key stays in the file until the end. A
 //   crash midway leaves the old keys in the file; running rotate again finishes the job.
 //
-// Several daemons sharing one store (the SQL store; planned, not built yet). Each host has its
-// own copy of the one key file. Two things must never happen: a daemon seals with a key another
-// daemon lacks (that daemon then fails every login of the mailbox), and a key leaves a host while
-// a value sealed with it is still stored or a daemon may still seal with it. So a rotation runs in
-// phases, each finished on every host before the next starts:
-//   1. add: `memfa key add` on one host adds a key after the current one, not current; the
-//      resulting key file is installed on every host. Daemons take it at restart, or when they
-//      meet a value sealed with a key they lack (keyring.ts), or before they write the file.
-//   2. switch: the new key becomes current on every host. The kid of the current key moves into
-//      the store (only the kid: the key file never enters a database); each daemon records in the
-//      store the kids it holds and the kid it seals with (at start, after every re-read, and
-//      periodically), and the switch is refused until every live daemon holds the new key.
-//   3. re-seal: one daemon sweeps the store, each value replaced only if it is still the value
-//      read (a conditional update, so a concurrent enrolment wins); refused to start until every
-//      live daemon seals with the new key, or a lagging one would seal old values behind it.
-//   4. retire: the old key is removed from every host's key file; refused while any stored value
-//      names it or any live daemon still seals with it. A daemon takes a file without a key it
-//      holds only by its own retire or at start (checkReread).
+// Several daemons sharing one store (PostgreSQL). Each host has its own copy of the one key
+// file. Two things must never happen: a daemon seals with a key another daemon lacks (that daemon
+// then fails every login of the mailbox), and a key leaves a host while a value sealed with it is
+// still stored or a daemon may still seal with it. What is built (daemon/key-ring.ts):
+//   - the store records the key ring: its kids, the kid that seals, a fingerprint of the MAC
+//     seed (only ids and an HMAC: the key file never enters a database); key add, rotate and
+//     retire through any daemon update it;
+//   - every daemon seals with the kid the record names current (read again every few seconds),
+//     whatever its own file names; lacking that key, it reads its file again and, still lacking
+//     it, refuses to seal rather than seal with another;
+//   - a rotation, once the new kid is recorded, waits for every daemon to have read it before it
+//     re-seals, so that nothing is sealed behind the sweep under the old key; it retires the old
+//     keys only after the sweep; a daemon may then take a file without a key the record no longer
+//     lists (checkReread's `retired`);
+//   - at start, a daemon whose file lacks the recorded current kid, or has another MAC seed, is
+//     refused, and one value per kid in the store must open.
+// The steps for an administrator (memfa(1), Key rotation): key add on one host, the key file
+// copied to every host, key rotate once, the key file copied again. Not built: the store does not
+// record which kids each running daemon holds, so a rotation is not refused while one of them
+// lacks the new key (that daemon refuses to seal and to open the re-sealed values until it is
+// given the file).
 // What each daemon checks, so that one with an older key file neither seals with a key the
 // others cannot open nor fails to open what they sealed:
 //   - opening a value whose kid it lacks, it reads its key file again (once for each change of the
-//     file) before it fails, loudly, naming the kid (built);
-//   - a key file read again must keep the MAC seed and every key the daemon holds, unchanged: a
-//     kid names one key for ever (built, checkReread below);
-//   - it seals only with the store's current kid, reading its key file again if it lacks that key,
-//     and refuses to seal (the enrolment fails naming the kid) rather than seal with another (SQL
-//     store; with one daemon, the file's "current" is that kid, built);
-//   - at start, one value per kid in the store must open (daemon/main.ts, built), and it records
-//     its kids in the store before it answers (SQL store).
-// Built for the file store: keys added before they are current (`memfa key add`, taken by the next
-// `memfa key rotate`), the re-reads and their checks. Left for the SQL store: the current kid and
-// each daemon's kids in the store, and switch, re-seal and retire as separate, guarded steps.
+//     file) before it fails, loudly, naming the kid;
+//   - a key file read again must keep the MAC seed and every key the daemon holds, unchanged (but
+//     for keys retired from the store through another daemon): a kid names one key for ever
+//     (checkReread below).
 
 import { MemfaError } from '../protocol/errors.js';
 import { KID_PATTERN, newKey, newKid, type KeyFileContent } from './key-file.js';
@@ -97,7 +93,7 @@ export function withoutKey(file: KeyFileContent, kid: string, path: string): Key
  * stop opening). Keys leave through the daemon's own retire, or with a restart, where every key id
  * in the store must open. CONFIG_INVALID otherwise; the caller keeps the keys it holds.
  */
-export function checkReread(held: KeyFileContent, reread: KeyFileContent, path: string): void {
+export function checkReread(held: KeyFileContent, reread: KeyFileContent, path: string, retired: (kid: string) => boolean = () => false): void {
   if (!held.mac.equals(reread.mac)) {
     throw new MemfaError('CONFIG_INVALID', `key file ${path} now holds another MAC key than the one the daemon holds; it was not taken`, {
       data: { path },
@@ -106,6 +102,8 @@ export function checkReread(held: KeyFileContent, reread: KeyFileContent, path: 
   }
   for (const [kid, key] of held.keys) {
     const theirs = reread.keys.get(kid);
+    // With several daemons, a key retired through another daemon (no stored value needs it) may go.
+    if (theirs === undefined && retired(kid)) continue;
     if (theirs === undefined) {
       throw new MemfaError('CONFIG_INVALID', `key file ${path} no longer holds key ${kid}, which the daemon holds; it was not taken`, {
         data: { path, kid },

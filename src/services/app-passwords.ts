@@ -21,7 +21,7 @@ import type { MemfaConfig } from '../config/types.js';
 import { APP_PASSWORD_POLICY } from '../protocol/vocabulary.js';
 import type { AppPasswordUsage } from './app-password-usage.js';
 import type { Notifier } from './notify.js';
-import type { ProviderPolicy, Role } from './policy.js';
+import type { PolicySource, Role } from './policy.js';
 import type { AuditSink, CallContext, Clock, KeyedHashes, Random } from './ports.js';
 import { assertMailbox, roleOf } from './scope.js';
 import type { MailboxStore, NoticeQueue } from './store-ports.js';
@@ -55,12 +55,12 @@ export interface AppPasswordsPorts {
   hashes: KeyedHashes;
   state: Pick<MailboxStore, 'getMailbox' | 'updateMailbox'>;
   audit: Pick<AuditSink, 'append'>;
-  /** The platform's policy as it stands at each call (read live: a change holds at once). */
-  policy: ProviderPolicy;
+  /** The platform's policy as stored when each call runs (a change holds at once). */
+  policy: PolicySource;
 }
 
 export class AppPasswords {
-  private readonly policy: ProviderPolicy;
+  private readonly policy: PolicySource;
 
   constructor(
     private readonly p: AppPasswordsPorts,
@@ -80,13 +80,13 @@ export class AppPasswords {
   }
 
   /** Whether app passwords are accepted at all (the platform may switch them off). */
-  enabled(): boolean {
-    return this.policy.rights(APP_PASSWORD_POLICY).enabled;
+  async enabled(): Promise<boolean> {
+    return (await this.policy.current()).rights(APP_PASSWORD_POLICY).enabled;
   }
 
   /** FORBIDDEN or PROVIDER_DISABLED when `role` may not create app passwords (memfa providers set app-password). */
-  assertMayCreate(role: Role): void {
-    const r = this.policy.rights(APP_PASSWORD_POLICY);
+  async assertMayCreate(role: Role): Promise<void> {
+    const r = (await this.policy.current()).rights(APP_PASSWORD_POLICY);
     if (!r.enabled) throw new MemfaError('PROVIDER_DISABLED', 'app passwords are disabled on this platform', { data: { provider: APP_PASSWORD_POLICY } });
     if (role === 'domain-admin' && !r.domainAdmins) {
       throw new MemfaError('FORBIDDEN', 'domain administrators may not create app passwords (platform policy)', { data: { provider: APP_PASSWORD_POLICY, right: 'domainAdmins' } });
@@ -184,7 +184,7 @@ export class AppPasswords {
   async add(params: AppPasswordInput & { address: string }, ctx: CallContext): Promise<AppPasswordAdded> {
     const address = normaliseAddress(params.address, 'address');
     assertMailbox(ctx, address);
-    this.assertMayCreate(roleOf(ctx));
+    await this.assertMayCreate(roleOf(ctx));
     const now = this.p.clock();
     const prepared = this.prepare(params, now);
     const notices = await this.notifier.queueOf(address, now);

@@ -65,7 +65,7 @@ const destinationKey = (to: string) => `d:${to}`;
 export class OneTimeCodes {
   constructor(
     private readonly p: CodePorts,
-    private readonly isEnabled: (provider: CodeProvider) => boolean,
+    private readonly isEnabled: (provider: CodeProvider) => boolean | Promise<boolean>,
   ) {}
 
   /** The keyed hash a sent code is stored and checked by. */
@@ -165,7 +165,7 @@ export class OneTimeCodes {
       const now = this.p.clock();
       const to = rec === undefined ? null : destinationOf(rec, provider);
       const sender = this.p.senders[provider];
-      if (!this.isEnabled(provider)) {
+      if (!(await this.isEnabled(provider))) {
         skipped.push({ provider, problem: 'disabled' });
         continue;
       }

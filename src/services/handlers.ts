@@ -14,7 +14,7 @@ import { MailboxImport } from './import.js';
 import { MailboxOps } from './mailbox-ops.js';
 import { MailboxList } from './mailbox-list.js';
 import { Notifier } from './notify.js';
-import { PlatformPolicy, POLICY_KEY, providerPolicy, type PolicyOverrides } from './policy.js';
+import { PlatformPolicy, type ProviderPolicy } from './policy.js';
 import { FactorProof } from './proof.js';
 import type { CallContext, Ports } from './ports.js';
 import { testProvider } from './provider-test.js';
@@ -45,15 +45,17 @@ export interface Services {
 export function createServices(p: Ports): Services {
   const { config, clock, state, audit, random, secrets, hashes, country, log, senders } = p;
   const hasGateway = (provider: 'sms' | 'email') => senders[provider] !== undefined;
-  const platformPolicy = new PlatformPolicy({ config, clock, state, audit, hasGateway });
-  // The policy as the services still on the synchronous store read it: live, from the store.
-  const policy = providerPolicy(config, hasGateway, () => p.store.getMeta<PolicyOverrides>(POLICY_KEY) ?? {});
-  warnProvidersWithoutGateway({ senders, log }, policy);
-  const settings = new SettingsAdmin({ config, clock, state, audit, policy: platformPolicy });
+  // The provider policy as stored when each request runs: every service asks it (PlatformPolicy now/current).
+  const policy = new PlatformPolicy({ config, clock, state, audit, hasGateway });
+  const warn = (current: ProviderPolicy) => warnProvidersWithoutGateway({ senders, log }, current);
+  const first = policy.now();
+  if (first instanceof Promise) first.then(warn, (err: Error) => log.warn('provider-policy-unread', { error: err.message }));
+  else warn(first);
+  const settings = new SettingsAdmin({ config, clock, state, audit, policy });
   const mailboxList = new MailboxList({ config, clock, state });
   const notifier = new Notifier({ state, config, clock, audit, log }, p.notices);
   const enrolment = new Enrolment({ state, config, clock, random, secrets, audit, log }, notifier);
-  const codes = new OneTimeCodes({ state, config, clock, random, secrets, hashes, log, senders }, (provider) => policy.rights(provider).enabled);
+  const codes = new OneTimeCodes({ state, config, clock, random, secrets, hashes, log, senders }, async (provider) => (await policy.now()).rights(provider).enabled);
   const recovery = new RecoveryCodes({ state, hashes, random, clock, audit }, notifier);
   const imports = new MailboxImport({ config, clock, state, secrets, recovery, audit });
   // The holder of this daemon's job claims (a key rotation): unique among the daemons of a store.
@@ -61,7 +63,7 @@ export function createServices(p: Ports): Services {
   const security = new SecurityAdmin({ clock, state, keys: p.keys, audit, holder });
   const admins = new DomainAdmins({ clock, random, state, hashes, audit });
   const verifier = new Verifier({ state, config, clock, country, secrets, audit, log }, enrolment, codes, recovery, policy, notifier);
-  const ops = new MailboxOps({ config, clock, country, state, audit }, verifier, notifier);
+  const ops = new MailboxOps({ config, clock, country, state, audit }, verifier, policy, notifier);
   const ipBlocks = new IpBlocks({ clock, audit }, verifier.throttle);
   const proof = new FactorProof({ state, config, secrets, log }, codes, recovery, notifier);
   const self = new SelfService({ config, clock, country, state, audit }, enrolment, ops, policy, codes, proof);
@@ -71,7 +73,7 @@ export function createServices(p: Ports): Services {
   const credentials = new SelfCredentials({ config, clock, state, audit }, appPasswords, recovery, proof, notifier);
   const handlers: ServiceHandlers = {
     ping: () => ({ pong: true, version: p.version, uptimeSeconds: Math.round((clock() - p.startedAt) / 1000) }),
-    status: async () => daemonStatus({ config, clock, state, storeName: p.store.file, senders, audit, startedAt: p.startedAt, version: p.version }, await platformPolicy.current()),
+    status: async () => daemonStatus({ config, clock, state, store: p.storeFacts, senders, audit, startedAt: p.startedAt, version: p.version }, await policy.current()),
     verify: (params, ctx) => verifier.verify(params, ctx),
     'login.check': (params, ctx) => loginCheck.check(params, ctx),
     explain: (params, ctx) => (params.protocol === undefined ? ops.explain(params, ctx) : loginCheck.explain({ ...params, protocol: params.protocol }, ctx)),
@@ -101,8 +103,8 @@ export function createServices(p: Ports): Services {
     'key.rotate': (_params, ctx) => security.rotateKey(ctx),
     'audit.query': (params, ctx) => security.auditQuery(params, ctx),
     'audit.verify': () => security.auditVerify(),
-    'providers.list': () => platformPolicy.list(),
-    'providers.set': (params, ctx) => platformPolicy.change(params, ctx),
+    'providers.list': () => policy.list(),
+    'providers.set': (params, ctx) => policy.change(params, ctx),
     'admin.add': (params, ctx) => admins.add(params, ctx),
     'admin.list': () => admins.list(),
     'admin.remove': (params, ctx) => admins.remove(params, ctx),

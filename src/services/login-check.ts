@@ -107,7 +107,7 @@ export class LoginCheck {
     // Only a password of the right shape is hashed: one HMAC for all the mailbox's app passwords.
     const canonical = canonicalAppPassword(input.password);
     let matched: AppPassword | null = null;
-    if (canonical !== null && s.rec !== undefined && this.appPasswords.enabled()) {
+    if (canonical !== null && s.rec !== undefined && (await this.appPasswords.enabled())) {
       const i = this.appPasswords.match(s.rec, canonical);
       if (i !== -1) matched = s.rec.appPasswords[i]!;
     }
@@ -141,7 +141,7 @@ export class LoginCheck {
     steps.push(`challenge mode: ${eff.challenge} (from ${eff.sources.challenge}); primary password over mail protocols: ${eff.primaryPassword} (from ${eff.sources.primaryPassword})`);
     steps.push(s.known ? `${s.ip} is a remembered address of the mailbox (a second factor was passed from it)` : `${s.ip} is not a remembered address of the mailbox`);
 
-    const enabled = this.appPasswords.enabled();
+    const enabled = await this.appPasswords.enabled();
     const appPasswords = (s.rec?.appPasswords ?? []).map((ap) => {
       const d = this.decide(s, params.protocol, ap);
       const refusal = !enabled ? 'app-passwords-disabled' : d.result === 'allow' ? null : d.reason;

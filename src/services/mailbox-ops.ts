@@ -13,6 +13,7 @@ import type { AuditSink, CallContext, Clock } from './ports.js';
 import { assertMailbox } from './scope.js';
 import type { LoginReads, MailboxStore, UnstoredFailureStore } from './store-ports.js';
 import type { Verifier } from './verify.js';
+import type { PolicySource } from './policy.js';
 import type { Notifier } from './notify.js';
 import { providerUnusable } from './unusable.js';
 
@@ -44,6 +45,7 @@ export class MailboxOps {
     private readonly p: MailboxOpsPorts,
     /** What verify would decide: explain runs its decision without acting on it. */
     private readonly verifier: Pick<Verifier, 'usableSettings' | 'decision' | 'lockFor' | 'grace'>,
+    private readonly policies: PolicySource,
     private readonly notifier: Pick<Notifier, 'queueOf'>,
   ) {}
 
@@ -77,9 +79,9 @@ export class MailboxOps {
     const ip = normaliseIp(params.ip, 'ip');
     const now = this.p.clock();
     const country = this.p.country(ip);
-    const view = await this.p.state.loginView(address);
+    const [view, policy] = await Promise.all([this.p.state.loginView(address), this.policies.current()]);
     const rec = view.mailbox ?? newMailbox(address, now);
-    const { settings: eff, choice } = this.verifier.usableSettings(viewSettings(this.p.config, view, rec), rec);
+    const { settings: eff, choice } = this.verifier.usableSettings(viewSettings(this.p.config, view, rec), rec, policy);
     const decision = this.verifier.decision({ address, ip, country, now }, rec, eff);
     const steps: string[] = [];
     steps.push(`country of ${ip}: ${country ?? 'unknown'}`);
@@ -119,7 +121,7 @@ export class MailboxOps {
     }
     steps.push(`verify would answer: ${answer}`);
     const unstored = view.mailbox === undefined ? await this.p.state.unstoredFailures(address, now, lockoutPolicy(this.p.config)) : undefined;
-    const mailbox = mailboxViewOf(this.p.config, view, address, now, unstored, (e, r) => this.verifier.usableSettings(e, r).choice);
+    const mailbox = mailboxViewOf(this.p.config, view, address, now, unstored, (e, r) => this.verifier.usableSettings(e, r, policy).choice);
     return { address, ip, country, mailbox, decision: result, steps };
   }
 }

@@ -26,6 +26,9 @@ export const POLICY_KEY = 'providerPolicy';
 
 export type Role = 'platform' | 'domain-admin' | 'end-user';
 
+/** Where a service gets the policy for one request (PlatformPolicy). */
+export type PolicySource = Pick<PlatformPolicy, 'now' | 'current'>;
+
 /** The platform's policy as one request sees it: the configuration, the stored overrides, the gateways. */
 export interface ProviderPolicy {
   rights(provider: PolicyName): ProviderRights;
@@ -81,13 +84,37 @@ export interface PlatformPolicyPorts {
   hasGateway: (provider: CodeProvider) => boolean;
 }
 
+const NO_OVERRIDES: PolicyOverrides = Object.freeze({});
+
 /** The provider policy as a service: read for a request, listed and changed by the platform administrator. */
 export class PlatformPolicy {
-  constructor(private readonly p: PlatformPolicyPorts) {}
+  /**
+   * Where the state answers meta reads at once (MetaStore getMetaNow: the file store), one policy
+   * that reads the stored overrides live at every question, shared by every request: the fast path
+   * awaits and allocates nothing for it. Null where the state must be asked (PostgreSQL).
+   */
+  private readonly live: ProviderPolicy | null;
+
+  constructor(private readonly p: PlatformPolicyPorts) {
+    const readNow = p.state.getMetaNow;
+    this.live = readNow === undefined ? null : providerPolicy(p.config, p.hasGateway, () => readNow.call(p.state, POLICY_KEY) ?? NO_OVERRIDES);
+  }
+
+  /**
+   * The policy as stored now, for one request: at once where the state answers at once, otherwise
+   * once read (a change made through any daemon holds for the next request of every daemon).
+   */
+  now(): ProviderPolicy | Promise<ProviderPolicy> {
+    return this.live ?? this.read();
+  }
 
   /** The policy now, for one request. */
   async current(): Promise<ProviderPolicy> {
-    const overrides = (await this.p.state.getMeta<PolicyOverrides>(POLICY_KEY)) ?? {};
+    return this.now();
+  }
+
+  private async read(): Promise<ProviderPolicy> {
+    const overrides = (await this.p.state.getMeta<PolicyOverrides>(POLICY_KEY)) ?? NO_OVERRIDES;
     return providerPolicy(this.p.config, this.p.hasGateway, () => overrides);
   }
 

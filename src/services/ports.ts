@@ -4,14 +4,13 @@
 // (handlers.ts). Tests wire in-memory ones.
 import type { MemfaConfig } from '../config/types.js';
 import type { CountryLookup } from '../geo/country.js';
-import type { Store } from '../store/types.js';
 import type { AuditActor, AuditEvent } from '../audit/entry.js';
 import type { NoticeSender, Sender } from '../delivery/types.js';
 import type { PendingNotice } from '../core/notices.js';
 import type { SocketKind } from '../protocol/methods.js';
 import type { AuditEntryView, AuditStatus, AuditVerifyResult } from '../protocol/results.js';
 import type { CodeProvider } from '../protocol/vocabulary.js';
-import type { StatePorts } from './store-ports.js';
+import type { StatePorts, StoreFacts } from './store-ports.js';
 
 /** The time now, in milliseconds since the epoch: the daemon's clock, or a test's. */
 export type Clock = () => number;
@@ -100,12 +99,8 @@ export interface Ports {
   config: MemfaConfig;
   /** The state, as the services use it (store-ports.ts). */
   state: StatePorts;
-  /**
-   * The synchronous store: only handlers.ts reads it, for the provider policy the synchronous
-   * checks read live (ProviderPolicy.rights) and the store's name in status. No service uses it:
-   * the lock census (metrics) scans the stored mailboxes through the state (CensusReads).
-   */
-  store: Store;
+  /** Which store the state is kept in, for status. */
+  storeFacts: Pick<StoreFacts, 'backend' | 'location'>;
   clock: Clock;
   random: Random;
   country: CountryLookup;

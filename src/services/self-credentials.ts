@@ -64,7 +64,7 @@ export class SelfCredentials {
 
   async addAppPassword(params: AppPasswordInput & { user: string; currentCode?: string | undefined }, ctx: CallContext): Promise<AppPasswordAdded> {
     const address = normaliseAddress(params.user, 'user');
-    this.appPasswords.assertMayCreate(roleOf(ctx));
+    await this.appPasswords.assertMayCreate(roleOf(ctx));
     const now = this.p.clock();
     const prepared = this.appPasswords.prepare(params, now);
     // A taken name or a full list is refused before the proof is spent on it.

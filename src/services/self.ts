@@ -19,7 +19,7 @@ import type { ConfirmGuard, Enrolment } from './enrol.js';
 import { activeFactors, PROOF_PARAM, type ActiveFactor, type FactorProof, type ProofOutcome } from './proof.js';
 import type { MailboxOps } from './mailbox-ops.js';
 import { phoneRules } from './phone-rules.js';
-import type { ProviderPolicy } from './policy.js';
+import type { PolicySource } from './policy.js';
 import type { AuditSink, CallContext, Clock } from './ports.js';
 import { assertReachable, contactChange } from './settings-admin.js';
 import type { LoginReads, LoginView, MailboxStore } from './store-ports.js';
@@ -55,7 +55,7 @@ export class SelfService {
     private readonly p: SelfServicePorts,
     private readonly enrolment: Enrolment,
     private readonly ops: MailboxOps,
-    private readonly policy: ProviderPolicy,
+    private readonly policies: PolicySource,
     private readonly codes: OneTimeCodes,
     private readonly proof: FactorProof,
   ) {}
@@ -67,7 +67,7 @@ export class SelfService {
   async show(params: { user: string }): Promise<SelfView> {
     const address = normaliseAddress(params.user, 'user');
     const now = this.p.clock();
-    const read = await this.p.state.loginView(address);
+    const [read, policy] = await Promise.all([this.p.state.loginView(address), this.policies.current()]);
     const rec = read.mailbox ?? newMailbox(address, now);
     const view = mailboxViewOf(this.p.config, read, address, now);
     const floor = floorOf(this.p.config, read, rec);
@@ -94,10 +94,10 @@ export class SelfService {
       allowedProviders: !mayConfigure || adminProvider
         ? []
         : PROVIDERS.filter((p) => {
-            const r = this.policy.rights(p);
+            const r = policy.rights(p);
             return r.enabled && r.endUsers;
           }),
-      appPasswords: { mayCreate: this.policy.rights(APP_PASSWORD_POLICY).enabled && this.policy.rights(APP_PASSWORD_POLICY).endUsers, count: rec.appPasswords.length },
+      appPasswords: { mayCreate: policy.rights(APP_PASSWORD_POLICY).enabled && policy.rights(APP_PASSWORD_POLICY).endUsers, count: rec.appPasswords.length },
     };
   }
 
@@ -124,7 +124,7 @@ export class SelfService {
     const patch: Record<string, unknown> = {};
     if (params.challenge !== undefined) patch['challenge'] = params.challenge;
     if (params.provider !== undefined) {
-      if (params.provider !== 'inherit') this.policy.assertAssignable(params.provider, 'end-user');
+      if (params.provider !== 'inherit') (await this.policies.current()).assertAssignable(params.provider, 'end-user');
       patch['provider'] = params.provider;
     }
     const problems = new Problems();

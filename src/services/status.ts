@@ -6,14 +6,14 @@ import type { StatusResult } from '../protocol/results.js';
 import type { MemfaConfig } from '../config/types.js';
 import type { AuditReader, Clock, Log, Ports } from './ports.js';
 import type { ProviderPolicy } from './policy.js';
-import type { MailboxStore, SettingsStore } from './store-ports.js';
+import type { MailboxStore, SettingsStore, StoreFacts } from './store-ports.js';
 
 export interface StatusPorts {
   config: MemfaConfig;
   clock: Clock;
   state: Pick<MailboxStore, 'countMailboxes'> & Pick<SettingsStore, 'listDomains'>;
-  /** Where the state is kept, as status names it (the store's file). */
-  storeName: string;
+  /** Where the state is kept, as status names it (the store's file, or the database). */
+  store: Pick<StoreFacts, 'backend' | 'location'>;
   senders: Ports['senders'];
   audit: Pick<AuditReader, 'status'>;
   startedAt: number;
@@ -58,7 +58,8 @@ export async function daemonStatus(p: StatusPorts, policy: ProviderPolicy): Prom
     version: p.version,
     pid: process.pid,
     uptimeSeconds: Math.round((p.clock() - p.startedAt) / 1000),
-    store: p.storeName,
+    store: p.store.location,
+    storeBackend: p.store.backend,
     mailboxes,
     domains: domains.length,
     sockets: { admin: p.config.sockets.admin.path, hook: p.config.sockets.hook.path, self: p.config.sockets.self.path },

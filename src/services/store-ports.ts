@@ -235,6 +235,13 @@ export interface SettingsStore {
 /** Small named documents: the provider policy, the domain administrators, the audit anchors, claims. */
 export interface MetaStore {
   getMeta<T>(key: string): Promise<T | undefined>;
+  /**
+   * The same read answered at once, for what a request reads on verify's fast path (the provider
+   * policy): a backend that holds the state in memory (the file store) gives it, so that such a
+   * request awaits nothing; one that must ask elsewhere leaves it out, and the caller awaits
+   * getMeta. The value is the stored one: never to be changed by the caller.
+   */
+  getMetaNow?<T>(key: string): T | undefined;
   updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }): Promise<R>;
 }
 
@@ -341,6 +348,23 @@ export interface CensusReads {
   unstoredFailureStates?(): Iterable<FailureState>;
   /** Every source state the per-source throttle keeps (bounded). */
   sourceStates?(): Iterable<IpSourceState>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the daemon says of its store (status, the ready line, the metrics)
+
+export type StoreBackend = 'file' | 'postgres';
+
+/** Which store this is and where, and what only it can tell of itself. */
+export interface StoreFacts {
+  readonly backend: StoreBackend;
+  /** The store's file; or the database as postgres://user@host:port/database (never a password). */
+  readonly location: string;
+  /**
+   * The sizes of the file store's snapshot and journal, which only mean something for the file
+   * store (compaction); absent for a database, whose files are the server's business.
+   */
+  fileSizes?(): { snapshotBytes: number; journalBytes: number };
 }
 
 /** Everything the services need of the state: what a backend implements. */

@@ -23,7 +23,7 @@ import { SourceThrottle } from './ip-throttle.js';
 import { watchLocks, type Notifier, type StartedLock } from './notify.js';
 import type { AuditSink, CallContext, Log, SecretBox } from './ports.js';
 import { asRecoveryCode, asScratchCode, type RecoveryCodes } from './recovery.js';
-import type { ProviderPolicy } from './policy.js';
+import type { PolicySource, ProviderPolicy } from './policy.js';
 import { logMailboxLocked, logSourceBlocked, logVerifyDenied } from './security-log.js';
 import type { EnrolStore, FactorStore, FailureEffects, LoginReads, LoginView, MailboxStore, SourceStore, SuccessEffects, UnstoredFailureStore } from './store-ports.js';
 import { providerUnusable } from './unusable.js';
@@ -94,7 +94,8 @@ export class Verifier {
     private readonly enrolment: Enrolment,
     private readonly codes: Pick<OneTimeCodes, 'challenge' | 'hash'>,
     private readonly recovery: RecoveryCodes,
-    private readonly policy: ProviderPolicy,
+    /** The platform's provider policy, as stored when each request runs. */
+    private readonly policies: PolicySource,
     private readonly notifier: Pick<Notifier, 'queueFor'>,
   ) {
     this.remember = rememberPolicy(p.config);
@@ -121,8 +122,8 @@ export class Verifier {
    * email without a gateway or without the mailbox's destination) is replaced by the mailbox's
    * fallback when that one can be; `choice` says which and why (core/provider-choice.ts).
    */
-  usableSettings(eff: EffectiveSettings, rec: MailboxRecord): { settings: EffectiveSettings; choice: ProviderChoice } {
-    const choice = this.policy.choiceFor(eff, rec);
+  usableSettings(eff: EffectiveSettings, rec: MailboxRecord, policy: ProviderPolicy): { settings: EffectiveSettings; choice: ProviderChoice } {
+    const choice = policy.choiceFor(eff, rec);
     return { settings: settingsFor(eff, choice), choice };
   }
 
@@ -156,8 +157,9 @@ export class Verifier {
       }
     }
     const readNow = this.p.state.loginViewNow;
-    if (readNow !== undefined) return this.answer(readNow.call(this.p.state, address, this.scratch), login, code, send, ctx);
-    return this.p.state.loginView(address).then((view) => this.answer(view, login, code, send, ctx));
+    const policy = this.policies.now();
+    if (readNow !== undefined && !(policy instanceof Promise)) return this.answer(readNow.call(this.p.state, address, this.scratch), policy, login, code, send, ctx);
+    return Promise.all([this.p.state.loginView(address), policy]).then(([view, current]) => this.answer(view, current, login, code, send, ctx));
   }
 
   private entry(ctx: CallContext, login: Login, result: string, reason: string) {
@@ -165,7 +167,7 @@ export class Verifier {
   }
 
   /** The answer to a login on what was read of it (`view`, used up before anything is awaited). */
-  private answer(view: LoginView, login: Login, given: Factor | null, send: boolean, ctx: CallContext): VerifyResult | Promise<VerifyResult> {
+  private answer(view: LoginView, policy: ProviderPolicy, login: Login, given: Factor | null, send: boolean, ctx: CallContext): VerifyResult | Promise<VerifyResult> {
     const { address, ip } = login;
     const stored = view.mailbox !== undefined;
     const rec = view.mailbox ?? newMailbox(address, login.now);
@@ -175,7 +177,7 @@ export class Verifier {
     if (code?.kind === 'otp' && rec.recoveryCodeHashes.length > 0 && asScratchCode(code.value) !== null && this.recovery.match(rec.recoveryCodeHashes, code.value) !== -1) {
       code = { kind: 'recovery', value: code.value };
     }
-    const { settings, choice } = this.usableSettings(viewSettings(this.p.config, view, view.mailbox), rec);
+    const { settings, choice } = this.usableSettings(viewSettings(this.p.config, view, view.mailbox), rec, policy);
     const decision = this.decision(login, rec, settings);
     if (code === null && decision.action === 'allow') {
       // The answer does not wait for this audit line: allows like it are counted per minute. The

@@ -303,6 +303,10 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
     });
   }
 
+  getMetaNow<T>(key: string): T | undefined {
+    return this.store.getMeta<T>(key);
+  }
+
   getMeta<T>(key: string): Promise<T | undefined> {
     return Promise.resolve(this.store.getMeta<T>(key));
   }

@@ -99,7 +99,7 @@ export function serviceRig(raw: Record<string, unknown> = {}): ServiceRig {
   const keep = (e: AuditEvent) => void audit.push(e);
   const ports: Ports = {
     config,
-    store,
+    storeFacts: { backend: 'file', location: '(memory)' },
     state,
     clock: () => clock.now,
     random: { bytes: (n) => randomBytes(n), int: (min, max) => randomInt(min, max) },
