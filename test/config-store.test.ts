@@ -46,6 +46,8 @@ test('store.postgres: its defaults, and every bad key named', () => {
     connectTimeoutMs: 5000,
     statementTimeoutMs: 5000,
     lockTimeoutMs: 2000,
+    cacheTtlMs: 2000,
+    cacheEntries: 20000,
   });
   assert.deepEqual(problems({ store: { postgres: {} } }), ['store.postgres.host: is required when store.postgres is configured']);
   assert.deepEqual(
@@ -62,6 +64,10 @@ test('store.postgres: its defaults, and every bad key named', () => {
       'store.postgres.lockTimeoutMs: must be an integer from 10 to 600000',
     ],
   );
+  assert.deepEqual(problems({ store: { postgres: { host: 'db', cacheTtlMs: 99, cacheEntries: -1 } } }), [
+    'store.postgres.cacheTtlMs: must be an integer from 100 to 60000',
+    'store.postgres.cacheEntries: must be an integer from 0 to 10000000',
+  ]);
   assert.deepEqual(problems({ store: { postgres: 'postgres://db' } }), ['store.postgres: must be an object or null']);
 });
 

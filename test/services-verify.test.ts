@@ -142,3 +142,53 @@ test('verify --no-send changes nothing, counts nothing', async () => {
   assert.deepEqual([a.result, a.reason, a.graceLoginsLeft], ['allow', 'enrolment-grace', 2]);
   assert.equal(rig.store.commits, commits);
 });
+
+/**
+ * The rig's loginViewNow answering as a read cache does (store/postgres/cached-reads.ts): the
+ * mailbox's read-mostly part only, its failures, steps, codes and recovery codes left empty, the
+ * view marked partial. Counts the whole reads verify then makes (loginView).
+ */
+function partialViews(rig: ReturnType<typeof serviceRig>): { whole: number } {
+  const seen = { whole: 0 };
+  // The whole view straight from the store (the file store's own loginView reads through loginViewNow).
+  rig.state.loginView = (address) => {
+    seen.whole++;
+    return Promise.resolve({ mailbox: rig.store.getMailbox(address), domain: undefined, global: rig.store.getGlobal() });
+  };
+  rig.state.loginViewNow = (address, into) => {
+    const rec = rig.store.getMailbox(address);
+    into.global = rig.store.getGlobal();
+    into.domain = undefined;
+    into.mailbox =
+      rec === undefined
+        ? undefined
+        : { ...newMailbox(address, rec.createdAt), settings: rec.settings, userSettings: rec.userSettings, phone: rec.phone, altEmail: rec.altEmail, ips: rec.ips, countries: rec.countries, totp: rec.totp === null ? null : { sealedSecret: '', activatedAt: 0, lastAcceptedStep: null } };
+    into.partial = true;
+    return into;
+  };
+  return seen;
+}
+
+test('verify: a partial view (a read cache) decides the fast path alone; a lock, a challenge, a code are read whole', async () => {
+  const rig = serviceRig();
+  const seen = partialViews(rig);
+  const locked = { known: null, elsewhere: { consecutive: 99, lockedUntil: null, hardLocked: true, lastFailureAt: T0 } };
+  await rig.seed({ ...newMailbox('known@example.org', T0), settings: { challenge: 'new-ip' }, ips: [{ ip: '192.0.2.7', firstSeen: T0, lastSeen: T0 }], failures: locked });
+  const fast = rig.handlers.verify({ user: 'known@example.org', ip: '192.0.2.7' }, { socket: 'hook', actor: 'hook' });
+  assert.equal(fast instanceof Promise, false, 'the fast path from the partial view, at once');
+  assert.deepEqual([(fast as { result: string }).result, seen.whole], ['allow', 0], 'as on the whole view: a remembered address needs no factor');
+
+  // A factor needed: the lock is not in the partial view, so the whole view is read, and it holds.
+  const key = await rig.enrolled('held@example.org', { settings: ALWAYS, failures: locked });
+  const challenged = await rig.call('verify', { user: 'held@example.org', ip: '192.0.2.1' });
+  assert.deepEqual([challenged.result, challenged.reason, seen.whole], ['deny', 'locked', 1]);
+  const coded = await rig.call('verify', { user: 'held@example.org', ip: '192.0.2.1', code: rig.totp(key) });
+  assert.deepEqual([coded.result, coded.reason, seen.whole], ['deny', 'locked', 2]);
+
+  // A code checked against the secret and the last step of the whole view (the partial has neither).
+  const otp = await rig.enrolled('otp@example.org', { settings: ALWAYS });
+  const code = rig.totp(otp);
+  assert.deepEqual((await rig.call('verify', { user: 'otp@example.org', ip: '192.0.2.1', code })).reason, 'code-valid');
+  assert.deepEqual((await rig.call('verify', { user: 'otp@example.org', ip: '192.0.2.1', code })).reason, 'code-reused', 'the step accepted is the whole view\'s');
+  assert.equal(seen.whole, 4);
+});

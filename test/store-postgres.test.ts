@@ -139,10 +139,11 @@ describe(`PostgreSQL store${missing === null ? '' : ` (SKIPPED: ${missing})`}`, 
       try {
         const file = path.join(dir, 'pw');
         await writeFile(file, 's3cret\n', { mode: 0o600 });
-        const base = { host: '/run/postgresql', port: 5432, database: 'memfa', user: 'memfa', tls: 'verify-full' as const, caFile: null, poolSize: 3, connectTimeoutMs: 1000, statementTimeoutMs: 1000, lockTimeoutMs: 500 };
+        const base = { host: '/run/postgresql', port: 5432, database: 'memfa', user: 'memfa', tls: 'verify-full' as const, caFile: null, poolSize: 3, connectTimeoutMs: 1000, statementTimeoutMs: 1000, lockTimeoutMs: 500, cacheTtlMs: 2000, cacheEntries: 0 };
         const s = await postgresSettings({ ...base, passwordFile: file });
         assert.equal(s.password, 's3cret');
         assert.equal(s.poolMax, 3);
+        assert.equal(s.cache, null, 'cacheEntries 0: no cache');
         await assert.rejects(postgresSettings({ ...base, passwordFile: path.join(dir, 'absent') }), (err) => code(err) === 'CONFIG_INVALID' && /store\.postgres\.passwordFile/.test((err as Error).message));
       } finally {
         await rm(dir, { recursive: true, force: true });

@@ -70,6 +70,10 @@ export interface PostgresConfig {
   connectTimeoutMs: number;
   statementTimeoutMs: number;
   lockTimeoutMs: number;
+  /** How long a cached read-mostly value may be served (store/postgres/cache.ts). */
+  cacheTtlMs: number;
+  /** At most this many cached values; 0: no cache (and no listener). */
+  cacheEntries: number;
 }
 
 export interface MemfaConfig {

@@ -1,12 +1,13 @@
 // One-time codes delivered by SMS or email: issue (or re-send) on a challenge; verify and the
 // proof of a factor check them by their keyed hash (FactorStore tryOpenCode).
 //
-// Nothing is kept in this service's memory, so that several daemons act as one: the send limits
-// are claimed through the state ports (CodeStore claimSend), and the open code is stored before it
-// is sent, its hash to check it by and the code itself sealed by the key ring, so that a repeated
-// challenge on any daemon sends the same code again (a slow SMS does not make the user's code
-// stale). A send slot is claimed once per cooldown whichever daemon asks: two challenges at once
-// cannot send two different codes.
+// Nothing is kept in this service's memory, so that several daemons act as one: a send is
+// claimed within the limits and the open code stored in ONE operation of the state ports
+// (CodeStore claimAndOpen), before it is sent, its hash to check it by and the code itself sealed
+// by the key ring, so that a repeated challenge on any daemon sends the same code again (a slow
+// SMS does not make the user's code stale). A send slot is claimed once per cooldown whichever
+// daemon asks: two challenges at once cannot send two different codes, and the one refused
+// answers with the code the other stored.
 import type { MemfaConfig } from '../config/types.js';
 import { generateNumericCode } from '../core/codes.js';
 import type { MailboxRecord, OpenCode } from '../core/model.js';
@@ -51,13 +52,6 @@ export interface IssuedCode {
 
 /** A send claim the limits refused: the wait, which limit, and whose (CodeStore claimSend). */
 type Refusal = { retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string };
-
-/**
- * What a challenge does through one provider, decided in one place: send (a new code, or the open
- * one again), answer with the open code without sending (`hold`: the limits forbid a send, but
- * the code the user has is still valid), or refuse (the limits forbid a send and no code is open).
- */
-type SendPlan = { kind: 'send'; again: { open: OpenCode; code: string } | null } | { kind: 'hold'; issued: IssuedCode } | { kind: 'refuse'; error: MemfaError };
 
 const mailboxKey = (address: string) => `m:${address}`;
 const destinationKey = (to: string) => `d:${to}`;
@@ -111,20 +105,6 @@ export class OneTimeCodes {
     return { provider, destination: maskRecipient(provider, open.destination), expiresAt: open.expiresAt, sent: false, resent: false };
   }
 
-  /**
-   * The send decision (see SendPlan) once the send was claimed (`refused`: the limits said no);
-   * every challenge, of verify and of self.code.send, takes it here.
-   */
-  private plan(rec: MailboxRecord, provider: CodeProvider, to: string, refused: Refusal | null, held: IssuedCode | null, now: number): SendPlan {
-    if (refused !== null) return held !== null ? { kind: 'hold', issued: { ...held, retryAfter: Math.ceil(refused.retryAfterMs / 1000) } } : { kind: 'refuse', error: this.rateLimited(refused) };
-    // The open code is sent again while it is valid, for this provider and destination, and its
-    // code can be opened.
-    const open = rec.openCode;
-    if (open === null || open.provider !== provider || open.destination !== to || open.expiresAt <= now) return { kind: 'send', again: null };
-    const code = this.sealedCodeOf(rec.address, open);
-    return { kind: 'send', again: code === null ? null : { open, code } };
-  }
-
   /** A new code for `provider` and `to`, as it is stored before it is sent. */
   private newCode(address: string, provider: CodeProvider, to: string, now: number): { open: OpenCode; code: string } {
     const code = generateNumericCode((min, max) => this.p.random.int(min, max), this.p.config.codes.digits);
@@ -157,9 +137,8 @@ export class OneTimeCodes {
   async challenge(address: string, providers: CodeProvider[], login: { ip: string; country: string | null }): Promise<IssuedCode> {
     const failures: string[] = [];
     const skipped: UnusableCandidate[] = [];
-    let rec = await this.mailbox(address);
+    const rec = await this.mailbox(address);
     const before = rec?.openCode ?? null;
-    const held = this.heldCode(rec, providers, this.p.clock());
     const limits = { cooldownMs: this.p.config.codes.cooldownSeconds * 1000, hourlyLimit: this.p.config.codes.hourlyLimit };
     for (const provider of providers) {
       const now = this.p.clock();
@@ -178,24 +157,30 @@ export class OneTimeCodes {
         continue;
       }
       const keys = [mailboxKey(address), destinationKey(to)];
-      const claim = await this.p.state.claimSend(keys, now, limits);
-      let holdable = held;
-      if (!claim.ok) {
-        // Whoever holds the slot (another challenge, perhaps on another daemon) stored its code
-        // before sending it: read again, so that it answers this challenge too.
-        rec = (await this.mailbox(address)) ?? rec;
-        holdable = this.heldCode(rec, providers, now) ?? held;
-      }
-      const plan = this.plan(rec, provider, to, claim.ok ? null : claim, holdable, now);
-      if (plan.kind === 'hold') return plan.issued;
-      if (plan.kind === 'refuse') throw plan.error;
-      const { open, code } = plan.again ?? this.newCode(address, provider, to, now);
-      if (plan.again === null && (await this.p.state.openCode(address, open)) === 'missing') {
+      const fresh = this.newCode(address, provider, to, now);
+      const claimed = await this.p.state.claimAndOpen(address, keys, now, limits, fresh.open);
+      if (claimed.outcome === 'missing') {
         // Removed meanwhile: nothing to send a code to.
+        skipped.push({ provider, problem: 'no-destination' });
+        continue;
+      }
+      if (claimed.outcome === 'refused') {
+        // Whoever holds the slot (another challenge, perhaps on another daemon) stored its code
+        // in the same operation as its claim: that code answers this challenge too.
+        const held = this.heldCode({ ...rec, openCode: claimed.open }, providers, now);
+        if (held !== null) return { ...held, retryAfter: Math.ceil(claimed.retryAfterMs / 1000) };
+        throw this.rateLimited(claimed);
+      }
+      // The open code is sent again while it is valid for this provider and destination, if its
+      // code can be opened; otherwise a new one replaces it (the claim is this challenge's).
+      const again = claimed.outcome === 'kept' ? this.sealedCodeOf(address, claimed.open) : null;
+      const { open, code } = again !== null ? { open: claimed.open, code: again } : fresh;
+      if (claimed.outcome === 'kept' && again === null && (await this.p.state.openCode(address, open)) === 'missing') {
         await this.p.state.releaseSend(keys, now);
         skipped.push({ provider, problem: 'no-destination' });
         continue;
       }
+      const resend = again !== null;
       try {
         await sender.send({ kind: 'code', to, code, mailbox: address, ip: login.ip, country: login.country, expiresAt: open.expiresAt });
       } catch (err) {
@@ -204,11 +189,11 @@ export class OneTimeCodes {
         failures.push(`${provider}: ${e.message}`);
         // A failed send uses up no budget, and leaves no code open that nobody received.
         await this.p.state.releaseSend(keys, now);
-        if (plan.again === null) await this.p.state.closeCode(address, open.hash);
+        if (!resend) await this.p.state.closeCode(address, open.hash);
         continue;
       }
-      if (plan.again !== null) await this.p.state.codeResent(address, open.hash, this.p.clock());
-      return { provider, destination: maskRecipient(provider, to), expiresAt: open.expiresAt, sent: true, resent: plan.again !== null };
+      if (resend) await this.p.state.codeResent(address, open.hash, this.p.clock());
+      return { provider, destination: maskRecipient(provider, to), expiresAt: open.expiresAt, sent: true, resent: resend };
     }
     // Nothing reached the user: make sure no code stays open that they never received.
     if (before !== null) await this.p.state.closeCode(address, before.hash);

@@ -119,7 +119,7 @@ export function createServices(p: Ports): Services {
     'self.app-password.revoke': (params, ctx) => credentials.revokeAppPassword(params, ctx),
     'self.recovery.generate': (params, ctx) => credentials.generateRecoveryCodes(params, ctx),
   };
-  const census = new LockCensus(() => state.storedFailures?.() ?? [], { states: () => state.unstoredFailureStates?.() ?? [] }, verifier.throttle, clock);
+  const census = new LockCensus(() => state.storedFailures?.() ?? [], { states: () => state.unstoredFailureStates?.() ?? [] }, verifier.throttle, clock, undefined, (now, maxAgeMs) => state.lockCounts?.(now, maxAgeMs, verifier.throttle.policy));
   const close = async () => {
     await notifier.stop();
     await usage.close();

@@ -6,19 +6,16 @@
 import { lockState, type LockState } from '../core/lockout.js';
 import type { FailureState, MailboxFailures } from '../core/model.js';
 import type { SourceThrottle } from './ip-throttle.js';
+import type { BackendLockCounts } from './store-ports.js';
 
 export const LOCK_CENSUS_MAX_AGE_MS = 30_000;
 
-export interface LockCounts {
-  /** Mailboxes locked for a while after repeated failures (stored or not). */
-  lockout: number;
-  /** Mailboxes locked until an administrator unlocks them. */
-  hardLock: number;
-  /** Client sources (addresses, grouped by lockout.ipv4Prefix/ipv6Prefix) blocked now. */
-  blockedSources: number;
-  /** Epoch ms of the scan. */
-  countedAt: number;
-}
+/**
+ * lockout: mailboxes locked for a while after repeated failures (stored or not); hardLock: locked
+ * until an administrator unlocks them; blockedSources: client sources (addresses, grouped by
+ * lockout.ipv4Prefix/ipv6Prefix) blocked now; countedAt: epoch ms of the scan.
+ */
+export type LockCounts = BackendLockCounts;
 
 /** The lock that weighs most of a mailbox's two (remembered addresses, elsewhere): a hard lock over a timed one. */
 function heavier(a: LockState, b: LockState): LockState {
@@ -60,10 +57,17 @@ export class LockCensus {
     private readonly throttle: Pick<SourceThrottle, 'blockedCount'>,
     private readonly clock: () => number,
     private readonly maxAgeMs = LOCK_CENSUS_MAX_AGE_MS,
+    /** A backend's own counts (CensusReads lockCounts), where it keeps no states to scan. */
+    private readonly counted?: (now: number, maxAgeMs: number) => LockCounts | undefined,
   ) {}
 
   counts(): LockCounts {
     const now = this.clock();
+    if (this.counted !== undefined) {
+      // The backend counts in the background, at most once per interval: nothing counted yet is none.
+      const c = this.counted(now, this.maxAgeMs);
+      if (c !== undefined) return c;
+    }
     if (this.last !== null && now - this.last.countedAt < this.maxAgeMs && now >= this.last.countedAt) return this.last;
     const mailboxes = countLocks(this.mailboxes(), this.unstored.states(), now);
     this.last = { ...mailboxes, blockedSources: this.throttle.blockedCount(now), countedAt: now };

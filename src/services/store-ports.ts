@@ -75,6 +75,13 @@ export interface LoginView {
   mailbox: MailboxRecord | undefined;
   domain: LevelSettings | undefined;
   global: LevelSettings;
+  /**
+   * Set by a loginViewNow answered from a cache: the mailbox's read-mostly part only (settings,
+   * destinations, whether a secret is active, remembered locations), its failures, steps, codes,
+   * pending secret, recovery codes and app passwords left empty, not read. Enough for verify's
+   * fast path; for anything else verify reads loginView.
+   */
+  partial?: boolean;
 }
 
 export interface LoginReads {
@@ -84,10 +91,11 @@ export interface LoginReads {
    * The same read answered at once, for verify's fast path (most logins): a backend that holds
    * the state in memory (the file store) fills `into` and returns it, so that such a login awaits
    * nothing and allocates nothing for its read. A backend that must ask elsewhere leaves it out,
-   * and verify awaits loginView. `into` is the caller's and is reused: what it holds is valid
+   * and verify awaits loginView; one that caches (PostgreSQL) answers what it has at hand, partial,
+   * and undefined when it has not. `into` is the caller's and is reused: what it holds is valid
    * until the caller's next read.
    */
-  loginViewNow?(address: string, into: LoginView): LoginView;
+  loginViewNow?(address: string, into: LoginView): LoginView | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +169,23 @@ export interface CodeStore {
   claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<{ ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string }>;
   /** Gives back a claim whose send failed, so that a failure does not use up the budget. */
   releaseSend(keys: readonly string[], claimedAt: number): Promise<void>;
+  /**
+   * A challenge's send of the mailbox's code, as ONE operation, so that challenges at once on
+   * several daemons act as one: claims a send to each of `keys` at `now` (as claimSend) and, when
+   * claimed, makes `fresh` the open code, unless the open one is still valid at `now` for the same
+   * provider and destination ('kept': it is to be sent again; `fresh` is not stored). 'refused':
+   * the limits said no, with the open code as the claim found it (null: none, or expired), so that
+   * a challenge that lost to another one still answers with the code that one stored and sent.
+   * 'missing': the mailbox is not stored; nothing was claimed.
+   */
+  claimAndOpen(address: string, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }, fresh: OpenCode): Promise<SendAndOpen>;
 }
+
+/** What CodeStore claimAndOpen did. */
+export type SendAndOpen =
+  | { outcome: 'missing' }
+  | { outcome: 'opened' | 'kept'; open: OpenCode }
+  | { outcome: 'refused'; open: OpenCode | null; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string };
 
 // ---------------------------------------------------------------------------------------------
 // Throttles
@@ -348,6 +372,21 @@ export interface CensusReads {
   unstoredFailureStates?(): Iterable<FailureState>;
   /** Every source state the per-source throttle keeps (bounded). */
   sourceStates?(): Iterable<IpSourceState>;
+  /**
+   * For a backend that keeps none of the above in memory (PostgreSQL): the counts themselves, as
+   * it last counted them (undefined: not yet), a count older than `maxAgeMs` started anew in the
+   * background; given, the census reports these instead of scanning.
+   */
+  lockCounts?(now: number, maxAgeMs: number, sources: IpThrottlePolicy): BackendLockCounts | undefined;
+}
+
+/** What CensusReads lockCounts answers: the census's counts (services/lock-census.ts LockCounts). */
+export interface BackendLockCounts {
+  lockout: number;
+  hardLock: number;
+  blockedSources: number;
+  /** Epoch ms of the count. */
+  countedAt: number;
 }
 
 // ---------------------------------------------------------------------------------------------

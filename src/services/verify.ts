@@ -12,7 +12,7 @@ import { graceState, type GraceState } from '../core/grace.js';
 import { checkTotp } from '../core/totp.js';
 import { normaliseAddress, normaliseIp } from '../core/validate.js';
 import type { CountryLookup } from '../geo/country.js';
-import { invalidParams } from '../protocol/errors.js';
+import { invalidParams, MemfaError } from '../protocol/errors.js';
 import type { VerifyResult } from '../protocol/results.js';
 import { secretAad } from '../core/secret-binding.js';
 import { sendOrder, settingsFor, type ProviderChoice } from '../core/provider-choice.js';
@@ -156,10 +156,25 @@ export class Verifier {
         throw invalidParams('code: expected the digits of a one-time code, or a recovery code', { param: 'code' });
       }
     }
-    const readNow = this.p.state.loginViewNow;
     const policy = this.policies.now();
-    if (readNow !== undefined && !(policy instanceof Promise)) return this.answer(readNow.call(this.p.state, address, this.scratch), policy, login, code, send, ctx);
-    return Promise.all([this.p.state.loginView(address), policy]).then(([view, current]) => this.answer(view, current, login, code, send, ctx));
+    if (!(policy instanceof Promise)) {
+      const atHand = this.p.state.loginViewNow?.(address, this.scratch);
+      if (atHand !== undefined) return this.answer(atHand, policy, login, code, send, ctx);
+    } else {
+      // The policy is read (on PostgreSQL, from the read cache while it holds it): the view goes
+      // into an object of this request's own, as another request may run before the policy is in.
+      const atHand = this.p.state.loginViewNow?.(address, { mailbox: undefined, domain: undefined, global: {} });
+      if (atHand !== undefined) return policy.then((current) => this.answer(atHand, current, login, code, send, ctx));
+    }
+    return this.reread(login, code, send, ctx, policy);
+  }
+
+  private reread(login: Login, code: Factor | null, send: boolean, ctx: CallContext, policy: ProviderPolicy | Promise<ProviderPolicy>): Promise<VerifyResult> {
+    return Promise.all([this.p.state.loginView(login.address), policy]).then(([view, current]) => {
+      // loginView is always whole: a partial one would have this read again for ever.
+      if (view.partial === true) throw new MemfaError('INTERNAL', 'the state answered loginView with a partial view');
+      return this.answer(view, current, login, code, send, ctx);
+    });
   }
 
   private entry(ctx: CallContext, login: Login, result: string, reason: string) {
@@ -179,6 +194,8 @@ export class Verifier {
     }
     const { settings, choice } = this.usableSettings(viewSettings(this.p.config, view, view.mailbox), rec, policy);
     const decision = this.decision(login, rec, settings);
+    // A cached view decides the fast path only: anything else acts on the whole view, read anew.
+    if (view.partial === true && !(code === null && decision.action === 'allow')) return this.reread(login, given, send, ctx, policy);
     if (code === null && decision.action === 'allow') {
       // The answer does not wait for this audit line: allows like it are counted per minute. The
       // counter keeps the mailbox and address of each one until its minute ends: the stored

@@ -92,6 +92,11 @@ export class MemoryLimits implements UnstoredFailureStore, SourceStore, WindowCo
   // Send limits of one-time codes
 
   claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
+    return Promise.resolve(this.claimSendNow(keys, now, limits));
+  }
+
+  /** claimSend at once: for a transaction of the store that claims and opens a code together. */
+  protected claimSendNow(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): { ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string } {
     let wait = 0;
     let limit: 'cooldown' | 'hourly' = 'cooldown';
     let by = '';
@@ -109,10 +114,10 @@ export class MemoryLimits implements UnstoredFailureStore, SourceStore, WindowCo
         by = key;
       }
     }
-    if (wait > 0) return Promise.resolve({ ok: false as const, retryAfterMs: wait, limit, key: by });
+    if (wait > 0) return { ok: false, retryAfterMs: wait, limit, key: by };
     for (const key of keys) this.sends.touch(key, [...(this.sends.get(key) ?? []).filter((t) => now - t < HOUR_MS), now]);
     this.sends.sweep((times) => now - times[times.length - 1]! >= HOUR_MS);
-    return Promise.resolve({ ok: true as const });
+    return { ok: true };
   }
 
   releaseSend(keys: readonly string[], claimedAt: number): Promise<void> {

@@ -10,7 +10,7 @@ import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/loc
 import { newMailbox, type DomainRecord, type FailureState, type MailboxFailures, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
 import { isNewCountry, lockNotice, type MailboxNotices, type NoticeEvent } from '../core/notices.js';
 import { domainOf } from '../core/validate.js';
-import type { DomainAdminRecord, FailureEffects, Locked, LoginView, MailboxQuery, StatePorts, SuccessEffects } from '../services/store-ports.js';
+import type { DomainAdminRecord, FailureEffects, Locked, LoginView, MailboxQuery, SendAndOpen, StatePorts, SuccessEffects } from '../services/store-ports.js';
 import { FileAdminState } from './admin-state.js';
 import { MemoryLimits } from './memory-limits.js';
 import type { Store, StoreTx } from './types.js';
@@ -196,6 +196,20 @@ export class FileStatePorts extends MemoryLimits implements StatePorts {
       if (rec === undefined) return 'missing';
       tx.putMailbox({ ...rec, openCode: code, updatedAt: code.lastSentAt });
       return 'opened';
+    });
+  }
+
+  claimAndOpen(address: string, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }, fresh: OpenCode): Promise<SendAndOpen> {
+    // One transaction of the store: the claim (in memory) and the code decided together.
+    return this.tx((tx): SendAndOpen => {
+      const rec = tx.getMailbox(address);
+      if (rec === undefined) return { outcome: 'missing' };
+      const open = rec.openCode !== null && rec.openCode.expiresAt > now ? rec.openCode : null;
+      const claim = this.claimSendNow(keys, now, limits);
+      if (!claim.ok) return { outcome: 'refused', open, retryAfterMs: claim.retryAfterMs, limit: claim.limit, key: claim.key };
+      if (open !== null && open.provider === fresh.provider && open.destination === fresh.destination) return { outcome: 'kept', open };
+      tx.putMailbox({ ...rec, openCode: fresh, updatedAt: fresh.lastSentAt });
+      return { outcome: 'opened', open: fresh };
     });
   }
 

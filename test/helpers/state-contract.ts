@@ -177,6 +177,35 @@ export function runStateContract(name: string, open: () => Promise<ContractBacke
       assert.equal((await p.claimSend(['m:b@c.test', 'd:+12015550123'], T0 + 30_000, limits)).ok, true);
     }));
 
+    it('a send claimed and its code opened in one operation: concurrent challenges send one code, and the refused ones see it', withBackend(async (p) => {
+      const limits = { cooldownMs: 30_000, hourlyLimit: 3 };
+      const keys = ['m:sms@c.test', 'd:+12015550123'];
+      const codeFor = (i: number, now = T0, destination = '+12015550123'): OpenCode => ({ hash: `h1:${i}`, sealedCode: `v1.k.${i}`, provider: 'sms', destination, createdAt: now, expiresAt: now + 300_000, failedTries: 0, sends: 1, lastSentAt: now });
+      assert.deepEqual(await p.claimAndOpen('absent@c.test', ['m:absent@c.test'], T0, limits, codeFor(0)), { outcome: 'missing' });
+      assert.equal((await p.claimSend(['m:absent@c.test'], T0, limits)).ok, true, 'a missing mailbox takes no slot');
+      await seed(p, { ...newMailbox('sms@c.test', T0), phone: '+12015550123' });
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => p.claimAndOpen('sms@c.test', keys, T0, limits, codeFor(i + 1))));
+      const opened = results.filter((r) => r.outcome === 'opened');
+      assert.equal(opened.length, 1, 'one claim, one code');
+      const code = opened[0]!.outcome === 'opened' ? opened[0]!.open : null;
+      for (const r of results.filter((x) => x.outcome !== 'opened')) {
+        assert.deepEqual(r, { outcome: 'refused', open: code, retryAfterMs: 30_000, limit: 'cooldown', key: 'm:sms@c.test' }, 'a refused challenge sees the code the winner stored');
+      }
+      assert.deepEqual((await p.getMailbox('sms@c.test'))?.openCode, code);
+      // Past the cooldown, the open code (same provider and destination, still valid) is kept to be sent again.
+      assert.deepEqual(await p.claimAndOpen('sms@c.test', keys, T0 + 30_000, limits, codeFor(99, T0 + 30_000)), { outcome: 'kept', open: code });
+      assert.deepEqual((await p.getMailbox('sms@c.test'))?.openCode, code, 'fresh is not stored when the open code is kept');
+      // Another destination: the new code replaces it.
+      const other = codeFor(100, T0 + 60_000, '+12015550199');
+      assert.deepEqual(await p.claimAndOpen('sms@c.test', ['m:sms@c.test', 'd:+12015550199'], T0 + 60_000, limits, other), { outcome: 'opened', open: other });
+      // The hourly cap: refused, with the open code while it is valid, and none once it has expired.
+      const capped = await p.claimAndOpen('sms@c.test', keys, T0 + 90_000, limits, codeFor(101, T0 + 90_000));
+      assert.deepEqual(capped, { outcome: 'refused', open: other, retryAfterMs: 3_600_000 - 90_000, limit: 'hourly', key: 'm:sms@c.test' });
+      const late = await p.claimAndOpen('sms@c.test', keys, T0 + 400_000, limits, codeFor(102, T0 + 400_000));
+      assert.deepEqual(late, { outcome: 'refused', open: null, retryAfterMs: 3_600_000 - 400_000, limit: 'hourly', key: 'm:sms@c.test' });
+      assert.equal((await p.getMailbox('sms@c.test'))?.openCode?.hash, other.hash, 'a refused claim changes no code');
+    }));
+
     it('an open code keeps what the service sealed into it through tries and re-sends', withBackend(async (p) => {
       const code: OpenCode = { hash: 'h1:right', sealedCode: 'v1.k.code', provider: 'email', destination: 'x@home.test', createdAt: T0, expiresAt: T0 + 300_000, failedTries: 0, sends: 1, lastSentAt: T0 };
       assert.equal(await p.openCode('absent@c.test', code), 'missing', 'no record is made for a code');

@@ -2,16 +2,45 @@
 // EnrolStore): each a single statement on the mailbox's row that decides in its WHERE (or in its
 // ON CONFLICT) and tells through RETURNING what it did.
 import type { OpenCode, PendingTotp } from '../../core/model.js';
-import type { Db } from './pool.js';
-import { pendingOf } from './rows.js';
+import type { SendAndOpen } from '../../services/store-ports.js';
+import type { Db, Queryable } from './pool.js';
+import { codeOf, pendingOf } from './rows.js';
+import { claimSend } from './throttles.js';
 
-export async function openCode(db: Db, address: string, code: OpenCode): Promise<'opened' | 'missing'> {
-  const { rows } = await db.query(
+export function openCode(db: Db, address: string, code: OpenCode): Promise<'opened' | 'missing'> {
+  return openCodeOn(db.statements, address, code);
+}
+
+async function openCodeOn(c: Queryable, address: string, code: OpenCode): Promise<'opened' | 'missing'> {
+  const { rows } = await c.query(
     `UPDATE mailboxes SET code_hash = $2, code_sealed = $3, code_provider = $4, code_destination = $5, code_created_at = $6, code_expires_at = $7,
        code_failed_tries = $8, code_sends = $9, code_last_sent_at = $10, updated_at = $10 WHERE address = $1 RETURNING 1`,
     [address, code.hash, code.sealedCode ?? null, code.provider, code.destination, code.createdAt, code.expiresAt, code.failedTries, code.sends, code.lastSentAt],
   );
   return rows.length === 0 ? 'missing' : 'opened';
+}
+
+/**
+ * CodeStore claimAndOpen: the mailbox's row locked first, so that a second challenge (on any
+ * daemon) waits for the first one's claim and code and then finds both; the claim within the same
+ * transaction (throttles.ts claimSend), and the code stored with it.
+ */
+export function claimAndOpen(db: Db, address: string, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }, fresh: OpenCode): Promise<SendAndOpen> {
+  return db.tx(async (c): Promise<SendAndOpen> => {
+    const { rows } = await c.query(
+      `SELECT code_hash, code_sealed, code_provider, code_destination, code_created_at, code_expires_at, code_failed_tries, code_sends, code_last_sent_at
+       FROM mailboxes WHERE address = $1 FOR UPDATE`,
+      [address],
+    );
+    if (rows[0] === undefined) return { outcome: 'missing' };
+    const current = codeOf(rows[0]);
+    const open = current !== null && current.expiresAt > now ? current : null;
+    const claim = await claimSend(c, keys, now, limits);
+    if (!claim.ok) return { outcome: 'refused', open, retryAfterMs: claim.retryAfterMs, limit: claim.limit, key: claim.key };
+    if (open !== null && open.provider === fresh.provider && open.destination === fresh.destination) return { outcome: 'kept', open };
+    await openCodeOn(c, address, fresh);
+    return { outcome: 'opened', open: fresh };
+  });
 }
 
 export async function codeResent(db: Db, address: string, hash: string, at: number): Promise<'resent' | 'changed'> {

@@ -6,6 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import type { PostgresConfig } from '../../config/types.js';
 import { MemfaError } from '../../protocol/errors.js';
+import { ReadCache } from './cache.js';
+import { ChangeListener } from './listener.js';
 import { migrate, type MigrationReport } from './migrate.js';
 import { createPool, Db, type PostgresSettings } from './pool.js';
 import { PgStatePorts } from './state-ports.js';
@@ -35,6 +37,7 @@ export async function postgresSettings(config: PostgresConfig): Promise<Postgres
     statementTimeoutMs: config.statementTimeoutMs,
     lockTimeoutMs: config.lockTimeoutMs,
     connectTimeoutMs: config.connectTimeoutMs,
+    cache: config.cacheEntries === 0 ? null : { ttlMs: config.cacheTtlMs, entries: config.cacheEntries },
   };
 }
 
@@ -55,6 +58,8 @@ export async function checkClock(db: Db, now: () => number = Date.now): Promise<
 export interface OpenedPostgres {
   ports: PgStatePorts;
   db: Db;
+  /** The listener of the read cache's invalidations; null: no cache (store.postgres.cacheEntries 0). */
+  listener: ChangeListener | null;
   migration: MigrationReport;
   clock: ClockCheck;
   close(): Promise<void>;
@@ -74,7 +79,19 @@ export async function openPostgres(settings: PostgresSettings, log: OpenEvents, 
     if (Math.abs(clock.skewMs) > CLOCK_SKEW_WARN_MS) {
       log.warn('clock-skew', { skewMs: clock.skewMs, limitMs: CLOCK_SKEW_WARN_MS, hint: "this node's clock differs from the database's: synchronise both (NTP); locks and expiries are compared across nodes" });
     }
-    return { ports: new PgStatePorts(db), db, migration, clock, close: () => db.close() };
+    const cache = settings.cache === undefined || settings.cache === null ? null : new ReadCache(settings.cache);
+    const listener = cache === null ? null : new ChangeListener(settings, cache, {
+      listening: (reconnects) => { if (reconnects > 0) log.info('cache-listening', { reconnects }); },
+      lost: (error) => log.warn('cache-listener-lost', { error, hint: 'the read cache is off until the listener connects again; logins read the database' }),
+    });
+    listener?.start();
+    const ports = new PgStatePorts(db, { cache: cache ?? undefined });
+    const close = async () => {
+      await listener?.stop();
+      await ports.census.settled();
+      await db.close();
+    };
+    return { ports, db, listener, migration, clock, close };
   } catch (err) {
     await db.close().catch(() => {});
     throw err;

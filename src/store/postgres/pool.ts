@@ -23,6 +23,8 @@ export interface PostgresSettings {
   statementTimeoutMs: number;
   lockTimeoutMs: number;
   connectTimeoutMs: number;
+  /** The read cache (cache.ts): store.postgres.cacheTtlMs and cacheEntries; absent or null: none. */
+  cache?: { ttlMs: number; entries: number } | null;
 }
 
 /** How much longer than the server's statement timeout the client waits for an answer. */
@@ -69,17 +71,16 @@ export function tlsOptions(settings: Pick<PostgresSettings, 'host' | 'ssl'>): fa
   return { rejectUnauthorized: true, ...(ca === undefined ? {} : { ca }), ...(isIP(settings.host) === 0 ? { servername: settings.host } : {}) };
 }
 
-export function createPool(settings: PostgresSettings): pg.Pool {
-  const pool = new pg.Pool({
+/** What every connection to the database is opened with: the pool's, and the listener's (listener.ts). */
+export function clientOptions(settings: PostgresSettings): pg.ClientConfig {
+  return {
     host: settings.host,
     port: settings.port,
     database: settings.database,
     user: settings.user,
     ...(settings.password === null ? {} : { password: settings.password }),
     ssl: tlsOptions(settings),
-    max: settings.poolMax,
     connectionTimeoutMillis: settings.connectTimeoutMs,
-    idleTimeoutMillis: IDLE_CLIENT_MS,
     statement_timeout: settings.statementTimeoutMs,
     lock_timeout: settings.lockTimeoutMs,
     idle_in_transaction_session_timeout: settings.statementTimeoutMs + CLIENT_MARGIN_MS,
@@ -87,7 +88,11 @@ export function createPool(settings: PostgresSettings): pg.Pool {
     keepAlive: true,
     application_name: 'memfa',
     types: TYPES,
-  });
+  };
+}
+
+export function createPool(settings: PostgresSettings): pg.Pool {
+  const pool = new pg.Pool({ ...clientOptions(settings), max: settings.poolMax, idleTimeoutMillis: IDLE_CLIENT_MS });
   // An idle connection that dies (the server restarted) must not take the daemon with it: the
   // pool drops it, and the next query opens another.
   pool.on('error', () => {});
@@ -171,6 +176,11 @@ export class Db {
         client.release(broken);
       }
     }
+  }
+
+  /** The pool as one Queryable: each statement in a transaction of its own (retried as query()). */
+  get statements(): Queryable {
+    return { query: this.query.bind(this) } as Queryable;
   }
 
   close(): Promise<void> {

@@ -51,7 +51,7 @@ export function pendingOf(row: Row): PendingTotp | null {
   return p;
 }
 
-function codeOf(row: Row): OpenCode | null {
+export function codeOf(row: Row): OpenCode | null {
   if (row['code_hash'] === null) return null;
   return {
     hash: row['code_hash'] as string,
@@ -164,16 +164,6 @@ function appPasswordRow(a: AppPassword): unknown[] {
 const ips = (list: RememberedIp[]) => [list.map((e) => e.ip), list.map((e) => e.firstSeen), list.map((e) => e.lastSeen)];
 const countries = (list: RememberedCountry[]) => [list.map((e) => e.country), list.map((e) => e.firstSeen), list.map((e) => e.lastSeen)];
 
-/** Inserts the remembered lists of `address` (whose rows the caller has just deleted), in order. */
-async function insertPlaces(c: Queryable, address: string, places: { ips: RememberedIp[]; countries: RememberedCountry[] }): Promise<void> {
-  if (places.ips.length > 0) {
-    await c.query('INSERT INTO remembered_ips SELECT $1, o::integer, ip, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(ip, f, l, o)', [address, ...ips(places.ips)]);
-  }
-  if (places.countries.length > 0) {
-    await c.query('INSERT INTO remembered_countries SELECT $1, o::integer, cc, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(cc, f, l, o)', [address, ...countries(places.countries)]);
-  }
-}
-
 /** The remembered lists of `address`, in order (the caller holds the mailbox's row lock). */
 export async function readPlaces(c: Queryable, address: string): Promise<{ ips: RememberedIp[]; countries: RememberedCountry[] }> {
   const { rows } = await c.query<{ kind: string; v: string; f: number; l: number }>(
@@ -221,13 +211,10 @@ export async function writeNotices(c: Queryable, address: string, notices: Mailb
  */
 export async function writeMailbox(c: Queryable, rec: MailboxRecord): Promise<void> {
   await c.query(UPDATE_MAILBOX, scalarValues(rec));
-  await c.query(
-    `WITH a AS (DELETE FROM remembered_ips WHERE address = $1), b AS (DELETE FROM remembered_countries WHERE address = $1),
-          c AS (DELETE FROM recovery_codes WHERE address = $1), d AS (DELETE FROM app_passwords WHERE address = $1)
-     SELECT 1`,
-    [rec.address],
-  );
-  await insertPlaces(c, rec.address, rec);
+  await c.query('WITH c AS (DELETE FROM recovery_codes WHERE address = $1) DELETE FROM app_passwords WHERE address = $1', [rec.address]);
+  // The remembered lists in place rather than deleted and inserted again: a change that leaves
+  // them as they were touches none of their rows, and announces no change of them (migration 004).
+  await writePlaces(c, rec.address, rec);
   if (rec.recoveryCodeHashes.length > 0) {
     await c.query('INSERT INTO recovery_codes SELECT $1, o::integer, h FROM unnest($2::text[]) WITH ORDINALITY AS u(h, o)', [rec.address, rec.recoveryCodeHashes]);
   }

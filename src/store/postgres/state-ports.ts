@@ -1,27 +1,64 @@
 // The PostgreSQL store's implementation of the services' state ports (services/store-ports.ts),
 // for several daemons on one database. Every operation is a statement or a transaction of its own
-// on the shared tables, so what one daemon decides every other sees at once; nothing is kept in
-// this process's memory. The operations are in admin.ts (reads, administration), factors.ts (the
-// check-then-acts of a second factor), codes.ts (codes and enrolment) and throttles.ts.
+// on the shared tables, so what one daemon decides every other sees at once. The operations are in
+// admin.ts (reads, administration), factors.ts (the check-then-acts of a second factor), codes.ts
+// (codes and enrolment) and throttles.ts; the census of locks in census.ts.
+//
+// What this process keeps is the read cache, where one is given (cache.ts, cached-reads.ts: the
+// settings, the provider policy, mailboxes' read-mostly parts), invalidated by the writing
+// transactions' announcements; an operation of this daemon that may change a cached part drops it
+// here too as soon as it is done, so that the next read on this daemon sees the change without
+// waiting for the announcement.
 import type { AttemptOutcome, IpThrottlePolicy, LockoutPolicy } from '../../core/lockout.js';
 import type { DomainRecord, LevelSettings, MailboxRecord, OpenCode, PendingTotp, TotpState } from '../../core/model.js';
-import type { DomainAdminRecord, FailureEffects, MailboxQuery, StatePorts, SuccessEffects } from '../../services/store-ports.js';
+import type { DomainAdminRecord, FailureEffects, LoginView, MailboxQuery, StatePorts, SuccessEffects } from '../../services/store-ports.js';
 import * as admin from './admin.js';
 import * as adminState from './admin-state.js';
+import { ReadCache } from './cache.js';
+import { CachedReads, domainKey, GLOBAL_KEY, mailboxKey, metaKey } from './cached-reads.js';
+import { PgLockCensus } from './census.js';
 import * as codes from './codes.js';
 import * as factors from './factors.js';
 import type { Db } from './pool.js';
 import * as throttles from './throttles.js';
 
 export class PgStatePorts implements StatePorts {
-  constructor(readonly db: Db) {}
+  /** The cached reads; null: every read goes to the database. */
+  readonly reads: CachedReads | null;
+  readonly census: PgLockCensus;
 
-  loginView(address: string) {
-    return admin.loginView(this.db, address);
+  constructor(
+    readonly db: Db,
+    options: { cache?: ReadCache | undefined } = {},
+  ) {
+    this.reads = options.cache === undefined ? null : new CachedReads(db, options.cache);
+    this.census = new PgLockCensus(db);
+  }
+
+  /** Runs `op`, then drops `keys` from the cache, whatever its outcome (a failure may have committed). */
+  private changing<T>(keys: string[], op: Promise<T>): Promise<T> {
+    const cache = this.reads?.cache;
+    if (cache === undefined) return op;
+    return op.finally(() => {
+      for (const k of keys) cache.invalidate(k);
+    });
+  }
+
+  loginView(address: string): Promise<LoginView> {
+    return this.reads === null ? admin.loginView(this.db, address) : this.reads.loginView(address);
+  }
+
+  /** Verify's fast path from the cache alone (LoginReads loginViewNow): partial, or undefined on a miss. */
+  loginViewNow(address: string, into: LoginView): LoginView | undefined {
+    return this.reads?.loginViewNow(address, into);
+  }
+
+  lockCounts(now: number, maxAgeMs: number, sources: IpThrottlePolicy) {
+    return this.census.lockCounts(now, maxAgeMs, sources);
   }
 
   acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {
-    return factors.acceptTotpStep(this.db, address, sealedSecret, step, at);
+    return this.changing([mailboxKey(address)], factors.acceptTotpStep(this.db, address, sealedSecret, step, at));
   }
 
   recordFailure(address: string, failure: FailureEffects) {
@@ -29,19 +66,19 @@ export class PgStatePorts implements StatePorts {
   }
 
   tryOpenCode(address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }) {
-    return factors.tryOpenCode(this.db, address, hash, at);
+    return this.changing([mailboxKey(address)], factors.tryOpenCode(this.db, address, hash, at));
   }
 
   consumeRecoveryCode(address: string, hash: string, at: { success: SuccessEffects; failure: FailureEffects }) {
-    return factors.consumeRecoveryCode(this.db, address, hash, at);
+    return this.changing([mailboxKey(address)], factors.consumeRecoveryCode(this.db, address, hash, at));
   }
 
   activatePending(address: string, sealedSecret: string, step: number | null, at: { success: SuccessEffects; requireProved: boolean }) {
-    return factors.activatePending(this.db, address, sealedSecret, step, at);
+    return this.changing([mailboxKey(address)], factors.activatePending(this.db, address, sealedSecret, step, at));
   }
 
   createEnrolled(address: string, totp: TotpState, success: SuccessEffects) {
-    return factors.createEnrolled(this.db, address, totp, success);
+    return this.changing([mailboxKey(address)], factors.createEnrolled(this.db, address, totp, success));
   }
 
   unstoredFailures(address: string, now: number, policy: LockoutPolicy) {
@@ -69,7 +106,11 @@ export class PgStatePorts implements StatePorts {
   }
 
   claimSend(keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
-    return throttles.claimSend(this.db, keys, now, limits);
+    return throttles.claimSend(this.db.statements, keys, now, limits);
+  }
+
+  claimAndOpen(address: string, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }, fresh: OpenCode) {
+    return codes.claimAndOpen(this.db, address, keys, now, limits, fresh);
   }
 
   releaseSend(keys: readonly string[], claimedAt: number) {
@@ -101,7 +142,7 @@ export class PgStatePorts implements StatePorts {
   }
 
   pendingOrNew(address: string, fresh: PendingTotp, now: number, opts: { restart: boolean; needProved: boolean }) {
-    return codes.pendingOrNew(this.db, address, fresh, now, opts);
+    return this.changing([mailboxKey(address)], codes.pendingOrNew(this.db, address, fresh, now, opts));
   }
 
   countGraceLogin(address: string, maxLogins: number, now: number) {
@@ -113,7 +154,7 @@ export class PgStatePorts implements StatePorts {
   }
 
   updateMailbox<T>(address: string, change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }) {
-    return admin.updateMailbox(this.db, address, change);
+    return this.changing([mailboxKey(address)], admin.updateMailbox(this.db, address, change));
   }
 
   listMailboxes(options: { domain?: string | undefined; after?: string | undefined; limit?: number | undefined; where?: ((r: MailboxRecord) => boolean) | undefined }) {
@@ -141,19 +182,19 @@ export class PgStatePorts implements StatePorts {
   }
 
   updateGlobal(change: (current: LevelSettings) => LevelSettings) {
-    return admin.updateGlobal(this.db, change);
+    return this.changing([GLOBAL_KEY], admin.updateGlobal(this.db, change));
   }
 
   updateDomain<T>(domain: string, change: (current: DomainRecord | undefined) => { next?: DomainRecord | null; result: T }) {
-    return admin.updateDomain(this.db, domain, change);
+    return this.changing([domainKey(domain)], admin.updateDomain(this.db, domain, change));
   }
 
   getMeta<T>(key: string) {
-    return admin.getMeta<T>(this.db, key);
+    return this.reads === null ? admin.getMeta<T>(this.db, key) : this.reads.getMeta<T>(key);
   }
 
   updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }) {
-    return admin.updateMeta(this.db, key, change);
+    return this.changing([metaKey(key)], admin.updateMeta(this.db, key, change));
   }
 
   findMailboxes(query: MailboxQuery) {
@@ -161,7 +202,7 @@ export class PgStatePorts implements StatePorts {
   }
 
   updateMailboxes<T>(addresses: readonly string[], change: (current: MailboxRecord | undefined) => { next?: MailboxRecord | null; result: T }) {
-    return adminState.updateMailboxes(this.db, addresses, change);
+    return this.changing(addresses.map(mailboxKey), adminState.updateMailboxes(this.db, addresses, change));
   }
 
   getDomainAdmin(id: string) {

@@ -98,11 +98,18 @@ export async function clearUnstoredFailures(db: Db, address: string): Promise<Fa
 // ---------------------------------------------------------------------------------------------
 // Send limits
 
-export async function claimSend(db: Db, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }) {
-  type Claim = { ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string };
+export type SendClaim = { ok: true } | { ok: false; retryAfterMs: number; limit: 'cooldown' | 'hourly'; key: string };
+
+/**
+ * Claims a send to each of `keys`, through `db` or within a transaction of the caller's (`c`,
+ * CodeStore claimAndOpen: there it holds the mailbox's row first; the keys' rows are made and
+ * locked in key order, and the sweep skips rows another claim holds, so no two claims wait for
+ * each other in a circle).
+ */
+export async function claimSend(db: Queryable, keys: readonly string[], now: number, limits: { cooldownMs: number; hourlyLimit: number }): Promise<SendClaim> {
   const distinct = [...new Set(keys)];
-  return ensured('send limit', async (): Promise<Claim | undefined> => {
-    await db.query(`INSERT INTO send_limits (key, times, touched_at) SELECT k, '{}', $2 FROM unnest($1::text[]) AS k ON CONFLICT (key) DO NOTHING`, [distinct, now]);
+  return ensured('send limit', async (): Promise<SendClaim | undefined> => {
+    await db.query(`INSERT INTO send_limits (key, times, touched_at) SELECT k, '{}', $2 FROM unnest($1::text[]) AS k ORDER BY k ON CONFLICT (key) DO NOTHING`, [distinct, now]);
     // One statement: every key's row locked (in key order, so that two claims cannot deadlock),
     // the longest wait of them all (the first key given wins a tie, as in the file store), and
     // the claim recorded on every key only when nothing has to wait.
@@ -123,7 +130,7 @@ export async function claimSend(db: Db, keys: readonly string[], now: number, li
     const r = rows[0]!;
     if (r.found !== distinct.length) return undefined;
     if (r.wait !== null && r.wait > 0) return { ok: false, retryAfterMs: r.wait, limit: r.lim!, key: r.key! };
-    await db.query(`DELETE FROM send_limits WHERE key IN (SELECT key FROM send_limits WHERE touched_at <= $1 LIMIT ${SWEEP_ROWS})`, [now - HOUR_MS]);
+    await db.query(`DELETE FROM send_limits WHERE key IN (SELECT key FROM send_limits WHERE touched_at <= $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED)`, [now - HOUR_MS]);
     return { ok: true };
   });
 }

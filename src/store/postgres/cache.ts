@@ -1,0 +1,133 @@
+// The read-mostly data a daemon keeps from the shared database, so that verify's fast path (most
+// logins) is answered without a round trip: the global settings ('g'), a domain's ('d:<domain>'),
+// named documents of CACHED_META ('k:<key>') and a mailbox's read-mostly part ('m:<address>': what
+// the fast path decides on, cached-reads.ts; never its failures, last accepted step, open code,
+// pending secret, recovery codes, app passwords or notices).
+// The keys are the payloads of migrations/004_change_notices.sql: the writing transaction
+// announces each change on CACHE_CHANNEL, the listener (listener.ts) drops the entry.
+//
+// Three nets under that, since a notice can be late or lost:
+// - an entry lives at most ttlMs (the safety net for a listener that hangs without a word);
+// - nothing is served or kept while the listener is not listening, and everything is flushed
+//   when it starts (again): notices sent meanwhile were lost;
+// - a read that started before a change was announced does not put what it read into the cache
+//   (tickets below), so a notice that overtakes the read cannot be undone by it.
+// Bounded: at most `entries` entries, the least recently used going first; a daemon never loads
+// more of the store than the logins it answers ask for.
+import { POLICY_KEY } from '../../services/policy.js';
+
+export const CACHE_CHANNEL = 'memfa_cache';
+
+/** The named documents worth caching: read on every request that needs the provider policy. */
+export const CACHED_META: ReadonlySet<string> = new Set([POLICY_KEY]);
+
+/** What a key holds: its read-mostly value, or null for an object known not to exist (a mailbox or domain not stored). */
+export type Cached = unknown;
+
+/** A cache miss; a stored null (known absent) is a hit. */
+export const MISS: unique symbol = Symbol('miss');
+
+export interface CacheOptions {
+  /** How long an entry may be served, in ms (store.postgres.cacheTtlMs). */
+  ttlMs: number;
+  /** At most this many entries (store.postgres.cacheEntries). */
+  entries: number;
+  /** A monotonic clock in ms. */
+  clock?: () => number;
+}
+
+/** Expired entries a fill drops at most, besides those over the bound. */
+const SWEEP_PER_FILL = 2;
+/** Invalidations remembered for the tickets of reads in flight; past it, older tickets all lose. */
+const DROPPED_KEPT = 10_000;
+
+export class ReadCache {
+  private readonly map = new Map<string, { value: Cached; until: number }>();
+  /** Bumped by every invalidation and flush: a read's ticket is the value when it started. */
+  private seq = 0;
+  /** key -> seq of its last invalidation, for reads still in flight (bounded: DROPPED_KEPT). */
+  private readonly dropped = new Map<string, number>();
+  /** A ticket below this loses whatever its key: a flush, or invalidations forgotten. */
+  private floor = 0;
+  private active = false;
+  private readonly clock: () => number;
+  readonly ttlMs: number;
+  readonly maxEntries: number;
+
+  constructor(options: CacheOptions) {
+    this.ttlMs = options.ttlMs;
+    this.maxEntries = options.entries;
+    this.clock = options.clock ?? (() => performance.now());
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** Whether entries are served: only while the listener is listening. */
+  get serving(): boolean {
+    return this.active;
+  }
+
+  /** The listener started (true) or lost (false) its channel: either way nothing cached holds. */
+  setActive(active: boolean): void {
+    this.flush();
+    this.active = active;
+  }
+
+  /** Taken before a read whose result may go into the cache (fill). */
+  ticket(): number {
+    return this.seq;
+  }
+
+  /** The value of `key`, or MISS (expired, never read, dropped, or not serving). */
+  get(key: string): Cached | typeof MISS {
+    if (!this.active) return MISS;
+    const e = this.map.get(key);
+    if (e === undefined) return MISS;
+    if (this.clock() >= e.until) {
+      this.map.delete(key);
+      return MISS;
+    }
+    // Most recently used last: Map keeps insertion order, so the first key is the eviction's.
+    this.map.delete(key);
+    this.map.set(key, e);
+    return e.value;
+  }
+
+  /** Keeps what a read that started at `ticket` found for `key`, unless `key` changed since. */
+  fill(key: string, ticket: number, value: Cached): void {
+    if (!this.active || ticket < this.floor || (this.dropped.get(key) ?? -1) > ticket) return;
+    const now = this.clock();
+    this.map.delete(key);
+    this.map.set(key, { value, until: now + this.ttlMs });
+    // The least recently used first: past the bound, and (a few per fill) those past their time,
+    // so that a quiet daemon does not keep a burst's entries until the bound pushes them out.
+    for (let swept = 0; ; swept++) {
+      const [oldest, e] = this.map.entries().next().value as [string, { until: number }];
+      if (this.map.size <= this.maxEntries && (swept >= SWEEP_PER_FILL || e.until > now)) break;
+      this.map.delete(oldest);
+    }
+  }
+
+  /** `key` changed (announced, or written by this daemon): dropped, and reads in flight lose. */
+  invalidate(key: string): void {
+    this.seq++;
+    this.map.delete(key);
+    this.dropped.delete(key);
+    this.dropped.set(key, this.seq);
+    if (this.dropped.size > DROPPED_KEPT) {
+      const [oldest, at] = this.dropped.entries().next().value as [string, number];
+      this.dropped.delete(oldest);
+      this.floor = Math.max(this.floor, at);
+    }
+  }
+
+  /** Everything dropped, and every read in flight loses. */
+  flush(): void {
+    this.seq++;
+    this.floor = this.seq;
+    this.map.clear();
+    this.dropped.clear();
+  }
+}
