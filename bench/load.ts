@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpuMs } from './procs.js';
-import { quantile, Samples } from './stats.js';
+import { quantile, round, Samples } from './stats.js';
 
 export interface BenchRequest {
   line: string;
@@ -234,4 +234,26 @@ export function combine(runs: LoadResult[]): LoadResult {
     clientCpuPct: clientMs / (seconds * 10),
     latencies,
   };
+}
+
+/**
+ * The JSON fields of a load phase, named PREFIX_rps, PREFIX_p99_ms, ...; the servers' CPU as
+ * PREFIX_`server`_cpu_us and _pct, the database's (with `database`) as PREFIX_db_cpu_us and _pct.
+ */
+export function loadFields(prefix: string, r: LoadResult, out: Record<string, number>, names: { server: string; database: boolean } = { server: 'server', database: false }): void {
+  out[`${prefix}_rps`] = round(r.rps, 1);
+  out[`${prefix}_p50_ms`] = round(r.p50Ms);
+  out[`${prefix}_p99_ms`] = round(r.p99Ms);
+  out[`${prefix}_max_ms`] = round(r.maxMs);
+  out[`${prefix}_requests`] = r.requests;
+  out[`${prefix}_errors`] = r.errors;
+  out[`${prefix}_seconds`] = round(r.seconds);
+  out[`${prefix}_pool_used_up`] = r.exhausted ? 1 : 0;
+  out[`${prefix}_${names.server}_cpu_us`] = round(r.serverCpuUsPerRequest, 1);
+  out[`${prefix}_${names.server}_cpu_pct`] = round(r.serverCpuPct, 1);
+  if (names.database) {
+    out[`${prefix}_db_cpu_us`] = round(r.databaseCpuUsPerRequest, 1);
+    out[`${prefix}_db_cpu_pct`] = round(r.databaseCpuPct, 1);
+  }
+  out[`${prefix}_client_cpu_pct`] = round(r.clientCpuPct, 1);
 }

@@ -23,6 +23,8 @@ export interface PgDaemonOptions {
   poolSize: number;
   /** store.postgres.cacheEntries; ignored by a version without the cache. */
   cacheEntries?: number | undefined;
+  /** Node options of the daemon's process (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export async function startPgDaemon(pg: BenchPg, opts: PgDaemonOptions): Promise<BenchDaemon> {
@@ -36,7 +38,7 @@ export async function startPgDaemon(pg: BenchPg, opts: PgDaemonOptions): Promise
     },
   });
   try {
-    const d = await startBenchDaemon(dir);
+    const d = await startBenchDaemon(dir, { nodeArgs: opts.nodeArgs ?? [] });
     const stop = d.stop.bind(d);
     d.stop = async (timeoutMs) => {
       const s = await stop(timeoutMs);

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { removeDir, tempDir } from './cleanup.js';
 import type { BenchDaemon } from './daemon.js';
-import { combine, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
+import { combine, loadFields, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
 import { postgresMissing, startBenchPostgres, type BenchPg } from './pg.js';
 import { pgCacheDefaults, PgUnserved, pidsOf, socketsOf, startPgDaemon, startPgDaemons } from './pg-daemons.js';
 import { generatePgStore, spread } from './pg-gen.js';
@@ -49,21 +49,8 @@ export function pgSettingsFor(quick: boolean): PgSettings {
 type Results = Record<string, number>;
 const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
-function fields(prefix: string, r: LoadResult, out: Results): void {
-  out[`${prefix}_rps`] = round(r.rps, 1);
-  out[`${prefix}_p50_ms`] = round(r.p50Ms);
-  out[`${prefix}_p99_ms`] = round(r.p99Ms);
-  out[`${prefix}_max_ms`] = round(r.maxMs);
-  out[`${prefix}_requests`] = r.requests;
-  out[`${prefix}_errors`] = r.errors;
-  out[`${prefix}_seconds`] = round(r.seconds);
-  out[`${prefix}_pool_used_up`] = r.exhausted ? 1 : 0;
-  out[`${prefix}_daemon_cpu_us`] = round(r.serverCpuUsPerRequest, 1);
-  out[`${prefix}_daemon_cpu_pct`] = round(r.serverCpuPct, 1);
-  out[`${prefix}_db_cpu_us`] = round(r.databaseCpuUsPerRequest, 1);
-  out[`${prefix}_db_cpu_pct`] = round(r.databaseCpuPct, 1);
-  out[`${prefix}_client_cpu_pct`] = round(r.clientCpuPct, 1);
-}
+const PG_NAMES = { server: 'daemon', database: true };
+const fields = (prefix: string, r: LoadResult, out: Results) => loadFields(prefix, r, out, PG_NAMES);
 
 function describe(label: string, r: LoadResult): string {
   const parts = [

@@ -26,7 +26,7 @@ import { cleanupAll, installSignalCleanup, keepTempDirs, removeDir, tempDir, tra
 import { BIN, REPO, startBenchDaemon, writeDaemonConfig, type BenchDaemon } from './daemon.js';
 import { fsyncLatency } from './disk.js';
 import { IMAP_FULL, IMAP_QUICK, imapPhase } from './imap.js';
-import { combine, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
+import { combine, loadFields, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
 import { peakRssMb, rssMethod, timeProcess } from './procs.js';
 import { expectVerify } from './rpc.js';
 import { pgPhase, pgSettingsFor, type PgSettings } from './pg-phase.js';
@@ -192,20 +192,6 @@ function startEcho(socketPath: string): Promise<{ pid: number; stop(): Promise<v
 }
 
 type Results = Record<string, number>;
-
-function loadFields(prefix: string, r: LoadResult, out: Results): void {
-  out[`${prefix}_rps`] = round(r.rps, 1);
-  out[`${prefix}_p50_ms`] = round(r.p50Ms);
-  out[`${prefix}_p99_ms`] = round(r.p99Ms);
-  out[`${prefix}_max_ms`] = round(r.maxMs);
-  out[`${prefix}_requests`] = r.requests;
-  out[`${prefix}_errors`] = r.errors;
-  out[`${prefix}_seconds`] = round(r.seconds);
-  out[`${prefix}_pool_used_up`] = r.exhausted ? 1 : 0;
-  out[`${prefix}_server_cpu_us`] = round(r.serverCpuUsPerRequest, 1);
-  out[`${prefix}_server_cpu_pct`] = round(r.serverCpuPct, 1);
-  out[`${prefix}_client_cpu_pct`] = round(r.clientCpuPct, 1);
-}
 
 function describe(label: string, r: LoadResult): string {
   const parts = [`${label}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(1)} ms, ${r.requests} requests in ${r.seconds.toFixed(1)} s, server ${r.serverCpuUsPerRequest.toFixed(1)} µs CPU/request (${r.serverCpuPct.toFixed(0)}% of a core), client ${r.clientCpuPct.toFixed(0)}%`];
