@@ -18,18 +18,20 @@ export function pgCacheDefaults(): { cacheTtlMs: number; cacheEntries: number } 
   return { cacheTtlMs: ttl.default as number, cacheEntries: entries.default as number };
 }
 
+export type PgCacheSettings = Partial<{ cacheTtlMs: number; cacheEntries: number }>;
+
 export interface PgDaemonOptions {
   keyFile: string;
   poolSize: number;
-  /** store.postgres.cacheEntries; ignored by a version without the cache. */
-  cacheEntries?: number | undefined;
+  /** store.postgres.cacheEntries and cacheTtlMs, where given; ignored by a version without the cache. */
+  cache?: PgCacheSettings;
   /** Node options of the daemon's process (e.g. --cpu-prof). */
   nodeArgs?: string[];
 }
 
 export async function startPgDaemon(pg: BenchPg, opts: PgDaemonOptions): Promise<BenchDaemon> {
   const dir = await tempDir('mfp-');
-  const cache = pgCacheDefaults() !== null && opts.cacheEntries !== undefined ? { cacheEntries: opts.cacheEntries } : {};
+  const cache = pgCacheDefaults() === null ? {} : opts.cache ?? {};
   await writeDaemonConfig(dir, {
     keyFile: opts.keyFile,
     store: {

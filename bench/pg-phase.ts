@@ -11,7 +11,7 @@ import { removeDir, tempDir } from './cleanup.js';
 import type { BenchDaemon } from './daemon.js';
 import { combine, loadFields, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
 import { postgresMissing, startBenchPostgres, type BenchPg } from './pg.js';
-import { pgCacheDefaults, PgUnserved, pidsOf, socketsOf, startPgDaemon, startPgDaemons } from './pg-daemons.js';
+import { pgCacheDefaults, PgUnserved, type PgCacheSettings, pidsOf, socketsOf, startPgDaemon, startPgDaemons } from './pg-daemons.js';
 import { generatePgStore, spread } from './pg-gen.js';
 import { expectVerify } from './rpc.js';
 import { round } from './stats.js';
@@ -32,15 +32,15 @@ export interface PgSettings {
   scaleDurationMs: number;
   scaleWriteDurationMs: number;
   poolSize: number;
-  /** store.postgres.cacheEntries of the daemons (undefined: the default), where the daemon has the cache. */
-  cacheEntries: number | undefined;
+  /** store.postgres.cacheEntries and cacheTtlMs of the daemons (absent: the default), where the daemon has the cache. */
+  cache: PgCacheSettings;
   sharedBuffersMb: number;
   /** pg_stat_statements loaded, its top statements printed after each phase. */
   statements: boolean;
 }
 
 export function pgSettingsFor(quick: boolean): PgSettings {
-  const common = { daemons: 3, connections: 64, poolSize: 10, cacheEntries: undefined, statements: false };
+  const common = { daemons: 3, connections: 64, poolSize: 10, cache: {}, statements: false };
   return quick
     ? { ...common, warmupMs: 200, durationMs: 1000, rounds: 1, allowMailboxes: 500, codeMailboxes: 3000, writeMailboxes: 3000, scaleSizes: [2000, 10_000], workingSet: 2000, scaleDurationMs: 1000, scaleWriteDurationMs: 1000, sharedBuffersMb: 128 }
     : { ...common, warmupMs: 1000, durationMs: 10_000, rounds: 2, allowMailboxes: 2000, codeMailboxes: 30_000, writeMailboxes: 30_000, scaleSizes: [100_000, 1_000_000], workingSet: 100_000, scaleDurationMs: 10_000, scaleWriteDurationMs: 5000, sharedBuffersMb: 1024 };
@@ -83,7 +83,7 @@ async function mainRun(pg: BenchPg, ps: PgSettings, out: Results): Promise<void>
   ]);
   out['pg_store_mailboxes'] = store.mailboxes;
   out['pg_generate_s'] = round(store.loadS + store.analyzeS);
-  const daemons = await startPgDaemons(pg, ps.daemons, { keyFile: store.keyFile, poolSize: ps.poolSize, cacheEntries: ps.cacheEntries });
+  const daemons = await startPgDaemons(pg, ps.daemons, { keyFile: store.keyFile, poolSize: ps.poolSize, cache: ps.cache });
   try {
     say(`pg: ${daemons.length} daemons ready in ${daemons.map((d) => d.startS.toFixed(2)).join(', ')} s`);
     const allowPool = spread(store.groups['allow']!, ps.allowMailboxes);
@@ -125,7 +125,7 @@ async function scaleRun(pg: BenchPg, ps: PgSettings, size: number, prefix: strin
   say(`pg scale ${size}: generating the store with COPY`);
   const store = await generatePgStore(pg, path.join(keys, 'keys'), [{ prefix: 'u', count: size, settings: { challenge: 'new-ip', provider: 'totp' } }]);
   say(`pg scale ${size}: ${store.dbMb.toFixed(0)} MB loaded in ${store.loadS.toFixed(1)} s (+ ANALYZE and CHECKPOINT ${store.analyzeS.toFixed(1)} s); starting a daemon`);
-  const d = await startPgDaemon(pg, { keyFile: store.keyFile, poolSize: ps.poolSize, cacheEntries: ps.cacheEntries });
+  const d = await startPgDaemon(pg, { keyFile: store.keyFile, poolSize: ps.poolSize, cache: ps.cache });
   try {
     say(`pg scale ${size}: ready in ${d.startS.toFixed(2)} s (daemon reports ${d.reportedStartMs} ms)`);
     const working = spread(store.groups['u']!, ps.workingSet);
@@ -167,7 +167,7 @@ export async function pgPhase(ps: PgSettings, which: { main: boolean; scale: boo
     return;
   }
   const cache = pgCacheDefaults();
-  notes['pg'] = { daemons: ps.daemons, connections: ps.connections, connectionsPerDaemon: 'spread in turn over the daemons, 64 in all', poolSize: ps.poolSize, sharedBuffersMb: ps.sharedBuffersMb, durable: 'fsync, synchronous_commit and full_page_writes on', cache: cache === null ? 'none in this version' : { ...cache, ...(ps.cacheEntries === undefined ? {} : { cacheEntries: ps.cacheEntries }) } };
+  notes['pg'] = { daemons: ps.daemons, connections: ps.connections, connectionsPerDaemon: 'spread in turn over the daemons, 64 in all', poolSize: ps.poolSize, sharedBuffersMb: ps.sharedBuffersMb, durable: 'fsync, synchronous_commit and full_page_writes on', cache: cache === null ? 'none in this version' : { ...cache, ...ps.cache } };
   const pg = await startBenchPostgres({ sharedBuffersMb: ps.sharedBuffersMb, statements: ps.statements });
   try {
     if (which.main) {

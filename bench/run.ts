@@ -3,12 +3,13 @@
 //   node dist/bench/run.js [--quick] [--json] [--keep] [--duration S] [--runs N]
 //                          [--connections N] [--sizes A,B] [--pool N] [--out FILE]
 //                          [--only main,scale,pg,pg-scale,imap] [--pg-sizes A,B]
-//                          [--pg-working-set N] [--pg-pool N] [--pg-cache-entries N] [--pg-statements]
+//                          [--pg-working-set N] [--pg-pool N] [--pg-cache-entries N] [--pg-cache-ttl-ms N]
+//                          [--pg-statements]
 //
 // --only runs just the sections named (main: the CLI and the file-store daemon, which the pg
 // section's ratios need; scale; pg; pg-scale; imap). The --pg-* options are the PostgreSQL
 // sections' (bench/pg-phase.ts): store sizes, the working set, each daemon's pool size, its read
-// cache's bound, and pg_stat_statements' top statements after each phase (on standard error).
+// cache's bound and time to live, and pg_stat_statements' top statements after each phase (on standard error).
 //
 // --out FILE also writes the JSON document to FILE (whatever is printed); --render FILE prints the
 // table of such a document again, without running anything.
@@ -137,7 +138,9 @@ function settingsFor(argv: string[]): { s: Settings; pg: PgSettings; only: Set<S
   }
   pg.workingSet = num('--pg-working-set') ?? pg.workingSet;
   pg.poolSize = num('--pg-pool') ?? pg.poolSize;
-  pg.cacheEntries = num('--pg-cache-entries') ?? pg.cacheEntries;
+  const cacheEntries = num('--pg-cache-entries');
+  const cacheTtlMs = num('--pg-cache-ttl-ms');
+  pg.cache = { ...(cacheEntries === undefined ? {} : { cacheEntries }), ...(cacheTtlMs === undefined ? {} : { cacheTtlMs }) };
   pg.statements = argv.includes('--pg-statements');
   const onlyList = value('--only')?.split(',') ?? [...SECTIONS];
   const unknown = onlyList.filter((x) => !(SECTIONS as readonly string[]).includes(x));
