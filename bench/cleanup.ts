@@ -1,7 +1,7 @@
 // Everything the benchmark starts (daemons, baseline servers, temporary directories) is registered
 // here and torn down at the end, after a failure, or on SIGINT/SIGTERM of the benchmark itself.
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,4 +95,23 @@ export function installSignalCleanup(): void {
     });
   }
   process.once('exit', cleanupSync);
+}
+
+/**
+ * A temp dir base that servers running as other users (Dovecot's unprivileged processes,
+ * PostgreSQL as the postgres user) can pass through: $TMPDIR unless it or a directory above it is
+ * private (mode 0700, as the smoke test's), then /tmp, or /var/tmp.
+ */
+export function traversableBase(): string {
+  const open = (dir: string): boolean => {
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+      try {
+        if ((statSync(d).mode & 0o001) === 0) return false;
+      } catch {
+        return false;
+      }
+      if (d === path.dirname(d)) return true;
+    }
+  };
+  return [os.tmpdir(), '/tmp', '/var/tmp'].find(open) ?? os.tmpdir();
 }

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { findPostgresBin, pgSettings, postgresMissing, sql, startPostgres, type PgCluster } from '../test/helpers/postgres.js';
 import { migrate } from '../src/store/postgres/migrate.js';
 import { createPool, Db } from '../src/store/postgres/pool.js';
-import { adoptDir, onCleanup } from './cleanup.js';
+import { adoptDir, onCleanup, traversableBase } from './cleanup.js';
 
 export { postgresMissing };
 
@@ -69,6 +69,8 @@ export function serverCpuMs(postmasterPid: number): number | null {
 export async function startBenchPostgres(opts: BenchPgOptions): Promise<BenchPg> {
   const cluster = await startPostgres({
     durable: true,
+    // The server runs as the postgres user when this runs as root: not under a private $TMPDIR.
+    base: traversableBase(),
     settings: {
       shared_buffers: `${opts.sharedBuffersMb}MB`,
       // A load of a million mailboxes must not checkpoint every few seconds; the benchmark forces

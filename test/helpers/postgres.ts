@@ -94,6 +94,8 @@ export interface StartOptions {
   durable?: boolean;
   /** More server settings (-c NAME=VALUE; no spaces in values). */
   settings?: Record<string, string | number>;
+  /** Where the cluster's directory goes (default os.tmpdir()); the server's user must pass through it. */
+  base?: string;
 }
 
 /** Starts a throwaway cluster (about a second). */
@@ -101,7 +103,7 @@ export async function startPostgres(opts: StartOptions = {}): Promise<PgCluster>
   const bin = findPostgresBin();
   if (bin === null) throw new Error(postgresMissing()!);
   // Short: the socket path (DIR/.s.PGSQL.5432) must fit in about 100 bytes.
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mfpg-'));
+  const dir = await mkdtemp(path.join(opts.base ?? os.tmpdir(), 'mfpg-'));
   const data = path.join(dir, 'data');
   if (process.getuid?.() === 0) {
     const { stdout } = await run('id', ['-u', 'postgres']);
