@@ -1,6 +1,6 @@
 // The PostgreSQL sections' targets (issue 16) and their part of the benchmark's table.
 import type { Target } from './report.js';
-import { fmt } from './stats.js';
+import { metricHeader, metricLine, sizesTable, type Mark, type Row } from './table.js';
 
 export const PG_TARGETS: Target[] = [
   { field: 'pg_allow_p99_ms', op: '<=', limit: 5 },
@@ -13,8 +13,7 @@ export const PG_TARGETS: Target[] = [
   { field: 'pg_scale_write_p99_ms', op: '<=', limit: 25 },
 ];
 
-/** [label, field, unit, note] */
-const ROWS: [string, string, string, string][] = [
+const ROWS: Row[] = [
   ['mailboxes in PostgreSQL', 'pg_store_mailboxes', '', ''],
   ['  generated (COPY) + ANALYZE', 'pg_generate_s', 's', ''],
   ['pg allow, 3 daemons (fast path)', 'pg_allow_rps', 'req/s', 'total of the three'],
@@ -40,7 +39,7 @@ const ROWS: [string, string, string, string][] = [
   ['pg daemon peak RSS (largest)', 'pg_daemon_rss_mb', 'MB', ''],
 ];
 
-const SCALE_ROWS: [string, string, string, string][] = [
+const SCALE_ROWS: Row[] = [
   ['mailboxes', 'mailboxes', '', ''],
   ['  working set (verify, write)', 'working_set', '', ''],
   ['  generated with COPY', 'generate_s', 's', 'growth'],
@@ -62,23 +61,12 @@ const SCALE_ROWS: [string, string, string, string][] = [
 ];
 
 /** The lines of the PostgreSQL sections; `mark` gives a field's target and verdict. */
-export function pgTable(out: Record<string, number>, mark: (field: string) => string, skipped: unknown): string[] {
+export function pgTable(out: Record<string, number>, mark: Mark, skipped: unknown): string[] {
   const lines: string[] = [];
   if (skipped !== undefined) return [`${'PostgreSQL (pg_*, pg_scale_*)'.padEnd(36)}${'skipped'.padStart(11)}  ${String(skipped)}`, ''];
   if (out['pg_allow_rps'] !== undefined) {
-    lines.push(`${'PostgreSQL: 3 daemons, one database'.padEnd(36)}${'value'.padStart(11)}  ${'unit'.padEnd(6)}${'target'.padEnd(16)}note`);
-    lines.push('-'.repeat(86));
-    for (const [label, field, unit, note] of ROWS) lines.push(`${label.padEnd(36)}${fmt(out[field]).padStart(11)}  ${unit.padEnd(6)}${mark(field).padEnd(16)}${note}`);
-    lines.push('');
+    lines.push(...metricHeader('PostgreSQL: 3 daemons, one database'), ...ROWS.map((row) => metricLine(out, mark, row)), '');
   }
-  if (out['pg_scale_mailboxes'] !== undefined) {
-    lines.push(`${'pg scale (one daemon)'.padEnd(30)}${'small'.padStart(11)}${'large'.padStart(11)}  ${'unit'.padEnd(6)}${'growth'.padStart(7)}  target`);
-    lines.push('-'.repeat(86));
-    for (const [label, field, unit, note] of SCALE_ROWS) {
-      const g = note === 'growth' ? fmt(out[`pg_scale_growth_${field.replace(/_(s|ms|mb)$/, '')}`]) + 'x' : '';
-      lines.push(`${label.padEnd(30)}${fmt(out[`pg_scale_small_${field}`]).padStart(11)}${fmt(out[`pg_scale_${field}`]).padStart(11)}  ${unit.padEnd(6)}${g.padStart(7)}  ${mark(`pg_scale_${field}`)}`);
-    }
-    lines.push('');
-  }
+  if (out['pg_scale_mailboxes'] !== undefined) lines.push(...sizesTable('pg scale (one daemon)', 'pg_scale', SCALE_ROWS, out, mark));
   return lines;
 }

@@ -2,7 +2,7 @@
 // the end of a run, or again from its JSON document with --render).
 import { readFile } from 'node:fs/promises';
 import { PG_TARGETS, pgTable } from './pg-report.js';
-import { fmt } from './stats.js';
+import { metricHeader, metricLine, sizesTable, type Row } from './table.js';
 
 export type Results = Record<string, number>;
 
@@ -38,7 +38,7 @@ export function passes(t: Target, v: number): boolean {
 }
 
 /** [label, field, unit, baseline/comment] rows of the human table. */
-const ROWS: [string, string, string, string][] = [
+const ROWS: Row[] = [
   ['memfa verify (median)', 'cli_verify_ms', 'ms', ''],
   ['bare Node client (median)', 'cli_verify_bare_ms', 'ms', ''],
   ['  ratio', 'cli_verify_ratio', '', 'verify / bare'],
@@ -81,7 +81,7 @@ const ROWS: [string, string, string, string][] = [
   ['  ratio', 'imap_login_cli_ratio', '', 'hook / password-only'],
 ];
 
-const SCALE_ROWS: [string, string, string, string][] = [
+const SCALE_ROWS: Row[] = [
   ['mailboxes', 'mailboxes', '', ''],
   ['store file', 'store_mb', 'MB', 'growth'],
   ['start to ready', 'start_s', 's', 'growth'],
@@ -116,24 +116,18 @@ export function table(out: Results, machine: Record<string, unknown>, s: ReportS
   };
   lines.push(`memfa benchmark (${s.mode}) — node ${String(machine['node'])}, ${String(machine['cores'])} cores (${String(machine['cpu'])}), ${String(machine['date'])}`);
   lines.push('');
-  lines.push(`${'metric'.padEnd(36)}${'value'.padStart(11)}  ${'unit'.padEnd(6)}${'target'.padEnd(16)}note`);
-  lines.push('-'.repeat(86));
-  for (const [label, field, unit, note] of ROWS) {
+  lines.push(...metricHeader('metric'));
+  for (const row of ROWS) {
+    const field = row[1];
     // The IMAP section is skipped where Dovecot is not installed: its rows say so, once.
     if (field.startsWith('imap_') && out[field] === undefined) {
       if (field === 'imap_login_ms') lines.push(`${'IMAP logins'.padEnd(36)}${'skipped'.padStart(11)}  ${String(s.imap_skipped ?? 'not run')}`);
       continue;
     }
-    lines.push(`${label.padEnd(36)}${fmt(out[field]).padStart(11)}  ${unit.padEnd(6)}${mark(field).padEnd(16)}${note}`);
+    lines.push(metricLine(out, mark, row));
   }
   lines.push('');
-  lines.push(`${'scale'.padEnd(30)}${'small'.padStart(11)}${'large'.padStart(11)}  ${'unit'.padEnd(6)}${'growth'.padStart(7)}  target`);
-  lines.push('-'.repeat(86));
-  for (const [label, field, unit, note] of SCALE_ROWS) {
-    const g = note === 'growth' ? fmt(out[`scale_growth_${field.replace(/_(s|ms|mb)$/, '')}`]) + 'x' : '';
-    lines.push(`${label.padEnd(30)}${fmt(out[`scale_small_${field}`]).padStart(11)}${fmt(out[`scale_${field}`]).padStart(11)}  ${unit.padEnd(6)}${g.padStart(7)}  ${mark(`scale_${field}`)}`);
-  }
-  lines.push('');
+  lines.push(...sizesTable('scale', 'scale', SCALE_ROWS, out, mark));
   lines.push(...pgTable(out, mark, s.pg_skipped));
   const failed = measuredTargets(out).filter((t) => !passes(t, out[t.field]!)).map((t) => t.field);
   lines.push(failed.length === 0 ? 'all targets measured are met' : `targets missed: ${failed.join(', ')}`);
