@@ -8,15 +8,13 @@
 // One login is connect, greeting, LOGIN, LOGOUT on a fresh connection; the three are timed in
 // turn (rotating the order each round), so that drift in machine load hits all alike.
 import { spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { call } from '../src/client/call.js';
 import { dovecotMissing, startDovecot, type DovecotOptions, type TestDovecot } from '../test/helpers/dovecot.js';
 import { imapLogin } from '../test/helpers/mail-clients.js';
-import { removeDir, tempDir, track } from './cleanup.js';
+import { removeDir, tempDir, track, traversableBase } from './cleanup.js';
 import { BIN, startBenchDaemon, writeDaemonConfig } from './daemon.js';
 import { median, round } from './stats.js';
 
@@ -50,25 +48,6 @@ while IFS= read -r line; do
 done <"$users"
 exit 1
 `;
-}
-
-/**
- * Where the section keeps its files: Dovecot's unprivileged processes (the auth process reading
- * the passwd-file, the mail processes) must pass through every directory above them, which a
- * private $TMPDIR (mode 0700) does not let them do. Then /tmp, or /var/tmp.
- */
-function traversableBase(): string {
-  const open = (dir: string): boolean => {
-    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-      try {
-        if ((statSync(d).mode & 0o001) === 0) return false;
-      } catch {
-        return false;
-      }
-      if (d === path.dirname(d)) return true;
-    }
-  };
-  return [os.tmpdir(), '/tmp', '/var/tmp'].find(open) ?? os.tmpdir();
 }
 
 async function timeLogin(port: number, user: string, password: string): Promise<number> {

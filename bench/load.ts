@@ -1,11 +1,12 @@
 // The load client: N connections to a Unix socket, each sending one request line and awaiting its
 // answer in a loop (a closed loop, like login hooks that each wait for their answer). The same
-// client drives the echo baseline and the daemon. A warm-up runs first and is not counted; then
+// client drives the echo baseline and the daemon; given several sockets (several daemons), it
+// spreads its connections over them in turn, and the CPU reported is that of all their pids. A warm-up runs first and is not counted; then
 // every answer that arrives inside the measured window counts, with its latency.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { cpuMs } from './procs.js';
-import { quantile, Samples } from './stats.js';
+import { quantile, round, Samples } from './stats.js';
 
 export interface BenchRequest {
   line: string;
@@ -24,8 +25,10 @@ export interface LoadOptions {
   connections: number;
   warmupMs: number;
   durationMs: number;
-  /** The server's pid: its CPU time over the measured window is reported. */
-  serverPid?: number;
+  /** The server's pid (or the servers'): their CPU time over the measured window is reported. */
+  serverPid?: number | readonly number[];
+  /** CPU of a database the servers use, ms so far (its processes'); reported like the servers'. */
+  databaseCpuMs?: () => number | null;
 }
 
 export interface LoadResult {
@@ -42,6 +45,9 @@ export interface LoadResult {
   /** Server CPU (user + system, all threads) over the window: per answered request, and as % of one core. */
   serverCpuUsPerRequest: number;
   serverCpuPct: number;
+  /** The same for the database (NaN without LoadOptions.databaseCpuMs). */
+  databaseCpuUsPerRequest: number;
+  databaseCpuPct: number;
   /** This load client's CPU over the window, % of one core (near 100: the client is the limit). */
   clientCpuPct: number;
   latencies: Samples;
@@ -58,8 +64,20 @@ function connect(socketPath: string): Promise<net.Socket> {
   });
 }
 
-export async function runLoad(socketPath: string, workload: Workload, opts: LoadOptions): Promise<LoadResult> {
-  const sockets = await Promise.all(Array.from({ length: opts.connections }, () => connect(socketPath)));
+/** CPU ms so far of all `pids`; null when one is gone. */
+function cpuOf(pids: readonly number[]): number | null {
+  let total = 0;
+  for (const pid of pids) {
+    const ms = cpuMs(pid);
+    if (ms === null) return null;
+    total += ms;
+  }
+  return total;
+}
+
+export async function runLoad(socketPath: string | readonly string[], workload: Workload, opts: LoadOptions): Promise<LoadResult> {
+  const paths = typeof socketPath === 'string' ? [socketPath] : socketPath;
+  const sockets = await Promise.all(Array.from({ length: opts.connections }, (_, i) => connect(paths[i % paths.length]!)));
   const latencies = new Samples();
   let requests = 0;
   let errors = 0;
@@ -70,9 +88,13 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
   let windowStart = 0;
   let windowEnd = 0;
   let failure: Error | null = null;
-  const serverCpu = () => (opts.serverPid === undefined ? null : cpuMs(opts.serverPid));
+  const pids = opts.serverPid === undefined ? [] : typeof opts.serverPid === 'number' ? [opts.serverPid] : opts.serverPid;
+  const serverCpu = () => (pids.length === 0 ? null : cpuOf(pids));
+  const dbCpu = () => opts.databaseCpuMs?.() ?? null;
   let serverCpuStart: number | null = null;
   let serverCpuEnd: number | null = null;
+  let dbCpuStart: number | null = null;
+  let dbCpuEnd: number | null = null;
   let clientCpuStart = process.cpuUsage();
   let clientCpu = { user: 0, system: 0 };
 
@@ -81,6 +103,7 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
     stopping = true;
     windowEnd = performance.now();
     serverCpuEnd = serverCpu();
+    dbCpuEnd = dbCpu();
     clientCpu = process.cpuUsage(clientCpuStart);
   };
 
@@ -151,6 +174,7 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
     measuring = true;
     windowStart = performance.now();
     serverCpuStart = serverCpu();
+    dbCpuStart = dbCpu();
     clientCpuStart = process.cpuUsage();
   }, opts.warmupMs);
   const stop = setTimeout(() => endWindow(), opts.warmupMs + opts.durationMs);
@@ -163,6 +187,7 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
   const seconds = (windowEnd - windowStart) / 1000;
   const v = latencies.view();
   const serverMs = serverCpuStart !== null && serverCpuEnd !== null ? serverCpuEnd - serverCpuStart : Number.NaN;
+  const dbMs = dbCpuStart !== null && dbCpuEnd !== null ? dbCpuEnd - dbCpuStart : Number.NaN;
   return {
     requests,
     errors,
@@ -175,6 +200,8 @@ export async function runLoad(socketPath: string, workload: Workload, opts: Load
     exhausted,
     serverCpuUsPerRequest: (serverMs * 1000) / requests,
     serverCpuPct: serverMs / (seconds * 10),
+    databaseCpuUsPerRequest: (dbMs * 1000) / requests,
+    databaseCpuPct: dbMs / (seconds * 10),
     clientCpuPct: (clientCpu.user + clientCpu.system) / 1000 / (seconds * 10),
     latencies,
   };
@@ -187,6 +214,7 @@ export function combine(runs: LoadResult[]): LoadResult {
   const requests = runs.reduce((a, r) => a + r.requests, 0);
   const seconds = runs.reduce((a, r) => a + r.seconds, 0);
   const serverMs = runs.reduce((a, r) => a + (r.serverCpuUsPerRequest * r.requests) / 1000, 0);
+  const dbMs = runs.reduce((a, r) => a + (r.databaseCpuUsPerRequest * r.requests) / 1000, 0);
   const clientMs = runs.reduce((a, r) => a + r.clientCpuPct * r.seconds * 10, 0);
   const v = latencies.view();
   return {
@@ -201,7 +229,31 @@ export function combine(runs: LoadResult[]): LoadResult {
     exhausted: runs.some((r) => r.exhausted),
     serverCpuUsPerRequest: (serverMs * 1000) / requests,
     serverCpuPct: serverMs / (seconds * 10),
+    databaseCpuUsPerRequest: (dbMs * 1000) / requests,
+    databaseCpuPct: dbMs / (seconds * 10),
     clientCpuPct: clientMs / (seconds * 10),
     latencies,
   };
+}
+
+/**
+ * The JSON fields of a load phase, named PREFIX_rps, PREFIX_p99_ms, ...; the servers' CPU as
+ * PREFIX_`server`_cpu_us and _pct, the database's (with `database`) as PREFIX_db_cpu_us and _pct.
+ */
+export function loadFields(prefix: string, r: LoadResult, out: Record<string, number>, names: { server: string; database: boolean } = { server: 'server', database: false }): void {
+  out[`${prefix}_rps`] = round(r.rps, 1);
+  out[`${prefix}_p50_ms`] = round(r.p50Ms);
+  out[`${prefix}_p99_ms`] = round(r.p99Ms);
+  out[`${prefix}_max_ms`] = round(r.maxMs);
+  out[`${prefix}_requests`] = r.requests;
+  out[`${prefix}_errors`] = r.errors;
+  out[`${prefix}_seconds`] = round(r.seconds);
+  out[`${prefix}_pool_used_up`] = r.exhausted ? 1 : 0;
+  out[`${prefix}_${names.server}_cpu_us`] = round(r.serverCpuUsPerRequest, 1);
+  out[`${prefix}_${names.server}_cpu_pct`] = round(r.serverCpuPct, 1);
+  if (names.database) {
+    out[`${prefix}_db_cpu_us`] = round(r.databaseCpuUsPerRequest, 1);
+    out[`${prefix}_db_cpu_pct`] = round(r.databaseCpuPct, 1);
+  }
+  out[`${prefix}_client_cpu_pct`] = round(r.clientCpuPct, 1);
 }

@@ -1,7 +1,10 @@
 // Where the daemon spends its time under one workload: runs a daemon with --cpu-prof, drives it
 // with the benchmark's load client, stops it and prints the functions with the most self time.
 //
-//   node dist/bench/profile.js allow|code|write [--seconds S] [--mailboxes N] [--keep]
+//   node dist/bench/profile.js allow|code|write [--seconds S] [--mailboxes N] [--pg] [--keep]
+//
+// --pg: the daemon on the benchmark's PostgreSQL (bench/pg.ts) instead of the file store; the
+// statements that took most of the server's time are printed too (pg_stat_statements).
 //
 // A diagnosis tool for the figures of run.js, not part of `npm run bench`.
 import { readdir, readFile } from 'node:fs/promises';
@@ -9,7 +12,10 @@ import path from 'node:path';
 import { cleanupAll, installSignalCleanup, keepTempDirs, tempDir } from './cleanup.js';
 import { REPO, startBenchDaemon, writeDaemonConfig } from './daemon.js';
 import { runLoad } from './load.js';
-import { generateStore } from './store-gen.js';
+import { startBenchPostgres, type BenchPg } from './pg.js';
+import { startPgDaemon } from './pg-daemons.js';
+import { generatePgStore, spread } from './pg-gen.js';
+import { generateStore, type GenMailbox } from './store-gen.js';
 import { allowWorkload, totpWorkload } from './workloads.js';
 
 interface ProfileNode {
@@ -40,17 +46,31 @@ async function main(): Promise<void> {
   const mailboxes = opt('--mailboxes', 20_000);
   keepTempDirs(argv.includes('--keep'));
   installSignalCleanup();
+  let pg: BenchPg | null = null;
   try {
     const dir = await tempDir('mfp-');
     await writeDaemonConfig(dir);
     const challenge = kind === 'code' ? 'always' : 'new-ip';
-    const store = await generateStore(path.join(dir, 'data'), [{ prefix: 'u', count: mailboxes, settings: { challenge, provider: 'totp' } }]);
+    const group = { prefix: 'u', count: mailboxes, settings: { challenge, provider: 'totp' } } as const;
     const profDir = path.join(dir, 'prof');
-    const d = await startBenchDaemon(dir, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...(process.env['MEMFA_PROFILE_NODE_ARGS'] ?? '').split(' ').filter(Boolean)] });
-    const pool = store.groups['u']!;
+    const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`, ...(process.env['MEMFA_PROFILE_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
+    let pool: GenMailbox[];
+    let d;
+    if (argv.includes('--pg')) {
+      pg = await startBenchPostgres({ sharedBuffersMb: 512, statements: true });
+      const store = await generatePgStore(pg, path.join(dir, 'keys'), [group]);
+      pool = spread(store.groups['u']!, mailboxes);
+      d = await startPgDaemon(pg, { keyFile: store.keyFile, poolSize: 10, nodeArgs });
+      await pg.topStatements();
+    } else {
+      const store = await generateStore(path.join(dir, 'data'), [group]);
+      pool = store.groups['u']!;
+      d = await startBenchDaemon(dir, { nodeArgs });
+    }
     const workload = kind === 'allow' ? allowWorkload(pool, 'known-ip') : totpWorkload(pool, kind === 'write');
     const r = await runLoad(d.hookSocket, workload, { connections: 64, warmupMs: 1000, durationMs: seconds * 1000 });
     process.stdout.write(`${kind}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, errors ${r.errors}${r.exhausted ? ' (pool used up)' : ''}\n`);
+    for (const line of (await pg?.topStatements(12)) ?? []) process.stdout.write(`${line}\n`);
     await d.stop();
     const file = (await readdir(profDir)).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error('no profile written');

@@ -2,6 +2,14 @@
 //
 //   node dist/bench/run.js [--quick] [--json] [--keep] [--duration S] [--runs N]
 //                          [--connections N] [--sizes A,B] [--pool N] [--out FILE]
+//                          [--only main,scale,pg,pg-scale,imap] [--pg-sizes A,B]
+//                          [--pg-working-set N] [--pg-pool N] [--pg-cache-entries N] [--pg-cache-ttl-ms N]
+//                          [--pg-statements]
+//
+// --only runs just the sections named (main: the CLI and the file-store daemon, which the pg
+// section's ratios need; scale; pg; pg-scale; imap). The --pg-* options are the PostgreSQL
+// sections' (bench/pg-phase.ts): store sizes, the working set, each daemon's pool size, its read
+// cache's bound and time to live, and pg_stat_statements' top statements after each phase (on standard error).
 //
 // --out FILE also writes the JSON document to FILE (whatever is printed); --render FILE prints the
 // table of such a document again, without running anything.
@@ -9,9 +17,8 @@
 // Every figure that has a target is a ratio against a baseline run on the same machine, in the same
 // run (bare Node process, `node -e 0`, an NDJSON echo server, a raw fdatasync loop), because the
 // machines this runs on are shared and noisy. See bench/README.md for what each field means.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -20,10 +27,14 @@ import { cleanupAll, installSignalCleanup, keepTempDirs, removeDir, tempDir, tra
 import { BIN, REPO, startBenchDaemon, writeDaemonConfig, type BenchDaemon } from './daemon.js';
 import { fsyncLatency } from './disk.js';
 import { IMAP_FULL, IMAP_QUICK, imapPhase } from './imap.js';
-import { combine, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
+import { combine, loadFields, type LoadOptions, type LoadResult } from './load.js';
 import { peakRssMb, rssMethod, timeProcess } from './procs.js';
+import { expectVerify } from './rpc.js';
+import { pgPhase, pgSettingsFor, type PgSettings } from './pg-phase.js';
+import { measuredTargets, passes, render, table } from './report.js';
 import { median, round } from './stats.js';
-import { generateStore, type GenMailbox, type GeneratedStore } from './store-gen.js';
+import { measureLoad, say, scalePhase } from './scale.js';
+import { generateStore, type GenMailbox } from './store-gen.js';
 import { allowWorkload, totpWorkload } from './workloads.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -57,7 +68,10 @@ function valueOf(argv: string[], name: string): string | undefined {
   return i === -1 ? undefined : argv[i + 1];
 }
 
-function settingsFor(argv: string[]): { s: Settings; json: boolean; keep: boolean } {
+const SECTIONS = ['main', 'scale', 'pg', 'pg-scale', 'imap'] as const;
+type SectionName = (typeof SECTIONS)[number];
+
+function settingsFor(argv: string[]): { s: Settings; pg: PgSettings; only: Set<SectionName>; json: boolean; keep: boolean } {
   const quick = argv.includes('--quick');
   const s: Settings = quick
     ? {
@@ -114,34 +128,27 @@ function settingsFor(argv: string[]): { s: Settings; json: boolean; keep: boolea
     if (!a || !b) throw new Error(`--sizes: expected two sizes like 10000,100000, got ${sizes}`);
     s.scaleSizes = [a, b];
   }
-  return { s, json: argv.includes('--json'), keep: argv.includes('--keep') };
+  const pg = pgSettingsFor(quick);
+  if (d !== undefined) pg.durationMs = pg.scaleDurationMs = pg.scaleWriteDurationMs = d * 1000;
+  pg.connections = s.connections;
+  const pgSizes = value('--pg-sizes');
+  if (pgSizes !== undefined) {
+    const [a, b] = pgSizes.split(',').map(Number);
+    if (!a || !b) throw new Error(`--pg-sizes: expected two sizes like 100000,1000000, got ${pgSizes}`);
+    pg.scaleSizes = [a, b];
+  }
+  pg.workingSet = num('--pg-working-set') ?? pg.workingSet;
+  pg.poolSize = num('--pg-pool') ?? pg.poolSize;
+  const cacheEntries = num('--pg-cache-entries');
+  const cacheTtlMs = num('--pg-cache-ttl-ms');
+  pg.cache = { ...(cacheEntries === undefined ? {} : { cacheEntries }), ...(cacheTtlMs === undefined ? {} : { cacheTtlMs }) };
+  pg.statements = argv.includes('--pg-statements');
+  const onlyList = value('--only')?.split(',') ?? [...SECTIONS];
+  const unknown = onlyList.filter((x) => !(SECTIONS as readonly string[]).includes(x));
+  if (unknown.length > 0) throw new Error(`--only: unknown section ${unknown.join(', ')} (sections: ${SECTIONS.join(', ')})`);
+  return { s, pg, only: new Set(onlyList as SectionName[]), json: argv.includes('--json'), keep: argv.includes('--keep') };
 }
 
-const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
-
-/** One request on a fresh connection; the parsed answer. */
-function rpcOnce(socketPath: string, line: string): Promise<{ result?: unknown; error?: unknown }> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(socketPath);
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('connect', () => s.write(line + '\n'));
-    s.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl === -1) return;
-      s.destroy();
-      resolve(JSON.parse(buf.slice(0, nl)) as { result?: unknown });
-    });
-    s.on('error', reject);
-  });
-}
-
-async function expectVerify(socketPath: string, params: Record<string, string>, reason: string): Promise<void> {
-  const answer = await rpcOnce(socketPath, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'verify', params }));
-  const r = answer.result as { result?: string; reason?: string } | undefined;
-  if (r?.result !== 'allow' || r.reason !== reason) throw new Error(`sanity check failed: verify ${JSON.stringify(params)} answered ${JSON.stringify(answer)} (wanted allow/${reason})`);
-}
 
 /** Times two commands alternately (A B, B A, A B …) so that drift in machine load hits both alike. */
 async function timePair(a: { cmd: string; args: string[]; ok: (r: { code: number | null; stdout: string }) => boolean }, b: typeof a, runs: number, warmup: number): Promise<{ a: number[]; b: number[] }> {
@@ -189,32 +196,6 @@ function startEcho(socketPath: string): Promise<{ pid: number; stop(): Promise<v
 
 type Results = Record<string, number>;
 
-function loadFields(prefix: string, r: LoadResult, out: Results): void {
-  out[`${prefix}_rps`] = round(r.rps, 1);
-  out[`${prefix}_p50_ms`] = round(r.p50Ms);
-  out[`${prefix}_p99_ms`] = round(r.p99Ms);
-  out[`${prefix}_max_ms`] = round(r.maxMs);
-  out[`${prefix}_requests`] = r.requests;
-  out[`${prefix}_errors`] = r.errors;
-  out[`${prefix}_seconds`] = round(r.seconds);
-  out[`${prefix}_pool_used_up`] = r.exhausted ? 1 : 0;
-  out[`${prefix}_server_cpu_us`] = round(r.serverCpuUsPerRequest, 1);
-  out[`${prefix}_server_cpu_pct`] = round(r.serverCpuPct, 1);
-  out[`${prefix}_client_cpu_pct`] = round(r.clientCpuPct, 1);
-}
-
-function describe(label: string, r: LoadResult): string {
-  const parts = [`${label}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, max ${r.maxMs.toFixed(1)} ms, ${r.requests} requests in ${r.seconds.toFixed(1)} s, server ${r.serverCpuUsPerRequest.toFixed(1)} µs CPU/request (${r.serverCpuPct.toFixed(0)}% of a core), client ${r.clientCpuPct.toFixed(0)}%`];
-  if (r.errors > 0) parts.push(`${r.errors} unexpected answers (first: ${r.firstError})`);
-  if (r.exhausted) parts.push('mailbox pool used up: window cut short');
-  return parts.join('; ');
-}
-
-async function measureLoad(label: string, socketPath: string, workload: Workload, opts: LoadOptions): Promise<LoadResult> {
-  const r = await runLoad(socketPath, workload, opts);
-  say(describe(label, r));
-  return r;
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -313,221 +294,10 @@ async function daemonPhase(s: Settings, out: Results, notes: Record<string, unkn
   await removeDir(dir);
 }
 
-interface ScaleRun {
-  mailboxes: number;
-  startS: number;
-  readyMs: number;
-  rssMb: number;
-  storeMb: number;
-  generateS: number;
-  verify: LoadResult;
-  write: LoadResult;
-  stopS: number;
-  compactions: number;
-}
-
-async function scaleRun(s: Settings, size: number): Promise<ScaleRun> {
-  const dir = await tempDir('mfs-');
-  await writeDaemonConfig(dir);
-  say(`scale ${size}: generating the store`);
-  const store: GeneratedStore = await generateStore(path.join(dir, 'data'), [{ prefix: 'u', count: size, settings: { challenge: 'new-ip', provider: 'totp' } }]);
-  say(`scale ${size}: store ${(store.bytes / 1048576).toFixed(1)} MB generated in ${(store.generateMs / 1000).toFixed(1)} s; starting the daemon`);
-  const d = await startBenchDaemon(dir);
-  say(`scale ${size}: ready in ${d.startS.toFixed(2)} s (daemon reports ${d.reportedStartMs} ms)`);
-  const pool = store.groups['u']!;
-  await expectVerify(d.hookSocket, { user: pool[size - 1]!.address, ip: pool[size - 1]!.ips[1]! }, 'known-ip');
-  const opts: LoadOptions = { connections: s.connections, warmupMs: s.warmupMs, durationMs: s.scaleDurationMs, serverPid: d.pid };
-  const verify = await measureLoad(`scale ${size} verify (allow)`, d.hookSocket, allowWorkload(pool, 'known-ip'), opts);
-  const write = await measureLoad(`scale ${size} write (new IP, TOTP)`, d.hookSocket, totpWorkload(pool, true, 1 << 20), { ...opts, durationMs: s.scaleWriteDurationMs });
-  const compactions = d.count('store-compacted');
-  const stopS = await d.stop();
-  const run: ScaleRun = {
-    mailboxes: size,
-    startS: d.startS,
-    readyMs: d.reportedStartMs,
-    rssMb: d.peakRssMb(),
-    storeMb: store.bytes / 1048576,
-    generateS: store.generateMs / 1000,
-    verify,
-    write,
-    stopS,
-    compactions,
-  };
-  say(`scale ${size}: peak RSS ${run.rssMb.toFixed(1)} MB, stop ${stopS.toFixed(2)} s, ${compactions} journal compactions`);
-  await removeDir(dir);
-  return run;
-}
-
-function scaleFields(prefix: string, r: ScaleRun, out: Results): void {
-  out[`${prefix}_mailboxes`] = r.mailboxes;
-  out[`${prefix}_start_s`] = round(r.startS);
-  out[`${prefix}_ready_ms`] = round(r.readyMs, 1);
-  out[`${prefix}_rss_mb`] = round(r.rssMb, 1);
-  out[`${prefix}_store_mb`] = round(r.storeMb, 2);
-  out[`${prefix}_verify_rps`] = round(r.verify.rps, 1);
-  out[`${prefix}_verify_p50_ms`] = round(r.verify.p50Ms);
-  out[`${prefix}_verify_p99_ms`] = round(r.verify.p99Ms);
-  out[`${prefix}_verify_errors`] = r.verify.errors;
-  out[`${prefix}_verify_server_cpu_us`] = round(r.verify.serverCpuUsPerRequest, 1);
-  out[`${prefix}_write_rps`] = round(r.write.rps, 1);
-  out[`${prefix}_write_p50_ms`] = round(r.write.p50Ms);
-  out[`${prefix}_write_p99_ms`] = round(r.write.p99Ms);
-  out[`${prefix}_write_max_ms`] = round(r.write.maxMs);
-  out[`${prefix}_write_errors`] = r.write.errors;
-  out[`${prefix}_write_server_cpu_us`] = round(r.write.serverCpuUsPerRequest, 1);
-  out[`${prefix}_write_seconds`] = round(r.write.seconds);
-  out[`${prefix}_write_pool_used_up`] = r.write.exhausted ? 1 : 0;
-  out[`${prefix}_stop_s`] = round(r.stopS);
-  out[`${prefix}_compactions`] = r.compactions;
-}
-
-// ---------------------------------------------------------------------------------------------
-
-interface Target {
-  field: string;
-  op: '<=' | '>=';
-  limit: number;
-}
-
-const TARGETS: Target[] = [
-  { field: 'cli_verify_ratio', op: '<=', limit: 1.25 },
-  { field: 'cli_verify_rss_ratio', op: '<=', limit: 1.2 },
-  { field: 'cli_version_ratio', op: '<=', limit: 1.15 },
-  { field: 'daemon_allow_ratio', op: '>=', limit: 0.5 },
-  { field: 'daemon_allow_p99_ms', op: '<=', limit: 5 },
-  { field: 'daemon_write_p99_ms', op: '<=', limit: 20 },
-  { field: 'scale_start_s', op: '<=', limit: 2 },
-  { field: 'scale_rss_mb', op: '<=', limit: 300 },
-  { field: 'scale_verify_p99_ms', op: '<=', limit: 5 },
-  { field: 'scale_write_p99_ms', op: '<=', limit: 25 },
-  { field: 'imap_login_ratio', op: '<=', limit: 1.15 },
-];
-
-function passes(t: Target, v: number): boolean {
-  return Number.isFinite(v) && (t.op === '<=' ? v <= t.limit : v >= t.limit);
-}
-
-/** [label, field, unit, baseline/comment] rows of the human table. */
-const ROWS: [string, string, string, string][] = [
-  ['memfa verify (median)', 'cli_verify_ms', 'ms', ''],
-  ['bare Node client (median)', 'cli_verify_bare_ms', 'ms', ''],
-  ['  ratio', 'cli_verify_ratio', '', 'verify / bare'],
-  ['memfa verify peak RSS', 'cli_verify_rss_mb', 'MB', ''],
-  ['bare Node client peak RSS', 'cli_verify_bare_rss_mb', 'MB', ''],
-  ['  ratio', 'cli_verify_rss_ratio', '', 'verify / bare'],
-  ['memfa --version (median)', 'cli_version_ms', 'ms', ''],
-  ['node -e 0 (median)', 'cli_node_e0_ms', 'ms', ''],
-  ['  ratio', 'cli_version_ratio', '', '--version / node -e 0'],
-  ['echo server', 'echo_rps', 'req/s', ''],
-  ['  p99', 'echo_p99_ms', 'ms', ''],
-  ['  server CPU per request', 'echo_server_cpu_us', 'µs', ''],
-  ['  server / client CPU', 'echo_server_cpu_pct', '%', 'of one core; client: see JSON'],
-  ['daemon allow (fast path)', 'daemon_allow_rps', 'req/s', ''],
-  ['  ratio', 'daemon_allow_ratio', '', 'allow / echo'],
-  ['  p50', 'daemon_allow_p50_ms', 'ms', ''],
-  ['  p99', 'daemon_allow_p99_ms', 'ms', ''],
-  ['  daemon CPU per request', 'daemon_allow_server_cpu_us', 'µs', ''],
-  ['  daemon CPU', 'daemon_allow_server_cpu_pct', '%', 'of one core'],
-  ['  CPU ratio', 'daemon_allow_cpu_ratio', '', 'echo CPU / daemon CPU per request'],
-  ['daemon TOTP code check', 'daemon_code_rps', 'req/s', ''],
-  ['  p50', 'daemon_code_p50_ms', 'ms', ''],
-  ['  p99', 'daemon_code_p99_ms', 'ms', ''],
-  ['  max', 'daemon_code_max_ms', 'ms', ''],
-  ['  daemon CPU per request', 'daemon_code_server_cpu_us', 'µs', ''],
-  ['  journal compactions', 'daemon_code_compactions', '', ''],
-  ['daemon write (new IP remembered)', 'daemon_write_rps', 'req/s', ''],
-  ['  p50', 'daemon_write_p50_ms', 'ms', ''],
-  ['  p99', 'daemon_write_p99_ms', 'ms', ''],
-  ['  max', 'daemon_write_max_ms', 'ms', ''],
-  ['  daemon CPU per request', 'daemon_write_server_cpu_us', 'µs', ''],
-  ['  journal compactions', 'daemon_write_compactions', '', ''],
-  ['disk append+fdatasync p50', 'disk_fsync_p50_ms', 'ms', 'baseline for writes'],
-  ['disk append+fdatasync p99', 'disk_fsync_p99_ms', 'ms', ''],
-  ['daemon peak RSS (main run)', 'daemon_rss_mb', 'MB', ''],
-  ['IMAP login, password-only Dovecot', 'imap_login_ms', 'ms', 'median'],
-  ['IMAP login, Dovecot + memfa passdb', 'imap_login_memfa_ms', 'ms', 'median; an app password'],
-  ['  ratio', 'imap_login_ratio', '', 'memfa / password-only'],
-  ['IMAP login, memfa verify hook', 'imap_login_cli_ms', 'ms', 'median; checkpassword'],
-  ['  ratio', 'imap_login_cli_ratio', '', 'hook / password-only'],
-];
-
-const SCALE_ROWS: [string, string, string, string][] = [
-  ['mailboxes', 'mailboxes', '', ''],
-  ['store file', 'store_mb', 'MB', 'growth'],
-  ['start to ready', 'start_s', 's', 'growth'],
-  ['  (daemon-reported startMs)', 'ready_ms', 'ms', ''],
-  ['peak RSS', 'rss_mb', 'MB', 'growth'],
-  ['verify (allow)', 'verify_rps', 'req/s', ''],
-  ['  p99', 'verify_p99_ms', 'ms', 'growth'],
-  ['  daemon CPU per request', 'verify_server_cpu_us', 'µs', ''],
-  ['write (new IP)', 'write_rps', 'req/s', ''],
-  ['  p99', 'write_p99_ms', 'ms', 'growth'],
-  ['  max', 'write_max_ms', 'ms', ''],
-  ['  daemon CPU per request', 'write_server_cpu_us', 'µs', ''],
-  ['  measured seconds', 'write_seconds', 's', ''],
-  ['journal compactions', 'compactions', '', ''],
-  ['stop (folds journal)', 'stop_s', 's', ''],
-];
-
-function fmt(v: number | undefined): string {
-  if (v === undefined) return '-';
-  if (!Number.isFinite(v)) return String(v);
-  if (Number.isInteger(v)) return String(v);
-  if (Math.abs(v) >= 1000) return v.toFixed(0);
-  if (Math.abs(v) >= 100) return v.toFixed(1);
-  if (Math.abs(v) >= 10) return v.toFixed(2);
-  return v.toFixed(3);
-}
-
-function table(out: Results, machine: Record<string, unknown>, s: Settings & { imap_skipped?: unknown }): string {
-  const lines: string[] = [];
-  const targetOf = (field: string) => TARGETS.find((t) => t.field === field);
-  const mark = (field: string) => {
-    const t = targetOf(field);
-    if (!t) return '';
-    return `${t.op} ${t.limit}  ${passes(t, out[field]!) ? 'PASS' : 'FAIL'}`;
-  };
-  lines.push(`memfa benchmark (${s.mode}) — node ${String(machine['node'])}, ${String(machine['cores'])} cores (${String(machine['cpu'])}), ${String(machine['date'])}`);
-  lines.push('');
-  lines.push(`${'metric'.padEnd(36)}${'value'.padStart(11)}  ${'unit'.padEnd(6)}${'target'.padEnd(16)}note`);
-  lines.push('-'.repeat(86));
-  for (const [label, field, unit, note] of ROWS) {
-    // The IMAP section is skipped where Dovecot is not installed: its rows say so, once.
-    if (field.startsWith('imap_') && out[field] === undefined) {
-      if (field === 'imap_login_ms') lines.push(`${'IMAP logins'.padEnd(36)}${'skipped'.padStart(11)}  ${String(s.imap_skipped ?? '')}`);
-      continue;
-    }
-    lines.push(`${label.padEnd(36)}${fmt(out[field]).padStart(11)}  ${unit.padEnd(6)}${mark(field).padEnd(16)}${note}`);
-  }
-  lines.push('');
-  lines.push(`${'scale'.padEnd(30)}${'small'.padStart(11)}${'large'.padStart(11)}  ${'unit'.padEnd(6)}${'growth'.padStart(7)}  target`);
-  lines.push('-'.repeat(86));
-  for (const [label, field, unit, note] of SCALE_ROWS) {
-    const g = note === 'growth' ? fmt(out[`scale_growth_${field.replace(/_(s|ms|mb)$/, '')}`]) + 'x' : '';
-    lines.push(`${label.padEnd(30)}${fmt(out[`scale_small_${field}`]).padStart(11)}${fmt(out[`scale_${field}`]).padStart(11)}  ${unit.padEnd(6)}${g.padStart(7)}  ${mark(`scale_${field}`)}`);
-  }
-  lines.push('');
-  const failed = TARGETS.filter((t) => !(t.field.startsWith('imap_') && out[t.field] === undefined) && !passes(t, out[t.field]!)).map((t) => t.field);
-  lines.push(failed.length === 0 ? 'all targets met' : `targets missed: ${failed.join(', ')}`);
-  if (s.mode === 'quick') lines.push('(quick mode: small sizes and short phases; the targets apply to the full run only)');
-  const errorFields = Object.keys(out).filter((k) => k.endsWith('_errors') && out[k]! > 0);
-  if (errorFields.length > 0) lines.push(`unexpected answers: ${errorFields.map((k) => `${k}=${out[k]}`).join(', ')}`);
-  return lines.join('\n');
-}
-
-/** --render FILE: prints the table of a JSON document written earlier by --json or --out. */
-async function render(file: string): Promise<number> {
-  const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  const out: Results = {};
-  for (const [k, v] of Object.entries(doc)) if (typeof v === 'number') out[k] = v;
-  process.stdout.write(table(out, doc['machine'] as Record<string, unknown>, doc['settings'] as Settings) + '\n');
-  return 0;
-}
-
 async function main(): Promise<number> {
   const renderFile = valueOf(process.argv.slice(2), '--render');
   if (renderFile !== undefined) return render(renderFile);
-  const { s, json, keep } = settingsFor(process.argv.slice(2));
+  const { s, pg, only, json, keep } = settingsFor(process.argv.slice(2));
   keepTempDirs(keep);
   installSignalCleanup();
   const t0 = performance.now();
@@ -545,28 +315,17 @@ async function main(): Promise<number> {
   const notes: Record<string, unknown> = {};
   const out: Results = {};
   try {
-    await daemonPhase(s, out, notes);
-    const [small, large] = s.scaleSizes;
-    const a = await scaleRun(s, small);
-    const b = await scaleRun(s, large);
-    scaleFields('scale_small', a, out);
-    scaleFields('scale', b, out);
-    out['scale_growth_start'] = round(b.startS / a.startS);
-    out['scale_growth_rss'] = round(b.rssMb / a.rssMb);
-    out['scale_growth_store'] = round(b.storeMb / a.storeMb);
-    out['scale_growth_verify_p99'] = round(b.verify.p99Ms / a.verify.p99Ms);
-    out['scale_growth_write_p99'] = round(b.write.p99Ms / a.write.p99Ms);
-    out['scale_growth_mailboxes'] = round(b.mailboxes / a.mailboxes);
-    await imapPhase(s.mode === 'quick' ? IMAP_QUICK : IMAP_FULL, out, notes);
+    if (only.has('main')) await daemonPhase(s, out, notes);
+    if (only.has('scale')) await scalePhase(s, out);
+    await pgPhase(pg, { main: only.has('pg'), scale: only.has('pg-scale') }, out, notes);
+    if (only.has('imap')) await imapPhase(s.mode === 'quick' ? IMAP_QUICK : IMAP_FULL, out, notes);
   } finally {
     await cleanupAll();
   }
   machine['loadavg_end'] = os.loadavg().map((x) => round(x, 2));
   out['bench_seconds'] = round((performance.now() - t0) / 1000, 1);
-  const targets = Object.fromEntries(
-    TARGETS.filter((t) => out[t.field] !== undefined || !t.field.startsWith('imap_')).map((t) => [t.field, { value: out[t.field], op: t.op, limit: t.limit, pass: passes(t, out[t.field]!) }]),
-  );
-  const settings = { ...s, imap: s.mode === 'quick' ? IMAP_QUICK : IMAP_FULL, rssMethod: rssMethod(), daemonConfig: { dataDir: 'data', runDir: 'run', log: { level: 'info' } }, ...notes };
+  const targets = Object.fromEntries(measuredTargets(out).map((t) => [t.field, { value: out[t.field], op: t.op, limit: t.limit, pass: passes(t, out[t.field]!) }]));
+  const settings = { ...s, sections: [...only], pgSettings: pg, imap: s.mode === 'quick' ? IMAP_QUICK : IMAP_FULL, rssMethod: rssMethod(), daemonConfig: { dataDir: 'data', runDir: 'run', log: { level: 'info' } }, ...notes };
   const doc = JSON.stringify({ ...out, machine, settings, targets }, null, 2) + '\n';
   const outFile = valueOf(process.argv.slice(2), '--out');
   if (outFile !== undefined) await writeFile(outFile, doc);

@@ -24,6 +24,17 @@ export function round(value: number, digits = 3): number {
   return Math.round(value * f) / f;
 }
 
+/** A figure for the table: integers as they are, others with 3 significant digits or so. */
+export function fmt(v: number | undefined): string {
+  if (v === undefined) return '-';
+  if (!Number.isFinite(v)) return String(v);
+  if (Number.isInteger(v)) return String(v);
+  if (Math.abs(v) >= 1000) return v.toFixed(0);
+  if (Math.abs(v) >= 100) return v.toFixed(1);
+  if (Math.abs(v) >= 10) return v.toFixed(2);
+  return v.toFixed(3);
+}
+
 /** A growable array of doubles (latencies), cheaper than number[] at a few hundred thousand samples. */
 export class Samples {
   private buf = new Float64Array(4096);

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dovecotMissing } from './helpers/dovecot.js';
+import { postgresMissing } from './helpers/postgres.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const RUN = path.join(REPO, 'dist', 'bench', 'run.js');
@@ -54,6 +55,35 @@ const FIELDS = [
 // The IMAP section runs where Dovecot (with its Lua passdb) is installed, and says why not elsewhere.
 const IMAP_FIELDS = ['imap_login_ms', 'imap_login_memfa_ms', 'imap_login_cli_ms', 'imap_login_ratio', 'imap_login_cli_ratio', 'imap_logins', 'imap_cli_logins'];
 const imapMissing = dovecotMissing();
+// The PostgreSQL sections run where PostgreSQL is installed (three daemons on one database, and one
+// daemon at two store sizes), and say why not elsewhere.
+const PG_FIELDS = [
+  'pg_store_mailboxes',
+  'pg_allow_rps',
+  'pg_allow_p99_ms',
+  'pg_allow_daemon_cpu_us',
+  'pg_allow_db_cpu_us',
+  'pg_allow_rps_ratio',
+  'pg_allow_p99_ratio',
+  'pg_code_rps',
+  'pg_code_p99_ms',
+  'pg_write_rps',
+  'pg_write_p99_ms',
+  'pg_write_p99_ratio',
+  'pg_daemon_rss_mb',
+  'pg_scale_mailboxes',
+  'pg_scale_start_s',
+  'pg_scale_rss_mb',
+  'pg_scale_verify_p99_ms',
+  'pg_scale_small_mailboxes',
+  'pg_scale_small_start_s',
+  'pg_scale_small_verify_p99_ms',
+  'pg_scale_generate_s',
+  'pg_scale_growth_start',
+  'pg_scale_growth_rss',
+  'pg_scale_growth_verify_p99',
+];
+const pgMissing = postgresMissing();
 
 function run(args: string[], tmp: string, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -80,11 +110,12 @@ test('npm run bench --quick --json: every field present and numeric, nothing lef
   const r = await run(['--quick', '--json'], tmp, 240_000);
   assert.equal(r.code, 0, `bench exited ${r.code}\n${r.stderr}`);
   const doc = JSON.parse(r.stdout) as Record<string, unknown>;
-  for (const field of imapMissing === null ? [...FIELDS, ...IMAP_FIELDS] : FIELDS) {
+  for (const field of [...FIELDS, ...(imapMissing === null ? IMAP_FIELDS : []), ...(pgMissing === null ? PG_FIELDS : [])]) {
     assert.equal(typeof doc[field], 'number', `${field} is a number (got ${JSON.stringify(doc[field])})`);
     assert.ok(Number.isFinite(doc[field]), `${field} is finite (got ${String(doc[field])})`);
   }
-  for (const field of ['daemon_allow_rps', 'daemon_code_rps', 'daemon_write_rps', 'echo_rps', 'scale_verify_rps', 'scale_write_rps']) {
+  const worked = ['daemon_allow_rps', 'daemon_code_rps', 'daemon_write_rps', 'echo_rps', 'scale_verify_rps', 'scale_write_rps'];
+  for (const field of pgMissing === null ? [...worked, 'pg_allow_rps', 'pg_code_rps', 'pg_write_rps', 'pg_scale_verify_rps'] : worked) {
     assert.ok((doc[field] as number) > 0, `${field} > 0: the phase did some work`);
   }
   // CI keeps only part of a long failure message: the phases that went wrong come first.
@@ -100,6 +131,12 @@ test('npm run bench --quick --json: every field present and numeric, nothing lef
   if (imapMissing !== null) {
     assert.match(String(settings['imap_skipped']), /apt-get install/, 'a skipped IMAP section says how to install Dovecot');
     for (const field of IMAP_FIELDS) assert.equal(doc[field], undefined, `${field}: only that section is skipped`);
+  }
+  if (pgMissing !== null) {
+    assert.match(String(settings['pg_skipped']), /PostgreSQL is not installed/, 'a skipped PostgreSQL section says why');
+    for (const field of PG_FIELDS) assert.equal(doc[field], undefined, `${field}: only that section is skipped`);
+  } else {
+    assert.equal(doc['pg_scale_mailboxes'], 10_000, 'the quick pg_scale store has its size');
   }
   const targets = doc['targets'] as Record<string, { pass: unknown }>;
   assert.ok(Object.keys(targets).length >= 10, 'every target is reported');

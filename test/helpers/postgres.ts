@@ -65,7 +65,6 @@ async function asServerUser(bin: string, args: string[], dir: string): Promise<v
   await run(cmd, argv, { cwd: dir, timeout: 60_000 });
 }
 
-/** Starts a throwaway cluster (about a second). */
 /** A free TCP port on the loopback address (bound, then released for the server). */
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -89,11 +88,22 @@ async function makeCertificates(dir: string): Promise<{ caFile: string; certFile
   return { caFile: f('ca.crt'), certFile: f('server.crt'), keyFile: f('server.key') };
 }
 
-export async function startPostgres(opts: { tls?: boolean } = {}): Promise<PgCluster> {
+export interface StartOptions {
+  tls?: boolean;
+  /** fsync, synchronous commits and full page writes on, as in production (the benchmark's cluster). */
+  durable?: boolean;
+  /** More server settings (-c NAME=VALUE; no spaces in values). */
+  settings?: Record<string, string | number>;
+  /** Where the cluster's directory goes (default os.tmpdir()); the server's user must pass through it. */
+  base?: string;
+}
+
+/** Starts a throwaway cluster (about a second). */
+export async function startPostgres(opts: StartOptions = {}): Promise<PgCluster> {
   const bin = findPostgresBin();
   if (bin === null) throw new Error(postgresMissing()!);
   // Short: the socket path (DIR/.s.PGSQL.5432) must fit in about 100 bytes.
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mfpg-'));
+  const dir = await mkdtemp(path.join(opts.base ?? os.tmpdir(), 'mfpg-'));
   const data = path.join(dir, 'data');
   if (process.getuid?.() === 0) {
     const { stdout } = await run('id', ['-u', 'postgres']);
@@ -116,7 +126,9 @@ export async function startPostgres(opts: { tls?: boolean } = {}): Promise<PgClu
   const start = async () => {
     // fsync off: a test cluster trades durability for speed; nothing in it outlives the test.
     const listen = tls === null ? "-c listen_addresses=''" : `-c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=${tls.certFile} -c ssl_key_file=${tls.keyFile}`;
-    const options = `-k ${dir} ${listen} -p ${PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    const durability = opts.durable === true ? '' : '-c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+    const extra = Object.entries(opts.settings ?? {}).map(([k, v]) => `-c ${k}=${String(v)}`);
+    const options = [`-k ${dir} ${listen} -p ${PORT}`, durability, '-c max_connections=200', ...extra].filter((o) => o !== '').join(' ');
     await ctl(['-D', data, '-o', options, '-l', path.join(dir, 'server.log'), '-w', '-t', '60', 'start']);
     running = true;
   };

@@ -3,6 +3,7 @@
 // connection (connectTimeoutMs), each statement on the server (statementTimeoutMs), each lock wait
 // (lockTimeoutMs), a transaction left idle, and each query on the client side too, so that a
 // connection that hangs (a server gone without a word) gives its slot back.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
@@ -119,6 +120,28 @@ export function storeFailed(err: unknown, where?: string): MemfaError {
 
 export type Queryable = Pick<pg.PoolClient, 'query'>;
 
+/** Statement texts named so far (below), at most NAMED_MAX: past it a new text goes unnamed. */
+const names = new Map<string, string>();
+const NAMED_MAX = 2000;
+
+/**
+ * A statement with parameters as a named (prepared) one: each connection parses and plans its text
+ * once, then only binds and runs it. The store's texts are a fixed set (every value is a
+ * parameter, sql.ts), and planning their CTEs took several times what running them does. The name
+ * is the text's digest, so that one name never stands for two texts. (A pooler in front of the
+ * server must keep prepared statements per client connection: pgbouncer 1.21 and later with
+ * max_prepared_statements set, or session pooling.)
+ */
+export function prepared(text: string, values: unknown[] | undefined): pg.QueryConfig {
+  if (values === undefined || values.length === 0) return { text, values: values ?? [] };
+  let name = names.get(text);
+  if (name === undefined && names.size < NAMED_MAX) {
+    name = `memfa_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+    names.set(text, name);
+  }
+  return name === undefined ? { text, values } : { name, text, values };
+}
+
 /** The pool as the store uses it. */
 export class Db {
   /** `where`: named in its errors (storeFailed). */
@@ -131,7 +154,7 @@ export class Db {
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.pool.query<R>(text, values);
+        return await this.pool.query<R>(prepared(text, values));
       } catch (err) {
         if (attempt < RETRIES && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
         throw storeFailed(err, this.where);
@@ -164,7 +187,7 @@ export class Db {
       const failures = new WeakSet<object>();
       const tracked: Queryable = {
         query: ((text: string, values?: unknown[]) =>
-          client.query(text, values).catch((err: unknown) => {
+          client.query(prepared(text, values)).catch((err: unknown) => {
             if (typeof err === 'object' && err !== null) failures.add(err);
             throw err;
           })) as Queryable['query'],

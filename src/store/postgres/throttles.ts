@@ -80,7 +80,7 @@ export async function recordUnstoredFailure(db: Db, address: string, now: number
       [address, now, policy.threshold, policy.baseDelayMs, policy.maxDelayMs, policy.hardLockAfter],
     );
     if (rows[0] !== undefined) {
-      await c.query(`DELETE FROM unstored_failures WHERE address IN (SELECT address FROM unstored_failures WHERE expires_at <= $1 LIMIT ${SWEEP_ROWS})`, [now]);
+      await c.query(`DELETE FROM unstored_failures WHERE address IN (SELECT address FROM unstored_failures WHERE expires_at <= $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED)`, [now]);
       return { outcome: 'counted' as const, state: unstoredOf(rows[0]) };
     }
     // Locked: the row is this transaction's (ON CONFLICT locked it), so this reads what decided.
@@ -176,9 +176,11 @@ const SOURCE_ROW = `ROW(NULL, NULL, cur.f_failures, cur.f_mailboxes, cur.f_windo
 const ENSURE_SOURCE = `INSERT INTO ip_sources (source, in_flight, creating, created, created_since, expires_at, touched_at) VALUES ($1, '{}', 0, 0, $2, $2, $2) ON CONFLICT (source) DO NOTHING`;
 
 export async function reserveAttempt(db: Db, source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): Promise<{ granted: true } | ({ granted: false } & IpRefusal)> {
-  return ensured('source', async () => {
-    await db.query(ENSURE_SOURCE, [source, now]);
-    const { rows } = await db.query<{ refusal: IpRefusal['reason'] | null; until: number | null }>(
+  // The row made and the reservation decided in one transaction: one commit (one WAL flush) per
+  // reservation, not one for each statement.
+  return ensured('source', () => db.tx(async (c) => {
+    await c.query(ENSURE_SOURCE, [source, now]);
+    const { rows } = await c.query<{ refusal: IpRefusal['reason'] | null; until: number | null }>(
       `WITH cur AS (SELECT * FROM ip_sources WHERE source = $1 FOR UPDATE),
        v AS (SELECT source, memfa_ip_reserved(${SOURCE_ROW}, $2::text, $3::boolean, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint) AS r FROM cur),
        upd AS (UPDATE ip_sources s SET in_flight = (v.r).in_flight, creating = (v.r).creating, expires_at = NULL, touched_at = $4::bigint
@@ -189,7 +191,7 @@ export async function reserveAttempt(db: Db, source: string, mailbox: string, cr
     const r = rows[0];
     if (r === undefined) return undefined;
     return r.refusal === null ? { granted: true as const } : { granted: false as const, reason: r.refusal, until: r.until! };
-  });
+  }));
 }
 
 /** The columns of a source's state, for RETURNING the row before (`v`, the locked version) and after (`s`) a change. */
@@ -197,9 +199,10 @@ const SOURCE_STATE = ['f_failures', 'f_mailboxes', 'f_window_start', 'f_locked_u
 
 /** Settles a reserved attempt: the block of `source` it started, if any (core/lockout.ts sourceBlockStarted, on the row before and after). */
 export async function settleAttempt(db: Db, source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<IpSourceBlock | null> {
-  const settled = await ensured('source', async () => {
-    await db.query(ENSURE_SOURCE, [source, now]);
-    const { rows } = await db.query<Record<string, unknown>>(
+  // As a reservation: the settlement, and the sweep below, in one transaction and one commit.
+  return ensured('source', () => db.tx(async (c) => {
+    await c.query(ENSURE_SOURCE, [source, now]);
+    const { rows } = await c.query<Record<string, unknown>>(
       `WITH cur AS (SELECT * FROM ip_sources WHERE source = $1 FOR UPDATE),
        v AS (SELECT cur.*, memfa_ip_settled(${SOURCE_ROW}, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint) AS r FROM cur)
        UPDATE ip_sources s SET f_failures = (v.r).f_failures, f_mailboxes = (v.r).f_mailboxes, f_window_start = (v.r).f_window_start,
@@ -212,12 +215,17 @@ export async function settleAttempt(db: Db, source: string, mailbox: string, cre
     const row = rows[0];
     if (row === undefined) return undefined;
     const before = Object.fromEntries([['source', source], ...SOURCE_STATE.map((col) => [col, row[`before_${col}`]])]) as unknown as SourceRow;
-    return { block: sourceBlockStarted(sourceOf(before), sourceOf(row as unknown as SourceRow), now, policy) };
-  });
-  // Nothing left worth keeping (settleIpAttempt's null): this source, and a few others, go. The
-  // condition is checked again on each row's latest version, so a reservation made meanwhile stays.
-  await db.query(`DELETE FROM ip_sources WHERE (source = $1 OR source IN (SELECT source FROM ip_sources WHERE expires_at <= $2 LIMIT ${SWEEP_ROWS})) AND expires_at <= $2`, [source, now]);
-  return settled.block;
+    // Nothing left worth keeping (settleIpAttempt's null): this source (locked by the update
+    // above), and a few others, go. The others are those no other transaction holds (SKIP
+    // LOCKED): concurrent settlements would otherwise all pick the same oldest rows and wait for
+    // each other's commits. The condition is checked again on each row's latest version, so a
+    // reservation made meanwhile stays.
+    await c.query(
+      `DELETE FROM ip_sources WHERE source = ANY (ARRAY(SELECT source FROM ip_sources WHERE expires_at <= $2 AND source <> $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED) || $1::text) AND expires_at <= $2`,
+      [source, now],
+    );
+    return sourceBlockStarted(sourceOf(before), sourceOf(row as unknown as SourceRow), now, policy);
+  }));
 }
 
 export async function listSources(db: Db): Promise<{ source: string; state: IpSourceState }[]> {
@@ -292,6 +300,6 @@ export async function recordWindowFailure(
     const record = windowOf(rows[0]!);
     return { record, started: ipBlockStarted(old.rows[0] === undefined ? undefined : windowOf(old.rows[0]), record, now, policy) };
   });
-  await db.query(`DELETE FROM window_counters WHERE (scope, key) IN (SELECT scope, key FROM window_counters WHERE expires_at <= $1 LIMIT ${SWEEP_ROWS}) AND expires_at <= $1`, [now]);
+  await db.query(`DELETE FROM window_counters WHERE (scope, key) IN (SELECT scope, key FROM window_counters WHERE expires_at <= $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED) AND expires_at <= $1`, [now]);
   return done;
 }
