@@ -46,7 +46,7 @@ test('store.postgres: its defaults, and every bad key named', () => {
     connectTimeoutMs: 5000,
     statementTimeoutMs: 5000,
     lockTimeoutMs: 2000,
-    cacheTtlMs: 2000,
+    cacheTtlMs: 30000,
     cacheEntries: 20000,
   });
   assert.deepEqual(problems({ store: { postgres: {} } }), ['store.postgres.host: is required when store.postgres is configured']);

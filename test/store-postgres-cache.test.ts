@@ -148,6 +148,14 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     assert.equal(await b.ports.getMeta(POLICY_KEY), undefined);
     await a.ports.updateMeta(POLICY_KEY, () => ({ next: { sms: { enabled: false } }, result: null }));
     await within(1000, async () => (await b.ports.getMeta<{ sms?: { enabled: boolean } }>(POLICY_KEY))?.sms?.enabled === false, 'the policy change reached the other daemon');
+    // Held, the policy is answered at once (verify's fast path awaits nothing for it); changed
+    // through the other daemon, it is no longer held until it is read again.
+    assert.deepEqual(b.ports.getMetaIfHeld(POLICY_KEY), { value: { sms: { enabled: false } } });
+    await a.ports.updateMeta(POLICY_KEY, () => ({ next: { sms: { enabled: true } }, result: null }));
+    await within(1000, () => b.ports.getMetaIfHeld(POLICY_KEY) === undefined, 'the policy change dropped the held copy');
+    assert.deepEqual(await b.ports.getMeta(POLICY_KEY), { sms: { enabled: true } });
+    assert.deepEqual(b.ports.getMetaIfHeld(POLICY_KEY), { value: { sms: { enabled: true } } });
+    assert.equal(b.ports.getMetaIfHeld('domainAdmins'), undefined, 'only the cached documents are held');
 
     // Remembered locations: a success through one daemon remembers one more address.
     await a.ports.updateMailbox('who@cache.test', (cur) => ({ next: { ...cur!, totp: { sealedSecret: 'v1.k.s', activatedAt: T0, lastAcceptedStep: 1 } }, result: null }));

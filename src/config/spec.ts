@@ -109,7 +109,7 @@ export const CONFIG_SPEC: Section = section({
         statementTimeoutMs: leaf(5000, isInt(100, 600000)),
         lockTimeoutMs: leaf(2000, isInt(10, 600000)),
         // The read cache of settings, policy and mailboxes' read-mostly parts (store/postgres/cache.ts).
-        cacheTtlMs: leaf(2000, isInt(100, 60000)),
+        cacheTtlMs: leaf(30000, isInt(100, 60000)),
         cacheEntries: leaf(20000, isInt(0, 10_000_000)),
       },
       { nullable: true, required: ['host'] },

@@ -43,6 +43,12 @@ export interface MetaStore {
    * getMeta. The value is the stored one: never to be changed by the caller.
    */
   getMetaNow?<T>(key: string): T | undefined;
+  /**
+   * A read answered at once where a backend holds `key` in a cache that its writers invalidate
+   * (PostgreSQL's read cache: the provider policy): `{ value }` while it holds it, undefined when
+   * it must be asked (getMeta). For a backend without getMetaNow.
+   */
+  getMetaIfHeld?<T>(key: string): { value: T | undefined } | undefined;
   updateMeta<T, R>(key: string, change: (current: T | undefined) => { next?: T | null; result: R }): Promise<R>;
 }
 

@@ -67,6 +67,13 @@ export class CachedReads {
     return view;
   }
 
+  /** A cached meta document at once: `{ value }` while the cache holds it, undefined otherwise. */
+  metaIfHeld<T>(key: string): { value: T | undefined } | undefined {
+    if (!CACHED_META.has(key)) return undefined;
+    const hit = this.cache.get(metaKey(key));
+    return hit === MISS ? undefined : { value: (hit ?? undefined) as T | undefined };
+  }
+
   async getMeta<T>(key: string): Promise<T | undefined> {
     if (!CACHED_META.has(key)) return admin.getMeta<T>(this.db, key);
     const hit = this.cache.get(metaKey(key));

@@ -190,6 +190,10 @@ export class PgStatePorts implements StatePorts {
     return this.changing([domainKey(domain)], admin.updateDomain(this.db, domain, change));
   }
 
+  getMetaIfHeld<T>(key: string): { value: T | undefined } | undefined {
+    return this.reads?.metaIfHeld<T>(key);
+  }
+
   getMeta<T>(key: string) {
     return this.reads === null ? admin.getMeta<T>(this.db, key) : this.reads.getMeta<T>(key);
   }
