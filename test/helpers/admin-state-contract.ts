@@ -113,8 +113,11 @@ export function runAdminStateContract(name: string, open: () => Promise<AdminCon
       await put(p, enrolled('b@x.test', 'k1'));
       await put(p, { ...newMailbox('c@x.test', T0), pendingTotp: { sealedSecret: 'v1.k2.iv.tag.ct', createdAt: T0, expiresAt: T0 + 600_000 } });
       await put(p, newMailbox('d@x.test', T0));
+      // k3 seals an active secret of one mailbox and the pending one of another.
+      await put(p, enrolled('f@x.test', 'k3'));
+      await put(p, { ...newMailbox('e@x.test', T0), pendingTotp: { sealedSecret: 'v1.k3.iv.tag.ct', createdAt: T0, expiresAt: T0 + 600_000 } });
       const sample = await p.sealedSecretPerKey();
-      assert.deepEqual(sample.map((s) => s.kid).sort(), ['k1', 'k2']);
+      assert.deepEqual(sample.map((s) => s.kid).sort(), ['k1', 'k2', 'k3']);
       for (const s of sample) assert.equal((await p.getMailbox(s.address))?.totp?.sealedSecret ?? (await p.getMailbox(s.address))?.pendingTotp?.sealedSecret, s.sealedSecret);
     }));
 
