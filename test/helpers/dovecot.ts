@@ -26,14 +26,29 @@ export function dovecotMissing(): string | null {
 }
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0]!;
+}
+
+/**
+ * `n` distinct free ports on 127.0.0.1: each is held until all are found, since a port asked for
+ * right after another was closed may be the same one again (Dovecot then refuses a duplicate
+ * listener).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = net.createServer();
+      servers.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve());
+      });
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
+  }
 }
 
 export interface TestDovecot {
@@ -116,7 +131,8 @@ export async function startDovecot(opts: DovecotOptions): Promise<TestDovecot> {
   for (const sub of ['run', 'state', 'mail']) await mkdir(path.join(dir, sub), { recursive: true });
   // Mail processes run as the userdb's uid (nobody); the temporary tree is theirs to write.
   await chmod(path.join(dir, 'mail'), 0o777);
-  const ports = { imap: await freePort(), pop3: await freePort(), sieve: await freePort(), submission: await freePort() };
+  const [imap, pop3, sieve, submission] = await freePorts(4);
+  const ports = { imap: imap!, pop3: pop3!, sieve: sieve!, submission: submission! };
   await writeFile(path.join(dir, USERS_FILE), Object.entries(opts.users).map(([u, p]) => `${u}:{PLAIN}${p}`).join('\n') + '\n', { mode: 0o644 });
   await writeFile(path.join(dir, '05-memfa.conf'), await memfaConf(opts.hookSocket, opts.timeoutSeconds));
   const conf = `# memfa test instance
