@@ -26,6 +26,11 @@ export interface AuditChoice {
   state: MetaStore;
   /** The database of store.backend postgres; null for the file store. */
   db: Db | null;
+  /**
+   * This node's clock corrected to the database's, as the daemon keeps measuring it (without the
+   * test clock: audit times are real): the few times the farm's trail makes itself.
+   */
+  now: () => number;
   log: Logger;
 }
 
@@ -51,7 +56,7 @@ export async function openAudit(c: AuditChoice): Promise<DaemonAudit> {
   if (c.backend === 'postgres') {
     if (c.db === null) throw new MemfaError('INTERNAL', 'store.backend postgres opened without its database');
     const { PgAuditTrail } = await import('../store/postgres/audit.js');
-    return PgAuditTrail.open(c.db, { node: c.node, aggregateMs, onEvent });
+    return PgAuditTrail.open(c.db, { node: c.node, aggregateMs, onEvent, clock: c.now });
   }
   return AuditTrail.open({
     streams: {

@@ -70,7 +70,7 @@ export async function startDaemon(config: MemfaConfig, log: Logger = createLogge
     cleanups.push(async () => clock.stop());
     const keys = await openKeys(config, facts.backend, state, node, clock.now, log);
     cleanups.push(() => keys.stop());
-    const audit = await openAudit({ config, backend: facts.backend, node, state, db: store.db, log });
+    const audit = await openAudit({ config, backend: facts.backend, node, state, db: store.db, now: () => Date.now() + clock.offsetMs(), log });
     // Closed before the store (cleanups run in reverse): closing writes what is queued and, for the
     // file trail, anchors the final heads.
     cleanups.push(() => audit.close());

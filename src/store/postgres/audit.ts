@@ -5,7 +5,8 @@
 //
 // Times: every line carries the database's clock. The few times this node makes itself (the
 // first and last of a counted window of allows, and when lines were lost) are its clock corrected
-// by the difference to the database's measured at open, so that nodes' lines compare.
+// by the difference to the database's (the caller's, or measured at open), so that nodes' lines
+// compare.
 
 import { FastPathCounter } from '../../audit/aggregate.js';
 import type { AuditEntry, AuditEvent } from '../../audit/entry.js';
@@ -35,6 +36,11 @@ export interface PgAuditTrailOptions {
   retryMs?: number;
   /** Rows per statement of verify (default 5000). */
   verifyPageRows?: number;
+  /**
+   * This node's clock corrected to the database's, where the caller keeps one (the daemon's,
+   * daemon/clock.ts); absent: measured once here, at open.
+   */
+  clock?: () => number;
 }
 
 const NODE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
@@ -102,6 +108,7 @@ export class PgAuditTrail {
     const missing = rows.filter((r) => !r.present).map((r) => r.stream);
     if (missing.length > 0) throw new MemfaError('STORE_CORRUPT', `the database's audit_heads has no row for ${missing.join(' and ')}`, { data: { streams: missing } });
     const heads = Object.fromEntries(rows.map((r) => [r.stream, r.seq])) as Record<AuditStreamName, number>;
+    if (options.clock !== undefined) return new PgAuditTrail(db, options, heads, options.clock);
     const { skewMs } = await checkClock(db);
     return new PgAuditTrail(db, options, heads, () => Date.now() + skewMs);
   }
