@@ -291,6 +291,20 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     assert.equal(c.size, 3);
   });
 
+  it('an entry used again once it is among the older half of the bound is kept when the oldest go', () => {
+    const c = new ReadCache({ ttlMs: 60_000, entries: 10 });
+    c.setActive(true);
+    for (let i = 0; i < 10; i++) c.fill(`k${i}`, c.ticket(), i);
+    // k0 and k1 are the oldest; k1 is used again (nine entries placed after it: the older half).
+    assert.equal(c.get('k1'), 1);
+    c.fill('a', c.ticket(), 'a');
+    c.fill('b', c.ticket(), 'b');
+    assert.equal(c.size, 10);
+    assert.equal(c.get('k0'), MISS, 'the least recently used went first');
+    assert.equal(c.get('k2'), MISS, 'then the next oldest');
+    assert.equal(c.get('k1'), 1, 'the one used again stayed');
+  });
+
   it('at most cacheEntries entries, the least recently used going first', async () => {
     const b = await open({ ttlMs: 60_000, entries: 5 });
     for (let i = 1; i <= 6; i++) await seed(b, newMailbox(`m${i}@lru.test`, T0));

@@ -12,8 +12,8 @@
 //   when it starts (again): notices sent meanwhile were lost;
 // - a read that started before a change was announced does not put what it read into the cache
 //   (tickets below), so a notice that overtakes the read cannot be undone by it.
-// Bounded: at most `entries` entries, the least recently used going first; a daemon never loads
-// more of the store than the logins it answers ask for.
+// Bounded: at most `entries` entries, the least recently used going first (nearly: below); a
+// daemon never loads more of the store than the logins it answers ask for.
 import { POLICY_KEY } from '../../services/policy.js';
 
 export const CACHE_CHANNEL = 'memfa_cache';
@@ -41,8 +41,17 @@ const SWEEP_PER_FILL = 2;
 /** Invalidations remembered for the tickets of reads in flight; past it, older tickets all lose. */
 const DROPPED_KEPT = 10_000;
 
+interface Entry {
+  value: Cached;
+  until: number;
+  /** `placed` when the entry last went to the young end of the map. */
+  placed: number;
+}
+
 export class ReadCache {
-  private readonly map = new Map<string, { value: Cached; until: number }>();
+  private readonly map = new Map<string, Entry>();
+  /** Counts moves to the young end of the map (fills and the moves of get). */
+  private placed = 0;
   /** Bumped by every invalidation and flush: a read's ticket is the value when it started. */
   private seq = 0;
   /** key -> seq of its last invalidation, for reads still in flight (bounded: DROPPED_KEPT). */
@@ -89,9 +98,15 @@ export class ReadCache {
       this.map.delete(key);
       return MISS;
     }
-    // Most recently used last: Map keeps insertion order, so the first key is the eviction's.
-    this.map.delete(key);
-    this.map.set(key, e);
+    // Most recently used last: Map keeps insertion order, so the first key is the eviction's. An
+    // entry among the younger half is left where it is: a delete and set on every hit (several per
+    // login) cost the fast path more than all of its decision, and an entry used again before half
+    // the bound has been placed after it is still far from eviction.
+    if (this.placed - e.placed > this.maxEntries >> 1) {
+      this.map.delete(key);
+      this.map.set(key, e);
+      e.placed = ++this.placed;
+    }
     return e.value;
   }
 
@@ -100,7 +115,7 @@ export class ReadCache {
     if (!this.active || ticket < this.floor || (this.dropped.get(key) ?? -1) > ticket) return;
     const now = this.clock();
     this.map.delete(key);
-    this.map.set(key, { value, until: now + this.ttlMs });
+    this.map.set(key, { value, until: now + this.ttlMs, placed: ++this.placed });
     // The least recently used first: past the bound, and (a few per fill) those past their time,
     // so that a quiet daemon does not keep a burst's entries until the bound pushes them out.
     for (let swept = 0; ; swept++) {
