@@ -305,6 +305,21 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     assert.equal(c.get('k1'), 1, 'the one used again stayed');
   });
 
+  it('cached mailboxes with the same settings share one frozen copy of them; what the fast path does not read is empty', async () => {
+    const b = await open({ ttlMs: 60_000, entries: 1000 });
+    const settings = { challenge: 'new-ip' as const, provider: 'totp' as const };
+    for (const who of ['s1', 's2']) await seed(b, { ...newMailbox(`${who}@share.test`, T0), settings: { ...settings } });
+    await seed(b, { ...newMailbox('s3@share.test', T0), settings: { challenge: 'always' } });
+    for (const who of ['s1', 's2', 's3']) await b.ports.loginView(`${who}@share.test`);
+    const [m1, m2, m3] = ['s1', 's2', 's3'].map((who) => b.now(`${who}@share.test`)!.mailbox!);
+    assert.deepEqual(m1!.settings, settings);
+    assert.equal(m1!.settings, m2!.settings, 'one copy for equal settings');
+    assert.notEqual(m1!.settings, m3!.settings);
+    assert.deepEqual(m3!.settings, { challenge: 'always' });
+    assert.ok(Object.isFrozen(m1!.settings) && Object.isFrozen(m1), 'a shared copy cannot be changed through one entry');
+    assert.deepEqual([m1!.failures, m1!.recoveryCodeHashes, m1!.appPasswords, m1!.openCode, m1!.pendingTotp], [{ known: null, elsewhere: null }, [], [], null, null]);
+  });
+
   it('at most cacheEntries entries, the least recently used going first', async () => {
     const b = await open({ ttlMs: 60_000, entries: 5 });
     for (let i = 1; i <= 6; i++) await seed(b, newMailbox(`m${i}@lru.test`, T0));
