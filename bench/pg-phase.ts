@@ -8,6 +8,7 @@
 // Skipped, with the reason, where PostgreSQL is not installed or the daemon does not serve it.
 import path from 'node:path';
 import { removeDir, tempDir } from './cleanup.js';
+import type { GenMailbox } from './store-gen.js';
 import type { BenchDaemon } from './daemon.js';
 import { combine, loadFields, runLoad, type LoadOptions, type LoadResult, type Workload } from './load.js';
 import { postgresMissing, startBenchPostgres, type BenchPg } from './pg.js';
@@ -15,7 +16,7 @@ import { pgCacheDefaults, PgUnserved, type PgCacheSettings, pidsOf, socketsOf, s
 import { generatePgStore, spread } from './pg-gen.js';
 import { expectVerify } from './rpc.js';
 import { round } from './stats.js';
-import { allowWorkload, totpWorkload } from './workloads.js';
+import { allowWorkload, oncePass, totpWorkload } from './workloads.js';
 
 export interface PgSettings {
   daemons: number;
@@ -68,6 +69,27 @@ async function measure(pg: BenchPg, ps: PgSettings, label: string, daemons: Benc
   return r;
 }
 
+/**
+ * Every daemon answers every mailbox of `pool` once, one daemon after the other, before a fast-path
+ * window: each login of this first pass misses the daemon's read cache and reads the database,
+ * as a node's first login of each mailbox does after it starts, and fills the cache for the next
+ * ones. The window after it measures a running farm's steady state; this pass, reported as
+ * PREFIX_warm_*, the logins that read the database.
+ */
+async function warm(pg: BenchPg, ps: PgSettings, label: string, daemons: BenchDaemon[], pool: GenMailbox[], prefix: string, out: Results): Promise<void> {
+  const runs: LoadResult[] = [];
+  for (const d of daemons) runs.push(await runLoad(d.hookSocket, oncePass(pool), { connections: ps.connections, warmupMs: 0, durationMs: 3_600_000, serverPid: d.pid, databaseCpuMs: pg.cpuMs }));
+  const r = combine(runs);
+  say(describe(`${label}: first pass, every mailbox once on each daemon (${pool.length} x ${daemons.length})`, r));
+  out[`${prefix}_warm_rps`] = round(r.rps, 1);
+  out[`${prefix}_warm_p99_ms`] = round(r.p99Ms);
+  out[`${prefix}_warm_s`] = round(r.seconds);
+  out[`${prefix}_warm_daemon_cpu_us`] = round(r.serverCpuUsPerRequest, 1);
+  out[`${prefix}_warm_db_cpu_us`] = round(r.databaseCpuUsPerRequest, 1);
+  out[`${prefix}_warm_errors`] = r.errors;
+  for (const line of await pg.topStatements()) say(`  ${line}`);
+}
+
 /** Verified on every daemon: each answers the fast path for a mailbox of the store. */
 async function sane(daemons: BenchDaemon[], m: { address: string; ips: string[] }): Promise<void> {
   for (const d of daemons) await expectVerify(d.hookSocket, { user: m.address, ip: m.ips[1]! }, 'known-ip');
@@ -89,6 +111,7 @@ async function mainRun(pg: BenchPg, ps: PgSettings, out: Results): Promise<void>
     const allowPool = spread(store.groups['allow']!, ps.allowMailboxes);
     await sane(daemons, allowPool[0]!);
     await pg.topStatements();
+    await warm(pg, ps, 'pg allow', daemons, allowPool, 'pg_allow', out);
     const opts = { warmupMs: ps.warmupMs, durationMs: ps.durationMs };
     const allowRuns: LoadResult[] = [];
     for (let i = 0; i < ps.rounds; i++) allowRuns.push(await measure(pg, ps, `pg allow (${daemons.length} daemons, round ${i + 1}/${ps.rounds})`, daemons, allowWorkload(allowPool, 'known-ip'), opts));
@@ -119,18 +142,30 @@ function ratios(out: Results): void {
   }
 }
 
+/**
+ * The read cache of pg_scale's daemon: sized for the working set (its mailboxes, their domains and
+ * the global settings, with a tenth to spare), and an entry kept for the longest time the key
+ * allows, so that the first pass over the working set (warm) is still held when the window ends.
+ * A farm sizes store.postgres.cacheEntries to the mailboxes that log in within cacheTtlMs the same
+ * way; --pg-cache-entries and --pg-cache-ttl-ms set both here too.
+ */
+export function scaleCache(ps: PgSettings): PgCacheSettings {
+  return { cacheEntries: Math.ceil(ps.workingSet * 1.1) + 1000, cacheTtlMs: 60_000, ...ps.cache };
+}
+
 async function scaleRun(pg: BenchPg, ps: PgSettings, size: number, prefix: string, out: Results): Promise<void> {
   await pg.fresh();
   const keys = await tempDir('mfk-');
   say(`pg scale ${size}: generating the store with COPY`);
   const store = await generatePgStore(pg, path.join(keys, 'keys'), [{ prefix: 'u', count: size, settings: { challenge: 'new-ip', provider: 'totp' } }]);
   say(`pg scale ${size}: ${store.dbMb.toFixed(0)} MB loaded in ${store.loadS.toFixed(1)} s (+ ANALYZE and CHECKPOINT ${store.analyzeS.toFixed(1)} s); starting a daemon`);
-  const d = await startPgDaemon(pg, { keyFile: store.keyFile, poolSize: ps.poolSize, cache: ps.cache });
+  const d = await startPgDaemon(pg, { keyFile: store.keyFile, poolSize: ps.poolSize, cache: scaleCache(ps) });
   try {
     say(`pg scale ${size}: ready in ${d.startS.toFixed(2)} s (daemon reports ${d.reportedStartMs} ms)`);
     const working = spread(store.groups['u']!, ps.workingSet);
     await sane([d], working[working.length - 1]!);
     await pg.topStatements();
+    await warm(pg, ps, `pg scale ${size}`, [d], working, prefix, out);
     const opts = { warmupMs: ps.warmupMs, durationMs: ps.scaleDurationMs };
     const verify = await measure(pg, ps, `pg scale ${size} verify (allow, working set ${working.length})`, [d], allowWorkload(working, 'known-ip'), opts);
     const write = await measure(pg, ps, `pg scale ${size} write (new IP, TOTP)`, [d], totpWorkload(working, true, 1 << 20), { ...opts, durationMs: ps.scaleWriteDurationMs });
@@ -167,7 +202,17 @@ export async function pgPhase(ps: PgSettings, which: { main: boolean; scale: boo
     return;
   }
   const cache = pgCacheDefaults();
-  notes['pg'] = { daemons: ps.daemons, connections: ps.connections, connectionsPerDaemon: 'spread in turn over the daemons, 64 in all', poolSize: ps.poolSize, sharedBuffersMb: ps.sharedBuffersMb, durable: 'fsync, synchronous_commit and full_page_writes on', cache: cache === null ? 'none in this version' : { ...cache, ...ps.cache } };
+  notes['pg'] = {
+    daemons: ps.daemons,
+    connections: ps.connections,
+    connectionsPerDaemon: 'spread in turn over the daemons, 64 in all',
+    poolSize: ps.poolSize,
+    sharedBuffersMb: ps.sharedBuffersMb,
+    durable: 'fsync, synchronous_commit and full_page_writes on',
+    cache: cache === null ? 'none in this version' : { ...cache, ...ps.cache },
+    scaleCache: cache === null ? 'none in this version' : { ...cache, ...scaleCache(ps) },
+    warm: 'before the fast-path windows, every mailbox of the pool once on each daemon (*_warm_*)',
+  };
   const pg = await startBenchPostgres({ sharedBuffersMb: ps.sharedBuffersMb, statements: ps.statements });
   try {
     if (which.main) {

@@ -37,6 +37,23 @@ export function allowWorkload(mailboxes: GenMailbox[], expect: 'known-ip' | null
   };
 }
 
+/**
+ * Every mailbox of `mailboxes` once, from a remembered address (answer allow/known-ip), then no
+ * more: the first pass of a fast path, which fills a daemon's read cache (bench/pg-phase.ts warm).
+ */
+export function oncePass(mailboxes: GenMailbox[]): Workload {
+  let i = 0;
+  return {
+    next(): BenchRequest | null {
+      if (i >= mailboxes.length) return null;
+      const m = mailboxes[i]!;
+      const ip = m.ips[i % m.ips.length]!;
+      i++;
+      return { line: verifyLine({ user: m.address, ip }), check: (r) => isAllow(r, 'known-ip') };
+    },
+  };
+}
+
 export interface TotpWorkloadStats {
   /** Requests issued. */
   issued: number;

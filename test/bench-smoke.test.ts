@@ -59,6 +59,8 @@ const imapMissing = dovecotMissing();
 // daemon at two store sizes), and say why not elsewhere.
 const PG_FIELDS = [
   'pg_store_mailboxes',
+  'pg_allow_warm_rps',
+  'pg_allow_warm_p99_ms',
   'pg_allow_rps',
   'pg_allow_p99_ms',
   'pg_allow_daemon_cpu_us',
@@ -74,6 +76,7 @@ const PG_FIELDS = [
   'pg_scale_mailboxes',
   'pg_scale_start_s',
   'pg_scale_rss_mb',
+  'pg_scale_warm_rps',
   'pg_scale_verify_p99_ms',
   'pg_scale_small_mailboxes',
   'pg_scale_small_start_s',
