@@ -15,6 +15,7 @@ import { postgresMissing, startBenchPostgres, type BenchPg } from './pg.js';
 import { pgCacheDefaults, PgUnserved, type PgCacheSettings, pidsOf, socketsOf, startPgDaemon, startPgDaemons } from './pg-daemons.js';
 import { generatePgStore, spread } from './pg-gen.js';
 import { expectVerify } from './rpc.js';
+import { statusMb } from './procs.js';
 import { round } from './stats.js';
 import { allowWorkload, oncePass, totpWorkload } from './workloads.js';
 
@@ -165,10 +166,15 @@ async function scaleRun(pg: BenchPg, ps: PgSettings, size: number, prefix: strin
     const working = spread(store.groups['u']!, ps.workingSet);
     await sane([d], working[working.length - 1]!);
     await pg.topStatements();
+    // Where the peak is reached: the RSS now and the peak so far after each phase (the log only).
+    const memory = async (after: string) => say(`pg scale ${size}: after ${after}: RSS ${(await statusMb(d.pid, 'VmRSS'))?.toFixed(0)} MB, peak ${(await statusMb(d.pid, 'VmHWM'))?.toFixed(0)} MB`);
     await warm(pg, ps, `pg scale ${size}`, [d], working, prefix, out);
+    await memory('the first pass');
     const opts = { warmupMs: ps.warmupMs, durationMs: ps.scaleDurationMs };
     const verify = await measure(pg, ps, `pg scale ${size} verify (allow, working set ${working.length})`, [d], allowWorkload(working, 'known-ip'), opts);
+    await memory('verify');
     const write = await measure(pg, ps, `pg scale ${size} write (new IP, TOTP)`, [d], totpWorkload(working, true, 1 << 20), { ...opts, durationMs: ps.scaleWriteDurationMs });
+    await memory('write');
     out[`${prefix}_mailboxes`] = size;
     out[`${prefix}_working_set`] = working.length;
     out[`${prefix}_generate_s`] = round(store.loadS);

@@ -65,9 +65,14 @@ export async function peakRssMb(nodeArgs: string[], scratchDir: string, env: Nod
 
 /** Peak RSS so far (VmHWM) of a running process, in MB; null once it is gone. */
 export async function vmHwmMb(pid: number): Promise<number | null> {
+  return statusMb(pid, 'VmHWM');
+}
+
+/** A memory figure of /proc/PID/status (VmHWM: the peak RSS; VmRSS: now), in MB; null when unavailable. */
+export async function statusMb(pid: number, field: 'VmHWM' | 'VmRSS'): Promise<number | null> {
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
     return m ? Number(m[1]) / 1024 : null;
   } catch {
     return null;
