@@ -2,9 +2,10 @@
 // without a record, send limits, the per-source reservation of code checks, the failure windows of
 // login.check. A check-then-act is one statement on a row it locks; where the row may not exist
 // yet, an INSERT ... ON CONFLICT DO NOTHING before makes it (an empty state, which decides
-// nothing), and the deciding statement runs on the row it then finds. Rows whose state no longer
-// matters are deleted a few at a time by the statements that make new ones, so that the tables
-// shrink back after a flood as the file store's bounded maps do.
+// nothing), and the deciding statement runs on the row it then finds (for the per-source ones,
+// which every code check makes twice, both inside one function call of migration 007). Rows whose
+// state no longer matters are deleted a few at a time by the statements that make new ones, so
+// that the tables shrink back after a flood as the file store's bounded maps do.
 import {
   clearIpSource,
   ipBlockStarted,
@@ -33,12 +34,15 @@ const SWEEP_ROWS = 100;
 /** Tries of ensure-then-decide when a sweep took the row in between (it only goes when idle). */
 const ENSURE_TRIES = 5;
 
+/** A row made for a decision that a sweep took before it could be locked, ENSURE_TRIES times over. */
+const keptDisappearing = (what: string) => new MemfaError('STORE_FAILED', `the database could not be used: the ${what} row kept disappearing`);
+
 async function ensured<T>(what: string, attempt: () => Promise<T | undefined>): Promise<T> {
   for (let i = 0; i < ENSURE_TRIES; i++) {
     const r = await attempt();
     if (r !== undefined) return r;
   }
-  throw new MemfaError('STORE_FAILED', `the database could not be used: the ${what} row kept disappearing`);
+  throw keptDisappearing(what);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,62 +174,35 @@ function sourceOf(r: SourceRow): IpSourceState {
   };
 }
 
-const SOURCE_ROW = `ROW(NULL, NULL, cur.f_failures, cur.f_mailboxes, cur.f_window_start, cur.f_locked_until, cur.in_flight, cur.creating, cur.created, cur.created_since, cur.expires_at)::memfa_ip_source`;
-
-/** A new source's row: an empty state (newIpSource), idle from its making. */
-const ENSURE_SOURCE = `INSERT INTO ip_sources (source, in_flight, creating, created, created_since, expires_at, touched_at) VALUES ($1, '{}', 0, 0, $2, $2, $2) ON CONFLICT (source) DO NOTHING`;
-
 export async function reserveAttempt(db: Db, source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): Promise<{ granted: true } | ({ granted: false } & IpRefusal)> {
-  // The row made and the reservation decided in one transaction: one commit (one WAL flush) per
-  // reservation, not one for each statement.
-  return ensured('source', () => db.tx(async (c) => {
-    await c.query(ENSURE_SOURCE, [source, now]);
-    const { rows } = await c.query<{ refusal: IpRefusal['reason'] | null; until: number | null }>(
-      `WITH cur AS (SELECT * FROM ip_sources WHERE source = $1 FOR UPDATE),
-       v AS (SELECT source, memfa_ip_reserved(${SOURCE_ROW}, $2::text, $3::boolean, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint) AS r FROM cur),
-       upd AS (UPDATE ip_sources s SET in_flight = (v.r).in_flight, creating = (v.r).creating, expires_at = NULL, touched_at = $4::bigint
-               FROM v WHERE s.source = v.source AND (v.r).refusal IS NULL)
-       SELECT (r).refusal AS refusal, (r).refused_until AS until FROM v`,
-      [source, mailbox, creates, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, IN_FLIGHT_RETRY_MS],
-    );
-    const r = rows[0];
-    if (r === undefined) return undefined;
-    return r.refusal === null ? { granted: true as const } : { granted: false as const, reason: r.refusal, until: r.until! };
-  }));
+  // One call (migrations/007_source_attempts.sql): the row made, locked, decided on and written,
+  // in a transaction of its own with one commit, and one round trip.
+  const { rows } = await db.query<{ refusal: IpRefusal['reason'] | null; refused_until: number | null }>(
+    'SELECT refusal, refused_until FROM memfa_reserve_attempt($1::text, $2::text, $3::boolean, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint, $9::integer)',
+    [source, mailbox, creates, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, IN_FLIGHT_RETRY_MS, ENSURE_TRIES],
+  );
+  const r = rows[0];
+  if (r === undefined) throw keptDisappearing('source');
+  return r.refusal === null ? { granted: true as const } : { granted: false as const, reason: r.refusal, until: r.refused_until! };
 }
 
-/** The columns of a source's state, for RETURNING the row before (`v`, the locked version) and after (`s`) a change. */
+/** The columns of a source's state, read from the settlement's state before (`before_state`) and after (`after_state`). */
 const SOURCE_STATE = ['f_failures', 'f_mailboxes', 'f_window_start', 'f_locked_until', 'in_flight', 'creating', 'created', 'created_since'];
 
 /** Settles a reserved attempt: the block of `source` it started, if any (core/lockout.ts sourceBlockStarted, on the row before and after). */
 export async function settleAttempt(db: Db, source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<IpSourceBlock | null> {
-  // As a reservation: the settlement, and the sweep below, in one transaction and one commit.
-  return ensured('source', () => db.tx(async (c) => {
-    await c.query(ENSURE_SOURCE, [source, now]);
-    const { rows } = await c.query<Record<string, unknown>>(
-      `WITH cur AS (SELECT * FROM ip_sources WHERE source = $1 FOR UPDATE),
-       v AS (SELECT cur.*, memfa_ip_settled(${SOURCE_ROW}, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint) AS r FROM cur)
-       UPDATE ip_sources s SET f_failures = (v.r).f_failures, f_mailboxes = (v.r).f_mailboxes, f_window_start = (v.r).f_window_start,
-         f_locked_until = (v.r).f_locked_until, in_flight = (v.r).in_flight, creating = (v.r).creating, created = (v.r).created,
-         created_since = (v.r).created_since, expires_at = (v.r).idle_from, touched_at = $5::bigint
-       FROM v WHERE s.source = v.source
-       RETURNING s.source, ${SOURCE_STATE.map((col) => `s.${col}, v.${col} AS before_${col}`).join(', ')}`,
-      [source, mailbox, creates, outcome, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs],
-    );
-    const row = rows[0];
-    if (row === undefined) return undefined;
-    const before = Object.fromEntries([['source', source], ...SOURCE_STATE.map((col) => [col, row[`before_${col}`]])]) as unknown as SourceRow;
-    // Nothing left worth keeping (settleIpAttempt's null): this source (locked by the update
-    // above), and a few others, go. The others are those no other transaction holds (SKIP
-    // LOCKED): concurrent settlements would otherwise all pick the same oldest rows and wait for
-    // each other's commits. The condition is checked again on each row's latest version, so a
-    // reservation made meanwhile stays.
-    await c.query(
-      `DELETE FROM ip_sources WHERE source = ANY (ARRAY(SELECT source FROM ip_sources WHERE expires_at <= $2 AND source <> $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED) || $1::text) AND expires_at <= $2`,
-      [source, now],
-    );
-    return sourceBlockStarted(sourceOf(before), sourceOf(row as unknown as SourceRow), now, policy);
-  }));
+  // As a reservation, one call: the settlement, and the sweep of idle rows after it (this source
+  // among them when nothing is left worth keeping, settleIpAttempt's null).
+  const { rows } = await db.query<Record<string, unknown>>(
+    `SELECT ${SOURCE_STATE.map((col) => `(after_state).${col}, (before_state).${col} AS before_${col}`).join(', ')}
+     FROM memfa_settle_attempt($1::text, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint, $10::integer, $11::integer)`,
+    [source, mailbox, creates, outcome, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs, SWEEP_ROWS, ENSURE_TRIES],
+  );
+  const row = rows[0];
+  if (row === undefined) throw keptDisappearing('source');
+  const before = Object.fromEntries([['source', source], ...SOURCE_STATE.map((col) => [col, row[`before_${col}`]])]) as unknown as SourceRow;
+  const after = { source, ...row } as unknown as SourceRow;
+  return sourceBlockStarted(sourceOf(before), sourceOf(after), now, policy);
 }
 
 export async function listSources(db: Db): Promise<{ source: string; state: IpSourceState }[]> {
