@@ -78,6 +78,25 @@ describe(`three daemons on one database${missing === null ? '' : ` (SKIPPED: ${m
     for (const x of nodes) assert.deepEqual((await x.loginView('who@farm.test')).mailbox?.settings, { challenge: 'never' });
   });
 
+  it("one source's attempts reserved and settled at once over the nodes: each counted once, its row made again after it went", async () => {
+    const policy = { maxFailures: 1000, windowMs: 60_000, distinctMailboxes: 1000, blockMs: 60_000 };
+    const source = '203.0.113.7';
+    const attempt = async (i: number, outcome: 'none' | 'failure') => {
+      const r = await node(i).reserveAttempt(source, `m${i}@farm.test`, false, T0, policy);
+      await node(i + 1).settleAttempt(source, `m${i}@farm.test`, false, outcome, T0, policy);
+      return r.granted;
+    };
+    // Each settlement that leaves nothing takes the row, while other nodes make and lock it again.
+    assert.deepEqual(new Set(await Promise.all(Array.from({ length: 60 }, (_, i) => attempt(i, 'none')))), new Set([true]));
+    assert.equal((await node(0).listSources()).some((s) => s.source === source), false);
+    await Promise.all(Array.from({ length: 60 }, (_, i) => attempt(i, i % 2 === 0 ? 'failure' : 'none')));
+    const state = (await node(2).listSources()).find((s) => s.source === source)?.state;
+    assert.equal(state?.failures?.failures, 30);
+    assert.deepEqual(state?.inFlight, []);
+    await node(0).clearSource(source, T0, policy);
+    assert.equal((await node(1).listSources()).some((s) => s.source === source), false);
+  });
+
   it("a source's row goes once nothing in it matters, and a flood's rows are swept", async () => {
     const policy = { maxFailures: 3, windowMs: 60_000, distinctMailboxes: 10, blockMs: 60_000 };
     assert.equal((await node(0).reserveAttempt('203.0.113.1', 'a@farm.test', false, T0, policy)).granted, true);

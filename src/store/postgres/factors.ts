@@ -7,11 +7,11 @@
 // lock that statement took, so no other daemon sees the decision without it.
 import { rememberLocation } from '../../core/decide.js';
 import { kindLockState } from '../../core/lockout.js';
-import type { FailureState, RememberedCountry, TotpState } from '../../core/model.js';
+import type { FailureState, TotpState } from '../../core/model.js';
 import { isNewCountry, type NoticeEvent } from '../../core/notices.js';
-import type { FailureEffects, Locked, NoticeQueue, SuccessEffects } from '../../services/store-ports.js';
+import type { FailureEffects, Locked, SuccessEffects } from '../../services/store-ports.js';
 import type { Db, Queryable } from './pool.js';
-import { readMailboxRow, readPlaces, writeNotices, writePlaces } from './rows.js';
+import { readMailboxRow, writeEffects } from './rows.js';
 import { failedExpr, failureSets, failureState, lockedExpr, Params, succeededExpr, untilExpr } from './sql.js';
 
 type Verdict<O extends string> = { outcome: O; until: number | null };
@@ -20,32 +20,25 @@ function locked(v: { until: number | null }): Locked {
   return { outcome: 'locked', until: v.until };
 }
 
-/** The success's location remembered (the caller holds the mailbox's row lock); the countries remembered before. */
-async function remember(c: Queryable, address: string, success: SuccessEffects): Promise<RememberedCountry[] | null> {
-  if (success.location === null) return null;
-  const places = await readPlaces(c, address);
-  const { ip, country, policy } = success.location;
-  await writePlaces(c, address, rememberLocation(places, ip, country, success.now, policy));
-  return places.countries;
-}
-
-/** Queues `events` through `queue` on the mailbox's notices (the caller holds its row lock). */
-async function queueNotices(c: Queryable, address: string, queue: NoticeQueue, events: NoticeEvent[]): Promise<void> {
-  const rec = await readMailboxRow(c, address);
-  if (rec === undefined) return;
-  const next = queue.queue(rec, events);
-  if (next.notices !== rec.notices) await writeNotices(c, address, next.notices);
-}
-
 /**
- * A success's notices (store-ports.ts NoticeQueue), in its transaction: `events`, the operation's
- * own, and new-country when none of the countries remembered before (`before`) is the login's.
+ * What a success does besides its verdict (store-ports.ts SuccessEffects), in its transaction
+ * under the row lock the verdict took, as the file store's does it: the location remembered,
+ * then `events` (the operation's own, and new-country when none of the countries remembered
+ * before is the login's) queued on the record as it is after that. The record is read once, by a
+ * statement of its own so that it sees the latest committed lists and the verdict's own writes,
+ * and what changed is written in one statement.
  */
 async function succeeded(c: Queryable, address: string, success: SuccessEffects, events: NoticeEvent[] = []): Promise<void> {
-  const before = await remember(c, address, success);
-  if (success.notices === undefined) return;
-  if (success.location !== null && before !== null && isNewCountry(before, success.location.country, success.now, success.location.policy)) events.push({ kind: 'new-country' });
-  if (events.length > 0) await queueNotices(c, address, success.notices, events);
+  const { location, notices } = success;
+  if (location === null && (notices === undefined || events.length === 0)) return;
+  const rec = await readMailboxRow(c, address);
+  if (rec === undefined) return;
+  const places = location === null ? undefined : rememberLocation(rec, location.ip, location.country, success.now, location.policy);
+  if (notices === undefined) return writeEffects(c, address, { places });
+  if (location !== null && isNewCountry(rec.countries, location.country, success.now, location.policy)) events.push({ kind: 'new-country' });
+  const after = places === undefined ? rec : { ...rec, ips: places.ips, countries: places.countries };
+  const queued = events.length === 0 ? after : notices.queue(after, events);
+  await writeEffects(c, address, queued.notices === after.notices ? { places } : { places, notices: queued.notices });
 }
 
 /**
@@ -60,7 +53,7 @@ async function failed(c: Queryable, address: string, failure: FailureEffects): P
   const lock = kindLockState(rec.failures, failure.kind, failure.now);
   if (!lock.locked) return;
   const next = failure.notices.queue(rec, [{ kind: 'mailbox-locked', until: lock.until }]);
-  if (next.notices !== rec.notices) await writeNotices(c, address, next.notices);
+  if (next.notices !== rec.notices) await writeEffects(c, address, { notices: next.notices });
 }
 
 /** One statement deciding on the mailbox's locked row; `decide` is the CASE naming the outcome. */

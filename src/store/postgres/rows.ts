@@ -164,35 +164,29 @@ export function appPasswordRow(a: AppPassword): unknown[] {
 const ips = (list: RememberedIp[]) => [list.map((e) => e.ip), list.map((e) => e.firstSeen), list.map((e) => e.lastSeen)];
 const countries = (list: RememberedCountry[]) => [list.map((e) => e.country), list.map((e) => e.firstSeen), list.map((e) => e.lastSeen)];
 
-/** The remembered lists of `address`, in order (the caller holds the mailbox's row lock). */
-export async function readPlaces(c: Queryable, address: string): Promise<{ ips: RememberedIp[]; countries: RememberedCountry[] }> {
-  const { rows } = await c.query<{ kind: string; v: string; f: number; l: number }>(
-    `SELECT 'ip' AS kind, ip AS v, first_seen AS f, last_seen AS l, ord FROM remembered_ips WHERE address = $1
-     UNION ALL SELECT 'country', country, first_seen, last_seen, ord FROM remembered_countries WHERE address = $1 ORDER BY kind, ord`,
-    [address],
-  );
-  return {
-    ips: rows.filter((r) => r.kind === 'ip').map((r) => ({ ip: r.v, firstSeen: r.f, lastSeen: r.l })),
-    countries: rows.filter((r) => r.kind === 'country').map((r) => ({ country: r.v, firstSeen: r.f, lastSeen: r.l })),
-  };
-}
+/** A mailbox's remembered lists (core/decide.ts rememberLocation's history). */
+type Places = { ips: RememberedIp[]; countries: RememberedCountry[] };
 
 /**
- * Replaces the remembered lists of `address` (the caller holds the mailbox's row lock), in one
- * statement: the entries no longer listed go, the listed ones are inserted or updated (disjoint
- * rows, so the parts of the statement cannot meet).
+ * The statement that replaces the remembered lists of $1 (the caller holds the mailbox's row
+ * lock): the entries no longer listed go, the listed ones are inserted or updated (disjoint rows,
+ * so the parts of the statement cannot meet). With `notices`, the same statement stores the
+ * mailbox's notices ($8) too, on the mailbox's row: another table's, which no other part writes.
  */
-export async function writePlaces(c: Queryable, address: string, places: { ips: RememberedIp[]; countries: RememberedCountry[] }): Promise<void> {
-  await c.query(
-    `WITH di AS (DELETE FROM remembered_ips WHERE address = $1 AND ip <> ALL ($2::text[])),
+function placesStatement(notices: boolean): string {
+  return `WITH di AS (DELETE FROM remembered_ips WHERE address = $1 AND ip <> ALL ($2::text[])),
        dc AS (DELETE FROM remembered_countries WHERE address = $1 AND country <> ALL ($5::text[])),
        ui AS (INSERT INTO remembered_ips SELECT $1, o::integer, ip, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(ip, f, l, o)
-              ON CONFLICT (address, ip) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen)
+              ON CONFLICT (address, ip) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen)${
+                notices ? ',\n       n AS (UPDATE mailboxes SET notices = $8::json WHERE address = $1)' : ''
+              }
      INSERT INTO remembered_countries SELECT $1, o::integer, cc, f, l FROM unnest($5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(cc, f, l, o)
-     ON CONFLICT (address, country) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen`,
-    [address, ...ips(places.ips), ...countries(places.countries)],
-  );
+     ON CONFLICT (address, country) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen`;
 }
+
+const WRITE_PLACES = placesStatement(false);
+const WRITE_PLACES_AND_NOTICES = placesStatement(true);
+const WRITE_NOTICES = 'UPDATE mailboxes SET notices = $2::json WHERE address = $1';
 
 /** The mailbox of `address` as stored (the caller holds its row lock), or undefined. */
 export async function readMailboxRow(c: Queryable, address: string): Promise<MailboxRecord | undefined> {
@@ -200,9 +194,22 @@ export async function readMailboxRow(c: Queryable, address: string): Promise<Mai
   return rows[0] === undefined ? undefined : recordOf(rows[0]);
 }
 
-/** Stores the notices of `address` (the caller holds its row lock). */
-export async function writeNotices(c: Queryable, address: string, notices: MailboxNotices | undefined): Promise<void> {
-  await c.query('UPDATE mailboxes SET notices = $2::json WHERE address = $1', [address, notices === undefined ? null : JSON.stringify(notices)]);
+/**
+ * What an operation changed of a mailbox besides its own statement: the remembered lists, the
+ * notices (present: stored, even as none; absent: left as they are).
+ */
+export interface RecordEffects {
+  places?: Places;
+  notices?: MailboxNotices | undefined;
+}
+
+/** Stores `effects` on the mailbox of `address` (the caller holds its row lock), in one statement or none. */
+export async function writeEffects(c: Queryable, address: string, effects: RecordEffects): Promise<void> {
+  const notices = 'notices' in effects ? [effects.notices === undefined ? null : JSON.stringify(effects.notices)] : null;
+  if (effects.places !== undefined) {
+    const places = [address, ...ips(effects.places.ips), ...countries(effects.places.countries)];
+    await c.query(notices === null ? WRITE_PLACES : WRITE_PLACES_AND_NOTICES, [...places, ...(notices ?? [])]);
+  } else if (notices !== null) await c.query(WRITE_NOTICES, [address, ...notices]);
 }
 
 /**
@@ -214,7 +221,7 @@ export async function writeMailbox(c: Queryable, rec: MailboxRecord): Promise<vo
   await c.query('WITH c AS (DELETE FROM recovery_codes WHERE address = $1) DELETE FROM app_passwords WHERE address = $1', [rec.address]);
   // The remembered lists in place rather than deleted and inserted again: a change that leaves
   // them as they were touches none of their rows, and announces no change of them (migration 005).
-  await writePlaces(c, rec.address, rec);
+  await writeEffects(c, rec.address, { places: rec });
   if (rec.recoveryCodeHashes.length > 0) {
     await c.query('INSERT INTO recovery_codes SELECT $1, o::integer, h FROM unnest($2::text[]) WITH ORDINALITY AS u(h, o)', [rec.address, rec.recoveryCodeHashes]);
   }

@@ -2,9 +2,10 @@
 // without a record, send limits, the per-source reservation of code checks, the failure windows of
 // login.check. A check-then-act is one statement on a row it locks; where the row may not exist
 // yet, an INSERT ... ON CONFLICT DO NOTHING before makes it (an empty state, which decides
-// nothing), and the deciding statement runs on the row it then finds. Rows whose state no longer
-// matters are deleted a few at a time by the statements that make new ones, so that the tables
-// shrink back after a flood as the file store's bounded maps do.
+// nothing), and the deciding statement runs on the row it then finds (for the per-source ones,
+// which every code check makes twice, both inside one function call of migration 007). Rows whose
+// state no longer matters are deleted a few at a time by the statements that make new ones, so
+// that the tables shrink back after a flood as the file store's bounded maps do.
 import {
   clearIpSource,
   ipBlockStarted,
@@ -33,12 +34,23 @@ const SWEEP_ROWS = 100;
 /** Tries of ensure-then-decide when a sweep took the row in between (it only goes when idle). */
 const ENSURE_TRIES = 5;
 
+/** A row made for a decision that a sweep took before it could be locked, ENSURE_TRIES times over. */
+const keptDisappearing = (what: string) => new MemfaError('STORE_FAILED', `the database could not be used: the ${what} row kept disappearing`);
+
 async function ensured<T>(what: string, attempt: () => Promise<T | undefined>): Promise<T> {
   for (let i = 0; i < ENSURE_TRIES; i++) {
     const r = await attempt();
     if (r !== undefined) return r;
   }
-  throw new MemfaError('STORE_FAILED', `the database could not be used: the ${what} row kept disappearing`);
+  throw keptDisappearing(what);
+}
+
+/** The select list of a call that returns a state before and after (`before_state`, `after_state`): `col` after, `before_col` before. */
+const statesSelect = (cols: readonly string[]) => cols.map((col) => `(after_state).${col}, (before_state).${col} AS before_${col}`).join(', ');
+
+/** A row selected with statesSelect, as the two states' columns. */
+function splitStates(row: Record<string, unknown>, cols: readonly string[]): { before: Record<string, unknown>; after: Record<string, unknown> } {
+  return { before: Object.fromEntries(cols.map((col) => [col, row[`before_${col}`]])), after: Object.fromEntries(cols.map((col) => [col, row[col]])) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -53,7 +65,7 @@ interface UnstoredRow {
 
 const unstoredOf = (r: UnstoredRow): FailureState => ({ consecutive: r.consecutive, lockedUntil: r.locked_until, hardLocked: r.hard_locked, lastFailureAt: r.last_failure_at });
 
-/** unstoredFailureExpired in SQL, on the row aliased `u`. */
+/** unstoredFailureExpired in SQL, on the row aliased `u` (memfa_unstored_failure, migration 007, spells it out too). */
 const EXPIRED = (now: string, maxDelay: string) => `${now} >= GREATEST(COALESCE(u.locked_until, 0), COALESCE(u.last_failure_at, 0)) + ${maxDelay}`;
 
 export async function unstoredFailures(db: Db, address: string, now: number, policy: LockoutPolicy): Promise<FailureState | undefined> {
@@ -62,32 +74,16 @@ export async function unstoredFailures(db: Db, address: string, now: number, pol
 }
 
 export async function recordUnstoredFailure(db: Db, address: string, now: number, policy: LockoutPolicy): Promise<{ outcome: 'counted'; state: FailureState } | Locked> {
-  return db.tx(async (c) => {
-    // The conflict path locks the existing row and decides on its latest version: an expired
-    // entry starts again from none; a locked one is left as it is (no row comes back).
-    const policyArgs = '$3::integer, $4::bigint, $5::bigint, $6::integer';
-    const { rows } = await c.query<UnstoredRow>(
-      `INSERT INTO unstored_failures AS u (address, consecutive, locked_until, hard_locked, last_failure_at, expires_at)
-       SELECT $1, (f).consecutive, (f).locked_until, (f).hard_locked, (f).last_failure_at,
-              GREATEST(COALESCE((f).locked_until, 0), $2::bigint) + $5::bigint
-       FROM (SELECT memfa_failed(NULL, NULL, NULL, $2::bigint, ${policyArgs}) AS f) x
-       ON CONFLICT (address) DO UPDATE SET (consecutive, locked_until, hard_locked, last_failure_at, expires_at) =
-         (SELECT (f).consecutive, (f).locked_until, (f).hard_locked, (f).last_failure_at, GREATEST(COALESCE((f).locked_until, 0), $2::bigint) + $5::bigint
-          FROM (SELECT CASE WHEN ${EXPIRED('$2::bigint', '$5::bigint')} THEN memfa_failed(NULL, NULL, NULL, $2::bigint, ${policyArgs})
-                ELSE memfa_failed(u.consecutive, u.locked_until, u.hard_locked, $2::bigint, ${policyArgs}) END AS f) y)
-       WHERE ${EXPIRED('$2::bigint', '$5::bigint')} OR NOT memfa_locked(u.hard_locked, u.locked_until, $2::bigint)
-       RETURNING consecutive, locked_until, hard_locked, last_failure_at`,
-      [address, now, policy.threshold, policy.baseDelayMs, policy.maxDelayMs, policy.hardLockAfter],
-    );
-    if (rows[0] !== undefined) {
-      await c.query(`DELETE FROM unstored_failures WHERE address IN (SELECT address FROM unstored_failures WHERE expires_at <= $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED)`, [now]);
-      return { outcome: 'counted' as const, state: unstoredOf(rows[0]) };
-    }
-    // Locked: the row is this transaction's (ON CONFLICT locked it), so this reads what decided.
-    const held = await c.query<UnstoredRow>('SELECT * FROM unstored_failures WHERE address = $1', [address]);
-    const lock = lockState(unstoredOf(held.rows[0]!), now);
-    return { outcome: 'locked' as const, until: lock.locked ? lock.until : null };
-  });
+  // One call (migration 007): counted or refused on the row's latest version, under its lock.
+  const { rows } = await db.query<UnstoredRow & { counted: boolean }>(
+    `SELECT counted, (state).consecutive, (state).locked_until, (state).hard_locked, (state).last_failure_at
+     FROM memfa_unstored_failure($1::text, $2::bigint, $3::integer, $4::bigint, $5::bigint, $6::integer, $7::integer)`,
+    [address, now, policy.threshold, policy.baseDelayMs, policy.maxDelayMs, policy.hardLockAfter, SWEEP_ROWS],
+  );
+  const r = rows[0]!;
+  if (r.counted) return { outcome: 'counted', state: unstoredOf(r) };
+  const lock = lockState(unstoredOf(r), now);
+  return { outcome: 'locked', until: lock.locked ? lock.until : null };
 }
 
 export async function clearUnstoredFailures(db: Db, address: string): Promise<FailureState | undefined> {
@@ -170,62 +166,34 @@ function sourceOf(r: SourceRow): IpSourceState {
   };
 }
 
-const SOURCE_ROW = `ROW(NULL, NULL, cur.f_failures, cur.f_mailboxes, cur.f_window_start, cur.f_locked_until, cur.in_flight, cur.creating, cur.created, cur.created_since, cur.expires_at)::memfa_ip_source`;
-
-/** A new source's row: an empty state (newIpSource), idle from its making. */
-const ENSURE_SOURCE = `INSERT INTO ip_sources (source, in_flight, creating, created, created_since, expires_at, touched_at) VALUES ($1, '{}', 0, 0, $2, $2, $2) ON CONFLICT (source) DO NOTHING`;
-
 export async function reserveAttempt(db: Db, source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): Promise<{ granted: true } | ({ granted: false } & IpRefusal)> {
-  // The row made and the reservation decided in one transaction: one commit (one WAL flush) per
-  // reservation, not one for each statement.
-  return ensured('source', () => db.tx(async (c) => {
-    await c.query(ENSURE_SOURCE, [source, now]);
-    const { rows } = await c.query<{ refusal: IpRefusal['reason'] | null; until: number | null }>(
-      `WITH cur AS (SELECT * FROM ip_sources WHERE source = $1 FOR UPDATE),
-       v AS (SELECT source, memfa_ip_reserved(${SOURCE_ROW}, $2::text, $3::boolean, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint) AS r FROM cur),
-       upd AS (UPDATE ip_sources s SET in_flight = (v.r).in_flight, creating = (v.r).creating, expires_at = NULL, touched_at = $4::bigint
-               FROM v WHERE s.source = v.source AND (v.r).refusal IS NULL)
-       SELECT (r).refusal AS refusal, (r).refused_until AS until FROM v`,
-      [source, mailbox, creates, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, IN_FLIGHT_RETRY_MS],
-    );
-    const r = rows[0];
-    if (r === undefined) return undefined;
-    return r.refusal === null ? { granted: true as const } : { granted: false as const, reason: r.refusal, until: r.until! };
-  }));
+  // One call (migrations/007_throttle_calls.sql): the row made, locked, decided on and written,
+  // in a transaction of its own with one commit, and one round trip.
+  const { rows } = await db.query<{ refusal: IpRefusal['reason'] | null; refused_until: number | null }>(
+    'SELECT refusal, refused_until FROM memfa_reserve_attempt($1::text, $2::text, $3::boolean, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint, $9::integer)',
+    [source, mailbox, creates, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, IN_FLIGHT_RETRY_MS, ENSURE_TRIES],
+  );
+  const r = rows[0];
+  if (r === undefined) throw keptDisappearing('source');
+  return r.refusal === null ? { granted: true as const } : { granted: false as const, reason: r.refusal, until: r.refused_until! };
 }
 
-/** The columns of a source's state, for RETURNING the row before (`v`, the locked version) and after (`s`) a change. */
+/** The columns of a source's state (SourceRow without the source). */
 const SOURCE_STATE = ['f_failures', 'f_mailboxes', 'f_window_start', 'f_locked_until', 'in_flight', 'creating', 'created', 'created_since'];
 
 /** Settles a reserved attempt: the block of `source` it started, if any (core/lockout.ts sourceBlockStarted, on the row before and after). */
 export async function settleAttempt(db: Db, source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<IpSourceBlock | null> {
-  // As a reservation: the settlement, and the sweep below, in one transaction and one commit.
-  return ensured('source', () => db.tx(async (c) => {
-    await c.query(ENSURE_SOURCE, [source, now]);
-    const { rows } = await c.query<Record<string, unknown>>(
-      `WITH cur AS (SELECT * FROM ip_sources WHERE source = $1 FOR UPDATE),
-       v AS (SELECT cur.*, memfa_ip_settled(${SOURCE_ROW}, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint) AS r FROM cur)
-       UPDATE ip_sources s SET f_failures = (v.r).f_failures, f_mailboxes = (v.r).f_mailboxes, f_window_start = (v.r).f_window_start,
-         f_locked_until = (v.r).f_locked_until, in_flight = (v.r).in_flight, creating = (v.r).creating, created = (v.r).created,
-         created_since = (v.r).created_since, expires_at = (v.r).idle_from, touched_at = $5::bigint
-       FROM v WHERE s.source = v.source
-       RETURNING s.source, ${SOURCE_STATE.map((col) => `s.${col}, v.${col} AS before_${col}`).join(', ')}`,
-      [source, mailbox, creates, outcome, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs],
-    );
-    const row = rows[0];
-    if (row === undefined) return undefined;
-    const before = Object.fromEntries([['source', source], ...SOURCE_STATE.map((col) => [col, row[`before_${col}`]])]) as unknown as SourceRow;
-    // Nothing left worth keeping (settleIpAttempt's null): this source (locked by the update
-    // above), and a few others, go. The others are those no other transaction holds (SKIP
-    // LOCKED): concurrent settlements would otherwise all pick the same oldest rows and wait for
-    // each other's commits. The condition is checked again on each row's latest version, so a
-    // reservation made meanwhile stays.
-    await c.query(
-      `DELETE FROM ip_sources WHERE source = ANY (ARRAY(SELECT source FROM ip_sources WHERE expires_at <= $2 AND source <> $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED) || $1::text) AND expires_at <= $2`,
-      [source, now],
-    );
-    return sourceBlockStarted(sourceOf(before), sourceOf(row as unknown as SourceRow), now, policy);
-  }));
+  // As a reservation, one call: the settlement, and the sweep of idle rows after it (this source
+  // among them when nothing is left worth keeping, settleIpAttempt's null).
+  const { rows } = await db.query<Record<string, unknown>>(
+    `SELECT ${statesSelect(SOURCE_STATE)}
+     FROM memfa_settle_attempt($1::text, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint, $10::integer, $11::integer)`,
+    [source, mailbox, creates, outcome, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs, SWEEP_ROWS, ENSURE_TRIES],
+  );
+  const row = rows[0];
+  if (row === undefined) throw keptDisappearing('source');
+  const { before, after } = splitStates(row, SOURCE_STATE);
+  return sourceBlockStarted(sourceOf(before as unknown as SourceRow), sourceOf(after as unknown as SourceRow), now, policy);
 }
 
 export async function listSources(db: Db): Promise<{ source: string; state: IpSourceState }[]> {
@@ -262,6 +230,8 @@ interface WindowRow {
   locked_until: number | null;
 }
 
+const WINDOW_STATE = ['failures', 'mailboxes', 'window_start', 'locked_until'];
+
 const windowOf = (r: WindowRow): IpThrottleRecord => ({ failures: r.failures, mailboxes: r.mailboxes, windowStart: r.window_start, lockedUntil: r.locked_until });
 
 export async function windowState(db: Db, scope: string, key: string): Promise<IpThrottleRecord | undefined> {
@@ -283,23 +253,12 @@ export async function recordWindowFailure(
   now: number,
   policy: IpThrottlePolicy,
 ): Promise<{ record: IpThrottleRecord; started: Extract<IpThrottleState, { locked: true }> | null }> {
-  const args = '$3::text, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint';
-  const values = [scope, key, member, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs];
-  const done = await db.tx(async (c) => {
-    const old = await c.query<WindowRow>('SELECT * FROM window_counters WHERE scope = $1 AND key = $2 FOR UPDATE', [scope, key]);
-    const { rows } = await c.query<WindowRow>(
-    `INSERT INTO window_counters AS w (scope, key, failures, mailboxes, window_start, locked_until, expires_at)
-     SELECT $1, $2, (x).failures, (x).mailboxes, (x).window_start, (x).locked_until, GREATEST((x).window_start + $6::bigint, COALESCE((x).locked_until, 0))
-     FROM (SELECT memfa_ip_failed(NULL, NULL, NULL, NULL, ${args}) AS x) s
-     ON CONFLICT (scope, key) DO UPDATE SET (failures, mailboxes, window_start, locked_until, expires_at) =
-       (SELECT (x).failures, (x).mailboxes, (x).window_start, (x).locked_until, GREATEST((x).window_start + $6::bigint, COALESCE((x).locked_until, 0))
-        FROM (SELECT memfa_ip_failed(w.failures, w.mailboxes, w.window_start, w.locked_until, ${args}) AS x) s)
-     RETURNING failures, mailboxes, window_start, locked_until`,
-      values,
-    );
-    const record = windowOf(rows[0]!);
-    return { record, started: ipBlockStarted(old.rows[0] === undefined ? undefined : windowOf(old.rows[0]), record, now, policy) };
-  });
-  await db.query(`DELETE FROM window_counters WHERE (scope, key) IN (SELECT scope, key FROM window_counters WHERE expires_at <= $1 LIMIT ${SWEEP_ROWS} FOR UPDATE SKIP LOCKED) AND expires_at <= $1`, [now]);
-  return done;
+  // One call (migration 007): the window read under its lock, counted, and the sweep after.
+  const { rows } = await db.query<Record<string, unknown>>(
+    `SELECT ${statesSelect(WINDOW_STATE)} FROM memfa_window_failure($1::text, $2::text, $3::text, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint, $9::integer)`,
+    [scope, key, member, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs, SWEEP_ROWS],
+  );
+  const { before, after } = splitStates(rows[0]!, WINDOW_STATE);
+  const record = windowOf(after as unknown as WindowRow);
+  return { record, started: ipBlockStarted(before['failures'] === null ? undefined : windowOf(before as unknown as WindowRow), record, now, policy) };
 }
