@@ -168,6 +168,7 @@ async function scaleRun(pg: BenchPg, ps: PgSettings, size: number, prefix: strin
     await pg.topStatements();
     // Where the peak is reached: the RSS now and the peak so far after each phase (the log only).
     const memory = async (after: string) => say(`pg scale ${size}: after ${after}: RSS ${(await statusMb(d.pid, 'VmRSS'))?.toFixed(0)} MB, peak ${(await statusMb(d.pid, 'VmHWM'))?.toFixed(0)} MB`);
+    await memory('start');
     await warm(pg, ps, `pg scale ${size}`, [d], working, prefix, out);
     await memory('the first pass');
     const opts = { warmupMs: ps.warmupMs, durationMs: ps.scaleDurationMs };
