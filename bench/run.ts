@@ -3,7 +3,7 @@
 //   node dist/bench/run.js [--quick] [--json] [--keep] [--duration S] [--runs N]
 //                          [--connections N] [--sizes A,B] [--pool N] [--out FILE]
 //                          [--only main,scale,pg,pg-scale,imap] [--pg-sizes A,B]
-//                          [--pg-working-set N] [--pg-pool N] [--pg-cache-entries N] [--pg-cache-ttl-ms N]
+//                          [--pg-working-set N] [--pg-daemons N] [--pg-pool N] [--pg-cache-entries N] [--pg-cache-ttl-ms N]
 //                          [--pg-statements]
 //
 // --only runs just the sections named (main: the CLI and the file-store daemon, which the pg
@@ -138,6 +138,7 @@ function settingsFor(argv: string[]): { s: Settings; pg: PgSettings; only: Set<S
     pg.scaleSizes = [a, b];
   }
   pg.workingSet = num('--pg-working-set') ?? pg.workingSet;
+  pg.daemons = num('--pg-daemons') ?? pg.daemons;
   pg.poolSize = num('--pg-pool') ?? pg.poolSize;
   const cacheEntries = num('--pg-cache-entries');
   const cacheTtlMs = num('--pg-cache-ttl-ms');
