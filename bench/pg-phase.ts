@@ -150,7 +150,7 @@ function ratios(out: Results): void {
  * A farm sizes store.postgres.cacheEntries to the mailboxes that log in within cacheTtlMs the same
  * way; --pg-cache-entries and --pg-cache-ttl-ms set both here too.
  */
-export function scaleCache(ps: PgSettings): PgCacheSettings {
+function scaleCache(ps: PgSettings): PgCacheSettings {
   return { cacheEntries: Math.ceil(ps.workingSet * 1.1) + 1000, cacheTtlMs: 60_000, ...ps.cache };
 }
 

@@ -10,60 +10,29 @@ import type { LevelSettings, MailboxRecord, TotpState } from '../../core/model.j
 import { domainOf } from '../../core/validate.js';
 import type { LoginView } from '../../services/store-ports.js';
 import * as admin from './admin.js';
+import { RecordPool } from '../records.js';
 import { CACHED_META, MISS, type ReadCache } from './cache.js';
 import type { Db } from './pool.js';
 
 /** The active secret of a partial view: there is one; what it is, and its last step, were not read. */
 const NOT_READ: TotpState = Object.freeze({ sealedSecret: '', activatedAt: 0, lastAcceptedStep: null });
-const NO_FAILURES: MailboxRecord['failures'] = Object.freeze({ known: null, elsewhere: null });
-const NONE = Object.freeze([]) as never[];
-
 export const mailboxKey = (address: string) => `m:${address}`;
 export const domainKey = (domain: string) => `d:${domain}`;
 export const metaKey = (key: string) => `k:${key}`;
 export const GLOBAL_KEY = 'g';
 
-/** Distinct settings objects shared at most: past it, an entry keeps its own. */
-const SHARED_SETTINGS_MAX = 1000;
-
-/**
- * Settings objects as the cache keeps them: one frozen copy per distinct value, shared by every
- * entry that has it. A farm's mailboxes have few distinct settings (most have their domain's, or
- * none), and a cache sized for a hosting provider's working set holds 100,000 mailboxes: a copy
- * each was a fifth of an entry's memory.
- */
-class SharedSettings {
-  private readonly byText = new Map<string, LevelSettings>();
-
-  of<T extends LevelSettings>(settings: T): T {
-    const text = JSON.stringify(settings);
-    const shared = this.byText.get(text);
-    if (shared !== undefined) return shared as T;
-    if (this.byText.size >= SHARED_SETTINGS_MAX) return settings;
-    const frozen = deepFreeze(JSON.parse(text) as T);
-    this.byText.set(text, frozen);
-    return frozen;
-  }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
-
 /**
  * The read-mostly part of `rec`, as the record a partial view holds (one per entry, shared by its
- * hits): what the fast path decides on, and for the rest the empty values of a new mailbox,
- * shared by all entries.
+ * hits): what the fast path decides on, and for the rest the empty values of a new mailbox. It
+ * takes its stored form from `pool` as the file store's records do (settings equal to another
+ * entry's shared, the empty lists and failures shared, all frozen): a cache sized for a hosting
+ * provider's working set holds 100,000 of them.
  */
-function partOf(rec: MailboxRecord, shared: SharedSettings): MailboxRecord {
-  return Object.freeze({
+function partOf(rec: MailboxRecord, pool: RecordPool): MailboxRecord {
+  return pool.parsedMailbox({
     address: rec.address,
-    settings: shared.of(rec.settings),
-    userSettings: shared.of(rec.userSettings),
+    settings: rec.settings,
+    userSettings: rec.userSettings,
     phone: rec.phone,
     altEmail: rec.altEmail,
     totp: rec.totp === null ? null : NOT_READ,
@@ -71,16 +40,16 @@ function partOf(rec: MailboxRecord, shared: SharedSettings): MailboxRecord {
     openCode: null,
     ips: rec.ips,
     countries: rec.countries,
-    failures: NO_FAILURES,
-    recoveryCodeHashes: NONE,
-    appPasswords: NONE,
+    failures: { known: null, elsewhere: null },
+    recoveryCodeHashes: [],
+    appPasswords: [],
     createdAt: rec.createdAt,
     updatedAt: rec.updatedAt,
   });
 }
 
 export class CachedReads {
-  private readonly shared = new SharedSettings();
+  private readonly records = new RecordPool();
 
   constructor(
     private readonly db: Db,
@@ -108,7 +77,7 @@ export class CachedReads {
     const view = await admin.loginView(this.db, address);
     this.cache.fill(GLOBAL_KEY, ticket, view.global);
     this.cache.fill(domainKey(domainOf(address)), ticket, view.domain ?? null);
-    this.cache.fill(mailboxKey(view.mailbox?.address ?? address), ticket, view.mailbox === undefined ? null : partOf(view.mailbox, this.shared));
+    this.cache.fill(mailboxKey(view.mailbox?.address ?? address), ticket, view.mailbox === undefined ? null : partOf(view.mailbox, this.records));
     return view;
   }
 
