@@ -97,6 +97,45 @@ describe(`three daemons on one database${missing === null ? '' : ` (SKIPPED: ${m
     assert.equal((await node(1).listSources()).some((s) => s.source === source), false);
   });
 
+  it("settlements that leave nothing sweep other sources' idle rows at most once a second per node; one that leaves a row always does", async () => {
+    const policy = { maxFailures: 3, windowMs: 60_000, distinctMailboxes: 10, blockMs: 60_000 };
+    const T1 = T0 + 36_000_000;
+    const ours = async (n: number) => (await node(n).listSources()).filter((s) => s.source.startsWith('198.51.100.')).map((s) => s.source);
+    const settle = async (n: number, source: string, outcome: 'none' | 'failure', now: number) => {
+      assert.equal((await node(n).reserveAttempt(source, 'p@farm.test', false, now, policy)).granted, true);
+      await node(n).settleAttempt(source, 'p@farm.test', false, outcome, now, policy);
+    };
+    for (const i of [1, 2, 3]) await settle(0, `198.51.100.${i}`, 'failure', T1);
+    // Idle from T1 + 60 s, the end of their windows.
+    await settle(2, '198.51.100.50', 'none', T1 + 59_900);
+    assert.deepEqual(await ours(1), ['198.51.100.1', '198.51.100.2', '198.51.100.3'], 'not idle yet');
+    await settle(2, '198.51.100.51', 'none', T1 + 60_500);
+    await settle(2, '198.51.100.52', 'none', T1 + 60_800);
+    assert.deepEqual(await ours(1), ['198.51.100.1', '198.51.100.2', '198.51.100.3'], 'node 2 swept 600 and 900 ms before');
+    await settle(2, '198.51.100.53', 'failure', T1 + 60_850);
+    assert.deepEqual(await ours(1), ['198.51.100.53'], 'a settlement leaving a row to sweep later sweeps the idle ones, due or not');
+    await settle(0, '198.51.100.4', 'failure', T1 + 60_960);
+    await settle(2, '198.51.100.54', 'none', T1 + 200_000);
+    assert.deepEqual(await ours(1), [], 'a second on, the next settlement leaving nothing sweeps');
+  });
+
+  it("the previous version's settlement call still settles, and sweeps every time (a daemon not yet upgraded)", async () => {
+    const policy = { maxFailures: 3, windowMs: 60_000, distinctMailboxes: 10, blockMs: 60_000 };
+    const T2 = T0 + 72_000_000;
+    const ours = async () => (await node(0).listSources()).filter((s) => s.source.startsWith('198.51.101.')).map((s) => s.source);
+    const oldSettle = (source: string, outcome: string, now: number) =>
+      dbs[1]!.query<{ before: string; after: string }>('SELECT before_state::text AS before, after_state::text AS after FROM memfa_settle_attempt($1, $2, false, $3, $4, 3, 60000, 10, 60000, 100, 5)', [source, 'q@farm.test', outcome, now]);
+    await node(0).reserveAttempt('198.51.101.1', 'q@farm.test', false, T2, policy);
+    const { rows } = await oldSettle('198.51.101.1', 'failure', T2);
+    assert.equal(rows.length, 1);
+    assert.match(rows[0]!.before, /^\(,,,,,,\{q@farm\.test\},0,0,/, 'before: the attempt in flight');
+    assert.match(rows[0]!.after, /^\(,,1,\{q@farm\.test\},/, 'after: one failure counted');
+    assert.deepEqual(await ours(), ['198.51.101.1']);
+    await node(0).reserveAttempt('198.51.101.2', 'q@farm.test', false, T2 + 60_000, policy);
+    await oldSettle('198.51.101.2', 'none', T2 + 60_000);
+    assert.deepEqual(await ours(), [], 'its own row gone, and the idle one swept');
+  });
+
   it("a source's row goes once nothing in it matters, and a flood's rows are swept", async () => {
     const policy = { maxFailures: 3, windowMs: 60_000, distinctMailboxes: 10, blockMs: 60_000 };
     assert.equal((await node(0).reserveAttempt('203.0.113.1', 'a@farm.test', false, T0, policy)).granted, true);

@@ -27,6 +27,7 @@ export class PgStatePorts implements StatePorts {
   /** The cached reads; null: every read goes to the database. */
   readonly reads: CachedReads | null;
   readonly census: PgLockCensus;
+  readonly #sourceSweeps = new throttles.SourceSweepPacer();
 
   constructor(
     readonly db: Db,
@@ -123,7 +124,7 @@ export class PgStatePorts implements StatePorts {
   }
 
   settleAttempt(source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy) {
-    return throttles.settleAttempt(this.db, source, mailbox, creates, outcome, now, policy);
+    return throttles.settleAttempt(this.db, source, mailbox, creates, outcome, now, policy, this.#sourceSweeps.due(now));
   }
 
   listSources() {

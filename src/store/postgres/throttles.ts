@@ -3,8 +3,9 @@
 // login.check. A check-then-act is one statement on a row it locks; where the row may not exist
 // yet, an INSERT ... ON CONFLICT DO NOTHING before makes it (an empty state, which decides
 // nothing), and the deciding statement runs on the row it then finds (for the per-source ones,
-// which every code check makes twice, both inside one function call of migration 007). Rows whose
-// state no longer matters are deleted a few at a time by the statements that make new ones, so
+// which every code check makes twice, both inside one function call of migrations 007 and 008).
+// Rows whose state no longer matters are deleted a few at a time by the statements that make new
+// ones (for the sources, by the settlements that leave a row, and by one a second per daemon), so
 // that the tables shrink back after a flood as the file store's bounded maps do.
 import {
   clearIpSource,
@@ -167,10 +168,11 @@ function sourceOf(r: SourceRow): IpSourceState {
 }
 
 export async function reserveAttempt(db: Db, source: string, mailbox: string, creates: boolean, now: number, policy: IpThrottlePolicy): Promise<{ granted: true } | ({ granted: false } & IpRefusal)> {
-  // One call (migrations/007_throttle_calls.sql): the row made, locked, decided on and written,
-  // in a transaction of its own with one commit, and one round trip.
+  // One call (migrations/007_throttle_calls.sql, 008_source_versions.sql): the row made, locked,
+  // decided on and written (a new source's inserted reserved), in a transaction of its own with
+  // one commit, and one round trip.
   const { rows } = await db.query<{ refusal: IpRefusal['reason'] | null; refused_until: number | null }>(
-    'SELECT refusal, refused_until FROM memfa_reserve_attempt($1::text, $2::text, $3::boolean, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint, $9::integer)',
+    'SELECT refusal, refused_until FROM memfa_reserve_source($1::text, $2::text, $3::boolean, $4::bigint, $5::integer, $6::bigint, $7::integer, $8::bigint, $9::integer)',
     [source, mailbox, creates, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, IN_FLIGHT_RETRY_MS, ENSURE_TRIES],
   );
   const r = rows[0];
@@ -181,14 +183,38 @@ export async function reserveAttempt(db: Db, source: string, mailbox: string, cr
 /** The columns of a source's state (SourceRow without the source). */
 const SOURCE_STATE = ['f_failures', 'f_mailboxes', 'f_window_start', 'f_locked_until', 'in_flight', 'creating', 'created', 'created_since'];
 
-/** Settles a reserved attempt: the block of `source` it started, if any (core/lockout.ts sourceBlockStarted, on the row before and after). */
-export async function settleAttempt(db: Db, source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy): Promise<IpSourceBlock | null> {
-  // As a reservation, one call: the settlement, and the sweep of idle rows after it (this source
-  // among them when nothing is left worth keeping, settleIpAttempt's null).
+/** How often a daemon's settlements sweep other sources' idle rows when they leave none themselves. */
+export const SOURCE_SWEEP_EVERY_MS = 1000;
+
+/**
+ * When this daemon's next settlement that leaves no row of its own should sweep the idle rows of
+ * other sources anyway: at most once per SOURCE_SWEEP_EVERY_MS of the settlements' own clock.
+ * A settlement that leaves a row idle until later always sweeps (migration 008), so that idle rows
+ * go at least as fast as they come; this takes those whose windows end when no failures come.
+ */
+export class SourceSweepPacer {
+  #last = -Infinity;
+
+  due(now: number): boolean {
+    // A clock set back makes the next settlement sweep rather than none for as long.
+    if (now - this.#last < SOURCE_SWEEP_EVERY_MS && now >= this.#last) return false;
+    this.#last = now;
+    return true;
+  }
+}
+
+/**
+ * Settles a reserved attempt: the block of `source` it started, if any (core/lockout.ts
+ * sourceBlockStarted, on the row before and after). `sweep`: sweep other sources' idle rows even
+ * if this settlement leaves no row to be swept later (SourceSweepPacer).
+ */
+export async function settleAttempt(db: Db, source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy, sweep: boolean): Promise<IpSourceBlock | null> {
+  // As a reservation, one call: the settlement (the row deleted when nothing is left worth
+  // keeping, settleIpAttempt's null), and the sweep of idle rows after it when due.
   const { rows } = await db.query<Record<string, unknown>>(
     `SELECT ${statesSelect(SOURCE_STATE)}
-     FROM memfa_settle_attempt($1::text, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint, $10::integer, $11::integer)`,
-    [source, mailbox, creates, outcome, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs, SWEEP_ROWS, ENSURE_TRIES],
+     FROM memfa_settle_source($1::text, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint, $10::integer, $11::integer, $12::boolean)`,
+    [source, mailbox, creates, outcome, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs, SWEEP_ROWS, ENSURE_TRIES, sweep],
   );
   const row = rows[0];
   if (row === undefined) throw keptDisappearing('source');
