@@ -60,7 +60,7 @@ async function setup(t: import('node:test').TestContext, notifications: Record<s
     clock.now += ms;
     notifier.wake();
   };
-  return { store, clock, audit, logLines, sent, gateway, notifier, put, event, advance };
+  return { store, clock, audit, logLines, sent, gateway, notifier, put, event, advance, ports };
 }
 
 test('a failed notice is retried after retryInitialSeconds, doubling, and given up after maxAttempts; each outcome audited', async (t) => {
@@ -138,4 +138,21 @@ test('a mailbox whose settings turn notifications off gets none, and nothing is 
   await s.event('quiet@example.org', 'new-country');
   assert.equal(s.store.getMailbox('quiet@example.org')!.notices, undefined);
   assert.equal(s.notifier.pending, 0);
+});
+
+test('a queue is inert only where it would queue and record nothing: no gateway, or the mailbox notices off', async (t) => {
+  const s = await setup(t);
+  const levels = { global: {}, domain: undefined };
+  const on = { ...newMailbox('on@example.org', T0), settings: { notifications: true } };
+  const off = { ...newMailbox('off@example.org', T0), settings: { notifications: false } };
+  const queue = s.notifier.queueFor(levels, T0, { ip: '192.0.2.1', country: 'GB' });
+  assert.equal(queue.inert?.(on), false);
+  assert.equal(queue.inert?.(off), true);
+  assert.equal(queue.queue(off, [{ kind: 'new-country' }]), off, 'the record back as it was');
+  assert.notEqual(queue.queue(on, [{ kind: 'new-country' }]).notices, undefined, 'a notice queued where it is not inert');
+  const none = new Notifier(s.ports, undefined);
+  const gatewayless = none.queueFor(levels, T0, null);
+  assert.equal(gatewayless.inert?.(on), true);
+  assert.equal(gatewayless.queue(on, [{ kind: 'new-country' }]), on);
+  assert.equal(s.audit.length, 0, 'nothing recorded by either');
 });

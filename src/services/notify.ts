@@ -47,6 +47,7 @@ export interface StartedLock {
 export function watchLocks(queue: NoticeQueue, kind: FailureKind, now: number): NoticeQueue & { started: StartedLock | null } {
   const watched = {
     started: null as StartedLock | null,
+    inert: (rec: MailboxRecord): boolean => queue.inert?.(rec) ?? false,
     queue(rec: MailboxRecord, events: readonly NoticeEvent[]): MailboxRecord {
       if (events.some((e) => e.kind === 'mailbox-locked')) {
         const lock = kindLockState(rec.failures, kind, now);
@@ -121,6 +122,8 @@ export class Notifier {
    */
   queueFor(levels: Levels, now: number, where: { ip: string | null; country: string | null } | null = null): NoticeQueue {
     return {
+      // What queueOne checks before anything it records.
+      inert: (rec) => this.sender === undefined || !viewSettings(this.p.config, levels, rec).notifications,
       queue: (rec, events) => {
         let next = rec;
         for (const event of events) next = this.queueOne(levels, next, where === null ? event : { ...where, ...event }, now);

@@ -42,6 +42,12 @@ export type * from './admin-store-ports.js';
  */
 export interface NoticeQueue {
   queue(rec: MailboxRecord, events: readonly NoticeEvent[]): MailboxRecord;
+  /**
+   * True when queue() would neither queue nor record anything for `rec`, whatever the events (no
+   * gateway to send through, or the mailbox's notices turned off): a store may then leave it
+   * uncalled. Absent: it must be called.
+   */
+  inert?(rec: MailboxRecord): boolean;
 }
 
 /**
@@ -54,6 +60,13 @@ export interface SuccessEffects {
   now: number;
   location: { ip: string; country: string | null; policy: RememberPolicy } | null;
   notices?: NoticeQueue | undefined;
+  /**
+   * The record the factor was decided on, as a read of this store returned it. A store may work
+   * the effects out from it ahead and write them with the verdict, in one statement, when the
+   * record is still the stored version; otherwise (or without it) they are worked out from the
+   * record as the verdict finds it. Either way the effects are those of the latest record.
+   */
+  basis?: MailboxRecord | undefined;
 }
 
 /**

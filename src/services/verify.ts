@@ -330,7 +330,7 @@ export class Verifier {
    */
   private async checkStored(rec: MailboxRecord, kind: FailureKind, levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer> {
     const notices = watchLocks(this.notifier.queueFor(levels, login.now, { ip: login.ip, country: login.country }), kind, login.now);
-    const success: SuccessEffects = { kind, now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember }, notices };
+    const success: SuccessEffects = { kind, now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember }, notices, basis: rec };
     const failure: FailureEffects = { kind, now: login.now, policy: this.lockout, notices };
     const at = { success, failure };
     try {

@@ -11,7 +11,7 @@ import type { FailureState, TotpState } from '../../core/model.js';
 import { isNewCountry, type NoticeEvent } from '../../core/notices.js';
 import type { FailureEffects, Locked, SuccessEffects } from '../../services/store-ports.js';
 import type { Db, Queryable } from './pool.js';
-import { readMailboxRow, writeEffects } from './rows.js';
+import { placesParts, readMailboxRow, rowVersionOf, writeEffects, type Places } from './rows.js';
 import { failedExpr, failureSets, failureState, lockedExpr, Params, succeededExpr, untilExpr } from './sql.js';
 
 type Verdict<O extends string> = { outcome: O; until: number | null };
@@ -56,12 +56,38 @@ async function failed(c: Queryable, address: string, failure: FailureEffects): P
   if (next.notices !== rec.notices) await writeEffects(c, address, { notices: next.notices });
 }
 
-/** One statement deciding on the mailbox's locked row; `decide` is the CASE naming the outcome. */
+/**
+ * A success's effects worked out from the record it was decided on (SuccessEffects.basis), for
+ * the verdict's own statement to write when that record is still the row's latest version: its
+ * remembered places, when it queues no notice (a new country's is left to the transaction, which
+ * reads the record under the lock, unless the queue is inert for the record). Undefined: not ahead (no basis read here, or a notice).
+ */
+export interface Ahead {
+  version: string;
+  places: Places | undefined;
+}
+
+export function effectsAhead(success: SuccessEffects): Ahead | undefined {
+  const { basis, location, notices } = success;
+  const version = basis === undefined ? undefined : rowVersionOf(basis);
+  if (basis === undefined || version === undefined) return undefined;
+  if (location === null) return { version, places: undefined };
+  if (notices !== undefined && !(notices.inert?.(basis) ?? false) && isNewCountry(basis.countries, location.country, success.now, location.policy)) return undefined;
+  return { version, places: rememberLocation(basis, location.ip, location.country, success.now, location.policy) };
+}
+
+/**
+ * One statement deciding on the mailbox's locked row; `decide` is the CASE naming the outcome.
+ * With `ahead`, it writes only a success, and with it the success's effects, and only when the
+ * locked row is the version they were worked out from (`fresh`); a failure or a stale basis
+ * writes nothing and is decided again by the transaction.
+ */
 function verdictStatement(
   p: Params,
   address: string,
   at: { success: SuccessEffects | null; failure: FailureEffects | null; lockKind: SuccessEffects['kind'] },
   shape: { decide: string; extra?: string; sets: (failWhen: string, succWhen: string) => string; failOn: string[]; succeedOn: string[]; alsoSelect?: string },
+  ahead?: Ahead,
 ): string {
   const a = p.add(address, 'text');
   const fail = at.failure === null ? 'NULL::memfa_failure' : failedExpr('cur', at.failure.kind, p.add(at.failure.now, 'bigint'), at.failure.policy, p);
@@ -72,30 +98,60 @@ function verdictStatement(
   const failures = failureSets(at.failure === null ? null : { kind: at.failure.kind, when: failWhen }, at.success === null ? null : { kind: at.success.kind, when: succWhen });
   const sNow = at.success === null ? 'NULL' : p.add(at.success.now, 'bigint');
   const fNow = at.failure === null ? 'NULL' : p.add(at.failure.now, 'bigint');
-  return `WITH cur AS (SELECT * FROM mailboxes WHERE address = ${a} FOR UPDATE),
+  const extra = [shape.extra, ahead === undefined ? undefined : `cur.row_version = ${p.add(ahead.version, 'text')} AS fresh`].filter((x) => x !== undefined);
+  const writes = ahead === undefined ? `(${failWhen} OR ${succWhen})` : `v.fresh AND ${succWhen}`;
+  const places = ahead?.places === undefined ? '' : `,\n  ${placesParts(p, address, ahead.places, writes)}`;
+  const select = [shape.alsoSelect, ahead === undefined ? undefined : 'fresh'].filter((x) => x !== undefined);
+  return `WITH cur AS (SELECT *${ahead === undefined ? '' : ', xmin::text AS row_version'} FROM mailboxes WHERE address = ${a} FOR UPDATE),
   v AS (SELECT cur.*, ${shape.decide} AS outcome, ${fail} AS fail, ${succ} AS succ,
-    ${untilExpr('cur', at.lockKind)} AS until${shape.extra === undefined ? '' : `, ${shape.extra}`} FROM cur),
+    ${untilExpr('cur', at.lockKind)} AS until${extra.map((x) => `, ${x}`).join('')} FROM cur),
   upd AS (UPDATE mailboxes m SET ${[shape.sets(failWhen, succWhen), failures].filter((s) => s !== '').join(',\n    ')},
     updated_at = CASE WHEN ${succWhen} THEN ${sNow} WHEN ${failWhen} THEN ${fNow} ELSE m.updated_at END
-    FROM v WHERE m.address = v.address AND (${failWhen} OR ${succWhen}))
-  SELECT outcome, until${shape.alsoSelect === undefined ? '' : `, ${shape.alsoSelect}`} FROM v`;
+    FROM v WHERE m.address = v.address AND ${writes})${places}
+  SELECT outcome, until${select.map((x) => `, ${x}`).join('')} FROM v`;
+}
+
+/**
+ * The verdict of `statement` (built with `ahead`) in one round trip and one commit, as the
+ * answer when it needed nothing more: no row (undefined: the caller's 'changed'), an outcome that
+ * writes nothing, or a success written with its effects. Null: the transaction decides again.
+ */
+async function decidedAhead<V extends { outcome: string }>(db: Db, p: Params, text: string, succeedOn: string[], failOn: string[]): Promise<(V & { fresh: boolean }) | undefined | null> {
+  const { rows } = await db.query<V & { fresh: boolean }>(text, p.values);
+  const v = rows[0];
+  if (v === undefined) return undefined;
+  if (succeedOn.includes(v.outcome)) return v.fresh ? v : null;
+  return failOn.includes(v.outcome) ? null : v;
 }
 
 export async function acceptTotpStep(db: Db, address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {
-  return db.tx(async (c): Promise<{ outcome: 'accepted' | 'reused' | 'changed' } | Locked> => {
-    const p = new Params();
+  type Outcome = 'accepted' | 'reused' | 'changed';
+  const FAIL_ON = ['reused'];
+  const SUCCEED_ON = ['accepted'];
+  const statement = (p: Params, ahead?: Ahead) => {
     const now = p.add(at.success.now, 'bigint');
     const secret = p.add(sealedSecret, 'text');
     const s = p.add(step, 'bigint');
-    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
+    return verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
       decide: `CASE WHEN cur.totp_sealed IS DISTINCT FROM ${secret} THEN 'changed'
         WHEN ${lockedExpr('cur', at.success.kind, now)} THEN 'locked'
         WHEN cur.totp_last_step IS NOT NULL AND ${s} <= cur.totp_last_step THEN 'reused' ELSE 'accepted' END`,
       sets: (_f, succWhen) => `totp_last_step = CASE WHEN ${succWhen} THEN ${s} ELSE m.totp_last_step END`,
-      failOn: ['reused'],
-      succeedOn: ['accepted'],
-    });
-    const { rows } = await c.query<Verdict<'accepted' | 'reused' | 'changed' | 'locked'>>(text, p.values);
+      failOn: FAIL_ON,
+      succeedOn: SUCCEED_ON,
+    }, ahead);
+  };
+  const ahead = effectsAhead(at.success);
+  if (ahead !== undefined) {
+    const p = new Params();
+    const v = await decidedAhead<Verdict<Outcome | 'locked'>>(db, p, statement(p, ahead), SUCCEED_ON, FAIL_ON);
+    if (v === undefined) return { outcome: 'changed' as const };
+    if (v !== null) return v.outcome === 'locked' ? locked(v) : { outcome: v.outcome };
+  }
+  return db.tx(async (c): Promise<{ outcome: Outcome } | Locked> => {
+    const p = new Params();
+    const text = statement(p);
+    const { rows } = await c.query<Verdict<Outcome | 'locked'>>(text, p.values);
     const v = rows[0];
     if (v === undefined) return { outcome: 'changed' };
     if (v.outcome === 'locked') return locked(v);
@@ -129,13 +185,14 @@ const CODE_COLUMNS = ['code_hash', 'code_sealed', 'code_provider', 'code_destina
 
 export async function tryOpenCode(db: Db, address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }) {
   type Outcome = 'ok' | 'code-invalid' | 'code-expired' | 'no-open-code';
-  return db.tx(async (c): Promise<{ outcome: Outcome; provider: 'sms' | 'email' | null } | Locked> => {
-    const p = new Params();
+  const FAIL_ON = ['code-invalid', 'code-expired', 'no-open-code'];
+  const SUCCEED_ON = ['ok'];
+  const statement = (p: Params, ahead?: Ahead) => {
     const now = p.add(at.success.now, 'bigint');
     const h = p.add(hash, 'text');
     const max = p.add(at.maxTries, 'integer');
     // The code is compared by its keyed hash: equality of two HMACs tells nothing of the code.
-    const text = verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
+    return verdictStatement(p, address, { ...at, lockKind: at.success.kind }, {
       decide: `CASE WHEN ${lockedExpr('cur', at.success.kind, now)} THEN 'locked' WHEN cur.code_hash IS NULL THEN 'no-open-code'
         WHEN cur.code_expires_at <= ${now} THEN 'code-expired' WHEN cur.code_hash = ${h} THEN 'ok' ELSE 'code-invalid' END`,
       extra: `(cur.code_hash IS NOT NULL AND (cur.code_expires_at <= ${now} OR cur.code_hash = ${h} OR cur.code_failed_tries + 1 >= ${max})) AS clear`,
@@ -144,11 +201,23 @@ export async function tryOpenCode(db: Db, address: string, hash: string, at: { m
           ...CODE_COLUMNS.map((col) => `${col} = CASE WHEN v.clear AND v.outcome <> 'locked' THEN NULL ELSE m.${col} END`),
           `code_failed_tries = CASE WHEN v.outcome = 'locked' THEN m.code_failed_tries WHEN v.clear THEN NULL WHEN v.outcome = 'code-invalid' THEN m.code_failed_tries + 1 ELSE m.code_failed_tries END`,
         ].join(',\n    '),
-      failOn: ['code-invalid', 'code-expired', 'no-open-code'],
-      succeedOn: ['ok'],
+      failOn: FAIL_ON,
+      succeedOn: SUCCEED_ON,
       alsoSelect: 'code_provider AS provider',
-    });
-    const { rows } = await c.query<Verdict<Outcome | 'locked'> & { provider: 'sms' | 'email' | null }>(text, p.values);
+    }, ahead);
+  };
+  type Row = Verdict<Outcome | 'locked'> & { provider: 'sms' | 'email' | null };
+  const ahead = effectsAhead(at.success);
+  if (ahead !== undefined) {
+    const p = new Params();
+    const v = await decidedAhead<Row>(db, p, statement(p, ahead), SUCCEED_ON, FAIL_ON);
+    if (v === undefined) return { outcome: 'no-open-code' as const, provider: null };
+    if (v !== null) return v.outcome === 'locked' ? locked(v) : { outcome: v.outcome, provider: v.provider };
+  }
+  return db.tx(async (c): Promise<{ outcome: Outcome; provider: 'sms' | 'email' | null } | Locked> => {
+    const p = new Params();
+    const text = statement(p);
+    const { rows } = await c.query<Row>(text, p.values);
     const v = rows[0];
     if (v === undefined) return { outcome: 'no-open-code', provider: null };
     if (v.outcome === 'locked') return locked(v);

@@ -5,9 +5,10 @@
 import type { AppPassword, FailureState, MailboxRecord, OpenCode, PendingTotp, RememberedCountry, RememberedIp, TotpState } from '../../core/model.js';
 import type { MailboxNotices } from '../../core/notices.js';
 import type { Queryable } from './pool.js';
+import type { Params } from './sql.js';
 
 /** The mailbox columns and its lists as JSON, for `FROM mailboxes m`. */
-export const MAILBOX_SELECT = `m.address, m.settings, m.user_settings, m.phone, m.alt_email,
+export const MAILBOX_SELECT = `m.xmin::text AS row_version, m.address, m.settings, m.user_settings, m.phone, m.alt_email,
   m.totp_sealed, m.totp_activated_at, m.totp_last_step,
   m.pending_sealed, m.pending_created_at, m.pending_expires_at, m.pending_proved,
   m.code_hash, m.code_sealed, m.code_provider, m.code_destination, m.code_created_at, m.code_expires_at, m.code_failed_tries, m.code_sends, m.code_last_sent_at,
@@ -69,6 +70,20 @@ export function codeOf(row: Row): OpenCode | null {
 /** An app password as the row's JSON holds it: its last use flattened into three fields. */
 type AppPasswordJson = Omit<AppPassword, 'lastUsed'> & { lastUsedAt: number | null; lastUsedIp: string | null; lastUsedCountry: string | null };
 
+/**
+ * The version of the mailbox's row each record was read from (its xmin): a factor's statement
+ * takes the effects worked out from such a record as current when the row it locks is still that
+ * version (factors.ts). That covers the remembered lists, kept in tables of their own, because
+ * every change of them is made in a transaction that also updates the mailbox's row (the
+ * verdicts that succeed, writeMailbox, an import into an empty store).
+ */
+const rowVersions = new WeakMap<MailboxRecord, string>();
+
+/** The version of the row `rec` was read from by this module; undefined for a record made elsewhere. */
+export function rowVersionOf(rec: MailboxRecord): string | undefined {
+  return rowVersions.get(rec);
+}
+
 /** A mailbox row selected with MAILBOX_SELECT, as the record the services know. */
 export function recordOf(row: Row): MailboxRecord {
   const rec: MailboxRecord = {
@@ -100,6 +115,7 @@ export function recordOf(row: Row): MailboxRecord {
   };
   if (row['grace_logins'] !== null) rec.enrolmentGraceLogins = n(row['grace_logins']);
   if (row['notices'] !== null && row['notices'] !== undefined) rec.notices = row['notices'] as MailboxNotices;
+  if (typeof row['row_version'] === 'string') rowVersions.set(rec, row['row_version']);
   return rec;
 }
 
@@ -165,7 +181,7 @@ const ips = (list: RememberedIp[]) => [list.map((e) => e.ip), list.map((e) => e.
 const countries = (list: RememberedCountry[]) => [list.map((e) => e.country), list.map((e) => e.firstSeen), list.map((e) => e.lastSeen)];
 
 /** A mailbox's remembered lists (core/decide.ts rememberLocation's history). */
-type Places = { ips: RememberedIp[]; countries: RememberedCountry[] };
+export type Places = { ips: RememberedIp[]; countries: RememberedCountry[] };
 
 /**
  * The statement that replaces the remembered lists of $1 (the caller holds the mailbox's row
@@ -182,6 +198,24 @@ function placesStatement(notices: boolean): string {
               }
      INSERT INTO remembered_countries SELECT $1, o::integer, cc, f, l FROM unnest($5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(cc, f, l, o)
      ON CONFLICT (address, country) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen`;
+}
+
+/**
+ * The parts of a statement (CTEs, after a WITH list that has one named `v`) that replace the
+ * remembered lists of `address` with `places` as placesStatement does, each only `when` (a
+ * condition on v).
+ */
+export function placesParts(p: Params, address: string, places: Places, when: string): string {
+  const a = p.add(address, 'text');
+  const [ip, ipFirst, ipLast] = ips(places.ips).map((list, i) => p.add(list, i === 0 ? 'text[]' : 'bigint[]'));
+  const [cc, ccFirst, ccLast] = countries(places.countries).map((list, i) => p.add(list, i === 0 ? 'text[]' : 'bigint[]'));
+  const only = `EXISTS (SELECT 1 FROM v WHERE ${when})`;
+  return `di AS (DELETE FROM remembered_ips WHERE address = ${a} AND ip <> ALL (${ip}) AND ${only}),
+  dc AS (DELETE FROM remembered_countries WHERE address = ${a} AND country <> ALL (${cc}) AND ${only}),
+  ui AS (INSERT INTO remembered_ips SELECT ${a}, o::integer, ip, f, l FROM unnest(${ip}, ${ipFirst}, ${ipLast}) WITH ORDINALITY AS u(ip, f, l, o) WHERE ${only}
+    ON CONFLICT (address, ip) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen),
+  uc AS (INSERT INTO remembered_countries SELECT ${a}, o::integer, cc, f, l FROM unnest(${cc}, ${ccFirst}, ${ccLast}) WITH ORDINALITY AS u(cc, f, l, o) WHERE ${only}
+    ON CONFLICT (address, country) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen)`;
 }
 
 const WRITE_PLACES = placesStatement(false);
