@@ -102,6 +102,23 @@ describe(`the audit trail on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${m
     assert.equal(check.ok && check.lines, 6 * PER_NODE);
   });
 
+  it("a batch of lines nobody waits for, with one that is waited for among them: that one's entry chains to the line before it", async () => {
+    const [db] = await database(1);
+    const t = await trail(db!, 'node-1');
+    for (let n = 0; n < 40; n++) t.record(login(`r${n}@farm.test`, { n }));
+    const waited = t.append(login('waited@farm.test'));
+    for (let n = 40; n < 80; n++) t.record(login(`r${n}@farm.test`, { n }));
+    const entry = await waited;
+    await t.close();
+    const all = await rows(db!, 'logins');
+    assert.equal(all.length, 81);
+    assert.ok(entry !== null);
+    const i = all.findIndex((r) => r.seq === entry.seq);
+    assert.equal(JSON.parse(all[i]!.line).mailbox, 'waited@farm.test');
+    assert.equal(entry.prev, lineHash(Buffer.from(all[i - 1]!.line)));
+    assert.equal(entry.prev, JSON.parse(all[i]!.line).prev);
+  });
+
   it('the same lines verify in a file and in the database, both ways', async () => {
     const [db] = await database();
     const t = await trail(db!, 'node-1');

@@ -27,10 +27,12 @@ interface Appended {
   first_seq: number;
   time_iso: string;
   first_prev: string;
-  hashes: string[];
+  /** The hash of every line, in order; null when not asked for (no caller waits for its entry). */
+  hashes: string[] | null;
 }
 
-const APPEND = 'SELECT first_seq, time_iso, first_prev, hashes FROM memfa_audit_append($1, $2, $3::text[], $4::text[], $5::text[], $6::text[])';
+/** The lines' texts go as one text, a line each (migrations/009_audit_joined.sql). */
+const APPEND = 'SELECT first_seq, time_iso, first_prev, hashes FROM memfa_audit_append_joined($1, $2, $3::text, $4::text[], $5::text[], $6::text[], $7::boolean)';
 
 export interface ChainOptions {
   db: Db;
@@ -161,7 +163,7 @@ export class PgAuditChain {
     }
     let answer: Appended;
     try {
-      answer = await this.#write(lines);
+      answer = await this.#write(lines, batch.some((q) => q.resolve !== null));
     } catch (error) {
       if (!(error instanceof Unreachable)) {
         this.#settled(batch);
@@ -193,13 +195,13 @@ export class PgAuditChain {
       const q = batch[i]!;
       if (q.resolve === null) continue;
       const at = skip + i;
-      q.resolve({ seq: first + at, ...q.body, time, prev: at === 0 ? firstPrev : hashes[at - 1]! });
+      q.resolve({ seq: first + at, ...q.body, time, prev: at === 0 ? firstPrev : hashes![at - 1]! });
     }
     return true;
   }
 
-  /** One statement on a connection of its own; Unreachable when no connection could be had. */
-  async #write(lines: { fields: string; body: AuditBody }[]): Promise<Appended> {
+  /** One statement on a connection of its own; Unreachable when no connection could be had. `hashes`: answer every line's hash. */
+  async #write(lines: { fields: string; body: AuditBody }[], hashes: boolean): Promise<Appended> {
     let client: pg.PoolClient;
     try {
       client = await this.#o.db.pool.connect();
@@ -218,10 +220,11 @@ export class PgAuditChain {
       const { rows } = await client.query<Appended>(APPEND, [
         this.#o.stream,
         this.#o.node,
-        lines.map((l) => l.fields),
+        lines.map((l) => l.fields).join('\n'),
         lines.map((l) => l.body.mailbox),
         lines.map((l) => l.body.action),
         lines.map((l) => l.body.result),
+        hashes,
       ]);
       return rows[0]!;
     } catch (error) {
