@@ -92,6 +92,7 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     await d.restart();
     const verified = await d.cli(['audit', 'verify']);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /^audit log intact: \d+ lines in the database \(security \d+ lines?, logins \d+ lines?\)$/m);
     assert.doesNotMatch(d.log(), /audit-gap/);
   });
 

@@ -123,9 +123,11 @@ function auditStreamText(a: AuditStreamStatus, c: ChalkInstance): string {
 export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
   const plural = (n: number, word: string) => count(n, word, `${word}s`);
   if (r.ok) {
-    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')} in ${plural(s.files, 'file')}` : '')).join(', ');
+    // No files: the streams are a database's (store.backend postgres).
+    const place = r.files === 0 ? 'the database' : `${r.files} files`;
+    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')}${r.files === 0 ? '' : ` in ${plural(s.files, 'file')}`}` : '')).join(', ');
     const lost = r.lost > 0 ? c.yellow(`; ${plural(r.lost, 'event')} lost to failed writes, as recorded in the log`) : '';
-    return c.green(`audit log intact: ${r.lines} lines in ${r.files} files (${each})`) + lost;
+    return c.green(`audit log intact: ${r.lines} lines in ${place} (${each})`) + lost;
   }
   return r.streams
     .map((s) => (s.ok ? c.green(`${s.stream}: intact, ${plural(s.lines, 'line')}`) : c.red(`audit log broken at ${s.file} line ${s.line}: ${s.problem}`)))
