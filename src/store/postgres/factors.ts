@@ -4,7 +4,9 @@
 // decides from that version with the rules of migrations/002_rules.sql, writes in the same
 // statement and answers through RETURNING. What a success does besides (the login's location
 // remembered, core/decide.ts rememberLocation) follows in the same transaction, under the row
-// lock that statement took, so no other daemon sees the decision without it.
+// lock that statement took, so no other daemon sees the decision without it; or, when the record
+// the service decided on is still the row's version, it is written by that statement itself
+// (effectsAhead), one round trip and one commit instead of five round trips.
 import { rememberLocation } from '../../core/decide.js';
 import { kindLockState } from '../../core/lockout.js';
 import type { FailureState, TotpState } from '../../core/model.js';
@@ -60,14 +62,16 @@ async function failed(c: Queryable, address: string, failure: FailureEffects): P
  * A success's effects worked out from the record it was decided on (SuccessEffects.basis), for
  * the verdict's own statement to write when that record is still the row's latest version: its
  * remembered places, when it queues no notice (a new country's is left to the transaction, which
- * reads the record under the lock, unless the queue is inert for the record). Undefined: not ahead (no basis read here, or a notice).
+ * reads the record under the lock, unless the queue is inert for the record).
  */
-export interface Ahead {
+interface Ahead {
+  /** The version of the row the basis was read from (rows.ts rowVersionOf). */
   version: string;
   places: Places | undefined;
 }
 
-export function effectsAhead(success: SuccessEffects): Ahead | undefined {
+/** Undefined: not ahead (no basis read by this store, or a notice to queue). */
+function effectsAhead(success: SuccessEffects): Ahead | undefined {
   const { basis, location, notices } = success;
   const version = basis === undefined ? undefined : rowVersionOf(basis);
   if (basis === undefined || version === undefined) return undefined;
