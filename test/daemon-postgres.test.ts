@@ -93,6 +93,8 @@ describe(`the daemon on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${missin
     const verified = await d.cli(['audit', 'verify']);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(verified.stdout, /^audit log intact: \d+ lines in the database \(security \d+ lines?, logins \d+ lines?\)$/m);
+    const json = await d.json<{ ok: boolean; files: number; database?: boolean }>(['audit', 'verify']);
+    assert.deepEqual([json.ok, json.files, json.database], [true, 0, true]);
     assert.doesNotMatch(d.log(), /audit-gap/);
   });
 

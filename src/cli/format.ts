@@ -123,9 +123,8 @@ function auditStreamText(a: AuditStreamStatus, c: ChalkInstance): string {
 export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
   const plural = (n: number, word: string) => count(n, word, `${word}s`);
   if (r.ok) {
-    // No files: the streams are a database's (store.backend postgres).
-    const place = r.files === 0 ? 'the database' : `${r.files} files`;
-    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')}${r.files === 0 ? '' : ` in ${plural(s.files, 'file')}`}` : '')).join(', ');
+    const place = r.database === true ? 'the database' : `${r.files} files`;
+    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')}${r.database === true ? '' : ` in ${plural(s.files, 'file')}`}` : '')).join(', ');
     const lost = r.lost > 0 ? c.yellow(`; ${plural(r.lost, 'event')} lost to failed writes, as recorded in the log`) : '';
     return c.green(`audit log intact: ${r.lines} lines in ${place} (${each})`) + lost;
   }

@@ -62,9 +62,12 @@ export type AuditStreamCheck = { stream: AuditStreamName } & (
   | { ok: false; file: string; line: number; problem: string }
 );
 
-/** `audit.verify`: every stream checked; the first problem, if any, at the top. */
+/**
+ * `audit.verify`: every stream checked; the first problem, if any, at the top. `database`: the
+ * streams are a database's tables (store.backend postgres), which have no files (files 0).
+ */
 export type AuditVerifyResult =
-  | { ok: true; lines: number; files: number; lost: number; streams: AuditStreamCheck[] }
+  | { ok: true; lines: number; files: number; lost: number; streams: AuditStreamCheck[]; database?: true }
   | { ok: false; file: string; line: number; problem: string; streams: AuditStreamCheck[] };
 
 /** An audit line as audit.query answers it (audit/entry.ts writes it), with the stream it is in. */

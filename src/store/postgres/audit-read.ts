@@ -109,6 +109,6 @@ export async function checkStream(db: Db, stream: AuditStreamName, pageRows = VE
     return { ok: false, file: place, line: head.seq, problem: `the chain has no lines but its head names line ${head.seq}: rows were deleted` };
   }
   if (walk.recordedGap !== null) return { ok: false, ...walk.recordedGap };
-  // No files: the chain is the database's rows (format.ts words a count of 0 so).
+  // No files: the chain is the database's rows.
   return { ok: true, lines: walk.lines, files: 0, lost: walk.lost };
 }

@@ -138,7 +138,8 @@ export class PgAuditTrail {
     const streams: AuditStreamCheck[] = [];
     // One after the other: a long read need not take two of the pool's connections at once.
     for (const stream of STREAMS) streams.push({ stream, ...(await checkStream(this.#db, stream, this.#pageRows)) });
-    return verifyResult(streams);
+    const result = verifyResult(streams);
+    return result.ok ? { ...result, database: true } : result;
   }
 
   /** What this node wrote and lost; `seq` is the last line of the stream this node knows of. */
