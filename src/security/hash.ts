@@ -70,3 +70,10 @@ export function keyedHasher(macKey: (purpose: string) => Buffer) {
     indexOf: (purpose: string, value: string, stored: readonly string[], scope?: string): number => keyedHashIndex(macKey(purpose), named(purpose, scope), value, stored),
   };
 }
+
+/** Keyed hashes are compared in constant time: their length is public, their bytes are not. */
+export function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}

@@ -122,8 +122,7 @@ export class Notifier {
    */
   queueFor(levels: Levels, now: number, where: { ip: string | null; country: string | null } | null = null): NoticeQueue {
     return {
-      // What queueOne checks before anything it records.
-      inert: (rec) => this.sender === undefined || !viewSettings(this.p.config, levels, rec).notifications,
+      inert: (rec) => this.inert(levels, rec),
       queue: (rec, events) => {
         let next = rec;
         for (const event of events) next = this.queueOne(levels, next, where === null ? event : { ...where, ...event }, now);
@@ -138,6 +137,11 @@ export class Notifier {
     return this.queueFor({ global, domain: domain?.settings }, now, where);
   }
 
+  /** No notice can be queued for `rec`: no gateway to send it through, or its settings turn notices off. */
+  private inert(levels: Levels, rec: MailboxRecord): boolean {
+    return this.sender === undefined || !viewSettings(this.p.config, levels, rec).notifications;
+  }
+
   /**
    * Inside the operation of the event: `rec` with a notice of `event` queued, to be written by the
    * operation. `rec` comes back unchanged when the mailbox's settings turn notices off (setting
@@ -145,8 +149,7 @@ export class Notifier {
    * (maxPerKindPerDay, maxPending: audited as suppressed or dropped).
    */
   private queueOne(levels: Levels, rec: MailboxRecord, event: NoticeEvent, now: number): MailboxRecord {
-    if (this.sender === undefined) return rec;
-    if (!viewSettings(this.p.config, levels, rec).notifications) return rec;
+    if (this.inert(levels, rec)) return rec;
     const to = rec.altEmail !== null && rec.altEmail !== rec.address ? [rec.address, rec.altEmail] : [rec.address];
     const notice: PendingNotice = {
       id: `${now.toString(36)}-${(this.seq++ % 1296).toString(36)}`,

@@ -4,26 +4,19 @@
 // themselves are the pure core's (core/lockout.ts, core/decide.ts).
 //
 // What the store keeps only in memory, bounded, is memory-limits.ts's (FileStatePorts extends it).
-import { timingSafeEqual } from 'node:crypto';
 import { withUses, type AppPasswordUses } from '../core/app-passwords.js';
 import { rememberLocation } from '../core/decide.js';
 import { kindLockState, recordKindFailure, recordKindSuccess } from '../core/lockout.js';
 import { newMailbox, type DomainRecord, type FailureState, type MailboxFailures, type LevelSettings, type MailboxRecord, type OpenCode, type PendingTotp, type TotpState } from '../core/model.js';
 import { isNewCountry, lockNotice, type MailboxNotices, type NoticeEvent } from '../core/notices.js';
 import { domainOf } from '../core/validate.js';
+import { sameHash } from '../security/hash.js';
 import type { DomainAdminRecord, FailureEffects, Locked, LoginView, MailboxQuery, SendAndOpen, StatePorts, SuccessEffects } from '../services/store-ports.js';
 import { FileAdminState } from './admin-state.js';
 import { MemoryLimits } from './memory-limits.js';
 import type { Store, StoreTx } from './types.js';
 
 export { MAX_SEND_KEYS, MAX_SOURCES, MAX_UNSTORED_FAILURES, MAX_WINDOW_KEYS } from './memory-limits.js';
-
-/** Keyed hashes are compared in constant time: their length is public, their bytes are not. */
-function sameHash(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
-}
 
 /**
  * `rec` with `change` after a success: its effects applied, and the owner's notices of it queued

@@ -11,6 +11,7 @@ import { rememberLocation } from '../../core/decide.js';
 import { kindLockState } from '../../core/lockout.js';
 import type { FailureState, TotpState } from '../../core/model.js';
 import { isNewCountry, type NoticeEvent } from '../../core/notices.js';
+import { sameHash } from '../../security/hash.js';
 import type { FailureEffects, Locked, SuccessEffects } from '../../services/store-ports.js';
 import type { Db, Queryable } from './pool.js';
 import { placesParts, readMailboxRow, rowVersionOf, writeEffects, type Places } from './rows.js';
@@ -120,7 +121,15 @@ function verdictStatement(
  * answer when it needed nothing more: no row (undefined: the caller's 'changed'), an outcome that
  * writes nothing, or a success written with its effects. Null: the transaction decides again.
  */
-async function decidedAhead<V extends { outcome: string }>(db: Db, p: Params, text: string, succeedOn: string[], failOn: string[]): Promise<(V & { fresh: boolean }) | undefined | null> {
+async function decidedAhead<V extends { outcome: string }>(
+  db: Db,
+  statement: (p: Params, ahead: Ahead) => string,
+  ahead: Ahead,
+  succeedOn: string[],
+  failOn: string[],
+): Promise<(V & { fresh: boolean }) | undefined | null> {
+  const p = new Params();
+  const text = statement(p, ahead);
   const { rows } = await db.query<V & { fresh: boolean }>(text, p.values);
   const v = rows[0];
   if (v === undefined) return undefined;
@@ -147,8 +156,7 @@ export async function acceptTotpStep(db: Db, address: string, sealedSecret: stri
   };
   const ahead = effectsAhead(at.success);
   if (ahead !== undefined) {
-    const p = new Params();
-    const v = await decidedAhead<Verdict<Outcome | 'locked'>>(db, p, statement(p, ahead), SUCCEED_ON, FAIL_ON);
+    const v = await decidedAhead<Verdict<Outcome | 'locked'>>(db, statement, ahead, SUCCEED_ON, FAIL_ON);
     if (v === undefined) return { outcome: 'changed' as const };
     if (v !== null) return v.outcome === 'locked' ? locked(v) : { outcome: v.outcome };
   }
@@ -211,10 +219,12 @@ export async function tryOpenCode(db: Db, address: string, hash: string, at: { m
     }, ahead);
   };
   type Row = Verdict<Outcome | 'locked'> & { provider: 'sms' | 'email' | null };
-  const ahead = effectsAhead(at.success);
+  // Ahead only for the code the record was holding: any other is a failure, which the
+  // transaction decides (one statement ahead would be wasted on every wrong code).
+  const open = at.success.basis?.openCode;
+  const ahead = open !== null && open !== undefined && sameHash(open.hash, hash) ? effectsAhead(at.success) : undefined;
   if (ahead !== undefined) {
-    const p = new Params();
-    const v = await decidedAhead<Row>(db, p, statement(p, ahead), SUCCEED_ON, FAIL_ON);
+    const v = await decidedAhead<Row>(db, statement, ahead, SUCCEED_ON, FAIL_ON);
     if (v === undefined) return { outcome: 'no-open-code' as const, provider: null };
     if (v !== null) return v.outcome === 'locked' ? locked(v) : { outcome: v.outcome, provider: v.provider };
   }

@@ -5,7 +5,7 @@
 import type { AppPassword, FailureState, MailboxRecord, OpenCode, PendingTotp, RememberedCountry, RememberedIp, TotpState } from '../../core/model.js';
 import type { MailboxNotices } from '../../core/notices.js';
 import type { Queryable } from './pool.js';
-import type { Params } from './sql.js';
+import { Params } from './sql.js';
 
 /** The mailbox columns and its lists as JSON, for `FROM mailboxes m`. */
 export const MAILBOX_SELECT = `m.xmin::text AS row_version, m.address, m.settings, m.user_settings, m.phone, m.alt_email,
@@ -184,42 +184,25 @@ const countries = (list: RememberedCountry[]) => [list.map((e) => e.country), li
 export type Places = { ips: RememberedIp[]; countries: RememberedCountry[] };
 
 /**
- * The statement that replaces the remembered lists of $1 (the caller holds the mailbox's row
- * lock): the entries no longer listed go, the listed ones are inserted or updated (disjoint rows,
- * so the parts of the statement cannot meet). With `notices`, the same statement stores the
- * mailbox's notices ($8) too, on the mailbox's row: another table's, which no other part writes.
+ * The parts of a statement (CTEs) that replace the remembered lists of `address` with `places`
+ * (the caller holds the mailbox's row lock): the entries no longer listed go, the listed ones are
+ * inserted or updated (disjoint rows, so the parts cannot meet). With `when` (a condition on a
+ * CTE named `v` earlier in the same WITH list), each only when it holds.
  */
-function placesStatement(notices: boolean): string {
-  return `WITH di AS (DELETE FROM remembered_ips WHERE address = $1 AND ip <> ALL ($2::text[])),
-       dc AS (DELETE FROM remembered_countries WHERE address = $1 AND country <> ALL ($5::text[])),
-       ui AS (INSERT INTO remembered_ips SELECT $1, o::integer, ip, f, l FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS u(ip, f, l, o)
-              ON CONFLICT (address, ip) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen)${
-                notices ? ',\n       n AS (UPDATE mailboxes SET notices = $8::json WHERE address = $1)' : ''
-              }
-     INSERT INTO remembered_countries SELECT $1, o::integer, cc, f, l FROM unnest($5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY AS u(cc, f, l, o)
-     ON CONFLICT (address, country) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen`;
-}
-
-/**
- * The parts of a statement (CTEs, after a WITH list that has one named `v`) that replace the
- * remembered lists of `address` with `places` as placesStatement does, each only `when` (a
- * condition on v).
- */
-export function placesParts(p: Params, address: string, places: Places, when: string): string {
+export function placesParts(p: Params, address: string, places: Places, when: string | null): string {
   const a = p.add(address, 'text');
   const [ip, ipFirst, ipLast] = ips(places.ips).map((list, i) => p.add(list, i === 0 ? 'text[]' : 'bigint[]'));
   const [cc, ccFirst, ccLast] = countries(places.countries).map((list, i) => p.add(list, i === 0 ? 'text[]' : 'bigint[]'));
-  const only = `EXISTS (SELECT 1 FROM v WHERE ${when})`;
-  return `di AS (DELETE FROM remembered_ips WHERE address = ${a} AND ip <> ALL (${ip}) AND ${only}),
-  dc AS (DELETE FROM remembered_countries WHERE address = ${a} AND country <> ALL (${cc}) AND ${only}),
-  ui AS (INSERT INTO remembered_ips SELECT ${a}, o::integer, ip, f, l FROM unnest(${ip}, ${ipFirst}, ${ipLast}) WITH ORDINALITY AS u(ip, f, l, o) WHERE ${only}
+  const only = when === null ? '' : ` AND EXISTS (SELECT 1 FROM v WHERE ${when})`;
+  const onlyRows = when === null ? '' : ` WHERE EXISTS (SELECT 1 FROM v WHERE ${when})`;
+  return `di AS (DELETE FROM remembered_ips WHERE address = ${a} AND ip <> ALL (${ip})${only}),
+  dc AS (DELETE FROM remembered_countries WHERE address = ${a} AND country <> ALL (${cc})${only}),
+  ui AS (INSERT INTO remembered_ips SELECT ${a}, o::integer, ip, f, l FROM unnest(${ip}, ${ipFirst}, ${ipLast}) WITH ORDINALITY AS u(ip, f, l, o)${onlyRows}
     ON CONFLICT (address, ip) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen),
-  uc AS (INSERT INTO remembered_countries SELECT ${a}, o::integer, cc, f, l FROM unnest(${cc}, ${ccFirst}, ${ccLast}) WITH ORDINALITY AS u(cc, f, l, o) WHERE ${only}
+  uc AS (INSERT INTO remembered_countries SELECT ${a}, o::integer, cc, f, l FROM unnest(${cc}, ${ccFirst}, ${ccLast}) WITH ORDINALITY AS u(cc, f, l, o)${onlyRows}
     ON CONFLICT (address, country) DO UPDATE SET ord = EXCLUDED.ord, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen)`;
 }
 
-const WRITE_PLACES = placesStatement(false);
-const WRITE_PLACES_AND_NOTICES = placesStatement(true);
 const WRITE_NOTICES = 'UPDATE mailboxes SET notices = $2::json WHERE address = $1';
 
 /** The mailbox of `address` as stored (the caller holds its row lock), or undefined. */
@@ -241,8 +224,11 @@ export interface RecordEffects {
 export async function writeEffects(c: Queryable, address: string, effects: RecordEffects): Promise<void> {
   const notices = 'notices' in effects ? [effects.notices === undefined ? null : JSON.stringify(effects.notices)] : null;
   if (effects.places !== undefined) {
-    const places = [address, ...ips(effects.places.ips), ...countries(effects.places.countries)];
-    await c.query(notices === null ? WRITE_PLACES : WRITE_PLACES_AND_NOTICES, [...places, ...(notices ?? [])]);
+    const p = new Params();
+    const parts = [placesParts(p, address, effects.places, null)];
+    // The notices are on the mailbox's row: another table's, which no other part writes.
+    if (notices !== null) parts.push(`n AS (UPDATE mailboxes SET notices = ${p.add(notices[0])}::json WHERE address = ${p.add(address, 'text')})`);
+    await c.query(`WITH ${parts.join(',\n  ')}\nSELECT 1`, p.values);
   } else if (notices !== null) await c.query(WRITE_NOTICES, [address, ...notices]);
 }
 
