@@ -317,6 +317,17 @@ describe(`the audit trail on PostgreSQL${missing === null ? '' : ` (SKIPPED: ${m
     assert.match(await plan({ limit: 100 }), /audit_lines_at/, 'the most recent lines without a scan of them all');
   });
 
+  it('a line of a stream that does not exist is refused by the table, which has no per-row key lookup', async () => {
+    const [db] = await database();
+    const insert = (stream: string) =>
+      db!.query(`INSERT INTO audit_lines (stream, seq, at, node, mailbox, action, result, line) VALUES ($1, 1, 1700000000000, 'n', NULL, 'reset', 'ok', '{}')`, [stream]);
+    await assert.rejects(insert('other'), (err: Error & { data?: Record<string, unknown> }) => err.data?.['sqlstate'] === '23514');
+    await insert('security');
+    // A foreign key would cost a lookup and lock of the head row per line (migration 010).
+    const { rows } = await db!.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'audit_lines'::regclass AND contype = 'f'`);
+    assert.equal(rows[0]!.n, 0);
+  });
+
   it('refuses a database without the audit tables, and a bad node name', async () => {
     const name = await cluster.createDatabase();
     const bare = new Db(createPool(pgSettings(cluster, name)));
