@@ -7,6 +7,7 @@ import { BlockList, isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { MemfaError } from '../protocol/errors.js';
 import { COUNTRY_MISTAKES, EU_MEMBERS, GEOIP_COUNTRIES, isUserAssigned } from './countries.js';
+import { MapFront } from './map-front.js';
 
 function invalid(param: string, message: string): MemfaError {
   return new MemfaError('INVALID_PARAMS', `${param}: ${message}`, { data: { param } });
@@ -37,6 +38,7 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 // Domains repeat across logins (many mailboxes, few domains): valid ones are remembered. Pure, so
 // a cache cannot change an answer; bounded, so hostile input cannot grow it.
 const domainCache = new Map<string, string>();
+const domainCacheFront = new MapFront(domainCache);
 const DOMAIN_CACHE_MAX = 10_000;
 
 export function normaliseDomain(s: unknown, param = 'domain'): string {
@@ -44,7 +46,11 @@ export function normaliseDomain(s: unknown, param = 'domain'): string {
     const hit = domainCache.get(s);
     if (hit !== undefined) return hit;
     const d = checkDomain(s, param);
-    if (domainCache.size >= DOMAIN_CACHE_MAX) domainCache.delete(domainCache.keys().next().value!);
+    if (domainCache.size >= DOMAIN_CACHE_MAX) {
+      const oldest = domainCacheFront.oldest()!;
+      domainCacheFront.leaving(oldest);
+      domainCache.delete(oldest);
+    }
     domainCache.set(s, d);
     return d;
   }

@@ -1,9 +1,12 @@
 // A map that remembers the most recently touched entries: touching an entry moves it to the young
-// end; past `max` entries the oldest goes, in O(1), so that a flood of keys (addresses, sources)
+// end; past `max` entries the oldest goes, in amortized O(1) (core/map-front.ts), so that a flood of keys (addresses, sources)
 // costs neither unbounded memory nor scans. `sweep` drops entries at the old end while a predicate
 // says they no longer matter, stopping at the first that does: its cost is what it drops, and one.
+import { MapFront } from '../core/map-front.js';
+
 export class Recent<K, V> {
   private readonly entries = new Map<K, V>();
+  private readonly front = new MapFront(this.entries);
 
   constructor(private readonly max: number) {}
 
@@ -13,9 +16,10 @@ export class Recent<K, V> {
 
   /** Sets `value` as the most recently touched entry. */
   touch(key: K, value: V): void {
+    this.front.leaving(key);
     this.entries.delete(key);
     this.entries.set(key, value);
-    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as K);
+    if (this.entries.size > this.max) this.drop(this.front.oldest() as K);
   }
 
   /** Replaces the value without moving the entry (it was not touched by its owner). */
@@ -25,15 +29,21 @@ export class Recent<K, V> {
 
   delete(key: K): V | undefined {
     const v = this.entries.get(key);
-    this.entries.delete(key);
+    this.drop(key);
     return v;
   }
 
   sweep(stale: (value: V, key: K) => boolean): void {
-    for (const [key, value] of this.entries) {
-      if (!stale(value, key)) break;
-      this.entries.delete(key);
+    while (this.entries.size > 0) {
+      const key = this.front.oldest() as K;
+      if (!stale(this.entries.get(key) as V, key)) break;
+      this.drop(key);
     }
+  }
+
+  private drop(key: K): void {
+    this.front.leaving(key);
+    this.entries.delete(key);
   }
 
   values(): IterableIterator<V> {

@@ -14,6 +14,7 @@
 //   (tickets below), so a notice that overtakes the read cannot be undone by it.
 // Bounded: at most `entries` entries, the least recently used going first (nearly: below); a
 // daemon never loads more of the store than the logins it answers ask for.
+import { MapFront } from '../../core/map-front.js';
 import { POLICY_KEY } from '../../services/policy.js';
 
 export const CACHE_CHANNEL = 'memfa_cache';
@@ -50,12 +51,15 @@ interface Entry {
 
 export class ReadCache {
   private readonly map = new Map<string, Entry>();
+  /** The least recently used entry, found without a scan (core/map-front.ts). */
+  private readonly oldest = new MapFront(this.map);
   /** Counts moves to the young end of the map (fills and the moves of get). */
   private placed = 0;
   /** Bumped by every invalidation and flush: a read's ticket is the value when it started. */
   private seq = 0;
   /** key -> seq of its last invalidation, for reads still in flight (bounded: DROPPED_KEPT). */
   private readonly dropped = new Map<string, number>();
+  private readonly oldestDropped = new MapFront(this.dropped);
   /** A ticket below this loses whatever its key: a flush, or invalidations forgotten. */
   private floor = 0;
   private active = false;
@@ -95,7 +99,7 @@ export class ReadCache {
     const e = this.map.get(key);
     if (e === undefined) return MISS;
     if (this.clock() >= e.until) {
-      this.map.delete(key);
+      this.remove(key);
       return MISS;
     }
     // Most recently used last: Map keeps insertion order, so the first key is the eviction's. An
@@ -103,7 +107,7 @@ export class ReadCache {
     // login) cost the fast path more than all of its decision, and an entry used again before half
     // the bound has been placed after it is still far from eviction.
     if (this.placed - e.placed > this.maxEntries >> 1) {
-      this.map.delete(key);
+      this.remove(key);
       this.map.set(key, e);
       e.placed = ++this.placed;
     }
@@ -114,25 +118,29 @@ export class ReadCache {
   fill(key: string, ticket: number, value: Cached): void {
     if (!this.active || ticket < this.floor || (this.dropped.get(key) ?? -1) > ticket) return;
     const now = this.clock();
-    this.map.delete(key);
+    this.remove(key);
     this.map.set(key, { value, until: now + this.ttlMs, placed: ++this.placed });
     // The least recently used first: past the bound, and (a few per fill) those past their time,
     // so that a quiet daemon does not keep a burst's entries until the bound pushes them out.
     for (let swept = 0; ; swept++) {
-      const [oldest, e] = this.map.entries().next().value as [string, { until: number }];
-      if (this.map.size <= this.maxEntries && (swept >= SWEEP_PER_FILL || e.until > now)) break;
-      this.map.delete(oldest);
+      const oldest = this.oldest.oldest();
+      if (oldest === undefined) break;
+      if (this.map.size <= this.maxEntries && (swept >= SWEEP_PER_FILL || this.map.get(oldest)!.until > now)) break;
+      this.remove(oldest);
     }
   }
 
   /** `key` changed (announced, or written by this daemon): dropped, and reads in flight lose. */
   invalidate(key: string): void {
     this.seq++;
-    this.map.delete(key);
+    this.remove(key);
+    this.oldestDropped.leaving(key);
     this.dropped.delete(key);
     this.dropped.set(key, this.seq);
     if (this.dropped.size > DROPPED_KEPT) {
-      const [oldest, at] = this.dropped.entries().next().value as [string, number];
+      const oldest = this.oldestDropped.oldest()!;
+      const at = this.dropped.get(oldest)!;
+      this.oldestDropped.leaving(oldest);
       this.dropped.delete(oldest);
       this.floor = Math.max(this.floor, at);
     }
@@ -143,6 +151,13 @@ export class ReadCache {
     this.seq++;
     this.floor = this.seq;
     this.map.clear();
+    this.oldest.cleared();
     this.dropped.clear();
+    this.oldestDropped.cleared();
+  }
+
+  private remove(key: string): void {
+    this.oldest.leaving(key);
+    this.map.delete(key);
   }
 }

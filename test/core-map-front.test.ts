@@ -1,0 +1,133 @@
+// The oldest entry of a Map without a scan (core/map-front.ts), and the bounded maps built on it:
+// the same answer as the Map's own first key, whatever was set, moved, deleted or cleared.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MapFront } from '../src/core/map-front.js';
+import { Recent } from '../src/store/recent.js';
+import { MISS, ReadCache } from '../src/store/postgres/cache.js';
+
+/** A small deterministic generator (xorshift32), so that a failure can be replayed. */
+function rng(seed: number): () => number {
+  let x = seed;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+test('the oldest key: insertion order, past deleted and moved entries, after a clear', () => {
+  const m = new Map<string, number>();
+  const front = new MapFront(m);
+  assert.equal(front.oldest(), undefined);
+  for (const k of ['a', 'b', 'c']) m.set(k, 0);
+  assert.equal(front.oldest(), 'a');
+  // Moved to the young end: b is the oldest now, a the youngest.
+  front.leaving('a');
+  m.delete('a');
+  m.set('a', 1);
+  assert.equal(front.oldest(), 'b');
+  front.leaving('c');
+  m.delete('c');
+  assert.equal(front.oldest(), 'b');
+  front.leaving('b');
+  m.delete('b');
+  assert.equal(front.oldest(), 'a');
+  front.leaving('a');
+  m.delete('a');
+  assert.equal(front.oldest(), undefined, 'empty');
+  // The iterator was at its end: entries set since are found.
+  m.set('d', 0);
+  m.set('e', 0);
+  assert.equal(front.oldest(), 'd');
+  m.clear();
+  front.cleared();
+  assert.equal(front.oldest(), undefined);
+  m.set('f', 0);
+  assert.equal(front.oldest(), 'f');
+});
+
+test('random sets, moves, deletes, evictions and clears: always the Map\'s own first key', () => {
+  const random = rng(0x5eed);
+  const m = new Map<number, number>();
+  const front = new MapFront(m);
+  let next = 0;
+  for (let step = 0; step < 50_000; step++) {
+    const r = random();
+    const keys = m.size;
+    if (r < 0.45 || keys === 0) {
+      m.set(next++, step);
+    } else if (r < 0.6) {
+      // A key from anywhere in the map: a move to the young end.
+      const k = [...m.keys()][Math.floor(random() * keys)]!;
+      front.leaving(k);
+      m.delete(k);
+      m.set(k, step);
+    } else if (r < 0.7) {
+      const k = [...m.keys()][Math.floor(random() * keys)]!;
+      front.leaving(k);
+      m.delete(k);
+    } else if (r < 0.9995) {
+      const k = front.oldest()!;
+      front.leaving(k);
+      m.delete(k);
+    } else {
+      m.clear();
+      front.cleared();
+    }
+    assert.equal(front.oldest(), m.keys().next().value, `step ${step}`);
+    if (m.size > 200) {
+      // Kept small so that the reference's [...m.keys()] stays cheap.
+      const k = front.oldest()!;
+      front.leaving(k);
+      m.delete(k);
+    }
+  }
+});
+
+test('Recent at its bound drops the least recently touched, and sweep stops at the first that matters', () => {
+  const r = new Recent<string, number>(3);
+  r.touch('a', 1);
+  r.touch('b', 2);
+  r.touch('c', 3);
+  r.touch('a', 4);
+  r.touch('d', 5);
+  assert.deepEqual([...r].map(([k]) => k), ['c', 'a', 'd'], 'b, the least recently touched, went');
+  r.delete('c');
+  r.touch('e', 6);
+  r.touch('f', 7);
+  assert.deepEqual([...r].map(([k]) => k), ['d', 'e', 'f']);
+  r.replace('d', 1);
+  r.sweep((v) => v < 6);
+  assert.deepEqual([...r].map(([k]) => k), ['e', 'f'], 'd (1) swept; e (6) stops the sweep');
+  r.sweep(() => true);
+  assert.equal(r.size, 0);
+  r.touch('g', 8);
+  assert.deepEqual([...r].map(([k]) => k), ['g']);
+});
+
+test('a flood of new keys through Recent keeps exactly the newest, at any length', () => {
+  const r = new Recent<string, number>(1000);
+  for (let i = 0; i < 50_000; i++) r.touch(`s${i}`, i);
+  assert.equal(r.size, 1000);
+  assert.deepEqual([...r.values()], Array.from({ length: 1000 }, (_, i) => 49_000 + i));
+});
+
+test('the read cache at its bound, filled with new keys again and again: the newest kept, the invalidations bounded', () => {
+  const c = new ReadCache({ ttlMs: 60_000, entries: 100 });
+  c.setActive(true);
+  for (let i = 0; i < 20_000; i++) c.fill(`m:${i}`, c.ticket(), i);
+  assert.equal(c.size, 100);
+  for (let i = 19_900; i < 20_000; i++) assert.equal(c.get(`m:${i}`), i);
+  assert.equal(c.get('m:19899'), MISS);
+  // Past the invalidations kept (10,000), the oldest are forgotten and an older ticket loses
+  // whatever its key; a ticket taken after them still fills.
+  const old = c.ticket();
+  for (let i = 0; i < 10_001; i++) c.invalidate(`k:${i}`);
+  c.fill('m:old-ticket', old, 1);
+  assert.equal(c.get('m:old-ticket'), MISS);
+  c.fill('m:new-ticket', c.ticket(), 2);
+  assert.equal(c.get('m:new-ticket'), 2);
+  assert.equal(c.size, 100);
+});
