@@ -24,6 +24,7 @@ const BASE_TARGETS: Target[] = [
   { field: 'scale_verify_p99_ms', op: '<=', limit: 5 },
   { field: 'scale_write_p99_ms', op: '<=', limit: 25 },
   { field: 'imap_login_ratio', op: '<=', limit: 1.15 },
+  { field: 'bounded_flood_ratio', op: '<=', limit: 3 },
 ];
 
 export const TARGETS: Target[] = [...BASE_TARGETS, ...PG_TARGETS];
@@ -74,6 +75,11 @@ const ROWS: Row[] = [
   ['disk append+fdatasync p50', 'disk_fsync_p50_ms', 'ms', 'baseline for writes'],
   ['disk append+fdatasync p99', 'disk_fsync_p99_ms', 'ms', ''],
   ['daemon peak RSS (main run)', 'daemon_rss_mb', 'MB', ''],
+  ['bounded map, new key (flood)', 'bounded_recent_new_ns', 'ns', 'Recent at 100,000 entries'],
+  ['bounded map, key already there', 'bounded_recent_repeat_ns', 'ns', ''],
+  ['read cache fill, new key', 'bounded_cache_new_ns', 'ns', 'at 100,000 entries'],
+  ['read cache fill, key already there', 'bounded_cache_repeat_ns', 'ns', ''],
+  ['  ratio', 'bounded_flood_ratio', '', 'new / already there, the larger'],
   ['IMAP login, password-only Dovecot', 'imap_login_ms', 'ms', 'median'],
   ['IMAP login, Dovecot + memfa passdb', 'imap_login_memfa_ms', 'ms', 'median; an app password'],
   ['  ratio', 'imap_login_ratio', '', 'memfa / password-only'],

@@ -35,6 +35,7 @@ import { measuredTargets, passes, render, table } from './report.js';
 import { median, round } from './stats.js';
 import { measureLoad, say, scalePhase } from './scale.js';
 import { generateStore, type GenMailbox } from './store-gen.js';
+import { structuresPhase } from './structures.js';
 import { allowWorkload, totpWorkload } from './workloads.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -252,6 +253,7 @@ async function daemonPhase(s: Settings, out: Results, notes: Record<string, unkn
   out['disk_fsync_p50_ms'] = round(fsync.p50Ms);
   out['disk_fsync_p99_ms'] = round(fsync.p99Ms);
   say(`disk: append+fdatasync p50 ${fsync.p50Ms.toFixed(2)} ms, p99 ${fsync.p99Ms.toFixed(2)} ms (${fsync.count} samples)`);
+  say(structuresPhase(out));
 
   const d = await startBenchDaemon(dir);
   const allowPool = store.groups['allow']!;
