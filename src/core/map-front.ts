@@ -3,11 +3,10 @@
 //
 // `map.keys().next()` is not that. V8 leaves a deleted entry's place empty in the table's
 // insertion order until the table is next rebuilt, and a new iterator starts at the table's first
-// place. A map that drops its oldest entry each time it takes a new one (an LRU at its bound: a
-// cache being filled, a flood of new client addresses) soon has tens of thousands of empty places
-// at its front, and every such call scans them all. Measured at 100,000 entries: 60 µs a
-// call, where this takes about 1 µs. That cost fell on every login of a flood, and on each fill
-// of the PostgreSQL store's read cache.
+// place. A map that drops its oldest entry each time it takes a new one (a bounded cache being
+// filled with new keys) soon has tens of thousands of empty places at its front, and every such
+// call scans them all. Measured at 100,000 entries: 60 µs a call, where this takes about 1 µs.
+// Used by the PostgreSQL store's read cache and the domain cache of core/validate.ts.
 //
 // Here one iterator is kept and moves forward only. An iterator passes over empty places once,
 // sees the entries set after it was made, and survives the table being rebuilt (the language

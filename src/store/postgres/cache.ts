@@ -102,24 +102,40 @@ export class ReadCache {
       this.remove(key);
       return MISS;
     }
-    // Most recently used last: Map keeps insertion order, so the first key is the eviction's. An
-    // entry among the younger half is left where it is: a delete and set on every hit (several per
-    // login) cost the fast path more than all of its decision, and an entry used again before half
-    // the bound has been placed after it is still far from eviction.
+    this.keepYoung(key, e);
+    return e.value;
+  }
+
+  /**
+   * Most recently used last: Map keeps insertion order, so the first key is the eviction's. An
+   * entry among the younger half is left where it is. A delete and set on every hit (several per
+   * login) cost the fast path more than all of its decision, and an entry used again before half
+   * the bound has been placed after it is still far from eviction. What is more, V8 keeps a deleted
+   * entry in its key's hash chain until the table is rebuilt: the keys every login reads (the
+   * global settings, a domain's) would grow chains that every lookup of them walks.
+   */
+  private keepYoung(key: string, e: Entry): void {
     if (this.placed - e.placed > this.maxEntries >> 1) {
       this.remove(key);
       this.map.set(key, e);
       e.placed = ++this.placed;
     }
-    return e.value;
   }
 
   /** Keeps what a read that started at `ticket` found for `key`, unless `key` changed since. */
   fill(key: string, ticket: number, value: Cached): void {
     if (!this.active || ticket < this.floor || (this.dropped.get(key) ?? -1) > ticket) return;
     const now = this.clock();
-    this.remove(key);
-    this.map.set(key, { value, until: now + this.ttlMs, placed: ++this.placed });
+    // A key held already is refreshed where it is (keepYoung): each miss of a mailbox fills the
+    // global and domain entries again.
+    const held = this.map.get(key);
+    if (held !== undefined) {
+      held.value = value;
+      held.until = now + this.ttlMs;
+      this.keepYoung(key, held);
+    } else {
+      this.map.set(key, { value, until: now + this.ttlMs, placed: ++this.placed });
+    }
     // The least recently used first: past the bound, and (a few per fill) those past their time,
     // so that a quiet daemon does not keep a burst's entries until the bound pushes them out.
     for (let swept = 0; ; swept++) {
@@ -134,10 +150,12 @@ export class ReadCache {
   invalidate(key: string): void {
     this.seq++;
     this.remove(key);
-    this.oldestDropped.leaving(key);
-    this.dropped.delete(key);
+    // A key dropped before keeps its place, with its new seq (no delete and set: see keepYoung).
+    // So the one forgotten first may not have the lowest seq, and the floor may rise further than
+    // it must: reads in flight then lose, which costs a miss, never a stale entry.
+    const again = this.dropped.has(key);
     this.dropped.set(key, this.seq);
-    if (this.dropped.size > DROPPED_KEPT) {
+    if (!again && this.dropped.size > DROPPED_KEPT) {
       const oldest = this.oldestDropped.oldest()!;
       const at = this.dropped.get(oldest)!;
       this.oldestDropped.leaving(oldest);

@@ -1,5 +1,7 @@
-// The oldest entry of a Map without a scan (core/map-front.ts), and the bounded maps built on it:
-// the same answer as the Map's own first key, whatever was set, moved, deleted or cleared.
+// The bounded maps: the oldest entry of a Map without a scan (core/map-front.ts), the same answer
+// as the Map's own first key whatever was set, moved, deleted or cleared; Recent's order of its
+// own; the read cache refreshing a key it holds where it is. Their costs at their bound are in
+// `npm run bench` (bench/structures.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MapFront } from '../src/core/map-front.js';
@@ -105,6 +107,69 @@ test('Recent at its bound drops the least recently touched, and sweep stops at t
   assert.equal(r.size, 0);
   r.touch('g', 8);
   assert.deepEqual([...r].map(([k]) => k), ['g']);
+});
+
+test('Recent against a reference list: random touches, replaces, deletes and sweeps', () => {
+  const random = rng(0xbead);
+  const r = new Recent<number, number>(50);
+  let ref: [number, number][] = [];
+  for (let step = 0; step < 20_000; step++) {
+    const key = Math.floor(random() * 120);
+    const op = random();
+    if (op < 0.6) {
+      ref = ref.filter(([k]) => k !== key);
+      ref.push([key, step]);
+      if (ref.length > 50) ref.shift();
+      r.touch(key, step);
+    } else if (op < 0.75) {
+      ref = ref.map(([k, v]) => [k, k === key ? -step : v]);
+      r.replace(key, -step);
+    } else if (op < 0.9) {
+      const had = ref.find(([k]) => k === key);
+      ref = ref.filter(([k]) => k !== key);
+      assert.equal(r.delete(key), had?.[1]);
+    } else {
+      const cut = step - 200;
+      while (ref.length > 0 && Math.abs(ref[0]![1]) < cut) ref.shift();
+      r.sweep((v) => Math.abs(v) < cut);
+    }
+    assert.deepEqual([...r], ref, `step ${step}`);
+    assert.equal(r.size, ref.length);
+  }
+});
+
+test('one key touched again and again keeps its one entry, the youngest', () => {
+  const r = new Recent<string, number>(1000);
+  for (let i = 0; i < 999; i++) r.touch(`s${i}`, i);
+  for (let i = 0; i < 50_000; i++) r.touch('again', i);
+  assert.equal(r.size, 1000);
+  assert.equal(r.get('again'), 49_999);
+  assert.deepEqual([...r].at(-1), ['again', 49_999]);
+  assert.deepEqual([...r][0], ['s0', 0]);
+});
+
+test('the read cache refreshes a key it holds where it is: value and time-to-live', () => {
+  let t = 0;
+  const c = new ReadCache({ ttlMs: 100, entries: 4, clock: () => t });
+  c.setActive(true);
+  for (const k of ['g', 'a', 'b']) c.fill(k, c.ticket(), k);
+  t = 90;
+  c.fill('g', c.ticket(), 'g2');
+  t = 150;
+  assert.equal(c.get('a'), MISS, 'past its time');
+  assert.equal(c.get('g'), 'g2', 'the refresh gave it a new time-to-live');
+  // Filled again and again, it stays one entry, and the bound still drops the least recently used.
+  for (let i = 0; i < 1000; i++) c.fill('g', c.ticket(), i);
+  for (const k of ['c', 'd', 'e', 'f']) c.fill(k, c.ticket(), k);
+  assert.equal(c.size, 4);
+  assert.equal(c.get('g'), MISS, 'g was not used since c, d, e and f came');
+  // The same key invalidated again and again: reads that started before the last one still lose.
+  const before = c.ticket();
+  for (let i = 0; i < 100; i++) c.invalidate('k');
+  c.fill('k', before, 1);
+  assert.equal(c.get('k'), MISS);
+  c.fill('k', c.ticket(), 2);
+  assert.equal(c.get('k'), 2);
 });
 
 test('a flood of new keys through Recent keeps exactly the newest, at any length', () => {
