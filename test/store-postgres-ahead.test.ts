@@ -87,6 +87,41 @@ describe(`a factor's success written with its verdict${missing === null ? '' : `
     assert.equal(after?.totp?.lastAcceptedStep, 12);
   });
 
+  it("a code check's reserved attempt is settled by the success's own statement; a stale basis or a failure leaves it to the caller", async () => {
+    const SOURCES = { maxFailures: 10, windowMs: 600_000, distinctMailboxes: 5, blockMs: 600_000 };
+    const sourceRows = async (source: string) => (await dbs[0]!.query<{ n: number }>('SELECT count(*)::int AS n FROM ip_sources WHERE source = $1', [source])).rows[0]!.n;
+    const attempt = (source: string, mailbox: string, now: number) => ({ source, mailbox, creates: false, now, policy: SOURCES, settled: false });
+    const reserved = async (source: string, mailbox: string, now: number) => {
+      assert.deepEqual(await nodes[0]!.reserveAttempt(source, mailbox, false, now, SOURCES), { granted: true });
+      assert.equal(await sourceRows(source), 1, 'the reservation is a row');
+      return attempt(source, mailbox, now);
+    };
+    const basis = await enrolled('settle@ahead.test');
+    const a = await reserved('192.0.2.50', 'settle@ahead.test', T0);
+    reset();
+    assert.deepEqual(await nodes[0]!.acceptTotpStep('settle@ahead.test', 'v1.s', 11, { success: { ...success(basis, '192.0.2.50'), attempt: a }, failure: failure() }), { outcome: 'accepted' });
+    assert.deepEqual(seen[0], { queries: 1, txs: 0 }, 'verdict, place and settlement: one statement');
+    assert.equal(a.settled, true);
+    assert.equal(await sourceRows('192.0.2.50'), 0, 'settled: nothing in flight, nothing failed, the row is gone');
+
+    // A basis another node changed: the transaction decides, and the attempt is the caller's to settle.
+    const stale = await enrolled('settle-stale@ahead.test');
+    await nodes[1]!.acceptTotpStep('settle-stale@ahead.test', 'v1.s', 11, { success: success(await nodes[1]!.getMailbox('settle-stale@ahead.test'), '192.0.2.51'), failure: failure() });
+    const b = await reserved('192.0.2.52', 'settle-stale@ahead.test', T0 + 1);
+    assert.deepEqual(await nodes[0]!.acceptTotpStep('settle-stale@ahead.test', 'v1.s', 12, { success: { ...success(stale, '192.0.2.52', T0 + 1), attempt: b }, failure: failure(T0 + 1) }), { outcome: 'accepted' });
+    assert.equal(b.settled, false);
+    assert.equal(await sourceRows('192.0.2.52'), 1, 'still reserved');
+    assert.equal(await nodes[0]!.settleAttempt('192.0.2.52', 'settle-stale@ahead.test', false, 'none', T0 + 1, SOURCES), null);
+    assert.equal(await sourceRows('192.0.2.52'), 0);
+
+    // A failure (a step used before) settles nothing either.
+    const c = await reserved('192.0.2.53', 'settle@ahead.test', T0 + 2);
+    const now = await nodes[0]!.getMailbox('settle@ahead.test');
+    assert.deepEqual(await nodes[0]!.acceptTotpStep('settle@ahead.test', 'v1.s', 11, { success: { ...success(now, '192.0.2.53', T0 + 2), attempt: c }, failure: failure(T0 + 2) }), { outcome: 'reused' });
+    assert.equal(c.settled, false);
+    assert.equal(await sourceRows('192.0.2.53'), 1);
+  });
+
   it('a reused step with a basis is counted by the transaction, never written ahead', async () => {
     const basis = await enrolled('three@ahead.test');
     reset();

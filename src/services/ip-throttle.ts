@@ -14,7 +14,7 @@ import {
 import { normaliseIp } from '../core/validate.js';
 import type { MemfaConfig } from '../config/types.js';
 import { invalidParams } from '../protocol/errors.js';
-import type { CensusReads, SourceStore } from './store-ports.js';
+import type { AttemptToSettle, CensusReads, SourceStore } from './store-ports.js';
 
 /** A reserved attempt: settle it exactly once, whatever happens to the check. */
 export interface Reserved {
@@ -45,6 +45,11 @@ export class SourceThrottle {
     const source = ipSource(ip, this.grouping);
     // Not an async function: on every code check, one promise fewer than awaiting inside one.
     return this.state.reserveAttempt(source, mailbox, creates, now, this.policy).then((r) => (r.granted ? { source, mailbox, creates } : { until: r.until, reason: r.reason }));
+  }
+
+  /** A reserved attempt as a success's effects carry it (SuccessEffects.attempt), not yet settled. */
+  toSettle(reserved: Reserved, now: number): AttemptToSettle {
+    return { source: reserved.source, mailbox: reserved.mailbox, creates: reserved.creates, now, policy: this.policy, settled: false };
   }
 
   /** Settles a reserved attempt; resolves with the block it started, if it started one. */

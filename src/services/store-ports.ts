@@ -67,6 +67,23 @@ export interface SuccessEffects {
    * record as the verdict finds it. Either way the effects are those of the latest record.
    */
   basis?: MailboxRecord | undefined;
+  /**
+   * The code check's reserved attempt (SourceStore.reserveAttempt), which a success settles with
+   * outcome 'none'. A store that settles it in the verdict's own write sets `settled`; otherwise
+   * the service settles it after the verdict, as it does every attempt.
+   */
+  attempt?: AttemptToSettle | undefined;
+}
+
+/** A reserved attempt a store may settle with a success's verdict (SuccessEffects.attempt). */
+export interface AttemptToSettle {
+  readonly source: string;
+  readonly mailbox: string;
+  readonly creates: boolean;
+  readonly now: number;
+  readonly policy: IpThrottlePolicy;
+  /** Set by the store that settled it: the service must not settle it again. */
+  settled: boolean;
 }
 
 /**

@@ -25,7 +25,7 @@ import type { AuditSink, CallContext, Log, SecretBox } from './ports.js';
 import { asRecoveryCode, asScratchCode, type RecoveryCodes } from './recovery.js';
 import type { PolicySource, ProviderPolicy } from './policy.js';
 import { logMailboxLocked, logSourceBlocked, logVerifyDenied } from './security-log.js';
-import type { EnrolStore, FactorStore, FailureEffects, LoginReads, LoginView, MailboxStore, SourceStore, SuccessEffects, UnstoredFailureStore } from './store-ports.js';
+import type { AttemptToSettle, EnrolStore, FactorStore, FailureEffects, LoginReads, LoginView, MailboxStore, SourceStore, SuccessEffects, UnstoredFailureStore } from './store-ports.js';
 import { providerUnusable } from './unusable.js';
 import { errorReason, graceAnswer, lockedAnswer, rememberedCopy, type Answer } from './verify-answers.js';
 
@@ -260,8 +260,9 @@ export class Verifier {
     if (!('source' in reserved)) return lockedAnswer(decision.provider, reserved.until, login.now);
     let outcome: AttemptOutcome = 'none';
     const started: { lock: LoggedLock | null } = { lock: null };
+    const attempt = this.throttle.toSettle(reserved, login.now);
     try {
-      const answer = stored ? await this.checkStored(rec, kind, levels, login, decision, code, started) : await this.checkUnstored(levels, login, decision, code, started);
+      const answer = stored ? await this.checkStored(rec, kind, levels, login, decision, code, started, attempt) : await this.checkUnstored(levels, login, decision, code, started, attempt);
       if (started.lock !== null) logMailboxLocked(this.p.log, { ip: login.ip, mailbox: login.address, ...started.lock });
       if (answer === 'created') {
         outcome = 'created';
@@ -270,7 +271,8 @@ export class Verifier {
       outcome = answer.result === 'deny' && answer.reason !== 'locked' ? 'failure' : 'none';
       return answer;
     } finally {
-      const block = await this.throttle.settle(reserved, outcome, login.now);
+      // A success the store wrote with its settlement (SuccessEffects.attempt) is settled already.
+      const block = attempt.settled ? null : await this.throttle.settle(reserved, outcome, login.now);
       if (block !== null) logSourceBlocked(this.p.log, { ip: login.ip, reason: block.reason, source: reserved.source, until: block.until, failures: block.failures });
     }
   }
@@ -328,9 +330,9 @@ export class Verifier {
    * of the outcome (a new country, a recovery code used, a secret enrolled, a lock started) are
    * queued by that operation, in its own write (notify.ts); a lock it started goes to `started`.
    */
-  private async checkStored(rec: MailboxRecord, kind: FailureKind, levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer> {
+  private async checkStored(rec: MailboxRecord, kind: FailureKind, levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }, attempt: AttemptToSettle): Promise<Answer> {
     const notices = watchLocks(this.notifier.queueFor(levels, login.now, { ip: login.ip, country: login.country }), kind, login.now);
-    const success: SuccessEffects = { kind, now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember }, notices, basis: rec };
+    const success: SuccessEffects = { kind, now: login.now, location: { ip: login.ip, country: login.country, policy: this.remember }, notices, basis: rec, attempt };
     const failure: FailureEffects = { kind, now: login.now, policy: this.lockout, notices };
     const at = { success, failure };
     try {
@@ -392,7 +394,7 @@ export class Verifier {
    * A mailbox without a stored record: its failures are kept apart (UnstoredFailureStore); a right
    * code for the secret it was offered stores it, enrolled ('created').
    */
-  private async checkUnstored(levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }): Promise<Answer | 'created'> {
+  private async checkUnstored(levels: Levels, login: Login, decision: Decision, factor: Factor, started: { lock: LoggedLock | null }, attempt: AttemptToSettle): Promise<Answer | 'created'> {
     const fail = async (reason: string, provider: VerifyResult['provider']): Promise<Answer> => {
       const r = await this.p.state.recordUnstoredFailure(login.address, login.now, this.lockout);
       if (r.outcome === 'locked') return lockedAnswer(provider, r.until, login.now);
@@ -412,7 +414,7 @@ export class Verifier {
       // A record appeared meanwhile (an administrator, or a concurrent login with this code): the
       // code is checked as that mailbox's, against its secret if it has one now.
       const rec = await this.p.state.getMailbox(login.address);
-      if (rec !== undefined) return this.checkStored(rec, failureKind(rec.ips, login.ip, login.now, this.remember), levels, login, rec.totp === null ? decision : { ...decision, action: 'challenge', provider: 'totp' }, factor, started);
+      if (rec !== undefined) return this.checkStored(rec, failureKind(rec.ips, login.ip, login.now, this.remember), levels, login, rec.totp === null ? decision : { ...decision, action: 'challenge', provider: 'totp' }, factor, started, attempt);
     }
     await this.p.state.clearUnstoredFailures(login.address);
     return 'created';

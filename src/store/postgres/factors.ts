@@ -12,10 +12,11 @@ import { kindLockState } from '../../core/lockout.js';
 import type { FailureState, TotpState } from '../../core/model.js';
 import { isNewCountry, type NoticeEvent } from '../../core/notices.js';
 import { sameHash } from '../../security/hash.js';
-import type { FailureEffects, Locked, SuccessEffects } from '../../services/store-ports.js';
+import type { AttemptToSettle, FailureEffects, Locked, SuccessEffects } from '../../services/store-ports.js';
 import type { Db, Queryable } from './pool.js';
 import { placesParts, readMailboxRow, rowVersionOf, writeEffects, type Places } from './rows.js';
 import { failedExpr, failureSets, failureState, lockedExpr, Params, succeededExpr, untilExpr } from './sql.js';
+import { successSettlementCall } from './throttles.js';
 
 type Verdict<O extends string> = { outcome: O; until: number | null };
 
@@ -69,16 +70,25 @@ interface Ahead {
   /** The version of the row the basis was read from (rows.ts rowVersionOf). */
   version: string;
   places: Places | undefined;
+  /** The code check's reserved attempt, settled by the same statement (SuccessEffects.attempt); sweep: SourceSweepPacer's. */
+  settle: { attempt: AttemptToSettle; sweep: boolean } | undefined;
+}
+
+/** How an operation of the state ports (state-ports.ts) lets a success's statement settle its attempt. */
+export interface SettleWith {
+  /** Whether a settlement now should sweep other sources' idle rows (SourceSweepPacer.due). */
+  sweepDue(now: number): boolean;
 }
 
 /** Undefined: not ahead (no basis read by this store, or a notice to queue). */
-function effectsAhead(success: SuccessEffects): Ahead | undefined {
-  const { basis, location, notices } = success;
+function effectsAhead(success: SuccessEffects, settleWith: SettleWith | undefined): Ahead | undefined {
+  const { basis, location, notices, attempt } = success;
   const version = basis === undefined ? undefined : rowVersionOf(basis);
   if (basis === undefined || version === undefined) return undefined;
-  if (location === null) return { version, places: undefined };
-  if (notices !== undefined && !(notices.inert?.(basis) ?? false) && isNewCountry(basis.countries, location.country, success.now, location.policy)) return undefined;
-  return { version, places: rememberLocation(basis, location.ip, location.country, success.now, location.policy) };
+  if (location !== null && notices !== undefined && !(notices.inert?.(basis) ?? false) && isNewCountry(basis.countries, location.country, success.now, location.policy)) return undefined;
+  const places = location === null ? undefined : rememberLocation(basis, location.ip, location.country, success.now, location.policy);
+  const settle = attempt === undefined || attempt.settled || settleWith === undefined ? undefined : { attempt, sweep: settleWith.sweepDue(attempt.now) };
+  return { version, places, settle };
 }
 
 /**
@@ -106,13 +116,15 @@ function verdictStatement(
   const extra = [shape.extra, ahead === undefined ? undefined : `cur.row_version = ${p.add(ahead.version, 'text')} AS fresh`].filter((x) => x !== undefined);
   const writes = ahead === undefined ? `(${failWhen} OR ${succWhen})` : `v.fresh AND ${succWhen}`;
   const places = ahead?.places === undefined ? '' : `,\n  ${placesParts(p, address, ahead.places, writes)}`;
-  const select = [shape.alsoSelect, ahead === undefined ? undefined : 'fresh'].filter((x) => x !== undefined);
+  // Referenced by the answer below: a CTE that only reads is run only when something reads it.
+  const settle = ahead?.settle === undefined ? '' : `,\n  settled AS (SELECT ${successSettlementCall(p, ahead.settle.attempt, ahead.settle.sweep)} FROM v WHERE ${writes})`;
+  const select = [shape.alsoSelect, ahead === undefined ? undefined : 'fresh', ahead?.settle === undefined ? undefined : '(SELECT count(*) FROM settled) AS settled'].filter((x) => x !== undefined);
   return `WITH cur AS (SELECT *${ahead === undefined ? '' : ', xmin::text AS row_version'} FROM mailboxes WHERE address = ${a} FOR UPDATE),
   v AS (SELECT cur.*, ${shape.decide} AS outcome, ${fail} AS fail, ${succ} AS succ,
     ${untilExpr('cur', at.lockKind)} AS until${extra.map((x) => `, ${x}`).join('')} FROM cur),
   upd AS (UPDATE mailboxes m SET ${[shape.sets(failWhen, succWhen), failures].filter((s) => s !== '').join(',\n    ')},
     updated_at = CASE WHEN ${succWhen} THEN ${sNow} WHEN ${failWhen} THEN ${fNow} ELSE m.updated_at END
-    FROM v WHERE m.address = v.address AND ${writes})${places}
+    FROM v WHERE m.address = v.address AND ${writes})${places}${settle}
   SELECT outcome, until${select.map((x) => `, ${x}`).join('')} FROM v`;
 }
 
@@ -133,11 +145,15 @@ async function decidedAhead<V extends { outcome: string }>(
   const { rows } = await db.query<V & { fresh: boolean }>(text, p.values);
   const v = rows[0];
   if (v === undefined) return undefined;
-  if (succeedOn.includes(v.outcome)) return v.fresh ? v : null;
+  if (succeedOn.includes(v.outcome)) {
+    if (!v.fresh) return null;
+    if (ahead.settle !== undefined) ahead.settle.attempt.settled = true;
+    return v;
+  }
   return failOn.includes(v.outcome) ? null : v;
 }
 
-export async function acceptTotpStep(db: Db, address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {
+export async function acceptTotpStep(db: Db, address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }, settleWith?: SettleWith) {
   type Outcome = 'accepted' | 'reused' | 'changed';
   const FAIL_ON = ['reused'];
   const SUCCEED_ON = ['accepted'];
@@ -154,7 +170,7 @@ export async function acceptTotpStep(db: Db, address: string, sealedSecret: stri
       succeedOn: SUCCEED_ON,
     }, ahead);
   };
-  const ahead = effectsAhead(at.success);
+  const ahead = effectsAhead(at.success, settleWith);
   if (ahead !== undefined) {
     const v = await decidedAhead<Verdict<Outcome | 'locked'>>(db, statement, ahead, SUCCEED_ON, FAIL_ON);
     if (v === undefined) return { outcome: 'changed' as const };
@@ -195,7 +211,7 @@ export async function recordFailure(db: Db, address: string, failure: FailureEff
 
 const CODE_COLUMNS = ['code_hash', 'code_sealed', 'code_provider', 'code_destination', 'code_created_at', 'code_expires_at', 'code_sends', 'code_last_sent_at'];
 
-export async function tryOpenCode(db: Db, address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }) {
+export async function tryOpenCode(db: Db, address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }, settleWith?: SettleWith) {
   type Outcome = 'ok' | 'code-invalid' | 'code-expired' | 'no-open-code';
   const FAIL_ON = ['code-invalid', 'code-expired', 'no-open-code'];
   const SUCCEED_ON = ['ok'];
@@ -222,7 +238,7 @@ export async function tryOpenCode(db: Db, address: string, hash: string, at: { m
   // Ahead only for the code the record was holding: any other is a failure, which the
   // transaction decides (one statement ahead would be wasted on every wrong code).
   const open = at.success.basis?.openCode;
-  const ahead = open !== null && open !== undefined && sameHash(open.hash, hash) ? effectsAhead(at.success) : undefined;
+  const ahead = open !== null && open !== undefined && sameHash(open.hash, hash) ? effectsAhead(at.success, settleWith) : undefined;
   if (ahead !== undefined) {
     const v = await decidedAhead<Row>(db, statement, ahead, SUCCEED_ON, FAIL_ON);
     if (v === undefined) return { outcome: 'no-open-code' as const, provider: null };

@@ -28,6 +28,8 @@ export class PgStatePorts implements StatePorts {
   readonly reads: CachedReads | null;
   readonly census: PgLockCensus;
   readonly #sourceSweeps = new throttles.SourceSweepPacer();
+  /** A success's verdict settles its attempt with the same pacing of sweeps as settleAttempt. */
+  readonly #settleWith: factors.SettleWith = { sweepDue: (now) => this.#sourceSweeps.due(now) };
 
   constructor(
     readonly db: Db,
@@ -60,7 +62,7 @@ export class PgStatePorts implements StatePorts {
   }
 
   acceptTotpStep(address: string, sealedSecret: string, step: number, at: { success: SuccessEffects; failure: FailureEffects }) {
-    return this.changing([mailboxKey(address)], factors.acceptTotpStep(this.db, address, sealedSecret, step, at));
+    return this.changing([mailboxKey(address)], factors.acceptTotpStep(this.db, address, sealedSecret, step, at, this.#settleWith));
   }
 
   recordFailure(address: string, failure: FailureEffects) {
@@ -68,7 +70,7 @@ export class PgStatePorts implements StatePorts {
   }
 
   tryOpenCode(address: string, hash: string, at: { maxTries: number; success: SuccessEffects; failure: FailureEffects }) {
-    return this.changing([mailboxKey(address)], factors.tryOpenCode(this.db, address, hash, at));
+    return this.changing([mailboxKey(address)], factors.tryOpenCode(this.db, address, hash, at, this.#settleWith));
   }
 
   consumeRecoveryCode(address: string, hash: string, at: { success: SuccessEffects; failure: FailureEffects }) {

@@ -26,8 +26,9 @@ import {
 } from '../../core/lockout.js';
 import type { FailureState } from '../../core/model.js';
 import { MemfaError } from '../../protocol/errors.js';
-import type { Locked } from '../../services/store-ports.js';
+import type { AttemptToSettle, Locked } from '../../services/store-ports.js';
 import type { Db, Queryable } from './pool.js';
+import type { Params } from './sql.js';
 
 const HOUR_MS = 3_600_000;
 /** Rows a sweep deletes at most: a statement's work stays bounded. */
@@ -220,6 +221,30 @@ export async function settleAttempt(db: Db, source: string, mailbox: string, cre
   if (row === undefined) throw keptDisappearing('source');
   const { before, after } = splitStates(row, SOURCE_STATE);
   return sourceBlockStarted(sourceOf(before as unknown as SourceRow), sourceOf(after as unknown as SourceRow), now, policy);
+}
+
+/**
+ * The call that settles `attempt` as a success (outcome 'none') inside a success's verdict
+ * statement (factors.ts), its parameters added to `p`: the settlement of settleAttempt without a
+ * round trip and a commit of its own. A success starts no block, so nothing of its answer is read.
+ */
+export function successSettlementCall(p: Params, attempt: AttemptToSettle, sweep: boolean): string {
+  const { policy } = attempt;
+  const args = [
+    p.add(attempt.source, 'text'),
+    p.add(attempt.mailbox, 'text'),
+    p.add(attempt.creates, 'boolean'),
+    "'none'::text",
+    p.add(attempt.now, 'bigint'),
+    p.add(policy.maxFailures, 'integer'),
+    p.add(policy.windowMs, 'bigint'),
+    p.add(policy.distinctMailboxes, 'integer'),
+    p.add(policy.blockMs, 'bigint'),
+    p.add(SWEEP_ROWS, 'integer'),
+    p.add(ENSURE_TRIES, 'integer'),
+    p.add(sweep, 'boolean'),
+  ];
+  return `memfa_settle_source(${args.join(', ')})`;
 }
 
 export async function listSources(db: Db): Promise<{ source: string; state: IpSourceState }[]> {
