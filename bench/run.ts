@@ -253,7 +253,7 @@ async function daemonPhase(s: Settings, out: Results, notes: Record<string, unkn
   out['disk_fsync_p50_ms'] = round(fsync.p50Ms);
   out['disk_fsync_p99_ms'] = round(fsync.p99Ms);
   say(`disk: append+fdatasync p50 ${fsync.p50Ms.toFixed(2)} ms, p99 ${fsync.p99Ms.toFixed(2)} ms (${fsync.count} samples)`);
-  say(structuresPhase(out));
+  say(structuresPhase(out, s.mode === 'quick'));
 
   const d = await startBenchDaemon(dir);
   const allowPool = store.groups['allow']!;

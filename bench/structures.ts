@@ -11,11 +11,15 @@ import { Recent } from '../src/store/recent.js';
 import { ReadCache } from '../src/store/postgres/cache.js';
 import { median, round } from './stats.js';
 
-const BOUND = 100_000;
-const TOUCHES = 200_000;
-const RUNS = 5;
+interface Size {
+  bound: number;
+  touches: number;
+}
+const FULL: Size = { bound: 100_000, touches: 100_000 };
+const QUICK: Size = { bound: 10_000, touches: 10_000 };
+const RUNS = 3;
 
-function nsPerOp(run: () => void, ops = TOUCHES): number {
+function nsPerOp(run: () => void, ops: number): number {
   const t = process.hrtime.bigint();
   run();
   return Number(process.hrtime.bigint() - t) / ops;
@@ -30,54 +34,55 @@ interface Costs {
   same: number;
 }
 
-function recentRun(): Costs {
-  const r = new Recent<string, number>(BOUND);
-  const keys = Array.from({ length: BOUND + 2 * TOUCHES }, (_, i) => `198.51.${i >> 8}.${i & 255}`);
-  for (let i = 0; i < BOUND; i++) r.touch(keys[i]!, i);
+function recentRun({ bound, touches }: Size): Costs {
+  const r = new Recent<string, number>(bound);
+  const keys = Array.from({ length: bound + touches }, (_, i) => `198.51.${i >> 8}.${i & 255}`);
+  for (let i = 0; i < bound; i++) r.touch(keys[i]!, i);
   const flood = nsPerOp(() => {
-    for (let i = BOUND; i < BOUND + TOUCHES; i++) r.touch(keys[i]!, i);
-  });
-  // The keys held now are the last BOUND of the flood.
+    for (let i = bound; i < bound + touches; i++) r.touch(keys[i]!, i);
+  }, touches);
+  // The keys held now are the last bound of the flood.
   const repeat = nsPerOp(() => {
-    for (let i = 0; i < TOUCHES; i++) r.touch(keys[TOUCHES + ((i * 7919) % BOUND)]!, i);
-  });
+    for (let i = 0; i < touches; i++) r.touch(keys[touches + ((i * 7919) % bound)]!, i);
+  }, touches);
   const same = nsPerOp(() => {
-    for (let i = 0; i < TOUCHES; i++) r.touch(keys[TOUCHES]!, i);
-  });
+    for (let i = 0; i < touches; i++) r.touch(keys[touches]!, i);
+  }, touches);
   return { flood, repeat, same };
 }
 
-function cacheRun(): Costs {
-  const keys = Array.from({ length: BOUND + TOUCHES }, (_, i) => `m:u${i}@example.org`);
+function cacheRun({ bound, touches }: Size): Costs {
+  const keys = Array.from({ length: bound + touches }, (_, i) => `m:u${i}@example.org`);
   // A cold cache as the logins of a first pass fill it: the global and domain entries, then the mailbox's.
-  const cold = new ReadCache({ ttlMs: 3_600_000, entries: BOUND + 1000 });
+  const cold = new ReadCache({ ttlMs: 3_600_000, entries: bound + 1000 });
   cold.setActive(true);
   const same = nsPerOp(() => {
-    for (let i = 0; i < BOUND; i++) {
+    for (let i = 0; i < bound; i++) {
       const ticket = cold.ticket();
       cold.fill('g', ticket, 0);
       cold.fill('d:example.org', ticket, 0);
       cold.fill(keys[i]!, ticket, i);
     }
-  }, 3 * BOUND);
-  const c = new ReadCache({ ttlMs: 3_600_000, entries: BOUND });
+  }, 3 * bound);
+  const c = new ReadCache({ ttlMs: 3_600_000, entries: bound });
   c.setActive(true);
-  for (let i = 0; i < BOUND; i++) c.fill(keys[i]!, c.ticket(), i);
+  for (let i = 0; i < bound; i++) c.fill(keys[i]!, c.ticket(), i);
   const flood = nsPerOp(() => {
-    for (let i = BOUND; i < BOUND + TOUCHES; i++) c.fill(keys[i]!, c.ticket(), i);
-  });
+    for (let i = bound; i < bound + touches; i++) c.fill(keys[i]!, c.ticket(), i);
+  }, touches);
   const repeat = nsPerOp(() => {
-    for (let i = 0; i < TOUCHES; i++) c.fill(keys[TOUCHES + ((i * 7919) % BOUND)]!, c.ticket(), i);
-  });
+    for (let i = 0; i < touches; i++) c.fill(keys[touches + ((i * 7919) % bound)]!, c.ticket(), i);
+  }, touches);
   return { flood, repeat, same };
 }
 
-export function structuresPhase(out: Record<string, number>): string {
+export function structuresPhase(out: Record<string, number>, quick: boolean): string {
+  const size = quick ? QUICK : FULL;
   const recent: Costs[] = [];
   const cache: Costs[] = [];
   for (let i = 0; i < RUNS; i++) {
-    recent.push(recentRun());
-    cache.push(cacheRun());
+    recent.push(recentRun(size));
+    cache.push(cacheRun(size));
   }
   const med = (runs: Costs[], k: keyof Costs) => median(runs.map((r) => r[k]));
   for (const [name, runs] of [['recent', recent], ['cache', cache]] as const) {
@@ -86,5 +91,5 @@ export function structuresPhase(out: Record<string, number>): string {
   const ratios = [recent, cache].flatMap((runs) => [med(runs, 'flood') / med(runs, 'repeat'), med(runs, 'same') / med(runs, 'repeat')]);
   out['bounded_flood_ratio'] = round(Math.max(...ratios));
   const f = (name: string) => `new key ${out[`bounded_${name}_flood_ns`]} ns, one key again ${out[`bounded_${name}_same_ns`]} ns, against a key already there ${out[`bounded_${name}_repeat_ns`]} ns`;
-  return `bounded maps at ${BOUND} entries: Recent: ${f('recent')}; read cache fill: ${f('cache')}`;
+  return `bounded maps at ${size.bound} entries: Recent: ${f('recent')}; read cache fill: ${f('cache')}`;
 }
