@@ -288,7 +288,15 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     c.fill('new', c.ticket(), 'x');
     assert.equal(c.size, 4, 'the two oldest swept');
     assert.equal(c.get('k4'), MISS, 'an expired entry is a miss');
-    assert.equal(c.size, 3);
+    // Left in its place (deleting and setting a key again grows its hash chain in V8's Map): the
+    // next fill of it refreshes it there, and the sweep of fills drops it otherwise.
+    assert.equal(c.size, 4);
+    c.fill('k4', c.ticket(), 'y');
+    assert.equal(c.size, 2, 'k4 refreshed in place, no second entry; k2 and k3 swept by this fill');
+    assert.equal(c.get('k4'), 'y');
+    t = 400;
+    for (let i = 0; i < 3; i++) c.fill(`later${i}`, c.ticket(), i);
+    assert.equal(c.size, 3, 'every expired entry swept by the fills after it');
   });
 
   it('an entry used again once it is among the older half of the bound is kept when the oldest go', () => {

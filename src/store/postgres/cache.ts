@@ -97,11 +97,9 @@ export class ReadCache {
   get(key: string): Cached | typeof MISS {
     if (!this.active) return MISS;
     const e = this.map.get(key);
-    if (e === undefined) return MISS;
-    if (this.clock() >= e.until) {
-      this.remove(key);
-      return MISS;
-    }
+    // Past its time (or invalidated): left where it is, for a fill to refresh in place or the
+    // sweep of fill to drop (see keepYoung for why keys are not deleted and set again).
+    if (e === undefined || this.clock() >= e.until) return MISS;
     this.keepYoung(key, e);
     return e.value;
   }
@@ -149,7 +147,13 @@ export class ReadCache {
   /** `key` changed (announced, or written by this daemon): dropped, and reads in flight lose. */
   invalidate(key: string): void {
     this.seq++;
-    this.remove(key);
+    // Marked, not deleted: a mailbox checked again and again (each check invalidates it, each read
+    // of its view fills it) would otherwise be deleted and set once per check.
+    const e = this.map.get(key);
+    if (e !== undefined) {
+      e.until = -Infinity;
+      e.value = undefined;
+    }
     // A key dropped before keeps its place, with its new seq (no delete and set: see keepYoung).
     // So the one forgotten first may not have the lowest seq, and the floor may rise further than
     // it must: reads in flight then lose, which costs a miss, never a stale entry.
