@@ -1,7 +1,7 @@
 // The bounded maps, in this process, against touches of keys already there in the same run:
 // - a new key each time at the bound (a flood of client addresses, a full read cache being
 //   filled): the oldest entry goes, and finding it must not cost a scan of the entries dropped
-//   before it (core/map-front.ts);
+//   before it (core/key-queue.ts);
 // - one key touched again and again (one client's every attempt; the global settings filled
 //   again with each mailbox a cold cache reads): no key of the Map may be deleted and set again
 //   for it, since V8 keeps deleted entries in their key's hash chain until the table is rebuilt

@@ -1,10 +1,10 @@
-// The bounded maps: the oldest entry of a Map without a scan (core/map-front.ts), the same answer
-// as the Map's own first key whatever was set, moved, deleted or cleared; Recent's order of its
+// The bounded maps: the keys in placement order (core/key-queue.ts), whose oldest current key is
+// the least recently placed whatever was placed, moved, deleted or cleared; Recent's order of its
 // own; the read cache refreshing a key it holds where it is. Their costs at their bound are in
 // `npm run bench` (bench/structures.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MapFront } from '../src/core/map-front.js';
+import { KeyQueue } from '../src/core/key-queue.js';
 import { Recent } from '../src/store/recent.js';
 import { MISS, ReadCache } from '../src/store/postgres/cache.js';
 
@@ -19,71 +19,76 @@ function rng(seed: number): () => number {
   };
 }
 
-test('the oldest key: insertion order, past deleted and moved entries, after a clear', () => {
-  const m = new Map<string, number>();
-  const front = new MapFront(m);
-  assert.equal(front.oldest(), undefined);
-  for (const k of ['a', 'b', 'c']) m.set(k, 0);
-  assert.equal(front.oldest(), 'a');
-  // Moved to the young end: b is the oldest now, a the youngest.
-  front.leaving('a');
-  m.delete('a');
-  m.set('a', 1);
-  assert.equal(front.oldest(), 'b');
-  front.leaving('c');
-  m.delete('c');
-  assert.equal(front.oldest(), 'b');
-  front.leaving('b');
-  m.delete('b');
-  assert.equal(front.oldest(), 'a');
-  front.leaving('a');
-  m.delete('a');
-  assert.equal(front.oldest(), undefined, 'empty');
-  // The iterator was at its end: entries set since are found.
-  m.set('d', 0);
-  m.set('e', 0);
-  assert.equal(front.oldest(), 'd');
-  m.clear();
-  front.cleared();
-  assert.equal(front.oldest(), undefined);
-  m.set('f', 0);
-  assert.equal(front.oldest(), 'f');
+test('a key queue: the oldest current key, stale items dropped on the way, compacted, cleared', () => {
+  const q = new KeyQueue<string>();
+  const stamp = new Map<string, number>();
+  const live = (k: string, s: number) => stamp.get(k) === s;
+  assert.equal(q.oldest(live), undefined);
+  for (const [k, s] of [['a', 1], ['b', 2], ['c', 3]] as const) {
+    stamp.set(k, s);
+    q.push(k, s);
+  }
+  assert.equal(q.oldest(live), 'a');
+  // a moved to the young end: its first item is stale now.
+  stamp.set('a', 4);
+  q.push('a', 4);
+  assert.equal(q.oldest(live), 'b');
+  assert.equal(q.length, 3, 'the stale item of a was dropped on the way');
+  stamp.delete('b');
+  q.shift();
+  assert.equal(q.oldest(live), 'c');
+  stamp.set('c', 5);
+  q.push('c', 5);
+  q.compact(live);
+  assert.equal(q.length, 2);
+  assert.equal(q.oldest(live), 'a');
+  q.clear();
+  assert.equal(q.length, 0);
+  assert.equal(q.oldest(live), undefined);
 });
 
-test('random sets, moves, deletes, evictions and clears: always the Map\'s own first key', () => {
+test('random placements, moves, deletes, evictions and clears: always the least recently placed key', () => {
   const random = rng(0x5eed);
-  const m = new Map<number, number>();
-  const front = new MapFront(m);
+  // The reference: a Map whose own order is the placement order (a move deletes and sets again).
+  const ref = new Map<number, true>();
+  const stamp = new Map<number, number>();
+  const q = new KeyQueue<number>();
+  const live = (k: number, s: number) => stamp.get(k) === s;
   let next = 0;
+  let placed = 0;
+  const place = (k: number) => {
+    ref.delete(k);
+    ref.set(k, true);
+    stamp.set(k, ++placed);
+    q.push(k, placed);
+  };
   for (let step = 0; step < 50_000; step++) {
     const r = random();
-    const keys = m.size;
-    if (r < 0.45 || keys === 0) {
-      m.set(next++, step);
-    } else if (r < 0.6) {
-      // A key from anywhere in the map: a move to the young end.
-      const k = [...m.keys()][Math.floor(random() * keys)]!;
-      front.leaving(k);
-      m.delete(k);
-      m.set(k, step);
-    } else if (r < 0.7) {
-      const k = [...m.keys()][Math.floor(random() * keys)]!;
-      front.leaving(k);
-      m.delete(k);
+    const keys = ref.size;
+    if (r < 0.45 || keys === 0) place(next++);
+    else if (r < 0.6) place([...ref.keys()][Math.floor(random() * keys)]!);
+    else if (r < 0.65) {
+      // Deleted from anywhere: its items go stale.
+      const k = [...ref.keys()][Math.floor(random() * keys)]!;
+      ref.delete(k);
+      stamp.delete(k);
     } else if (r < 0.9995) {
-      const k = front.oldest()!;
-      front.leaving(k);
-      m.delete(k);
+      const k = q.oldest(live)!;
+      ref.delete(k);
+      stamp.delete(k);
+      q.shift();
     } else {
-      m.clear();
-      front.cleared();
+      ref.clear();
+      stamp.clear();
+      q.clear();
     }
-    assert.equal(front.oldest(), m.keys().next().value, `step ${step}`);
-    if (m.size > 200) {
-      // Kept small so that the reference's [...m.keys()] stays cheap.
-      const k = front.oldest()!;
-      front.leaving(k);
-      m.delete(k);
+    if (q.length > 2 * ref.size + 64) q.compact(live);
+    assert.equal(q.oldest(live), ref.keys().next().value, `step ${step}`);
+    while (ref.size > 200) {
+      const k = q.oldest(live)!;
+      ref.delete(k);
+      stamp.delete(k);
+      q.shift();
     }
   }
 });

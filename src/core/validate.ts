@@ -7,7 +7,7 @@ import { BlockList, isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { MemfaError } from '../protocol/errors.js';
 import { COUNTRY_MISTAKES, EU_MEMBERS, GEOIP_COUNTRIES, isUserAssigned } from './countries.js';
-import { MapFront } from './map-front.js';
+import { KeyQueue } from './key-queue.js';
 
 function invalid(param: string, message: string): MemfaError {
   return new MemfaError('INVALID_PARAMS', `${param}: ${message}`, { data: { param } });
@@ -38,7 +38,8 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 // Domains repeat across logins (many mailboxes, few domains): valid ones are remembered. Pure, so
 // a cache cannot change an answer; bounded, so hostile input cannot grow it.
 const domainCache = new Map<string, string>();
-const domainCacheFront = new MapFront(domainCache);
+/** Its keys in the order they came: the first goes when it is full (core/key-queue.ts). */
+const domainCacheOrder = new KeyQueue<string>();
 const DOMAIN_CACHE_MAX = 10_000;
 
 export function normaliseDomain(s: unknown, param = 'domain'): string {
@@ -47,11 +48,11 @@ export function normaliseDomain(s: unknown, param = 'domain'): string {
     if (hit !== undefined) return hit;
     const d = checkDomain(s, param);
     if (domainCache.size >= DOMAIN_CACHE_MAX) {
-      const oldest = domainCacheFront.oldest()!;
-      domainCacheFront.leaving(oldest);
-      domainCache.delete(oldest);
+      domainCache.delete(domainCacheOrder.oldest(() => true)!);
+      domainCacheOrder.shift();
     }
     domainCache.set(s, d);
+    domainCacheOrder.push(s);
     return d;
   }
   return checkDomain(s, param);

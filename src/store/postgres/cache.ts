@@ -14,7 +14,7 @@
 //   (tickets below), so a notice that overtakes the read cannot be undone by it.
 // Bounded: at most `entries` entries, the least recently used going first (nearly: below); a
 // daemon never loads more of the store than the logins it answers ask for.
-import { MapFront } from '../../core/map-front.js';
+import { KeyQueue } from '../../core/key-queue.js';
 import { POLICY_KEY } from '../../services/policy.js';
 
 export const CACHE_CHANNEL = 'memfa_cache';
@@ -41,6 +41,8 @@ export interface CacheOptions {
 const SWEEP_PER_FILL = 2;
 /** Invalidations remembered for the tickets of reads in flight; past it, older tickets all lose. */
 const DROPPED_KEPT = 10_000;
+/** Every item of a queue whose keys are pushed once and deleted only from the front is current. */
+const ANY = (): boolean => true;
 
 interface Entry {
   value: Cached;
@@ -51,15 +53,17 @@ interface Entry {
 
 export class ReadCache {
   private readonly map = new Map<string, Entry>();
-  /** The least recently used entry, found without a scan (core/map-front.ts). */
-  private readonly oldest = new MapFront(this.map);
+  /** The keys in the order they were placed (core/key-queue.ts): an item is current while its stamp is its entry's `placed`. */
+  private readonly order = new KeyQueue<string>();
+  private readonly current = (key: string, placed: number): boolean => this.map.get(key)?.placed === placed;
   /** Counts moves to the young end of the map (fills and the moves of get). */
   private placed = 0;
   /** Bumped by every invalidation and flush: a read's ticket is the value when it started. */
   private seq = 0;
   /** key -> seq of its last invalidation, for reads still in flight (bounded: DROPPED_KEPT). */
   private readonly dropped = new Map<string, number>();
-  private readonly oldestDropped = new MapFront(this.dropped);
+  /** The keys of `dropped` in the order they came (each once: a key dropped again keeps its place). */
+  private readonly droppedOrder = new KeyQueue<string>();
   /** A ticket below this loses whatever its key: a flush, or invalidations forgotten. */
   private floor = 0;
   private active = false;
@@ -105,19 +109,22 @@ export class ReadCache {
   }
 
   /**
-   * Most recently used last: Map keeps insertion order, so the first key is the eviction's. An
-   * entry among the younger half is left where it is. A delete and set on every hit (several per
-   * login) cost the fast path more than all of its decision, and an entry used again before half
-   * the bound has been placed after it is still far from eviction. What is more, V8 keeps a deleted
-   * entry in its key's hash chain until the table is rebuilt: the keys every login reads (the
-   * global settings, a domain's) would grow chains that every lookup of them walks.
+   * Most recently used last, in `order`: the oldest current item is the eviction's. An entry among
+   * the younger half is left where it is: a move on every hit (several per login) cost the fast
+   * path more than all of its decision, and an entry used again before half the bound has been
+   * placed after it is still far from eviction. No key of the Map is deleted and set again for
+   * it: V8 keeps a deleted entry in its key's hash chain until the table is rebuilt, and the keys
+   * every login reads (the global settings, a domain's) would grow chains that every lookup walks.
    */
   private keepYoung(key: string, e: Entry): void {
-    if (this.placed - e.placed > this.maxEntries >> 1) {
-      this.remove(key);
-      this.map.set(key, e);
-      e.placed = ++this.placed;
-    }
+    if (this.placed - e.placed > this.maxEntries >> 1) this.place(key, e);
+  }
+
+  private place(key: string, e: Entry): void {
+    e.placed = ++this.placed;
+    this.order.push(key, e.placed);
+    // Each move leaves a stale item behind; while nothing is evicted nothing drops them.
+    if (this.order.length > 2 * this.map.size + 1024) this.order.compact(this.current);
   }
 
   /** Keeps what a read that started at `ticket` found for `key`, unless `key` changed since. */
@@ -132,15 +139,18 @@ export class ReadCache {
       held.until = now + this.ttlMs;
       this.keepYoung(key, held);
     } else {
-      this.map.set(key, { value, until: now + this.ttlMs, placed: ++this.placed });
+      const e: Entry = { value, until: now + this.ttlMs, placed: 0 };
+      this.map.set(key, e);
+      this.place(key, e);
     }
     // The least recently used first: past the bound, and (a few per fill) those past their time,
     // so that a quiet daemon does not keep a burst's entries until the bound pushes them out.
     for (let swept = 0; ; swept++) {
-      const oldest = this.oldest.oldest();
+      const oldest = this.order.oldest(this.current);
       if (oldest === undefined) break;
       if (this.map.size <= this.maxEntries && (swept >= SWEEP_PER_FILL || this.map.get(oldest)!.until > now)) break;
-      this.remove(oldest);
+      this.map.delete(oldest);
+      this.order.shift();
     }
   }
 
@@ -159,12 +169,13 @@ export class ReadCache {
     // it must: reads in flight then lose, which costs a miss, never a stale entry.
     const again = this.dropped.has(key);
     this.dropped.set(key, this.seq);
-    if (!again && this.dropped.size > DROPPED_KEPT) {
-      const oldest = this.oldestDropped.oldest()!;
-      const at = this.dropped.get(oldest)!;
-      this.oldestDropped.leaving(oldest);
+    if (again) return;
+    this.droppedOrder.push(key);
+    if (this.dropped.size > DROPPED_KEPT) {
+      const oldest = this.droppedOrder.oldest(ANY)!;
+      this.droppedOrder.shift();
+      this.floor = Math.max(this.floor, this.dropped.get(oldest)!);
       this.dropped.delete(oldest);
-      this.floor = Math.max(this.floor, at);
     }
   }
 
@@ -173,13 +184,8 @@ export class ReadCache {
     this.seq++;
     this.floor = this.seq;
     this.map.clear();
-    this.oldest.cleared();
+    this.order.clear();
     this.dropped.clear();
-    this.oldestDropped.cleared();
-  }
-
-  private remove(key: string): void {
-    this.oldest.leaving(key);
-    this.map.delete(key);
+    this.droppedOrder.clear();
   }
 }
