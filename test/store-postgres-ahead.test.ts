@@ -116,8 +116,8 @@ describe(`a factor's success written with its verdict${missing === null ? '' : `
 
     // A failure (a step used before) settles nothing either.
     const c = await reserved('192.0.2.53', 'settle@ahead.test', T0 + 2);
-    const now = await nodes[0]!.getMailbox('settle@ahead.test');
-    assert.deepEqual(await nodes[0]!.acceptTotpStep('settle@ahead.test', 'v1.s', 11, { success: { ...success(now, '192.0.2.53', T0 + 2), attempt: c }, failure: failure(T0 + 2) }), { outcome: 'reused' });
+    const latest = await nodes[0]!.getMailbox('settle@ahead.test');
+    assert.deepEqual(await nodes[0]!.acceptTotpStep('settle@ahead.test', 'v1.s', 11, { success: { ...success(latest, '192.0.2.53', T0 + 2), attempt: c }, failure: failure(T0 + 2) }), { outcome: 'reused' });
     assert.equal(c.settled, false);
     assert.equal(await sourceRows('192.0.2.53'), 1);
   });
