@@ -123,8 +123,9 @@ function auditStreamText(a: AuditStreamStatus, c: ChalkInstance): string {
 export function formatAuditVerify(r: AuditVerifyResult, c: ChalkInstance): string {
   const plural = (n: number, word: string) => count(n, word, `${word}s`);
   if (r.ok) {
-    const place = r.database === true ? 'the database' : `${r.files} files`;
-    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')}${r.database === true ? '' : ` in ${plural(s.files, 'file')}`}` : '')).join(', ');
+    const inDatabase = r.database === true;
+    const place = inDatabase ? 'the database' : `${r.files} files`;
+    const each = r.streams.map((s) => (s.ok ? `${s.stream} ${plural(s.lines, 'line')}${inDatabase ? '' : ` in ${plural(s.files, 'file')}`}` : '')).join(', ');
     const lost = r.lost > 0 ? c.yellow(`; ${plural(r.lost, 'event')} lost to failed writes, as recorded in the log`) : '';
     return c.green(`audit log intact: ${r.lines} lines in ${place} (${each})`) + lost;
   }

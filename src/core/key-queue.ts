@@ -38,6 +38,13 @@ export class KeyQueue<K> {
     return undefined;
   }
 
+  /** Removes and answers the oldest item, current or not: for an owner that never pushes a key twice. */
+  take(): K | undefined {
+    const key = this.keys[this.head];
+    this.shift();
+    return key;
+  }
+
   /** Drops the oldest item (the key `oldest` answered, once its owner has deleted it). */
   shift(): void {
     if (this.head >= this.keys.length) return;

@@ -48,8 +48,7 @@ export function normaliseDomain(s: unknown, param = 'domain'): string {
     if (hit !== undefined) return hit;
     const d = checkDomain(s, param);
     if (domainCache.size >= DOMAIN_CACHE_MAX) {
-      domainCache.delete(domainCacheOrder.oldest(() => true)!);
-      domainCacheOrder.shift();
+      domainCache.delete(domainCacheOrder.take()!);
     }
     domainCache.set(s, d);
     domainCacheOrder.push(s);

@@ -41,8 +41,6 @@ export interface CacheOptions {
 const SWEEP_PER_FILL = 2;
 /** Invalidations remembered for the tickets of reads in flight; past it, older tickets all lose. */
 const DROPPED_KEPT = 10_000;
-/** Every item of a queue whose keys are pushed once and deleted only from the front is current. */
-const ANY = (): boolean => true;
 
 interface Entry {
   value: Cached;
@@ -56,7 +54,7 @@ export class ReadCache {
   /** The keys in the order they were placed (core/key-queue.ts): an item is current while its stamp is its entry's `placed`. */
   private readonly order = new KeyQueue<string>();
   private readonly current = (key: string, placed: number): boolean => this.map.get(key)?.placed === placed;
-  /** Counts moves to the young end of the map (fills and the moves of get). */
+  /** Counts placements at the young end of `order` (new entries and the moves of keepYoung). */
   private placed = 0;
   /** Bumped by every invalidation and flush: a read's ticket is the value when it started. */
   private seq = 0;
@@ -172,8 +170,7 @@ export class ReadCache {
     if (again) return;
     this.droppedOrder.push(key);
     if (this.dropped.size > DROPPED_KEPT) {
-      const oldest = this.droppedOrder.oldest(ANY)!;
-      this.droppedOrder.shift();
+      const oldest = this.droppedOrder.take()!;
       this.floor = Math.max(this.floor, this.dropped.get(oldest)!);
       this.dropped.delete(oldest);
     }

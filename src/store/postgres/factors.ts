@@ -16,7 +16,7 @@ import type { AttemptToSettle, FailureEffects, Locked, SuccessEffects } from '..
 import type { Db, Queryable } from './pool.js';
 import { placesParts, readMailboxRow, rowVersionOf, writeEffects, type Places } from './rows.js';
 import { failedExpr, failureSets, failureState, lockedExpr, Params, succeededExpr, untilExpr } from './sql.js';
-import { successSettlementCall } from './throttles.js';
+import { settlementCall } from './throttles.js';
 
 type Verdict<O extends string> = { outcome: O; until: number | null };
 
@@ -116,8 +116,9 @@ function verdictStatement(
   const extra = [shape.extra, ahead === undefined ? undefined : `cur.row_version = ${p.add(ahead.version, 'text')} AS fresh`].filter((x) => x !== undefined);
   const writes = ahead === undefined ? `(${failWhen} OR ${succWhen})` : `v.fresh AND ${succWhen}`;
   const places = ahead?.places === undefined ? '' : `,\n  ${placesParts(p, address, ahead.places, writes)}`;
-  // Referenced by the answer below: a CTE that only reads is run only when something reads it.
-  const settle = ahead?.settle === undefined ? '' : `,\n  settled AS (SELECT ${successSettlementCall(p, ahead.settle.attempt, ahead.settle.sweep)} FROM v WHERE ${writes})`;
+  // A success settles its attempt with outcome 'none' (it starts no block: nothing of the answer
+  // is read). Referenced by the answer below: a CTE that only reads runs only when something reads it.
+  const settle = ahead?.settle === undefined ? '' : `,\n  settled AS (SELECT ${settlementCall(p, ahead.settle.attempt, 'none', ahead.settle.sweep)} FROM v WHERE ${writes})`;
   const select = [shape.alsoSelect, ahead === undefined ? undefined : 'fresh', ahead?.settle === undefined ? undefined : '(SELECT count(*) FROM settled) AS settled'].filter((x) => x !== undefined);
   return `WITH cur AS (SELECT *${ahead === undefined ? '' : ', xmin::text AS row_version'} FROM mailboxes WHERE address = ${a} FOR UPDATE),
   v AS (SELECT cur.*, ${shape.decide} AS outcome, ${fail} AS fail, ${succ} AS succ,

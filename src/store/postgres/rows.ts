@@ -222,14 +222,14 @@ export interface RecordEffects {
 
 /** Stores `effects` on the mailbox of `address` (the caller holds its row lock), in one statement or none. */
 export async function writeEffects(c: Queryable, address: string, effects: RecordEffects): Promise<void> {
-  const notices = 'notices' in effects ? [effects.notices === undefined ? null : JSON.stringify(effects.notices)] : null;
+  const notices = 'notices' in effects ? (effects.notices === undefined ? null : JSON.stringify(effects.notices)) : undefined;
   if (effects.places !== undefined) {
     const p = new Params();
     const parts = [placesParts(p, address, effects.places, null)];
     // The notices are on the mailbox's row: another table's, which no other part writes.
-    if (notices !== null) parts.push(`n AS (UPDATE mailboxes SET notices = ${p.add(notices[0])}::json WHERE address = ${p.add(address, 'text')})`);
+    if (notices !== undefined) parts.push(`n AS (UPDATE mailboxes SET notices = ${p.add(notices)}::json WHERE address = ${p.add(address, 'text')})`);
     await c.query(`WITH ${parts.join(',\n  ')}\nSELECT 1`, p.values);
-  } else if (notices !== null) await c.query(WRITE_NOTICES, [address, ...notices]);
+  } else if (notices !== undefined) await c.query(WRITE_NOTICES, [address, notices]);
 }
 
 /**

@@ -28,7 +28,7 @@ import type { FailureState } from '../../core/model.js';
 import { MemfaError } from '../../protocol/errors.js';
 import type { AttemptToSettle, Locked } from '../../services/store-ports.js';
 import type { Db, Queryable } from './pool.js';
-import type { Params } from './sql.js';
+import { Params } from './sql.js';
 
 const HOUR_MS = 3_600_000;
 /** Rows a sweep deletes at most: a statement's work stays bounded. */
@@ -212,11 +212,8 @@ export class SourceSweepPacer {
 export async function settleAttempt(db: Db, source: string, mailbox: string, creates: boolean, outcome: AttemptOutcome, now: number, policy: IpThrottlePolicy, sweep: boolean): Promise<IpSourceBlock | null> {
   // As a reservation, one call: the settlement (the row deleted when nothing is left worth
   // keeping, settleIpAttempt's null), and the sweep of idle rows after it when due.
-  const { rows } = await db.query<Record<string, unknown>>(
-    `SELECT ${statesSelect(SOURCE_STATE)}
-     FROM memfa_settle_source($1::text, $2::text, $3::boolean, $4::text, $5::bigint, $6::integer, $7::bigint, $8::integer, $9::bigint, $10::integer, $11::integer, $12::boolean)`,
-    [source, mailbox, creates, outcome, now, policy.maxFailures, policy.windowMs, policy.distinctMailboxes, policy.blockMs, SWEEP_ROWS, ENSURE_TRIES, sweep],
-  );
+  const p = new Params();
+  const { rows } = await db.query<Record<string, unknown>>(`SELECT ${statesSelect(SOURCE_STATE)} FROM ${settlementCall(p, { source, mailbox, creates, now, policy }, outcome, sweep)}`, p.values);
   const row = rows[0];
   if (row === undefined) throw keptDisappearing('source');
   const { before, after } = splitStates(row, SOURCE_STATE);
@@ -224,17 +221,17 @@ export async function settleAttempt(db: Db, source: string, mailbox: string, cre
 }
 
 /**
- * The call that settles `attempt` as a success (outcome 'none') inside a success's verdict
- * statement (factors.ts), its parameters added to `p`: the settlement of settleAttempt without a
- * round trip and a commit of its own. A success starts no block, so nothing of its answer is read.
+ * The call of memfa_settle_source that settles `attempt` with `outcome`, its parameters added to
+ * `p`: settleAttempt's statement, and a success's verdict statement (factors.ts), which settles
+ * its attempt without a round trip and a commit of its own.
  */
-export function successSettlementCall(p: Params, attempt: AttemptToSettle, sweep: boolean): string {
+export function settlementCall(p: Params, attempt: Omit<AttemptToSettle, 'settled'>, outcome: AttemptOutcome, sweep: boolean): string {
   const { policy } = attempt;
   const args = [
     p.add(attempt.source, 'text'),
     p.add(attempt.mailbox, 'text'),
     p.add(attempt.creates, 'boolean'),
-    "'none'::text",
+    p.add(outcome, 'text'),
     p.add(attempt.now, 'bigint'),
     p.add(policy.maxFailures, 'integer'),
     p.add(policy.windowMs, 'bigint'),
