@@ -77,7 +77,7 @@ export async function startBenchPostgres(opts: BenchPgOptions): Promise<BenchPg>
       // one after loading instead, so that no load phase meets it.
       max_wal_size: '8GB',
       checkpoint_timeout: '30min',
-      ...(opts.statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {}),
+      ...(opts.statements ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' } : {}),
     },
   });
   adoptDir(cluster.socketDir);
@@ -125,13 +125,13 @@ export async function startBenchPostgres(opts: BenchPgOptions): Promise<BenchPg>
       const { rows } = await sql(
         config(),
         `SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
-           round(max_exec_time::numeric, 1) AS max_ms, shared_blks_read AS blks_read, wal_bytes, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS q
+           round(max_exec_time::numeric, 1) AS max_ms, round((total_plan_time / greatest(calls, 1))::numeric, 3) AS plan_ms, shared_blks_read AS blks_read, wal_bytes, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS q
          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
          ORDER BY total_exec_time DESC LIMIT $1`,
         [limit],
       );
       await sql(config(), 'SELECT pg_stat_statements_reset()');
-      return rows.map((r) => `${String(r['calls']).padStart(7)} calls ${String(r['total_ms']).padStart(9)} ms total ${String(r['mean_ms']).padStart(7)} mean ${String(r['max_ms']).padStart(7)} max ${String(r['blks_read']).padStart(6)} blks read ${String(r['wal_bytes']).padStart(9)} WAL B  ${String(r['q'])}`);
+      return rows.map((r) => `${String(r['calls']).padStart(7)} calls ${String(r['total_ms']).padStart(9)} ms total ${String(r['mean_ms']).padStart(7)} mean ${String(r['max_ms']).padStart(7)} max ${String(r['plan_ms']).padStart(6)} plan ${String(r['blks_read']).padStart(6)} blks read ${String(r['wal_bytes']).padStart(9)} WAL B  ${String(r['q'])}`);
     },
     async stop() {
       unregister();
