@@ -23,13 +23,16 @@ export const KEY_RING_KEY = 'keyRing';
 /** Which key ids each running daemon holds: node id -> { kids, at }. */
 export const KEY_HOLDERS_KEY = 'keyHolders';
 /** How often a daemon on a shared store reads which key seals. */
-export const KEY_RECORD_REFRESH_MS = 2000;
+export const KEY_RECORD_REFRESH_MS = 1000;
 /** How long a rotation waits, once the new key is recorded, for every daemon to seal with it. */
 export const KEY_SWITCH_SETTLE_MS = 2.5 * KEY_RECORD_REFRESH_MS;
 /** How often a daemon looks at its key file and says which key ids it holds. */
-export const KEY_HOLDER_BEAT_MS = 5000;
-/** A daemon not heard of for this long is not running (it died without a word): its entry is ignored. */
-export const KEY_HOLDER_LIVE_MS = 3 * KEY_HOLDER_BEAT_MS;
+export const KEY_HOLDER_BEAT_MS = 2000;
+/**
+ * A daemon not heard of for this long is not running (it died without a word): its entry is ignored.
+ * Several beats, so that a daemon stalled for a few seconds (a busy host) still counts as running.
+ */
+export const KEY_HOLDER_LIVE_MS = 15_000;
 /** An entry older than this is dropped. */
 const KEY_HOLDER_FORGET_MS = 24 * 3600_000;
 
