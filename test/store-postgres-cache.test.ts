@@ -318,7 +318,7 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
     const settings = { challenge: 'new-ip' as const, provider: 'totp' as const };
     for (const who of ['s1', 's2']) await seed(b, { ...newMailbox(`${who}@share.test`, T0), settings: { ...settings } });
     await seed(b, { ...newMailbox('s3@share.test', T0), settings: { challenge: 'always' } });
-    for (const who of ['s1', 's2', 's3']) await b.ports.loginView(`${who}@share.test`);
+    for (const who of ['s1', 's2', 's3']) await warm(b, `${who}@share.test`);
     const [m1, m2, m3] = ['s1', 's2', 's3'].map((who) => b.now(`${who}@share.test`)!.mailbox!);
     assert.deepEqual(m1!.settings, settings);
     assert.equal(m1!.settings, m2!.settings, 'one copy for equal settings');
@@ -331,6 +331,7 @@ describe(`the read cache on one database, two daemons${missing === null ? '' : `
   it('at most cacheEntries entries, the least recently used going first', async () => {
     const b = await open({ ttlMs: 60_000, entries: 5 });
     for (let i = 1; i <= 6; i++) await seed(b, newMailbox(`m${i}@lru.test`, T0));
+    await settled(b);
     // Each view is three entries (the global settings, the domain's, the mailbox's): 5 hold three mailboxes.
     for (let i = 1; i <= 5; i++) await b.ports.loginView(`m${i}@lru.test`);
     assert.equal(b.cache.size, 5);
