@@ -2,6 +2,7 @@
 //   pg_*        three daemons on one durable local PostgreSQL, the load client's 64 connections
 //               spread over their hook sockets: the fast path, TOTP code checks and writes, each
 //               against the one file-store daemon of the same run (daemon_*);
+//   pg_ref_*    PostgreSQL alone under pgbench at the same concurrency (bench/pg-reference.ts);
 //   pg_scale_*  one daemon on a store of 100,000 and of 1,000,000 mailboxes (generated with COPY):
 //               start, peak memory, the fast path over a working set of 100,000 mailboxes, writes,
 //               and how each grows with the store.
@@ -14,6 +15,7 @@ import { combine, loadFields, runLoad, type LoadOptions, type LoadResult, type W
 import { postgresMissing, startBenchPostgres, type BenchPg } from './pg.js';
 import { pgCacheDefaults, PgUnserved, type PgCacheSettings, pidsOf, socketsOf, startPgDaemon, startPgDaemons } from './pg-daemons.js';
 import { generatePgStore, spread } from './pg-gen.js';
+import { referenceRatios, referenceRun } from './pg-reference.js';
 import { expectVerify } from './rpc.js';
 import { statusMb } from './procs.js';
 import { round } from './stats.js';
@@ -39,13 +41,15 @@ export interface PgSettings {
   sharedBuffersMb: number;
   /** pg_stat_statements loaded, its top statements printed after each phase. */
   statements: boolean;
+  /** pgbench's scale factor for pg_ref_* (100,000 rows per unit). */
+  referenceScale: number;
 }
 
 export function pgSettingsFor(quick: boolean): PgSettings {
   const common = { daemons: 3, connections: 64, poolSize: 10, cache: {}, statements: false };
   return quick
-    ? { ...common, warmupMs: 200, durationMs: 1000, rounds: 1, allowMailboxes: 500, codeMailboxes: 3000, writeMailboxes: 3000, scaleSizes: [2000, 10_000], workingSet: 2000, scaleDurationMs: 1000, scaleWriteDurationMs: 1000, sharedBuffersMb: 128 }
-    : { ...common, warmupMs: 1000, durationMs: 10_000, rounds: 2, allowMailboxes: 2000, codeMailboxes: 30_000, writeMailboxes: 30_000, scaleSizes: [100_000, 1_000_000], workingSet: 100_000, scaleDurationMs: 10_000, scaleWriteDurationMs: 5000, sharedBuffersMb: 1024 };
+    ? { ...common, warmupMs: 200, durationMs: 1000, rounds: 1, allowMailboxes: 500, codeMailboxes: 3000, writeMailboxes: 3000, scaleSizes: [2000, 10_000], workingSet: 2000, scaleDurationMs: 1000, scaleWriteDurationMs: 1000, sharedBuffersMb: 128, referenceScale: 1 }
+    : { ...common, warmupMs: 1000, durationMs: 10_000, rounds: 2, allowMailboxes: 2000, codeMailboxes: 30_000, writeMailboxes: 30_000, scaleSizes: [100_000, 1_000_000], workingSet: 100_000, scaleDurationMs: 10_000, scaleWriteDurationMs: 5000, sharedBuffersMb: 1024, referenceScale: 10 };
 }
 
 type Results = Record<string, number>;
@@ -219,12 +223,15 @@ export async function pgPhase(ps: PgSettings, which: { main: boolean; scale: boo
     cache: cache === null ? 'none in this version' : { ...cache, ...ps.cache },
     scaleCache: cache === null ? 'none in this version' : { ...cache, ...scaleCache(ps) },
     warm: 'before the fast-path windows, every mailbox of the pool once on each daemon (*_warm_*)',
+    reference: `pgbench -N (write) and -S (read), prepared, ${ps.connections} connections, a thread per core, scale ${ps.referenceScale}, no daemon (pg_ref_*)`,
   };
   const pg = await startBenchPostgres({ sharedBuffersMb: ps.sharedBuffersMb, statements: ps.statements });
   try {
     if (which.main) {
+      await referenceRun(pg, { connections: ps.connections, warmupMs: ps.warmupMs, durationMs: ps.durationMs, scale: ps.referenceScale }, out);
       await mainRun(pg, ps, out);
       ratios(out);
+      referenceRatios(out);
     }
     if (which.scale) {
       const [small, large] = ps.scaleSizes;

@@ -39,6 +39,16 @@ const ROWS: Row[] = [
   ['  daemons CPU per request', 'pg_write_daemon_cpu_us', 'µs', ''],
   ['  PostgreSQL CPU per request', 'pg_write_db_cpu_us', 'µs', ''],
   ['pg daemon peak RSS (largest)', 'pg_daemon_rss_mb', 'MB', ''],
+  ['PostgreSQL alone: pgbench write', 'pg_ref_write_tps', 'tps', '-N: update, select, insert; no daemon'],
+  ['  p50', 'pg_ref_write_p50_ms', 'ms', ''],
+  ['  p99', 'pg_ref_write_p99_ms', 'ms', ''],
+  ['  PostgreSQL CPU per transaction', 'pg_ref_write_db_cpu_us', 'µs', ''],
+  ['  pg write p99 / this', 'pg_write_p99_ref_ratio', '', ''],
+  ['PostgreSQL alone: pgbench read', 'pg_ref_read_tps', 'tps', '-S: one select by key; no daemon'],
+  ['  p50', 'pg_ref_read_p50_ms', 'ms', ''],
+  ['  p99', 'pg_ref_read_p99_ms', 'ms', ''],
+  ['  PostgreSQL CPU per transaction', 'pg_ref_read_db_cpu_us', 'µs', ''],
+  ['  pg allow p99 / this', 'pg_allow_p99_ref_ratio', '', ''],
 ];
 
 const SCALE_ROWS: Row[] = [

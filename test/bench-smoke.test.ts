@@ -73,6 +73,12 @@ const PG_FIELDS = [
   'pg_write_p99_ms',
   'pg_write_p99_ratio',
   'pg_daemon_rss_mb',
+  'pg_ref_write_tps',
+  'pg_ref_write_p99_ms',
+  'pg_ref_read_tps',
+  'pg_ref_read_p99_ms',
+  'pg_write_p99_ref_ratio',
+  'pg_allow_p99_ref_ratio',
   'pg_scale_mailboxes',
   'pg_scale_start_s',
   'pg_scale_rss_mb',
@@ -118,7 +124,7 @@ test('npm run bench --quick --json: every field present and numeric, nothing lef
     assert.ok(Number.isFinite(doc[field]), `${field} is finite (got ${String(doc[field])})`);
   }
   const worked = ['daemon_allow_rps', 'daemon_code_rps', 'daemon_write_rps', 'echo_rps', 'scale_verify_rps', 'scale_write_rps'];
-  for (const field of pgMissing === null ? [...worked, 'pg_allow_rps', 'pg_code_rps', 'pg_write_rps', 'pg_scale_verify_rps'] : worked) {
+  for (const field of pgMissing === null ? [...worked, 'pg_allow_rps', 'pg_code_rps', 'pg_write_rps', 'pg_scale_verify_rps', 'pg_ref_write_tps', 'pg_ref_read_tps'] : worked) {
     assert.ok((doc[field] as number) > 0, `${field} > 0: the phase did some work`);
   }
   // CI keeps only part of a long failure message: the phases that went wrong come first.
