@@ -97,6 +97,32 @@ test('the layout memfa writes is revived a record at a time, with the schema ver
   assert.deepEqual(whole.mailboxes, mailboxes);
 });
 
+test('a large snapshot is read back whole, a record at a time: characters of several bytes across read boundaries, a header longer than a read', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'memfa.json');
+  // 3,000 mailboxes of about 1 KB, each with text of 2-, 3- and 4-byte characters at varying
+  // offsets; 3,000 domains with such text in the header line (about 400 KB).
+  const text = (i: number) => `${'x'.repeat(i % 7)}é€𝄞 ${'ß'.repeat(i % 5)}ü—😀`;
+  const mailboxes: Record<string, MailboxRecord> = {};
+  for (let i = 0; i < 3000; i++) {
+    const address = `u${i}@d${i % 50}.example`;
+    mailboxes[address] = { ...newMailbox(address, 1_700_000_000_000), settings: { challenge: 'new-ip' }, altEmail: `${text(i)}@example.com`.repeat(8) };
+  }
+  const domains = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`d${i}.example`, { settings: {}, note: text(i).repeat(10) }]));
+  const written: SnapshotOut = { ...EMPTY, seq: 7, domains: domains as unknown as SnapshotOut['domains'], mailboxes };
+  await writeFile(file, [...snapshotJson(written)].join(''), { mode: 0o600 });
+  const size = (await stat(file)).size;
+  assert.ok(size > 3 * 256 * 1024, `the file spans many reads (${size} bytes)`);
+  const header = (await readFile(file)).indexOf(0x0a);
+  assert.ok(header > 256 * 1024, `the header line is longer than a read (${header} bytes)`);
+  let revived = 0;
+  const read = (await new SnapshotFile(file, undefined, (record) => (revived++, record)).read())!;
+  assert.equal(revived, 3000, 'read a record at a time, not parsed whole');
+  assert.deepEqual(Object.fromEntries(read.mailboxes as ReadonlyMap<string, MailboxRecord>), mailboxes);
+  assert.deepEqual(read.domains, domains);
+  assert.equal(read.seq, 7);
+});
+
 test('a write that fails rejects its caller and every caller waiting behind it, and leaves the old snapshot', async (t) => {
   const dir = await tempDir(t);
   const file = path.join(dir, 'memfa.json');
