@@ -101,7 +101,7 @@ test('a large snapshot is read back whole, a record at a time: characters of sev
   const dir = await tempDir(t);
   const file = path.join(dir, 'memfa.json');
   // 3,000 mailboxes of about 1 KB, each with text of 2-, 3- and 4-byte characters at varying
-  // offsets; 3,000 domains with such text in the header line (about 400 KB).
+  // offsets; 3,000 domains with such text in the header line (about 900 KB).
   const text = (i: number) => `${'x'.repeat(i % 7)}é€𝄞 ${'ß'.repeat(i % 5)}ü—😀`;
   const mailboxes: Record<string, MailboxRecord> = {};
   for (let i = 0; i < 3000; i++) {
