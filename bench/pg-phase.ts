@@ -228,7 +228,8 @@ export async function pgPhase(ps: PgSettings, which: { main: boolean; scale: boo
   const pg = await startBenchPostgres({ sharedBuffersMb: ps.sharedBuffersMb, statements: ps.statements });
   try {
     if (which.main) {
-      await referenceRun(pg, { connections: ps.connections, warmupMs: ps.warmupMs, durationMs: ps.durationMs, scale: ps.referenceScale }, out);
+      const skipped = await referenceRun(pg, { connections: ps.connections, warmupMs: ps.warmupMs, durationMs: ps.durationMs, scale: ps.referenceScale }, out);
+      if (skipped !== null) notes['pg_ref_skipped'] = skipped;
       await mainRun(pg, ps, out);
       ratios(out);
       referenceRatios(out);

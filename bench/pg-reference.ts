@@ -75,12 +75,16 @@ function parsed(stdout: string, what: RegExp, label: string): number {
   return Number(m[1]);
 }
 
-/** Runs both scripts on a database of their own, dropped afterwards; the pg_ref_* fields. */
-export async function referenceRun(pg: BenchPg, rs: ReferenceSettings, out: Record<string, number>): Promise<void> {
+/**
+ * Runs both scripts on a database of their own, dropped afterwards; the pg_ref_* fields. Returns
+ * why it did not run (pgbench missing), or null.
+ */
+export async function referenceRun(pg: BenchPg, rs: ReferenceSettings, out: Record<string, number>): Promise<string | null> {
   const pgbench = pgbenchPath();
   if (pgbench === null) {
-    say('pg reference: skipped: pgbench is not installed beside the server');
-    return;
+    const why = 'pgbench is not installed beside the server (Debian: package postgresql)';
+    say(`pg reference: skipped: ${why}`);
+    return why;
   }
   const database = await pg.cluster.createDatabase();
   const config = pg.cluster.clientConfig(database);
@@ -112,6 +116,7 @@ export async function referenceRun(pg: BenchPg, rs: ReferenceSettings, out: Reco
     await removeDir(dir);
     await sql(pg.cluster.clientConfig('postgres'), `DROP DATABASE IF EXISTS ${database}`);
   }
+  return null;
 }
 
 /** The pg_* latencies against the reference's (where both ran). */
