@@ -15,7 +15,7 @@ import { combine, loadFields, runLoad, type LoadOptions, type LoadResult, type W
 import { postgresMissing, startBenchPostgres, type BenchPg } from './pg.js';
 import { pgCacheDefaults, PgUnserved, type PgCacheSettings, pidsOf, socketsOf, startPgDaemon, startPgDaemons } from './pg-daemons.js';
 import { generatePgStore, spread } from './pg-gen.js';
-import { referenceRatios, referenceRun } from './pg-reference.js';
+import { referenceRun } from './pg-reference.js';
 import { expectVerify } from './rpc.js';
 import { statusMb } from './procs.js';
 import { round } from './stats.js';
@@ -131,7 +131,10 @@ async function mainRun(pg: BenchPg, ps: PgSettings, out: Results): Promise<void>
   out['pg_db_mb'] = round(await pg.sizeMb(), 1);
 }
 
-/** The pg_* figures against the file-store daemon of the same run (daemon_*), where it ran. */
+/**
+ * The pg_* figures against the file-store daemon of the same run (daemon_*), where it ran, and
+ * their latencies against PostgreSQL's alone (pg_ref_*).
+ */
 function ratios(out: Results): void {
   const ratio = (a: string, b: string) => (out[a] !== undefined && out[b] !== undefined ? round(out[a]! / out[b]!) : undefined);
   const set = (field: string, v: number | undefined) => {
@@ -141,6 +144,8 @@ function ratios(out: Results): void {
   set('pg_allow_p99_ratio', ratio('pg_allow_p99_ms', 'daemon_allow_p99_ms'));
   set('pg_code_p99_ratio', ratio('pg_code_p99_ms', 'daemon_code_p99_ms'));
   set('pg_write_p99_ratio', ratio('pg_write_p99_ms', 'daemon_write_p99_ms'));
+  set('pg_write_p99_ref_ratio', ratio('pg_write_p99_ms', 'pg_ref_write_p99_ms'));
+  set('pg_allow_p99_ref_ratio', ratio('pg_allow_p99_ms', 'pg_ref_read_p99_ms'));
   if (out['pg_allow_daemon_cpu_us'] !== undefined && out['daemon_allow_server_cpu_us'] !== undefined) {
     // All the CPU a fast-path answer costs (three daemons and the server) against the file store's.
     out['pg_allow_cpu_ratio'] = round((out['pg_allow_daemon_cpu_us'] + out['pg_allow_db_cpu_us']!) / out['daemon_allow_server_cpu_us']);
@@ -232,7 +237,6 @@ export async function pgPhase(ps: PgSettings, which: { main: boolean; scale: boo
       if (skipped !== null) notes['pg_ref_skipped'] = skipped;
       await mainRun(pg, ps, out);
       ratios(out);
-      referenceRatios(out);
     }
     if (which.scale) {
       const [small, large] = ps.scaleSizes;

@@ -9,17 +9,17 @@
 // misses here cannot be met by a daemon that needs at least as much of the database.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findPostgresBin, sql } from '../test/helpers/postgres.js';
 import { removeDir, tempDir } from './cleanup.js';
 import type { BenchPg } from './pg.js';
+import { say } from './scale.js';
 import { quantile, round } from './stats.js';
 
 const run = promisify(execFile);
-const say = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
 export interface ReferenceSettings {
   connections: number;
@@ -49,12 +49,13 @@ export function pgbenchPath(): string | null {
 }
 
 /**
- * Latencies in ms of the transactions a run logged (`-l`), those of the first `warmupMs` left
- * out. A line is: client, transaction number, latency µs, script, epoch s, µs.
+ * Latencies in ms of the transactions a run logged (`-l --log-prefix=PREFIX`, a file per thread),
+ * those of the first `warmupMs` left out. A line is: client, transaction number, latency µs,
+ * script, epoch s, µs.
  */
-async function loggedLatencies(dir: string, warmupMs: number): Promise<number[]> {
+async function loggedLatencies(dir: string, prefix: string, warmupMs: number): Promise<number[]> {
   const rows: Array<[number, number]> = [];
-  for (const f of (await readdir(dir)).filter((n) => n.startsWith('pgbench_log'))) {
+  for (const f of (await readdir(dir)).filter((n) => n.startsWith(`${prefix}.`))) {
     for (const line of (await readFile(path.join(dir, f), 'utf8')).split('\n')) {
       const p = line.split(' ');
       if (p.length < 6) continue;
@@ -95,14 +96,14 @@ export async function referenceRun(pg: BenchPg, rs: ReferenceSettings, out: Reco
     // As the generated stores: no checkpoint falls in a measured window.
     await sql(config, 'CHECKPOINT');
     const threads = Math.max(1, Math.min(os.availableParallelism(), rs.connections));
+    const seconds = Math.max(1, Math.round((rs.warmupMs + rs.durationMs) / 1000));
     for (const s of SCRIPTS) {
-      const seconds = Math.max(1, Math.round((rs.warmupMs + rs.durationMs) / 1000));
       const cpu0 = pg.cpuMs();
-      const { stdout } = await run(pgbench, [...conn, '-M', 'prepared', s.flag, '-c', String(rs.connections), '-j', String(threads), '-T', String(seconds), '-l', `--sampling-rate=${SAMPLING}`, database], { cwd: dir, maxBuffer: 1 << 20 });
+      const { stdout } = await run(pgbench, [...conn, '-M', 'prepared', s.flag, '-c', String(rs.connections), '-j', String(threads), '-T', String(seconds), '-l', `--log-prefix=${s.name}`, `--sampling-rate=${SAMPLING}`, database], { cwd: dir, maxBuffer: 1 << 20 });
       const cpu1 = pg.cpuMs();
       const tps = parsed(stdout, /^tps = ([\d.]+)/m, 'tps');
       const transactions = parsed(stdout, /^number of transactions actually processed: (\d+)/m, 'transaction count');
-      const latencies = await loggedLatencies(dir, rs.warmupMs);
+      const latencies = await loggedLatencies(dir, s.name, rs.warmupMs);
       if (latencies.length === 0) throw new Error(`pgbench ${s.flag}: no transaction logged`);
       const prefix = `pg_ref_${s.name}`;
       out[`${prefix}_tps`] = round(tps, 1);
@@ -110,20 +111,10 @@ export async function referenceRun(pg: BenchPg, rs: ReferenceSettings, out: Reco
       out[`${prefix}_p99_ms`] = round(quantile(latencies, 0.99));
       if (cpu0 !== null && cpu1 !== null) out[`${prefix}_db_cpu_us`] = round(((cpu1 - cpu0) * 1000) / transactions, 1);
       say(`pg reference ${s.name} (pgbench ${s.flag}, ${rs.connections} connections, ${threads} threads, ${seconds} s): ${tps.toFixed(0)} tps, p50 ${out[`${prefix}_p50_ms`]} ms, p99 ${out[`${prefix}_p99_ms`]} ms (${latencies.length} logged), PostgreSQL CPU per transaction ${out[`${prefix}_db_cpu_us`] ?? '?'} µs`);
-      for (const f of (await readdir(dir)).filter((n) => n.startsWith('pgbench_log'))) await rm(path.join(dir, f));
     }
   } finally {
     await removeDir(dir);
     await sql(pg.cluster.clientConfig('postgres'), `DROP DATABASE IF EXISTS ${database}`);
   }
   return null;
-}
-
-/** The pg_* latencies against the reference's (where both ran). */
-export function referenceRatios(out: Record<string, number>): void {
-  const pairs: Array<[string, string, string]> = [
-    ['pg_write_p99_ref_ratio', 'pg_write_p99_ms', 'pg_ref_write_p99_ms'],
-    ['pg_allow_p99_ref_ratio', 'pg_allow_p99_ms', 'pg_ref_read_p99_ms'],
-  ];
-  for (const [field, a, b] of pairs) if (out[a] !== undefined && out[b] !== undefined) out[field] = round(out[a]! / out[b]!);
 }
